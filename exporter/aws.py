@@ -1,0 +1,132 @@
+"""AWS access for one target: a boto3 session (default chain or an assumed role), its clients,
+its account id, and a count of every API attempt by outcome.
+
+Endpoints are never set here, so ``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_<SERVICE>`` keep
+working (the demo relies on that). Retries use botocore's adaptive mode, bounded.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+import boto3
+import botocore.session
+from botocore.config import Config as BotoConfig
+from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
+from botocore.exceptions import BotoCoreError, ClientError
+
+from exporter import __version__
+from exporter.config import Target
+
+THROTTLE_CODES = frozenset({
+    "RequestLimitExceeded", "Throttling", "ThrottlingException", "ThrottledException",
+    "TooManyRequestsException", "RequestThrottled", "RequestThrottledException", "SlowDown",
+    "LimitExceededException",
+})
+
+# One attempt's outcome: (account_id, region, operation, outcome) -> recorded by the caller.
+ApiCallRecorder = Callable[[str, str, str, str], None]
+
+
+def client_config(max_attempts: int = 4, connect_timeout: float = 5, read_timeout: float = 15) -> BotoConfig:
+    """Bounded, adaptive retries and timeouts short enough to fit inside a poll."""
+    return BotoConfig(
+        retries={"mode": "adaptive", "total_max_attempts": max_attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        user_agent_extra=f"aws-vpn-exporter/{__version__}",
+        max_pool_connections=10,
+    )
+
+
+def attempt_outcome(response: Any, caught_exception: Any) -> str:
+    """Classify one HTTP attempt as ok, throttled or error."""
+    if caught_exception is not None or response is None:
+        return "error"
+    http_response, parsed = response
+    code = (parsed or {}).get("Error", {}).get("Code", "") if isinstance(parsed, dict) else ""
+    if code in THROTTLE_CODES or http_response.status_code == 429:
+        return "throttled"
+    return "error" if http_response.status_code >= 400 else "ok"
+
+
+def describe_error(err: BaseException) -> str:
+    """A short, secret-free description of an AWS failure for logs and metrics."""
+    if isinstance(err, ClientError):
+        error = err.response.get("Error", {})
+        return f"{error.get('Code', 'Unknown')}: {err.operation_name}"
+    if isinstance(err, BotoCoreError):
+        return type(err).__name__
+    return type(err).__name__
+
+
+class AwsAccount:
+    """The credentials of one configured target, and the clients made from them."""
+
+    def __init__(self, target: Target, record: ApiCallRecorder, config: BotoConfig | None = None):
+        self.target = target
+        self._record = record
+        self._config = config or client_config()
+        self._account_id = target.account_id_from_role
+        self._lock = threading.Lock()
+        self._identity_lock = threading.Lock()
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._session = self._make_session()
+
+    @property
+    def account_label(self) -> str:
+        """The account id once known (from the role ARN or STS), else ``unknown``."""
+        return self._account_id or "unknown"
+
+    def _count_attempt(self, response=None, caught_exception=None, operation=None, request_dict=None, **_):
+        region = ((request_dict or {}).get("context") or {}).get("client_region") or ""
+        name = getattr(operation, "name", "unknown")
+        outcome = attempt_outcome(response, caught_exception)
+        if self._account_id is None and name == "GetCallerIdentity" and outcome == "ok":
+            self._account_id = response[1].get("Account") or None  # so this very call carries the account
+        self._record(self.account_label, region, name, outcome)
+
+    def _make_session(self) -> boto3.Session:
+        base = botocore.session.Session()
+        base.register("needs-retry", self._count_attempt)
+        if not self.target.role_arn:
+            return boto3.Session(botocore_session=base)
+        extra: dict[str, str] = {"RoleSessionName": "aws-vpn-exporter"}
+        if self.target.external_id:
+            extra["ExternalId"] = self.target.external_id
+        region = self.target.regions[0]
+
+        def create_sts_client(service_name, **kwargs):
+            kwargs.setdefault("region_name", region)
+            kwargs.setdefault("config", self._config)
+            return base.create_client(service_name, **kwargs)
+
+        fetcher = AssumeRoleCredentialFetcher(
+            client_creator=create_sts_client,
+            source_credentials=base.get_credentials(),
+            role_arn=self.target.role_arn,
+            extra_args=extra,
+        )
+        assumed = botocore.session.Session()
+        assumed.register("needs-retry", self._count_attempt)
+        assumed._credentials = DeferredRefreshableCredentials(  # botocore's documented refresh pattern
+            method="assume-role", refresh_using=fetcher.fetch_credentials
+        )
+        return boto3.Session(botocore_session=assumed)
+
+    def client(self, service: str, region: str) -> Any:
+        """A cached, thread-safe client for a service in a region."""
+        key = (service, region)
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self._session.client(service, region_name=region, config=self._config)
+            return self._clients[key]
+
+    def account_id(self) -> str:
+        """The account id, asking STS once when the credentials do not name it."""
+        with self._identity_lock:  # regions poll concurrently; ask once
+            if self._account_id is None:
+                identity = self.client("sts", self.target.regions[0]).get_caller_identity()
+                self._account_id = identity["Account"]
+            return self._account_id

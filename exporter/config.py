@@ -1,0 +1,210 @@
+"""The exporter's YAML configuration, decoded strictly.
+
+Every mistake is reported at start-up as ``FILE: KEY: REASON`` so that a typo never turns into a
+silently unmonitored account.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased as ``source: key: reason``."""
+
+    def __init__(self, source: str, key: str, reason: str):
+        self.source, self.key, self.reason = source, key, reason
+        where = f"{source}: {key}" if key else source
+        super().__init__(f"{where}: {reason}")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One set of credentials (an account) and the regions to watch with it."""
+
+    regions: tuple[str, ...]
+    role_arn: str | None = None
+    external_id: str | None = None
+
+    @property
+    def account_id_from_role(self) -> str | None:
+        """The account is known from the role ARN without asking STS."""
+        match = _ROLE_ARN.match(self.role_arn or "")
+        return match.group(1) if match else None
+
+
+@dataclass(frozen=True)
+class LogsConfig:
+    enabled: bool = True
+    lookback: float = 3600.0
+    poll_interval: float = 60.0
+    overlap: float = 300.0
+
+
+@dataclass(frozen=True)
+class Config:
+    targets: tuple[Target, ...]
+    poll_interval: float = 30.0
+    poll_timeout: float = 25.0
+    max_concurrency: int = 16
+    logs: LogsConfig = field(default_factory=LogsConfig)
+    state_dir: Path = Path("./state")
+    source: str = "<built-in>"
+
+
+def parse_duration(text: Any) -> float:
+    """Parse a Prometheus-style duration (``30s``, ``5m``, ``1h30m``) into seconds."""
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {text!r}")
+    position, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != position:
+            break
+        total += int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    if position != len(text):
+        raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {text!r}")
+    return total
+
+
+class _Reader:
+    """Walks a decoded YAML mapping, naming the dotted key of each error."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, key: str, reason: str) -> ConfigError:
+        return ConfigError(self.source, key, reason)
+
+    def mapping(self, value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(key or "(top level)", f"expected a mapping, got {_kind(value)}")
+        for name in value:
+            if name not in allowed:
+                known = ", ".join(sorted(allowed))
+                raise self.fail(_join(key, str(name)), f"unknown key (known keys: {known})")
+        return value
+
+    def duration(self, data: dict, key: str, prefix: str, default: float, minimum: float) -> float:
+        if key not in data:
+            return default
+        full = _join(prefix, key)
+        try:
+            seconds = parse_duration(data[key])
+        except ValueError as err:
+            raise self.fail(full, str(err)) from None
+        if seconds < minimum:
+            raise self.fail(full, f"must be at least {minimum:g}s, got {data[key]!r}")
+        return seconds
+
+    def typed(self, data: dict, key: str, prefix: str, default: Any, kind: type, check: Callable[[Any], str | None] = lambda v: None) -> Any:
+        if key not in data:
+            return default
+        value = data[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.fail(_join(prefix, key), f"expected {kind.__name__}, got {_kind(value)}")
+        problem = check(value)
+        if problem:
+            raise self.fail(_join(prefix, key), problem)
+        return value
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", type(None): "nothing"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _targets(reader: _Reader, value: Any) -> tuple[Target, ...]:
+    if not isinstance(value, list) or not value:
+        raise reader.fail("targets", "expected a non-empty list of targets")
+    targets = []
+    for index, item in enumerate(value):
+        prefix = f"targets[{index}]"
+        data = reader.mapping(item, prefix, {"regions", "role_arn", "external_id"})
+        regions = data.get("regions")
+        if not isinstance(regions, list) or not regions:
+            raise reader.fail(f"{prefix}.regions", "expected a non-empty list of region names")
+        for position, region in enumerate(regions):
+            if not isinstance(region, str) or not _REGION.match(region):
+                raise reader.fail(f"{prefix}.regions[{position}]", f"not an AWS region name: {region!r}")
+        if len(set(regions)) != len(regions):
+            raise reader.fail(f"{prefix}.regions", "lists a region twice")
+        role_arn = reader.typed(data, "role_arn", prefix, None, str,
+                                lambda v: None if _ROLE_ARN.match(v) else f"not an IAM role ARN: {v!r}")
+        external_id = reader.typed(data, "external_id", prefix, None, str)
+        targets.append(Target(tuple(regions), role_arn, external_id))
+    seen: set[tuple[str | None, str]] = set()
+    for index, target in enumerate(targets):
+        for region in target.regions:
+            if (target.role_arn, region) in seen:
+                raise reader.fail(f"targets[{index}]", f"region {region} is already watched with the same credentials")
+            seen.add((target.role_arn, region))
+    return tuple(targets)
+
+
+def _logs(reader: _Reader, value: Any) -> LogsConfig:
+    data = reader.mapping(value, "logs", {"enabled", "lookback", "poll_interval", "overlap"})
+    default = LogsConfig()
+    return LogsConfig(
+        enabled=reader.typed(data, "enabled", "logs", default.enabled, bool),
+        lookback=reader.duration(data, "lookback", "logs", default.lookback, 0),
+        poll_interval=reader.duration(data, "poll_interval", "logs", default.poll_interval, 1),
+        overlap=reader.duration(data, "overlap", "logs", default.overlap, 0),
+    )
+
+
+def parse_config(data: Any, source: str) -> Config:
+    """Build a Config from decoded YAML, or raise ConfigError naming the key."""
+    reader = _Reader(source)
+    allowed = {"poll_interval", "poll_timeout", "max_concurrency", "targets", "logs", "state_dir"}
+    data = reader.mapping(data, "", allowed)
+    if "targets" not in data:
+        raise reader.fail("targets", "missing: list the accounts (credentials) and regions to watch")
+    poll_interval = reader.duration(data, "poll_interval", "", 30.0, 1)
+    poll_timeout = reader.duration(data, "poll_timeout", "", min(25.0, poll_interval), 1)
+    if poll_timeout > poll_interval:
+        raise reader.fail("poll_timeout", "must not exceed poll_interval")
+    return Config(
+        targets=_targets(reader, data["targets"]),
+        poll_interval=poll_interval,
+        poll_timeout=poll_timeout,
+        max_concurrency=reader.typed(data, "max_concurrency", "", 16, int,
+                                     lambda v: None if 1 <= v <= 256 else "must be between 1 and 256"),
+        logs=_logs(reader, data.get("logs")),
+        state_dir=Path(reader.typed(data, "state_dir", "", "./state", str,
+                                    lambda v: None if v.strip() else "must not be empty")),
+        source=source,
+    )
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; every failure names the file."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(source, "", f"cannot read file: {getattr(err, 'strerror', None) or err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(source, "", f"invalid YAML: {where}{getattr(err, 'problem', None) or err}") from None
+    return parse_config(data, source)

@@ -1,0 +1,1 @@
+"""The built-in demo: a simulated AWS (moto) holding every case of the seed article."""

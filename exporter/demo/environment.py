@@ -1,0 +1,221 @@
+"""A simulated AWS for the demo and the tests: moto's server, seeded from the scenarios.
+
+The exporter reaches it through the ordinary boto3 path (``AWS_ENDPOINT_URL``). moto's
+DescribeVpnConnections serialises whatever telemetry and options are set on its backend objects,
+so ``apply`` writes what AWS would report for each tunnel's current state.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import boto3
+
+from exporter.config import Target
+from exporter.demo.scenario import ConnectionScenario, Scenarios, TunnelScenario, load_scenarios
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ACCOUNT = "123456789012"  # moto's account for the default credentials
+IKE_LOG_GROUP = "/aws/vpn/tunnel-activity"
+BGP_LOG_GROUP = "/aws/vpn/bgp"
+
+# What AWS reports for each demo state: (Status, StatusMessage) by routing.
+_TELEMETRY = {
+    ("healthy", "dynamic"): ("UP", "{routes} BGP ROUTES"),
+    ("healthy", "static"): ("UP", ""),
+    ("ipsec_up_bgp_down", "dynamic"): ("DOWN", "IPSEC IS UP"),
+    ("ipsec_up_bgp_down", "static"): ("UP", ""),
+    ("down", "dynamic"): ("DOWN", "IPSEC IS DOWN"),
+    ("down", "static"): ("DOWN", ""),
+}
+
+
+def simulated_aws_environment(endpoint_url: str) -> dict[str, str]:
+    """The environment that points boto3 (any process) at a simulated AWS, and never at a real one."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_ACCESS_KEY_ID": "demo-access-key",
+        "AWS_SECRET_ACCESS_KEY": "demo-secret-key",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+@dataclass
+class _LiveTunnel:
+    scenario: TunnelScenario
+    pre_shared_key: str
+    state: str = ""
+    changed_at: float = 0.0
+    override: str | None = None  # a state forced by a test or an operator, until cleared
+
+
+@dataclass
+class _LiveConnection:
+    scenario: ConnectionScenario
+    vpn_connection_id: str
+    tunnels: list[_LiveTunnel] = field(default_factory=list)
+
+
+class DemoEnvironment:
+    """Starts moto on 127.0.0.1, creates the scenario's resources, and keeps telemetry current."""
+
+    def __init__(self, scenarios: Scenarios | None = None, port: int = 0, endpoint_url: str | None = None):
+        """With ``endpoint_url``, seed an already running moto server (its backends are process-wide)."""
+        from moto.server import ThreadedMotoServer  # the demo extra; imported only when used
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.scenarios = scenarios or load_scenarios()
+        self._server = None if endpoint_url else ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._lock = threading.Lock()
+        self._started_at = time.time()
+        self.connections: list[_LiveConnection] = []
+        self.endpoint_url = endpoint_url or ""
+
+    def start(self) -> "DemoEnvironment":
+        if self._server is not None:
+            self._server.start()
+            host, port = self._server.get_host_and_port()
+            self.endpoint_url = f"http://{host}:{port}"
+        for scenario in self.scenarios.connections:
+            self.connections.append(self._create(scenario))
+        self.apply()
+        log.info("demo AWS started endpoint=%s connections=%d", self.endpoint_url, len(self.connections))
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+
+    def aws_environment(self) -> dict[str, str]:
+        return simulated_aws_environment(self.endpoint_url)
+
+    def targets(self) -> tuple[Target, ...]:
+        """The exporter targets that watch every account and region of the scenarios."""
+        result = []
+        for account, role in self.scenarios.accounts.items():
+            regions = self.scenarios.regions_of(account)
+            if regions:
+                role_arn = f"arn:aws:iam::{account}:role/{role}" if role else None
+                result.append(Target(regions=regions, role_arn=role_arn))
+        return tuple(result)
+
+    def pre_shared_keys(self) -> list[str]:
+        """The keys set on the simulated tunnels, for leak tests."""
+        return [t.pre_shared_key for c in self.connections for t in c.tunnels]
+
+    # --- seeding -------------------------------------------------------------------------------
+
+    def _client(self, service: str, account: str, region: str) -> Any:
+        """A client acting in ``account``: moto keys its backends on the caller's account."""
+        common = {"endpoint_url": self.endpoint_url, "region_name": region}
+        keys = {"aws_access_key_id": "demo-seed", "aws_secret_access_key": "demo-seed"}
+        if account != DEFAULT_ACCOUNT:
+            sts = boto3.client("sts", **common, **keys)
+            credentials = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/demo-seeder",
+                                          RoleSessionName="demo-seeder")["Credentials"]
+            keys = {"aws_access_key_id": credentials["AccessKeyId"],
+                    "aws_secret_access_key": credentials["SecretAccessKey"],
+                    "aws_session_token": credentials["SessionToken"]}
+        return boto3.client(service, **common, **keys)
+
+    def _create(self, scenario: ConnectionScenario) -> _LiveConnection:
+        ec2 = self._client("ec2", scenario.account, scenario.region)
+        cgw = ec2.create_customer_gateway(
+            Type="ipsec.1", PublicIp=scenario.customer_gateway_ip, BgpAsn=scenario.customer_gateway_asn,
+            TagSpecifications=[{"ResourceType": "customer-gateway",
+                                "Tags": [{"Key": "Name", "Value": f"{scenario.name}-cgw"}]}],
+        )["CustomerGateway"]["CustomerGatewayId"]
+        gateway: dict[str, str] = {}
+        if scenario.gateway == "tgw":
+            gateway["TransitGatewayId"] = ec2.create_transit_gateway()["TransitGateway"]["TransitGatewayId"]
+        else:
+            gateway["VpnGatewayId"] = ec2.create_vpn_gateway(Type="ipsec.1")["VpnGateway"]["VpnGatewayId"]
+        vpn_id = ec2.create_vpn_connection(
+            Type="ipsec.1", CustomerGatewayId=cgw, **gateway,
+            TagSpecifications=[{"ResourceType": "vpn-connection", "Tags": [{"Key": "Name", "Value": scenario.name}]}],
+        )["VpnConnection"]["VpnConnectionId"]
+        live = _LiveConnection(scenario, vpn_id)
+        for tunnel in scenario.tunnels:
+            live.tunnels.append(_LiveTunnel(tunnel, pre_shared_key="demo-psk-" + secrets.token_hex(12)))
+        self._backend_connection(live).options = self._options(live)
+        return live
+
+    def _options(self, live: _LiveConnection) -> dict[str, Any]:
+        scenario = live.scenario
+        arn = "arn:aws:logs:{region}:{account}:log-group:{group}"
+
+        def log_options(tunnel: TunnelScenario) -> dict[str, Any]:
+            options: dict[str, Any] = {"LogEnabled": tunnel.ike_log != "off",
+                                       "BgpLogEnabled": tunnel.bgp_log != "off"}
+            if tunnel.ike_log != "off":
+                options["LogGroupArn"] = arn.format(region=scenario.region, account=scenario.account, group=IKE_LOG_GROUP)
+                options["LogOutputFormat"] = tunnel.ike_log
+            if tunnel.bgp_log != "off":
+                options["BgpLogGroupArn"] = arn.format(region=scenario.region, account=scenario.account,
+                                                       group=BGP_LOG_GROUP)
+                options["BgpLogOutputFormat"] = tunnel.bgp_log
+            return {"CloudWatchLogOptions": options}
+
+        return {
+            "EnableAcceleration": scenario.accelerated,
+            "StaticRoutesOnly": scenario.routing == "static",
+            "LocalIpv4NetworkCidr": scenario.local_cidr,
+            "RemoteIpv4NetworkCidr": scenario.remote_cidr,
+            "OutsideIpAddressType": "PublicIpv4",
+            "TunnelInsideIpVersion": "ipv4",
+            "TunnelOptions": [
+                {"OutsideIpAddress": t.scenario.outside_ip, "TunnelInsideCidr": t.scenario.inside_cidr,
+                 "PreSharedKey": t.pre_shared_key, "DpdTimeoutSeconds": 30, "DpdTimeoutAction": "clear",
+                 "LogOptions": log_options(t.scenario)}
+                for t in live.tunnels
+            ],
+        }
+
+    def _backend_connection(self, live: _LiveConnection) -> Any:
+        from moto.ec2.models import ec2_backends
+
+        backend = ec2_backends[live.scenario.account][live.scenario.region]
+        return backend.vpn_connections[live.vpn_connection_id]
+
+    # --- behaviour over time --------------------------------------------------------------------
+
+    def apply(self, now: float | None = None) -> None:
+        """Write each tunnel's telemetry for its state at ``now``; LastStatusChange moves on change."""
+        now = time.time() if now is None else now
+        with self._lock:
+            for live in self.connections:
+                telemetry = []
+                for tunnel in live.tunnels:
+                    state = tunnel.override or tunnel.scenario.state_at(now - self._started_at)
+                    if state != tunnel.state:
+                        tunnel.state, tunnel.changed_at = state, now
+                    status, message = _TELEMETRY[(state, live.scenario.routing)]
+                    up_dynamic = status == "UP" and live.scenario.routing == "dynamic"
+                    telemetry.append({
+                        "OutsideIpAddress": tunnel.scenario.outside_ip,
+                        "Status": status,
+                        "StatusMessage": message.format(routes=tunnel.scenario.routes),
+                        "AcceptedRouteCount": tunnel.scenario.routes if up_dynamic else 0,
+                        "LastStatusChange": datetime.fromtimestamp(int(tunnel.changed_at), tz=timezone.utc),
+                    })
+                self._backend_connection(live).vgw_telemetry = telemetry
+
+    def set_state(self, connection_name: str, tunnel_index: int, state: str | None) -> None:
+        """Force a tunnel into a state (None returns it to its scenario), and apply at once."""
+        with self._lock:
+            live = next(c for c in self.connections if c.scenario.name == connection_name)
+            live.tunnels[tunnel_index].override = state
+        self.apply()
+
+    def connection_id(self, name: str) -> str:
+        return next(c.vpn_connection_id for c in self.connections if c.scenario.name == name)

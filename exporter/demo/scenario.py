@@ -1,0 +1,139 @@
+"""The demo's scenarios, as data: which connections exist and how each tunnel behaves over time.
+
+A tunnel either holds one ``state`` or runs through a ``cycle`` of states (a flapping tunnel).
+States are the cases of the seed article, expressed as the telemetry AWS would report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from exporter.config import ConfigError, parse_duration
+
+SCENARIOS = Path(__file__).with_name("scenarios.yaml")
+STATES = ("healthy", "ipsec_up_bgp_down", "down")
+LOG_FORMATS = ("json", "text", "off")
+
+
+@dataclass(frozen=True)
+class TunnelScenario:
+    outside_ip: str
+    inside_cidr: str
+    cycle: tuple[tuple[str, float], ...]  # (state, seconds); one entry with 0 s for a steady state
+    routes: int
+    ike_log: str  # json | text | off
+    bgp_log: str
+
+    def state_at(self, elapsed: float) -> str:
+        """The state this tunnel is in ``elapsed`` seconds after the demo started."""
+        period = sum(seconds for _, seconds in self.cycle)
+        if period <= 0:
+            return self.cycle[0][0]
+        position = elapsed % period
+        for state, seconds in self.cycle:
+            if position < seconds:
+                return state
+            position -= seconds
+        return self.cycle[-1][0]
+
+
+@dataclass(frozen=True)
+class ConnectionScenario:
+    name: str
+    account: str
+    region: str
+    routing: str  # dynamic | static
+    gateway: str  # vgw | tgw
+    accelerated: bool
+    customer_gateway_ip: str
+    customer_gateway_asn: int
+    local_cidr: str
+    remote_cidr: str
+    tunnels: tuple[TunnelScenario, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Scenarios:
+    accounts: dict[str, str | None]  # account id -> role name to assume (None: the default credentials)
+    connections: tuple[ConnectionScenario, ...]
+
+    def regions_of(self, account: str) -> tuple[str, ...]:
+        return tuple(sorted({c.region for c in self.connections if c.account == account}))
+
+
+def _require(data: dict, key: str, where: str, source: str) -> Any:
+    if key not in data:
+        raise ConfigError(source, f"{where}.{key}", "missing")
+    return data[key]
+
+
+def _tunnel(data: Any, where: str, source: str) -> TunnelScenario:
+    if not isinstance(data, dict):
+        raise ConfigError(source, where, "expected a mapping")
+    if "cycle" in data:
+        cycle = []
+        for index, step in enumerate(data["cycle"]):
+            state, duration = step.get("state"), step.get("for")
+            if state not in STATES:
+                raise ConfigError(source, f"{where}.cycle[{index}].state", f"expected one of {STATES}")
+            try:
+                cycle.append((state, parse_duration(duration)))
+            except ValueError as err:
+                raise ConfigError(source, f"{where}.cycle[{index}].for", str(err)) from None
+    else:
+        state = data.get("state", "healthy")
+        if state not in STATES:
+            raise ConfigError(source, f"{where}.state", f"expected one of {STATES}")
+        cycle = [(state, 0.0)]
+    logs = data.get("logs", {})
+    logs = {"ike": "off", "bgp": "off"} if logs in (False, "off") else logs  # YAML reads a bare off as false
+    ike, bgp = ("off" if logs.get(k) is False else logs.get(k, "json") for k in ("ike", "bgp"))
+    for kind, value in (("ike", ike), ("bgp", bgp)):
+        if value not in LOG_FORMATS:
+            raise ConfigError(source, f"{where}.logs.{kind}", f"expected one of {LOG_FORMATS}")
+    return TunnelScenario(
+        outside_ip=_require(data, "outside_ip", where, source),
+        inside_cidr=_require(data, "inside_cidr", where, source),
+        cycle=tuple(cycle),
+        routes=int(data.get("routes", 0)),
+        ike_log=ike,
+        bgp_log=bgp,
+    )
+
+
+def load_scenarios(path: Path = SCENARIOS) -> Scenarios:
+    """Read and check a scenario file; errors name the file and key, as for the config."""
+    source = str(path)
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    accounts = {str(k): (v or {}).get("role") for k, v in _require(data, "accounts", "", source).items()}
+    connections = []
+    for index, item in enumerate(_require(data, "connections", "", source)):
+        where = f"connections[{index}]"
+        account = str(_require(item, "account", where, source))
+        if account not in accounts:
+            raise ConfigError(source, f"{where}.account", f"not listed under accounts: {account}")
+        routing = item.get("routing", "dynamic")
+        gateway = item.get("gateway", "vgw")
+        if routing not in ("dynamic", "static"):
+            raise ConfigError(source, f"{where}.routing", "expected dynamic or static")
+        if gateway not in ("vgw", "tgw"):
+            raise ConfigError(source, f"{where}.gateway", "expected vgw or tgw")
+        accelerated = bool(item.get("accelerated", False))
+        if accelerated and gateway != "tgw":
+            raise ConfigError(source, f"{where}.accelerated", "acceleration needs a transit gateway (gateway: tgw)")
+        cgw = _require(item, "customer_gateway", where, source)
+        tunnels = tuple(_tunnel(t, f"{where}.tunnels[{i}]", source)
+                        for i, t in enumerate(_require(item, "tunnels", where, source)))
+        connections.append(ConnectionScenario(
+            name=_require(item, "name", where, source), account=account,
+            region=_require(item, "region", where, source), routing=routing, gateway=gateway,
+            accelerated=accelerated, customer_gateway_ip=_require(cgw, "ip", f"{where}.customer_gateway", source),
+            customer_gateway_asn=int(cgw.get("asn", 65000)),
+            local_cidr=item.get("local_cidr", "0.0.0.0/0"), remote_cidr=item.get("remote_cidr", "0.0.0.0/0"),
+            tunnels=tunnels, description=item.get("description", "")))
+    return Scenarios(accounts, tuple(connections))

@@ -1,0 +1,56 @@
+"""The exporter's own live metrics: counters that grow between polls and values read at scrape time.
+
+They sit in a small registry of their own, rendered on every scrape and appended to the
+pre-rendered snapshot.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from typing import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info, disable_created_metrics, generate_latest
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from exporter import __version__
+from exporter import metrics as names
+
+
+disable_created_metrics()  # *_created series double the counters and help no query here
+
+
+class ExporterMetrics:
+    """Counters and gauges about the exporter itself, in a registry of their own."""
+
+    def __init__(self, snapshot_time: Callable[[], float | None]):
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        info = Info(names.BUILD_INFO.removesuffix("_info"), "The exporter's version; always 1.", registry=self.registry)
+        info.info({"version": __version__, "python_version": platform.python_version()})
+        self.api_calls = Counter(
+            names.API_CALLS.removesuffix("_total"),
+            "AWS API attempts (each retry counts) by operation and outcome: ok, throttled or error.",
+            ["account_id", "region", "operation", "outcome"], registry=self.registry)
+        self.unrecognized = Counter(
+            names.UNRECOGNIZED_VALUES.removesuffix("_total"),
+            "Values from AWS that the exporter did not recognise (per poll and occurrence), by field.",
+            ["field"], registry=self.registry)
+        age = Gauge(names.SNAPSHOT_AGE, "Seconds since the served snapshot was completed; NaN before the first poll.",
+                    registry=self.registry)
+
+        def snapshot_age() -> float:
+            completed = snapshot_time()
+            return float("nan") if completed is None else max(0.0, time.time() - completed)
+
+        age.set_function(snapshot_age)
+
+    def record_api_call(self, account_id: str, region: str, operation: str, outcome: str) -> None:
+        self.api_calls.labels(account_id, region, operation, outcome).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,93 @@
+"""Immutable records of what a poll saw. Built once per poll, then only read.
+
+Nothing here can hold a secret: the reader in ``telemetry.py`` copies only whitelisted fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class LogDestination:
+    """Where one of a tunnel's log streams goes (IKE activity or BGP), from its LogOptions."""
+
+    enabled: bool
+    log_group_arn: str = ""
+    output_format: str = ""  # json | text | "" when unset
+
+
+@dataclass(frozen=True, slots=True)
+class Tunnel:
+    outside_ip: str
+    status: str  # "UP" | "DOWN" | "UNKNOWN" (missing telemetry or an unrecognised value)
+    status_message: str  # classified: ipsec_up | ipsec_down | bgp_routes | empty | other | missing
+    accepted_routes: int | None
+    last_status_change: float | None  # epoch seconds
+    ipsec_up: bool | None  # None when the status is unknown
+    bgp_up: bool | None  # None for static (or unknown) routing
+    inside_cidr: str = ""
+    ike_log: LogDestination = LogDestination(False)
+    bgp_log: LogDestination = LogDestination(False)
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    vpn_connection_id: str
+    name: str
+    state: str
+    routing: str  # dynamic | static | unknown
+    gateway_type: str  # vgw | tgw | cloudwan | none
+    gateway_id: str
+    customer_gateway_id: str
+    accelerated: bool
+    local_ipv4_network_cidr: str = ""
+    remote_ipv4_network_cidr: str = ""
+    tunnels: tuple[Tunnel, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerGateway:
+    customer_gateway_id: str
+    bgp_asn: str
+    ip_address: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceResult:
+    """The outcome of collecting one source (ec2 or logs) for one account and region."""
+
+    account_id: str
+    region: str
+    source: str
+    success: bool
+    duration_seconds: float
+    last_success_timestamp: float | None  # when this source last succeeded; stale data keeps its age
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RegionTelemetry:
+    """Everything EC2 said about one account and region, kept whole for reuse on a failed poll."""
+
+    account_id: str
+    region: str
+    connections: tuple[Connection, ...] = ()
+    customer_gateways: tuple[CustomerGateway, ...] = ()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The complete result of one poll: what /metrics serves until the next one replaces it."""
+
+    completed_at: float
+    regions: tuple[RegionTelemetry, ...] = ()
+    results: tuple[SourceResult, ...] = ()
+    unrecognized: dict[str, int] = field(default_factory=dict)  # field -> count seen in this poll
+
+    def connections(self):
+        """Yield (region telemetry, connection) pairs across accounts and regions."""
+        for region in self.regions:
+            for connection in region.connections:
+                yield region, connection

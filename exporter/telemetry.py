@@ -1,0 +1,187 @@
+"""Reads EC2 ``DescribeVpnConnections`` items into the model, defensively.
+
+This is the secrets boundary: only named, non-secret fields are copied, so ``PreSharedKey`` and
+``CustomerGatewayConfiguration`` never leave this function. Status strings are free text at AWS;
+anything unrecognised is classified as such and counted, never raised.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import datetime
+from typing import Any, Mapping
+
+from exporter.model import Connection, CustomerGateway, LogDestination, Tunnel
+
+_BGP_ROUTES = re.compile(r"^\d+ BGP ROUTES?$")
+_LOG_FORMATS = {"json", "text"}
+
+
+def classify_status_message(message: Any) -> str:
+    """Map AWS's free-text StatusMessage onto a small, bounded set of kinds."""
+    if message is None:
+        return "missing"
+    if not isinstance(message, str):
+        return "other"
+    text = message.strip().upper()
+    if text == "":
+        return "empty"
+    if text == "IPSEC IS UP":
+        return "ipsec_up"
+    if text == "IPSEC IS DOWN":
+        return "ipsec_down"
+    if _BGP_ROUTES.match(text):
+        return "bgp_routes"
+    return "other"
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _epoch(value: Any) -> float | None:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def _log_destination(options: Mapping, prefix: str) -> LogDestination:
+    enabled = options.get(f"{prefix}LogEnabled") is True
+    output_format = _text(options.get(f"{prefix}LogOutputFormat")).lower()
+    return LogDestination(
+        enabled=enabled,
+        log_group_arn=_text(options.get(f"{prefix}LogGroupArn")) if enabled else "",
+        output_format=output_format if output_format in _LOG_FORMATS else "",
+    )
+
+
+def _tunnel(outside_ip: str, telemetry: Mapping, options: Mapping, routing: str, odd: Counter) -> Tunnel:
+    raw_status = telemetry.get("Status")
+    status = raw_status if raw_status in ("UP", "DOWN") else "UNKNOWN"
+    if telemetry and status == "UNKNOWN":
+        odd["status"] += 1
+    message_kind = classify_status_message(telemetry.get("StatusMessage")) if telemetry else "missing"
+    if message_kind == "other":
+        odd["status_message"] += 1
+
+    if status == "UP":
+        ipsec_up: bool | None = True
+    elif status == "DOWN":
+        ipsec_up = message_kind == "ipsec_up"
+    else:
+        ipsec_up = None
+    bgp_up = (status == "UP") if routing == "dynamic" and status != "UNKNOWN" else None
+
+    routes = _count(telemetry.get("AcceptedRouteCount"))
+    if telemetry and "AcceptedRouteCount" in telemetry and routes is None:
+        odd["accepted_route_count"] += 1
+
+    log_options = options.get("LogOptions")
+    cloudwatch = log_options.get("CloudWatchLogOptions") if isinstance(log_options, Mapping) else None
+    cloudwatch = cloudwatch if isinstance(cloudwatch, Mapping) else {}
+    return Tunnel(
+        outside_ip=outside_ip,
+        status=status,
+        status_message=message_kind,
+        accepted_routes=routes,
+        last_status_change=_epoch(telemetry.get("LastStatusChange")),
+        ipsec_up=ipsec_up,
+        bgp_up=bgp_up,
+        inside_cidr=_text(options.get("TunnelInsideCidr")),
+        ike_log=_log_destination(cloudwatch, ""),
+        bgp_log=_log_destination(cloudwatch, "Bgp"),
+    )
+
+
+def _gateway(item: Mapping) -> tuple[str, str]:
+    for key, kind in (("TransitGatewayId", "tgw"), ("VpnGatewayId", "vgw"), ("CoreNetworkArn", "cloudwan")):
+        value = _text(item.get(key))
+        if value:
+            return kind, value
+    return "none", ""
+
+
+def _name(tags: Any) -> str:
+    if isinstance(tags, list):
+        for tag in tags:
+            if isinstance(tag, Mapping) and tag.get("Key") == "Name":
+                return _text(tag.get("Value"))
+    return ""
+
+
+def read_connection(item: Mapping, odd: Counter) -> Connection | None:
+    """One DescribeVpnConnections item to a Connection; None for one without an id.
+
+    ``odd`` counts unrecognised values by field, for ``aws_vpn_exporter_unrecognized_values_total``.
+    """
+    connection_id = _text(item.get("VpnConnectionId"))
+    if not connection_id:
+        odd["vpn_connection_id"] += 1
+        return None
+    options = item.get("Options")
+    options = options if isinstance(options, Mapping) else {}
+    static = options.get("StaticRoutesOnly")
+    routing = "static" if static is True else "dynamic" if static is False else "unknown"
+    if routing == "unknown":
+        odd["routing"] += 1
+
+    telemetry_by_ip: dict[str, Mapping] = {}
+    for entry in item.get("VgwTelemetry") or ():
+        if isinstance(entry, Mapping) and _text(entry.get("OutsideIpAddress")):
+            telemetry_by_ip[entry["OutsideIpAddress"]] = entry
+    options_by_ip: dict[str, Mapping] = {}
+    for entry in options.get("TunnelOptions") or ():
+        if isinstance(entry, Mapping) and _text(entry.get("OutsideIpAddress")):
+            options_by_ip[entry["OutsideIpAddress"]] = entry
+    outside_ips = list(telemetry_by_ip) + [ip for ip in options_by_ip if ip not in telemetry_by_ip]
+
+    gateway_type, gateway_id = _gateway(item)
+    return Connection(
+        vpn_connection_id=connection_id,
+        name=_name(item.get("Tags")),
+        state=_text(item.get("State")) or "unknown",
+        routing=routing,
+        gateway_type=gateway_type,
+        gateway_id=gateway_id,
+        customer_gateway_id=_text(item.get("CustomerGatewayId")),
+        accelerated=options.get("EnableAcceleration") is True,
+        local_ipv4_network_cidr=_text(options.get("LocalIpv4NetworkCidr")),
+        remote_ipv4_network_cidr=_text(options.get("RemoteIpv4NetworkCidr")),
+        tunnels=tuple(
+            _tunnel(ip, telemetry_by_ip.get(ip, {}), options_by_ip.get(ip, {}), routing, odd) for ip in outside_ips
+        ),
+    )
+
+
+def read_connections(items: Any, odd: Counter) -> tuple[Connection, ...]:
+    """All live connections of a response; ``deleted`` ones are dropped so their series vanish."""
+    connections = []
+    for item in items or ():
+        if not isinstance(item, Mapping):
+            odd["vpn_connection"] += 1
+            continue
+        connection = read_connection(item, odd)
+        if connection is not None and connection.state != "deleted":
+            connections.append(connection)
+    return tuple(sorted(connections, key=lambda c: c.vpn_connection_id))
+
+
+def read_customer_gateway(item: Mapping) -> CustomerGateway | None:
+    gateway_id = _text(item.get("CustomerGatewayId"))
+    if not gateway_id:
+        return None
+    return CustomerGateway(
+        customer_gateway_id=gateway_id,
+        bgp_asn=_text(item.get("BgpAsnExtended")) or _text(item.get("BgpAsn")),
+        ip_address=_text(item.get("IpAddress")),
+        name=_name(item.get("Tags")),
+    )

@@ -1,0 +1,99 @@
+"""The HTTP endpoint: /metrics, /-/healthy, /-/ready and a landing page.
+
+A scrape appends the small live registry to the pre-rendered snapshot; it never calls AWS.
+With gzip, the pre-compressed snapshot and the freshly compressed live part are sent as two gzip
+members, which every gzip reader (Go's included) decodes as one stream.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import logging
+import socket
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from exporter import __version__
+from exporter.metrics import RenderedSnapshot
+
+log = logging.getLogger(__name__)
+
+_LANDING = """<!doctype html>
+<html><head><title>AWS Site-to-Site VPN exporter</title></head>
+<body><h1>AWS Site-to-Site VPN exporter</h1>
+<p>Version {version}. {status}</p>
+<ul><li><a href="/metrics">Metrics</a></li><li><a href="/-/healthy">Health</a></li>
+<li><a href="/-/ready">Readiness</a> (ready after the first complete poll)</li></ul>
+</body></html>
+"""
+
+
+class ExporterServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], current: Callable[[], RenderedSnapshot | None],
+                 live_metrics: Callable[[], bytes]):
+        self.current = current
+        self.live_metrics = live_metrics
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ExporterServer
+    server_version = f"aws-vpn-exporter/{__version__}"
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            self._metrics()
+        elif path == "/-/healthy":
+            self._send(200, b"Healthy.\n", "text/plain; charset=utf-8")
+        elif path == "/-/ready":
+            ready = self.server.current() is not None
+            self._send(200 if ready else 503, b"Ready.\n" if ready else b"Waiting for the first poll.\n",
+                       "text/plain; charset=utf-8")
+        elif path == "/":
+            rendered = self.server.current()
+            status = "Waiting for the first poll." if rendered is None else (
+                f"Serving a snapshot of {sum(1 for _ in rendered.snapshot.connections())} VPN connections.")
+            body = _LANDING.format(version=html.escape(__version__), status=html.escape(status)).encode()
+            self._send(200, body, "text/html; charset=utf-8")
+        else:
+            self._send(404, b"Not found.\n", "text/plain; charset=utf-8")
+
+    def _metrics(self) -> None:
+        rendered = self.server.current()
+        live = self.server.live_metrics()
+        gzip_ok = "gzip" in (self.headers.get("Accept-Encoding") or "")
+        if gzip_ok:
+            head = rendered.body_gzip if rendered else b""
+            self._send(200, head + gzip.compress(live, compresslevel=1, mtime=0), CONTENT_TYPE_LATEST, "gzip")
+        else:
+            self._send(200, (rendered.body if rendered else b"") + live, CONTENT_TYPE_LATEST)
+
+    def _send(self, code: int, body: bytes, content_type: str, encoding: str | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's signature)
+        log.debug("http %s", format % args)
+
+
+def parse_listen_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` too) into a tuple; ValueError with the reason otherwise."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)

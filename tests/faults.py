@@ -1,0 +1,101 @@
+"""A fault-injecting HTTP proxy in front of moto: the real boto3 path, with AWS failures on demand.
+
+Requests are matched by region (from the SigV4 credential scope) and operation (the EC2 ``Action``
+or the JSON ``X-Amz-Target``); a matching request gets an AWS-shaped error or a dropped connection.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+
+
+@dataclass
+class Fault:
+    region: str | None = None
+    operation: str | None = None
+    status: int = 403
+    code: str = "UnauthorizedOperation"
+    reset: bool = False  # drop the connection instead of answering
+    hits: int = 0
+
+    def matches(self, region: str, operation: str) -> bool:
+        return (self.region in (None, region)) and (self.operation in (None, operation))
+
+
+class FaultProxy:
+    def __init__(self, upstream: str):
+        self.upstream = urlsplit(upstream)
+        self.faults: list[Fault] = []
+        self.requests: list[tuple[str, str]] = []  # (region, operation) of every request seen
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self):
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                match = _SCOPE.search(self.headers.get("Authorization") or "")
+                region = match.group(1) if match else ""
+                target = self.headers.get("X-Amz-Target") or ""
+                operation = target.rsplit(".", 1)[-1] if target else (
+                    parse_qs(body.decode("utf-8", "replace")).get("Action", [""])[0])
+                proxy.requests.append((region, operation))
+                for fault in proxy.faults:
+                    if fault.matches(region, operation):
+                        fault.hits += 1
+                        return self._fail(fault, bool(target))
+                connection = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "host")}
+                connection.request("POST", self.path, body, headers)
+                response = connection.getresponse()
+                data = response.read()
+                self.send_response(response.status)
+                for key, value in response.getheaders():
+                    if key.lower() not in ("connection", "transfer-encoding", "content-length", "server", "date"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST  # noqa: N815
+
+            def _fail(self, fault: Fault, json_protocol: bool):
+                if fault.reset:
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                if json_protocol:
+                    data = ('{"__type": "%s", "message": "injected fault"}' % fault.code).encode()
+                    content_type = "application/x-amz-json-1.1"
+                else:
+                    data = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{fault.code}"
+                            "</Code><Message>injected fault</Message></Error></Errors><RequestID>fault</RequestID>"
+                            "</Response>").encode()
+                    content_type = "text/xml"
+                self.send_response(fault.status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        return Handler

@@ -1,0 +1,80 @@
+"""Pre-shared keys never leave: not in /metrics, not in the logs, not even at debug level."""
+
+import io
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import requests
+
+from exporter import logsetup
+from exporter.logsetup import redact
+
+MOTO_CGW_KEY = "Iw2IAN9XUsQeYUrkMGP3kP59ugFDkfHg"  # in every CustomerGatewayConfiguration moto returns
+
+
+def test_keys_reach_neither_metrics_nor_debug_logs(demo, make_exporter):
+    stream = io.StringIO()
+    logsetup.configure("debug", stream=stream)
+    logging.getLogger("botocore").setLevel(logging.DEBUG)  # even with library debug forced on
+    try:
+        exporter = make_exporter(demo.targets())
+        exporter.poller.poll()
+        body = requests.get(f"{exporter.url}/metrics", timeout=5).text
+    finally:
+        logsetup.configure("warning")
+    logs = stream.getvalue()
+    assert "Response body" in logs, "botocore debug output was captured, so the test looked at real bodies"
+    keys = demo.pre_shared_keys() + [MOTO_CGW_KEY]
+    assert len(keys) == 15
+    for key in keys:
+        assert key not in body
+        assert key not in logs
+
+
+def test_redaction_patterns():
+    samples = [
+        "<preSharedKey>abc123SECRET</preSharedKey>",
+        "&lt;pre_shared_key&gt;abc123SECRET&lt;/pre_shared_key&gt;",
+        "{'PreSharedKey': 'abc123SECRET', 'x': 1}",
+        '{"PreSharedKey": "abc123SECRET"}',
+        "PreSharedKey=abc123SECRET",
+        "<customerGatewayConfiguration>&lt;vpn&gt;abc123SECRET&lt;/vpn&gt;</customerGatewayConfiguration>",
+        "'CustomerGatewayConfiguration': '<vpn>abc123SECRET</vpn>', 'CustomerGatewayId': 'cgw-1'",
+    ]
+    for sample in samples:
+        assert "abc123SECRET" not in redact(sample), sample
+    assert redact("ordinary line with cgw-1") == "ordinary line with cgw-1"
+
+
+def test_the_running_demo_leaks_no_key(tmp_path):
+    """The real command, at debug level: moto's CGW key never appears in its output or its metrics."""
+    process = subprocess.Popen([sys.executable, "-m", "exporter", "--demo", "--log.level", "debug",
+                                "--web.listen-address", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        port = None
+        deadline = time.time() + 60
+        lines = []
+        while time.time() < deadline and port is None:
+            line = process.stderr.readline()
+            lines.append(line)
+            if "msg=\"listening address=" in line:
+                port = int(line.split("address=")[1].split(":")[1].split('"')[0])
+        assert port, "".join(lines)
+        while requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=5).status_code != 200:
+            assert time.time() < deadline
+            time.sleep(0.2)
+        body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert 'name="branch-tokyo"' in body
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, output = process.communicate(timeout=30)
+    assert process.returncode == 0
+    logs = "".join(lines) + output
+    assert "shutting down" in logs
+    assert MOTO_CGW_KEY not in body and MOTO_CGW_KEY not in logs
+    assert "demo-psk-" not in body and "demo-psk-" not in logs

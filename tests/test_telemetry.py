@@ -1,0 +1,121 @@
+"""The DescribeVpnConnections reader, on the shapes AWS really returns (see shared/aws-facts.md)."""
+
+from collections import Counter
+from datetime import datetime, timezone
+
+import pytest
+
+from exporter.telemetry import classify_status_message, read_connection, read_connections
+
+PSK = "Sup3rSecretPsk_for_tests"
+
+
+def item(telemetry, static=False, **extra):
+    base = {
+        "VpnConnectionId": "vpn-0123", "State": "available", "CustomerGatewayId": "cgw-1", "VpnGatewayId": "vgw-1",
+        "Type": "ipsec.1", "Tags": [{"Key": "Env", "Value": "x"}, {"Key": "Name", "Value": "hq"}],
+        "CustomerGatewayConfiguration": f"<vpn_connection><pre_shared_key>{PSK}</pre_shared_key></vpn_connection>",
+        "Options": {"StaticRoutesOnly": static, "EnableAcceleration": False, "LocalIpv4NetworkCidr": "0.0.0.0/0",
+                    "RemoteIpv4NetworkCidr": "10.0.0.0/16",
+                    "TunnelOptions": [{"OutsideIpAddress": "1.1.1.1", "TunnelInsideCidr": "169.254.1.0/30",
+                                       "PreSharedKey": PSK}]},
+        "VgwTelemetry": telemetry,
+    }
+    base.update(extra)
+    return base
+
+
+def tel(status, message, routes=0, ip="1.1.1.1"):
+    return {"OutsideIpAddress": ip, "Status": status, "StatusMessage": message, "AcceptedRouteCount": routes,
+            "LastStatusChange": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)}
+
+
+@pytest.mark.parametrize("message,kind", [
+    ("IPSEC IS UP", "ipsec_up"), ("ipsec is up", "ipsec_up"), ("IPSEC IS DOWN", "ipsec_down"),
+    ("12 BGP ROUTES", "bgp_routes"), ("0 BGP ROUTES", "bgp_routes"), ("1 BGP ROUTE", "bgp_routes"),
+    ("", "empty"), ("  ", "empty"), (None, "missing"), ("SOMETHING NEW", "other"), (42, "other"),
+])
+def test_status_messages_are_classified_into_a_bounded_set(message, kind):
+    assert classify_status_message(message) == kind
+
+
+@pytest.mark.parametrize("static,status,message,routes,ipsec,bgp", [
+    (False, "DOWN", "IPSEC IS UP", 0, True, False),    # the seed's headline state
+    (False, "UP", "5 BGP ROUTES", 5, True, True),
+    (False, "UP", "IPSEC IS UP", 0, True, True),       # seen in real output
+    (False, "DOWN", "IPSEC IS DOWN", 0, False, False),
+    (True, "UP", "", 0, True, None),                   # static: no BGP series at all
+    (True, "DOWN", "", 0, False, None),
+])
+def test_ipsec_and_bgp_from_status(static, status, message, routes, ipsec, bgp):
+    connection = read_connection(item([tel(status, message, routes)], static=static), Counter())
+    tunnel = connection.tunnels[0]
+    assert (tunnel.ipsec_up, tunnel.bgp_up, tunnel.accepted_routes) == (ipsec, bgp, routes)
+    assert tunnel.last_status_change == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc).timestamp()
+    assert connection.routing == ("static" if static else "dynamic")
+
+
+def test_connection_fields():
+    connection = read_connection(item([tel("UP", "1 BGP ROUTES", 1)]), Counter())
+    assert (connection.name, connection.gateway_type, connection.gateway_id, connection.accelerated) == \
+        ("hq", "vgw", "vgw-1", False)
+    assert connection.remote_ipv4_network_cidr == "10.0.0.0/16"
+    assert connection.tunnels[0].inside_cidr == "169.254.1.0/30"
+
+
+def test_transit_gateway_and_acceleration():
+    raw = item([], TransitGatewayId="tgw-9")
+    del raw["VpnGatewayId"]
+    raw["Options"]["EnableAcceleration"] = True
+    connection = read_connection(raw, Counter())
+    assert (connection.gateway_type, connection.gateway_id, connection.accelerated) == ("tgw", "tgw-9", True)
+
+
+def test_secrets_never_reach_the_model():
+    connection = read_connection(item([tel("UP", "1 BGP ROUTES", 1)]), Counter())
+    assert PSK not in repr(connection)
+
+
+def test_unknown_and_missing_values_are_counted_not_raised():
+    odd = Counter()
+    raw = item([tel("DEGRADED", "WHAT IS THIS", routes=-3), {"no": "ip"}, "garbage"])
+    connection = read_connection(raw, odd)
+    tunnel = connection.tunnels[0]
+    assert (tunnel.status, tunnel.ipsec_up, tunnel.bgp_up, tunnel.accepted_routes) == ("UNKNOWN", None, None, None)
+    assert odd == Counter({"status": 1, "status_message": 1, "accepted_route_count": 1})
+
+
+def test_missing_options_and_telemetry():
+    odd = Counter()
+    connection = read_connection({"VpnConnectionId": "vpn-1", "State": "pending"}, odd)
+    assert (connection.routing, connection.tunnels, connection.gateway_type) == ("unknown", (), "none")
+    assert odd["routing"] == 1
+
+
+def test_tunnel_known_only_from_options_has_unknown_status():
+    connection = read_connection(item([]), Counter())
+    assert [(t.outside_ip, t.status, t.status_message) for t in connection.tunnels] == [("1.1.1.1", "UNKNOWN", "missing")]
+
+
+def test_ipv6_outside_address_and_single_tunnel():
+    connection = read_connection(item([tel("UP", "2 BGP ROUTES", 2, ip="2001:db8::1")]), Counter())
+    assert [t.outside_ip for t in connection.tunnels] == ["2001:db8::1", "1.1.1.1"]
+
+
+def test_deleted_connections_and_junk_items_are_dropped():
+    odd = Counter()
+    deleted = item([], State="deleted", VpnConnectionId="vpn-gone")
+    result = read_connections([item([]), deleted, "junk", {"State": "available"}], odd)
+    assert [c.vpn_connection_id for c in result] == ["vpn-0123"]
+    assert odd == Counter({"vpn_connection": 1, "vpn_connection_id": 1})
+
+
+def test_log_options_are_read():
+    raw = item([])
+    raw["Options"]["TunnelOptions"][0]["LogOptions"] = {"CloudWatchLogOptions": {
+        "LogEnabled": True, "LogGroupArn": "arn:aws:logs:us-east-1:1:log-group:g", "LogOutputFormat": "JSON",
+        "BgpLogEnabled": False, "BgpLogGroupArn": "arn:ignored", "BgpLogOutputFormat": "bogus"}}
+    tunnel = read_connection(raw, Counter()).tunnels[0]
+    assert (tunnel.ike_log.enabled, tunnel.ike_log.log_group_arn, tunnel.ike_log.output_format) == \
+        (True, "arn:aws:logs:us-east-1:1:log-group:g", "json")
+    assert (tunnel.bgp_log.enabled, tunnel.bgp_log.log_group_arn, tunnel.bgp_log.output_format) == (False, "", "")

@@ -1,0 +1,68 @@
+"""The HTTP endpoint: readiness, landing page, gzip, and the exposition's validity."""
+
+import gzip
+import shutil
+import subprocess
+
+import pytest
+import requests
+
+from exporter.config import Target
+from exporter.web import parse_listen_address
+from tests.conftest import add_vpn_connection, parse_exposition, tunnel_telemetry
+
+
+@pytest.fixture
+def exporter(aws, make_exporter):
+    add_vpn_connection("us-east-1", [tunnel_telemetry("1.1.1.1", "DOWN", "IPSEC IS UP")], {"StaticRoutesOnly": False})
+    return make_exporter([Target(regions=("us-east-1",))])
+
+
+def test_ready_only_after_the_first_poll(exporter):
+    assert requests.get(f"{exporter.url}/-/healthy", timeout=5).status_code == 200
+    assert requests.get(f"{exporter.url}/-/ready", timeout=5).status_code == 503
+    before = requests.get(f"{exporter.url}/metrics", timeout=5)
+    assert before.status_code == 200 and "aws_vpn_tunnel_up" not in before.text
+    assert "aws_vpn_exporter_snapshot_age_seconds NaN" in before.text
+    exporter.poller.poll()
+    assert requests.get(f"{exporter.url}/-/ready", timeout=5).status_code == 200
+
+
+def test_landing_page_and_unknown_paths(exporter):
+    exporter.poller.poll()
+    page = requests.get(exporter.url + "/", timeout=5)
+    assert page.status_code == 200 and 'href="/metrics"' in page.text and "1 VPN connections" in page.text
+    assert requests.get(f"{exporter.url}/nope", timeout=5).status_code == 404
+
+
+def test_gzip_body_decodes_to_the_plain_body(exporter):
+    exporter.poller.poll()
+    plain = requests.get(f"{exporter.url}/metrics", headers={"Accept-Encoding": "identity"}, timeout=5)
+    raw = requests.get(f"{exporter.url}/metrics", headers={"Accept-Encoding": "gzip"}, timeout=5, stream=True)
+    assert raw.headers["Content-Encoding"] == "gzip"
+    unzipped = gzip.decompress(raw.raw.read()).decode()
+    strip = lambda text: {k: v for k, v in parse_exposition(text).items()  # noqa: E731
+                          if not k[0].startswith(("process_", "python_gc", "aws_vpn_exporter_snapshot_age"))}
+    assert strip(unzipped) == strip(plain.text)
+    assert "aws_vpn_tunnel_ipsec_up" in unzipped
+
+
+def test_promtool_accepts_the_exposition(exporter):
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is installed by scripts/test (Debian package prometheus)"
+    exporter.poller.poll()
+    body = requests.get(f"{exporter.url}/metrics", timeout=5).content
+    result = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("text,expected", [("127.0.0.1:9798", ("127.0.0.1", 9798)), (":9798", ("0.0.0.0", 9798)),
+                                           ("[::1]:80", ("::1", 80))])
+def test_listen_address(text, expected):
+    assert parse_listen_address(text) == expected
+
+
+@pytest.mark.parametrize("text", ["9798", "host:", "host:http", "h:70000"])
+def test_bad_listen_address(text):
+    with pytest.raises(ValueError):
+        parse_listen_address(text)
