@@ -1,0 +1,289 @@
+"""Parses Site-to-Site VPN tunnel logs (IKE activity and BGP), in JSON or text, into events.
+
+Every message maps onto a small, fixed set of event types (``IKE_EVENTS``, ``BGP_EVENTS``); anything
+unrecognised is ``other`` / ``bgp_other``. A malformed message raises ``LogParseError`` with a bounded
+reason, which the caller counts and skips. This is the hot path of log ingestion: substring tests
+in a fixed order, one regex only for the rare Phase 2 message.
+
+The JSON shapes are AWS's documented ones (see shared/aws-facts.md). The text format's framing is
+not documented, so text lines are read by their field names and message phrases, not by position.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+MAX_MESSAGE_BYTES = 64 * 1024  # CloudWatch allows 256 KiB; VPN log lines are a few hundred bytes
+
+IKE_EVENTS = (
+    "phase1_established", "phase2_established", "phase1_deleted", "phase2_deleted", "phase1_timeout",
+    "phase2_failed", "dpd", "dpd_timeout", "peer_dead", "psk_mismatch", "authentication_failed",
+    "no_proposal_chosen", "traffic_selector_unacceptable", "rekey_collision", "child_sa_exchange", "other",
+)
+BGP_EVENTS = (
+    "bgp_established", "bgp_session_down", "bgp_state_change", "bgp_hold_timer_expired", "bgp_open_error",
+    "bgp_open_sent", "bgp_open_received", "bgp_notification_sent", "bgp_notification_received",
+    "bgp_max_prefix_warning", "bgp_max_prefix_exceeded", "bgp_end_of_rib", "bgp_route_advertised",
+    "bgp_route_updated", "bgp_route_withdrawn", "bgp_route_denied", "bgp_other",
+)
+# BGP events that are errors; the latest one per tunnel is exported.
+BGP_ERRORS = {
+    "bgp_hold_timer_expired": "hold_timer_expired", "bgp_open_error": "open_message_error",
+    "bgp_notification_sent": "notification_sent", "bgp_notification_received": "notification_received",
+    "bgp_max_prefix_exceeded": "max_prefix_exceeded", "bgp_route_denied": "route_denied",
+    "bgp_session_down": "session_down",
+}
+IKE_STATES = ("established", "rekeying", "negotiating", "down")
+BGP_STATES = ("idle", "connect", "active", "opensent", "openconfirm", "established")
+
+_SELECTORS = re.compile(r"\(AWS-side\)\s*(?P<aws>[0-9a-fA-F:./,\s]+?)\s*<=>\s*\(CGW-side\)\s*(?P<cgw>[0-9a-fA-F:./,\s]+)")
+_BGP_TRANSITION = re.compile(r"from (\w+) to (\w+)", re.IGNORECASE)
+_TEXT_FIELD = re.compile(r"\b(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*[=:]\s*\"?(?P<value>[A-Za-z0-9_.:-]+)")
+_TEXT_TIMESTAMP = re.compile(r"\b(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d+)?)Z?")
+
+# Text-format field names, both the JSON-style and the documented console-style spellings.
+_TEXT_KEYS = {
+    "dpd_enabled": "dpd", "tunneldpdenabled": "dpd",
+    "nat_t_detected": "nat_t", "tunnelcgwnattdetectionstatus": "nat_t",
+    "ike_phase1_state": "phase1", "tunnelikephase1state": "phase1",
+    "ike_phase2_state": "phase2", "tunnelikephase2state": "phase2",
+    "type": "type", "status": "status",
+}
+
+
+class LogParseError(ValueError):
+    """A message that cannot be read; ``reason`` is one of a small fixed set, for a metric label."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class LogEvent:
+    event: str
+    timestamp: float | None = None  # epoch seconds, from the message itself
+    phase1: str | None = None
+    phase2: str | None = None
+    nat_t: bool | None = None
+    dpd: bool | None = None
+    selectors: tuple[str, str] | None = None  # (AWS side, CGW side)
+    bgp_state: str | None = None
+    bgp_error: str | None = None
+
+
+def classify_ike(details: str) -> str:
+    """The event type of an IKE ``details`` message."""
+    text = details.lower()
+    if "phase 2 sa is established" in text:
+        return "phase2_established"
+    if "un-established phase 1" in text:
+        return "phase1_timeout"
+    if "phase 2 was unable to establish" in text:
+        return "phase2_failed"
+    if ("phase 1" in text or "ike_sa" in text) and "established" in text:
+        return "phase1_established"
+    if "declaring peer dead" in text:
+        return "peer_dead"
+    if "dpd timed out" in text:
+        return "dpd_timeout"
+    if "r-u-there" in text or "dpd" in text:
+        return "dpd"
+    if "pre-shared key" in text:
+        return "psk_mismatch"
+    if "authentication_failed" in text:
+        return "authentication_failed"
+    if "no proposal" in text:
+        return "no_proposal_chosen"
+    if "ts_unacceptable" in text:
+        return "traffic_selector_unacceptable"
+    if "delete for phase 2" in text or "delete for child_sa" in text:
+        return "phase2_deleted"
+    if "delete for ike_sa" in text:
+        return "phase1_deleted"
+    if "collision" in text:
+        return "rekey_collision"
+    if "create_child_sa" in text:
+        return "child_sa_exchange"
+    return "other"
+
+
+def _cidrs(text: str) -> str:
+    return ",".join(part for part in re.split(r"[\s,]+", text.strip()) if part)
+
+
+def traffic_selectors(details: str) -> tuple[str, str] | None:
+    """``(AWS side, CGW side)`` from a Phase 2 message, each a comma-joined list of CIDRs."""
+    match = _SELECTORS.search(details)
+    return (_cidrs(match.group("aws")), _cidrs(match.group("cgw"))) if match else None
+
+
+def classify_bgp(kind: str, status: str, details: str) -> tuple[str, str | None]:
+    """The event type of a BGP log message, and the session state it reports (if any)."""
+    text = details.lower()
+    if kind == "RouteStatus" or status in ("ADVERTISED", "UPDATED", "WITHDRAWN"):
+        if "denied" in text or "deny" in text:
+            return "bgp_route_denied", None
+        return {"ADVERTISED": "bgp_route_advertised", "UPDATED": "bgp_route_updated",
+                "WITHDRAWN": "bgp_route_withdrawn"}.get(status, "bgp_other"), None
+    transition = _BGP_TRANSITION.search(details) if "state" in text else None
+    if transition:
+        before, after = transition.group(1).lower(), transition.group(2).lower()
+        after_state = after if after in BGP_STATES else None
+        if after == "established":
+            return "bgp_established", after_state
+        if before == "established":
+            return "bgp_session_down", after_state
+        return "bgp_state_change", after_state
+    if "hold timer expired" in text:
+        return "bgp_hold_timer_expired", None
+    if "bad open" in text or ("remote as" in text and "expected" in text):
+        return "bgp_open_error", None
+    if "maximum-prefix" in text or "maximum prefix" in text:
+        return ("bgp_max_prefix_exceeded" if "exceed" in text else "bgp_max_prefix_warning"), None
+    if "notification" in text or "cease" in text:
+        return ("bgp_notification_received" if "received" in text else "bgp_notification_sent"), None
+    if "end-of-rib" in text or "end of rib" in text:
+        return "bgp_end_of_rib", None
+    if "open" in text:
+        return ("bgp_open_received" if "received" in text else "bgp_open_sent"), None
+    return "bgp_other", None
+
+
+def _check_size(message: object) -> str:
+    if not isinstance(message, str):
+        raise LogParseError("wrong_type")
+    if len(message) > MAX_MESSAGE_BYTES:
+        raise LogParseError("too_large")
+    if "\x00" in message:
+        raise LogParseError("binary")
+    return message
+
+
+def _flag(value: object) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+def _ike_state(value: object) -> str | None:
+    if isinstance(value, str) and value:
+        state = value.strip().lower()
+        return state if state in IKE_STATES else "unknown"
+    return None
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _json_object(message: str) -> dict:
+    try:
+        data = json.loads(message)
+    except (ValueError, RecursionError):
+        raise LogParseError("invalid_json") from None
+    if not isinstance(data, dict):
+        raise LogParseError("wrong_type")
+    return data
+
+
+def _ike_event(details: str, timestamp: float | None, fields: dict) -> LogEvent:
+    event = classify_ike(details)
+    return LogEvent(
+        event=event,
+        timestamp=timestamp,
+        phase1=_ike_state(fields.get("phase1")),
+        phase2=_ike_state(fields.get("phase2")),
+        nat_t=_flag(fields.get("nat_t")),
+        dpd=_flag(fields.get("dpd")),
+        selectors=traffic_selectors(details) if event == "phase2_established" else None,
+    )
+
+
+def parse_ike_json(message: object) -> LogEvent:
+    data = _json_object(_check_size(message))
+    details = data.get("details", "")
+    if not isinstance(details, str):
+        raise LogParseError("wrong_type")
+    return _ike_event(details, _number(data.get("event_timestamp")), {
+        "phase1": data.get("ike_phase1_state"), "phase2": data.get("ike_phase2_state"),
+        "nat_t": data.get("nat_t_detected"), "dpd": data.get("dpd_enabled")})
+
+
+def _text_fields(message: str) -> dict[str, str]:
+    fields = {}
+    for match in _TEXT_FIELD.finditer(message):
+        name = _TEXT_KEYS.get(match.group("key").lower())
+        if name and name not in fields:
+            fields[name] = match.group("value")
+    return fields
+
+
+def _text_timestamp(message: str) -> float | None:
+    match = _TEXT_TIMESTAMP.search(message)
+    if not match:
+        return None
+    try:
+        moment = datetime.fromisoformat(f"{match.group(1)}T{match.group(2)}").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return moment.timestamp()
+
+
+def parse_ike_text(message: object) -> LogEvent:
+    text = _check_size(message)
+    if not text.strip():
+        raise LogParseError("empty")
+    return _ike_event(text, _text_timestamp(text), _text_fields(text))
+
+
+def _bgp_event(kind: str, status: str, details: str, timestamp: float | None) -> LogEvent:
+    event, state = classify_bgp(kind, status, details)
+    return LogEvent(event=event, timestamp=timestamp, bgp_state=state, bgp_error=BGP_ERRORS.get(event))
+
+
+def parse_bgp_json(message: object) -> LogEvent:
+    data = _json_object(_check_size(message))
+    kind, status, body = data.get("type", ""), data.get("status", ""), data.get("message", {})
+    details = body.get("details", "") if isinstance(body, dict) else body
+    if not all(isinstance(v, str) for v in (kind, status, details)):
+        raise LogParseError("wrong_type")
+    stamp = _number(data.get("event_timestamp"))
+    return _bgp_event(kind, status.upper(), details, stamp / 1000.0 if stamp is not None else None)
+
+
+def parse_bgp_text(message: object) -> LogEvent:
+    text = _check_size(message)
+    if not text.strip():
+        raise LogParseError("empty")
+    fields = _text_fields(text)
+    return _bgp_event(fields.get("type", ""), fields.get("status", "").upper(), text, _text_timestamp(text))
+
+
+PARSERS = {
+    ("ike", "json"): parse_ike_json, ("ike", "text"): parse_ike_text,
+    ("bgp", "json"): parse_bgp_json, ("bgp", "text"): parse_bgp_text,
+}
+PARSE_ERROR_REASONS = ("invalid_json", "wrong_type", "too_large", "binary", "empty")
+
+
+def parse(log: str, output_format: str, message: object) -> LogEvent:
+    """Parse one message of a tunnel's ``log`` (ike|bgp) in ``output_format`` (json|text).
+
+    An unset format is guessed from the first character, as AWS's default is JSON.
+    """
+    if output_format not in ("json", "text"):
+        output_format = "json" if isinstance(message, str) and message.lstrip().startswith("{") else "text"
+    return PARSERS[(log, output_format)](message)
