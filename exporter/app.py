@@ -1,9 +1,12 @@
-"""Wires the parts together: AWS accounts, the poller on a schedule, and the web server."""
+"""Wires the parts together: AWS accounts, EC2 and log collection on schedules, one published
+snapshot, and the web server."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -12,25 +15,42 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from exporter.aws import AwsAccount
 from exporter.config import Config
 from exporter.instrumentation import ExporterMetrics
-from exporter.poller import Poller
+from exporter.logreader import IngestCounters, LogCollection, LogIngestor
+from exporter.logstate import StateFile
+from exporter.metrics import RenderedSnapshot
+from exporter.model import Snapshot
+from exporter.poller import Ec2Collection, Poller
 from exporter.web import ExporterServer
 
 log = logging.getLogger(__name__)
 
 
 class Exporter:
-    """A running exporter: polls on a schedule, serves the latest snapshot."""
+    """A running exporter: polls on schedules, serves the latest complete snapshot."""
 
     def __init__(self, config: Config, listen: tuple[str, int]):
         self.config = config
         self.metrics = ExporterMetrics(snapshot_time=self._snapshot_time)
         self.accounts = [AwsAccount(target, self.metrics.record_api_call) for target in config.targets]
-        self.poller = Poller(config, self.accounts,
-                             on_unrecognized=lambda field, count: self.metrics.unrecognized.labels(field).inc(count))
+        self._executor = ThreadPoolExecutor(max_workers=config.max_concurrency, thread_name_prefix="collect")
+        self.poller = Poller(config, self.accounts, self._executor)
+        self.logs: LogIngestor | None = None
+        if config.logs.enabled:
+            counters = IngestCounters(
+                ingested=lambda account, region, kind, n: self.metrics.log_events_ingested.labels(account, region, kind).inc(n),
+                duplicates=lambda account, region, n: self.metrics.log_events_duplicate.labels(account, region).inc(n),
+                parse_errors=lambda kind, reason, n: self.metrics.log_parse_errors.labels(kind, reason).inc(n))
+            state_file = StateFile(config.state_dir, on_corrupt=self.metrics.state_file_errors.inc)
+            self.logs = LogIngestor(config.logs, state_file, self._executor,
+                                    poll_timeout=min(config.logs.poll_interval, 300.0), counters=counters)
+        self._ec2: Ec2Collection | None = None
+        self._log_data: LogCollection | None = None
+        self._publish_lock = threading.Lock()
+        self.current: RenderedSnapshot | None = None
         self.scheduler = BackgroundScheduler(
             timezone=timezone.utc,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": int(config.poll_interval)})
-        self.server = ExporterServer(listen, lambda: self.poller.current, self.metrics.render)
+        self.server = ExporterServer(listen, lambda: self.current, self.metrics.render)
         self._server_thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
 
     @property
@@ -38,8 +58,48 @@ class Exporter:
         return self.server.server_address[:2]
 
     def _snapshot_time(self) -> float | None:
-        current = self.poller.current
+        current = self.current
         return current.snapshot.completed_at if current else None
+
+    # --- collection ---------------------------------------------------------------------------------
+
+    def poll_ec2(self) -> None:
+        ec2 = self.poller.poll()
+        for field, count in ec2.unrecognized.items():
+            self.metrics.unrecognized.labels(field).inc(count)
+        first = self._ec2 is None
+        self._ec2 = ec2
+        self._publish()
+        if first and self.logs is not None and self.scheduler.get_job("poll-logs") is not None:
+            self.scheduler.modify_job("poll-logs", next_run_time=datetime.now(timezone.utc))  # logs need EC2 first
+
+    def poll_logs(self) -> None:
+        """Read new log events for the tunnels EC2 last reported (nothing before the first EC2 poll)."""
+        ec2 = self._ec2
+        if self.logs is None or ec2 is None:
+            return
+        self._log_data = self.logs.poll(ec2.regions, ec2.accounts)
+        self._publish()
+
+    def poll_once(self) -> RenderedSnapshot:
+        """EC2 then logs, once, in the calling thread (tests, the diagnose command)."""
+        self.poll_ec2()
+        self.poll_logs()
+        return self.current
+
+    def _publish(self) -> None:
+        """Combine the latest EC2 and log data into one snapshot, render it, and swap it in."""
+        with self._publish_lock:
+            ec2, logs = self._ec2, self._log_data
+            if ec2 is None:
+                return
+            snapshot = Snapshot(
+                completed_at=time.time(), regions=ec2.regions,
+                results=ec2.results + (logs.results if logs else ()),
+                tunnel_logs=logs.tunnels if logs else {}, log_groups=logs.groups if logs else ())
+            self.current = RenderedSnapshot.of(snapshot)
+
+    # --- lifecycle ----------------------------------------------------------------------------------
 
     def add_job(self, func: Callable[[], object], interval: float, job_id: str) -> None:
         """Run ``func`` now and every ``interval`` seconds; a failure is logged, never fatal."""
@@ -54,9 +114,12 @@ class Exporter:
 
     def start(self) -> None:
         self.start_server()
-        self.add_job(self.poller.poll, self.config.poll_interval, "poll-ec2")
+        self.add_job(self.poll_ec2, self.config.poll_interval, "poll-ec2")
+        if self.logs is not None:
+            self.add_job(self.poll_logs, self.config.logs.poll_interval, "poll-logs")
         self.scheduler.start()
-        log.info("polling targets=%d poll_interval=%gs", len(self.config.targets), self.config.poll_interval)
+        log.info("polling targets=%d poll_interval=%gs logs=%s", len(self.config.targets), self.config.poll_interval,
+                 "on" if self.logs else "off")
 
     def start_server(self) -> None:
         """Serve HTTP in the background (tests poll by hand and call only this)."""
@@ -65,8 +128,11 @@ class Exporter:
         log.info("listening address=%s:%d", host, port)
 
     def stop(self) -> None:
+        """Stop scheduling, stop serving, and save the log state so a restart loses nothing."""
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.shutdown(wait=False)  # state is consistent at page granularity; no need to wait
         self.server.shutdown()
         self.server.server_close()
-        self.poller.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self.logs is not None:
+            self.logs.save()

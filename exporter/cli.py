@@ -7,11 +7,13 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 from dataclasses import replace
+from pathlib import Path
 
 from exporter import __version__, logsetup
-from exporter.config import Config, ConfigError, load_config
+from exporter.config import Config, ConfigError, LogsConfig, load_config
 from exporter.web import parse_listen_address
 
 DEFAULT_LISTEN = "127.0.0.1:9798"
@@ -74,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
 
         demo = DemoEnvironment().start()
         os.environ.update(demo.aws_environment())
-        base = config or Config(targets=(), poll_interval=DEMO_POLL_INTERVAL, poll_timeout=DEMO_POLL_INTERVAL - 1)
+        # A simulated AWS starts afresh each time, so its log cursors live in a fresh directory too.
+        base = config or Config(targets=(), poll_interval=DEMO_POLL_INTERVAL, poll_timeout=DEMO_POLL_INTERVAL - 1,
+                                logs=LogsConfig(poll_interval=DEMO_POLL_INTERVAL),
+                                state_dir=Path(tempfile.mkdtemp(prefix="aws-vpn-exporter-demo-")))
         config = replace(base, targets=demo.targets(), source="<demo>")
     return _serve(config, listen, demo)
 

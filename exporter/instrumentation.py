@@ -40,6 +40,18 @@ class ExporterMetrics:
             names.UNRECOGNIZED_VALUES.removesuffix("_total"),
             "Values from AWS that the exporter did not recognise (per poll and occurrence), by field.",
             ["field"], registry=self.registry)
+        self.log_events_ingested = Counter(
+            names.LOG_EVENTS_INGESTED.removesuffix("_total"), "Tunnel log events read and parsed, by log (ike, bgp).",
+            ["account_id", "region", "log"], registry=self.registry)
+        self.log_events_duplicate = Counter(
+            names.LOG_EVENTS_DUPLICATE.removesuffix("_total"),
+            "Log events seen again in the overlap window and dropped.", ["account_id", "region"], registry=self.registry)
+        self.log_parse_errors = Counter(
+            names.LOG_PARSE_ERRORS.removesuffix("_total"), "Malformed log events, counted and skipped, by reason.",
+            ["log", "reason"], registry=self.registry)
+        self.state_file_errors = Counter(
+            names.STATE_FILE_ERRORS.removesuffix("_total"), "Unreadable or corrupt state files, moved aside.",
+            registry=self.registry)
         age = Gauge(names.SNAPSHOT_AGE, "Seconds since the served snapshot was completed; NaN before the first poll.",
                     registry=self.registry)
 

@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from exporter.model import Snapshot
+from exporter.logparse import BGP_STATES, IKE_STATES
+from exporter.logstate import TunnelKey, TunnelLogView
+from exporter.model import Connection, Snapshot, Tunnel
+from exporter.selectors import check_selectors
 
 PREFIX = "aws_vpn"
 TUNNEL_LABELS = ("account_id", "region", "vpn_connection_id", "tunnel")
@@ -30,6 +33,16 @@ TUNNEL_LAST_STATUS_CHANGE = "aws_vpn_tunnel_last_status_change_timestamp_seconds
 TUNNEL_LOG_ENABLED = "aws_vpn_tunnel_log_enabled"
 CUSTOMER_GATEWAY_INFO = "aws_vpn_customer_gateway_info"
 
+TUNNEL_LOG_EVENTS = "aws_vpn_tunnel_log_events_total"
+TUNNEL_SELECTOR_MISMATCH = "aws_vpn_tunnel_selector_mismatch"
+TUNNEL_SELECTOR_INFO = "aws_vpn_tunnel_traffic_selector_info"
+TUNNEL_NAT_T = "aws_vpn_tunnel_nat_t_detected"
+TUNNEL_DPD = "aws_vpn_tunnel_dpd_enabled"
+TUNNEL_IKE_PHASE_STATE = "aws_vpn_tunnel_ike_phase_state"
+TUNNEL_LOG_LAST_EVENT = "aws_vpn_tunnel_log_last_event_timestamp_seconds"
+TUNNEL_BGP_SESSION_STATE = "aws_vpn_tunnel_bgp_session_state"
+TUNNEL_BGP_LAST_ERROR = "aws_vpn_tunnel_bgp_last_error_timestamp_seconds"
+
 COLLECTION_SUCCESS = "aws_vpn_exporter_collection_success"
 COLLECTION_DURATION = "aws_vpn_exporter_collection_duration_seconds"
 COLLECTION_LAST_SUCCESS = "aws_vpn_exporter_last_success_timestamp_seconds"
@@ -38,6 +51,11 @@ SNAPSHOT_AGE = "aws_vpn_exporter_snapshot_age_seconds"
 API_CALLS = "aws_vpn_exporter_aws_api_calls_total"
 UNRECOGNIZED_VALUES = "aws_vpn_exporter_unrecognized_values_total"
 BUILD_INFO = "aws_vpn_exporter_build_info"
+LOG_INGESTION_LAG = "aws_vpn_exporter_log_ingestion_lag_seconds"
+LOG_EVENTS_INGESTED = "aws_vpn_exporter_log_events_ingested_total"
+LOG_EVENTS_DUPLICATE = "aws_vpn_exporter_log_events_duplicate_total"
+LOG_PARSE_ERRORS = "aws_vpn_exporter_log_parse_errors_total"
+STATE_FILE_ERRORS = "aws_vpn_exporter_state_file_errors_total"
 
 CONNECTION_INFO_LABELS = ("account_id", "region", "vpn_connection_id", "name", "state", "routing",
                           "gateway_type", "gateway_id", "customer_gateway_id", "accelerated")
@@ -95,7 +113,71 @@ def snapshot_families(snapshot: Snapshot) -> Iterator[Metric]:
             gateways.add_metric([region.account_id, region.region, gateway.customer_gateway_id, gateway.name,
                                  gateway.bgp_asn, gateway.ip_address], 1.0)
     yield from (connection_info, tunnel_info, up, ipsec, bgp, routes, changed, log_enabled, gateways)
+    yield from _log_families(snapshot)
     yield from _collection_families(snapshot)
+
+
+def _stateset(family: GaugeMetricFamily, labels: list[str], states: tuple[str, ...], current: str) -> None:
+    """One series per possible state, 1 for the current one (``unknown`` when AWS said something else)."""
+    for state in states + ("unknown",):
+        family.add_metric(labels + [state], _flag(state == current))
+
+
+def _log_families(snapshot: Snapshot) -> Iterator[Metric]:
+    """What the tunnels' own logs say, for tunnels in the current EC2 data only."""
+    events = CounterMetricFamily(TUNNEL_LOG_EVENTS, "Tunnel log events by type, each counted once (kept across "
+                                 "restarts in state_dir)." + CACHED, labels=TUNNEL_LABELS + ("event",))
+    mismatch = _gauge(TUNNEL_SELECTOR_MISMATCH, "1 when the latest Phase 2 traffic selectors do not fit the "
+                      "connection (CIDR options, or the inside CIDR BGP needs).", TUNNEL_LABELS)
+    selectors = _gauge(TUNNEL_SELECTOR_INFO, "Traffic selectors of the latest Phase 2 SA; always 1.",
+                       TUNNEL_LABELS + ("aws_side", "cgw_side"))
+    nat_t = _gauge(TUNNEL_NAT_T, "1 when the latest IKE log event saw NAT-T on the customer gateway.", TUNNEL_LABELS)
+    dpd = _gauge(TUNNEL_DPD, "1 when the latest IKE log event had dead peer detection enabled.", TUNNEL_LABELS)
+    phases = _gauge(TUNNEL_IKE_PHASE_STATE, "IKE phase 1 and 2 state from the latest IKE log event; 1 for the "
+                    "current state.", TUNNEL_LABELS + ("phase", "state"))
+    last_event = _gauge(TUNNEL_LOG_LAST_EVENT, "Time of the newest event in the tunnel's log (ike or bgp).",
+                        TUNNEL_LABELS + ("log",))
+    bgp_state = _gauge(TUNNEL_BGP_SESSION_STATE, "BGP session state from the latest BGP log transition; 1 for the "
+                       "current state.", TUNNEL_LABELS + ("state",))
+    bgp_error = _gauge(TUNNEL_BGP_LAST_ERROR, "Time of the latest BGP error in the BGP log, labelled with its kind.",
+                       TUNNEL_LABELS + ("error",))
+    for region, connection in snapshot.connections():
+        for tunnel in connection.tunnels:
+            view: TunnelLogView | None = snapshot.tunnel_logs.get(
+                TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip))
+            if view is None:
+                continue
+            labels = [region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip]
+            for event, count in view.counts:
+                events.add_metric(labels + [event], float(count))
+            for kind, at in view.last_event:
+                last_event.add_metric(labels + [kind], at)
+            negotiated = view.fact("selectors")
+            if negotiated is not None:
+                selectors.add_metric(labels + list(negotiated), 1.0)
+                mismatch.add_metric(labels, _flag(selector_check(connection, tunnel, negotiated).mismatch))
+            for fact, family in (("nat_t", nat_t), ("dpd", dpd)):
+                if view.fact(fact) is not None:
+                    family.add_metric(labels, _flag(view.fact(fact)))
+            for phase in ("1", "2"):
+                if view.fact(f"phase{phase}") is not None:
+                    _stateset(phases, labels + [phase], IKE_STATES, view.fact(f"phase{phase}"))
+            if view.fact("bgp_state") is not None:
+                _stateset(bgp_state, labels, BGP_STATES, view.fact("bgp_state"))
+            if view.fact("bgp_error") is not None:
+                bgp_error.add_metric(labels + [view.fact("bgp_error")], view.fact_time("bgp_error"))
+    lag = _gauge(LOG_INGESTION_LAG, "How far behind the log reader was when this snapshot was made: snapshot time "
+                 "minus the time up to which the group has been read.", ("account_id", "region", "log_group"))
+    for group in snapshot.log_groups:
+        lag.add_metric([group.account_id, group.region, group.log_group],
+                       max(0.0, snapshot.completed_at - group.read_until))
+    yield from (events, mismatch, selectors, nat_t, dpd, phases, last_event, bgp_state, bgp_error, lag)
+
+
+def selector_check(connection: Connection, tunnel: Tunnel, negotiated: tuple[str, str]):
+    aws_side, cgw_side = negotiated
+    return check_selectors(aws_side, cgw_side, connection.routing, connection.remote_ipv4_network_cidr,
+                           connection.local_ipv4_network_cidr, tunnel.inside_cidr)
 
 
 def _collection_families(snapshot: Snapshot) -> Iterator[Metric]:

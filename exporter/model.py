@@ -6,6 +6,7 @@ Nothing here can hold a secret: the reader in ``telemetry.py`` copies only white
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,8 @@ class Snapshot:
     completed_at: float
     regions: tuple[RegionTelemetry, ...] = ()
     results: tuple[SourceResult, ...] = ()
-    unrecognized: dict[str, int] = field(default_factory=dict)  # field -> count seen in this poll
+    tunnel_logs: Mapping[Any, Any] = field(default_factory=dict)  # logstate.TunnelKey -> TunnelLogView
+    log_groups: tuple[Any, ...] = ()  # logreader.LogGroupStatus
 
     def connections(self):
         """Yield (region telemetry, connection) pairs across accounts and regions."""

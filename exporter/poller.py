@@ -1,7 +1,7 @@
-"""One poll: every (account, region) collected concurrently into one immutable snapshot.
+"""EC2 collection: every (account, region) polled concurrently into one immutable result.
 
 Each region is isolated: a failure there is recorded against it (success 0, its previous data kept
-with its age) and never hides the others. Scrapes only ever see a complete snapshot.
+with its age) and never hides the others.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ import logging
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from exporter.aws import AwsAccount, describe_error
 from exporter.config import Config
-from exporter.metrics import RenderedSnapshot
-from exporter.model import CustomerGateway, RegionTelemetry, Snapshot, SourceResult
+from exporter.isolation import run_isolated
+from exporter.model import CustomerGateway, RegionTelemetry, SourceResult
 from exporter.telemetry import read_connections, read_customer_gateway
 
 log = logging.getLogger(__name__)
@@ -24,82 +25,64 @@ log = logging.getLogger(__name__)
 _FILTER_VALUES_MAX = 200  # EC2 filters take at most 200 values
 
 
-class _RegionFailed(Exception):
-    """Carries the account label of a region whose collection failed."""
+@dataclass(frozen=True)
+class Ec2Collection:
+    regions: tuple[RegionTelemetry, ...]
+    results: tuple[SourceResult, ...]
+    unrecognized: dict[str, int]
+    accounts: dict[str, AwsAccount]  # account id -> the credentials that reached it
 
 
 class Poller:
     """Collects EC2 VPN telemetry for every configured account and region."""
 
-    def __init__(self, config: Config, accounts: Sequence[AwsAccount],
-                 on_unrecognized: Callable[[str, int], None] = lambda field, count: None,
+    def __init__(self, config: Config, accounts: Sequence[AwsAccount], executor: ThreadPoolExecutor,
                  clock: Callable[[], float] = time.time):
         self._config = config
         self._accounts = list(accounts)
-        self._on_unrecognized = on_unrecognized
+        self._executor = executor
         self._clock = clock
-        self._executor = ThreadPoolExecutor(max_workers=config.max_concurrency, thread_name_prefix="poll")
         self._previous: dict[tuple[int, str], RegionTelemetry] = {}
         self._last_success: dict[tuple[int, str], float] = {}
         self._customer_gateways: dict[tuple[int, str], dict[str, CustomerGateway | None]] = {}
         self._lock = threading.Lock()  # one poll at a time, even when called outside the scheduler
-        self.current: RenderedSnapshot | None = None
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-    def poll(self) -> RenderedSnapshot:
-        """Collect everything once, swap the new snapshot in, and return it."""
+    def poll(self) -> Ec2Collection:
+        """Collect every account and region once."""
         with self._lock:
-            jobs = [(index, account, region) for index, account in enumerate(self._accounts)
-                    for region in account.target.regions]
-            futures = {self._executor.submit(self._collect_region, index, account, region): (index, account, region)
-                       for index, account, region in jobs}
-            wait(futures, timeout=self._config.poll_timeout)
+            jobs = {(index, region): (lambda a=account, i=index, r=region: self._collect_region(i, a, r))
+                    for index, account in enumerate(self._accounts) for region in account.target.regions}
+            outcomes = run_isolated(self._executor, jobs, self._config.poll_timeout)
             regions, results, odd = [], [], Counter()
-            for future, (index, account, region) in futures.items():
-                key = (index, region)
-                if future.done() and future.exception() is None:
-                    telemetry, duration, region_odd = future.result()
+            for (index, region), outcome in outcomes.items():
+                account = self._accounts[index]
+                if outcome.ok:
+                    telemetry, region_odd = outcome.value
                     odd.update(region_odd)
-                    self._previous[key] = telemetry
-                    self._last_success[key] = self._clock()
-                    regions.append(telemetry)
-                    results.append(SourceResult(telemetry.account_id, region, "ec2", True, duration,
-                                                self._last_success[key]))
-                    continue
-                if future.done():
-                    error, duration = future.exception().args
+                    self._previous[(index, region)] = telemetry
+                    self._last_success[(index, region)] = self._clock()
                 else:
-                    future.cancel()
-                    error, duration = "timeout", self._config.poll_timeout
-                log.warning("collection failed account=%s region=%s source=ec2 error=%r",
-                            account.account_label, region, error)
-                previous = self._previous.get(key)
-                if previous is not None:
-                    regions.append(previous)
-                results.append(SourceResult(previous.account_id if previous else account.account_label, region,
-                                            "ec2", False, duration, self._last_success.get(key), error))
-            for field, count in odd.items():
-                self._on_unrecognized(field, count)
+                    log.warning("collection failed account=%s region=%s source=ec2 error=%r",
+                                account.account_label, region, outcome.value)
+                    telemetry = self._previous.get((index, region))
+                if telemetry is not None:
+                    regions.append(telemetry)
+                results.append(SourceResult(
+                    telemetry.account_id if telemetry else account.account_label, region, "ec2", outcome.ok,
+                    outcome.duration_seconds, self._last_success.get((index, region)),
+                    "" if outcome.ok else outcome.value))
             regions.sort(key=lambda r: (r.account_id, r.region))
             results.sort(key=lambda r: (r.account_id, r.region, r.source))
-            snapshot = Snapshot(self._clock(), tuple(regions), tuple(results), dict(odd))
-            self.current = RenderedSnapshot.of(snapshot)
-            return self.current
+            accounts = {account.account_label: account for account in self._accounts}
+            return Ec2Collection(tuple(regions), tuple(results), dict(odd), accounts)
 
     def _collect_region(self, index: int, account: AwsAccount, region: str):
-        started = time.monotonic()
-        try:
-            account_id = account.account_id()
-            response = account.client("ec2", region).describe_vpn_connections()
-            odd: Counter = Counter()
-            connections = read_connections(response.get("VpnConnections"), odd)
-            gateways = self._gateways_for(index, account, region, {c.customer_gateway_id for c in connections})
-        except Exception as err:  # isolated per region by design; the error is recorded, not raised
-            raise _RegionFailed(describe_error(err), time.monotonic() - started) from None
-        telemetry = RegionTelemetry(account_id, region, connections, gateways)
-        return telemetry, time.monotonic() - started, odd
+        account_id = account.account_id()
+        response = account.client("ec2", region).describe_vpn_connections()
+        odd: Counter = Counter()
+        connections = read_connections(response.get("VpnConnections"), odd)
+        gateways = self._gateways_for(index, account, region, {c.customer_gateway_id for c in connections})
+        return RegionTelemetry(account_id, region, connections, gateways), odd
 
     def _gateways_for(self, index: int, account: AwsAccount, region: str, wanted: set[str]) -> tuple[CustomerGateway, ...]:
         """Customer gateways rarely change: ask EC2 only for ids not seen before."""

@@ -102,8 +102,8 @@ def tunnel_telemetry(ip: str, status: str, message: str, routes: int = 0, change
 
 
 @pytest.fixture
-def make_exporter():
-    """Build an Exporter serving on 127.0.0.1:<free port>; tests call ``poller.poll()`` themselves."""
+def make_exporter(tmp_path):
+    """Build an Exporter serving on 127.0.0.1:<free port>; tests call ``poll_once()`` themselves."""
     from exporter.app import Exporter
     from exporter.config import Config
 
@@ -111,6 +111,7 @@ def make_exporter():
 
     def make(targets, **settings):
         settings.setdefault("poll_timeout", 20.0)
+        settings.setdefault("state_dir", tmp_path / "state")
         exporter = Exporter(Config(targets=tuple(targets), **settings), ("127.0.0.1", 0))
         exporter.start_server()
         exporter.url = f"http://127.0.0.1:{exporter.address[1]}"

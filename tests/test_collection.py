@@ -20,7 +20,7 @@ def by_name(demo, samples, name):
 
 def test_every_seed_case_of_the_demo(demo, make_exporter):
     exporter = make_exporter(demo.targets())
-    exporter.poller.poll()
+    exporter.poll_once()
     samples = scrape(exporter.url)
 
     healthy = by_name(demo, samples, "hq-core")
@@ -63,7 +63,7 @@ def test_every_seed_case_of_the_demo(demo, make_exporter):
 
 def test_metric_contract_label_sets(demo, make_exporter):
     exporter = make_exporter(demo.targets())
-    exporter.poller.poll()
+    exporter.poll_once()
     samples = scrape(exporter.url)
     tunnel = {"account_id", "region", "vpn_connection_id", "tunnel"}
     for name in ("aws_vpn_tunnel_up", "aws_vpn_tunnel_ipsec_up", "aws_vpn_tunnel_bgp_up",
@@ -74,7 +74,7 @@ def test_metric_contract_label_sets(demo, make_exporter):
     assert len(info) == 7
     assert all(set(labels) == {"account_id", "region", "vpn_connection_id", "name", "state", "routing",
                                "gateway_type", "gateway_id", "customer_gateway_id", "accelerated"} for labels in info)
-    assert {labels["source"] for labels in series(samples, "aws_vpn_exporter_collection_success")} == {"ec2"}
+    assert {labels["source"] for labels in series(samples, "aws_vpn_exporter_collection_success")} == {"ec2", "logs"}
     assert value(samples, "aws_vpn_exporter_snapshot_age_seconds") >= 0
 
 
@@ -85,7 +85,7 @@ def test_deleted_and_vanished_lose_their_series_at_the_next_poll(aws, make_expor
     gone = add_vpn_connection("us-east-1", [tunnel_telemetry("2.2.2.1", "UP", "1 BGP ROUTES", 1)],
                               {"StaticRoutesOnly": False}, name="gone")
     exporter = make_exporter([Target(regions=("us-east-1",))])
-    exporter.poller.poll()
+    exporter.poll_once()
     before = scrape(exporter.url)
     assert value(before, "aws_vpn_tunnel_up", vpn_connection_id=gone) == 1
     assert len(series(before, "aws_vpn_tunnel_up", vpn_connection_id=keep)) == 2
@@ -94,7 +94,7 @@ def test_deleted_and_vanished_lose_their_series_at_the_next_poll(aws, make_expor
     from moto.ec2.models import ec2_backends
     ec2_backends[ACCOUNT]["us-east-1"].vpn_connections[keep].vgw_telemetry = [
         tunnel_telemetry("1.1.1.1", "UP", "1 BGP ROUTES", 1)]
-    exporter.poller.poll()
+    exporter.poll_once()
     after = scrape(exporter.url)
     assert not [k for k in after if dict(k[1]).get("vpn_connection_id") == gone]
     assert [s["tunnel"] for s in series(after, "aws_vpn_tunnel_up", vpn_connection_id=keep)] == ["1.1.1.1"]
@@ -106,38 +106,38 @@ def test_a_failing_region_keeps_its_last_values_and_never_hides_the_others(aws, 
     west = add_vpn_connection("eu-west-1", [tunnel_telemetry("3.3.3.3", "DOWN", "IPSEC IS UP")],
                               {"StaticRoutesOnly": False})
     exporter = make_exporter([Target(regions=("us-east-1", "eu-west-1"))])
-    exporter.poller.poll()
+    exporter.poll_once()
     first = scrape(exporter.url)
-    west_success = value(first, "aws_vpn_exporter_last_success_timestamp_seconds", region="eu-west-1")
+    west_success = value(first, "aws_vpn_exporter_last_success_timestamp_seconds", region="eu-west-1", source="ec2")
 
     faults.faults.append(Fault(region="eu-west-1", operation="DescribeVpnConnections",
                                status=403, code="UnauthorizedOperation"))
-    exporter.poller.poll()
+    exporter.poll_once()
     failed = scrape(exporter.url)
     assert value(failed, "aws_vpn_exporter_collection_success", region="eu-west-1", source="ec2") == 0
     assert value(failed, "aws_vpn_exporter_collection_success", region="us-east-1", source="ec2") == 1
     assert value(failed, "aws_vpn_tunnel_ipsec_up", vpn_connection_id=west) == 1  # last known value kept
-    assert value(failed, "aws_vpn_exporter_last_success_timestamp_seconds", region="eu-west-1") == west_success
+    assert value(failed, "aws_vpn_exporter_last_success_timestamp_seconds", region="eu-west-1", source="ec2") == west_success
     assert value(failed, "aws_vpn_tunnel_up", vpn_connection_id=east) == 1
     assert value(failed, "aws_vpn_exporter_aws_api_calls_total", region="eu-west-1",
                  operation="DescribeVpnConnections", outcome="error") == 1
 
     faults.faults.clear()
-    exporter.poller.poll()
+    exporter.poll_once()
     recovered = scrape(exporter.url)
     assert value(recovered, "aws_vpn_exporter_collection_success", region="eu-west-1", source="ec2") == 1
-    assert value(recovered, "aws_vpn_exporter_last_success_timestamp_seconds", region="eu-west-1") > west_success
+    assert value(recovered, "aws_vpn_exporter_last_success_timestamp_seconds", region="eu-west-1", source="ec2") > west_success
 
 
 def test_a_region_that_never_succeeded_is_marked_failed(aws, faults, make_exporter):
     add_vpn_connection("us-east-1", [tunnel_telemetry("1.1.1.1", "UP", "1 BGP ROUTES", 1)], {"StaticRoutesOnly": False})
     faults.faults.append(Fault(region="eu-west-1", operation="DescribeVpnConnections", reset=True))
     exporter = make_exporter([Target(regions=("us-east-1", "eu-west-1"))])
-    exporter.poller.poll()
+    exporter.poll_once()
     samples = scrape(exporter.url)
-    assert value(samples, "aws_vpn_exporter_collection_success", region="eu-west-1") == 0
-    assert value(samples, "aws_vpn_exporter_last_success_timestamp_seconds", region="eu-west-1") is None
-    assert value(samples, "aws_vpn_exporter_collection_success", region="us-east-1") == 1
+    assert value(samples, "aws_vpn_exporter_collection_success", region="eu-west-1", source="ec2") == 0
+    assert value(samples, "aws_vpn_exporter_last_success_timestamp_seconds", region="eu-west-1", source="ec2") is None
+    assert value(samples, "aws_vpn_exporter_collection_success", region="us-east-1", source="ec2") == 1
     assert value(samples, "aws_vpn_exporter_aws_api_calls_total", region="eu-west-1", outcome="error") == 4
 
 
@@ -145,9 +145,9 @@ def test_throttling_is_retried_boundedly_and_counted(aws, faults, make_exporter)
     faults.faults.append(Fault(region="us-east-1", operation="DescribeVpnConnections", status=503,
                                code="RequestLimitExceeded"))
     exporter = make_exporter([Target(regions=("us-east-1",))])
-    exporter.poller.poll()
+    exporter.poll_once()
     samples = scrape(exporter.url)
-    assert value(samples, "aws_vpn_exporter_collection_success", region="us-east-1") == 0
+    assert value(samples, "aws_vpn_exporter_collection_success", region="us-east-1", source="ec2") == 0
     assert value(samples, "aws_vpn_exporter_aws_api_calls_total", operation="DescribeVpnConnections",
                  outcome="throttled") == 4
 
@@ -157,10 +157,10 @@ def test_an_account_whose_role_fails_never_hides_another(aws, faults, make_expor
     faults.faults.append(Fault(operation="AssumeRole", status=403, code="AccessDenied"))
     exporter = make_exporter([Target(regions=("us-east-1",)),
                               Target(regions=("us-east-1",), role_arn="arn:aws:iam::111111111111:role/vpn")])
-    exporter.poller.poll()
+    exporter.poll_once()
     samples = scrape(exporter.url)
-    assert value(samples, "aws_vpn_exporter_collection_success", account_id="111111111111") == 0
-    assert value(samples, "aws_vpn_exporter_collection_success", account_id=ACCOUNT) == 1
+    assert value(samples, "aws_vpn_exporter_collection_success", account_id="111111111111", source="ec2") == 0
+    assert value(samples, "aws_vpn_exporter_collection_success", account_id=ACCOUNT, source="ec2") == 1
     assert value(samples, "aws_vpn_tunnel_up", account_id=ACCOUNT) == 1
 
 
@@ -168,13 +168,13 @@ def test_api_calls_per_poll_and_none_per_scrape(aws, faults, make_exporter):
     add_vpn_connection("us-east-1", [tunnel_telemetry("1.1.1.1", "UP", "1 BGP ROUTES", 1)], {"StaticRoutesOnly": False})
     add_vpn_connection("eu-west-1", [tunnel_telemetry("2.2.2.2", "UP", "1 BGP ROUTES", 1)], {"StaticRoutesOnly": False})
     exporter = make_exporter([Target(regions=("us-east-1", "eu-west-1"))])
-    exporter.poller.poll()
+    exporter.poll_once()
     first = sorted(faults.requests)
     assert first.count(("us-east-1", "GetCallerIdentity")) == 1
     assert [r for r in first if r[1] == "DescribeVpnConnections"] == [("eu-west-1", "DescribeVpnConnections"),
                                                                      ("us-east-1", "DescribeVpnConnections")]
     faults.requests.clear()
-    exporter.poller.poll()
+    exporter.poll_once()
     assert sorted(faults.requests) == [("eu-west-1", "DescribeVpnConnections"), ("us-east-1", "DescribeVpnConnections")]
     faults.requests.clear()
     for _ in range(5):
@@ -186,7 +186,7 @@ def test_unrecognised_values_are_counted(aws, make_exporter):
     vpn = add_vpn_connection("us-east-1", [tunnel_telemetry("1.1.1.1", "DEGRADED", "NEW MESSAGE")],
                              {"StaticRoutesOnly": False})
     exporter = make_exporter([Target(regions=("us-east-1",))])
-    exporter.poller.poll()
+    exporter.poll_once()
     samples = scrape(exporter.url)
     assert value(samples, "aws_vpn_exporter_unrecognized_values_total", field="status") == 1
     assert value(samples, "aws_vpn_exporter_unrecognized_values_total", field="status_message") == 1
@@ -197,7 +197,7 @@ def test_unrecognised_values_are_counted(aws, make_exporter):
 def test_missing_options_still_yield_the_tunnel(aws, make_exporter):
     vpn = add_vpn_connection("us-east-1", [tunnel_telemetry("1.1.1.1", "DOWN", "IPSEC IS UP")], None)
     exporter = make_exporter([Target(regions=("us-east-1",))])
-    exporter.poller.poll()
+    exporter.poll_once()
     samples = scrape(exporter.url)
     assert value(samples, "aws_vpn_connection_info", vpn_connection_id=vpn, routing="unknown") == 1
     assert value(samples, "aws_vpn_tunnel_ipsec_up", vpn_connection_id=vpn) == 1

@@ -22,7 +22,7 @@ def test_keys_reach_neither_metrics_nor_debug_logs(demo, make_exporter):
     logging.getLogger("botocore").setLevel(logging.DEBUG)  # even with library debug forced on
     try:
         exporter = make_exporter(demo.targets())
-        exporter.poller.poll()
+        exporter.poll_once()
         body = requests.get(f"{exporter.url}/metrics", timeout=5).text
     finally:
         logsetup.configure("warning")

@@ -24,19 +24,19 @@ def test_ready_only_after_the_first_poll(exporter):
     before = requests.get(f"{exporter.url}/metrics", timeout=5)
     assert before.status_code == 200 and "aws_vpn_tunnel_up" not in before.text
     assert "aws_vpn_exporter_snapshot_age_seconds NaN" in before.text
-    exporter.poller.poll()
+    exporter.poll_once()
     assert requests.get(f"{exporter.url}/-/ready", timeout=5).status_code == 200
 
 
 def test_landing_page_and_unknown_paths(exporter):
-    exporter.poller.poll()
+    exporter.poll_once()
     page = requests.get(exporter.url + "/", timeout=5)
     assert page.status_code == 200 and 'href="/metrics"' in page.text and "1 VPN connections" in page.text
     assert requests.get(f"{exporter.url}/nope", timeout=5).status_code == 404
 
 
 def test_gzip_body_decodes_to_the_plain_body(exporter):
-    exporter.poller.poll()
+    exporter.poll_once()
     plain = requests.get(f"{exporter.url}/metrics", headers={"Accept-Encoding": "identity"}, timeout=5)
     raw = requests.get(f"{exporter.url}/metrics", headers={"Accept-Encoding": "gzip"}, timeout=5, stream=True)
     assert raw.headers["Content-Encoding"] == "gzip"
@@ -50,7 +50,7 @@ def test_gzip_body_decodes_to_the_plain_body(exporter):
 def test_promtool_accepts_the_exposition(exporter):
     promtool = shutil.which("promtool")
     assert promtool, "promtool is installed by scripts/test (Debian package prometheus)"
-    exporter.poller.poll()
+    exporter.poll_once()
     body = requests.get(f"{exporter.url}/metrics", timeout=5).content
     result = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -19,12 +19,15 @@ import boto3
 
 from exporter.config import Target
 from exporter.demo.scenario import ConnectionScenario, Scenarios, TunnelScenario, load_scenarios
+from exporter.demo.tunnel_logs import heartbeat, transition
+from exporter.logreader import stream_name
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ACCOUNT = "123456789012"  # moto's account for the default credentials
 IKE_LOG_GROUP = "/aws/vpn/tunnel-activity"
 BGP_LOG_GROUP = "/aws/vpn/bgp"
+HEARTBEAT_SECONDS = 60
 
 # What AWS reports for each demo state: (Status, StatusMessage) by routing.
 _TELEMETRY = {
@@ -56,6 +59,7 @@ class _LiveTunnel:
     pre_shared_key: str
     state: str = ""
     changed_at: float = 0.0
+    heartbeat_at: float = 0.0
     override: str | None = None  # a state forced by a test or an operator, until cleared
 
 
@@ -76,6 +80,7 @@ class DemoEnvironment:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.scenarios = scenarios or load_scenarios()
         self._server = None if endpoint_url else ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._clients: dict[tuple[str, str, str], Any] = {}
         self._lock = threading.Lock()
         self._started_at = time.time()
         self.connections: list[_LiveConnection] = []
@@ -117,6 +122,12 @@ class DemoEnvironment:
 
     def _client(self, service: str, account: str, region: str) -> Any:
         """A client acting in ``account``: moto keys its backends on the caller's account."""
+        key = (service, account, region)
+        if key not in self._clients:
+            self._clients[key] = self._new_client(service, account, region)
+        return self._clients[key]
+
+    def _new_client(self, service: str, account: str, region: str) -> Any:
         common = {"endpoint_url": self.endpoint_url, "region_name": region}
         keys = {"aws_access_key_id": "demo-seed", "aws_secret_access_key": "demo-seed"}
         if account != DEFAULT_ACCOUNT:
@@ -148,7 +159,29 @@ class DemoEnvironment:
         for tunnel in scenario.tunnels:
             live.tunnels.append(_LiveTunnel(tunnel, pre_shared_key="demo-psk-" + secrets.token_hex(12)))
         self._backend_connection(live).options = self._options(live)
+        self._create_log_streams(live)
         return live
+
+    def _create_log_streams(self, live: _LiveConnection) -> None:
+        logs = self._client("logs", live.scenario.account, live.scenario.region)
+        existing = {g["logGroupName"] for g in logs.describe_log_groups().get("logGroups", [])}
+        for tunnel in live.tunnels:
+            for kind, group in (("ike", IKE_LOG_GROUP), ("bgp", BGP_LOG_GROUP)):
+                if getattr(tunnel.scenario, f"{kind}_log") == "off":
+                    continue
+                if group not in existing:
+                    logs.create_log_group(logGroupName=group)
+                    existing.add(group)
+                logs.create_log_stream(logGroupName=group,
+                                       logStreamName=stream_name(live.vpn_connection_id, tunnel.scenario.outside_ip, kind))
+
+    def _write_logs(self, live: _LiveConnection, tunnel: _LiveTunnel, lines) -> None:
+        logs = self._client("logs", live.scenario.account, live.scenario.region)
+        for kind, group in (("ike", IKE_LOG_GROUP), ("bgp", BGP_LOG_GROUP)):
+            events = [{"timestamp": line.timestamp_ms, "message": line.message} for line in lines if line.log == kind]
+            if events:
+                logs.put_log_events(logGroupName=group, logEvents=events, logStreamName=stream_name(
+                    live.vpn_connection_id, tunnel.scenario.outside_ip, kind))
 
     def _options(self, live: _LiveConnection) -> dict[str, Any]:
         scenario = live.scenario
@@ -198,7 +231,12 @@ class DemoEnvironment:
                 for tunnel in live.tunnels:
                     state = tunnel.override or tunnel.scenario.state_at(now - self._started_at)
                     if state != tunnel.state:
-                        tunnel.state, tunnel.changed_at = state, now
+                        lines = transition(tunnel.scenario, live.vpn_connection_id, tunnel.state, state, now)
+                        tunnel.state, tunnel.changed_at, tunnel.heartbeat_at = state, now, now
+                        self._write_logs(live, tunnel, lines)
+                    elif now - tunnel.heartbeat_at >= HEARTBEAT_SECONDS:
+                        tunnel.heartbeat_at = now
+                        self._write_logs(live, tunnel, heartbeat(tunnel.scenario, live.vpn_connection_id, state, now))
                     status, message = _TELEMETRY[(state, live.scenario.routing)]
                     up_dynamic = status == "UP" and live.scenario.routing == "dynamic"
                     telemetry.append({

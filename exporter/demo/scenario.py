@@ -27,6 +27,9 @@ class TunnelScenario:
     routes: int
     ike_log: str  # json | text | off
     bgp_log: str
+    nat_t: bool = False  # does the customer gateway use NAT traversal (accelerated connections need it)
+    aws_selector: str = "0.0.0.0/0"  # the traffic selectors the customer gateway negotiates
+    cgw_selector: str = "0.0.0.0/0"
 
     def state_at(self, elapsed: float) -> str:
         """The state this tunnel is in ``elapsed`` seconds after the demo started."""
@@ -103,6 +106,9 @@ def _tunnel(data: Any, where: str, source: str) -> TunnelScenario:
         routes=int(data.get("routes", 0)),
         ike_log=ike,
         bgp_log=bgp,
+        nat_t=bool(data.get("nat_t", False)),
+        aws_selector=str(data.get("selectors", {}).get("aws", "0.0.0.0/0")),
+        cgw_selector=str(data.get("selectors", {}).get("cgw", "0.0.0.0/0")),
     )
 
 

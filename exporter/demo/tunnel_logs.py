@@ -1,0 +1,110 @@
+"""The log lines a demo tunnel writes: what AWS's IKE and BGP logs say on each state change,
+plus a dead-peer-detection heartbeat while IPsec is up.
+
+JSON lines follow AWS's documented shapes. AWS does not document the text format's layout, so the
+demo's text lines put the same fields as ``key=value`` before the message (the parser reads fields
+by name, not position).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from exporter.demo.scenario import TunnelScenario
+
+
+@dataclass(frozen=True)
+class LogLine:
+    log: str  # ike | bgp
+    timestamp_ms: int
+    message: str
+
+
+def _ike(tunnel: TunnelScenario, vpn_id: str, at: float, details: str, phase1: str, phase2: str) -> LogLine:
+    fields = {"event_timestamp": int(at), "details": details, "dpd_enabled": True, "nat_t_detected": tunnel.nat_t,
+              "ike_phase1_state": phase1, "ike_phase2_state": phase2}
+    if tunnel.ike_log == "text":
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
+        message = (f"{stamp}.000Z {vpn_id} {tunnel.outside_ip} dpd_enabled=true "
+                   f"nat_t_detected={str(tunnel.nat_t).lower()} ike_phase1_state={phase1} "
+                   f"ike_phase2_state={phase2} {details}")
+    else:
+        message = json.dumps(fields)
+    return LogLine("ike", int(at * 1000), message)
+
+
+def _bgp(tunnel: TunnelScenario, vpn_id: str, at: float, kind: str, status: str, details: str) -> LogLine:
+    milliseconds = int(at * 1000)
+    if tunnel.bgp_log == "text":
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
+        message = f"{stamp}.000Z {vpn_id}_{tunnel.outside_ip} type={kind} status={status} {details}"
+    else:
+        message = json.dumps({"resource_id": f"{vpn_id}_{tunnel.outside_ip}", "event_timestamp": milliseconds,
+                              "timestamp": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at)) + "Z",
+                              "type": kind, "status": status, "message": {"details": details}})
+    return LogLine("bgp", milliseconds, message)
+
+
+def _neighbor(tunnel: TunnelScenario) -> str:
+    """The customer gateway's inside address: the second host of the /30."""
+    base, _ = tunnel.inside_cidr.split("/")
+    octets = base.split(".")
+    return ".".join(octets[:3] + [str(int(octets[3]) + 2)])
+
+
+def _phase2(tunnel: TunnelScenario, vpn_id: str, at: float) -> LogLine:
+    details = (f"AWS tunnel Phase 2 SA is established with inbound SPI: 0xcbf7f2e3: outbound SPI: 0xc9be76cd: "
+               f"traffic selectors: (AWS-side) {tunnel.aws_selector} <=> (CGW-side) {tunnel.cgw_selector}")
+    return _ike(tunnel, vpn_id, at, details, "established", "established")
+
+
+def transition(tunnel: TunnelScenario, vpn_id: str, before: str, after: str, at: float) -> list[LogLine]:
+    """What the logs record when a tunnel goes from ``before`` to ``after`` (``before`` "" at start)."""
+    neighbor = _neighbor(tunnel)
+    lines: list[LogLine] = []
+    if after in ("healthy", "ipsec_up_bgp_down") and before not in ("healthy", "ipsec_up_bgp_down"):
+        lines.append(_ike(tunnel, vpn_id, at, "AWS tunnel Phase 1 SA is established with cgw", "established",
+                          "negotiating"))
+        lines.append(_phase2(tunnel, vpn_id, at))
+    if after == "healthy":
+        for old, new in (("Idle", "Connect"), ("Connect", "OpenSent"), ("OpenSent", "OpenConfirm"),
+                         ("OpenConfirm", "Established")):
+            lines.append(_bgp(tunnel, vpn_id, at, "BGPStatus", "UP" if new == "Established" else "DOWN",
+                              f"AWS-side peer BGP session state has changed from {old} to {new} "
+                              f"with neighbor {neighbor}"))
+        lines.append(_bgp(tunnel, vpn_id, at, "BGPStatus", "UP", f"End-of-RIB received from neighbor {neighbor}"))
+        for index in range(min(tunnel.routes, 5)):
+            lines.append(_bgp(tunnel, vpn_id, at, "RouteStatus", "ADVERTISED",
+                              f"Route 10.{index}.0.0/16 advertised by neighbor {neighbor}"))
+    elif after == "ipsec_up_bgp_down":
+        if before == "healthy":
+            lines.append(_bgp(tunnel, vpn_id, at, "BGPStatus", "DOWN",
+                              f"BGP notification sent to neighbor {neighbor}: Hold Timer Expired"))
+            lines.append(_bgp(tunnel, vpn_id, at, "BGPStatus", "DOWN", "AWS-side peer BGP session state has changed"
+                              f" from Established to Idle with neighbor {neighbor}"))
+        for old, new in (("Idle", "Connect"), ("Connect", "Active")):
+            lines.append(_bgp(tunnel, vpn_id, at, "BGPStatus", "DOWN", "AWS-side peer BGP session state has "
+                              f"changed from {old} to {new} with neighbor {neighbor}"))
+    elif after == "down":
+        lines.append(_ike(tunnel, vpn_id, at, "AWS tunnel DPD timed out after 3 retransmits", "established",
+                          "established"))
+        lines.append(_ike(tunnel, vpn_id, at, "Peer is not responsive - Declaring peer dead", "down", "down"))
+        if before == "healthy":
+            lines.append(_bgp(tunnel, vpn_id, at, "BGPStatus", "DOWN",
+                              f"BGP notification sent to neighbor {neighbor}: Hold Timer Expired"))
+            lines.append(_bgp(tunnel, vpn_id, at, "BGPStatus", "DOWN", "AWS-side peer BGP session state has changed"
+                              f" from Established to Idle with neighbor {neighbor}"))
+    return [line for line in lines if getattr(tunnel, f"{line.log}_log") != "off"]
+
+
+def heartbeat(tunnel: TunnelScenario, vpn_id: str, state: str, at: float) -> list[LogLine]:
+    """The periodic lines of a steady tunnel: DPD while IPsec is up; BGP retrying while it cannot connect."""
+    lines = []
+    if state in ("healthy", "ipsec_up_bgp_down"):
+        lines.append(_ike(tunnel, vpn_id, at, "AWS tunnel is sending DPD R-U-THERE", "established", "established"))
+    if state == "ipsec_up_bgp_down":
+        lines.append(_bgp(tunnel, vpn_id, at, "BGPStatus", "DOWN", "AWS-side peer BGP session state has changed "
+                          f"from Active to Connect with neighbor {_neighbor(tunnel)}"))
+    return [line for line in lines if getattr(tunnel, f"{line.log}_log") != "off"]

@@ -1,0 +1,32 @@
+"""Runs one job per account and region in a pool, so that a failure or a hang stays with its job."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Executor, wait
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable, Mapping
+
+from exporter.aws import describe_error
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    ok: bool
+    value: Any  # the job's result, or a short secret-free error description
+    duration_seconds: float
+
+
+def run_isolated(executor: Executor, jobs: Mapping[Hashable, Callable[[], Any]], timeout: float) -> dict:
+    """Run every job concurrently; an exception or a timeout becomes that job's failed Outcome."""
+    def timed(job: Callable[[], Any]) -> Outcome:
+        started = time.monotonic()
+        try:
+            return Outcome(True, job(), time.monotonic() - started)
+        except Exception as err:  # isolation is the point: recorded against this job only
+            return Outcome(False, describe_error(err), time.monotonic() - started)
+
+    futures = {key: executor.submit(timed, job) for key, job in jobs.items()}
+    wait(futures.values(), timeout=timeout)
+    return {key: future.result() if future.done() else Outcome(False, "timeout", timeout)
+            for key, future in futures.items()}

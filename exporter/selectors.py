@@ -1,0 +1,52 @@
+"""Do a tunnel's negotiated traffic selectors fit its connection? (The seed's second check.)
+
+AWS side selectors must equal the connection's RemoteIpv4NetworkCidr, CGW side ones its
+LocalIpv4NetworkCidr (both default to 0.0.0.0/0). A dynamic connection also needs both sides to
+cover the tunnel inside CIDR, or the BGP peers' link-local addresses never cross the tunnel.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+ANY = "0.0.0.0/0"
+
+
+@dataclass(frozen=True)
+class SelectorCheck:
+    mismatch: bool
+    reasons: tuple[str, ...]  # aws_side_differs | cgw_side_differs | inside_cidr_not_covered | unreadable
+
+
+def _networks(text: str) -> list | None:
+    try:
+        return list(ipaddress.collapse_addresses(
+            ipaddress.ip_network(part, strict=False) for part in text.split(",") if part))
+    except (ValueError, TypeError):
+        return None
+
+
+def _covers(networks: list, cidr: str) -> bool:
+    try:
+        inside = ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return True  # nothing to check against
+    return any(inside.version == net.version and inside.subnet_of(net) for net in networks)
+
+
+def check_selectors(aws_side: str, cgw_side: str, routing: str, remote_cidr: str, local_cidr: str,
+                    inside_cidr: str) -> SelectorCheck:
+    """Compare negotiated selectors with what the connection needs."""
+    aws, cgw = _networks(aws_side), _networks(cgw_side)
+    expected_aws, expected_cgw = _networks(remote_cidr or ANY), _networks(local_cidr or ANY)
+    if not aws or not cgw:
+        return SelectorCheck(True, ("unreadable",))
+    reasons = []
+    if expected_aws is not None and aws != expected_aws:
+        reasons.append("aws_side_differs")
+    if expected_cgw is not None and cgw != expected_cgw:
+        reasons.append("cgw_side_differs")
+    if routing == "dynamic" and inside_cidr and not (_covers(aws, inside_cidr) and _covers(cgw, inside_cidr)):
+        reasons.append("inside_cidr_not_covered")
+    return SelectorCheck(bool(reasons), tuple(reasons))
