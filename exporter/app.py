@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -14,6 +15,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from exporter.aws import AwsAccount
 from exporter.config import Config
+from exporter.diagnosis import diagnose
 from exporter.instrumentation import ExporterMetrics
 from exporter.logreader import IngestCounters, LogCollection, LogIngestor
 from exporter.logstate import StateFile
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 class Exporter:
     """A running exporter: polls on schedules, serves the latest complete snapshot."""
 
-    def __init__(self, config: Config, listen: tuple[str, int]):
+    def __init__(self, config: Config, listen: tuple[str, int] | None = None):
         self.config = config
         self.metrics = ExporterMetrics(snapshot_time=self._snapshot_time)
         self.accounts = [AwsAccount(target, self.metrics.record_api_call) for target in config.targets]
@@ -50,8 +52,8 @@ class Exporter:
         self.scheduler = BackgroundScheduler(
             timezone=timezone.utc,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": int(config.poll_interval)})
-        self.server = ExporterServer(listen, lambda: self.current, self.metrics.render)
-        self._server_thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
+        self._listen = listen
+        self.server: ExporterServer | None = None  # bound by start_server(); a one-shot diagnose binds nothing
 
     @property
     def address(self) -> tuple[str, int]:
@@ -97,6 +99,7 @@ class Exporter:
                 completed_at=time.time(), regions=ec2.regions,
                 results=ec2.results + (logs.results if logs else ()),
                 tunnel_logs=logs.tunnels if logs else {}, log_groups=logs.groups if logs else ())
+            snapshot = replace(snapshot, findings=diagnose(snapshot))
             self.current = RenderedSnapshot.of(snapshot)
 
     # --- lifecycle ----------------------------------------------------------------------------------
@@ -114,6 +117,9 @@ class Exporter:
 
     def start(self) -> None:
         self.start_server()
+        self.start_polling()
+
+    def start_polling(self) -> None:
         self.add_job(self.poll_ec2, self.config.poll_interval, "poll-ec2")
         if self.logs is not None:
             self.add_job(self.poll_logs, self.config.logs.poll_interval, "poll-logs")
@@ -123,7 +129,8 @@ class Exporter:
 
     def start_server(self) -> None:
         """Serve HTTP in the background (tests poll by hand and call only this)."""
-        self._server_thread.start()
+        self.server = ExporterServer(self._listen, lambda: self.current, self.metrics.render)
+        threading.Thread(target=self.server.serve_forever, name="http", daemon=True).start()
         host, port = self.address
         log.info("listening address=%s:%d", host, port)
 
@@ -131,8 +138,9 @@ class Exporter:
         """Stop scheduling, stop serving, and save the log state so a restart loses nothing."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)  # state is consistent at page granularity; no need to wait
-        self.server.shutdown()
-        self.server.server_close()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self.logs is not None:
             self.logs.save()

@@ -46,7 +46,78 @@ def _load(args: argparse.Namespace) -> Config | None:
     return None
 
 
+def build_diagnose_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aws-vpn-exporter diagnose",
+        description="Collect once and explain every VPN connection: state, findings, evidence, next step. "
+                    "Exit status: 0 fine, 3 a critical finding is active, 4 a source failed or an id was not "
+                    "found, 1 a configuration error.")
+    parser.add_argument("--config", "--config.file", dest="config", metavar="FILE")
+    parser.add_argument("--demo", action="store_true", help="diagnose the built-in simulated AWS")
+    parser.add_argument("--vpn-connection-id", dest="ids", action="append", default=[], metavar="ID",
+                        help="only this connection (repeatable)")
+    parser.add_argument("--output", choices=["text", "json"], default="text")
+    parser.add_argument("--no-color", dest="no_color", action="store_true", help="never colour the text output")
+    parser.add_argument("--log.level", dest="log_level", default="warning",
+                        choices=["debug", "info", "warning", "error"])
+    return parser
+
+
+def diagnose_main(argv: list[str]) -> int:
+    """One collection in the foreground, printed for a person (or a script with --output json)."""
+    import json
+
+    from exporter.app import Exporter
+    from exporter.report import build_report, exit_code, render_text
+
+    args = build_diagnose_parser().parse_args(argv)
+    logsetup.configure(args.log_level)
+    try:
+        config = _load(args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if config is None and not args.demo:
+        print("error: pass --config FILE, or --demo", file=sys.stderr)
+        return 2
+    config, demo = _with_demo(config, args.demo)
+    with tempfile.TemporaryDirectory(prefix="aws-vpn-diagnose-") as state_dir:
+        # A one-shot run reads logs.lookback afresh and never touches a running exporter's state.
+        exporter = Exporter(replace(config, state_dir=Path(state_dir)))
+        try:
+            rendered = exporter.poll_once()
+        finally:
+            exporter.stop()
+            if demo is not None:
+                demo.stop()
+    report = build_report(rendered.snapshot, args.ids)
+    if args.output == "json":
+        print(json.dumps(report, indent=2))
+    else:
+        colour = sys.stdout.isatty() and not args.no_color and "NO_COLOR" not in os.environ
+        sys.stdout.write(render_text(report, colour=colour))
+    return exit_code(report)
+
+
+def _with_demo(config: Config | None, demo_requested: bool):
+    """Start the simulated AWS when asked, and point the config's targets at it."""
+    if not demo_requested:
+        return config, None
+    from exporter.demo.environment import DemoEnvironment
+
+    demo = DemoEnvironment().start()
+    os.environ.update(demo.aws_environment())
+    # A simulated AWS starts afresh each time, so its log cursors live in a fresh directory too.
+    base = config or Config(targets=(), poll_interval=DEMO_POLL_INTERVAL, poll_timeout=DEMO_POLL_INTERVAL - 1,
+                            logs=LogsConfig(poll_interval=DEMO_POLL_INTERVAL),
+                            state_dir=Path(tempfile.mkdtemp(prefix="aws-vpn-exporter-demo-")))
+    return replace(base, targets=demo.targets(), source="<demo>"), demo
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["diagnose"]:
+        return diagnose_main(argv[1:])
     args = build_parser().parse_args(argv)
     logsetup.configure(args.log_level)
     try:
@@ -70,25 +141,16 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
 
-    demo = None
-    if args.demo:
-        from exporter.demo.environment import DemoEnvironment
-
-        demo = DemoEnvironment().start()
-        os.environ.update(demo.aws_environment())
-        # A simulated AWS starts afresh each time, so its log cursors live in a fresh directory too.
-        base = config or Config(targets=(), poll_interval=DEMO_POLL_INTERVAL, poll_timeout=DEMO_POLL_INTERVAL - 1,
-                                logs=LogsConfig(poll_interval=DEMO_POLL_INTERVAL),
-                                state_dir=Path(tempfile.mkdtemp(prefix="aws-vpn-exporter-demo-")))
-        config = replace(base, targets=demo.targets(), source="<demo>")
+    config, demo = _with_demo(config, args.demo)
     return _serve(config, listen, demo)
 
 
 def _serve(config: Config, listen: tuple[str, int], demo) -> int:
     from exporter.app import Exporter
 
+    exporter = Exporter(config, listen)
     try:
-        exporter = Exporter(config, listen)
+        exporter.start_server()
     except OSError as err:
         print(f"error: cannot listen on {listen[0]}:{listen[1]}: {err.strerror}", file=sys.stderr)
         return 1
@@ -97,7 +159,7 @@ def _serve(config: Config, listen: tuple[str, int], demo) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    exporter.start()
+    exporter.start_polling()
     stop.wait()
     log.info("shutting down")
     exporter.stop()

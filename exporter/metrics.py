@@ -15,8 +15,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from exporter.logparse import BGP_STATES, IKE_STATES
 from exporter.logstate import TunnelKey, TunnelLogView
-from exporter.model import Connection, Snapshot, Tunnel
-from exporter.selectors import check_selectors
+from exporter.model import Snapshot
+from exporter.selectors import check_tunnel_selectors
 
 PREFIX = "aws_vpn"
 TUNNEL_LABELS = ("account_id", "region", "vpn_connection_id", "tunnel")
@@ -42,6 +42,7 @@ TUNNEL_IKE_PHASE_STATE = "aws_vpn_tunnel_ike_phase_state"
 TUNNEL_LOG_LAST_EVENT = "aws_vpn_tunnel_log_last_event_timestamp_seconds"
 TUNNEL_BGP_SESSION_STATE = "aws_vpn_tunnel_bgp_session_state"
 TUNNEL_BGP_LAST_ERROR = "aws_vpn_tunnel_bgp_last_error_timestamp_seconds"
+TUNNEL_FINDING = "aws_vpn_tunnel_finding"
 
 COLLECTION_SUCCESS = "aws_vpn_exporter_collection_success"
 COLLECTION_DURATION = "aws_vpn_exporter_collection_duration_seconds"
@@ -114,6 +115,12 @@ def snapshot_families(snapshot: Snapshot) -> Iterator[Metric]:
                                  gateway.bgp_asn, gateway.ip_address], 1.0)
     yield from (connection_info, tunnel_info, up, ipsec, bgp, routes, changed, log_enabled, gateways)
     yield from _log_families(snapshot)
+    finding = _gauge(TUNNEL_FINDING, "1 while a diagnosis finding is active; codes and remedies in the README "
+                     "(tunnel is empty for connection-level findings).", TUNNEL_LABELS + ("finding", "severity"))
+    for item in snapshot.findings:
+        finding.add_metric([item.account_id, item.region, item.vpn_connection_id, item.tunnel, item.code,
+                            item.severity], 1.0)
+    yield finding
     yield from _collection_families(snapshot)
 
 
@@ -155,7 +162,7 @@ def _log_families(snapshot: Snapshot) -> Iterator[Metric]:
             negotiated = view.fact("selectors")
             if negotiated is not None:
                 selectors.add_metric(labels + list(negotiated), 1.0)
-                mismatch.add_metric(labels, _flag(selector_check(connection, tunnel, negotiated).mismatch))
+                mismatch.add_metric(labels, _flag(check_tunnel_selectors(connection, tunnel, negotiated).mismatch))
             for fact, family in (("nat_t", nat_t), ("dpd", dpd)):
                 if view.fact(fact) is not None:
                     family.add_metric(labels, _flag(view.fact(fact)))
@@ -172,12 +179,6 @@ def _log_families(snapshot: Snapshot) -> Iterator[Metric]:
         lag.add_metric([group.account_id, group.region, group.log_group],
                        max(0.0, snapshot.completed_at - group.read_until))
     yield from (events, mismatch, selectors, nat_t, dpd, phases, last_event, bgp_state, bgp_error, lag)
-
-
-def selector_check(connection: Connection, tunnel: Tunnel, negotiated: tuple[str, str]):
-    aws_side, cgw_side = negotiated
-    return check_selectors(aws_side, cgw_side, connection.routing, connection.remote_ipv4_network_cidr,
-                           connection.local_ipv4_network_cidr, tunnel.inside_cidr)
 
 
 def _collection_families(snapshot: Snapshot) -> Iterator[Metric]:

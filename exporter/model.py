@@ -87,6 +87,7 @@ class Snapshot:
     results: tuple[SourceResult, ...] = ()
     tunnel_logs: Mapping[Any, Any] = field(default_factory=dict)  # logstate.TunnelKey -> TunnelLogView
     log_groups: tuple[Any, ...] = ()  # logreader.LogGroupStatus
+    findings: tuple[Any, ...] = ()  # diagnosis.Finding
 
     def connections(self):
         """Yield (region telemetry, connection) pairs across accounts and regions."""

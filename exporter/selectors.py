@@ -50,3 +50,10 @@ def check_selectors(aws_side: str, cgw_side: str, routing: str, remote_cidr: str
     if routing == "dynamic" and inside_cidr and not (_covers(aws, inside_cidr) and _covers(cgw, inside_cidr)):
         reasons.append("inside_cidr_not_covered")
     return SelectorCheck(bool(reasons), tuple(reasons))
+
+
+def check_tunnel_selectors(connection, tunnel, negotiated: tuple[str, str]) -> SelectorCheck:
+    """``check_selectors`` for a model Connection and Tunnel and the (AWS, CGW) selectors negotiated."""
+    aws_side, cgw_side = negotiated
+    return check_selectors(aws_side, cgw_side, connection.routing, connection.remote_ipv4_network_cidr,
+                           connection.local_ipv4_network_cidr, tunnel.inside_cidr)

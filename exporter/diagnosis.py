@@ -1,0 +1,141 @@
+"""The seed article's checklist, run on every snapshot: which cause applies, with its evidence.
+
+Each rule reads EC2 telemetry, connection options and log-derived state, and yields findings from
+the catalogue in ``findings.py``. Rules fire only on evidence present in the snapshot; where logs
+are missing they say so (``tunnel_logging_disabled``) rather than guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+from exporter.findings import FINDINGS
+from exporter.logstate import TunnelKey, TunnelLogView
+from exporter.model import Connection, RegionTelemetry, Snapshot, Tunnel
+from exporter.logparse import BGP_ERRORS
+from exporter.selectors import ANY, check_tunnel_selectors
+
+RECENT_SECONDS = 3600.0  # a BGP error older than this no longer counts as a current finding
+_EVENT_OF_ERROR = {error: event for event, error in BGP_ERRORS.items()}
+_STATUS_MESSAGES = {"ipsec_up": "IPSEC IS UP", "ipsec_down": "IPSEC IS DOWN", "bgp_routes": "N BGP ROUTES",
+                    "empty": "(empty)", "missing": "(missing)", "other": "(unrecognised)"}
+_BGP_ERROR_FINDINGS = {
+    "hold_timer_expired": "bgp_hold_timer_expired",
+    "open_message_error": "bgp_open_message_error",
+    "max_prefix_exceeded": "bgp_max_prefix_exceeded",
+    "route_denied": "bgp_routes_denied",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    account_id: str
+    region: str
+    vpn_connection_id: str
+    tunnel: str  # "" for a connection-level finding
+    code: str
+    evidence: tuple[str, ...]
+
+    @property
+    def severity(self) -> str:
+        return FINDINGS[self.code].severity
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def _ipsec_up_bgp_down(connection: Connection, tunnel: Tunnel, now: float) -> list[str] | None:
+    if connection.routing != "dynamic" or not tunnel.ipsec_up or tunnel.bgp_up is not False:
+        return None
+    evidence = [f"AWS status {tunnel.status}, status message {_STATUS_MESSAGES[tunnel.status_message]}",
+                f"accepted routes {tunnel.accepted_routes if tunnel.accepted_routes is not None else 'unknown'}"]
+    if tunnel.last_status_change is not None:
+        evidence.append(f"for {_duration(now - tunnel.last_status_change)} (last status change)")
+    return evidence
+
+
+def _tunnel_rules(connection: Connection, tunnel: Tunnel, logs: TunnelLogView | None, now: float) -> Iterator[tuple]:
+    headline = _ipsec_up_bgp_down(connection, tunnel, now)
+    if headline:
+        yield "ipsec_up_bgp_down", headline
+
+    missing = [kind for kind, destination in (("ike", tunnel.ike_log), ("bgp", tunnel.bgp_log))
+               if not destination.enabled and (kind == "ike" or connection.routing == "dynamic")]
+    if missing:
+        yield "tunnel_logging_disabled", tuple(f"{kind} log delivery is off" for kind in missing)
+    if logs is None:
+        return
+
+    selectors = logs.fact("selectors")
+    if selectors is not None:
+        aws_side, cgw_side = selectors
+        check = check_tunnel_selectors(connection, tunnel, selectors)
+        if check.mismatch:
+            yield "traffic_selectors_mismatch", (
+                f"negotiated (AWS-side) {aws_side} <=> (CGW-side) {cgw_side}",
+                f"connection options: remote (AWS) {connection.remote_ipv4_network_cidr or ANY}, "
+                f"local (CGW) {connection.local_ipv4_network_cidr or ANY}, tunnel inside {tunnel.inside_cidr}",
+                "problems: " + ", ".join(check.reasons))
+
+    counts = dict(logs.counts)
+    if headline:
+        bgp_seen = counts.get("bgp_established", 0) + counts.get("bgp_open_received", 0)
+        narrow = selectors is not None and (selectors[0] != ANY or selectors[1] != ANY)
+        if narrow and not bgp_seen:
+            evidence = [f"policy-style selectors {selectors[0]} <=> {selectors[1]}",
+                        "no BGP OPEN received and BGP never established in the BGP log" if tunnel.bgp_log.enabled
+                        else "BGP log off: BGP activity unknown",
+                        "AWS reports 0 accepted routes" if not tunnel.accepted_routes else ""]
+            yield "static_cgw_on_dynamic_connection", tuple(e for e in evidence if e)
+        state = logs.fact("bgp_state")
+        if state in ("connect", "active"):
+            yield "bgp_stuck_connecting", (f"BGP session state {state} (BGP log)",
+                                           f"no session established in {sum(counts.values())} log events read"
+                                           if not counts.get("bgp_established") else "")
+
+    if connection.accelerated and logs.fact("nat_t") is False and tunnel.ipsec_up:
+        yield "accelerated_without_nat_t", ("connection has acceleration enabled",
+                                            "latest IKE log event: nat_t_detected false")
+
+    error, error_at = logs.fact("bgp_error"), logs.fact_time("bgp_error")
+    code = _BGP_ERROR_FINDINGS.get(error or "")
+    if code and error_at is not None and now - error_at <= RECENT_SECONDS:
+        yield code, (f"BGP log: {error.replace('_', ' ')} {_duration(now - error_at)} ago",
+                     f"{counts.get(_EVENT_OF_ERROR[error], 0)} such events counted")
+
+
+def _connection_rules(connection: Connection) -> Iterator[tuple]:
+    known = [t for t in connection.tunnels if t.status in ("UP", "DOWN")]
+    up = [t for t in known if t.status == "UP"]
+    if not known:
+        return
+    if not up:
+        yield "connection_down", tuple(f"tunnel {t.outside_ip}: DOWN, {_STATUS_MESSAGES[t.status_message]}"
+                                       for t in known)
+    elif len(known) >= 2 and len(up) == 1:
+        down = next(t for t in known if t.status == "DOWN")
+        yield "redundancy_lost", (f"tunnel {up[0].outside_ip} UP",
+                                  f"tunnel {down.outside_ip} DOWN, {_STATUS_MESSAGES[down.status_message]}")
+
+
+def diagnose_region(region: RegionTelemetry, tunnel_logs, now: float) -> Iterator[Finding]:
+    for connection in region.connections:
+        base = (region.account_id, region.region, connection.vpn_connection_id)
+        for code, evidence in _connection_rules(connection):
+            yield Finding(*base, "", code, tuple(e for e in evidence if e))
+        for tunnel in connection.tunnels:
+            logs = tunnel_logs.get(TunnelKey(*base, tunnel.outside_ip))
+            for code, evidence in _tunnel_rules(connection, tunnel, logs, now):
+                yield Finding(*base, tunnel.outside_ip, code, tuple(e for e in evidence if e))
+
+
+def diagnose(snapshot: Snapshot, now: float | None = None) -> tuple[Finding, ...]:
+    """Every active finding of a snapshot, in a stable order."""
+    now = snapshot.completed_at if now is None else now
+    found = [finding for region in snapshot.regions for finding in diagnose_region(region, snapshot.tunnel_logs, now)]
+    return tuple(sorted(found, key=lambda f: (f.account_id, f.region, f.vpn_connection_id, f.tunnel, f.code)))

@@ -1,0 +1,79 @@
+"""The catalogue of diagnosis findings: stable codes, severities and remedies, in the seed's terms.
+
+This is the one place remedy text lives; the diagnose command, the README table and (later) the
+alert rules and runbooks all read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CRITICAL, WARNING, INFO = "critical", "warning", "info"
+
+
+@dataclass(frozen=True)
+class FindingSpec:
+    code: str
+    severity: str
+    scope: str  # tunnel | connection
+    summary: str
+    remedy: str
+
+
+_SPECS = (
+    FindingSpec("ipsec_up_bgp_down", CRITICAL, "tunnel",
+                "IPsec is established but the BGP session is not (AWS shows DOWN, IPSEC IS UP).",
+                "Work through the causes below in order: does the customer gateway speak BGP (static or "
+                "policy-based devices do not), are the traffic selectors 0.0.0.0/0 <=> 0.0.0.0/0, is NAT-T on for an "
+                "accelerated connection; then general BGP checks (ASNs, peer addresses, hold timers, TCP 179)."),
+    FindingSpec("static_cgw_on_dynamic_connection", WARNING, "tunnel",
+                "The customer gateway behaves like a static (policy-based) device on a dynamic (BGP) connection.",
+                "The routing option of an existing connection cannot be changed: create a new VPN connection with "
+                "static routing, then reconfigure the customer gateway with the new tunnel outside IP addresses "
+                "(AWS assigns a new pair). The old tunnel inside CIDRs and pre-shared keys may be reused on the new "
+                "connection."),
+    FindingSpec("traffic_selectors_mismatch", WARNING, "tunnel",
+                "The negotiated traffic selectors do not fit the connection.",
+                "Set the encryption domain / proxy IDs on the customer gateway to 0.0.0.0/0 (AWS) <=> 0.0.0.0/0 "
+                "(on-premises), and set both the Local and Remote IPv4 network CIDR options of the VPN connection to "
+                "0.0.0.0/0. A dynamic connection needs selectors wide enough for the link-local tunnel inside "
+                "addresses BGP uses."),
+    FindingSpec("accelerated_without_nat_t", CRITICAL, "tunnel",
+                "Accelerated VPN without NAT traversal: IPsec comes up but no traffic flows, BGP included.",
+                "Enable NAT-T (NAT traversal) on the customer gateway device; accelerated Site-to-Site VPN requires it."),
+    FindingSpec("tunnel_logging_disabled", INFO, "tunnel",
+                "Tunnel logs are not delivered to CloudWatch Logs, so selector, NAT-T and BGP checks cannot be made.",
+                "Enable Site-to-Site VPN tunnel activity logs (and BGP logs) to CloudWatch Logs in the tunnel options "
+                "(ModifyVpnTunnelOptions, LogOptions.CloudWatchLogOptions)."),
+    FindingSpec("redundancy_lost", WARNING, "connection",
+                "Only one tunnel of the connection is up: one more failure takes the connection down.",
+                "Bring the down tunnel back: check its status message and findings, and the customer gateway's "
+                "configuration for that tunnel's outside IP address."),
+    FindingSpec("connection_down", CRITICAL, "connection",
+                "No tunnel of the connection is up.",
+                "Check each tunnel's findings. IPSEC IS DOWN: the customer gateway's reachability, IKE settings and "
+                "pre-shared key. IPSEC IS UP: the BGP causes."),
+    FindingSpec("bgp_stuck_connecting", WARNING, "tunnel",
+                "BGP stays in Connect/Active while IPsec is up: the TCP session to the peer never opens.",
+                "Check that the customer gateway allows TCP 179 over the tunnel, that its BGP neighbor is the AWS "
+                "inside address of this tunnel, and that BGP is configured on the device at all."),
+    FindingSpec("bgp_hold_timer_expired", WARNING, "tunnel",
+                "The BGP hold timer expired recently: keepalives stopped arriving.",
+                "Check the tunnel's stability (DPD, packet loss), the customer gateway's load, and that the hold "
+                "timers match (AWS uses 30 s)."),
+    FindingSpec("bgp_open_message_error", CRITICAL, "tunnel",
+                "The BGP OPEN message was rejected (typically an ASN or peer address mismatch).",
+                "Compare the AS numbers on both sides: the customer gateway's ASN must match the one the VPN "
+                "connection was created with, and its neighbor must be AWS's ASN and inside address."),
+    FindingSpec("bgp_max_prefix_exceeded", CRITICAL, "tunnel",
+                "The customer gateway advertised more routes than AWS accepts; the session was reset.",
+                "Summarise the advertised prefixes below the quota (100 routes per BGP session for a virtual private "
+                "gateway) or advertise a default route."),
+    FindingSpec("bgp_routes_denied", WARNING, "tunnel",
+                "AWS denied routes advertised by the customer gateway.",
+                "Read the denial reason in the BGP log (for example an AS path containing AWS's own AS, or a "
+                "non-connected next hop) and fix the advertisement on the customer gateway."),
+)
+
+FINDINGS: dict[str, FindingSpec] = {spec.code: spec for spec in _SPECS}
+SEVERITIES = (CRITICAL, WARNING, INFO)
