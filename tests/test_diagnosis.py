@@ -174,3 +174,25 @@ def test_the_diagnose_command_text_output_and_filter():
     assert "CRITICAL ipsec_up_bgp_down on tunnel 198.51.100.21" in text.stdout
     assert "next step: The routing option of an existing connection cannot be changed" in text.stdout
     assert "\033[" not in text.stdout
+
+
+def test_findings_are_exported_while_active(demo, make_exporter):
+    from tests.conftest import scrape, series, value
+
+    exporter = make_exporter(demo.targets())
+    exporter.poll_once()
+    samples = scrape(exporter.url)
+    headline, healthy = demo.connection_id("branch-tokyo"), demo.connection_id("hq-core")
+    assert value(samples, "aws_vpn_tunnel_finding", vpn_connection_id=headline, tunnel="198.51.100.21",
+                 finding="ipsec_up_bgp_down", severity="critical") == 1
+    assert value(samples, "aws_vpn_tunnel_finding", vpn_connection_id=demo.connection_id("lab-down"), tunnel="",
+                 finding="connection_down", severity="critical") == 1
+    assert series(samples, "aws_vpn_tunnel_finding", vpn_connection_id=healthy) == []
+
+    demo.set_state("branch-tokyo", 0, "healthy")  # BGP comes up: the finding goes away at the next poll
+    exporter.poll_once()
+    after = scrape(exporter.url)
+    assert value(after, "aws_vpn_tunnel_finding", vpn_connection_id=headline, tunnel="198.51.100.21",
+                 finding="ipsec_up_bgp_down") is None
+    assert value(after, "aws_vpn_tunnel_finding", vpn_connection_id=headline, tunnel="",
+                 finding="redundancy_lost") == 1
