@@ -92,7 +92,7 @@ def render_text(report: dict[str, Any], colour: bool = False, width: int = 100) 
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for index, row in enumerate(rows):
             cells = []
-            for column, (cell, size) in enumerate(zip(row, widths)):
+            for column, (cell, size) in enumerate(zip(row, widths, strict=True)):
                 text = cell.ljust(size)
                 if index and column in (1, 2, 3) and cell in ("UP", "up", "DOWN", "down"):
                     text = paint(text, "good" if cell.lower() == "up" else "bad")

@@ -1,8 +1,6 @@
 """Polling through real boto3 over HTTP to moto: the metric contract, isolation, and series lifecycle."""
 
 import boto3
-import pytest
-import requests
 
 from exporter.config import Target
 from tests.conftest import add_vpn_connection, scrape, series, tunnel_telemetry, value

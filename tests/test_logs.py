@@ -4,7 +4,6 @@ import json
 import time
 
 import boto3
-import pytest
 
 from exporter.config import LogsConfig, Target
 from exporter.logreader import stream_name
