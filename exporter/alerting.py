@@ -1,0 +1,322 @@
+"""Prometheus alert rules and their runbooks, generated from the exporter's own metric names and
+findings catalogue (one source of truth). ``python -m exporter.alerting`` rewrites
+``alerts/aws-vpn.rules.yml`` and ``docs/runbooks.md``; a test fails when the committed copies are stale.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from exporter import metrics as m
+from exporter.findings import FINDINGS
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES_FILE = ROOT / "alerts" / "aws-vpn.rules.yml"
+RUNBOOKS_FILE = ROOT / "docs" / "runbooks.md"
+ALERTMANAGER_FILE = ROOT / "alerts" / "alertmanager.yml"
+
+# Thresholds and selectors: the one place to tune them.
+SETTINGS = {
+    "exporter_job": 'job="aws-vpn-exporter"',
+    "runbook_base": "https://github.com/aws-vpn-exporter/aws-vpn-exporter/blob/main/docs/runbooks.md",
+    "bgp_down_for": "5m",
+    "tunnel_down_for": "5m",
+    "connection_down_for": "3m",
+    "redundancy_for": "10m",
+    "finding_for": "10m",
+    "routes_window": "6h",
+    "routes_drop_ratio": 0.5,
+    "routes_for": "10m",
+    "flap_window": "1h",
+    "flap_changes": 4,
+    "collection_failing_for": "10m",
+    "snapshot_stale_seconds": 300,
+    "source_stale_seconds": 900,
+    "log_lag_seconds": 900,
+    "log_lag_for": "15m",
+}
+
+CONNECTION = "account_id, region, vpn_connection_id"
+TUNNEL = CONNECTION + ", tunnel"
+WHERE = "{{ $labels.account_id }}/{{ $labels.region }}"
+CONNECTION_TEXT = "VPN connection {{ $labels.vpn_connection_id }} ({{ $labels.name }}) in " + WHERE
+TUNNEL_TEXT = "Tunnel {{ $labels.tunnel }} of VPN connection {{ $labels.vpn_connection_id }} ({{ $labels.name }}) in " \
+    + WHERE
+
+
+def with_name(expr: str) -> str:
+    """Attach the connection's Name tag, so descriptions can say which site it is."""
+    return f"({expr})\n* on({CONNECTION}) group_left(name) {m.CONNECTION_INFO}"
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    expr: str
+    severity: str
+    summary: str
+    description: str
+    meaning: str
+    confirm: str
+    fix: str
+    duration: str = "0m"
+    finding: str | None = None  # the diagnosis finding this alert stands for, if any
+    extra_labels: dict = field(default_factory=dict)
+
+    @property
+    def anchor(self) -> str:
+        return self.name.lower()
+
+    def rule(self) -> dict:
+        rule = {"alert": self.name, "expr": self.expr}
+        if self.duration != "0m":
+            rule["for"] = self.duration
+        rule["labels"] = {"severity": self.severity, **self.extra_labels}
+        rule["annotations"] = {"summary": self.summary, "description": self.description,
+                               "runbook_url": f"{SETTINGS['runbook_base']}#{self.anchor}"}
+        return rule
+
+
+def _diagnose_hint(scope: str = "connection") -> str:
+    return ("aws-vpn-exporter diagnose --vpn-connection-id <id>" if scope == "connection" else
+            "aws-vpn-exporter diagnose")
+
+
+def _finding_alert(name: str, code: str) -> Alert:
+    spec = FINDINGS[code]
+    subject = TUNNEL_TEXT if spec.scope == "tunnel" else CONNECTION_TEXT
+    return Alert(
+        name=name, finding=code, severity=spec.severity, duration=SETTINGS["finding_for"],
+        expr=with_name(f'{m.TUNNEL_FINDING}{{finding="{code}"}} == 1'),
+        summary=spec.summary.split(":")[0].rstrip(".") + ".",
+        description=f"{subject}: {spec.summary}",
+        meaning=spec.summary,
+        confirm=(f"`{m.TUNNEL_FINDING}{{finding=\"{code}\"}}` is 1 for the tunnel; run `{_diagnose_hint()}` for the "
+                 "evidence."),
+        fix=spec.remedy,
+    )
+
+
+def build_alerts() -> list[Alert]:
+    s = SETTINGS
+    headline = FINDINGS["ipsec_up_bgp_down"]
+    return [
+        Alert(
+            name="VpnTunnelIpsecUpBgpDown", severity="critical", duration=s["bgp_down_for"], finding="ipsec_up_bgp_down",
+            expr=with_name(f"{m.TUNNEL_IPSEC_UP} == 1 and on({TUNNEL}) {m.TUNNEL_BGP_UP} == 0"),
+            summary="VPN tunnel has IPsec up but BGP down.",
+            description=TUNNEL_TEXT + " shows DOWN with IPSEC IS UP: IPsec is established, BGP is not. No routes "
+                                      "are exchanged over this tunnel.",
+            meaning=headline.summary + " On a dynamic connection AWS reports a tunnel UP only when both are up. "
+                                       "Static connections never fire this alert; nor does a tunnel whose IPsec is down.",
+            confirm=f"`{m.TUNNEL_IPSEC_UP}` is 1 and `{m.TUNNEL_BGP_UP}` is 0 for the tunnel; `{_diagnose_hint()}` "
+                    "names the likely cause with its evidence (the `aws_vpn_tunnel_finding` series say the same).",
+            fix=headline.remedy + " The cause-specific alerts below carry each fix."),
+        Alert(
+            name="VpnConnectionDown", severity="critical", duration=s["connection_down_for"],
+            expr=with_name(f"max by ({CONNECTION}) ({m.TUNNEL_IPSEC_UP}) == 0"),
+            summary="VPN connection has no tunnel with IPsec up.",
+            description=CONNECTION_TEXT + " has no tunnel with IPsec established: the site is cut off.",
+            meaning=FINDINGS["connection_down"].summary + " Here both tunnels' IPsec is down, so no BGP alert "
+                                                          "fires; this one pages instead and silences the tunnels' alerts.",
+            confirm=f"`max by (vpn_connection_id) ({m.TUNNEL_IPSEC_UP})` is 0; `{_diagnose_hint()}` shows each "
+                    "tunnel's status message.",
+            fix=FINDINGS["connection_down"].remedy),
+        Alert(
+            name="VpnTunnelDown", severity="warning", duration=s["tunnel_down_for"],
+            expr=with_name(f"{m.TUNNEL_IPSEC_UP} == 0"),
+            summary="VPN tunnel has IPsec down.",
+            description=TUNNEL_TEXT + " has IPsec down (status message IPSEC IS DOWN, or empty on a static connection).",
+            meaning="The tunnel's IKE/IPsec security associations are not established; traffic uses the other "
+                    "tunnel if it is up.",
+            confirm=f"`{m.TUNNEL_IPSEC_UP}` is 0; the IKE log events (`{m.TUNNEL_LOG_EVENTS}`: peer_dead, "
+                    "psk_mismatch, no_proposal_chosen, ...) and `diagnose` tell why.",
+            fix="Check the customer gateway's reachability and IKE configuration for this tunnel's outside IP "
+                "address: pre-shared key, proposals (encryption, integrity, DH group), and dead peer detection."),
+        Alert(
+            name="VpnRedundancyLost", severity="warning", duration=s["redundancy_for"],
+            expr=with_name(f"sum by ({CONNECTION}) ({m.TUNNEL_UP}) == 1\n"
+                           f"and on({CONNECTION}) count by ({CONNECTION}) ({m.TUNNEL_UP}) > 1"),
+            summary="VPN connection runs on a single tunnel.",
+            description=CONNECTION_TEXT + " has only one tunnel up: one more failure takes the site down.",
+            meaning=FINDINGS["redundancy_lost"].summary,
+            confirm=f"`sum by (vpn_connection_id) ({m.TUNNEL_UP})` is 1; the down tunnel's own alert or "
+                    f"`{_diagnose_hint()}` says why.",
+            fix=FINDINGS["redundancy_lost"].remedy),
+        Alert(
+            name="VpnAcceptedRoutesDropped", severity="warning", duration=s["routes_for"],
+            expr=with_name(
+                f"{m.TUNNEL_ACCEPTED_ROUTES} < {s['routes_drop_ratio']} * max_over_time({m.TUNNEL_ACCEPTED_ROUTES}"
+                f"[{s['routes_window']}])\nand on({TUNNEL}) {m.TUNNEL_BGP_UP} == 1"),
+            summary="VPN tunnel's accepted BGP routes fell sharply.",
+            description=TUNNEL_TEXT + " accepts {{ $value }} routes, less than half its maximum over the last "
+                                      f"{s['routes_window']}, with BGP up.",
+            meaning="BGP is established but the customer gateway advertises (or AWS accepts) far fewer prefixes than "
+                    "before, down to zero: part of the on-premises network is unreachable.",
+            confirm=f"Graph `{m.TUNNEL_ACCEPTED_ROUTES}`; BGP log events `bgp_route_withdrawn`, `bgp_route_denied`.",
+            fix="Check the customer gateway's advertised prefixes and filters, and any route denials in the BGP log "
+                "(AS path loops, non-connected next hops); keep under the route quota."),
+        Alert(
+            name="VpnTunnelFlapping", severity="warning",
+            expr=with_name(f"changes({m.TUNNEL_LAST_STATUS_CHANGE}[{s['flap_window']}]) >= {s['flap_changes']}"),
+            summary="VPN tunnel is flapping.",
+            description=TUNNEL_TEXT + " changed state {{ $value }} times in the last " + s["flap_window"] + ".",
+            meaning="AWS recorded repeated IKE, IPsec or BGP state changes on the tunnel: it keeps going down and up.",
+            confirm=f"`changes({m.TUNNEL_LAST_STATUS_CHANGE}[1h])`; the flap dashboard; IKE log events "
+                    "`dpd_timeout`, `peer_dead`, `rekey_collision` and BGP `bgp_hold_timer_expired`.",
+            fix="Look for DPD timeouts (packet loss or an overloaded customer gateway), rekey collisions (mismatched "
+                "lifetimes) and hold-timer expiries; tune timeouts to AWS's values and fix the transport."),
+        _finding_alert("VpnStaticCustomerGatewayOnDynamicConnection", "static_cgw_on_dynamic_connection"),
+        _finding_alert("VpnTrafficSelectorsMismatch", "traffic_selectors_mismatch"),
+        _finding_alert("VpnAcceleratedWithoutNatT", "accelerated_without_nat_t"),
+        _finding_alert("VpnTunnelLoggingDisabled", "tunnel_logging_disabled"),
+        _finding_alert("VpnBgpStuckConnecting", "bgp_stuck_connecting"),
+        _finding_alert("VpnBgpHoldTimerExpired", "bgp_hold_timer_expired"),
+        _finding_alert("VpnBgpOpenMessageError", "bgp_open_message_error"),
+        _finding_alert("VpnBgpMaxPrefixExceeded", "bgp_max_prefix_exceeded"),
+        _finding_alert("VpnBgpRoutesDenied", "bgp_routes_denied"),
+        Alert(
+            name="VpnExporterCollectionFailing", severity="warning", duration=s["collection_failing_for"],
+            expr=f"{m.COLLECTION_SUCCESS} == 0",
+            summary="VPN exporter cannot collect from a source.",
+            description="The {{ $labels.source }} collection for " + WHERE + " has failed for "
+                        + s["collection_failing_for"] + "; its metrics are the last values read.",
+            meaning="An AWS error (access denied, throttling, timeouts, a deleted log group) stops one account, "
+                    "region and source; the others are unaffected.",
+            confirm="The exporter's log (`collection failed ... error=`) and "
+                    f"`{m.API_CALLS}{{outcome!=\"ok\"}}` by operation.",
+            fix="Fix the credentials or IAM policy (see the README's least-privilege policy), or wait out the AWS "
+                "incident; the exporter retries every poll and recovers by itself."),
+        Alert(
+            name="VpnExporterSourceStale", severity="warning",
+            expr=f"time() - {m.COLLECTION_LAST_SUCCESS} > {s['source_stale_seconds']}",
+            summary="VPN exporter data for a source is stale.",
+            description="The {{ $labels.source }} data for " + WHERE + " is {{ $value | humanizeDuration }} old.",
+            meaning="Alerts for these tunnels are judged on old data.",
+            confirm=f"`time() - {m.COLLECTION_LAST_SUCCESS}`; see VpnExporterCollectionFailing.",
+            fix="As for VpnExporterCollectionFailing."),
+        Alert(
+            name="VpnExporterSnapshotStale", severity="critical", duration="5m",
+            expr=f"{m.SNAPSHOT_AGE} > {s['snapshot_stale_seconds']}",
+            summary="VPN exporter serves an old snapshot.",
+            description="{{ $labels.instance }} has not completed a poll for {{ $value | humanizeDuration }}.",
+            meaning="The poll loop is stuck or every poll fails to finish; every VPN alert is judged on old data.",
+            confirm=f"`{m.SNAPSHOT_AGE}`, `{m.POLL_TIMESTAMP}`, and the exporter's log.",
+            fix="Restart the exporter; if it recurs, raise poll_timeout or look for an AWS endpoint that hangs."),
+        Alert(
+            name="VpnExporterLogIngestionLagging", severity="warning", duration=s["log_lag_for"],
+            expr=f"{m.LOG_INGESTION_LAG} > {s['log_lag_seconds']}",
+            summary="VPN exporter's log reading is behind.",
+            description="Log group {{ $labels.log_group }} in " + WHERE + " is read {{ $value | humanizeDuration }} "
+                                                                        "behind.",
+            meaning="Findings from logs (selectors, NAT-T, BGP errors) are late.",
+            confirm=f"`{m.LOG_INGESTION_LAG}`; `{m.API_CALLS}{{operation=\"FilterLogEvents\"}}` by outcome.",
+            fix="A backlog catches up by itself (200 pages a poll); persistent lag means throttling "
+                "(FilterLogEvents allows 10 requests/s per account and region) or failing reads."),
+        Alert(
+            name="VpnExporterAbsent", severity="critical", duration="5m",
+            expr=f"absent(up{{{s['exporter_job']}}} == 1)",
+            summary="VPN exporter is down or not scraped.",
+            description="No healthy target for " + s["exporter_job"] + ": VPN tunnels are not monitored.",
+            meaning="Prometheus has no data from the exporter, so no VPN alert can fire.",
+            confirm="Prometheus' targets page; the exporter's `/-/healthy` and `/-/ready`.",
+            fix="Start or fix the exporter (its log names any configuration error at start-up)."),
+    ]
+
+
+def rules_document() -> dict:
+    return {"groups": [{"name": "aws-vpn", "rules": [alert.rule() for alert in build_alerts()]}]}
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (PromQL) as literal blocks, so the YAML reads like the Python."""
+
+
+_BlockDumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
+    "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
+
+GENERATED = "# Generated by `{command}` from {source}; do not edit by hand.\n"
+
+
+def dump_yaml(document: dict, command: str, source: str) -> str:
+    return GENERATED.format(command=command, source=source) + yaml.dump(
+        document, Dumper=_BlockDumper, sort_keys=False, width=10_000, allow_unicode=True)
+
+
+def render_rules() -> str:
+    return dump_yaml(rules_document(), "python -m exporter.alerting", "exporter/alerting.py")
+
+
+def _silenced_by_connection_down(alerts: list[Alert]) -> str:
+    """Every alert about a tunnel or connection, other than connection-down itself, as a regex."""
+    return "|".join(a.name for a in alerts if not a.name.startswith("VpnExporter") and a.name != "VpnConnectionDown")
+
+
+def alertmanager_document() -> dict:
+    """An example Alertmanager config: critical pages, the rest is a ticket; one cause pages once."""
+    alerts = build_alerts()
+    tunnel_alerts = [a.name for a in alerts if a.name in ("VpnTunnelIpsecUpBgpDown", "VpnAcceptedRoutesDropped",
+                                                          "VpnTunnelFlapping")
+                     or (a.finding and a.finding.startswith("bgp_"))]
+    return {
+        "route": {
+            "receiver": "ticket",
+            "group_by": ["alertname", "account_id", "region", "vpn_connection_id"],
+            "group_wait": "30s", "group_interval": "5m", "repeat_interval": "12h",
+            "routes": [{"matchers": ['severity="critical"'], "receiver": "pager", "repeat_interval": "1h"},
+                       {"matchers": ['severity="info"'], "receiver": "ticket", "repeat_interval": "7d"}],
+        },
+        "receivers": [
+            # Replace with pagerduty_configs / opsgenie_configs (and their keys) in production.
+            {"name": "pager", "webhook_configs": [{"url": "http://alert-sink:9099/pager", "send_resolved": True}]},
+            {"name": "ticket", "webhook_configs": [{"url": "http://alert-sink:9099/ticket", "send_resolved": True}]},
+        ],
+        "inhibit_rules": [
+            {"source_matchers": ['alertname="VpnConnectionDown"'],
+             "target_matchers": [f'alertname=~"{_silenced_by_connection_down(alerts)}"'],
+             "equal": ["account_id", "region", "vpn_connection_id"]},
+            {"source_matchers": ['alertname="VpnTunnelDown"'],
+             "target_matchers": [f'alertname=~"{"|".join(tunnel_alerts)}"'],
+             "equal": ["account_id", "region", "vpn_connection_id", "tunnel"]},
+            {"source_matchers": ['alertname="VpnExporterSnapshotStale"'],
+             "target_matchers": ['alertname=~"VpnExporterCollectionFailing|VpnExporterSourceStale"']},
+        ],
+    }
+
+
+def render_alertmanager() -> str:
+    return dump_yaml(alertmanager_document(), "python -m exporter.alerting", "exporter/alerting.py")
+
+
+def render_runbooks() -> str:
+    lines = ["# Runbooks", "",
+             "Generated by `python -m exporter.alerting` from `exporter/alerting.py` and the findings catalogue "
+             "(`exporter/findings.py`); do not edit by hand.", "",
+             "Every alert's first step: `aws-vpn-exporter diagnose --config <your config> --vpn-connection-id <id>` "
+             "prints the connection's state, the active findings, their evidence and the next step.", ""]
+    for alert in build_alerts():
+        lines += [f"## {alert.name}", "", f"Severity: **{alert.severity}**"
+                  + (f" · for {alert.duration}" if alert.duration != "0m" else "")
+                  + (f" · finding `{alert.finding}`" if alert.finding else ""), "",
+                  f"**Meaning.** {alert.meaning}", "", f"**Confirm.** {alert.confirm}", "", f"**Fix.** {alert.fix}", "",
+                  "```promql", alert.expr, "```", ""]
+    return "\n".join(lines)
+
+
+def write_all() -> list[Path]:
+    written = []
+    for path, text in ((RULES_FILE, render_rules()), (RUNBOOKS_FILE, render_runbooks()),
+                       (ALERTMANAGER_FILE, render_alertmanager())):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write_all():
+        print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)

@@ -1,0 +1,191 @@
+"""promtool unit tests for every alert, generated into ``alerts/tests/aws-vpn.test.yml``.
+
+``python -m tests.alert_cases`` rewrites the file; ``tests/test_alerts.py`` checks it is current
+and runs ``promtool test rules`` on it. Each alert gets a case that fires (after its ``for``) and one
+that must stay quiet. Expected annotations are rendered from the rule's own templates with the
+input series' labels, so a join that loses a label (the Name tag) fails the test.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from exporter import metrics as m
+from exporter.alerting import ROOT, build_alerts, dump_yaml
+
+TEST_FILE = ROOT / "alerts" / "tests" / "aws-vpn.test.yml"
+ALERTS = {alert.name: alert for alert in build_alerts()}
+SCRAPE = {"job": "aws-vpn-exporter", "instance": "exporter:9798"}
+CONN = {"account_id": "111122223333", "region": "us-east-1", "vpn_connection_id": "vpn-0a1"}
+OTHER = {"account_id": "111122223333", "region": "us-east-1", "vpn_connection_id": "vpn-0b2"}
+INFO_LABELS = {"state": "available", "routing": "dynamic", "gateway_type": "vgw", "gateway_id": "vgw-1",
+               "customer_gateway_id": "cgw-1", "accelerated": "false"}
+
+
+def _selector(name: str, labels: dict) -> str:
+    return name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
+
+def series(metric: str, values: str, /, **labels) -> dict:
+    return {"series": _selector(metric, {**SCRAPE, **labels}), "values": values}
+
+
+def info(connection: dict, name: str) -> dict:
+    return series(m.CONNECTION_INFO, "1x120", **connection, name=name, **INFO_LABELS)
+
+
+def tunnel(connection: dict, ip: str) -> dict:
+    return {**connection, "tunnel": ip}
+
+
+def _format_value(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def render(template: str, labels: dict, value: float | None, overrides: dict) -> str:
+    def substitute(match: re.Match) -> str:
+        expression = match.group(1).strip()
+        if expression in overrides:
+            return overrides[expression]
+        if expression.startswith("$labels."):
+            return labels[expression.removeprefix("$labels.")]
+        if expression == "$value":
+            return _format_value(value)
+        raise KeyError(f"no expected text for {{{{ {expression} }}}}")
+    return re.sub(r"\{\{(.*?)\}\}", substitute, template)
+
+
+def expect(alert_name: str, at: str, firing: list[dict], value: float = 1, overrides: dict | None = None) -> dict:
+    """An alert_rule_test entry: ``firing`` is the label sets expected (empty: must stay quiet)."""
+    alert = ALERTS[alert_name]
+    rule = alert.rule()
+    expected = []
+    for labels in firing:
+        labels = {**labels, "severity": alert.severity}
+        annotations = {key: render(text, labels, value, overrides or {}) for key, text in rule["annotations"].items()}
+        expected.append({"exp_labels": {"alertname": alert_name, **labels}, "exp_annotations": annotations})
+    return {"eval_time": at, "alertname": alert_name, "exp_alerts": expected}
+
+
+def _named(labels: dict, name: str) -> dict:
+    return {**labels, "name": name}
+
+
+def _scraped(labels: dict) -> dict:
+    return {**SCRAPE, **labels}
+
+
+def cases() -> list[dict]:
+    a, b, c = tunnel(CONN, "198.51.100.1"), tunnel(CONN, "198.51.100.2"), tunnel(OTHER, "198.51.100.3")
+    headline = _scraped(_named(a, "branch"))
+    tests = [
+        {"name": "IPsec up, BGP down fires after 5m; a static tunnel and an IPsec-down tunnel stay quiet",
+         "input_series": [
+             info(CONN, "branch"), info(OTHER, "static-site"),
+             series(m.TUNNEL_IPSEC_UP, "1x20", **a), series(m.TUNNEL_BGP_UP, "0x20", **a),
+             series(m.TUNNEL_IPSEC_UP, "0x20", **b), series(m.TUNNEL_BGP_UP, "0x20", **b),
+             series(m.TUNNEL_IPSEC_UP, "1x20", **c)],  # static: no BGP series at all
+         "alert_rule_test": [expect("VpnTunnelIpsecUpBgpDown", "4m", []),
+                             expect("VpnTunnelIpsecUpBgpDown", "6m", [headline])]},
+        {"name": "IPsec up and BGP up stays quiet",
+         "input_series": [info(CONN, "branch"), series(m.TUNNEL_IPSEC_UP, "1x20", **a),
+                          series(m.TUNNEL_BGP_UP, "1x20", **a)],
+         "alert_rule_test": [expect("VpnTunnelIpsecUpBgpDown", "10m", [])]},
+        {"name": "Connection down when no tunnel has IPsec; tunnel down per tunnel",
+         "input_series": [
+             info(CONN, "lab"), info(OTHER, "hq"),
+             series(m.TUNNEL_IPSEC_UP, "0x20", **a), series(m.TUNNEL_IPSEC_UP, "0x20", **b),
+             series(m.TUNNEL_IPSEC_UP, "1x20", **c)],
+         "alert_rule_test": [
+             expect("VpnConnectionDown", "2m", []),
+             expect("VpnConnectionDown", "4m", [_named(CONN, "lab")]),
+             expect("VpnTunnelDown", "4m", []),
+             expect("VpnTunnelDown", "6m", [_scraped(_named(a, "lab")), _scraped(_named(b, "lab"))])]},
+        {"name": "Redundancy lost with one of two tunnels up; quiet with both up or a single-tunnel connection",
+         "input_series": [
+             info(CONN, "edge"), info(OTHER, "solo"),
+             series(m.TUNNEL_UP, "1x20", **a), series(m.TUNNEL_UP, "0x20", **b), series(m.TUNNEL_UP, "1x20", **c)],
+         "alert_rule_test": [expect("VpnRedundancyLost", "9m", []),
+                             expect("VpnRedundancyLost", "11m", [_named(CONN, "edge")])]},
+        {"name": "Redundancy intact",
+         "input_series": [info(CONN, "edge"), series(m.TUNNEL_UP, "1x20", **a), series(m.TUNNEL_UP, "1x20", **b)],
+         "alert_rule_test": [expect("VpnRedundancyLost", "15m", [])]},
+        {"name": "Accepted routes fall by more than half with BGP up; quiet when steady or with BGP down",
+         "input_series": [
+             info(CONN, "hq"), info(OTHER, "dc"),
+             series(m.TUNNEL_ACCEPTED_ROUTES, "10x30 2x30", **a), series(m.TUNNEL_BGP_UP, "1x60", **a),
+             series(m.TUNNEL_ACCEPTED_ROUTES, "10x60", **b), series(m.TUNNEL_BGP_UP, "1x60", **b),
+             series(m.TUNNEL_ACCEPTED_ROUTES, "10x30 0x30", **c), series(m.TUNNEL_BGP_UP, "1x30 0x30", **c)],
+         "alert_rule_test": [expect("VpnAcceptedRoutesDropped", "35m", []),
+                             expect("VpnAcceptedRoutesDropped", "45m", [_scraped(_named(a, "hq"))], value=2)]},
+        {"name": "A tunnel whose status changes every minute flaps; a steady one does not",
+         "input_series": [
+             info(CONN, "partner"),
+             series(m.TUNNEL_LAST_STATUS_CHANGE, "1000+60x60", **a), series(m.TUNNEL_LAST_STATUS_CHANGE, "1000x60", **b)],
+         "alert_rule_test": [expect("VpnTunnelFlapping", "3m", []),
+                             expect("VpnTunnelFlapping", "30m", [_scraped(_named(a, "partner"))], value=30)]},
+        {"name": "Collection failing for one source only",
+         "input_series": [
+             series(m.COLLECTION_SUCCESS, "0x20", account_id="111122223333", region="eu-west-1", source="logs"),
+             series(m.COLLECTION_SUCCESS, "1x20", account_id="111122223333", region="us-east-1", source="ec2")],
+         "alert_rule_test": [expect("VpnExporterCollectionFailing", "9m", []),
+                             expect("VpnExporterCollectionFailing", "11m", [_scraped(
+                                 {"account_id": "111122223333", "region": "eu-west-1", "source": "logs"})], value=0)]},
+        {"name": "A source's data goes stale; a fresh one does not",
+         "input_series": [
+             series(m.COLLECTION_LAST_SUCCESS, "0x30", account_id="1", region="eu-west-1", source="ec2"),
+             series(m.COLLECTION_LAST_SUCCESS, "0+60x30", account_id="1", region="us-east-1", source="ec2")],
+         "alert_rule_test": [expect("VpnExporterSourceStale", "10m", []),
+                             expect("VpnExporterSourceStale", "20m", [_scraped(
+                                 {"account_id": "1", "region": "eu-west-1", "source": "ec2"})],
+                                 overrides={"$value | humanizeDuration": "20m 0s"})]},
+        {"name": "The served snapshot is old",
+         "input_series": [series(m.SNAPSHOT_AGE, "400x20")],
+         "alert_rule_test": [expect("VpnExporterSnapshotStale", "4m", []),
+                             expect("VpnExporterSnapshotStale", "6m", [_scraped({})],
+                                    overrides={"$value | humanizeDuration": "6m 40s"})]},
+        {"name": "A fresh snapshot is fine",
+         "input_series": [series(m.SNAPSHOT_AGE, "10x20")],
+         "alert_rule_test": [expect("VpnExporterSnapshotStale", "15m", [])]},
+        {"name": "Log reading lags behind for one group",
+         "input_series": [
+             series(m.LOG_INGESTION_LAG, "1000x30", account_id="1", region="us-east-1", log_group="/vpn/ike"),
+             series(m.LOG_INGESTION_LAG, "30x30", account_id="1", region="us-east-1", log_group="/vpn/bgp")],
+         "alert_rule_test": [expect("VpnExporterLogIngestionLagging", "14m", []),
+                             expect("VpnExporterLogIngestionLagging", "16m", [_scraped(
+                                 {"account_id": "1", "region": "us-east-1", "log_group": "/vpn/ike"})],
+                                 overrides={"$value | humanizeDuration": "16m 40s"})]},
+        {"name": "The exporter is absent",
+         "input_series": [series("up", "0x10")],
+         "alert_rule_test": [expect("VpnExporterAbsent", "4m", []),
+                             expect("VpnExporterAbsent", "6m", [{}])]},
+        {"name": "The exporter is up",
+         "input_series": [series("up", "1x10")],
+         "alert_rule_test": [expect("VpnExporterAbsent", "8m", [])]},
+    ]
+    for alert in ALERTS.values():
+        if alert.finding is None or alert.name == "VpnTunnelIpsecUpBgpDown":
+            continue
+        other_code = "redundancy_lost" if alert.finding != "redundancy_lost" else "connection_down"
+        finding = {**a, "finding": alert.finding, "severity": alert.severity}
+        tests.append({
+            "name": f"{alert.name} fires on its finding after its for; another finding does not trigger it",
+            "input_series": [info(CONN, "site"), series(m.TUNNEL_FINDING, "1x20", **finding),
+                             series(m.TUNNEL_FINDING, "1x20", **{**b, "finding": other_code, "severity": "warning"})],
+            "alert_rule_test": [expect(alert.name, "9m", []),
+                                expect(alert.name, "11m", [_scraped(_named(finding, "site"))])]})
+    return tests
+
+
+def render_tests() -> str:
+    document = {"rule_files": ["../aws-vpn.rules.yml"], "evaluation_interval": "1m",
+                "tests": [{"interval": "1m", **case} for case in cases()]}
+    return dump_yaml(document, "python -m tests.alert_cases", "tests/alert_cases.py")
+
+
+if __name__ == "__main__":
+    TEST_FILE.parent.mkdir(parents=True, exist_ok=True)
+    TEST_FILE.write_text(render_tests(), encoding="utf-8")
+    print(f"wrote {TEST_FILE.relative_to(ROOT)}", file=sys.stderr)
