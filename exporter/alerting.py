@@ -228,8 +228,17 @@ def build_alerts() -> list[Alert]:
     ]
 
 
+# Recorded series that dashboards read over long ranges (cheaper than subqueries over 30-90 days).
+HEADLINE_STATE = "aws_vpn_tunnel:ipsec_up_bgp_down"
+RECORDING_RULES = [
+    {"record": HEADLINE_STATE,
+     "expr": f"{m.TUNNEL_IPSEC_UP} - on({TUNNEL}) {m.TUNNEL_BGP_UP}"},  # 1 in the headline state, else 0
+]
+
+
 def rules_document() -> dict:
-    return {"groups": [{"name": "aws-vpn", "rules": [alert.rule() for alert in build_alerts()]}]}
+    return {"groups": [{"name": "aws-vpn-recording", "rules": RECORDING_RULES},
+                       {"name": "aws-vpn", "rules": [alert.rule() for alert in build_alerts()]}]}
 
 
 class _BlockDumper(yaml.SafeDumper):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
 
 from exporter import metrics as m
 from exporter.alerting import ROOT, build_alerts, dump_yaml

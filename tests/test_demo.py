@@ -58,7 +58,7 @@ def test_static_connections_report_an_empty_status_message(demo):
 
 @pytest.mark.parametrize("change,key", [
     (("state: healthy, routes: 12}", "state: fine, routes: 12}"), "connections[0].tunnels[0].state"),
-    (("account: \"210987654321\"", "account: \"999999999999\""), "connections[6].account"),
+    (("account: \"210987654321\"", "account: \"999999999999\""), "connections[7].account"),
     (("routing: static", "routing: bgp"), "connections[3].routing"),
     (("{state: down, for: 40s}", "{state: down, for: soon}"), "connections[5].tunnels[1].cycle[1].for"),
 ])

@@ -155,7 +155,9 @@ def test_the_diagnose_command_on_the_demo():
     assert {("branch-tokyo", "ipsec_up_bgp_down"), ("branch-tokyo", "static_cgw_on_dynamic_connection"),
             ("branch-tokyo", "traffic_selectors_mismatch"), ("dc-accelerated", "accelerated_without_nat_t"),
             ("legacy-static", "tunnel_logging_disabled"), ("lab-down", "connection_down"),
-            ("subsidiary-edge", "redundancy_lost")} <= codes
+            ("subsidiary-edge", "redundancy_lost"), ("partner-asn", "bgp_open_message_error"),
+            ("partner-asn", "ipsec_up_bgp_down")} <= codes
+    assert ("partner-asn", "static_cgw_on_dynamic_connection") not in codes  # its selectors are 0.0.0.0/0
     assert not [f for c in report["connections"] if c["name"] == "hq-core" for f in c["findings"]]
     finding = next(f for c in report["connections"] for f in c["findings"] if f["code"] == "accelerated_without_nat_t")
     assert finding["remedy"] == FINDINGS["accelerated_without_nat_t"].remedy and finding["evidence"]

@@ -29,7 +29,7 @@ def test_keys_reach_neither_metrics_nor_debug_logs(demo, make_exporter):
     logs = stream.getvalue()
     assert "Response body" in logs, "botocore debug output was captured, so the test looked at real bodies"
     keys = demo.pre_shared_keys() + [MOTO_CGW_KEY]
-    assert len(keys) == 15
+    assert len(keys) == 17
     for key in keys:
         assert key not in body
         assert key not in logs

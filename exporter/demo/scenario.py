@@ -17,6 +17,7 @@ from exporter.config import ConfigError, parse_duration
 SCENARIOS = Path(__file__).with_name("scenarios.yaml")
 STATES = ("healthy", "ipsec_up_bgp_down", "down")
 LOG_FORMATS = ("json", "text", "off")
+BGP_CAUSES = ("", "asn_mismatch")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class TunnelScenario:
     nat_t: bool = False  # does the customer gateway use NAT traversal (accelerated connections need it)
     aws_selector: str = "0.0.0.0/0"  # the traffic selectors the customer gateway negotiates
     cgw_selector: str = "0.0.0.0/0"
+    bgp_cause: str = ""  # why BGP stays down in ipsec_up_bgp_down: "" (never opens) | asn_mismatch
 
     def state_at(self, elapsed: float) -> str:
         """The state this tunnel is in ``elapsed`` seconds after the demo started."""
@@ -109,7 +111,15 @@ def _tunnel(data: Any, where: str, source: str) -> TunnelScenario:
         nat_t=bool(data.get("nat_t", False)),
         aws_selector=str(data.get("selectors", {}).get("aws", "0.0.0.0/0")),
         cgw_selector=str(data.get("selectors", {}).get("cgw", "0.0.0.0/0")),
+        bgp_cause=_bgp_cause(data, where, source),
     )
+
+
+def _bgp_cause(data: dict, where: str, source: str) -> str:
+    cause = data.get("bgp_cause", "")
+    if cause not in BGP_CAUSES:
+        raise ConfigError(source, f"{where}.bgp_cause", f"expected one of {BGP_CAUSES}")
+    return cause
 
 
 def load_scenarios(path: Path = SCENARIOS) -> Scenarios:

@@ -60,6 +60,19 @@ def _phase2(tunnel: TunnelScenario, vpn_id: str, at: float) -> LogLine:
     return _ike(tunnel, vpn_id, at, details, "established", "established")
 
 
+def _bgp_attempt(tunnel: TunnelScenario, vpn_id: str, at: float) -> list[LogLine]:
+    """One failed attempt to bring BGP up: TCP never connects, or the OPEN is refused for its AS number."""
+    neighbor = _neighbor(tunnel)
+    if tunnel.bgp_cause == "asn_mismatch":
+        steps = (("Idle", "Connect"), ("Connect", "OpenSent"))
+        refusal = [_bgp(tunnel, vpn_id, at, "BGPStatus", "DOWN", f"Received bad OPEN message from neighbor {neighbor}: "
+                        "remote AS is 65001, expected 65100")]
+    else:
+        steps, refusal = (("Idle", "Connect"), ("Connect", "Active")), []
+    return [_bgp(tunnel, vpn_id, at, "BGPStatus", "DOWN", f"AWS-side peer BGP session state has changed from {old} "
+                 f"to {new} with neighbor {neighbor}") for old, new in steps] + refusal
+
+
 def transition(tunnel: TunnelScenario, vpn_id: str, before: str, after: str, at: float) -> list[LogLine]:
     """What the logs record when a tunnel goes from ``before`` to ``after`` (``before`` "" at start)."""
     neighbor = _neighbor(tunnel)
@@ -84,9 +97,7 @@ def transition(tunnel: TunnelScenario, vpn_id: str, before: str, after: str, at:
                               f"BGP notification sent to neighbor {neighbor}: Hold Timer Expired"))
             lines.append(_bgp(tunnel, vpn_id, at, "BGPStatus", "DOWN", "AWS-side peer BGP session state has changed"
                               f" from Established to Idle with neighbor {neighbor}"))
-        for old, new in (("Idle", "Connect"), ("Connect", "Active")):
-            lines.append(_bgp(tunnel, vpn_id, at, "BGPStatus", "DOWN", "AWS-side peer BGP session state has "
-                              f"changed from {old} to {new} with neighbor {neighbor}"))
+        lines.extend(_bgp_attempt(tunnel, vpn_id, at))
     elif after == "down":
         lines.append(_ike(tunnel, vpn_id, at, "AWS tunnel DPD timed out after 3 retransmits", "established",
                           "established"))
@@ -105,6 +116,5 @@ def heartbeat(tunnel: TunnelScenario, vpn_id: str, state: str, at: float) -> lis
     if state in ("healthy", "ipsec_up_bgp_down"):
         lines.append(_ike(tunnel, vpn_id, at, "AWS tunnel is sending DPD R-U-THERE", "established", "established"))
     if state == "ipsec_up_bgp_down":
-        lines.append(_bgp(tunnel, vpn_id, at, "BGPStatus", "DOWN", "AWS-side peer BGP session state has changed "
-                          f"from Active to Connect with neighbor {_neighbor(tunnel)}"))
+        lines.extend(_bgp_attempt(tunnel, vpn_id, at))
     return [line for line in lines if getattr(tunnel, f"{line.log}_log") != "off"]

@@ -1,0 +1,45 @@
+"""Every dashboard builds from its grafanalib source, matches its committed JSON, and imports
+anywhere (its datasource is a variable)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("dashboards_generate", ROOT / "dashboards" / "generate.py")
+generate = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(generate)
+SOURCES = generate.sources()
+
+
+def test_the_four_dashboards_exist():
+    assert [s.name for s in SOURCES] == ["connection.dashboard.py", "exporter.dashboard.py", "flaps.dashboard.py",
+                                         "overview.dashboard.py"]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda s: s.name)
+def test_committed_json_is_current(source):
+    assert generate.output_of(source).read_text() == generate.render(source), "stale: run scripts/generate"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda s: s.name)
+def test_datasource_is_a_variable_everywhere(source):
+    dashboard = generate.build(source)
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    for variable in variables.values():
+        if variable["type"] == "query":
+            assert variable["datasource"] == "${datasource}"
+    for panel in dashboard["panels"]:
+        assert panel["datasource"] == "${datasource}", panel["title"]
+        assert panel["targets"], panel["title"]
+        assert all(t["datasource"] == "${datasource}" for t in panel["targets"]), panel["title"]
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_uids_are_unique_and_stable():
+    uids = [json.loads(generate.output_of(s).read_text())["uid"] for s in SOURCES]
+    assert sorted(uids) == ["aws-vpn-connection", "aws-vpn-exporter", "aws-vpn-flaps", "aws-vpn-overview"]

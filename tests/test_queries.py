@@ -1,0 +1,163 @@
+"""Every PromQL expression of the dashboards and the rules, run by a real Prometheus (Debian's) that
+scraped the demo exporter: each must parse and run, and return data wherever the demo has data.
+
+An expression may be empty only if it is on the list below (with the reason), and then every metric
+it reads must still exist, so a typo in a name can never pass as "no data".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from exporter import alerting
+from exporter.app import Exporter
+from exporter.config import Config, LogsConfig
+from exporter.demo.environment import DemoEnvironment, simulated_aws_environment
+
+ROOT = Path(__file__).resolve().parent.parent
+DASHBOARDS = sorted((ROOT / "dashboards").glob("*.json"))
+# Alert expressions whose condition the demo does not meet within a test run, and why.
+EMPTY_IN_THE_DEMO = {
+    "VpnAcceptedRoutesDropped": "no demo tunnel loses routes while BGP stays up",
+    "VpnTunnelFlapping": "needs 4 status changes within an hour; the test runs for seconds",
+    "VpnBgpHoldTimerExpired": "only after the flapping tunnel's first healthy-to-down transition (150 s)",
+    "VpnBgpMaxPrefixExceeded": "no demo scenario exceeds the route quota",
+    "VpnBgpRoutesDenied": "no demo scenario has routes denied",
+    "VpnExporterCollectionFailing": "the demo's collection succeeds",
+    "VpnExporterSourceStale": "the demo's data is fresh",
+    "VpnExporterSnapshotStale": "the demo's snapshot is fresh",
+    "VpnExporterLogIngestionLagging": "the demo's logs are read within seconds",
+    "VpnExporterAbsent": "the exporter is up",
+}
+METRIC = re.compile(r"\b((?:aws_vpn_[a-z_]*(?::[a-z_]+)?)|up|process_resident_memory_bytes)\b(?!\s*\()")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def prometheus(moto_url, tmp_path_factory):
+    """The demo exporter, scraped every second by a real Prometheus that evaluates the rule file."""
+    promtool = shutil.which("prometheus")
+    assert promtool, "prometheus is installed by scripts/test (Debian package prometheus)"
+    requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in simulated_aws_environment(moto_url).items():
+            patch.setenv(key, value)
+        demo = DemoEnvironment(endpoint_url=moto_url).start()
+        workdir = tmp_path_factory.mktemp("prometheus")
+        exporter = Exporter(Config(targets=demo.targets(), poll_interval=2, poll_timeout=2,
+                                   logs=LogsConfig(poll_interval=2), state_dir=workdir / "state"), ("127.0.0.1", 0))
+        exporter.add_job(demo.apply, 2, "demo-apply")
+        exporter.start()
+        port = free_port()
+        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                  "rule_files": [str(alerting.RULES_FILE)],
+                  "scrape_configs": [{"job_name": "aws-vpn-exporter",
+                                      "static_configs": [{"targets": [f"127.0.0.1:{exporter.address[1]}"]}]}]}
+        (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+        process = subprocess.Popen([promtool, f"--config.file={workdir / 'prometheus.yml'}",
+                                    f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + 60
+            while not _has(url, 'aws_vpn_tunnel_log_events_total') or not _has(url, "aws_vpn_tunnel:ipsec_up_bgp_down"):
+                assert time.time() < deadline and process.poll() is None, "Prometheus never got the demo's data"
+                time.sleep(0.5)
+            time.sleep(8)  # enough samples for rate() and increase() over 30s windows
+            yield url, demo
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+            exporter.stop()
+
+
+def _has(url: str, expr: str) -> bool:
+    try:
+        return bool(query(url, expr))
+    except (requests.ConnectionError, AssertionError):
+        return False
+
+
+def query(url: str, expr: str) -> list:
+    response = requests.get(f"{url}/api/v1/query", params={"query": expr}, timeout=10)
+    body = response.json()
+    assert body.get("status") == "success", f"{expr!r}: {body.get('error')}"
+    return body["data"]["result"]
+
+
+def substitute(expr: str, connection_id: str) -> str:
+    """Grafana's variables as Grafana would fill them for this demo."""
+    for variable, value in (("$__rate_interval", "30s"), ("$__range_s", "3600"), ("$__range", "1h"),
+                            ("$account_id", ".*"), ("$region", ".*"), ("$vpn_connection_id", connection_id)):
+        expr = expr.replace(variable, value)
+    return expr
+
+
+def dashboard_queries() -> list[tuple[str, str, str]]:
+    found = []
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        for panel in dashboard["panels"]:
+            for target in panel.get("targets", []):
+                found.append((f"{path.stem}: {panel['title']}", target["expr"], panel["title"]))
+        for variable in dashboard["templating"]["list"]:
+            if variable["type"] == "query":
+                match = re.fullmatch(r"label_values\((.*), (\w+)\)", variable["query"])
+                assert match, variable["query"]
+                found.append((f"{path.stem}: variable {variable['name']}", match.group(1), variable["name"]))
+    return found
+
+
+def test_there_are_dashboards_and_queries():
+    assert {p.stem for p in DASHBOARDS} == {"overview", "connection", "flaps", "exporter"}
+    assert len(dashboard_queries()) > 40
+
+
+def test_every_dashboard_query_returns_data(prometheus):
+    """With $vpn_connection_id set to some demo connection (each shows a different case)."""
+    url, demo = prometheus
+    connections = [demo.connection_id(name) for name in ("branch-tokyo", "partner-asn", "hq-core")]
+    failures = []
+    for where, expr, _ in dashboard_queries():
+        if not any(query(url, substitute(expr, connection)) for connection in connections):
+            failures.append(f"{where}: {expr}")
+    assert not failures, "queries returning nothing:\n" + "\n".join(failures)
+
+
+def test_every_rule_expression_runs_and_returns_data_where_the_demo_has_it(prometheus):
+    url, _ = prometheus
+    failures = []
+    for group in alerting.rules_document()["groups"]:
+        for rule in group["rules"]:
+            name = rule.get("alert") or rule.get("record")
+            result = query(url, rule["expr"])
+            if name in EMPTY_IN_THE_DEMO:
+                for metric in set(METRIC.findall(rule["expr"])):
+                    if not query(url, metric):
+                        failures.append(f"{name}: reads {metric}, which has no series")
+            elif not result:
+                failures.append(f"{name}: {rule['expr']}")
+    assert not failures, "\n".join(failures)
+
+
+def test_the_headline_alert_is_pending_or_firing_for_the_demo(prometheus):
+    url, demo = prometheus
+    alerts = query(url, 'ALERTS{alertname="VpnTunnelIpsecUpBgpDown"}')
+    names = {a["metric"]["name"] for a in alerts}
+    assert {"branch-tokyo", "dc-accelerated", "partner-asn"} <= names
+    assert "hq-core" not in names and "legacy-static" not in names
