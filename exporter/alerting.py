@@ -23,7 +23,9 @@ ALERTMANAGER_FILE = ROOT / "alerts" / "alertmanager.yml"
 SETTINGS = {
     "exporter_job": 'job="aws-vpn-exporter"',
     "runbook_base": "https://github.com/aws-vpn-exporter/aws-vpn-exporter/blob/main/docs/runbooks.md",
-    "bgp_down_for": "5m",
+    # BGP's ConnectRetry (about 120 s) can keep a freshly re-keyed tunnel in IPsec-up/BGP-down for ~2
+    # minutes; 3 minutes is the shortest hold that does not page on normal convergence.
+    "bgp_down_for": "3m",
     "tunnel_down_for": "5m",
     "connection_down_for": "3m",
     "redundancy_for": "10m",
@@ -276,7 +278,9 @@ def alertmanager_document() -> dict:
             "receiver": "ticket",
             "group_by": ["alertname", "account_id", "region", "vpn_connection_id"],
             "group_wait": "30s", "group_interval": "5m", "repeat_interval": "12h",
-            "routes": [{"matchers": ['severity="critical"'], "receiver": "pager", "repeat_interval": "1h"},
+            # Pages: first notification after group_wait, updates and resolutions within a minute.
+            "routes": [{"matchers": ['severity="critical"'], "receiver": "pager", "group_interval": "1m",
+                        "repeat_interval": "1h"},
                        {"matchers": ['severity="info"'], "receiver": "ticket", "repeat_interval": "7d"}],
         },
         "receivers": [

@@ -33,7 +33,7 @@ class Exporter:
     def __init__(self, config: Config, listen: tuple[str, int] | None = None):
         self.config = config
         self.metrics = ExporterMetrics(snapshot_time=self._snapshot_time)
-        self.accounts = [AwsAccount(target, self.metrics.record_api_call) for target in config.targets]
+        self.accounts = [AwsAccount(target, self.metrics.record_api_call) for target in config.sharded_targets()]
         self._executor = ThreadPoolExecutor(max_workers=config.max_concurrency, thread_name_prefix="collect")
         self.poller = Poller(config, self.accounts, self._executor)
         self.logs: LogIngestor | None = None

@@ -7,7 +7,8 @@ silently unmonitored account.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+import zlib
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -52,6 +53,18 @@ class LogsConfig:
 
 
 @dataclass(frozen=True)
+class Shard:
+    """This replica's share of the (credentials, region) pairs: those whose hash mod count is index."""
+
+    index: int = 0
+    count: int = 1
+
+    def owns(self, target: Target, region: str) -> bool:
+        key = f"{target.role_arn or 'default'}|{region}".encode()
+        return zlib.crc32(key) % self.count == self.index
+
+
+@dataclass(frozen=True)
 class Config:
     targets: tuple[Target, ...]
     poll_interval: float = 30.0
@@ -59,7 +72,17 @@ class Config:
     max_concurrency: int = 16
     logs: LogsConfig = field(default_factory=LogsConfig)
     state_dir: Path = Path("./state")
+    shard: Shard = field(default_factory=Shard)
     source: str = "<built-in>"
+
+    def sharded_targets(self) -> tuple[Target, ...]:
+        """The targets with only this shard's regions (targets left with none are dropped)."""
+        kept = []
+        for target in self.targets:
+            regions = tuple(r for r in target.regions if self.shard.owns(target, r))
+            if regions:
+                kept.append(replace(target, regions=regions))
+        return tuple(kept)
 
 
 def parse_duration(text: Any) -> float:
@@ -173,7 +196,7 @@ def _logs(reader: _Reader, value: Any) -> LogsConfig:
 def parse_config(data: Any, source: str) -> Config:
     """Build a Config from decoded YAML, or raise ConfigError naming the key."""
     reader = _Reader(source)
-    allowed = {"poll_interval", "poll_timeout", "max_concurrency", "targets", "logs", "state_dir"}
+    allowed = {"poll_interval", "poll_timeout", "max_concurrency", "targets", "logs", "state_dir", "shard"}
     data = reader.mapping(data, "", allowed)
     if "targets" not in data:
         raise reader.fail("targets", "missing: list the accounts (credentials) and regions to watch")
@@ -190,8 +213,17 @@ def parse_config(data: Any, source: str) -> Config:
         logs=_logs(reader, data.get("logs")),
         state_dir=Path(reader.typed(data, "state_dir", "", "./state", str,
                                     lambda v: None if v.strip() else "must not be empty")),
+        shard=_shard(reader, data.get("shard")),
         source=source,
     )
+
+
+def _shard(reader: _Reader, value: Any) -> Shard:
+    data = reader.mapping(value, "shard", {"index", "count"})
+    count = reader.typed(data, "count", "shard", 1, int, lambda v: None if v >= 1 else "must be at least 1")
+    index = reader.typed(data, "index", "shard", 0, int,
+                         lambda v: None if 0 <= v < count else f"must be between 0 and count - 1 ({count - 1})")
+    return Shard(index, count)
 
 
 def load_config(path: str | Path) -> Config:

@@ -80,14 +80,14 @@ def cases() -> list[dict]:
     a, b, c = tunnel(CONN, "198.51.100.1"), tunnel(CONN, "198.51.100.2"), tunnel(OTHER, "198.51.100.3")
     headline = _scraped(_named(a, "branch"))
     tests = [
-        {"name": "IPsec up, BGP down fires after 5m; a static tunnel and an IPsec-down tunnel stay quiet",
+        {"name": "IPsec up, BGP down fires after 3m; a static tunnel and an IPsec-down tunnel stay quiet",
          "input_series": [
              info(CONN, "branch"), info(OTHER, "static-site"),
              series(m.TUNNEL_IPSEC_UP, "1x20", **a), series(m.TUNNEL_BGP_UP, "0x20", **a),
              series(m.TUNNEL_IPSEC_UP, "0x20", **b), series(m.TUNNEL_BGP_UP, "0x20", **b),
              series(m.TUNNEL_IPSEC_UP, "1x20", **c)],  # static: no BGP series at all
-         "alert_rule_test": [expect("VpnTunnelIpsecUpBgpDown", "4m", []),
-                             expect("VpnTunnelIpsecUpBgpDown", "6m", [headline])]},
+         "alert_rule_test": [expect("VpnTunnelIpsecUpBgpDown", "2m", []),
+                             expect("VpnTunnelIpsecUpBgpDown", "4m", [headline])]},
         {"name": "IPsec up and BGP up stays quiet",
          "input_series": [info(CONN, "branch"), series(m.TUNNEL_IPSEC_UP, "1x20", **a),
                           series(m.TUNNEL_BGP_UP, "1x20", **a)],

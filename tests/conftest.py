@@ -121,3 +121,13 @@ def make_exporter(tmp_path):
     yield make
     for exporter in created:
         exporter.stop()
+
+
+FIGURES: list[str] = []  # measurements tests report (e.g. time to detect), printed after the run
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

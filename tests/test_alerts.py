@@ -1,8 +1,6 @@
 """Alert rules, their unit tests, runbooks and the Alertmanager example: current, valid, and tested
 with the real promtool and Alertmanager."""
 
-import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -13,15 +11,10 @@ import yaml
 
 from exporter import alerting
 from exporter.findings import FINDINGS
-from tests import alert_cases
+from tests import alert_cases, services
+from tests.services import tool
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} is installed by scripts/test (Debian packages prometheus, prometheus-alertmanager)"
-    return path
 
 
 @pytest.mark.parametrize("path,render", [
@@ -83,38 +76,16 @@ def test_amtool_checks_the_alertmanager_example():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def alertmanager(tmp_path):
     """The example config, run by the real Alertmanager on 127.0.0.1 (receivers point nowhere)."""
     config = alerting.alertmanager_document()
     for receiver in config["receivers"]:
-        receiver["webhook_configs"][0]["url"] = f"http://127.0.0.1:{free_port()}/"
+        receiver["webhook_configs"][0]["url"] = f"http://127.0.0.1:{services.free_port()}/"
     path = tmp_path / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config))
-    port, cluster = free_port(), free_port()
-    process = subprocess.Popen([tool("prometheus-alertmanager"), f"--config.file={path}",
-                                f"--storage.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-                                f"--cluster.listen-address=127.0.0.1:{cluster}"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while True:
-        try:
-            if requests.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        assert time.time() < deadline and process.poll() is None, "alertmanager did not start"
-        time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    with services.alertmanager(path, tmp_path / "data") as url:
+        yield url
 
 
 def post(url: str, name: str, severity: str, **labels) -> None:

@@ -113,3 +113,28 @@ def test_cli_rejects_a_bad_listen_address():
     result = run_cli("--demo", "--web.listen-address", "localhost")
     assert result.returncode == 2
     assert "HOST:PORT" in result.stderr
+
+
+def test_shards_partition_the_regions_without_overlap(tmp_path):
+    regions = ["us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1", "ap-southeast-2"]
+    text = "targets:\n  - regions: [{}]\n  - regions: [{}]\n    role_arn: arn:aws:iam::111111111111:role/x\n".format(
+        ", ".join(regions), ", ".join(regions))
+    owned = []
+    for index in range(3):
+        config = load_config(write(tmp_path, text + f"shard: {{index: {index}, count: 3}}\n"))
+        owned += [(t.role_arn, r) for t in config.sharded_targets() for r in t.regions]
+    assert sorted(owned, key=str) == sorted([(role, r) for role in (None, "arn:aws:iam::111111111111:role/x")
+                                             for r in regions], key=str)
+    unsharded = load_config(write(tmp_path, text))
+    assert unsharded.sharded_targets() == unsharded.targets
+
+
+@pytest.mark.parametrize("shard,key,reason", [
+    ("{index: 3, count: 3}", "shard.index", "between 0 and count - 1"),
+    ("{index: 0, count: 0}", "shard.count", "at least 1"),
+    ("{idx: 0}", "shard.idx", "unknown key"),
+])
+def test_bad_shard(tmp_path, shard, key, reason):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, VALID + f"shard: {shard}\n"))
+    assert (caught.value.key, reason in caught.value.reason) == (key, True)

@@ -9,20 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 
 from exporter import alerting
-from exporter.app import Exporter
-from exporter.config import Config, LogsConfig
-from exporter.demo.environment import DemoEnvironment, simulated_aws_environment
+from tests import services
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = sorted((ROOT / "dashboards").glob("*.json"))
@@ -42,62 +36,24 @@ EMPTY_IN_THE_DEMO = {
 METRIC = re.compile(r"\b((?:aws_vpn_[a-z_]*(?::[a-z_]+)?)|up|process_resident_memory_bytes)\b(?!\s*\()")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def prometheus(moto_url, tmp_path_factory):
     """The demo exporter, scraped every second by a real Prometheus that evaluates the rule file."""
-    promtool = shutil.which("prometheus")
-    assert promtool, "prometheus is installed by scripts/test (Debian package prometheus)"
-    requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in simulated_aws_environment(moto_url).items():
-            patch.setenv(key, value)
-        demo = DemoEnvironment(endpoint_url=moto_url).start()
-        workdir = tmp_path_factory.mktemp("prometheus")
-        exporter = Exporter(Config(targets=demo.targets(), poll_interval=2, poll_timeout=2,
-                                   logs=LogsConfig(poll_interval=2), state_dir=workdir / "state"), ("127.0.0.1", 0))
-        exporter.add_job(demo.apply, 2, "demo-apply")
-        exporter.start()
-        port = free_port()
+    workdir = tmp_path_factory.mktemp("prometheus")
+    with services.demo_exporter(moto_url, workdir / "state", poll_interval=2, apply_interval=2) as (exporter, demo):
         config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                   "rule_files": [str(alerting.RULES_FILE)],
                   "scrape_configs": [{"job_name": "aws-vpn-exporter",
                                       "static_configs": [{"targets": [f"127.0.0.1:{exporter.address[1]}"]}]}]}
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-        process = subprocess.Popen([promtool, f"--config.file={workdir / 'prometheus.yml'}",
-                                    f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + 60
-            while not _has(url, 'aws_vpn_tunnel_log_events_total') or not _has(url, "aws_vpn_tunnel:ipsec_up_bgp_down"):
-                assert time.time() < deadline and process.poll() is None, "Prometheus never got the demo's data"
-                time.sleep(0.5)
+        with services.prometheus(workdir / "prometheus.yml", workdir / "data") as url:
+            services.wait_until(lambda: query(url, "aws_vpn_tunnel_log_events_total")
+                                and query(url, "aws_vpn_tunnel:ipsec_up_bgp_down"), 60, "the demo's data")
             time.sleep(8)  # enough samples for rate() and increase() over 30s windows
             yield url, demo
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
-            exporter.stop()
 
 
-def _has(url: str, expr: str) -> bool:
-    try:
-        return bool(query(url, expr))
-    except (requests.ConnectionError, AssertionError):
-        return False
-
-
-def query(url: str, expr: str) -> list:
-    response = requests.get(f"{url}/api/v1/query", params={"query": expr}, timeout=10)
-    body = response.json()
-    assert body.get("status") == "success", f"{expr!r}: {body.get('error')}"
-    return body["data"]["result"]
+query = services.query
 
 
 def substitute(expr: str, connection_id: str) -> str:

@@ -1,0 +1,99 @@
+"""A small Alertmanager webhook receiver: the stack's visible "pager", and the end-to-end test's.
+
+``python -m exporter.alert_sink --web.listen-address 0.0.0.0:9099`` keeps the latest notifications
+in memory, logs each one, and shows them at ``/`` (HTML) and ``/notifications`` (JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import logging
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from exporter import logsetup
+from exporter.web import parse_listen_address
+
+log = logging.getLogger("exporter.alert_sink")
+MAX_BODY_BYTES = 1 << 20
+
+
+class AlertSink(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], keep: int = 500):
+        self.notifications: deque = deque(maxlen=keep)  # (received at, receiver path, payload)
+        self.lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def received(self) -> list[tuple[float, str, dict]]:
+        with self.lock:
+            return list(self.notifications)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: AlertSink
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            return self._send(413, b"too large\n", "text/plain")
+        try:
+            payload = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            return self._send(400, b"not JSON\n", "text/plain")
+        with self.server.lock:
+            self.server.notifications.append((time.time(), self.path, payload))
+        for alert in payload.get("alerts", []):
+            labels = alert.get("labels", {})
+            log.info("notification receiver=%s status=%s alertname=%s vpn_connection_id=%s tunnel=%s",
+                     self.path.strip("/"), alert.get("status"), labels.get("alertname"),
+                     labels.get("vpn_connection_id", ""), labels.get("tunnel", ""))
+        self._send(200, b"ok\n", "text/plain")
+
+    def do_GET(self) -> None:  # noqa: N802
+        received = self.server.received()
+        if self.path.startswith("/notifications"):
+            body = json.dumps([{"received_at": at, "receiver": path, "payload": payload}
+                               for at, path, payload in received], indent=2).encode()
+            return self._send(200, body, "application/json")
+        rows = "".join(
+            f"<tr><td>{time.strftime('%H:%M:%S', time.gmtime(at))}</td><td>{html.escape(path)}</td>"
+            f"<td>{html.escape(alert.get('status', ''))}</td>"
+            f"<td>{html.escape(alert.get('labels', {}).get('alertname', ''))}</td>"
+            f"<td>{html.escape(alert.get('annotations', {}).get('description', ''))}</td></tr>"
+            for at, path, payload in reversed(received) for alert in payload.get("alerts", []))
+        page = (f"<!doctype html><title>Alert sink</title><h1>Notifications from Alertmanager</h1>"
+                f"<table border=1><tr><th>UTC</th><th>receiver</th><th>status</th><th>alert</th><th>description</th>"
+                f"</tr>{rows}</table>").encode()
+        self._send(200, page, "text/html; charset=utf-8")
+
+    def _send(self, code: int, body: bytes, content_type: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m exporter.alert_sink", description=__doc__.splitlines()[0])
+    parser.add_argument("--web.listen-address", dest="listen", default="127.0.0.1:9099")
+    args = parser.parse_args(argv)
+    logsetup.configure("info")
+    sink = AlertSink(parse_listen_address(args.listen))
+    log.info("listening address=%s", args.listen)
+    sink.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

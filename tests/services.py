@@ -1,0 +1,104 @@
+"""Real services for the tests, on 127.0.0.1: Debian's Prometheus and Alertmanager, and the demo
+exporter (in this process, on the session's moto server)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+import requests
+
+from exporter.app import Exporter
+from exporter.config import Config, LogsConfig
+from exporter.demo.environment import DemoEnvironment, simulated_aws_environment
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} is installed by scripts/test (Debian packages prometheus, prometheus-alertmanager)"
+    return path
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str, step: float = 0.5):
+    """Poll ``condition`` until it returns something truthy; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            result = condition()
+        except requests.ConnectionError:
+            result = None
+        if result:
+            return result
+        assert time.time() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
+        time.sleep(step)
+
+
+def _ready(url: str) -> bool:
+    return requests.get(f"{url}/-/ready", timeout=2).status_code == 200
+
+
+@contextlib.contextmanager
+def running(command: list[str], url: str, what: str) -> Iterator[str]:
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: process.poll() is None and _ready(url) or (process.poll() is not None and
+                                                                       pytest.fail(f"{what} exited")),
+                   60, f"{what} to be ready")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def prometheus(config: Path, data: Path) -> contextlib.AbstractContextManager[str]:
+    port = free_port()
+    return running([tool("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={data}",
+                    f"--web.listen-address=127.0.0.1:{port}"], f"http://127.0.0.1:{port}", "prometheus")
+
+
+def alertmanager(config: Path, data: Path) -> contextlib.AbstractContextManager[str]:
+    port, cluster = free_port(), free_port()
+    return running([tool("prometheus-alertmanager"), f"--config.file={config}", f"--storage.path={data}",
+                    f"--web.listen-address=127.0.0.1:{port}", f"--cluster.listen-address=127.0.0.1:{cluster}"],
+                   f"http://127.0.0.1:{port}", "alertmanager")
+
+
+def query(url: str, expr: str) -> list:
+    body = requests.get(f"{url}/api/v1/query", params={"query": expr}, timeout=10).json()
+    assert body.get("status") == "success", f"{expr!r}: {body.get('error')}"
+    return body["data"]["result"]
+
+
+@contextlib.contextmanager
+def demo_exporter(moto_url: str, state_dir: Path, poll_interval: float = 10.0,
+                  apply_interval: float = 5.0) -> Iterator[tuple[Exporter, DemoEnvironment]]:
+    """The demo, as ``--demo`` runs it (intervals as given), on the session's simulated AWS."""
+    requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in simulated_aws_environment(moto_url).items():
+            patch.setenv(key, value)
+        demo = DemoEnvironment(endpoint_url=moto_url).start()
+        exporter = Exporter(Config(targets=demo.targets(), poll_interval=poll_interval,
+                                   poll_timeout=max(1.0, poll_interval - 1), logs=LogsConfig(poll_interval=poll_interval),
+                                   state_dir=state_dir), ("127.0.0.1", 0))
+        exporter.add_job(demo.apply, apply_interval, "demo-apply")
+        exporter.start()
+        try:
+            yield exporter, demo
+        finally:
+            exporter.stop()
