@@ -15,6 +15,7 @@ from pathlib import Path
 from exporter import __version__, logsetup
 from exporter.config import Config, ConfigError, LogsConfig, load_config
 from exporter.web import parse_listen_address
+from exporter.webconfig import load_web_config
 
 DEFAULT_LISTEN = "127.0.0.1:9798"
 DEMO_POLL_INTERVAL = 10.0
@@ -34,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run against the built-in simulated AWS (no account needed)")
     parser.add_argument("--web.listen-address", dest="listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
                         help=f"address for /metrics (default {DEFAULT_LISTEN})")
+    parser.add_argument("--web.config.file", dest="web_config", metavar="FILE",
+                        help="TLS and basic auth, in the exporter-toolkit web config format (see README)")
     parser.add_argument("--log.level", dest="log_level", default="info",
                         choices=["debug", "info", "warning", "error"])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -127,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         config = _load(args)
+        web_config = load_web_config(args.web_config) if args.web_config else None
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -142,13 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     config, demo = _with_demo(config, args.demo)
-    return _serve(config, listen, demo)
+    return _serve(config, listen, demo, web_config)
 
 
-def _serve(config: Config, listen: tuple[str, int], demo) -> int:
+def _serve(config: Config, listen: tuple[str, int], demo, web_config=None) -> int:
     from exporter.app import Exporter
 
-    exporter = Exporter(config, listen)
+    exporter = Exporter(config, listen, web_config)
     try:
         exporter.start_server()
     except OSError as err:

@@ -53,6 +53,15 @@ class LogsConfig:
 
 
 @dataclass(frozen=True)
+class AwsSettings:
+    """How hard to try each AWS call: bounded retries (adaptive mode) and timeouts that fit a poll."""
+
+    max_attempts: int = 4
+    connect_timeout: float = 5.0
+    read_timeout: float = 15.0
+
+
+@dataclass(frozen=True)
 class Shard:
     """This replica's share of the (credentials, region) pairs: those whose hash mod count is index."""
 
@@ -73,6 +82,7 @@ class Config:
     logs: LogsConfig = field(default_factory=LogsConfig)
     state_dir: Path = Path("./state")
     shard: Shard = field(default_factory=Shard)
+    aws: AwsSettings = field(default_factory=AwsSettings)
     source: str = "<built-in>"
 
     def sharded_targets(self) -> tuple[Target, ...]:
@@ -196,7 +206,7 @@ def _logs(reader: _Reader, value: Any) -> LogsConfig:
 def parse_config(data: Any, source: str) -> Config:
     """Build a Config from decoded YAML, or raise ConfigError naming the key."""
     reader = _Reader(source)
-    allowed = {"poll_interval", "poll_timeout", "max_concurrency", "targets", "logs", "state_dir", "shard"}
+    allowed = {"poll_interval", "poll_timeout", "max_concurrency", "targets", "logs", "state_dir", "shard", "aws"}
     data = reader.mapping(data, "", allowed)
     if "targets" not in data:
         raise reader.fail("targets", "missing: list the accounts (credentials) and regions to watch")
@@ -214,7 +224,19 @@ def parse_config(data: Any, source: str) -> Config:
         state_dir=Path(reader.typed(data, "state_dir", "", "./state", str,
                                     lambda v: None if v.strip() else "must not be empty")),
         shard=_shard(reader, data.get("shard")),
+        aws=_aws(reader, data.get("aws")),
         source=source,
+    )
+
+
+def _aws(reader: _Reader, value: Any) -> AwsSettings:
+    data = reader.mapping(value, "aws", {"max_attempts", "connect_timeout", "read_timeout"})
+    default = AwsSettings()
+    return AwsSettings(
+        max_attempts=reader.typed(data, "max_attempts", "aws", default.max_attempts, int,
+                                  lambda v: None if 1 <= v <= 10 else "must be between 1 and 10"),
+        connect_timeout=reader.duration(data, "connect_timeout", "aws", default.connect_timeout, 0.1),
+        read_timeout=reader.duration(data, "read_timeout", "aws", default.read_timeout, 0.1),
     )
 
 

@@ -36,6 +36,15 @@ def classify_status_message(message: Any) -> str:
     return "other"
 
 
+def _list(value: Any, field: str, odd: Counter) -> list | tuple:
+    """A list-shaped field, or nothing (counted) when AWS sent something else."""
+    if isinstance(value, (list, tuple)):
+        return value
+    if value is not None:
+        odd[field] += 1
+    return ()
+
+
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -135,11 +144,11 @@ def read_connection(item: Mapping, odd: Counter) -> Connection | None:
         odd["routing"] += 1
 
     telemetry_by_ip: dict[str, Mapping] = {}
-    for entry in item.get("VgwTelemetry") or ():
+    for entry in _list(item.get("VgwTelemetry"), "vgw_telemetry", odd):
         if isinstance(entry, Mapping) and _text(entry.get("OutsideIpAddress")):
             telemetry_by_ip[entry["OutsideIpAddress"]] = entry
     options_by_ip: dict[str, Mapping] = {}
-    for entry in options.get("TunnelOptions") or ():
+    for entry in _list(options.get("TunnelOptions"), "tunnel_options", odd):
         if isinstance(entry, Mapping) and _text(entry.get("OutsideIpAddress")):
             options_by_ip[entry["OutsideIpAddress"]] = entry
     outside_ips = list(telemetry_by_ip) + [ip for ip in options_by_ip if ip not in telemetry_by_ip]
@@ -165,7 +174,7 @@ def read_connection(item: Mapping, odd: Counter) -> Connection | None:
 def read_connections(items: Any, odd: Counter) -> tuple[Connection, ...]:
     """All live connections of a response; ``deleted`` ones are dropped so their series vanish."""
     connections = []
-    for item in items or ():
+    for item in _list(items, "vpn_connections", odd):
         if not isinstance(item, Mapping):
             odd["vpn_connection"] += 1
             continue

@@ -11,6 +11,7 @@ import gzip
 import html
 import logging
 import socket
+import ssl
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
@@ -18,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from exporter import __version__
 from exporter.metrics import RenderedSnapshot
+from exporter.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +36,45 @@ _LANDING = """<!doctype html>
 class ExporterServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # socketserver's default backlog of 5 drops SYNs when many scrapers connect at once
 
     def __init__(self, address: tuple[str, int], current: Callable[[], RenderedSnapshot | None],
-                 live_metrics: Callable[[], bytes]):
+                 live_metrics: Callable[[], bytes], web_config: WebConfig | None = None):
         self.current = current
         self.live_metrics = live_metrics
+        self.web_config = web_config or WebConfig()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
+        if self.web_config.tls is not None:
+            # The handshake runs in each connection's thread, so a slow client never blocks accept().
+            self.socket = self.web_config.tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+
+    def process_request_thread(self, request, client_address) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            request.settimeout(_Handler.timeout)
+            try:
+                request.do_handshake()
+            except (ssl.SSLError, OSError) as err:
+                log.debug("tls handshake failed client=%s error=%r", client_address[0], err)
+                self.shutdown_request(request)
+                return
+        super().process_request_thread(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: ExporterServer
     server_version = f"aws-vpn-exporter/{__version__}"
     protocol_version = "HTTP/1.1"
+    timeout = 30  # seconds a client may stall before its connection is closed
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if not self.server.web_config.authorized(self.headers.get("Authorization")):
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="aws-vpn-exporter"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
             self._metrics()

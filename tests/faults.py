@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import re
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -23,6 +24,7 @@ class Fault:
     status: int = 403
     code: str = "UnauthorizedOperation"
     reset: bool = False  # drop the connection instead of answering
+    delay: float = 0.0  # hang this long, then forward the request (a slow or hung endpoint)
     hits: int = 0
 
     def matches(self, region: str, operation: str) -> bool:
@@ -60,7 +62,9 @@ class FaultProxy:
                 for fault in proxy.faults:
                     if fault.matches(region, operation):
                         fault.hits += 1
-                        return self._fail(fault, bool(target))
+                        if not fault.delay:
+                            return self._fail(fault, bool(target))
+                        time.sleep(fault.delay)
                 connection = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "host")}
                 connection.request("POST", self.path, body, headers)

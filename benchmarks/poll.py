@@ -1,0 +1,121 @@
+"""Benchmark: poll cycles against the simulated AWS, scaled up.
+
+    .venv/bin/python benchmarks/poll.py [--connections 1000 5000] [--regions 4] [--polls 3]
+
+Seeds moto (through its backend, for speed) with N VPN connections of 2 tunnels in several regions,
+then polls them through the real boto3 path over HTTP, as the exporter does. Prints per size: poll
+cycle time, AWS API calls per cycle by operation (target: one DescribeVpnConnections per account and
+region, nothing else on a steady cycle, zero on a scrape), the exporter's own share of the time
+(reading and rendering, not moto's), and RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from moto.ec2.models import ec2_backends  # noqa: E402
+from moto.server import ThreadedMotoServer  # noqa: E402
+
+from exporter.app import Exporter  # noqa: E402
+from exporter.config import Config, LogsConfig, Target  # noqa: E402
+from exporter.demo.environment import DEFAULT_ACCOUNT, simulated_aws_environment  # noqa: E402
+from exporter.metrics import RenderedSnapshot  # noqa: E402
+
+REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1", "eu-central-1", "ap-southeast-2")
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:"))
+
+
+def seed(connections: int, regions: tuple[str, ...]) -> None:
+    changed = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for index in range(connections):
+        region = regions[index % len(regions)]
+        backend = ec2_backends[DEFAULT_ACCOUNT][region]
+        cgw = backend.create_customer_gateway(gateway_type="ipsec.1", ip_address=f"203.0.{index // 250}.{index % 250}",
+                                              bgp_asn="65000")
+        vgw = backend.create_vpn_gateway(gateway_type="ipsec.1")
+        vpn = backend.create_vpn_connection("ipsec.1", cgw.id, vpn_gateway_id=vgw.id, tags={"Name": f"site-{index}"})
+        ips = [f"198.{index % 200}.{index // 200 % 250}.{t}" for t in (1, 2)]
+        vpn.vgw_telemetry = [{"OutsideIpAddress": ip, "Status": "UP", "StatusMessage": "12 BGP ROUTES",
+                              "AcceptedRouteCount": 12, "LastStatusChange": changed} for ip in ips]
+        vpn.options = {"StaticRoutesOnly": False, "EnableAcceleration": False,
+                       "TunnelOptions": [{"OutsideIpAddress": ip, "TunnelInsideCidr": "169.254.1.0/30",
+                                          "PreSharedKey": "benchmark-psk"} for ip in ips]}
+
+
+def bench(connections: int, regions: tuple[str, ...], polls: int, url: str) -> None:
+    import requests
+
+    requests.post(f"{url}/moto-api/reset", timeout=30)
+    started = time.perf_counter()
+    seed(connections, regions)
+    print(f"== {connections:,} connections ({connections * 2:,} tunnels) in {len(regions)} regions "
+          f"(seeded in {time.perf_counter() - started:.0f} s)")
+    with tempfile.TemporaryDirectory() as state_dir:
+        exporter = Exporter(Config(targets=(Target(regions=regions),), poll_timeout=600, max_concurrency=16,
+                                   logs=LogsConfig(enabled=False), state_dir=Path(state_dir)))
+        calls: list[Counter] = []
+        for _ in range(polls):
+            before = _calls(exporter)
+            started = time.perf_counter()
+            exporter.poll_ec2()
+            cycle = time.perf_counter() - started
+            calls.append(_calls(exporter) - before)
+            snapshot = exporter.current.snapshot
+            started = time.perf_counter()
+            RenderedSnapshot.of(snapshot)
+            render = time.perf_counter() - started
+            tunnels = sum(len(c.tunnels) for _, c in snapshot.connections())
+            slowest = max(r.duration_seconds for r in snapshot.results)
+            print(f"poll cycle {cycle:6.2f} s (slowest region {slowest:.2f} s: moto serving and botocore parsing the XML, in this one process); "
+                  f"render {render * 1000:.0f} ms; {tunnels:,} tunnels; calls {dict(calls[-1])}")
+        steady = calls[-1]
+        assert steady == Counter({"DescribeVpnConnections": len(regions)}), steady
+        print(f"API calls          steady cycle: {steady['DescribeVpnConnections']} DescribeVpnConnections = 1 per "
+              f"region, nothing else; first cycle also {dict(calls[0] - steady)}")
+        print(f"RSS                {rss_mib():.0f} MiB (this process also holds moto's {connections:,} connections)")
+        exporter.stop()
+
+
+def _calls(exporter: Exporter) -> Counter:
+    counted = Counter()
+    for metric in exporter.metrics.api_calls.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                counted[sample.labels["operation"]] += int(sample.value)
+    return counted
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, nargs="+", default=[1000, 5000])
+    parser.add_argument("--regions", type=int, default=4)
+    parser.add_argument("--polls", type=int, default=3)
+    args = parser.parse_args()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    os.environ.update(simulated_aws_environment(url))
+    for connections in args.connections:
+        bench(connections, REGIONS[:args.regions], args.polls, url)
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

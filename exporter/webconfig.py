@@ -1,0 +1,134 @@
+"""Optional TLS and basic authentication for the HTTP endpoint, configured by a web config file in
+the Prometheus exporter-toolkit format (``--web.config.file``):
+
+    tls_server_config:
+      cert_file: server.crt
+      key_file: server.key
+      client_auth_type: RequireAndVerifyClientCert   # optional, with client_ca_file
+      client_ca_file: ca.crt
+      min_version: TLS12                              # TLS12 (default) or TLS13
+    basic_auth_users:
+      prometheus: $2y$10$...                          # bcrypt hashes, as htpasswd -B makes them
+
+Relative paths are read from the file's directory. Off unless given; every mistake is a ConfigError.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ssl
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from exporter.config import ConfigError
+
+_CLIENT_AUTH = {"NoClientCert": ssl.CERT_NONE, "RequestClientCert": ssl.CERT_OPTIONAL,
+                "RequireAnyClientCert": ssl.CERT_REQUIRED, "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+                "RequireAndVerifyClientCert": ssl.CERT_REQUIRED}
+_VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
+_CACHE_LIMIT = 1024
+
+
+@dataclass
+class WebConfig:
+    tls: ssl.SSLContext | None = None
+    users: dict[str, bytes] = field(default_factory=dict)  # user -> bcrypt hash
+    _verified: dict[str, bool] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def authorized(self, header: str | None) -> bool:
+        """Check an ``Authorization: Basic`` header; bcrypt is slow, so results are cached by digest."""
+        if not self.users:
+            return True
+        if not header or not header.startswith("Basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        hashed = self.users.get(user)
+        if hashed is None:
+            return False
+        key = hashlib.sha256(f"{user}\0{password}".encode() + hashed).hexdigest()
+        with self._lock:
+            if key in self._verified:
+                return self._verified[key]
+        import bcrypt  # imported only when basic auth is configured
+
+        ok = bcrypt.checkpw(password.encode("utf-8"), hashed)
+        with self._lock:
+            if len(self._verified) >= _CACHE_LIMIT:
+                self._verified.clear()
+            self._verified[key] = ok
+        return ok
+
+
+def load_web_config(path: str | Path) -> WebConfig:
+    source = str(path)
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as err:
+        raise ConfigError(source, "", f"cannot read file: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(source, "", f"invalid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, "(top level)", "expected a mapping")
+    for key in data:
+        if key not in ("tls_server_config", "basic_auth_users", "http_server_config"):
+            raise ConfigError(source, str(key), "unknown key (known: basic_auth_users, http_server_config, "
+                                                "tls_server_config)")
+    base = Path(path).resolve().parent
+    return WebConfig(tls=_tls(source, base, data.get("tls_server_config")),
+                     users=_users(source, data.get("basic_auth_users")))
+
+
+def _tls(source: str, base: Path, data) -> ssl.SSLContext | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ConfigError(source, "tls_server_config", "expected a mapping")
+    known = {"cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version"}
+    for key in data:
+        if key not in known:
+            raise ConfigError(source, f"tls_server_config.{key}", f"unknown key (known: {', '.join(sorted(known))})")
+    for key in ("cert_file", "key_file"):
+        if not isinstance(data.get(key), str):
+            raise ConfigError(source, f"tls_server_config.{key}", "missing: a path to a PEM file")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    version = data.get("min_version", "TLS12")
+    if version not in _VERSIONS:
+        raise ConfigError(source, "tls_server_config.min_version", f"expected one of {', '.join(_VERSIONS)}")
+    context.minimum_version = _VERSIONS[version]
+    try:
+        context.load_cert_chain(base / data["cert_file"], base / data["key_file"])
+    except (OSError, ssl.SSLError) as err:
+        raise ConfigError(source, "tls_server_config.cert_file", f"cannot load certificate and key: {err}") from None
+    auth = data.get("client_auth_type", "NoClientCert")
+    if auth not in _CLIENT_AUTH:
+        raise ConfigError(source, "tls_server_config.client_auth_type", f"expected one of {', '.join(_CLIENT_AUTH)}")
+    context.verify_mode = _CLIENT_AUTH[auth]
+    if "client_ca_file" in data:
+        try:
+            context.load_verify_locations(base / data["client_ca_file"])
+        except (OSError, ssl.SSLError) as err:
+            raise ConfigError(source, "tls_server_config.client_ca_file", f"cannot load: {err}") from None
+    elif auth in ("RequireAndVerifyClientCert", "VerifyClientCertIfGiven"):
+        raise ConfigError(source, "tls_server_config.client_ca_file", f"required with client_auth_type {auth}")
+    return context
+
+
+def _users(source: str, data) -> dict[str, bytes]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, "basic_auth_users", "expected a mapping of user names to bcrypt hashes")
+    users = {}
+    for user, hashed in data.items():
+        if not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")) or len(hashed) != 60:
+            raise ConfigError(source, f"basic_auth_users.{user}", "expected a bcrypt hash (htpasswd -nBC 10 USER)")
+        users[str(user)] = hashed.encode()
+    return users
