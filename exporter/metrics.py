@@ -12,6 +12,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import gzip
+import logging
+import os
+import select
 import time
 import zlib
 from dataclasses import dataclass
@@ -64,6 +67,9 @@ LOG_EVENTS_DUPLICATE = "aws_vpn_exporter_log_events_duplicate_total"
 LOG_PARSE_ERRORS = "aws_vpn_exporter_log_parse_errors_total"
 STATE_FILE_ERRORS = "aws_vpn_exporter_state_file_errors_total"
 
+log = logging.getLogger(__name__)
+FORK_RENDER_MIN_TUNNELS = 2000  # below this an in-process render is quicker than a fork
+FORK_RENDER_TIMEOUT = 120.0
 YIELD_EVERY = 200  # connections between yields of the GIL while rendering, so scrapes are served meanwhile
 
 CONNECTION_INFO_LABELS = ("account_id", "region", "vpn_connection_id", "name", "state", "routing",
@@ -285,6 +291,55 @@ class RenderedSnapshot:
         return gzip.decompress(self.body_gzip)
 
     @classmethod
-    def of(cls, snapshot: Snapshot) -> "RenderedSnapshot":
-        with paused_cyclic_gc():
-            return cls(snapshot, render_gzip(snapshot_families(snapshot)))
+    def of(cls, snapshot: Snapshot, isolate: bool | None = None) -> "RenderedSnapshot":
+        """Render a snapshot. Large ones (``isolate``: by default from FORK_RENDER_MIN_TUNNELS) are
+        rendered in a forked child, so the CPU-bound render never holds the GIL that scrapes need."""
+        if isolate is None:
+            isolate = hasattr(os, "fork") and sum(len(c.tunnels) for _, c in snapshot.connections()) \
+                >= FORK_RENDER_MIN_TUNNELS
+        body = _render_in_child(snapshot) if isolate else None
+        if body is None:
+            with paused_cyclic_gc():
+                body = render_gzip(snapshot_families(snapshot))
+        return cls(snapshot, body)
+
+
+def _render_in_child(snapshot: Snapshot) -> bytes | None:
+    """Render in a forked child that writes the gzip body to a pipe; None (render here) on any failure.
+
+    The child only computes: no logging, no locks, no threads; it leaves with os._exit. The parent
+    waits on the pipe, which releases the GIL, so its HTTP threads serve scrapes meanwhile."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        status = 1
+        try:
+            os.close(read_end)
+            os.nice(10)  # the render is background work: scrapes in the parent come first
+            gc.disable()
+            body = render_gzip(snapshot_families(snapshot))
+            with os.fdopen(write_end, "wb") as out:
+                out.write(body)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    chunks, deadline = [], time.monotonic() + FORK_RENDER_TIMEOUT
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([read_end], [], [], remaining)[0]:
+                os.kill(pid, 9)
+                log.warning("render child timed out after %.0fs; rendering in process", FORK_RENDER_TIMEOUT)
+                return None
+            chunk = os.read(read_end, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+        _, status = os.waitpid(pid, 0)
+    if status != 0:
+        log.warning("render child failed status=%d; rendering in process", status)
+        return None
+    return b"".join(chunks)

@@ -66,3 +66,13 @@ def test_listen_address(text, expected):
 def test_bad_listen_address(text):
     with pytest.raises(ValueError):
         parse_listen_address(text)
+
+
+def test_a_forked_render_gives_the_same_exposition(demo, make_exporter):
+    from exporter.metrics import RenderedSnapshot
+
+    exporter = make_exporter(demo.targets())
+    snapshot = exporter.poll_once().snapshot
+    forked = RenderedSnapshot.of(snapshot, isolate=True)
+    local = RenderedSnapshot.of(snapshot, isolate=False)
+    assert forked.body == local.body and b"aws_vpn_tunnel_ipsec_up" in forked.body
