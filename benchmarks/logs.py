@@ -21,6 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from measure import rss_mib  # noqa: E402
+
 from exporter.config import LogsConfig  # noqa: E402
 from exporter.logparse import parse  # noqa: E402
 from exporter.logreader import LogIngestor, stream_name  # noqa: E402
@@ -59,14 +61,6 @@ def bgp_json(i: int) -> str:
     return json.dumps({"resource_id": "vpn-0123_198.51.100.1", "event_timestamp": 1_700_000_000_000 + i,
                        "timestamp": "2026-11-24 18:00:00.000Z", "type": kind, "status": status,
                        "message": {"details": details}})
-
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def bench_parse(count: int) -> None:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from measure import rss_mib  # noqa: E402
+
 from moto.ec2.models import ec2_backends  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
 
@@ -32,11 +34,6 @@ from exporter.demo.environment import DEFAULT_ACCOUNT, simulated_aws_environment
 from exporter.metrics import RenderedSnapshot  # noqa: E402
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1", "eu-central-1", "ap-southeast-2")
-
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:"))
 
 
 def seed(connections: int, regions: tuple[str, ...]) -> None:

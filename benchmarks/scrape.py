@@ -25,6 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from measure import rss_mib  # noqa: E402
+
 from exporter.diagnosis import diagnose  # noqa: E402
 from exporter.instrumentation import ExporterMetrics  # noqa: E402
 from exporter.logparse import LogEvent  # noqa: E402
@@ -40,11 +42,6 @@ from exporter.web import ExporterServer  # noqa: E402
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1")
 TARGET_P99_MS, TARGET_RSS_MB = 20.0, 150.0
-
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:"))
 
 
 def synthetic_snapshot(tunnels: int) -> Snapshot:

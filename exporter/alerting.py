@@ -83,9 +83,7 @@ class Alert:
         return rule
 
 
-def _diagnose_hint(scope: str = "connection") -> str:
-    return ("aws-vpn-exporter diagnose --vpn-connection-id <id>" if scope == "connection" else
-            "aws-vpn-exporter diagnose")
+DIAGNOSE_HINT = "aws-vpn-exporter diagnose --vpn-connection-id <id>"
 
 
 def _finding_alert(name: str, code: str) -> Alert:
@@ -97,7 +95,7 @@ def _finding_alert(name: str, code: str) -> Alert:
         summary=spec.summary.split(":")[0].rstrip(".") + ".",
         description=f"{subject}: {spec.summary}",
         meaning=spec.summary,
-        confirm=(f"`{m.TUNNEL_FINDING}{{finding=\"{code}\"}}` is 1 for the tunnel; run `{_diagnose_hint()}` for the "
+        confirm=(f"`{m.TUNNEL_FINDING}{{finding=\"{code}\"}}` is 1 for the tunnel; run `{DIAGNOSE_HINT}` for the "
                  "evidence."),
         fix=spec.remedy,
     )
@@ -115,7 +113,7 @@ def build_alerts() -> list[Alert]:
                                       "are exchanged over this tunnel.",
             meaning=headline.summary + " On a dynamic connection AWS reports a tunnel UP only when both are up. "
                                        "Static connections never fire this alert; nor does a tunnel whose IPsec is down.",
-            confirm=f"`{m.TUNNEL_IPSEC_UP}` is 1 and `{m.TUNNEL_BGP_UP}` is 0 for the tunnel; `{_diagnose_hint()}` "
+            confirm=f"`{m.TUNNEL_IPSEC_UP}` is 1 and `{m.TUNNEL_BGP_UP}` is 0 for the tunnel; `{DIAGNOSE_HINT}` "
                     "names the likely cause with its evidence (the `aws_vpn_tunnel_finding` series say the same).",
             fix=headline.remedy + " The cause-specific alerts below carry each fix."),
         Alert(
@@ -125,7 +123,7 @@ def build_alerts() -> list[Alert]:
             description=CONNECTION_TEXT + " has no tunnel with IPsec established: the site is cut off.",
             meaning=FINDINGS["connection_down"].summary + " Here both tunnels' IPsec is down, so no BGP alert "
                                                           "fires; this one pages instead and silences the tunnels' alerts.",
-            confirm=f"`max by (vpn_connection_id) ({m.TUNNEL_IPSEC_UP})` is 0; `{_diagnose_hint()}` shows each "
+            confirm=f"`max by (vpn_connection_id) ({m.TUNNEL_IPSEC_UP})` is 0; `{DIAGNOSE_HINT}` shows each "
                     "tunnel's status message.",
             fix=FINDINGS["connection_down"].remedy),
         Alert(
@@ -147,7 +145,7 @@ def build_alerts() -> list[Alert]:
             description=CONNECTION_TEXT + " has only one tunnel up: one more failure takes the site down.",
             meaning=FINDINGS["redundancy_lost"].summary,
             confirm=f"`sum by (vpn_connection_id) ({m.TUNNEL_UP})` is 1; the down tunnel's own alert or "
-                    f"`{_diagnose_hint()}` says why.",
+                    f"`{DIAGNOSE_HINT}` says why.",
             fix=FINDINGS["redundancy_lost"].remedy),
         Alert(
             name="VpnAcceptedRoutesDropped", severity="warning", duration=s["routes_for"],

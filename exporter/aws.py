@@ -14,7 +14,7 @@ import boto3
 import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from exporter import __version__
 from exporter.config import Target
@@ -56,9 +56,7 @@ def describe_error(err: BaseException) -> str:
     if isinstance(err, ClientError):
         error = err.response.get("Error", {})
         return f"{error.get('Code', 'Unknown')}: {err.operation_name}"
-    if isinstance(err, BotoCoreError):
-        return type(err).__name__
-    return type(err).__name__
+    return type(err).__name__  # botocore's own errors (timeouts, resets) are named by their class
 
 
 class AwsAccount:

@@ -30,9 +30,12 @@ def test_keys_reach_neither_metrics_nor_debug_logs(demo, make_exporter):
     assert "Response body" in logs, "botocore debug output was captured, so the test looked at real bodies"
     keys = demo.pre_shared_keys() + [MOTO_CGW_KEY]
     assert len(keys) == 17
+    state = "".join(path.read_text() for path in exporter.config.state_dir.glob("*.json"))
+    assert "version" in state, "the log state file was written, so the test looked at it"
     for key in keys:
         assert key not in body
         assert key not in logs
+        assert key not in state
 
 
 def test_redaction_patterns():
