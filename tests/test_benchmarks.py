@@ -13,3 +13,19 @@ def test_logs_benchmark_counts_a_backlog_exactly():
     assert result.returncode == 0, result.stderr
     assert "events counted     30,000 (exactly the backlog)" in result.stdout
     assert "events/s" in result.stdout
+
+
+def test_scrape_benchmark_serves_complete_bodies_without_errors_across_re_renders():
+    """20 concurrent scrapers decode every body and count every tunnel in it, while the snapshot is
+    re-rendered (in a forked child) and swapped twice under them; burst and back-to-back runs too."""
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scrape.py"), "--tunnels", "2000",
+                             "--scrapers", "20", "--seconds", "6", "--verify"],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    spread = next(line for line in lines if line.startswith("HTTP, 20 scrapers"))
+    assert " 0 errors" in spread, result.stdout
+    assert int(spread.split(": ")[1].split(" scrapes")[0].replace(",", "")) >= 20 * 4
+    assert any(line.strip().startswith("during renders   2 re-renders") for line in lines), result.stdout
+    for prefix in ("worst case", "saturation"):
+        assert " 0 errors" in next(line for line in lines if line.startswith(prefix)), result.stdout
