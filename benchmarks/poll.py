@@ -3,16 +3,19 @@
     .venv/bin/python benchmarks/poll.py [--connections 1000 5000] [--regions 4] [--polls 3]
 
 Seeds moto (through its backend, for speed) with N VPN connections of 2 tunnels in several regions,
-then polls them through the real boto3 path over HTTP, as the exporter does. Prints per size: poll
-cycle time, AWS API calls per cycle by operation (target: one DescribeVpnConnections per account and
-region, nothing else on a steady cycle, zero on a scrape), the exporter's own share of the time
-(reading and rendering, not moto's), and RSS.
+in a process of its own, then polls them through the real boto3 path over HTTP, as the exporter does.
+Prints per size: poll cycle time, AWS API calls per cycle by operation (target: one
+DescribeVpnConnections per account and region, nothing else on a steady cycle, zero on a scrape),
+render time, the exporter's RSS (moto's is separate), and /metrics size and latency under 50
+scrapers on the real exporter serving that data.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import logging
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -23,11 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from measure import rss_mib  # noqa: E402
+from measure import RssSampler, rss_mib  # noqa: E402
+from scrape import load, percentile  # noqa: E402
 
-from moto.ec2.models import ec2_backends  # noqa: E402
-from moto.server import ThreadedMotoServer  # noqa: E402
-
+from exporter import memory  # noqa: E402
 from exporter.app import Exporter  # noqa: E402
 from exporter.config import Config, LogsConfig, Target  # noqa: E402
 from exporter.demo.environment import DEFAULT_ACCOUNT, simulated_aws_environment  # noqa: E402
@@ -37,6 +39,8 @@ REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1", "eu-central-
 
 
 def seed(connections: int, regions: tuple[str, ...]) -> None:
+    from moto.ec2.models import ec2_backends  # in moto's process only
+
     changed = datetime(2026, 1, 1, tzinfo=timezone.utc)
     for index in range(connections):
         region = regions[index % len(regions)]
@@ -53,17 +57,37 @@ def seed(connections: int, regions: tuple[str, ...]) -> None:
                                           "PreSharedKey": "benchmark-psk"} for ip in ips]}
 
 
-def bench(connections: int, regions: tuple[str, ...], polls: int, url: str) -> None:
-    import requests
+def _simulated_aws(connections: int, regions: tuple[str, ...], queue, stop) -> None:
+    """moto in its own process, so the exporter's time and RSS are measured without it."""
+    from moto.server import ThreadedMotoServer
 
-    requests.post(f"{url}/moto-api/reset", timeout=30)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
     started = time.perf_counter()
     seed(connections, regions)
+    host, port = server.get_host_and_port()
+    queue.put((f"http://{host}:{port}", time.perf_counter() - started, rss_mib()))
+    stop.wait()
+    server.stop()
+
+
+def bench(connections: int, regions: tuple[str, ...], polls: int, scrapers: int, scrape_seconds: float) -> None:
+    context = multiprocessing.get_context("spawn")
+    queue, stop = context.Queue(), context.Event()
+    aws = context.Process(target=_simulated_aws, args=(connections, regions, queue, stop))
+    aws.start()
+    url, seeded, moto_rss = queue.get()
+    os.environ.update(simulated_aws_environment(url))
     print(f"== {connections:,} connections ({connections * 2:,} tunnels) in {len(regions)} regions "
-          f"(seeded in {time.perf_counter() - started:.0f} s)")
+          f"(seeded in {seeded:.0f} s; moto's own process {moto_rss:.0f} MiB)")
+    sampler = RssSampler()
+    sampler.start()
     with tempfile.TemporaryDirectory() as state_dir:
         exporter = Exporter(Config(targets=(Target(regions=regions),), poll_timeout=600, max_concurrency=16,
-                                   logs=LogsConfig(enabled=False), state_dir=Path(state_dir)))
+                                   logs=LogsConfig(enabled=False), state_dir=Path(state_dir)),
+                            listen=("127.0.0.1", 0))
+        exporter.start_server()
         calls: list[Counter] = []
         for _ in range(polls):
             before = _calls(exporter)
@@ -77,14 +101,27 @@ def bench(connections: int, regions: tuple[str, ...], polls: int, url: str) -> N
             render = time.perf_counter() - started
             tunnels = sum(len(c.tunnels) for _, c in snapshot.connections())
             slowest = max(r.duration_seconds for r in snapshot.results)
-            print(f"poll cycle {cycle:6.2f} s (slowest region {slowest:.2f} s: moto serving and botocore parsing the XML, in this one process); "
-                  f"render {render * 1000:.0f} ms; {tunnels:,} tunnels; calls {dict(calls[-1])}")
+            print(f"poll cycle {cycle:6.2f} s (slowest region {slowest:.2f} s, moto serving and botocore parsing "
+                  f"the XML); render {render * 1000:.0f} ms; {tunnels:,} tunnels; calls {dict(calls[-1])}")
         steady = calls[-1]
         assert steady == Counter({"DescribeVpnConnections": len(regions)}), steady
         print(f"API calls          steady cycle: {steady['DescribeVpnConnections']} DescribeVpnConnections = 1 per "
               f"region, nothing else; first cycle also {dict(calls[0] - steady)}")
-        print(f"RSS                {rss_mib():.0f} MiB (this process also holds moto's {connections:,} connections)")
+        before = _calls(exporter)
+        timed, errors = load(exporter.address[1], scrapers, scrape_seconds, interval=1.0)
+        assert _calls(exporter) == before, "a scrape called AWS"
+        latencies = [latency for _, latency in timed]
+        body = exporter.current.body_gzip
+        print(f"/metrics           {len(gzip.decompress(body)) / 1e6:.1f} MB text, {len(body) / 1e6:.2f} MB gzip; "
+              f"{scrapers} scrapers x 1/s, {scrape_seconds:.0f} s: {len(latencies):,} scrapes, {errors} errors, "
+              f"p50 {percentile(latencies, 50) * 1000:.1f} ms, p99 {percentile(latencies, 99) * 1000:.1f} ms; "
+              f"0 AWS calls")
+        sampler.running = False
+        print(f"exporter RSS       {rss_mib():.0f} MiB now, {sampler.peak:.0f} MiB peak over the polls and scrapes "
+              f"(target 150 MB at 10,000 tunnels); moto and the render child are other processes")
         exporter.stop()
+    stop.set()
+    aws.join()
 
 
 def _calls(exporter: Exporter) -> Counter:
@@ -101,16 +138,12 @@ def main() -> int:
     parser.add_argument("--connections", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--regions", type=int, default=4)
     parser.add_argument("--polls", type=int, default=3)
+    parser.add_argument("--scrapers", type=int, default=50)
+    parser.add_argument("--scrape-seconds", type=float, default=20)
     args = parser.parse_args()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    os.environ.update(simulated_aws_environment(url))
+    memory.tune_malloc()  # as the command does
     for connections in args.connections:
-        bench(connections, REGIONS[:args.regions], args.polls, url)
-    server.stop()
+        bench(connections, REGIONS[:args.regions], args.polls, args.scrapers, args.scrape_seconds)
     return 0
 
 

@@ -15,6 +15,7 @@ from typing import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from exporter import memory
 from exporter.aws import AwsAccount, client_config
 from exporter.config import Config
 from exporter.diagnosis import diagnose
@@ -111,6 +112,7 @@ class Exporter:
         # The snapshot is long-lived and acyclic (freed by reference counting when replaced): keep the
         # cyclic GC from walking its millions of objects on every full collection, which stalls scrapes.
         gc.freeze()
+        memory.release_free_memory()  # what the poll parsed and the old snapshot held
 
     # --- lifecycle ----------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from exporter import __version__
 from exporter.config import Target
+from exporter.telemetry import SECRETS_EVENT, strip_secrets_before_parse
 
 THROTTLE_CODES = frozenset({
     "RequestLimitExceeded", "Throttling", "ThrottlingException", "ThrottledException",
@@ -59,6 +60,21 @@ def describe_error(err: BaseException) -> str:
     return type(err).__name__  # botocore's own errors (timeouts, resets) are named by their class
 
 
+_loader_lock = threading.Lock()
+_data_loader = None
+
+
+def _shared_data_loader(session: botocore.session.Session):
+    """One botocore data loader for every session in the process. Each loader caches the service
+    models it reads, and EC2's costs about 38 MiB, so one loader per account would cost that much
+    per account."""
+    global _data_loader
+    with _loader_lock:
+        if _data_loader is None:
+            _data_loader = session.get_component("data_loader")
+        return _data_loader
+
+
 class AwsAccount:
     """The credentials of one configured target, and the clients made from them."""
 
@@ -85,9 +101,16 @@ class AwsAccount:
             self._account_id = response[1].get("Account") or None  # so this very call carries the account
         self._record(self.account_label, region, name, outcome)
 
+    def _botocore_session(self) -> botocore.session.Session:
+        """A session that counts every attempt and strips secrets from responses before parsing."""
+        session = botocore.session.Session()
+        session.register_component("data_loader", _shared_data_loader(session))
+        session.register("needs-retry", self._count_attempt)
+        session.register(SECRETS_EVENT, strip_secrets_before_parse)
+        return session
+
     def _make_session(self) -> boto3.Session:
-        base = botocore.session.Session()
-        base.register("needs-retry", self._count_attempt)
+        base = self._botocore_session()
         if not self.target.role_arn:
             return boto3.Session(botocore_session=base)
         extra: dict[str, str] = {"RoleSessionName": "aws-vpn-exporter"}
@@ -106,8 +129,7 @@ class AwsAccount:
             role_arn=self.target.role_arn,
             extra_args=extra,
         )
-        assumed = botocore.session.Session()
-        assumed.register("needs-retry", self._count_attempt)
+        assumed = self._botocore_session()
         assumed._credentials = DeferredRefreshableCredentials(  # botocore's documented refresh pattern
             method="assume-role", refresh_using=fetcher.fetch_credentials
         )

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import signal
 import sys
 import tempfile
-import threading
+import time
 from dataclasses import replace
 from pathlib import Path
+from typing import NoReturn
 
-from exporter import __version__, logsetup
+from exporter import __version__, logsetup, memory
 from exporter.config import Config, ConfigError, LogsConfig, load_config
 from exporter.web import parse_listen_address
 from exporter.webconfig import load_web_config
 
 DEFAULT_LISTEN = "127.0.0.1:9798"
 DEMO_POLL_INTERVAL = 10.0
+SIGNAL_CHECK_INTERVAL = 0.2  # seconds between the main thread's checks for a shutdown signal
 
 log = logging.getLogger("exporter")
 
@@ -145,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
 
+    memory.tune_malloc()  # before the demo's and the exporter's threads start
     config, demo = _with_demo(config, args.demo)
     return _serve(config, listen, demo, web_config)
 
@@ -160,13 +164,43 @@ def _serve(config: Config, listen: tuple[str, int], demo, web_config=None) -> in
         return 1
     if demo is not None:
         exporter.add_job(demo.apply, 5, "demo-apply")
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    received = _catch_shutdown_signals()
     exporter.start_polling()
-    stop.wait()
-    log.info("shutting down")
+    while not received:
+        time.sleep(SIGNAL_CHECK_INTERVAL)
+    log.info("shutting down signal=%s", signal.Signals(received[0]).name)
     exporter.stop()
     if demo is not None:
         demo.stop()
-    return 0
+    log.info("state saved; exiting")
+    _leave_now(0)
+
+
+def _catch_shutdown_signals() -> list[int]:
+    """Record SIGTERM and SIGINT in the returned list; a second one exits at once, unsaved.
+
+    The handler takes no lock (one that sets a threading.Event can deadlock against the main
+    thread's own wait on it), and the main thread checks the list every SIGNAL_CHECK_INTERVAL, so
+    a signal is acted on promptly whichever thread the kernel delivered it to. SIGQUIT dumps every
+    thread's stack to stderr, as a Go exporter does, for a stuck process."""
+    received: list[int] = []
+
+    def handler(signum: int, _frame) -> None:
+        if received:
+            os.write(2, b"second signal: exiting without waiting\n")
+            os._exit(128 + signum)
+        received.append(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)
+    faulthandler.register(signal.SIGQUIT, all_threads=True)
+    return received
+
+
+def _leave_now(code: int) -> NoReturn:
+    """Exit without joining threads still blocked on AWS (up to attempts x read timeout): the state
+    is saved, and a hung call must not hold a restart past its orchestrator's grace period."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

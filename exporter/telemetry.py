@@ -1,8 +1,11 @@
 """Reads EC2 ``DescribeVpnConnections`` items into the model, defensively.
 
-This is the secrets boundary: only named, non-secret fields are copied, so ``PreSharedKey`` and
-``CustomerGatewayConfiguration`` never leave this function. Status strings are free text at AWS;
-anything unrecognised is classified as such and counted, never raised.
+This is the secrets boundary, in two walls. First, ``strip_secrets_before_parse`` cuts
+``customerGatewayConfiguration`` and ``preSharedKey`` out of the raw response before botocore
+parses it, so the keys never become Python objects (nor debug-logged bodies), and most of the
+response's bytes (the configuration is ~85 % of them) are never parsed. Second, only named,
+non-secret fields are copied into the model. Status strings are free text at AWS; anything
+unrecognised is classified as such and counted, never raised.
 """
 
 from __future__ import annotations
@@ -15,7 +18,24 @@ from typing import Any, Mapping
 from exporter.model import Connection, CustomerGateway, LogDestination, Tunnel
 
 _BGP_ROUTES = re.compile(r"^\d+ BGP ROUTES?$")
+# EC2's query protocol answers in XML; both elements hold escaped text, so no nested closing tag.
+_SECRET_ELEMENTS = re.compile(
+    rb"<(customerGatewayConfiguration|preSharedKey)>.*?</\1>|<(?:customerGatewayConfiguration|preSharedKey)\s*/>",
+    re.DOTALL)
+SECRETS_EVENT = "before-parse.ec2.DescribeVpnConnections"  # botocore event the stripper is registered on
 _LOG_FORMATS = {"json", "text"}
+
+
+def strip_secrets(body: bytes) -> bytes:
+    """The raw DescribeVpnConnections XML without its secret-bearing elements."""
+    return _SECRET_ELEMENTS.sub(b"", body)
+
+
+def strip_secrets_before_parse(response_dict: dict, **_: Any) -> None:
+    """botocore ``before-parse`` handler: strip the secrets from the body it is about to parse."""
+    body = response_dict.get("body")
+    if isinstance(body, (bytes, bytearray)):
+        response_dict["body"] = strip_secrets(bytes(body))
 
 
 def classify_status_message(message: Any) -> str:

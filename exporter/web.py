@@ -66,6 +66,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: ExporterServer
     server_version = f"aws-vpn-exporter/{__version__}"
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # a body goes out in parts; a small last part must not wait for an ACK
     timeout = 30  # seconds a client may stall before its connection is closed
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
@@ -79,38 +80,40 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/metrics":
             self._metrics()
         elif path == "/-/healthy":
-            self._send(200, b"Healthy.\n", "text/plain; charset=utf-8")
+            self._send(200, "text/plain; charset=utf-8", b"Healthy.\n")
         elif path == "/-/ready":
             ready = self.server.current() is not None
-            self._send(200 if ready else 503, b"Ready.\n" if ready else b"Waiting for the first poll.\n",
-                       "text/plain; charset=utf-8")
+            self._send(200 if ready else 503, "text/plain; charset=utf-8",
+                       b"Ready.\n" if ready else b"Waiting for the first poll.\n")
         elif path == "/":
             rendered = self.server.current()
             status = "Waiting for the first poll." if rendered is None else (
                 f"Serving a snapshot of {sum(1 for _ in rendered.snapshot.connections())} VPN connections.")
             body = _LANDING.format(version=html.escape(__version__), status=html.escape(status)).encode()
-            self._send(200, body, "text/html; charset=utf-8")
+            self._send(200, "text/html; charset=utf-8", body)
         else:
-            self._send(404, b"Not found.\n", "text/plain; charset=utf-8")
+            self._send(404, "text/plain; charset=utf-8", b"Not found.\n")
 
     def _metrics(self) -> None:
         rendered = self.server.current()
         live = self.server.live_metrics()
         gzip_ok = "gzip" in (self.headers.get("Accept-Encoding") or "")
+        # The snapshot part is sent as it is, never copied into a new ~1 MB buffer per scrape.
         if gzip_ok:
             head = rendered.body_gzip if rendered else b""
-            self._send(200, head + gzip.compress(live, compresslevel=1, mtime=0), CONTENT_TYPE_LATEST, "gzip")
+            self._send(200, CONTENT_TYPE_LATEST, head, gzip.compress(live, compresslevel=1, mtime=0), encoding="gzip")
         else:
-            self._send(200, (rendered.body if rendered else b"") + live, CONTENT_TYPE_LATEST)
+            self._send(200, CONTENT_TYPE_LATEST, rendered.body if rendered else b"", live)
 
-    def _send(self, code: int, body: bytes, content_type: str, encoding: str | None = None) -> None:
+    def _send(self, code: int, content_type: str, *parts: bytes, encoding: str | None = None) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(sum(len(part) for part in parts)))
         if encoding:
             self.send_header("Content-Encoding", encoding)
         self.end_headers()
-        self.wfile.write(body)
+        for part in parts:
+            self.wfile.write(part)
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's signature)
         log.debug("http %s", format % args)

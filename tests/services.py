@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -43,6 +44,20 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str, step:
             return result
         assert time.time() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
         time.sleep(step)
+
+
+def stop_within(process, seconds):
+    """SIGTERM, then the exit code and stderr; on a hang, SIGQUIT's thread dump is in the failure."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        _, errors = process.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGQUIT)
+        time.sleep(1)
+        process.kill()
+        _, errors = process.communicate(timeout=10)
+        raise AssertionError(f"no exit {seconds} s after SIGTERM; its threads:\n{errors[-6000:]}") from None
+    return process.returncode, errors
 
 
 def _ready(url: str) -> bool:

@@ -2,6 +2,7 @@
 
 import boto3
 
+from exporter.aws import AwsAccount
 from exporter.config import Target
 from tests.conftest import add_vpn_connection, scrape, series, tunnel_telemetry, value
 from tests.faults import Fault
@@ -200,3 +201,11 @@ def test_missing_options_still_yield_the_tunnel(aws, make_exporter):
     assert value(samples, "aws_vpn_connection_info", vpn_connection_id=vpn, routing="unknown") == 1
     assert value(samples, "aws_vpn_tunnel_ipsec_up", vpn_connection_id=vpn) == 1
     assert value(samples, "aws_vpn_tunnel_bgp_up", vpn_connection_id=vpn) is None
+
+
+def test_accounts_share_one_botocore_data_loader():
+    """Each loader caches EC2's service model (~38 MiB): one per account would cost that per account."""
+    accounts = [AwsAccount(Target(regions=("us-east-1",), role_arn=f"arn:aws:iam::{n:012d}:role/vpn"), lambda *_: None)
+                for n in (111111111111, 222222222222)] + [AwsAccount(Target(regions=("eu-west-1",)), lambda *_: None)]
+    loaders = {id(account.client("ec2", account.target.regions[0])._loader) for account in accounts}
+    assert len(loaders) == 1

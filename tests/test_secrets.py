@@ -3,15 +3,19 @@
 import io
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
 
+import boto3
+import pytest
 import requests
 
 from exporter import logsetup
+from exporter.aws import AwsAccount
 from exporter.logsetup import redact
+from exporter.telemetry import strip_secrets
+from tests.services import stop_within
 
 MOTO_CGW_KEY = "Iw2IAN9XUsQeYUrkMGP3kP59ugFDkfHg"  # in every CustomerGatewayConfiguration moto returns
 
@@ -74,10 +78,47 @@ def test_the_running_demo_leaks_no_key(tmp_path):
         body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
         assert 'name="branch-tokyo"' in body
     finally:
-        process.send_signal(signal.SIGTERM)
-        _, output = process.communicate(timeout=30)
-    assert process.returncode == 0
+        code, output = stop_within(process, 30)
+    assert code == 0
     logs = "".join(lines) + output
     assert "shutting down" in logs
     assert MOTO_CGW_KEY not in body and MOTO_CGW_KEY not in logs
     assert "demo-psk-" not in body and "demo-psk-" not in logs
+
+
+def test_keys_are_cut_from_the_raw_response_before_botocore_parses_it(demo):
+    """Without the redactor: the parsed response and botocore's own debug dump of the body hold no key."""
+    target = demo.targets()[0]
+    region = target.regions[0]
+    plain = boto3.client("ec2", region_name=region).describe_vpn_connections()["VpnConnections"]
+    assert any(MOTO_CGW_KEY in c.get("CustomerGatewayConfiguration", "") for c in plain), "the keys are there to cut"
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    botocore_log = logging.getLogger("botocore")
+    botocore_log.addHandler(handler)
+    botocore_log.setLevel(logging.DEBUG)
+    try:
+        account = AwsAccount(target, lambda *_: None)
+        connections = account.client("ec2", region).describe_vpn_connections()["VpnConnections"]
+    finally:
+        botocore_log.removeHandler(handler)
+        botocore_log.setLevel(logging.WARNING)
+    assert len(connections) == len(plain)
+    assert "Response body" in stream.getvalue()
+    for connection in connections:
+        assert "CustomerGatewayConfiguration" not in connection
+        for tunnel in connection.get("Options", {}).get("TunnelOptions", []):
+            assert "PreSharedKey" not in tunnel and tunnel.get("OutsideIpAddress")
+    for key in demo.pre_shared_keys() + [MOTO_CGW_KEY]:
+        assert key not in stream.getvalue() and key not in repr(connections)
+
+
+@pytest.mark.parametrize("body, expected", [
+    (b"<a><customerGatewayConfiguration>&lt;psk&gt;</customerGatewayConfiguration><b>1</b></a>", b"<a><b>1</b></a>"),
+    (b"<i><preSharedKey>k1</preSharedKey><preSharedKeyArn>arn</preSharedKeyArn></i><i><preSharedKey>k2\n</preSharedKey></i>",
+     b"<i><preSharedKeyArn>arn</preSharedKeyArn></i><i></i>"),
+    (b"<a><customerGatewayConfiguration/><preSharedKey /></a>", b"<a></a>"),
+    (b"<a>no secrets</a>", b"<a>no secrets</a>"),
+])
+def test_strip_secrets(body, expected):
+    assert strip_secrets(body) == expected
