@@ -16,10 +16,16 @@ from exporter.model import Connection, RegionTelemetry, Snapshot, Tunnel
 from exporter.logparse import BGP_ERRORS
 from exporter.selectors import ANY, check_tunnel_selectors
 
-RECENT_SECONDS = 3600.0  # a BGP error older than this no longer counts as a current finding
+RECENT_SECONDS = 3600.0  # a BGP or IKE error older than this no longer counts as a current finding
 _EVENT_OF_ERROR = {error: event for event, error in BGP_ERRORS.items()}
 _STATUS_MESSAGES = {"ipsec_up": "IPSEC IS UP", "ipsec_down": "IPSEC IS DOWN", "bgp_routes": "N BGP ROUTES",
                     "empty": "(empty)", "missing": "(missing)", "other": "(unrecognised)"}
+_IKE_ERROR_FINDINGS = {
+    "psk_mismatch": "ike_authentication_failed", "authentication_failed": "ike_authentication_failed",
+    "no_proposal_chosen": "ike_proposal_mismatch",
+    "dpd_timeout": "ike_peer_unresponsive", "peer_dead": "ike_peer_unresponsive",
+    "phase1_timeout": "ike_peer_unresponsive",
+}
 _BGP_ERROR_FINDINGS = {
     "hold_timer_expired": "bgp_hold_timer_expired",
     "open_message_error": "bgp_open_message_error",
@@ -107,6 +113,14 @@ def _tunnel_rules(connection: Connection, tunnel: Tunnel, logs: TunnelLogView | 
     if code and error_at is not None and now - error_at <= RECENT_SECONDS:
         yield code, (f"BGP log: {error.replace('_', ' ')} {_duration(now - error_at)} ago",
                      f"{counts.get(_EVENT_OF_ERROR[error], 0)} such events counted")
+
+    # An IKE failure explains a tunnel only while its IPsec is down; once up again, it is history.
+    error, error_at = logs.fact("ike_error"), logs.fact_time("ike_error")
+    code = _IKE_ERROR_FINDINGS.get(error or "")
+    if code and tunnel.ipsec_up is False and error_at is not None and now - error_at <= RECENT_SECONDS:
+        yield code, (f"IKE log: {error.replace('_', ' ')} {_duration(now - error_at)} ago",
+                     f"{counts.get(error, 0)} such events counted",
+                     f"AWS status {tunnel.status}, status message {_STATUS_MESSAGES[tunnel.status_message]}")
 
 
 def _connection_rules(connection: Connection) -> Iterator[tuple]:

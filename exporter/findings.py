@@ -53,6 +53,26 @@ _SPECS = (
                 "No tunnel of the connection is up.",
                 "Check each tunnel's findings. IPSEC IS DOWN: the customer gateway's reachability, IKE settings and "
                 "pre-shared key. IPSEC IS UP: the BGP causes."),
+    FindingSpec("ike_authentication_failed", WARNING, "tunnel",
+                "IKE authentication fails: the customer gateway's pre-shared key (or identity) does not match the "
+                "tunnel's.",
+                "Set the pre-shared key on the customer gateway to this tunnel's key (from the downloaded "
+                "configuration, or Secrets Manager when PreSharedKeyArn is set), or give the tunnel a new key with "
+                "ModifyVpnTunnelOptions and the device the same. The device's IKE identity must be its public IP "
+                "address, the customer gateway's IP."),
+    FindingSpec("ike_proposal_mismatch", WARNING, "tunnel",
+                "IKE finds no common proposal: the customer gateway offers algorithms, DH groups or an IKE version "
+                "the tunnel does not allow.",
+                "Compare the device's phase 1 and phase 2 encryption, integrity, DH groups and IKE version with the "
+                "tunnel options (Phase1/Phase2EncryptionAlgorithms, IntegrityAlgorithms, DHGroupNumbers, IKEVersions) "
+                "and make them overlap, on the device or with ModifyVpnTunnelOptions."),
+    FindingSpec("ike_peer_unresponsive", WARNING, "tunnel",
+                "The customer gateway stopped answering IKE: DPD timed out, the peer was declared dead, or phase 1 "
+                "never completed.",
+                "Check that the device is up and that its public IP is the customer gateway's IP; allow UDP 500 and "
+                "UDP 4500 (NAT-T) to and from both tunnel outside IPs on every firewall and NAT on the path. For a "
+                "tunnel that drops when idle, have the device initiate, or set the tunnel's DPD timeout action to "
+                "restart (ModifyVpnTunnelOptions)."),
     FindingSpec("bgp_stuck_connecting", WARNING, "tunnel",
                 "BGP stays in Connect/Active while IPsec is up: the TCP session to the peer never opens.",
                 "Check that the customer gateway allows TCP 179 over the tunnel, that its BGP neighbor is the AWS "

@@ -36,6 +36,9 @@ BGP_ERRORS = {
     "bgp_max_prefix_exceeded": "max_prefix_exceeded", "bgp_route_denied": "route_denied",
     "bgp_session_down": "session_down",
 }
+# IKE events that explain a tunnel whose IPsec is down; the latest one per tunnel is kept.
+IKE_ERRORS = ("psk_mismatch", "authentication_failed", "no_proposal_chosen", "dpd_timeout", "peer_dead",
+              "phase1_timeout")
 IKE_STATES = ("established", "rekeying", "negotiating", "down")
 BGP_STATES = ("idle", "connect", "active", "opensent", "openconfirm", "established")
 
@@ -73,6 +76,7 @@ class LogEvent:
     selectors: tuple[str, str] | None = None  # (AWS side, CGW side)
     bgp_state: str | None = None
     bgp_error: str | None = None
+    ike_error: str | None = None  # the event itself, when it is one of IKE_ERRORS
 
 
 def classify_ike(details: str) -> str:
@@ -209,6 +213,7 @@ def _ike_event(details: str, timestamp: float | None, fields: dict) -> LogEvent:
         nat_t=_flag(fields.get("nat_t")),
         dpd=_flag(fields.get("dpd")),
         selectors=traffic_selectors(details) if event == "phase2_established" else None,
+        ike_error=event if event in IKE_ERRORS else None,
     )
 
 

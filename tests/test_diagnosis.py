@@ -136,6 +136,29 @@ def test_recent_bgp_errors(event, error, code):
     assert ("198.51.100.1", code) not in run(connection(tunnel(), HEALTHY), old)
 
 
+@pytest.mark.parametrize("event,code", [
+    ("psk_mismatch", "ike_authentication_failed"), ("authentication_failed", "ike_authentication_failed"),
+    ("no_proposal_chosen", "ike_proposal_mismatch"), ("dpd_timeout", "ike_peer_unresponsive"),
+    ("peer_dead", "ike_peer_unresponsive"), ("phase1_timeout", "ike_peer_unresponsive"),
+])
+def test_recent_ike_errors_explain_a_tunnel_whose_ipsec_is_down(event, code):
+    ipsec_down = tunnel(message="ipsec_down")
+    recent = log_state(LogEvent(event, NOW - 120, ike_error=event), LogEvent(event, NOW - 90, ike_error=event))
+    evidence = run(connection(ipsec_down, HEALTHY), recent)[("198.51.100.1", code)]
+    assert "2 such events counted" in evidence and "1m30s ago" in evidence and "IPSEC IS DOWN" in evidence
+    assert ("198.51.100.1", code) not in run(connection(tunnel(), HEALTHY), recent)  # IPsec is up again
+    old = log_state(LogEvent(event, NOW - 7200, ike_error=event))
+    assert ("198.51.100.1", code) not in run(connection(ipsec_down, HEALTHY), old)
+
+
+def test_the_latest_ike_error_wins():
+    states = log_state(LogEvent("psk_mismatch", NOW - 300, ike_error="psk_mismatch"),
+                       LogEvent("no_proposal_chosen", NOW - 60, ike_error="no_proposal_chosen"))
+    found = run(connection(tunnel(message="ipsec_down"), HEALTHY), states)
+    assert ("198.51.100.1", "ike_proposal_mismatch") in found
+    assert ("198.51.100.1", "ike_authentication_failed") not in found
+
+
 def test_every_catalogued_finding_is_documented_in_the_readme():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     for code, spec in FINDINGS.items():
@@ -156,7 +179,8 @@ def test_the_diagnose_command_on_the_demo():
             ("branch-tokyo", "traffic_selectors_mismatch"), ("dc-accelerated", "accelerated_without_nat_t"),
             ("legacy-static", "tunnel_logging_disabled"), ("lab-down", "connection_down"),
             ("subsidiary-edge", "redundancy_lost"), ("partner-asn", "bgp_open_message_error"),
-            ("partner-asn", "ipsec_up_bgp_down")} <= codes
+            ("partner-asn", "ipsec_up_bgp_down"), ("lab-down", "ike_authentication_failed"),
+            ("lab-down", "ike_proposal_mismatch"), ("subsidiary-edge", "ike_peer_unresponsive")} <= codes
     assert ("partner-asn", "static_cgw_on_dynamic_connection") not in codes  # its selectors are 0.0.0.0/0
     assert not [f for c in report["connections"] if c["name"] == "hq-core" for f in c["findings"]]
     finding = next(f for c in report["connections"] for f in c["findings"] if f["code"] == "accelerated_without_nat_t")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.logparse import BGP_EVENTS, IKE_EVENTS, PARSE_ERROR_REASONS, LogParseError, parse
+from exporter.logparse import BGP_EVENTS, IKE_ERRORS, IKE_EVENTS, PARSE_ERROR_REASONS, LogParseError, parse
 
 SEED_EVENT = json.dumps({
     "event_timestamp": 1673252138,
@@ -48,6 +48,7 @@ def test_documented_ike_messages(details, event):
     parsed = parse("ike", "json", json.dumps({"event_timestamp": 1, "details": details}))
     assert parsed.event == event
     assert parsed.selectors is None
+    assert parsed.ike_error == (event if event in IKE_ERRORS else None)
 
 
 def test_multiple_selectors_and_case_of_states():

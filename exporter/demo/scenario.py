@@ -18,6 +18,7 @@ SCENARIOS = Path(__file__).with_name("scenarios.yaml")
 STATES = ("healthy", "ipsec_up_bgp_down", "down")
 LOG_FORMATS = ("json", "text", "off")
 BGP_CAUSES = ("", "asn_mismatch")
+IKE_CAUSES = ("", "psk_mismatch", "no_proposal")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class TunnelScenario:
     aws_selector: str = "0.0.0.0/0"  # the traffic selectors the customer gateway negotiates
     cgw_selector: str = "0.0.0.0/0"
     bgp_cause: str = ""  # why BGP stays down in ipsec_up_bgp_down: "" (never opens) | asn_mismatch
+    ike_cause: str = ""  # why IPsec stays down in down: "" (the peer does not answer) | psk_mismatch | no_proposal
 
     def state_at(self, elapsed: float) -> str:
         """The state this tunnel is in ``elapsed`` seconds after the demo started."""
@@ -111,15 +113,16 @@ def _tunnel(data: Any, where: str, source: str) -> TunnelScenario:
         nat_t=bool(data.get("nat_t", False)),
         aws_selector=str(data.get("selectors", {}).get("aws", "0.0.0.0/0")),
         cgw_selector=str(data.get("selectors", {}).get("cgw", "0.0.0.0/0")),
-        bgp_cause=_bgp_cause(data, where, source),
+        bgp_cause=_choice(data, "bgp_cause", BGP_CAUSES, where, source),
+        ike_cause=_choice(data, "ike_cause", IKE_CAUSES, where, source),
     )
 
 
-def _bgp_cause(data: dict, where: str, source: str) -> str:
-    cause = data.get("bgp_cause", "")
-    if cause not in BGP_CAUSES:
-        raise ConfigError(source, f"{where}.bgp_cause", f"expected one of {BGP_CAUSES}")
-    return cause
+def _choice(data: dict, key: str, choices: tuple[str, ...], where: str, source: str) -> str:
+    value = data.get(key, "")
+    if value not in choices:
+        raise ConfigError(source, f"{where}.{key}", f"expected one of {choices}")
+    return value
 
 
 def load_scenarios(path: Path = SCENARIOS) -> Scenarios:

@@ -1,5 +1,5 @@
 """The log lines a demo tunnel writes: what AWS's IKE and BGP logs say on each state change,
-plus a dead-peer-detection heartbeat while IPsec is up.
+plus a heartbeat: dead peer detection while IPsec is up, failed IKE attempts while it is down.
 
 JSON lines follow AWS's documented shapes. AWS does not document the text format's layout, so the
 demo's text lines put the same fields as ``key=value`` before the message (the parser reads fields
@@ -99,9 +99,12 @@ def transition(tunnel: TunnelScenario, vpn_id: str, before: str, after: str, at:
                               f" from Established to Idle with neighbor {neighbor}"))
         lines.extend(_bgp_attempt(tunnel, vpn_id, at))
     elif after == "down":
-        lines.append(_ike(tunnel, vpn_id, at, "AWS tunnel DPD timed out after 3 retransmits", "established",
-                          "established"))
-        lines.append(_ike(tunnel, vpn_id, at, "Peer is not responsive - Declaring peer dead", "down", "down"))
+        if tunnel.ike_cause:
+            lines.extend(_ike_failure(tunnel, vpn_id, at))
+        else:
+            lines.append(_ike(tunnel, vpn_id, at, "AWS tunnel DPD timed out after 3 retransmits", "established",
+                              "established"))
+            lines.append(_ike(tunnel, vpn_id, at, "Peer is not responsive - Declaring peer dead", "down", "down"))
         if before == "healthy":
             lines.append(_bgp(tunnel, vpn_id, at, "BGPStatus", "DOWN",
                               f"BGP notification sent to neighbor {neighbor}: Hold Timer Expired"))
@@ -110,11 +113,26 @@ def transition(tunnel: TunnelScenario, vpn_id: str, before: str, after: str, at:
     return [line for line in lines if getattr(tunnel, f"{line.log}_log") != "off"]
 
 
+def _ike_failure(tunnel: TunnelScenario, vpn_id: str, at: float) -> list[LogLine]:
+    """One failed attempt to bring IPsec up: a wrong pre-shared key, no common proposal, or no answer."""
+    if tunnel.ike_cause == "psk_mismatch":
+        details = ("AWS tunnel detected a pre-shared key mismatch with cgw",
+                   "AWS tunnel is sending AUTHENTICATION_FAILED as the response")
+    elif tunnel.ike_cause == "no_proposal":
+        details = ("No Proposal Match Found by AWS",)
+    else:
+        details = ("AWS tunnel Timeout: deleting un-established Phase 1 IKE_SA with cgw",)
+    return [_ike(tunnel, vpn_id, at, text, "negotiating", "down") for text in details]
+
+
 def heartbeat(tunnel: TunnelScenario, vpn_id: str, state: str, at: float) -> list[LogLine]:
-    """The periodic lines of a steady tunnel: DPD while IPsec is up; BGP retrying while it cannot connect."""
+    """The periodic lines of a steady tunnel: DPD while IPsec is up; BGP retrying while it cannot connect;
+    IKE failing while IPsec is down."""
     lines = []
     if state in ("healthy", "ipsec_up_bgp_down"):
         lines.append(_ike(tunnel, vpn_id, at, "AWS tunnel is sending DPD R-U-THERE", "established", "established"))
+    if state == "down":
+        lines.extend(_ike_failure(tunnel, vpn_id, at))
     if state == "ipsec_up_bgp_down":
         lines.extend(_bgp_attempt(tunnel, vpn_id, at))
     return [line for line in lines if getattr(tunnel, f"{line.log}_log") != "off"]
