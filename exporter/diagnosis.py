@@ -108,19 +108,27 @@ def _tunnel_rules(connection: Connection, tunnel: Tunnel, logs: TunnelLogView | 
         yield "accelerated_without_nat_t", ("connection has acceleration enabled",
                                             "latest IKE log event: nat_t_detected false")
 
-    error, error_at = logs.fact("bgp_error"), logs.fact_time("bgp_error")
-    code = _BGP_ERROR_FINDINGS.get(error or "")
-    if code and error_at is not None and now - error_at <= RECENT_SECONDS:
-        yield code, (f"BGP log: {error.replace('_', ' ')} {_duration(now - error_at)} ago",
+    if recent := _recent_error(logs, "bgp_error", _BGP_ERROR_FINDINGS, now):
+        code, error, age = recent
+        yield code, (f"BGP log: {error.replace('_', ' ')} {_duration(age)} ago",
                      f"{counts.get(_EVENT_OF_ERROR[error], 0)} such events counted")
 
     # An IKE failure explains a tunnel only while its IPsec is down; once up again, it is history.
-    error, error_at = logs.fact("ike_error"), logs.fact_time("ike_error")
-    code = _IKE_ERROR_FINDINGS.get(error or "")
-    if code and tunnel.ipsec_up is False and error_at is not None and now - error_at <= RECENT_SECONDS:
-        yield code, (f"IKE log: {error.replace('_', ' ')} {_duration(now - error_at)} ago",
+    if tunnel.ipsec_up is False and (recent := _recent_error(logs, "ike_error", _IKE_ERROR_FINDINGS, now)):
+        code, error, age = recent
+        yield code, (f"IKE log: {error.replace('_', ' ')} {_duration(age)} ago",
                      f"{counts.get(error, 0)} such events counted",
                      f"AWS status {tunnel.status}, status message {_STATUS_MESSAGES[tunnel.status_message]}")
+
+
+def _recent_error(logs: TunnelLogView, fact: str, findings: dict[str, str], now: float) -> tuple | None:
+    """(finding code, error, age in seconds) for a tunnel's latest logged error, if it has a finding
+    and is under RECENT_SECONDS old; an older error no longer explains the tunnel's state."""
+    error, error_at = logs.fact(fact), logs.fact_time(fact)
+    code = findings.get(error or "")
+    if code and error_at is not None and now - error_at <= RECENT_SECONDS:
+        return code, error, now - error_at
+    return None
 
 
 def _connection_rules(connection: Connection) -> Iterator[tuple]:

@@ -5,7 +5,7 @@ threads arenas of their own, keeps freed memory in them, and raises its mmap thr
 large free, so later large buffers come from the heap and fragment it: the RSS ratchets up well
 beyond what is live. Two arenas, a fixed mmap threshold (large buffers are mapped and unmapped,
 never left in the heap) and a trim after each publish keep it near what is live. At 10,000 tunnels
-(benchmarks/poll.py) the serving process peaked at 148 MiB without the threshold and at 115 MiB
+(benchmarks/poll.py) the serving process peaked at 148 MiB without the threshold and at 112–134 MiB
 with it. Where glibc is absent (musl, macOS) all of this is a no-op.
 """
 
