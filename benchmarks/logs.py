@@ -25,7 +25,8 @@ from measure import rss_mib  # noqa: E402
 
 from exporter.config import LogsConfig  # noqa: E402
 from exporter.logparse import parse  # noqa: E402
-from exporter.logreader import LogIngestor, stream_name  # noqa: E402
+from exporter.demo.tunnel_logs import stream_name  # noqa: E402
+from exporter.logreader import LogIngestor  # noqa: E402
 from exporter.logstate import StateFile  # noqa: E402
 from exporter.model import Connection, LogDestination, RegionTelemetry, Tunnel  # noqa: E402
 
@@ -75,10 +76,15 @@ def bench_parse(count: int) -> None:
         print(f"{name:10s} {rate:12,.0f} events/s   {rate / TARGET_EVENTS_PER_SECOND:5.2f}x target")
 
 
-class BacklogLogs:
-    """A FilterLogEvents stand-in serving ``total`` events spread evenly over [start, end], lazily."""
+PAGE_EVENTS, PAGE_BYTES = 10_000, 1_048_576  # FilterLogEvents: up to 10,000 events or 1 MB per page
+EVENT_OVERHEAD_BYTES = 26  # CloudWatch Logs counts each event as its message plus 26 bytes
 
-    def __init__(self, total: int, streams: list[str], start_ms: int, end_ms: int, page: int = 10_000):
+
+class BacklogLogs:
+    """A FilterLogEvents stand-in serving ``total`` events spread evenly over [start, end], lazily, in pages
+    of up to 10,000 events or 1 MB, as AWS does. Like AWS's, it reads whole groups; naming streams fails."""
+
+    def __init__(self, total: int, streams: list[str], start_ms: int, end_ms: int, page: int = PAGE_EVENTS):
         self.total, self.streams, self.page = total, streams, page
         self.start_ms, self.span = start_ms, max(1, end_ms - start_ms)
         self.calls = 0
@@ -91,19 +97,21 @@ class BacklogLogs:
         finally:
             self.seconds += time.perf_counter() - started
 
-    def _page(self, logGroupName, logStreamNames, startTime, endTime, limit=None, nextToken=None):
+    def _page(self, logGroupName, startTime, endTime, limit=None, nextToken=None, **named):
+        assert not named, f"the exporter must read whole groups, never name streams: {sorted(named)}"
         self.calls += 1
         size = min(limit or self.page, self.page)
         first = int(nextToken or self._first_at(startTime))
         last = min(self.total, first + size)
-        events = []
+        events, size = [], 0
         for i in range(first, last):
             timestamp = self.start_ms + i * self.span // self.total
-            if timestamp > endTime:
-                last = i
-                break
             stream = self.streams[i % len(self.streams)]
             message = ike_json(i) if stream.endswith("IKE.log") else bgp_json(i)
+            size += len(message) + EVENT_OVERHEAD_BYTES
+            if timestamp > endTime or (size > PAGE_BYTES and events):
+                last = i
+                break
             events.append({"eventId": f"{i:056d}", "timestamp": timestamp, "logStreamName": stream,
                            "message": message, "ingestionTime": timestamp})
         return {"events": events, **({"nextToken": str(last)} if last < self.total and events else {})}
@@ -120,16 +128,50 @@ class OneAccount:
         return self.logs
 
 
-def bench_backlog(total: int, tunnels: int = 50) -> None:
-    print(f"== catching up a backlog of {total:,} events ({tunnels} tunnels, IKE and BGP logs, lookback 24h)")
+def logged_region(tunnels: int) -> tuple[RegionTelemetry, list[str]]:
+    """A region whose ``tunnels`` log IKE and BGP to one group, and the names of their streams."""
     group_arn = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/vpn/logs"
     destination = LogDestination(True, group_arn, "json")
-    connections = tuple(Connection(f"vpn-{n:04d}", "", "available", "dynamic", "vgw", "vgw-1", "cgw-1", False, tunnels=(
-        Tunnel(f"198.51.{n // 250}.{n % 250}", "UP", "bgp_routes", 1, None, True, True, "169.254.0.0/30",
-               destination, destination),)) for n in range(tunnels))
-    region = RegionTelemetry("123456789012", "us-east-1", connections)
+    connections = tuple(Connection(f"vpn-{n:08x}", "", "available", "dynamic", "vgw", "vgw-1", "cgw-1", False,
+                                   tunnels=(Tunnel(f"198.{n // 62500}.{n // 250 % 250}.{n % 250}", "UP", "bgp_routes",
+                                                   1, None, True, True, "169.254.0.0/30", destination, destination),))
+                        for n in range(tunnels))
     streams = [stream_name(c.vpn_connection_id, c.tunnels[0].outside_ip, kind) for c in connections
                for kind in ("ike", "bgp")]
+    return RegionTelemetry("123456789012", "us-east-1", connections), streams
+
+
+STEADY_EVENTS_PER_TUNNEL_HOUR = 10  # a steady tunnel: hourly phase 2 rekeys (4 CREATE_CHILD_SA lines each), more
+STORM_EVENTS_PER_TUNNEL_HOUR = 600  # every tunnel flapping or retrying once every 6 s, IKE and BGP together
+
+
+def bench_api_calls(sizes: tuple[int, ...], config: LogsConfig = LogsConfig()) -> None:
+    """FilterLogEvents calls per log poll, reading whole groups, against naming every stream (100 a call)."""
+    window = config.poll_interval + config.overlap  # each poll re-reads the overlap: the volume it pays for
+    print(f"== FilterLogEvents calls per log poll (one group holding IKE and BGP; each poll reads "
+          f"{window:.0f} s: poll_interval + overlap)")
+    print(f"{'tunnels':>8} {'events/h/tunnel':>16} {'events/poll':>12} {'calls, whole group':>19} "
+          f"{'calls, naming streams':>22}  of the 10 TPS quota")
+    for tunnels in sizes:
+        for rate in (STEADY_EVENTS_PER_TUNNEL_HOUR, STORM_EVENTS_PER_TUNNEL_HOUR):
+            region, streams = logged_region(tunnels)
+            total = max(1, int(tunnels * rate * window / 3600))
+            now_ms = int(time.time() * 1000)
+            logs = BacklogLogs(total, streams, now_ms - int(window * 1000) + 1000, now_ms - 1000)
+            with tempfile.TemporaryDirectory() as state_dir:
+                ingestor = LogIngestor(LogsConfig(lookback=window, overlap=config.overlap), StateFile(Path(state_dir)),
+                                       ThreadPoolExecutor(max_workers=1), poll_timeout=3600, max_pages_per_group=1000)
+                collection = ingestor.poll((region,), {"123456789012": OneAccount(logs)})
+            counted = sum(count for view in collection.tunnels.values() for _, count in view.counts)
+            assert counted == total, f"counted {counted} of {total}"
+            named = max(-(-len(streams) // 100), logs.calls)  # at least one call per 100 names, and per page
+            print(f"{tunnels:>8,} {rate:>16,} {total:>12,} {logs.calls:>19,} {named:>22,}  "
+                  f"{logs.calls / 10:.1f} s vs {named / 10:.1f} s")
+
+
+def bench_backlog(total: int, tunnels: int = 50) -> None:
+    print(f"== catching up a backlog of {total:,} events ({tunnels} tunnels, IKE and BGP logs, lookback 24h)")
+    region, streams = logged_region(tunnels)
     now_ms = int(time.time() * 1000)
     logs = BacklogLogs(total, streams, now_ms - 24 * 3600_000 + 1000, now_ms - 1000)
     with tempfile.TemporaryDirectory() as state_dir:
@@ -172,9 +214,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="backlog size")
     parser.add_argument("--parse", type=int, default=300_000, help="messages per format for the parse benchmark")
+    parser.add_argument("--api-tunnels", default="10,1000,10000",
+                        help="tunnel counts for the API-calls-per-poll table, comma-separated")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, pid {os.getpid()}")
     bench_parse(args.parse)
+    bench_api_calls(tuple(int(n) for n in args.api_tunnels.split(",")))
     bench_backlog(args.events)
     return 0
 

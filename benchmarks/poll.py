@@ -61,6 +61,9 @@ def _simulated_aws(connections: int, regions: tuple[str, ...], queue, stop) -> N
     """moto in its own process, so the exporter's time and RSS are measured without it."""
     from moto.server import ThreadedMotoServer
 
+    from exporter.demo import strict_aws
+
+    strict_aws.install()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

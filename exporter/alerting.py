@@ -177,6 +177,7 @@ def build_alerts() -> list[Alert]:
         _finding_alert("VpnIkeAuthenticationFailed", "ike_authentication_failed"),
         _finding_alert("VpnIkeProposalMismatch", "ike_proposal_mismatch"),
         _finding_alert("VpnIkePeerUnresponsive", "ike_peer_unresponsive"),
+        _finding_alert("VpnIkePhase2Failed", "ike_phase2_failed"),
         _finding_alert("VpnBgpStuckConnecting", "bgp_stuck_connecting"),
         _finding_alert("VpnBgpHoldTimerExpired", "bgp_hold_timer_expired"),
         _finding_alert("VpnBgpOpenMessageError", "bgp_open_message_error"),

@@ -47,7 +47,8 @@ class Exporter:
             counters = IngestCounters(
                 ingested=lambda account, region, kind, n: self.metrics.log_events_ingested.labels(account, region, kind).inc(n),
                 duplicates=lambda account, region, n: self.metrics.log_events_duplicate.labels(account, region).inc(n),
-                parse_errors=lambda kind, reason, n: self.metrics.log_parse_errors.labels(kind, reason).inc(n))
+                parse_errors=lambda kind, reason, n: self.metrics.log_parse_errors.labels(kind, reason).inc(n),
+                unattributed=lambda account, region, n: self.metrics.log_events_unattributed.labels(account, region).inc(n))
             state_file = StateFile(config.state_dir, on_corrupt=self.metrics.state_file_errors.inc)
             self.logs = LogIngestor(config.logs, state_file, self._executor,
                                     poll_timeout=min(config.logs.poll_interval, 300.0), counters=counters)

@@ -25,6 +25,7 @@ _IKE_ERROR_FINDINGS = {
     "no_proposal_chosen": "ike_proposal_mismatch",
     "dpd_timeout": "ike_peer_unresponsive", "peer_dead": "ike_peer_unresponsive",
     "phase1_timeout": "ike_peer_unresponsive",
+    "traffic_selector_unacceptable": "traffic_selectors_mismatch", "phase2_failed": "ike_phase2_failed",
 }
 _BGP_ERROR_FINDINGS = {
     "hold_timer_expired": "bgp_hold_timer_expired",
@@ -110,7 +111,8 @@ def _tunnel_rules(connection: Connection, tunnel: Tunnel, logs: TunnelLogView | 
 
     if recent := _recent_error(logs, "bgp_error", _BGP_ERROR_FINDINGS, now):
         code, error, age = recent
-        yield code, (f"BGP log: {error.replace('_', ' ')} {_duration(age)} ago",
+        detail = logs.fact("bgp_error_detail")
+        yield code, (f"BGP log: {error.replace('_', ' ')} {_duration(age)} ago" + (f": {detail}" if detail else ""),
                      f"{counts.get(_EVENT_OF_ERROR[error], 0)} such events counted")
 
     # An IKE failure explains a tunnel only while its IPsec is down; once up again, it is history.
@@ -152,8 +154,11 @@ def diagnose_region(region: RegionTelemetry, tunnel_logs, now: float) -> Iterato
             yield Finding(*base, "", code, tuple(e for e in evidence if e))
         for tunnel in connection.tunnels:
             logs = tunnel_logs.get(TunnelKey(*base, tunnel.outside_ip))
+            found: dict[str, list[str]] = {}  # one finding per code: two rules may reach the same cause
             for code, evidence in _tunnel_rules(connection, tunnel, logs, now):
-                yield Finding(*base, tunnel.outside_ip, code, tuple(e for e in evidence if e))
+                found.setdefault(code, []).extend(e for e in evidence if e)
+            for code, evidence in found.items():
+                yield Finding(*base, tunnel.outside_ip, code, tuple(evidence))
 
 
 def diagnose(snapshot: Snapshot, now: float | None = None) -> tuple[Finding, ...]:

@@ -73,6 +73,12 @@ _SPECS = (
                 "UDP 4500 (NAT-T) to and from both tunnel outside IPs on every firewall and NAT on the path. For a "
                 "tunnel that drops when idle, have the device initiate, or set the tunnel's DPD timeout action to "
                 "restart (ModifyVpnTunnelOptions)."),
+    FindingSpec("ike_phase2_failed", WARNING, "tunnel",
+                "IKE phase 1 is up but phase 2 (the IPsec SA) cannot be established: AWS logs \"Phase 2 was unable to "
+                "establish while keeping Phase 1\".",
+                "Compare the device's phase 2 (IPsec) settings with the tunnel options: encryption and integrity "
+                "algorithms, the PFS DH group (Phase2DHGroupNumbers) and the lifetime; and its traffic selectors "
+                "(0.0.0.0/0 <=> 0.0.0.0/0 for a route-based tunnel). Fix the device or use ModifyVpnTunnelOptions."),
     FindingSpec("bgp_stuck_connecting", WARNING, "tunnel",
                 "BGP stays in Connect/Active while IPsec is up: the TCP session to the peer never opens.",
                 "Check that the customer gateway allows TCP 179 over the tunnel, that its BGP neighbor is the AWS "

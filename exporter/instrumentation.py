@@ -49,6 +49,11 @@ class ExporterMetrics:
         self.log_parse_errors = Counter(
             names.LOG_PARSE_ERRORS.removesuffix("_total"), "Malformed log events, counted and skipped, by reason.",
             ["log", "reason"], registry=self.registry)
+        self.log_events_unattributed = Counter(
+            names.LOG_EVENTS_UNATTRIBUTED.removesuffix("_total"),
+            "Events in a tunnel log group that no watched tunnel claims by stream name or resource_id (another "
+            "shard's, a deleted connection's, another writer's); counted and skipped.",
+            ["account_id", "region"], registry=self.registry)
         self.state_file_errors = Counter(
             names.STATE_FILE_ERRORS.removesuffix("_total"), "Unreadable or corrupt state files, moved aside.",
             registry=self.registry)

@@ -22,7 +22,7 @@ from exporter.logparse import LogEvent
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
-_FACTS = ("phase1", "phase2", "nat_t", "dpd", "selectors", "bgp_state", "bgp_error", "ike_error")
+_FACTS = ("phase1", "phase2", "nat_t", "dpd", "selectors", "bgp_state", "bgp_error", "bgp_error_detail", "ike_error")
 
 
 @dataclass(frozen=True, slots=True)

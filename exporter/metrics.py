@@ -49,6 +49,7 @@ TUNNEL_NAT_T = "aws_vpn_tunnel_nat_t_detected"
 TUNNEL_DPD = "aws_vpn_tunnel_dpd_enabled"
 TUNNEL_IKE_PHASE_STATE = "aws_vpn_tunnel_ike_phase_state"
 TUNNEL_LOG_LAST_EVENT = "aws_vpn_tunnel_log_last_event_timestamp_seconds"
+TUNNEL_LOG_HAS_EVENTS = "aws_vpn_tunnel_log_has_events"
 TUNNEL_BGP_SESSION_STATE = "aws_vpn_tunnel_bgp_session_state"
 TUNNEL_BGP_LAST_ERROR = "aws_vpn_tunnel_bgp_last_error_timestamp_seconds"
 TUNNEL_FINDING = "aws_vpn_tunnel_finding"
@@ -65,6 +66,7 @@ LOG_INGESTION_LAG = "aws_vpn_exporter_log_ingestion_lag_seconds"
 LOG_EVENTS_INGESTED = "aws_vpn_exporter_log_events_ingested_total"
 LOG_EVENTS_DUPLICATE = "aws_vpn_exporter_log_events_duplicate_total"
 LOG_PARSE_ERRORS = "aws_vpn_exporter_log_parse_errors_total"
+LOG_EVENTS_UNATTRIBUTED = "aws_vpn_exporter_log_events_unattributed_total"
 STATE_FILE_ERRORS = "aws_vpn_exporter_state_file_errors_total"
 
 log = logging.getLogger(__name__)
@@ -195,15 +197,24 @@ def _log_families(snapshot: Snapshot) -> Iterator[Family]:
                        "series, for the current state, = 1.", TUNNEL_LABELS + ("state",))
     bgp_error = _gauge(TUNNEL_BGP_LAST_ERROR, "Time of the latest BGP error in the BGP log, labelled with its kind.",
                        TUNNEL_LABELS + ("error",))
+    has_events = _gauge(TUNNEL_LOG_HAS_EVENTS, "For a log (ike or bgp) delivered to CloudWatch Logs: 1 once an event "
+                        "of it has been read, 0 while none has (normal for a tunnel that has not logged yet: AWS "
+                        "creates the stream with the first event).", TUNNEL_LABELS + ("log",))
+    reading_logs = any(result.source == "logs" for result in snapshot.results)
     for count, (region, connection) in enumerate(snapshot.connections()):
         if count % YIELD_EVERY == 0:
             time.sleep(0)
         for tunnel in connection.tunnels:
             view: TunnelLogView | None = snapshot.tunnel_logs.get(
                 TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip))
+            labels = [region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip]
+            if reading_logs:
+                logged = dict(view.last_event) if view is not None else {}
+                for kind, destination in (("ike", tunnel.ike_log), ("bgp", tunnel.bgp_log)):
+                    if destination.enabled:
+                        has_events.add_metric(labels + [kind], _flag(kind in logged))
             if view is None:
                 continue
-            labels = [region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip]
             for event, count in view.counts:
                 events.add_metric(labels + [event], float(count))
             for kind, at in view.last_event:
@@ -227,7 +238,7 @@ def _log_families(snapshot: Snapshot) -> Iterator[Family]:
     for group in snapshot.log_groups:
         lag.add_metric([group.account_id, group.region, group.log_group],
                        max(0.0, snapshot.completed_at - group.read_until))
-    yield from (events, mismatch, selectors, nat_t, dpd, phases, last_event, bgp_state, bgp_error, lag)
+    yield from (events, mismatch, selectors, nat_t, dpd, phases, last_event, has_events, bgp_state, bgp_error, lag)
 
 
 def _collection_families(snapshot: Snapshot) -> Iterator[Family]:

@@ -12,6 +12,7 @@ import requests
 from moto.server import ThreadedMotoServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.demo import strict_aws
 from exporter.demo.environment import DemoEnvironment, simulated_aws_environment
 from tests.faults import FaultProxy
 
@@ -19,6 +20,7 @@ from tests.faults import FaultProxy
 @pytest.fixture(scope="session")
 def moto_url():
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    strict_aws.install()  # CloudWatch Logs as strict as AWS: a named missing stream fails the request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

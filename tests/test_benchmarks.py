@@ -9,10 +9,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_logs_benchmark_counts_a_backlog_exactly():
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "logs.py"), "--events", "30000",
-                             "--parse", "2000"], capture_output=True, text=True, timeout=120)
+                             "--parse", "2000", "--api-tunnels", "10,1000"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "events counted     30,000 (exactly the backlog)" in result.stdout
     assert "events/s" in result.stdout
+    # Reading whole groups: a steady 1,000-tunnel region costs one call a poll, naming streams 20.
+    steady = next(line.split() for line in result.stdout.splitlines() if line.split()[:2] == ["1,000", "10"])
+    assert steady[3:5] == ["1", "20"], result.stdout
 
 
 def test_scrape_benchmark_serves_complete_bodies_without_errors_across_re_renders():

@@ -140,6 +140,7 @@ def test_recent_bgp_errors(event, error, code):
     ("psk_mismatch", "ike_authentication_failed"), ("authentication_failed", "ike_authentication_failed"),
     ("no_proposal_chosen", "ike_proposal_mismatch"), ("dpd_timeout", "ike_peer_unresponsive"),
     ("peer_dead", "ike_peer_unresponsive"), ("phase1_timeout", "ike_peer_unresponsive"),
+    ("traffic_selector_unacceptable", "traffic_selectors_mismatch"), ("phase2_failed", "ike_phase2_failed"),
 ])
 def test_recent_ike_errors_explain_a_tunnel_whose_ipsec_is_down(event, code):
     ipsec_down = tunnel(message="ipsec_down")
@@ -149,6 +150,34 @@ def test_recent_ike_errors_explain_a_tunnel_whose_ipsec_is_down(event, code):
     assert ("198.51.100.1", code) not in run(connection(tunnel(), HEALTHY), recent)  # IPsec is up again
     old = log_state(LogEvent(event, NOW - 7200, ike_error=event))
     assert ("198.51.100.1", code) not in run(connection(ipsec_down, HEALTHY), old)
+
+
+@pytest.mark.parametrize("event,error,detail,code", [
+    ("bgp_open_error", "open_message_error", "remote AS 65001, expected 65100", "bgp_open_message_error"),
+    ("bgp_notification_sent", "max_prefix_exceeded", "Cease 6/1 (Maximum Number of Prefixes Reached) sent",
+     "bgp_max_prefix_exceeded"),
+    ("bgp_route_denied", "route_denied", "prefix 10.9.0.0/16, AS path 64512, next hop 169.254.1.1: as-path contains "
+     "our own AS", "bgp_routes_denied"),
+])
+def test_a_bgp_error_finding_carries_the_detail_that_decides_the_fix(event, error, detail, code):
+    logs = log_state(LogEvent(event, NOW - 60, bgp_error=error, bgp_error_detail=detail))
+    assert f"1m00s ago: {detail}" in run(connection(tunnel(), HEALTHY), logs)[("198.51.100.1", code)]
+    newer = log_state(LogEvent(event, NOW - 60, bgp_error=error, bgp_error_detail=detail),
+                      LogEvent("bgp_hold_timer_expired", NOW - 30, bgp_error="hold_timer_expired", bgp_error_detail=""))
+    evidence = run(connection(tunnel(), HEALTHY), newer)[("198.51.100.1", "bgp_hold_timer_expired")]
+    assert detail not in evidence  # a newer error without detail never inherits the older one's
+
+
+def test_selectors_found_twice_make_one_finding():
+    """A narrow Phase 2 and a TS_UNACCEPTABLE both mean traffic_selectors_mismatch: one series, both evidences."""
+    logs = log_state(NARROW, LogEvent("traffic_selector_unacceptable", NOW - 30,
+                                      ike_error="traffic_selector_unacceptable"))
+    snapshot = Snapshot(NOW, (RegionTelemetry("1", "us-east-1", (connection(tunnel(message="ipsec_down"), HEALTHY),)),),
+                        tunnel_logs={TunnelKey("1", "us-east-1", "vpn-1", "198.51.100.1"): logs})
+    findings = [f for f in diagnose(snapshot) if f.code == "traffic_selectors_mismatch"]
+    assert len(findings) == 1
+    assert any("negotiated" in e for e in findings[0].evidence)
+    assert any("traffic selector unacceptable" in e for e in findings[0].evidence)
 
 
 def test_the_latest_ike_error_wins():
@@ -182,6 +211,8 @@ def test_the_diagnose_command_on_the_demo():
             ("partner-asn", "ipsec_up_bgp_down"), ("lab-down", "ike_authentication_failed"),
             ("lab-down", "ike_proposal_mismatch"), ("subsidiary-edge", "ike_peer_unresponsive")} <= codes
     assert ("partner-asn", "static_cgw_on_dynamic_connection") not in codes  # its selectors are 0.0.0.0/0
+    refused = next(f for c in report["connections"] for f in c["findings"] if f["code"] == "bgp_open_message_error")
+    assert any("remote AS 65001, expected 65100" in e for e in refused["evidence"])
     assert not [f for c in report["connections"] if c["name"] == "hq-core" for f in c["findings"]]
     finding = next(f for c in report["connections"] for f in c["findings"] if f["code"] == "accelerated_without_nat_t")
     assert finding["remedy"] == FINDINGS["accelerated_without_nat_t"].remedy and finding["evidence"]

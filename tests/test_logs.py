@@ -6,7 +6,7 @@ import time
 import boto3
 
 from exporter.config import LogsConfig, Target
-from exporter.logreader import stream_name
+from exporter.demo.tunnel_logs import stream_name
 from tests.conftest import add_vpn_connection, scrape, series, tunnel_telemetry, value
 
 REGION = "us-east-1"
@@ -16,7 +16,8 @@ IP = "198.51.100.1"
 
 
 def logged_vpn(ike_format="json", bgp=True, group=GROUP):
-    """A dynamic connection whose one tunnel logs IKE (and BGP) to CloudWatch, with empty streams."""
+    """A dynamic connection whose one tunnel logs IKE (and BGP) to CloudWatch; as on AWS, its streams
+    appear only with their first event (``put``)."""
     arn = f"arn:aws:logs:{REGION}:123456789012:log-group:"
     options = {"StaticRoutesOnly": False, "LocalIpv4NetworkCidr": "0.0.0.0/0", "RemoteIpv4NetworkCidr": "0.0.0.0/0",
                "TunnelOptions": [{"OutsideIpAddress": IP, "TunnelInsideCidr": "169.254.9.0/30", "LogOptions": {
@@ -25,18 +26,22 @@ def logged_vpn(ike_format="json", bgp=True, group=GROUP):
                                             "BgpLogGroupArn": arn + BGP_GROUP, "BgpLogOutputFormat": "json"}}}]}
     vpn = add_vpn_connection(REGION, [tunnel_telemetry(IP, "DOWN", "IPSEC IS UP")], options)
     logs = boto3.client("logs", region_name=REGION)
-    for name, kind in ((group, "ike"), (BGP_GROUP, "bgp")):
+    for name in (group, BGP_GROUP):
         if name not in {g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]}:
             logs.create_log_group(logGroupName=name)
-        logs.create_log_stream(logGroupName=name, logStreamName=stream_name(vpn, IP, kind))
     return vpn
 
 
-def put(vpn, messages, kind="ike", at_ms=None, group=None):
+def put(vpn, messages, kind="ike", at_ms=None, group=None, ip=IP, stream=None):
+    """Write events as AWS does: the stream is created with its first event."""
     at_ms = at_ms if at_ms is not None else int(time.time() * 1000)
-    boto3.client("logs", region_name=REGION).put_log_events(
-        logGroupName=group or (GROUP if kind == "ike" else BGP_GROUP), logStreamName=stream_name(vpn, IP, kind),
-        logEvents=[{"timestamp": at_ms + index, "message": m} for index, m in enumerate(messages)])
+    logs = boto3.client("logs", region_name=REGION)
+    group = group or (GROUP if kind == "ike" else BGP_GROUP)
+    stream = stream or stream_name(vpn, ip, kind)
+    if not logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=stream)["logStreams"]:
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    logs.put_log_events(logGroupName=group, logStreamName=stream,
+                        logEvents=[{"timestamp": at_ms + index, "message": m} for index, m in enumerate(messages)])
 
 
 def dpd(n):
@@ -232,6 +237,15 @@ def test_the_demo_shows_the_seed_checks_in_its_logs(demo, make_exporter, tmp_pat
     flapping = demo.connection_id("partner-flapping")  # its tunnel .62 logs IKE in text format
     assert value(samples, "aws_vpn_tunnel_ike_phase_state", vpn_connection_id=flapping, tunnel="198.51.100.62",
                  phase="2", state="established") == 1
+    # As on AWS, a tunnel that has not logged has no stream: not an error, and visible per tunnel.
+    subsidiary = demo.connection_id("subsidiary-edge")
+    assert value(samples, "aws_vpn_tunnel_log_has_events", vpn_connection_id=subsidiary, tunnel="198.51.100.71",
+                 log="ike") == 0
+    assert value(samples, "aws_vpn_tunnel_log_has_events", vpn_connection_id=subsidiary, tunnel="198.51.100.72",
+                 log="ike") == 1
+    assert value(samples, "aws_vpn_tunnel_log_has_events", vpn_connection_id=subsidiary, tunnel="198.51.100.72",
+                 log="bgp") == 0
+    assert value(samples, "aws_vpn_tunnel_log_has_events", vpn_connection_id=static) is None  # logging off
     for account, region in (("123456789012", "us-east-1"), ("123456789012", "eu-west-1"),
                             ("210987654321", "us-east-1")):
         assert value(samples, "aws_vpn_exporter_collection_success", account_id=account, region=region,

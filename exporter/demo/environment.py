@@ -18,9 +18,9 @@ from typing import Any
 import boto3
 
 from exporter.config import Target
+from exporter.demo import strict_aws
 from exporter.demo.scenario import ConnectionScenario, Scenarios, TunnelScenario, load_scenarios
-from exporter.demo.tunnel_logs import heartbeat, transition
-from exporter.logreader import stream_name
+from exporter.demo.tunnel_logs import heartbeat, stream_name, transition
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class _LiveTunnel:
     changed_at: float = 0.0
     heartbeat_at: float = 0.0
     override: str | None = None  # a state forced by a test or an operator, until cleared
+    streams: set = field(default_factory=set)  # (group, stream) created so far: AWS creates one on first event
 
 
 @dataclass
@@ -76,6 +77,8 @@ class DemoEnvironment:
     def __init__(self, scenarios: Scenarios | None = None, port: int = 0, endpoint_url: str | None = None):
         """With ``endpoint_url``, seed an already running moto server (its backends are process-wide)."""
         from moto.server import ThreadedMotoServer  # the demo extra; imported only when used
+
+        strict_aws.install()
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.scenarios = scenarios or load_scenarios()
@@ -159,29 +162,30 @@ class DemoEnvironment:
         for tunnel in scenario.tunnels:
             live.tunnels.append(_LiveTunnel(tunnel, pre_shared_key="demo-psk-" + secrets.token_hex(12)))
         self._backend_connection(live).options = self._options(live)
-        self._create_log_streams(live)
+        self._create_log_groups(live)
         return live
 
-    def _create_log_streams(self, live: _LiveConnection) -> None:
+    def _create_log_groups(self, live: _LiveConnection) -> None:
+        """The groups only: as on AWS, a tunnel's stream appears with its first event (``_write_logs``)."""
         logs = self._client("logs", live.scenario.account, live.scenario.region)
         existing = {g["logGroupName"] for g in logs.describe_log_groups().get("logGroups", [])}
         for tunnel in live.tunnels:
             for kind, group in (("ike", IKE_LOG_GROUP), ("bgp", BGP_LOG_GROUP)):
-                if getattr(tunnel.scenario, f"{kind}_log") == "off":
-                    continue
-                if group not in existing:
+                if getattr(tunnel.scenario, f"{kind}_log") != "off" and group not in existing:
                     logs.create_log_group(logGroupName=group)
                     existing.add(group)
-                logs.create_log_stream(logGroupName=group,
-                                       logStreamName=stream_name(live.vpn_connection_id, tunnel.scenario.outside_ip, kind))
 
     def _write_logs(self, live: _LiveConnection, tunnel: _LiveTunnel, lines) -> None:
         logs = self._client("logs", live.scenario.account, live.scenario.region)
         for kind, group in (("ike", IKE_LOG_GROUP), ("bgp", BGP_LOG_GROUP)):
             events = [{"timestamp": line.timestamp_ms, "message": line.message} for line in lines if line.log == kind]
-            if events:
-                logs.put_log_events(logGroupName=group, logEvents=events, logStreamName=stream_name(
-                    live.vpn_connection_id, tunnel.scenario.outside_ip, kind))
+            if not events:
+                continue
+            stream = stream_name(live.vpn_connection_id, tunnel.scenario.outside_ip, kind)
+            if (group, stream) not in tunnel.streams:
+                logs.create_log_stream(logGroupName=group, logStreamName=stream)
+                tunnel.streams.add((group, stream))
+            logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
 
     def _options(self, live: _LiveConnection) -> dict[str, Any]:
         scenario = live.scenario

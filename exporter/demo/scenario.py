@@ -34,6 +34,7 @@ class TunnelScenario:
     cgw_selector: str = "0.0.0.0/0"
     bgp_cause: str = ""  # why BGP stays down in ipsec_up_bgp_down: "" (never opens) | asn_mismatch
     ike_cause: str = ""  # why IPsec stays down in down: "" (the peer does not answer) | psk_mismatch | no_proposal
+    quiet: bool = False  # logging on, nothing logged yet: AWS has created no stream for this tunnel
 
     def state_at(self, elapsed: float) -> str:
         """The state this tunnel is in ``elapsed`` seconds after the demo started."""
@@ -115,6 +116,7 @@ def _tunnel(data: Any, where: str, source: str) -> TunnelScenario:
         cgw_selector=str(data.get("selectors", {}).get("cgw", "0.0.0.0/0")),
         bgp_cause=_choice(data, "bgp_cause", BGP_CAUSES, where, source),
         ike_cause=_choice(data, "ike_cause", IKE_CAUSES, where, source),
+        quiet=bool(data.get("quiet", False)),
     )
 
 

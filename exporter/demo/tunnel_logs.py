@@ -22,6 +22,15 @@ class LogLine:
     message: str
 
 
+def stream_name(vpn_connection_id: str, outside_ip: str, log_kind: str) -> str:
+    """The demo's stream names: ``<vpn-id>-<tunnel-outside-ip>-IKE.log`` (BGP likewise), the seed's pattern.
+
+    AWS documents only that the names "use VpnConnectionID and TunnelOutsideIPAddress"; the exporter never
+    builds a name, it attributes each event by what its stream name and content hold.
+    """
+    return f"{vpn_connection_id}-{outside_ip}-{log_kind.upper()}.log"
+
+
 def _ike(tunnel: TunnelScenario, vpn_id: str, at: float, details: str, phase1: str, phase2: str) -> LogLine:
     fields = {"event_timestamp": int(at), "details": details, "dpd_enabled": True, "nat_t_detected": tunnel.nat_t,
               "ike_phase1_state": phase1, "ike_phase2_state": phase2}
@@ -35,15 +44,19 @@ def _ike(tunnel: TunnelScenario, vpn_id: str, at: float, details: str, phase1: s
     return LogLine("ike", int(at * 1000), message)
 
 
-def _bgp(tunnel: TunnelScenario, vpn_id: str, at: float, kind: str, status: str, details: str) -> LogLine:
+def _bgp(tunnel: TunnelScenario, vpn_id: str, at: float, kind: str, status: str, details: str,
+         route: dict | None = None) -> LogLine:
+    """A BGP log line; a route event carries its route fields, and ``details`` only on an error (as AWS's)."""
     milliseconds = int(at * 1000)
     if tunnel.bgp_log == "text":
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
-        message = f"{stamp}.000Z {vpn_id}_{tunnel.outside_ip} type={kind} status={status} {details}"
+        fields = "".join(f" {key}={value}" for key, value in (route or {}).items())
+        message = f"{stamp}.000Z {vpn_id}_{tunnel.outside_ip} type={kind} status={status}{fields} {details}".rstrip()
     else:
+        body = dict(route or {}, **({"details": details} if details else {}))
         message = json.dumps({"resource_id": f"{vpn_id}_{tunnel.outside_ip}", "event_timestamp": milliseconds,
                               "timestamp": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at)) + "Z",
-                              "type": kind, "status": status, "message": {"details": details}})
+                              "type": kind, "status": status, "message": body})
     return LogLine("bgp", milliseconds, message)
 
 
@@ -63,14 +76,16 @@ def _phase2(tunnel: TunnelScenario, vpn_id: str, at: float) -> LogLine:
 def _bgp_attempt(tunnel: TunnelScenario, vpn_id: str, at: float) -> list[LogLine]:
     """One failed attempt to bring BGP up: TCP never connects, or the OPEN is refused for its AS number."""
     neighbor = _neighbor(tunnel)
+    connect = [_bgp(tunnel, vpn_id, at, "BGPStatus", "DOWN", "AWS-side peer is initiating a connection (via Connect) "
+                    f"to neighbor {neighbor}")]
     if tunnel.bgp_cause == "asn_mismatch":
         steps = (("Idle", "Connect"), ("Connect", "OpenSent"))
-        refusal = [_bgp(tunnel, vpn_id, at, "BGPStatus", "DOWN", f"Received bad OPEN message from neighbor {neighbor}: "
-                        "remote AS is 65001, expected 65100")]
+        refusal = [_bgp(tunnel, vpn_id, at, "BGPStatus", "DOWN", f"AWS-side peer detected a bad OPEN message from "
+                        f"neighbor {neighbor} - remote AS is 65001, expected 65100")]
     else:
         steps, refusal = (("Idle", "Connect"), ("Connect", "Active")), []
-    return [_bgp(tunnel, vpn_id, at, "BGPStatus", "DOWN", f"AWS-side peer BGP session state has changed from {old} "
-                 f"to {new} with neighbor {neighbor}") for old, new in steps] + refusal
+    return connect + [_bgp(tunnel, vpn_id, at, "BGPStatus", "DOWN", f"AWS-side peer BGP session state has changed "
+                           f"from {old} to {new} with neighbor {neighbor}") for old, new in steps] + refusal
 
 
 def transition(tunnel: TunnelScenario, vpn_id: str, before: str, after: str, at: float) -> list[LogLine]:
@@ -87,14 +102,15 @@ def transition(tunnel: TunnelScenario, vpn_id: str, before: str, after: str, at:
             lines.append(_bgp(tunnel, vpn_id, at, "BGPStatus", "UP" if new == "Established" else "DOWN",
                               f"AWS-side peer BGP session state has changed from {old} to {new} "
                               f"with neighbor {neighbor}"))
-        lines.append(_bgp(tunnel, vpn_id, at, "BGPStatus", "UP", f"End-of-RIB received from neighbor {neighbor}"))
+        lines.append(_bgp(tunnel, vpn_id, at, "BGPStatus", "UP", f"AWS-side peer sent an End-of-RIB message to "
+                          f"neighbor {neighbor}"))
         for index in range(min(tunnel.routes, 5)):
-            lines.append(_bgp(tunnel, vpn_id, at, "RouteStatus", "ADVERTISED",
-                              f"Route 10.{index}.0.0/16 advertised by neighbor {neighbor}"))
+            lines.append(_bgp(tunnel, vpn_id, at, "RouteStatus", "ADVERTISED", "", {
+                "prefix": f"10.{index}.0.0/16", "asPath": "65000", "nextHopIp": neighbor}))
     elif after == "ipsec_up_bgp_down":
         if before == "healthy":
             lines.append(_bgp(tunnel, vpn_id, at, "BGPStatus", "DOWN",
-                              f"BGP notification sent to neighbor {neighbor}: Hold Timer Expired"))
+                              f"AWS-side peer sent a Hold Timer Expired notification to neighbor {neighbor}"))
             lines.append(_bgp(tunnel, vpn_id, at, "BGPStatus", "DOWN", "AWS-side peer BGP session state has changed"
                               f" from Established to Idle with neighbor {neighbor}"))
         lines.extend(_bgp_attempt(tunnel, vpn_id, at))
@@ -107,10 +123,10 @@ def transition(tunnel: TunnelScenario, vpn_id: str, before: str, after: str, at:
             lines.append(_ike(tunnel, vpn_id, at, "Peer is not responsive - Declaring peer dead", "down", "down"))
         if before == "healthy":
             lines.append(_bgp(tunnel, vpn_id, at, "BGPStatus", "DOWN",
-                              f"BGP notification sent to neighbor {neighbor}: Hold Timer Expired"))
+                              f"AWS-side peer sent a Hold Timer Expired notification to neighbor {neighbor}"))
             lines.append(_bgp(tunnel, vpn_id, at, "BGPStatus", "DOWN", "AWS-side peer BGP session state has changed"
                               f" from Established to Idle with neighbor {neighbor}"))
-    return [line for line in lines if getattr(tunnel, f"{line.log}_log") != "off"]
+    return _logged(tunnel, lines)
 
 
 def _ike_failure(tunnel: TunnelScenario, vpn_id: str, at: float) -> list[LogLine]:
@@ -135,4 +151,9 @@ def heartbeat(tunnel: TunnelScenario, vpn_id: str, state: str, at: float) -> lis
         lines.extend(_ike_failure(tunnel, vpn_id, at))
     if state == "ipsec_up_bgp_down":
         lines.extend(_bgp_attempt(tunnel, vpn_id, at))
-    return [line for line in lines if getattr(tunnel, f"{line.log}_log") != "off"]
+    return _logged(tunnel, lines)
+
+
+def _logged(tunnel: TunnelScenario, lines: list[LogLine]) -> list[LogLine]:
+    """What reaches CloudWatch: nothing of a log that is off, nothing at all from a quiet tunnel."""
+    return [line for line in lines if not tunnel.quiet and getattr(tunnel, f"{line.log}_log") != "off"]
