@@ -53,7 +53,7 @@ _SELECTORS = re.compile(r"\(AWS-side\)\s*(?P<aws>[0-9a-fA-F:./,\s]+?)\s*<=>\s*\(
                         re.IGNORECASE)
 _BGP_TRANSITION = re.compile(r"from (\w+) to (\w+)", re.IGNORECASE)
 _OPEN_AS = re.compile(r"remote AS (?:is )?(\d+),? expected (?:AS )?(\d+)", re.IGNORECASE)
-_CEASE = re.compile(r"\b(6/\d)\b(?:\s*\((?:Cease/)?([^)]*)\))?", re.IGNORECASE)
+_CEASE = re.compile(r"\b(6/\d+)\b(?:\s*\((?:Cease/)?([^)]*)\))?", re.IGNORECASE)
 _PREFIX_COUNT = re.compile(r"received (\d+) prefixes.*?limit is (\d+)", re.IGNORECASE)
 _DENIED = re.compile(r"denied(?: due to)?:?\s*(.+)", re.IGNORECASE)
 _TEXT_ROUTE = re.compile(r"\b(prefix|aspath|as_path|nexthopip|next_hop)\"?\s*[=:]\s*\"?([0-9A-Fa-f.:/]+(?: \d+)*)",
@@ -73,16 +73,18 @@ _IKE_TEXT_KEYS = tuple((key, name, len(key)) for key, name in _TEXT_KEYS.items()
 _BGP_TEXT_KEYS = tuple((key, name, len(key)) for key, name in _TEXT_KEYS.items() if name in ("type", "status"))
 
 
-_BGP_MARKERS = ("BGPStatus", "RouteStatus", "resource_id")
+_BGP_MARKERS = ("bgpstatus", "routestatus", "resource_id", "aws-side peer")  # every documented BGP message
+_RESOURCE_ID = re.compile(r"vpn-[0-9a-f]+_[0-9A-Fa-f]")
 _BGP_TYPES = {"bgpstatus": "BGPStatus", "routestatus": "RouteStatus"}
 
 
 def log_kind_of(message: object) -> str:
     """``bgp`` or ``ike`` by an event's own shape: BGP events carry a BGPStatus/RouteStatus type and a
     resource_id; IKE events carry neither. For a group that receives both logs of a tunnel."""
-    if isinstance(message, str) and any(marker in message for marker in _BGP_MARKERS):
-        return "bgp"
-    return "ike"
+    if not isinstance(message, str):
+        return "ike"
+    lower = message.lower()
+    return "bgp" if any(marker in lower for marker in _BGP_MARKERS) or _RESOURCE_ID.search(message) else "ike"
 
 
 class LogParseError(ValueError):
@@ -160,9 +162,11 @@ def traffic_selectors(details: str) -> tuple[str, str] | None:
 def classify_bgp(kind: str, status: str, details: str) -> tuple[str, str | None]:
     """The event type of a BGP log message, and the session state it reports (if any)."""
     text = details.lower()
-    if "denied" in text or "deny" in text:  # AWS: RouteStatus "DENIED due to: <reason>"
+    if "denied due to" in text:  # AWS: RouteStatus "DENIED due to: <reason>", whatever the layout says of type
         return "bgp_route_denied", None
     if kind == "RouteStatus" or status in ("ADVERTISED", "UPDATED", "WITHDRAWN"):
+        if "denied" in text or "deny" in text:
+            return "bgp_route_denied", None
         return {"ADVERTISED": "bgp_route_advertised", "UPDATED": "bgp_route_updated",
                 "WITHDRAWN": "bgp_route_withdrawn"}.get(status, "bgp_other"), None
     transition = _BGP_TRANSITION.search(details) if "state" in text else None
@@ -193,8 +197,15 @@ def classify_bgp(kind: str, status: str, details: str) -> tuple[str, str | None]
     return "bgp_other", None
 
 
+MAX_DETAIL = 200  # characters of evidence kept from one message
+
+
 def bgp_detail(event: str, details: str, route: dict) -> str:
     """What decides the fix of a BGP error, in a few words; "" when the message holds nothing more."""
+    return _bgp_detail(event, details, route)[:MAX_DETAIL]
+
+
+def _bgp_detail(event: str, details: str, route: dict) -> str:
     if event == "bgp_open_error":
         match = _OPEN_AS.search(details)
         return f"remote AS {match.group(1)}, expected {match.group(2)}" if match else ""
@@ -344,8 +355,8 @@ def _bgp_event(kind: str, status: str, details: str, timestamp: float | None, ro
     event, state = classify_bgp(kind, status, details)
     error = BGP_ERRORS.get(event)
     detail = bgp_detail(event, details, route) if error else None
-    if detail and detail.startswith(f"Cease {CEASE_MAX_PREFIXES} "):
-        error = "max_prefix_exceeded"  # the session was reset for too many prefixes: the max-prefix cause
+    if event == "bgp_notification_sent" and detail.startswith(f"Cease {CEASE_MAX_PREFIXES} "):
+        error = "max_prefix_exceeded"  # AWS reset the session: the gateway advertised too many prefixes
     return LogEvent(event=event, timestamp=timestamp, bgp_state=state, bgp_error=error, bgp_error_detail=detail)
 
 

@@ -16,6 +16,7 @@ tunnel claims are counted, not failed. Cursors, dedup ids and per-tunnel counts 
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import threading
@@ -88,24 +89,45 @@ class GroupPlan:
         return self._streams[name]
 
     def _attribute_stream(self, name: str) -> tuple[TunnelLogs | None, str | None]:
-        for connection_id in _CONNECTION_ID.findall(name):
+        connection_ids = _CONNECTION_ID.findall(name)
+        rest = _CONNECTION_ID.sub(" ", name)  # so an id's last digit never reads as part of an address
+        for connection_id in connection_ids:
             for outside_ip in self._by_connection.get(connection_id, ()):
-                if _contains_address(name, outside_ip):
+                if _contains_address(rest, outside_ip):
                     tunnel = self.tunnels[(connection_id, outside_ip)]
                     return tunnel, _stream_kind(tunnel, name)
         return None, None
 
     def by_resource_id(self, message: str) -> TunnelLogs | None:
         """The tunnel a BGP event names in its ``resource_id`` (``vpn-1234abcd_1.2.3.4``)."""
-        match = _RESOURCE_ID.search(message)
-        return self.tunnels.get((match.group(1), match.group(2))) if match else None
+        for match in _RESOURCE_ID.finditer(message):
+            tunnel = self.tunnels.get((match.group(1), match.group(2).rstrip(".:")))
+            if tunnel is not None:
+                return tunnel
+        return None
+
+
+def _address_spellings(address: str) -> tuple[str, ...]:
+    """How an outside IP may be written in a stream name. CloudWatch forbids ":" in stream names, so an
+    IPv6 address can only appear with its colons replaced; AWS does not say by what, so accept them all."""
+    if ":" not in address:
+        return (address,)
+    try:
+        forms = {address, ipaddress.ip_address(address).compressed, ipaddress.ip_address(address).exploded}
+    except ValueError:
+        forms = {address}
+    return tuple(form.replace(":", separator) for form in sorted(forms) for separator in (":", "-", "_", "."))
 
 
 def _contains_address(name: str, address: str) -> bool:
     """``address`` appears in ``name`` as a whole address: 10.0.0.1 is in ``x-10.0.0.1.BGP`` but not in
-    ``x-10.0.0.12``; for IPv6, hex digits continue an address."""
-    more = "[0-9a-fA-F]" if ":" in address else "[0-9]"
-    return re.search(rf"(?<!{more})(?<!{more}[.:]){re.escape(address)}(?![.:]?{more})", name, re.IGNORECASE) is not None
+    ``x-10.0.0.12``; an IPv6 address is not followed by another hex group (``2001-db8--1-BGP`` holds
+    2001:db8::1, ``2001-db8--1-a`` does not)."""
+    if ":" in address:
+        pattern = r"(?<![0-9a-f])(?<![0-9a-f][.:_-]){}(?![0-9a-f])(?![.:_-][0-9a-f]{{1,4}}(?![0-9a-z]))"
+    else:
+        pattern = r"(?<![0-9])(?<![0-9][.:]){}(?![.:]?[0-9])"
+    return any(re.search(pattern.format(re.escape(form)), name, re.IGNORECASE) for form in _address_spellings(address))
 
 
 def _stream_kind(tunnel: TunnelLogs, name: str) -> str | None:
@@ -252,16 +274,16 @@ class LogIngestor:
         received_at = self._clock()
         with self._state_lock:
             for event in events:
-                timestamp, message = event.get("timestamp"), event.get("message")
+                timestamp = event.get("timestamp") if isinstance(event, dict) else None
                 if not isinstance(timestamp, int):
                     errors[("unknown", "unmatched_event")] += 1
                     continue
+                newest = max(newest, timestamp)  # duplicates too: a pass of only re-reads still moves on
+                message = event.get("message")
                 event_id = event.get("eventId") or f"{event.get('logStreamName')}:{timestamp}:{message}"
                 if event_id in cursor.seen:
                     duplicates += 1
                     continue
-                cursor.seen[event_id] = timestamp
-                newest = max(newest, timestamp)
                 tunnel, kind = plan.stream(str(event.get("logStreamName") or ""))
                 if tunnel is None and isinstance(message, str):
                     tunnel, kind = plan.by_resource_id(message), "bgp"
@@ -269,8 +291,12 @@ class LogIngestor:
                     kind = log_kind_of(message)
                 output_format = tunnel.output_format(kind) if tunnel is not None else None
                 if output_format is None:  # no tunnel watched here claims it (another shard's, a deleted one's)
-                    unattributed += 1
+                    # Not remembered (a shared, busy group would fill the state file); counted once by
+                    # counting only what lies beyond the last complete read, so the overlap is not recounted.
+                    if timestamp > cursor.read_until_ms:
+                        unattributed += 1
                     continue
+                cursor.seen[event_id] = timestamp
                 try:
                     parsed = parse(kind, output_format, message)
                 except LogParseError as err:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.logparse import BGP_EVENTS, BGP_ERRORS, IKE_ERRORS, IKE_EVENTS, parse
+from exporter.logparse import BGP_ERRORS, BGP_EVENTS, IKE_ERRORS, IKE_EVENTS, log_kind_of, parse
 
 CORPUS = yaml.safe_load((Path(__file__).parent / "fixtures" / "aws_log_messages.yaml").read_text())
 IKE = CORPUS["ike"]
@@ -102,6 +102,11 @@ def test_a_cease_for_too_many_prefixes_feeds_the_max_prefix_cause():
     event = parse("bgp", "json", json.dumps({"type": "BGPStatus", "status": "DOWN",
                                              "message": {"details": entry["details"]}}))
     assert (event.event, event.bgp_error) == (entry["class"], "max_prefix_exceeded")
+    received = next(e for e in BGP if e.get("expect", {}).get("cease_subcode") == "6/1"
+                    and e["class"] == "bgp_notification_received")
+    event = parse("bgp", "json", json.dumps({"type": "BGPStatus", "status": "DOWN",
+                                             "message": {"details": received["details"]}}))
+    assert event.bgp_error == "notification_received"  # the gateway's own limit tripped on AWS's routes
     other = next(e for e in BGP if e.get("expect", {}).get("cease_subcode") == "6/2")
     event = parse("bgp", "json", json.dumps({"type": "BGPStatus", "status": "DOWN",
                                              "message": {"details": other["details"]}}))
@@ -122,6 +127,27 @@ def test_a_bgp_event_with_an_empty_or_null_message_is_read(message):
     event = parse("bgp", "json", json.dumps({"type": "BGPStatus", "status": "UP", "event_timestamp": 1,
                                              "message": message}))
     assert event.event == "bgp_other"
+
+
+@pytest.mark.parametrize("message", [
+    "2025-11-08 05:40:29.641Z\tvpn-1234abcd_1.2.3.4\tAWS-side peer sent an End-of-RIB message to neighbor 169.254.50.85",
+    "2025-11-08 05:40:29.641Z type=bgpstatus status=up something new",
+    '{"resource_id": "vpn-1234abcd_1.2.3.4", "type": "BGPStatus", "status": "UP", "message": null}',
+])
+def test_a_bgp_line_is_told_from_an_ike_line_by_its_shape(message):
+    assert log_kind_of(message) == "bgp"
+
+
+@pytest.mark.parametrize("entry", IKE, ids=[e["details"][:60] for e in IKE])
+def test_no_documented_ike_line_looks_like_bgp(entry):
+    for _, message, _ in ike_layouts(entry["details"]):
+        assert log_kind_of(message) == "ike", message
+
+
+def test_deny_in_a_session_message_is_not_a_denied_route():
+    event = parse("bgp", "json", json.dumps({"type": "BGPStatus", "status": "UP", "message": {"details": (
+        "AWS-side peer BGP session state has changed from OpenConfirm to Established with neighbor deny-all")}}))
+    assert (event.event, event.bgp_state) == ("bgp_established", "established")
 
 
 def test_the_corpus_covers_every_documented_class():

@@ -14,6 +14,8 @@ from botocore.exceptions import ClientError
 
 from exporter.config import LogsConfig, Target
 from exporter.demo import strict_aws
+from exporter.logreader import GroupPlan
+from exporter.logstate import TunnelKey
 from tests.conftest import add_vpn_connection, scrape, tunnel_telemetry, value
 from tests.test_logs import BGP_GROUP, GROUP, REGION, put
 
@@ -169,3 +171,49 @@ def test_a_deleted_group_costs_that_group_only(exporter):
     samples = scrape(running.url)
     assert value(samples, "aws_vpn_tunnel_traffic_selector_info", tunnel=IPS[1], aws_side="10.9.0.0/16") == 1
     assert value(samples, "aws_vpn_exporter_collection_success", source="logs") == 0
+
+
+@pytest.mark.parametrize("name,ip,claimed", [
+    ("vpn-0abc1234.198.51.100.12.BGP", "198.51.100.12", True),  # the id's last digit is not part of the address
+    ("vpn-0abc1234-198.51.100.12-BGP.log", "198.51.100.1", False),  # a prefix of another tunnel's address
+    ("vpn-0abc1234-198.51.100.1-BGP.log", "198.51.100.1", True),
+    ("vpn-0abc1234-2001-db8--1-BGP.log", "2001:db8::1", True),  # CloudWatch forbids ":" in stream names
+    ("vpn-0abc1234_2001_0db8_0000_0000_0000_0000_0000_0001", "2001:db8::1", True),
+    ("vpn-0abc1234-2001-db8--10-BGP.log", "2001:db8::1", False),
+    ("vpn-0abc12345-198.51.100.1-BGP.log", "198.51.100.1", False),  # another connection whose id starts alike
+])
+def test_stream_names_are_matched_as_whole_ids_and_addresses(name, ip, claimed):
+    plan = GroupPlan()
+    plan.add(TunnelKey("1", REGION, "vpn-0abc1234", ip), "bgp", "json")
+    tunnel, kind = plan.stream(name)
+    assert (tunnel is not None) == claimed
+    assert kind == ("bgp" if claimed else None)
+
+
+def test_a_pass_of_only_re_read_events_still_moves_on(exporter):
+    """Other writers' events and the overlap count against the page budget; the cursor must still advance."""
+    vpn = connection()
+    base = int(time.time() * 1000) - 60_000
+    put(vpn, ["noise"] * 12, stream="app/web-1", at_ms=base)
+    put(vpn, [phase2()] * 3, ip=IPS[0], at_ms=base + 1000)
+    running = exporter()
+    running.logs._page_size, running.logs._max_pages = 3, 1
+    for _ in range(8):
+        running.poll_once()
+    put(vpn, [json.dumps({"event_timestamp": int(time.time()), "details": "AWS tunnel DPD timed out after 3 "
+                                                                           "retransmits"})], ip=IPS[0])
+    for _ in range(8):
+        running.poll_once()
+    samples = scrape(running.url)
+    assert value(samples, "aws_vpn_tunnel_log_events_total", tunnel=IPS[0], event="dpd_timeout") == 1
+    assert value(samples, "aws_vpn_tunnel_log_events_total", tunnel=IPS[0], event="phase2_established") == 3
+
+
+def test_unclaimed_events_are_not_kept_in_the_state_file(exporter, tmp_path):
+    vpn = connection()
+    put(vpn, [f"an application's line {i}" for i in range(50)], stream="app/web-1")
+    running = exporter()
+    running.poll_once()
+    state = json.loads((tmp_path / "state" / "logs-state.json").read_text())
+    assert all(not cursor["seen"] for cursor in state["cursors"].values())
+    assert value(scrape(running.url), "aws_vpn_exporter_log_events_unattributed_total") == 50

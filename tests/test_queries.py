@@ -27,6 +27,7 @@ EMPTY_IN_THE_DEMO = {
     "VpnBgpHoldTimerExpired": "only after the flapping tunnel's first healthy-to-down transition (150 s)",
     "VpnBgpMaxPrefixExceeded": "no demo scenario exceeds the route quota",
     "VpnBgpRoutesDenied": "no demo scenario has routes denied",
+    "VpnIkePhase2Failed": "no demo scenario fails phase 2 while keeping phase 1",
     "VpnExporterCollectionFailing": "the demo's collection succeeds",
     "VpnExporterSourceStale": "the demo's data is fresh",
     "VpnExporterSnapshotStale": "the demo's snapshot is fresh",
