@@ -52,6 +52,7 @@ class Exporter:
             state_file = StateFile(config.state_dir, on_corrupt=self.metrics.state_file_errors.inc)
             self.logs = LogIngestor(config.logs, state_file, self._executor,
                                     poll_timeout=min(config.logs.poll_interval, 300.0), counters=counters)
+            self.metrics.state_file_writable.set_function(lambda: 1.0 if self.logs.state_writable else 0.0)
         self._ec2: Ec2Collection | None = None
         self._log_data: LogCollection | None = None
         self._publish_lock = threading.Lock()
@@ -159,4 +160,4 @@ class Exporter:
             self.server.server_close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self.logs is not None:
-            self.logs.save()
+            self.logs.close()

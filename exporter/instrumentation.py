@@ -57,6 +57,10 @@ class ExporterMetrics:
         self.state_file_errors = Counter(
             names.STATE_FILE_ERRORS.removesuffix("_total"), "Unreadable or corrupt state files, moved aside.",
             registry=self.registry)
+        self.state_file_writable = Gauge(
+            names.STATE_FILE_WRITABLE, "1 when the latest save of the log state succeeded; 0 when the disk refused "
+            "it (full, read-only, permissions): counts still grow, but would not survive a restart.",
+            registry=self.registry)
         age = Gauge(names.SNAPSHOT_AGE, "Seconds since the served snapshot was completed; NaN before the first poll.",
                     registry=self.registry)
 

@@ -28,7 +28,7 @@ from typing import Callable
 
 from exporter.aws import AwsAccount, describe_error
 from exporter.config import LogsConfig
-from exporter.isolation import run_isolated
+from exporter.isolation import Outcome, run_isolated
 from exporter.logparse import LogParseError, log_kind_of, parse
 from exporter.logstate import GroupCursor, StateFile, TunnelKey, TunnelLogState, TunnelLogView
 from exporter.model import RegionTelemetry, SourceResult
@@ -190,18 +190,32 @@ class LogIngestor:
         self._state_lock = threading.Lock()  # guards self._state between page updates and saving
         self._poll_lock = threading.Lock()
         self._last_success: dict[tuple[str, str], float] = {}
+        # One reader per account and region, however long it runs: a read that outlives its poll keeps
+        # going in the background, and the next polls leave that region alone until it is done.
+        self._reading: dict[tuple[str, str], float] = {}  # -> monotonic start
+        self._reading_lock = threading.Lock()
+        self._closed = False  # after close(): the final state is saved; nothing may overwrite it
+        self.state_writable = True
 
     def poll(self, regions: tuple[RegionTelemetry, ...], accounts: dict[str, AwsAccount]) -> LogCollection:
         """Read every region's log groups once, save the state, and return what is now known."""
         with self._poll_lock:
             now = self._clock()
-            jobs = {}
+            jobs, outcomes = {}, {}
             for region in regions:
-                account = accounts.get(region.account_id)
-                if account is not None:
-                    jobs[(region.account_id, region.region)] = (
-                        lambda a=account, r=region: self._ingest_region(a, r, int(now * 1000)))
-            outcomes = run_isolated(self._executor, jobs, self._poll_timeout)
+                key, account = (region.account_id, region.region), accounts.get(region.account_id)
+                if account is None:
+                    continue
+                with self._reading_lock:
+                    started = self._reading.get(key)
+                    if started is None:
+                        self._reading[key] = time.monotonic()
+                if started is not None:
+                    running = time.monotonic() - started
+                    outcomes[key] = Outcome(False, f"the previous read is still running ({running:.0f}s)", running)
+                    continue
+                jobs[key] = lambda k=key, a=account, r=region: self._read_region(k, a, r, int(now * 1000))
+            outcomes.update(run_isolated(self._executor, jobs, self._poll_timeout))
             results, groups = [], []
             for (account_id, region), outcome in sorted(outcomes.items()):
                 region_groups, errors = outcome.value if outcome.ok else ((), [outcome.value])
@@ -218,9 +232,37 @@ class LogIngestor:
                 tunnels = {key: state.view() for key, state in self._state.tunnels.items()}
             return LogCollection(tunnels, tuple(groups), tuple(results))
 
-    def save(self) -> None:
+    def save(self) -> bool:
+        """Write the state; False (and ``state_writable`` False) when the disk refuses, logged on change."""
         with self._state_lock:
-            self._state_file.save(self._state)
+            if self._closed:
+                return self.state_writable
+            try:
+                self._state_file.save(self._state)
+            except OSError as err:
+                if self.state_writable:
+                    log.error("cannot write state file path=%s error=%r; log counts will not survive a restart "
+                              "until it can", self._state_file.path, err.strerror or str(err))
+                self.state_writable = False
+                return False
+            if not self.state_writable:
+                log.info("state file writable again path=%s", self._state_file.path)
+            self.state_writable = True
+            return True
+
+    def close(self) -> bool:
+        """Save the state one last time (shutdown); reads still running in the background never save again."""
+        saved = self.save()
+        with self._state_lock:
+            self._closed = True
+        return saved
+
+    def _read_region(self, key: tuple[str, str], account: AwsAccount, region: RegionTelemetry, now_ms: int):
+        try:
+            return self._ingest_region(account, region, now_ms)
+        finally:
+            with self._reading_lock:
+                self._reading.pop(key, None)
 
     def _ingest_region(self, account: AwsAccount, region: RegionTelemetry, now_ms: int):
         statuses, errors = [], []
@@ -251,8 +293,8 @@ class LogIngestor:
         complete = False
         for _ in range(self._max_pages):
             response = client.filter_log_events(**request)
-            newest = max(newest, self._ingest_page(response.get("events") or (), plan, cursor, account_id, region,
-                                                   overlap_ms))
+            newest = self._ingest_page(response.get("events") or (), plan, cursor, account_id, region, overlap_ms,
+                                       newest)
             request["nextToken"] = response.get("nextToken")
             if not request["nextToken"]:
                 complete = True
@@ -260,17 +302,19 @@ class LogIngestor:
         with self._state_lock:
             if complete:
                 cursor.read_until_ms, cursor.resume_ms = max(cursor.read_until_ms, now_ms), None
-            else:  # budget spent: resume next poll from the newest event read (AWS interleaves by time)
-                cursor.resume_ms = newest
+            # else: budget spent; the pages left resume_ms at the newest event read
             # Keep every id a later pass can return again: the next start, and any complete pass's overlap.
             cursor.prune(min(cursor.start_ms(overlap_ms), now_ms - overlap_ms))
         return cursor.read_until_ms if cursor.resume_ms is None else cursor.resume_ms
 
     def _ingest_page(self, events, plan: GroupPlan, cursor: GroupCursor, account_id: str, region: str,
-                     overlap_ms: int) -> int:
+                     overlap_ms: int, newest: int) -> int:
+        """Apply one page and move the cursor past it, atomically: a save between pages (a poll's end, a
+        shutdown) always holds counts and a cursor that agree, so a restart neither loses nor recounts.
+        Returns the newest event time of the pass so far (``newest`` on entry)."""
         ingested: Counter = Counter()
         errors: Counter = Counter()
-        duplicates = newest = unattributed = 0
+        duplicates = unattributed = 0
         received_at = self._clock()
         with self._state_lock:
             for event in events:
@@ -307,8 +351,9 @@ class LogIngestor:
                     state = self._state.tunnels[tunnel.key] = TunnelLogState()
                 state.apply(kind, parsed, received_at)
                 ingested[kind] += 1
-            if newest:
-                cursor.prune(newest - overlap_ms)  # keeps memory flat while catching up a backlog
+            # Every event before ``newest`` has been read (AWS interleaves by time): resume there if cut short.
+            cursor.resume_ms = newest
+            cursor.prune(newest - overlap_ms)  # keeps memory flat while catching up a backlog
         for kind, count in ingested.items():
             self._counters.ingested(account_id, region, kind, count)
         if duplicates:

@@ -211,7 +211,7 @@ def test_a_pass_of_only_re_read_events_still_moves_on(exporter):
 
 def test_unclaimed_events_are_not_kept_in_the_state_file(exporter, tmp_path):
     vpn = connection()
-    put(vpn, [f"an application's line {i}" for i in range(50)], stream="app/web-1")
+    put(vpn, [f"an application's line {i}" for i in range(50)], stream="app/web-1", at_ms=int(time.time() * 1000) - 5000)
     running = exporter()
     running.poll_once()
     state = json.loads((tmp_path / "state" / "logs-state.json").read_text())
