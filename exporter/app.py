@@ -48,7 +48,8 @@ class Exporter:
                 ingested=lambda account, region, kind, n: self.metrics.log_events_ingested.labels(account, region, kind).inc(n),
                 duplicates=lambda account, region, n: self.metrics.log_events_duplicate.labels(account, region).inc(n),
                 parse_errors=lambda kind, reason, n: self.metrics.log_parse_errors.labels(kind, reason).inc(n),
-                unattributed=lambda account, region, n: self.metrics.log_events_unattributed.labels(account, region).inc(n))
+                unattributed=lambda account, region, n: self.metrics.log_events_unattributed.labels(account, region).inc(n),
+                future_dated=lambda account, region, n: self.metrics.log_events_future_dated.labels(account, region).inc(n))
             state_file = StateFile(config.state_dir, on_corrupt=self.metrics.state_file_errors.inc)
             self.logs = LogIngestor(config.logs, state_file, self._executor,
                                     poll_timeout=min(config.logs.poll_interval, 300.0), counters=counters)
@@ -56,6 +57,7 @@ class Exporter:
         self._ec2: Ec2Collection | None = None
         self._log_data: LogCollection | None = None
         self._publish_lock = threading.Lock()
+        self._diagnosis_failures: set[str] = set()
         self.current: RenderedSnapshot | None = None
         self.scheduler = BackgroundScheduler(
             timezone=timezone.utc,
@@ -109,12 +111,19 @@ class Exporter:
                     completed_at=time.time(), regions=ec2.regions,
                     results=ec2.results + (logs.results if logs else ()),
                     tunnel_logs=logs.tunnels if logs else {}, log_groups=logs.groups if logs else ())
-                snapshot = replace(snapshot, findings=diagnose(snapshot))
+                snapshot = replace(snapshot, findings=diagnose(snapshot, on_error=self._diagnosis_failed))
                 self.current = RenderedSnapshot.of(snapshot)
         # The snapshot is long-lived and acyclic (freed by reference counting when replaced): keep the
         # cyclic GC from walking its millions of objects on every full collection, which stalls scrapes.
         gc.freeze()
         memory.release_free_memory()  # what the poll parsed and the old snapshot held
+
+    def _diagnosis_failed(self, vpn_connection_id: str, err: Exception) -> None:
+        self.metrics.diagnosis_errors.inc()
+        if vpn_connection_id not in self._diagnosis_failures:  # once per connection, not once per publish
+            self._diagnosis_failures.add(vpn_connection_id)
+            log.error("diagnosis failed vpn_connection_id=%s error=%r; its findings are left out",
+                      vpn_connection_id, type(err).__name__)
 
     # --- lifecycle ----------------------------------------------------------------------------------
 

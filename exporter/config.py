@@ -50,6 +50,7 @@ class LogsConfig:
     lookback: float = 3600.0
     poll_interval: float = 60.0
     overlap: float = 300.0
+    retention: float = 7 * 86400.0  # forget a tunnel's log state this long after EC2 last reported it
 
 
 @dataclass(frozen=True)
@@ -193,13 +194,14 @@ def _targets(reader: _Reader, value: Any) -> tuple[Target, ...]:
 
 
 def _logs(reader: _Reader, value: Any) -> LogsConfig:
-    data = reader.mapping(value, "logs", {"enabled", "lookback", "poll_interval", "overlap"})
+    data = reader.mapping(value, "logs", {"enabled", "lookback", "poll_interval", "overlap", "retention"})
     default = LogsConfig()
     return LogsConfig(
         enabled=reader.typed(data, "enabled", "logs", default.enabled, bool),
         lookback=reader.duration(data, "lookback", "logs", default.lookback, 0),
         poll_interval=reader.duration(data, "poll_interval", "logs", default.poll_interval, 1),
         overlap=reader.duration(data, "overlap", "logs", default.overlap, 0),
+        retention=reader.duration(data, "retention", "logs", default.retention, 3600),
     )
 
 

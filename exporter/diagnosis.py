@@ -8,10 +8,10 @@ are missing they say so (``tunnel_logging_disabled``) rather than guess.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from exporter.findings import FINDINGS
-from exporter.logstate import TunnelKey, TunnelLogView
+from exporter.logstate import CLOCK_SKEW_SECONDS, TunnelKey, TunnelLogView
 from exporter.model import Connection, RegionTelemetry, Snapshot, Tunnel
 from exporter.logparse import BGP_ERRORS
 from exporter.selectors import ANY, check_tunnel_selectors
@@ -128,8 +128,8 @@ def _recent_error(logs: TunnelLogView, fact: str, findings: dict[str, str], now:
     and is under RECENT_SECONDS old; an older error no longer explains the tunnel's state."""
     error, error_at = logs.fact(fact), logs.fact_time(fact)
     code = findings.get(error or "")
-    if code and error_at is not None and now - error_at <= RECENT_SECONDS:
-        return code, error, now - error_at
+    if code and error_at is not None and 0 <= now - error_at + CLOCK_SKEW_SECONDS and now - error_at <= RECENT_SECONDS:
+        return code, error, max(0.0, now - error_at)
     return None
 
 
@@ -147,22 +147,31 @@ def _connection_rules(connection: Connection) -> Iterator[tuple]:
                                   f"tunnel {down.outside_ip} DOWN, {_STATUS_MESSAGES[down.status_message]}")
 
 
-def diagnose_region(region: RegionTelemetry, tunnel_logs, now: float) -> Iterator[Finding]:
-    for connection in region.connections:
-        base = (region.account_id, region.region, connection.vpn_connection_id)
-        for code, evidence in _connection_rules(connection):
-            yield Finding(*base, "", code, tuple(e for e in evidence if e))
-        for tunnel in connection.tunnels:
-            logs = tunnel_logs.get(TunnelKey(*base, tunnel.outside_ip))
-            found: dict[str, list[str]] = {}  # one finding per code: two rules may reach the same cause
-            for code, evidence in _tunnel_rules(connection, tunnel, logs, now):
-                found.setdefault(code, []).extend(e for e in evidence if e)
-            for code, evidence in found.items():
-                yield Finding(*base, tunnel.outside_ip, code, tuple(evidence))
+def diagnose_connection(region: RegionTelemetry, connection: Connection, tunnel_logs, now: float) -> list[Finding]:
+    base = (region.account_id, region.region, connection.vpn_connection_id)
+    findings = [Finding(*base, "", code, tuple(e for e in evidence if e))
+                for code, evidence in _connection_rules(connection)]
+    for tunnel in connection.tunnels:
+        logs = tunnel_logs.get(TunnelKey(*base, tunnel.outside_ip))
+        found: dict[str, list[str]] = {}  # one finding per code: two rules may reach the same cause
+        for code, evidence in _tunnel_rules(connection, tunnel, logs, now):
+            found.setdefault(code, []).extend(e for e in evidence if e)
+        findings.extend(Finding(*base, tunnel.outside_ip, code, tuple(evidence)) for code, evidence in found.items())
+    return findings
 
 
-def diagnose(snapshot: Snapshot, now: float | None = None) -> tuple[Finding, ...]:
-    """Every active finding of a snapshot, in a stable order."""
+def diagnose(snapshot: Snapshot, now: float | None = None,
+             on_error: Callable[[str, Exception], None] | None = None) -> tuple[Finding, ...]:
+    """Every active finding of a snapshot, in a stable order. A connection whose rules fail (a value no
+    rule expected) loses its findings for this snapshot, reported to ``on_error``; the others keep theirs."""
     now = snapshot.completed_at if now is None else now
-    found = [finding for region in snapshot.regions for finding in diagnose_region(region, snapshot.tunnel_logs, now)]
+    found: list[Finding] = []
+    for region in snapshot.regions:
+        for connection in region.connections:
+            try:
+                found.extend(diagnose_connection(region, connection, snapshot.tunnel_logs, now))
+            except Exception as err:  # isolation: one odd connection never freezes the snapshot
+                if on_error is None:
+                    raise
+                on_error(connection.vpn_connection_id, err)
     return tuple(sorted(found, key=lambda f: (f.account_id, f.region, f.vpn_connection_id, f.tunnel, f.code)))

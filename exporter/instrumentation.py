@@ -54,8 +54,18 @@ class ExporterMetrics:
             "Events in a tunnel log group that no watched tunnel claims by stream name or resource_id (another "
             "shard's, a deleted connection's, another writer's); counted and skipped.",
             ["account_id", "region"], registry=self.registry)
+        self.log_events_future_dated = Counter(
+            names.LOG_EVENTS_FUTURE_DATED.removesuffix("_total"),
+            "Log events whose own time lies more than 5 minutes after CloudWatch's time for them (a wrong "
+            "clock); counted, and their facts dated by CloudWatch's time instead.",
+            ["account_id", "region"], registry=self.registry)
         self.state_file_errors = Counter(
-            names.STATE_FILE_ERRORS.removesuffix("_total"), "Unreadable or corrupt state files, moved aside.",
+            names.STATE_FILE_ERRORS.removesuffix("_total"),
+            "Unreadable or corrupt state files (moved aside) and loads that dropped invalid entries.",
+            registry=self.registry)
+        self.diagnosis_errors = Counter(
+            names.DIAGNOSIS_ERRORS.removesuffix("_total"),
+            "Connections whose diagnosis failed on a snapshot (their findings are left out; the rest publish).",
             registry=self.registry)
         self.state_file_writable = Gauge(
             names.STATE_FILE_WRITABLE, "1 when the latest save of the log state succeeded; 0 when the disk refused "

@@ -145,9 +145,10 @@ class IngestCounters:
     def __init__(self, ingested: Callable[[str, str, str, int], None] = lambda *a: None,
                  duplicates: Callable[[str, str, int], None] = lambda *a: None,
                  parse_errors: Callable[[str, str, int], None] = lambda *a: None,
-                 unattributed: Callable[[str, str, int], None] = lambda *a: None):
+                 unattributed: Callable[[str, str, int], None] = lambda *a: None,
+                 future_dated: Callable[[str, str, int], None] = lambda *a: None):
         self.ingested, self.duplicates, self.parse_errors = ingested, duplicates, parse_errors
-        self.unattributed = unattributed
+        self.unattributed, self.future_dated = unattributed, future_dated
 
 
 def parse_log_group_arn(arn: str) -> tuple[str, str] | None:
@@ -180,7 +181,7 @@ class LogIngestor:
                  max_pages_per_group: int = 200, page_size: int | None = None):
         self._config = config
         self._state_file = state_file
-        self._state = state_file.load()
+        self._state = state_file.load(clock())
         self._executor = executor
         self._poll_timeout = poll_timeout
         self._counters = counters or IngestCounters()
@@ -227,10 +228,27 @@ class LogIngestor:
                                 account_id, region, "; ".join(errors))
                 results.append(SourceResult(account_id, region, "logs", not errors, outcome.duration_seconds,
                                             self._last_success.get((account_id, region)), "; ".join(errors)))
+            self._forget_gone(regions, now)
             self.save()
             with self._state_lock:
                 tunnels = {key: state.view() for key, state in self._state.tunnels.items()}
             return LogCollection(tunnels, tuple(groups), tuple(results))
+
+    def _forget_gone(self, regions: tuple[RegionTelemetry, ...], now: float) -> None:
+        """Drop the state of tunnels EC2 has not reported, and of groups not read, for ``logs.retention``
+        (deleted connections, removed targets): the state file and memory stay bounded under churn. A
+        region whose EC2 poll fails keeps its last data, so its tunnels are not forgotten meanwhile."""
+        present = {TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip)
+                   for region in regions for connection in region.connections for tunnel in connection.tunnels}
+        cutoff = now - self._config.retention
+        with self._state_lock:
+            for key, state in self._state.tunnels.items():
+                if key in present:
+                    state.seen_at = now
+            for key in [key for key, state in self._state.tunnels.items() if state.seen_at < cutoff]:
+                del self._state.tunnels[key]
+            for group in [group for group, cursor in self._state.cursors.items() if cursor.used_at < cutoff]:
+                del self._state.cursors[group]
 
     def save(self) -> bool:
         """Write the state; False (and ``state_writable`` False) when the disk refuses, logged on change."""
@@ -286,6 +304,7 @@ class LogIngestor:
             cursor = self._state.cursors.get(key)
             if cursor is None:
                 cursor = self._state.cursors[key] = GroupCursor(now_ms - int(self._config.lookback * 1000) + overlap_ms)
+            cursor.used_at = now_ms / 1000
         start_ms = newest = cursor.start_ms(overlap_ms)
         request = {"logGroupName": group, "startTime": start_ms, "endTime": now_ms}
         if self._page_size:
@@ -314,8 +333,7 @@ class LogIngestor:
         Returns the newest event time of the pass so far (``newest`` on entry)."""
         ingested: Counter = Counter()
         errors: Counter = Counter()
-        duplicates = unattributed = 0
-        received_at = self._clock()
+        duplicates = unattributed = future_dated = 0
         with self._state_lock:
             for event in events:
                 timestamp = event.get("timestamp") if isinstance(event, dict) else None
@@ -348,8 +366,9 @@ class LogIngestor:
                     continue
                 state = self._state.tunnels.get(tunnel.key)
                 if state is None:
-                    state = self._state.tunnels[tunnel.key] = TunnelLogState()
-                state.apply(kind, parsed, received_at)
+                    state = self._state.tunnels[tunnel.key] = TunnelLogState(seen_at=timestamp / 1000)
+                if not state.apply(kind, parsed, timestamp / 1000):
+                    future_dated += 1
                 ingested[kind] += 1
             # Every event before ``newest`` has been read (AWS interleaves by time): resume there if cut short.
             cursor.resume_ms = newest
@@ -360,6 +379,8 @@ class LogIngestor:
             self._counters.duplicates(account_id, region, duplicates)
         if unattributed:
             self._counters.unattributed(account_id, region, unattributed)
+        if future_dated:
+            self._counters.future_dated(account_id, region, future_dated)
         for (kind, reason), count in errors.items():
             self._counters.parse_errors(kind, reason, count)
         return newest

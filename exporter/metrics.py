@@ -67,8 +67,10 @@ LOG_EVENTS_INGESTED = "aws_vpn_exporter_log_events_ingested_total"
 LOG_EVENTS_DUPLICATE = "aws_vpn_exporter_log_events_duplicate_total"
 LOG_PARSE_ERRORS = "aws_vpn_exporter_log_parse_errors_total"
 LOG_EVENTS_UNATTRIBUTED = "aws_vpn_exporter_log_events_unattributed_total"
+LOG_EVENTS_FUTURE_DATED = "aws_vpn_exporter_log_events_future_dated_total"
 STATE_FILE_ERRORS = "aws_vpn_exporter_state_file_errors_total"
 STATE_FILE_WRITABLE = "aws_vpn_exporter_state_file_writable"
+DIAGNOSIS_ERRORS = "aws_vpn_exporter_diagnosis_errors_total"
 
 log = logging.getLogger(__name__)
 FORK_RENDER_MIN_TUNNELS = 2000  # below this an in-process render is quicker than a fork

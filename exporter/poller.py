@@ -87,6 +87,8 @@ class Poller:
     def _gateways_for(self, index: int, account: AwsAccount, region: str, wanted: set[str]) -> tuple[CustomerGateway, ...]:
         """Customer gateways rarely change: ask EC2 only for ids not seen before."""
         cache = self._customer_gateways.setdefault((index, region), {})
+        for gone in [gateway_id for gateway_id in cache if gateway_id not in wanted]:
+            del cache[gone]  # deleted connections' gateways: the cache stays as small as the account
         missing = sorted(gateway_id for gateway_id in wanted if gateway_id and gateway_id not in cache)
         for start in range(0, len(missing), _FILTER_VALUES_MAX):
             chunk = missing[start:start + _FILTER_VALUES_MAX]

@@ -10,6 +10,7 @@ unrecognised is classified as such and counted, never raised.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from datetime import datetime
@@ -65,20 +66,25 @@ def _list(value: Any, field: str, odd: Counter) -> list | tuple:
     return ()
 
 
+MAX_LABEL_CHARS = 256  # a label value longer than this (a 10 KB Name tag) is cut here and counted
+_MAX_TEXT_CHARS = 1024  # ids, CIDRs and states are short; anything longer is not AWS's
+_MAX_COUNT = 10 ** 9  # far above any route quota: a larger "count" is not one
+
+
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
+    return value[:_MAX_TEXT_CHARS] if isinstance(value, str) else ""
 
 
 def _epoch(value: Any) -> float | None:
     if isinstance(value, datetime):
         return value.timestamp()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return None
 
 
 def _count(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_COUNT:
         return value
     return None
 
@@ -139,11 +145,15 @@ def _gateway(item: Mapping) -> tuple[str, str]:
     return "none", ""
 
 
-def _name(tags: Any) -> str:
+def _name(tags: Any, odd: Counter) -> str:
     if isinstance(tags, list):
         for tag in tags:
             if isinstance(tag, Mapping) and tag.get("Key") == "Name":
-                return _text(tag.get("Value"))
+                value = tag.get("Value")
+                if isinstance(value, str) and len(value) > MAX_LABEL_CHARS:
+                    odd["tag_value_too_long"] += 1
+                    return value[:MAX_LABEL_CHARS]
+                return _text(value)
     return ""
 
 
@@ -166,17 +176,20 @@ def read_connection(item: Mapping, odd: Counter) -> Connection | None:
     telemetry_by_ip: dict[str, Mapping] = {}
     for entry in _list(item.get("VgwTelemetry"), "vgw_telemetry", odd):
         if isinstance(entry, Mapping) and _text(entry.get("OutsideIpAddress")):
+            if entry["OutsideIpAddress"] in telemetry_by_ip:
+                odd["duplicate_outside_ip"] += 1  # two tunnels cannot share one: the first is kept
+                continue
             telemetry_by_ip[entry["OutsideIpAddress"]] = entry
     options_by_ip: dict[str, Mapping] = {}
     for entry in _list(options.get("TunnelOptions"), "tunnel_options", odd):
         if isinstance(entry, Mapping) and _text(entry.get("OutsideIpAddress")):
-            options_by_ip[entry["OutsideIpAddress"]] = entry
+            options_by_ip.setdefault(entry["OutsideIpAddress"], entry)
     outside_ips = list(telemetry_by_ip) + [ip for ip in options_by_ip if ip not in telemetry_by_ip]
 
     gateway_type, gateway_id = _gateway(item)
     return Connection(
         vpn_connection_id=connection_id,
-        name=_name(item.get("Tags")),
+        name=_name(item.get("Tags"), odd),
         state=_text(item.get("State")) or "unknown",
         routing=routing,
         gateway_type=gateway_type,
@@ -212,5 +225,5 @@ def read_customer_gateway(item: Mapping) -> CustomerGateway | None:
         customer_gateway_id=gateway_id,
         bgp_asn=_text(item.get("BgpAsnExtended")) or _text(item.get("BgpAsn")),
         ip_address=_text(item.get("IpAddress")),
-        name=_name(item.get("Tags")),
+        name=_name(item.get("Tags"), Counter()),
     )

@@ -119,3 +119,17 @@ def test_log_options_are_read():
     assert (tunnel.ike_log.enabled, tunnel.ike_log.log_group_arn, tunnel.ike_log.output_format) == \
         (True, "arn:aws:logs:us-east-1:1:log-group:g", "json")
     assert (tunnel.bgp_log.enabled, tunnel.bgp_log.log_group_arn, tunnel.bgp_log.output_format) == (False, "", "")
+
+
+def test_absurd_values_are_counted_and_bounded_never_passed_on():
+    """A route count of 10**400 once froze the renderer; a 10 KB Name tag became a 10,257-character label;
+    a second tunnel with the same outside IP silently replaced the first."""
+    odd = Counter()
+    connection = read_connection(item([tel("UP", "1 BGP ROUTES", routes=10 ** 400), tel("DOWN", "IPSEC IS DOWN")],
+                                      Tags=[{"Key": "Name", "Value": "n" * 10_000}]), odd)
+    assert connection.tunnels[0].accepted_routes is None and odd["accepted_route_count"] == 1
+    assert len(connection.tunnels) == 1 and connection.tunnels[0].status == "UP"
+    assert odd["duplicate_outside_ip"] == 1
+    assert connection.name == "n" * 256 and odd["tag_value_too_long"] == 1
+    nan = read_connection(item([dict(tel("UP", "1 BGP ROUTES"), LastStatusChange=float("inf"))]), Counter())
+    assert nan.tunnels[0].last_status_change is None
