@@ -2,7 +2,13 @@
 
 A scrape appends the small live registry to the pre-rendered snapshot; it never calls AWS.
 With gzip, the pre-compressed snapshot and the freshly compressed live part are sent as two gzip
-members, which every gzip reader (Go's included) decodes as one stream.
+members, which every gzip reader (Go's included) decodes as one stream. Without gzip, the body is
+decompressed as it is sent, in chunks, so a client that never reads holds 64 KiB, not 35 MB.
+
+Hostile clients are bounded: at most MAX_CONNECTIONS at once, and a request's line and headers must
+arrive within HEADER_DEADLINE in all. When full, the oldest connection still waiting for its headers
+is closed to admit the new one: slow-header clients can never starve scrapes, nor take the process's
+file descriptors from its AWS calls.
 """
 
 from __future__ import annotations
@@ -12,6 +18,9 @@ import html
 import logging
 import socket
 import ssl
+import threading
+import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
@@ -33,6 +42,11 @@ _LANDING = """<!doctype html>
 """
 
 
+MAX_CONNECTIONS = 256  # open connections at once; the rest of the process keeps its file descriptors
+HEADER_DEADLINE = 10.0  # seconds for a request line and all its headers, however slowly they trickle in
+PLAIN_CHUNK = 64 * 1024  # bytes of uncompressed exposition sent at a time to a client without gzip
+
+
 class ExporterServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -45,14 +59,44 @@ class ExporterServer(ThreadingHTTPServer):
         self.web_config = web_config or WebConfig()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
+        self._connections_lock = threading.Lock()
+        self._open: set = set()  # every connection being handled
+        self._waiting: dict = {}  # connection -> when it began waiting for a request's headers (oldest first)
         super().__init__(address, _Handler)
         if self.web_config.tls is not None:
             # The handshake runs in each connection's thread, so a slow client never blocks accept().
             self.socket = self.web_config.tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
 
+    def process_request(self, request, client_address) -> None:
+        """Admit a connection, closing the oldest one still waiting for its headers if the server is full."""
+        with self._connections_lock:
+            if len(self._open) >= MAX_CONNECTIONS:
+                victim = next(iter(self._waiting), None)
+                if victim is None:  # every connection is being answered: the newcomer waits for none
+                    self.shutdown_request(request)
+                    return
+                self._waiting.pop(victim)
+                _abort(victim)
+            self._open.add(request)
+            self._waiting[request] = time.monotonic()
+        super().process_request(request, client_address)
+
+    def waiting_for_headers(self, request, waiting: bool) -> None:
+        with self._connections_lock:
+            if waiting:
+                self._waiting[request] = time.monotonic()
+            else:
+                self._waiting.pop(request, None)
+
+    def shutdown_request(self, request) -> None:
+        with self._connections_lock:
+            self._open.discard(request)
+            self._waiting.pop(request, None)
+        super().shutdown_request(request)
+
     def process_request_thread(self, request, client_address) -> None:
         if isinstance(request, ssl.SSLSocket):
-            request.settimeout(_Handler.timeout)
+            request.settimeout(min(_Handler.timeout, HEADER_DEADLINE))
             try:
                 request.do_handshake()
             except (ssl.SSLError, OSError) as err:
@@ -61,13 +105,106 @@ class ExporterServer(ThreadingHTTPServer):
                 return
         super().process_request_thread(request, client_address)
 
+    def handle_error(self, request, client_address) -> None:
+        """One logfmt line, never a traceback on stderr, for whatever a client's connection raised."""
+        import sys
+
+        _client_error("failed", client_address[0] if client_address else "", sys.exc_info()[1])
+
+
+class _ClientErrorLog:
+    """One logfmt line per client failure, at most one per interval: an attack must not flood the log."""
+
+    INTERVAL = 10.0
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._last = float("-inf")
+        self._suppressed = 0
+
+    def __call__(self, what: str, client: str, err: object) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last < self.INTERVAL:
+                self._suppressed += 1
+                return
+            suppressed, self._suppressed, self._last = self._suppressed, 0, now
+        log.info("client connection %s client=%s error=%r suppressed=%d", what, client, type(err).__name__,
+                 suppressed)
+
+
+_client_error = _ClientErrorLog()
+
+
+def _abort(connection) -> None:
+    try:
+        connection.shutdown(socket.SHUT_RDWR)  # its thread's read fails at once and the thread ends
+    except OSError:
+        pass
+
+
+class _DeadlineReader:
+    """The request stream, with one deadline for a request line and all its headers (not per read)."""
+
+    def __init__(self, stream, connection, deadline: float):
+        self._stream, self._connection, self._deadline = stream, connection, deadline
+
+    def readline(self, limit: int = -1) -> bytes:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("request headers took too long")
+        self._connection.settimeout(remaining)
+        return self._stream.readline(limit)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def accepts_gzip(header: str | None) -> bool:
+    """Whether ``Accept-Encoding`` allows gzip: listed (or ``*``) with a q-value above 0."""
+    allowed = {}
+    for item in (header or "").split(","):
+        coding, _, params = item.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        allowed[coding.strip().lower()] = quality
+    return allowed.get("gzip", allowed.get("x-gzip", allowed.get("*", 0.0))) > 0
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: ExporterServer
-    server_version = f"aws-vpn-exporter/{__version__}"
+    server_version = "aws-vpn-exporter"
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # a body goes out in parts; a small last part must not wait for an ACK
     timeout = 30  # seconds a client may stall before its connection is closed
+
+    def version_string(self) -> str:
+        return self.server_version  # no Python version in the Server header
+
+    def handle_one_request(self) -> None:
+        """Each request's line and headers within HEADER_DEADLINE; then the normal socket timeout."""
+        stream = self.rfile
+        self.server.waiting_for_headers(self.connection, True)
+        self.rfile = _DeadlineReader(stream, self.connection, time.monotonic() + HEADER_DEADLINE)
+        try:
+            super().handle_one_request()
+        except (ConnectionError, TimeoutError, ssl.SSLError, OSError) as err:
+            _client_error("closed", self.client_address[0], err)
+            self.close_connection = True
+        finally:
+            self.rfile = stream
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        self.server.waiting_for_headers(self.connection, False)
+        self.connection.settimeout(self.timeout)
+        return parsed
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         if not self.server.web_config.authorized(self.headers.get("Authorization")):
@@ -97,13 +234,38 @@ class _Handler(BaseHTTPRequestHandler):
     def _metrics(self) -> None:
         rendered = self.server.current()
         live = self.server.live_metrics()
-        gzip_ok = "gzip" in (self.headers.get("Accept-Encoding") or "")
         # The snapshot part is sent as it is, never copied into a new ~1 MB buffer per scrape.
-        if gzip_ok:
+        if accepts_gzip(self.headers.get("Accept-Encoding")):
             head = rendered.body_gzip if rendered else b""
             self._send(200, CONTENT_TYPE_LATEST, head, gzip.compress(live, compresslevel=1, mtime=0), encoding="gzip")
         else:
-            self._send(200, CONTENT_TYPE_LATEST, rendered.body if rendered else b"", live)
+            self._send_plain(rendered.body_gzip if rendered else b"", live)
+
+    def _send_plain(self, body_gzip: bytes, tail: bytes) -> None:
+        """The exposition decompressed chunk by chunk as the client reads it (chunked transfer encoding)."""
+        chunked = self.request_version != "HTTP/1.0"  # an HTTP/1.0 body ends when the connection closes
+        self.send_response(200)
+        self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.close_connection = True
+        self.end_headers()
+
+        def write(data: bytes) -> None:
+            if data:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+
+        decompressor = zlib.decompressobj(31)
+        for start in range(0, len(body_gzip), PLAIN_CHUNK // 8):
+            data = decompressor.decompress(body_gzip[start:start + PLAIN_CHUNK // 8], PLAIN_CHUNK)
+            while data:
+                write(data)
+                data = decompressor.decompress(decompressor.unconsumed_tail, PLAIN_CHUNK)
+        write(decompressor.flush())
+        write(tail)
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
 
     def _send(self, code: int, content_type: str, *parts: bytes, encoding: str | None = None) -> None:
         self.send_response(code)

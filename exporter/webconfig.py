@@ -39,6 +39,7 @@ class WebConfig:
     users: dict[str, bytes] = field(default_factory=dict)  # user -> bcrypt hash
     _verified: dict[str, bool] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _dummy: bytes | None = field(default=None, repr=False)
 
     def authorized(self, header: str | None) -> bool:
         """Check an ``Authorization: Basic`` header; bcrypt is slow, so results are cached by digest."""
@@ -51,20 +52,31 @@ class WebConfig:
         except (ValueError, UnicodeDecodeError):
             return False
         hashed = self.users.get(user)
-        if hashed is None:
-            return False
-        key = hashlib.sha256(f"{user}\0{password}".encode() + hashed).hexdigest()
+        # An unknown user costs a bcrypt check against a dummy hash of the same cost, and is cached the same
+        # way: the answer's timing never tells whether a user exists.
+        target = hashed if hashed is not None else self._dummy_hash()
+        key = hashlib.sha256(f"{user}\0{password}".encode() + target).hexdigest()
         with self._lock:
             if key in self._verified:
                 return self._verified[key]
         import bcrypt  # imported only when basic auth is configured
 
-        ok = bcrypt.checkpw(password.encode("utf-8"), hashed)
+        ok = bcrypt.checkpw(password.encode("utf-8"), target) and hashed is not None
         with self._lock:
             if len(self._verified) >= _CACHE_LIMIT:
                 self._verified.clear()
             self._verified[key] = ok
         return ok
+
+
+    def _dummy_hash(self) -> bytes:
+        with self._lock:
+            if self._dummy is None:
+                import bcrypt
+
+                cost = next(iter(self.users.values())).split(b"$")[2]  # $2b$<cost>$...: the users' own cost
+                self._dummy = bcrypt.hashpw(b"no such user", bcrypt.gensalt(rounds=int(cost)))
+            return self._dummy
 
 
 def load_web_config(path: str | Path) -> WebConfig:
