@@ -14,6 +14,6 @@ USER 10001
 WORKDIR /var/lib/aws-vpn-exporter
 EXPOSE 9798
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s \
-  CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:9798/-/healthy', timeout=2).status != 200)"]
+  CMD ["aws-vpn-exporter", "healthcheck"]
 ENTRYPOINT ["aws-vpn-exporter"]
 CMD ["--demo", "--web.listen-address", "0.0.0.0:9798"]

@@ -17,7 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from exporter import memory
 from exporter.aws import AwsAccount, client_config
-from exporter.config import Config
+from exporter.config import Config, ConfigError
 from exporter.diagnosis import diagnose
 from exporter.instrumentation import ExporterMetrics
 from exporter.logreader import IngestCounters, LogCollection, LogIngestor
@@ -65,6 +65,11 @@ class Exporter:
         self._listen = listen
         self._web_config = web_config
         self.server: ExporterServer | None = None  # bound by start_server(); a one-shot diagnose binds nothing
+        self._reload_lock = threading.Lock()
+        self.reload_source: Callable[[], Config] | None = None  # how to re-read the config (set by the CLI)
+        self.lifecycle = False  # --web.enable-lifecycle: POST /-/reload
+        self.metrics.config_reload_successful.set(1)
+        self.metrics.config_reload_timestamp.set(time.time())
 
     @property
     def address(self) -> tuple[str, int]:
@@ -125,6 +130,49 @@ class Exporter:
             log.error("diagnosis failed vpn_connection_id=%s error=%r; its findings are left out",
                       vpn_connection_id, type(err).__name__)
 
+    # --- configuration reload (SIGHUP, POST /-/reload) ------------------------------------------------
+
+    def reload(self) -> str | None:
+        """Re-read the config and apply it; None on success, else why not (the old config keeps running).
+
+        Targets, AWS settings, sharding, intervals and log settings take effect at once; the state
+        directory, the listen address and max_concurrency need a restart and are kept (logged).
+        """
+        with self._reload_lock:
+            try:
+                if self.reload_source is None:
+                    raise ConfigError("<none>", "", "this exporter was not started from a config file")
+                new = self.reload_source()
+            except ConfigError as err:
+                self.metrics.config_reload_successful.set(0)
+                log.error("config reload failed error=%r; keeping the running config", str(err))
+                return str(err)
+            old, kept = self.config, []
+            for name in ("state_dir", "max_concurrency"):
+                if getattr(new, name) != getattr(old, name):
+                    kept.append(name)
+                    new = replace(new, **{name: getattr(old, name)})
+            if new.logs.enabled != old.logs.enabled:
+                kept.append("logs.enabled")
+                new = replace(new, logs=replace(new.logs, enabled=old.logs.enabled))
+            if (new.sharded_targets(), new.aws, new.poll_timeout) != (old.sharded_targets(), old.aws, old.poll_timeout):
+                boto_config = client_config(new.aws.max_attempts, new.aws.connect_timeout, new.aws.read_timeout)
+                accounts = [AwsAccount(target, self.metrics.record_api_call, boto_config)
+                            for target in new.sharded_targets()]
+                self.poller, self.accounts = Poller(new, accounts, self._executor), accounts
+            if self.logs is not None:
+                self.logs.reconfigure(new.logs, poll_timeout=min(new.logs.poll_interval, 300.0))
+            self.config = new
+            if self.scheduler.running:
+                for job_id, seconds in (("poll-ec2", new.poll_interval), ("poll-logs", new.logs.poll_interval)):
+                    if self.scheduler.get_job(job_id) is not None:
+                        self.scheduler.reschedule_job(job_id, trigger="interval", seconds=seconds)
+            self.metrics.config_reload_successful.set(1)
+            self.metrics.config_reload_timestamp.set(time.time())
+            log.info("config reloaded source=%s targets=%d%s", new.source, len(new.targets),
+                     f" kept_until_restart={','.join(kept)}" if kept else "")
+            return None
+
     # --- lifecycle ----------------------------------------------------------------------------------
 
     def add_job(self, func: Callable[[], object], interval: float, job_id: str) -> None:
@@ -155,7 +203,8 @@ class Exporter:
         # A poll renders for about a second at 10,000 tunnels; a 1 ms GIL switch interval (5 ms by
         # default) keeps scrapes served meanwhile (benchmarks/scrape.py: p99 at 1 ms vs 5 ms).
         sys.setswitchinterval(0.001)
-        self.server = ExporterServer(self._listen, lambda: self.current, self.metrics.render, self._web_config)
+        self.server = ExporterServer(self._listen, lambda: self.current, self.metrics.render, self._web_config,
+                                     self.reload if self.lifecycle else None)
         threading.Thread(target=self.server.serve_forever, name="http", daemon=True).start()
         host, port = self.address
         log.info("listening address=%s:%d", host, port)

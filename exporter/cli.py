@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"address for /metrics (default {DEFAULT_LISTEN})")
     parser.add_argument("--web.config.file", dest="web_config", metavar="FILE",
                         help="TLS and basic auth, in the exporter-toolkit web config format (see README)")
+    parser.add_argument("--web.enable-lifecycle", dest="lifecycle", action="store_true",
+                        help="accept POST /-/reload (SIGHUP always reloads the config)")
     parser.add_argument("--log.level", dest="log_level", default="info",
                         choices=["debug", "info", "warning", "error"])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -124,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["diagnose"]:
         return diagnose_main(argv[1:])
+    if argv[:1] == ["healthcheck"]:
+        from exporter.healthcheck import main as healthcheck_main
+
+        return healthcheck_main(argv[1:])
     args = build_parser().parse_args(argv)
     logsetup.configure(args.log_level)
     try:
@@ -150,13 +156,21 @@ def main(argv: list[str] | None = None) -> int:
 
     memory.tune_malloc()  # before the demo's and the exporter's threads start
     config, demo = _with_demo(config, args.demo)
-    return _serve(config, listen, demo, web_config)
+    reload_source = None
+    if args.config:
+        def reload_source() -> Config:
+            fresh = load_config(args.config)
+            return replace(fresh, targets=demo.targets(), source="<demo>") if demo is not None else fresh
+    return _serve(config, listen, demo, web_config, reload_source, args.lifecycle)
 
 
-def _serve(config: Config, listen: tuple[str, int], demo, web_config=None) -> int:
+def _serve(config: Config, listen: tuple[str, int], demo, web_config=None, reload_source=None,
+           lifecycle: bool = False) -> int:
     from exporter.app import Exporter
 
     exporter = Exporter(config, listen, web_config)
+    exporter.reload_source = reload_source
+    exporter.lifecycle = lifecycle
     try:
         exporter.start_server()
     except OSError as err:
@@ -164,10 +178,14 @@ def _serve(config: Config, listen: tuple[str, int], demo, web_config=None) -> in
         return 1
     if demo is not None:
         exporter.add_job(demo.apply, 5, "demo-apply")
-    received = _catch_shutdown_signals()
+    received, hangups = _catch_shutdown_signals()
     exporter.start_polling()
     while not received:
         time.sleep(SIGNAL_CHECK_INTERVAL)
+        if hangups:
+            hangups.clear()
+            log.info("reloading config signal=SIGHUP")
+            exporter.reload()
     log.info("shutting down signal=%s", signal.Signals(received[0]).name)
     exporter.stop()
     if demo is not None:
@@ -176,14 +194,16 @@ def _serve(config: Config, listen: tuple[str, int], demo, web_config=None) -> in
     _leave_now(0)
 
 
-def _catch_shutdown_signals() -> list[int]:
-    """Record SIGTERM and SIGINT in the returned list; a second one exits at once, unsaved.
+def _catch_shutdown_signals() -> tuple[list[int], list[int]]:
+    """Record SIGTERM and SIGINT in the first list returned (a second one exits at once, unsaved), and
+    SIGHUP in the second (the config is re-read, as Prometheus does).
 
     The handler takes no lock (one that sets a threading.Event can deadlock against the main
     thread's own wait on it), and the main thread checks the list every SIGNAL_CHECK_INTERVAL, so
     a signal is acted on promptly whichever thread the kernel delivered it to. SIGQUIT dumps every
     thread's stack to stderr, as a Go exporter does, for a stuck process."""
     received: list[int] = []
+    hangups: list[int] = []
 
     def handler(signum: int, _frame) -> None:
         if received:
@@ -193,8 +213,9 @@ def _catch_shutdown_signals() -> list[int]:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handler)
+    signal.signal(signal.SIGHUP, lambda signum, _frame: hangups.append(signum))
     faulthandler.register(signal.SIGQUIT, all_threads=True)
-    return received
+    return received, hangups
 
 
 def _leave_now(code: int) -> NoReturn:

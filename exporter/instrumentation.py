@@ -63,6 +63,11 @@ class ExporterMetrics:
             names.STATE_FILE_ERRORS.removesuffix("_total"),
             "Unreadable or corrupt state files (moved aside) and loads that dropped invalid entries.",
             registry=self.registry)
+        self.config_reload_successful = Gauge(
+            names.CONFIG_RELOAD_SUCCESSFUL, "1 when the latest config reload (SIGHUP, POST /-/reload) succeeded.",
+            registry=self.registry)
+        self.config_reload_timestamp = Gauge(
+            names.CONFIG_RELOAD_TIMESTAMP, "When the config was last loaded successfully.", registry=self.registry)
         self.diagnosis_errors = Counter(
             names.DIAGNOSIS_ERRORS.removesuffix("_total"),
             "Connections whose diagnosis failed on a snapshot (their findings are left out; the rest publish).",

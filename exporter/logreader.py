@@ -250,6 +250,11 @@ class LogIngestor:
             for group in [group for group, cursor in self._state.cursors.items() if cursor.used_at < cutoff]:
                 del self._state.cursors[group]
 
+    def reconfigure(self, config: LogsConfig, poll_timeout: float) -> None:
+        """New lookback, overlap, interval and retention (a config reload); cursors and counts are kept.
+        No lock: a poll in progress finishes with the settings it started with."""
+        self._config, self._poll_timeout = config, poll_timeout
+
     def save(self) -> bool:
         """Write the state; False (and ``state_writable`` False) when the disk refuses, logged on change."""
         with self._state_lock:

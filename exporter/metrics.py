@@ -71,6 +71,8 @@ LOG_EVENTS_FUTURE_DATED = "aws_vpn_exporter_log_events_future_dated_total"
 STATE_FILE_ERRORS = "aws_vpn_exporter_state_file_errors_total"
 STATE_FILE_WRITABLE = "aws_vpn_exporter_state_file_writable"
 DIAGNOSIS_ERRORS = "aws_vpn_exporter_diagnosis_errors_total"
+CONFIG_RELOAD_SUCCESSFUL = "aws_vpn_exporter_config_last_reload_successful"
+CONFIG_RELOAD_TIMESTAMP = "aws_vpn_exporter_config_last_reload_success_timestamp_seconds"
 
 log = logging.getLogger(__name__)
 FORK_RENDER_MIN_TUNNELS = 2000  # below this an in-process render is quicker than a fork

@@ -53,9 +53,11 @@ class ExporterServer(ThreadingHTTPServer):
     request_queue_size = 128  # socketserver's default backlog of 5 drops SYNs when many scrapers connect at once
 
     def __init__(self, address: tuple[str, int], current: Callable[[], RenderedSnapshot | None],
-                 live_metrics: Callable[[], bytes], web_config: WebConfig | None = None):
+                 live_metrics: Callable[[], bytes], web_config: WebConfig | None = None,
+                 reload: Callable[[], str | None] | None = None):
         self.current = current
         self.live_metrics = live_metrics
+        self.reload = reload  # POST /-/reload; None unless --web.enable-lifecycle
         self.web_config = web_config or WebConfig()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
@@ -206,12 +208,34 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.settimeout(self.timeout)
         return parsed
 
+    def _refused(self) -> bool:
+        if self.server.web_config.authorized(self.headers.get("Authorization")):
+            return False
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="aws-vpn-exporter"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return True
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        if 0 < length <= 65536:
+            self.rfile.read(length)  # a body is not used, but must not be read as the next request
+        elif length:
+            self.close_connection = True
+        if self._refused():
+            return
+        if self.path.split("?", 1)[0] != "/-/reload":
+            self._send(405, "text/plain; charset=utf-8", b"Method not allowed.\n")
+        elif self.server.reload is None:
+            self._send(403, "text/plain; charset=utf-8", b"Lifecycle API is not enabled (--web.enable-lifecycle).\n")
+        else:
+            error = self.server.reload()
+            self._send(200 if error is None else 500, "text/plain; charset=utf-8",
+                       b"Reloaded.\n" if error is None else f"Reload failed: {error}\n".encode())
+
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        if not self.server.web_config.authorized(self.headers.get("Authorization")):
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="aws-vpn-exporter"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+        if self._refused():
             return
         path = self.path.split("?", 1)[0]
         if path == "/metrics":

@@ -76,3 +76,9 @@ def test_a_forked_render_gives_the_same_exposition(demo, make_exporter):
     forked = RenderedSnapshot.of(snapshot, isolate=True)
     local = RenderedSnapshot.of(snapshot, isolate=False)
     assert forked.body == local.body and b"aws_vpn_tunnel_ipsec_up" in forked.body
+
+
+def test_the_healthcheck_on_a_plain_exporter(exporter):
+    from exporter.healthcheck import probe
+
+    assert probe(exporter.url.removeprefix("http://"), None) == (True, "HTTP 200")

@@ -1,6 +1,7 @@
 """Optional TLS and basic auth (exporter-toolkit web config): off by default, strict when on."""
 
 import subprocess
+import sys
 
 import bcrypt
 import pytest
@@ -95,3 +96,26 @@ def test_the_cli_refuses_a_bad_web_config(tmp_path):
     result = subprocess.run([sys.executable, "-m", "exporter", "--demo", "--web.config.file", str(path)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and f"{path}: basic_auth_users.prometheus: expected a bcrypt hash" in result.stderr
+
+
+def test_the_healthcheck_works_with_tls_and_basic_auth(secured, certificate):
+    """Docker's HEALTHCHECK used plain HTTP without credentials, and failed whenever a web config was used."""
+    from exporter.healthcheck import probe
+
+    url, _ = secured
+    listen = url.removeprefix("https://")
+    alive, seen = probe(listen, str(certificate / "web.yml"))
+    assert alive and seen == "HTTP 401"
+    assert not probe(listen, None)[0]  # plain HTTP against the TLS port: not mistaken for healthy
+    result = subprocess.run([sys.executable, "-m", "exporter", "healthcheck", "--web.listen-address", listen,
+                             "--web.config.file", str(certificate / "web.yml")], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("healthy"), result.stdout + result.stderr
+
+
+def test_the_healthcheck_fails_when_nothing_answers():
+    from tests.services import free_port
+
+    result = subprocess.run([sys.executable, "-m", "exporter", "healthcheck", "--web.listen-address",
+                             f"127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stdout.startswith("unhealthy")
