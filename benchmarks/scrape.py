@@ -241,6 +241,7 @@ def bench(tunnels: int, scrapers: int, seconds: float, holder: dict, verify: boo
     saturated = [latency for _, latency in timed]
     print(f"saturation         {scrapers} scrapers back to back, {short:.0f} s: {len(saturated) / short:,.0f} scrapes/s, "
           f"{errors} errors, mean {statistics.mean(saturated) * 1000:.0f} ms (queueing: {scrapers} / throughput)")
+    non_reading_clients(port, holder.get("non_reading", 20), tunnels_in_body)
     stop.set()
     polls.join()
     sampler.running = False
@@ -266,12 +267,40 @@ def bench(tunnels: int, scrapers: int, seconds: float, holder: dict, verify: boo
           f"gzip): {theirs / render_s:.1f}x")
 
 
+def non_reading_clients(port: int, count: int, tunnels: int) -> None:
+    """``count`` clients ask without gzip and never read: each holds what the server buffers for it."""
+    import socket
+
+    from measure import rss_mib
+
+    before = rss_mib()
+    clients = []
+    for _ in range(count):
+        client = socket.create_connection(("127.0.0.1", port), timeout=5)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n")
+        clients.append(client)
+    time.sleep(3)
+    held = rss_mib()
+    started = time.perf_counter()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/metrics", headers={"Accept-Encoding": "gzip"})
+    body = gzip.decompress(connection.getresponse().read())
+    scrape_ms = (time.perf_counter() - started) * 1000
+    assert body.count(IPSEC_UP_SAMPLE) == tunnels, "a scrape during the stall was incomplete"
+    for client in clients:
+        client.close()
+    print(f"non-reading        {count} clients without gzip that never read: RSS {before:.0f} -> {held:.0f} MiB "
+          f"(+{held - before:.1f}; target {TARGET_RSS_MB:.0f} MB); a gzip scrape meanwhile {scrape_ms:.0f} ms, complete")
+
+
 def main() -> int:
     sys.setswitchinterval(float(os.environ.get("BENCH_SWITCH_INTERVAL", "0.001")))  # the exporter sets 1 ms (exporter/app.py)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tunnels", type=int, nargs="+", default=[5000, 10000])
     parser.add_argument("--scrapers", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--non-reading", type=int, default=20, help="clients without gzip that never read")
     parser.add_argument("--verify", action="store_true",
                         help="decode every body and count its tunnels (a correctness check; skews latency)")
     args = parser.parse_args()
@@ -279,7 +308,7 @@ def main() -> int:
     print(f"python {sys.version.split()[0]}, {multiprocessing.cpu_count()} cores")
     timer = ServerSideTimer()
     for tunnels in args.tunnels:
-        bench(tunnels, args.scrapers, args.seconds, {"timer": timer}, args.verify)
+        bench(tunnels, args.scrapers, args.seconds, {"timer": timer, "non_reading": args.non_reading}, args.verify)
         gc.unfreeze()
         gc.collect()
     return 0

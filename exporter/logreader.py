@@ -16,6 +16,7 @@ tunnel claims are counted, not failed. Cursors, dedup ids and per-tunnel counts 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import re
@@ -123,11 +124,16 @@ def _contains_address(name: str, address: str) -> bool:
     """``address`` appears in ``name`` as a whole address: 10.0.0.1 is in ``x-10.0.0.1.BGP`` but not in
     ``x-10.0.0.12``; an IPv6 address is not followed by another hex group (``2001-db8--1-BGP`` holds
     2001:db8::1, ``2001-db8--1-a`` does not)."""
+    return any(pattern.search(name) for pattern in _address_patterns(address))
+
+
+@functools.lru_cache(maxsize=65536)  # one entry per outside IP: compiled once, not once per stream and poll
+def _address_patterns(address: str) -> tuple[re.Pattern, ...]:
     if ":" in address:
         pattern = r"(?<![0-9a-f])(?<![0-9a-f][.:_-]){}(?![0-9a-f])(?![.:_-][0-9a-f]{{1,4}}(?![0-9a-z]))"
     else:
         pattern = r"(?<![0-9])(?<![0-9][.:]){}(?![.:]?[0-9])"
-    return any(re.search(pattern.format(re.escape(form)), name, re.IGNORECASE) for form in _address_spellings(address))
+    return tuple(re.compile(pattern.format(re.escape(form)), re.IGNORECASE) for form in _address_spellings(address))
 
 
 def _stream_kind(tunnel: TunnelLogs, name: str) -> str | None:

@@ -32,3 +32,13 @@ def test_scrape_benchmark_serves_complete_bodies_without_errors_across_re_render
     assert any(line.strip().startswith("during renders   2 re-renders") for line in lines), result.stdout
     for prefix in ("worst case", "saturation"):
         assert " 0 errors" in next(line for line in lines if line.startswith(prefix)), result.stdout
+
+
+def test_churn_benchmark_shows_state_returning_to_its_bound():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "churn.py"), "--rounds", "4",
+                             "--connections", "20"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rounds = [line for line in result.stdout.splitlines() if line.startswith("round")]
+    # 20 connections of 2 tunnels each come and go; one connection (2 tunnels, 1 gateway) stays
+    assert len(rounds) == 4 and all("42 tunnels in state" in line and ", 2 tunnels, 1 cached" in line
+                                    for line in rounds), result.stdout
