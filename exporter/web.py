@@ -18,6 +18,7 @@ import html
 import logging
 import socket
 import ssl
+import sys
 import threading
 import time
 import zlib
@@ -78,6 +79,7 @@ class ExporterServer(ThreadingHTTPServer):
                     self.shutdown_request(request)
                     return
                 self._waiting.pop(victim)
+                self._open.discard(victim)  # its thread closes it within moments
                 _abort(victim)
             self._open.add(request)
             self._waiting[request] = time.monotonic()
@@ -109,8 +111,6 @@ class ExporterServer(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address) -> None:
         """One logfmt line, never a traceback on stderr, for whatever a client's connection raised."""
-        import sys
-
         _client_error("failed", client_address[0] if client_address else "", sys.exc_info()[1])
 
 
