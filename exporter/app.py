@@ -31,15 +31,18 @@ from exporter.webconfig import WebConfig
 log = logging.getLogger(__name__)
 
 
+def _log_poll_timeout(config: Config) -> float:
+    """A log read is reported as failed (and goes on in the background) after its interval, at most 5 min."""
+    return min(config.logs.poll_interval, 300.0)
+
+
 class Exporter:
     """A running exporter: polls on schedules, serves the latest complete snapshot."""
 
     def __init__(self, config: Config, listen: tuple[str, int] | None = None, web_config: WebConfig | None = None):
         self.config = config
         self.metrics = ExporterMetrics(snapshot_time=self._snapshot_time)
-        boto_config = client_config(config.aws.max_attempts, config.aws.connect_timeout, config.aws.read_timeout)
-        self.accounts = [AwsAccount(target, self.metrics.record_api_call, boto_config)
-                         for target in config.sharded_targets()]
+        self.accounts = self._accounts(config)
         self._executor = ThreadPoolExecutor(max_workers=config.max_concurrency, thread_name_prefix="collect")
         self.poller = Poller(config, self.accounts, self._executor)
         self.logs: LogIngestor | None = None
@@ -52,7 +55,7 @@ class Exporter:
                 future_dated=lambda account, region, n: self.metrics.log_events_future_dated.labels(account, region).inc(n))
             state_file = StateFile(config.state_dir, on_corrupt=self.metrics.state_file_errors.inc)
             self.logs = LogIngestor(config.logs, state_file, self._executor,
-                                    poll_timeout=min(config.logs.poll_interval, 300.0), counters=counters)
+                                    poll_timeout=_log_poll_timeout(config), counters=counters)
             self.metrics.state_file_writable.set_function(lambda: 1.0 if self.logs.state_writable else 0.0)
         self._ec2: Ec2Collection | None = None
         self._log_data: LogCollection | None = None
@@ -70,6 +73,11 @@ class Exporter:
         self.lifecycle = False  # --web.enable-lifecycle: POST /-/reload
         self.metrics.config_reload_successful.set(1)
         self.metrics.config_reload_timestamp.set(time.time())
+
+    def _accounts(self, config: Config) -> list[AwsAccount]:
+        """One AWS session per (sharded) target, with the config's retry and timeout settings."""
+        boto_config = client_config(config.aws.max_attempts, config.aws.connect_timeout, config.aws.read_timeout)
+        return [AwsAccount(target, self.metrics.record_api_call, boto_config) for target in config.sharded_targets()]
 
     @property
     def address(self) -> tuple[str, int]:
@@ -156,12 +164,10 @@ class Exporter:
                 kept.append("logs.enabled")
                 new = replace(new, logs=replace(new.logs, enabled=old.logs.enabled))
             if (new.sharded_targets(), new.aws, new.poll_timeout) != (old.sharded_targets(), old.aws, old.poll_timeout):
-                boto_config = client_config(new.aws.max_attempts, new.aws.connect_timeout, new.aws.read_timeout)
-                accounts = [AwsAccount(target, self.metrics.record_api_call, boto_config)
-                            for target in new.sharded_targets()]
-                self.poller, self.accounts = Poller(new, accounts, self._executor), accounts
+                self.accounts = self._accounts(new)
+                self.poller = Poller(new, self.accounts, self._executor)
             if self.logs is not None:
-                self.logs.reconfigure(new.logs, poll_timeout=min(new.logs.poll_interval, 300.0))
+                self.logs.reconfigure(new.logs, poll_timeout=_log_poll_timeout(new))
             self.config = new
             if self.scheduler.running:
                 for job_id, seconds in (("poll-ec2", new.poll_interval), ("poll-logs", new.logs.poll_interval)):

@@ -258,11 +258,14 @@ class _StateReader:
             if read is not None:
                 state.cursors[str(group)] = read
         for key, tunnel in (tunnels.items() if isinstance(tunnels, dict) else ()):
-            parts = key.split("|") if isinstance(key, str) else ()
-            if len(parts) != 4 or not isinstance(tunnel, dict):
+            try:
+                tunnel_key = TunnelKey.decode(key)
+            except (AttributeError, ValueError):
+                tunnel_key = None
+            if tunnel_key is None or not isinstance(tunnel, dict):
                 self._drop(f"tunnel {str(key)[:100]}: malformed")
                 continue
-            state.tunnels[TunnelKey(*parts)] = self._tunnel(tunnel, key)
+            state.tunnels[tunnel_key] = self._tunnel(tunnel, key)
         if not isinstance(cursors, dict) or not isinstance(tunnels, dict):
             self._drop("cursors or tunnels: not a mapping")
         return state
