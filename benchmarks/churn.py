@@ -109,9 +109,12 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=200)
     args = parser.parse_args()
 
+    from exporter import memory
     from exporter.app import Exporter
     from exporter.config import Config, LogsConfig, Target
     from exporter.demo.environment import simulated_aws_environment
+
+    memory.tune_malloc()  # as the command does
 
     context = multiprocessing.get_context("spawn")
     requests, replies = context.Queue(), context.Queue()

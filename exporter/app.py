@@ -60,7 +60,7 @@ class Exporter:
         self._ec2: Ec2Collection | None = None
         self._log_data: LogCollection | None = None
         self._publish_lock = threading.Lock()
-        self._diagnosis_failures: set[str] = set()
+        self._reported_failures: set[tuple[str, str]] = set()
         self.current: RenderedSnapshot | None = None
         self.scheduler = BackgroundScheduler(
             timezone=timezone.utc,
@@ -126,6 +126,9 @@ class Exporter:
                     tunnel_logs=logs.tunnels if logs else {}, log_groups=logs.groups if logs else ())
                 snapshot = replace(snapshot, findings=diagnose(snapshot, on_error=self._diagnosis_failed))
                 self.current = RenderedSnapshot.of(snapshot)
+            for unit in self.current.failed:
+                self.metrics.render_errors.inc()
+                self._report_once("render", unit, "its series are left out")
         # The snapshot is long-lived and acyclic (freed by reference counting when replaced): keep the
         # cyclic GC from walking its millions of objects on every full collection, which stalls scrapes.
         gc.freeze()
@@ -133,10 +136,15 @@ class Exporter:
 
     def _diagnosis_failed(self, vpn_connection_id: str, err: Exception) -> None:
         self.metrics.diagnosis_errors.inc()
-        if vpn_connection_id not in self._diagnosis_failures:  # once per connection, not once per publish
-            self._diagnosis_failures.add(vpn_connection_id)
-            log.error("diagnosis failed vpn_connection_id=%s error=%r; its findings are left out",
-                      vpn_connection_id, type(err).__name__)
+        self._report_once("diagnosis", f"{vpn_connection_id} ({type(err).__name__})", "its findings are left out")
+
+    def _report_once(self, stage: str, unit: str, consequence: str) -> None:
+        """Log a failing tunnel or connection once, not once per publish (bounded: churn brings new ones)."""
+        if (stage, unit) not in self._reported_failures:
+            if len(self._reported_failures) >= 10_000:
+                self._reported_failures.clear()
+            self._reported_failures.add((stage, unit))
+            log.error("%s failed for=%r; %s", stage, unit, consequence)
 
     # --- configuration reload (SIGHUP, POST /-/reload) ------------------------------------------------
 

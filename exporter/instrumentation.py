@@ -72,6 +72,10 @@ class ExporterMetrics:
             names.DIAGNOSIS_ERRORS.removesuffix("_total"),
             "Connections whose diagnosis failed on a snapshot (their findings are left out; the rest publish).",
             registry=self.registry)
+        self.render_errors = Counter(
+            names.RENDER_ERRORS.removesuffix("_total"),
+            "Tunnels, connections or findings left out of a snapshot's exposition because a value could not be "
+            "rendered (the rest publish).", registry=self.registry)
         self.state_file_writable = Gauge(
             names.STATE_FILE_WRITABLE, "1 when the latest save of the log state succeeded; 0 when the disk refused "
             "it (full, read-only, permissions): counts still grow, but would not survive a restart.",

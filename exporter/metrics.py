@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import gc
 import gzip
+import json
 import logging
 import os
 import select
+import struct
 import time
 import zlib
 from dataclasses import dataclass
@@ -71,6 +73,7 @@ LOG_EVENTS_FUTURE_DATED = "aws_vpn_exporter_log_events_future_dated_total"
 STATE_FILE_ERRORS = "aws_vpn_exporter_state_file_errors_total"
 STATE_FILE_WRITABLE = "aws_vpn_exporter_state_file_writable"
 DIAGNOSIS_ERRORS = "aws_vpn_exporter_diagnosis_errors_total"
+RENDER_ERRORS = "aws_vpn_exporter_render_errors_total"
 CONFIG_RELOAD_SUCCESSFUL = "aws_vpn_exporter_config_last_reload_successful"
 CONFIG_RELOAD_TIMESTAMP = "aws_vpn_exporter_config_last_reload_success_timestamp_seconds"
 
@@ -93,7 +96,10 @@ class Family:
         self.rows: list[tuple[Sequence[str], float]] = []
 
     def add_metric(self, values: Sequence[str], value: float) -> None:
-        self.rows.append((values, value))
+        """Checked here, so a bad value fails inside its tunnel's isolation rather than in ``render``."""
+        if len(values) != len(self.labels) or not isinstance("".join(values), str):
+            raise ValueError(f"{self.name}: {len(values)} label values for {len(self.labels)} labels")
+        self.rows.append((values, float(value)))
 
     def render(self) -> str:
         help_text = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
@@ -106,6 +112,33 @@ class Family:
             else:
                 lines.append(f"{self.name} {floatToGoString(value)}\n")
         return "".join(lines)
+
+
+class _Isolated:
+    """Rows added inside ``with isolated(unit):`` are kept only if the block completes: a value no code path
+    expected drops that one tunnel's (or connection's) series and is reported, never the whole publish."""
+
+    __slots__ = ("families", "failed", "unit", "_marks")
+
+    def __init__(self, families: Sequence[Family], failed: list[str]):
+        self.families, self.failed = families, failed
+
+    def __call__(self, unit: str) -> "_Isolated":
+        self.unit = unit
+        return self
+
+    def __enter__(self) -> None:
+        self._marks = [len(family.rows) for family in self.families]
+
+    def __exit__(self, kind, err, traceback) -> bool:
+        if err is None:
+            return False
+        if not isinstance(err, Exception):
+            return False  # KeyboardInterrupt and the like are not a bad value
+        for family, mark in zip(self.families, self._marks):
+            del family.rows[mark:]
+        self.failed.append(f"{self.unit} ({type(err).__name__})")
+        return True
 
 
 def _escape(value: str) -> str:
@@ -122,8 +155,10 @@ def _flag(value: bool) -> float:
     return 1.0 if value else 0.0
 
 
-def snapshot_families(snapshot: Snapshot) -> Iterator[Family]:
-    """Every metric family that a snapshot determines, built fresh so no stale series survive."""
+def snapshot_families(snapshot: Snapshot, failed: list[str] | None = None) -> Iterator[Family]:
+    """Every metric family that a snapshot determines, built fresh so no stale series survive. A tunnel or
+    connection whose values cannot be rendered is left out and named in ``failed``; the rest publish."""
+    failed = [] if failed is None else failed
     connection_info = _gauge(CONNECTION_INFO, "VPN connection metadata; always 1.", CONNECTION_INFO_LABELS)
     tunnel_info = _gauge(TUNNEL_INFO, "Tunnel metadata; always 1. status_message is AWS's StatusMessage classified.",
                          TUNNEL_LABELS + ("inside_cidr", "status", "status_message"))
@@ -140,42 +175,54 @@ def snapshot_families(snapshot: Snapshot) -> Iterator[Family]:
     gateways = _gauge(CUSTOMER_GATEWAY_INFO, "Customer gateway metadata; always 1.",
                       ("account_id", "region", "customer_gateway_id", "name", "bgp_asn", "ip_address"))
 
+    families = (connection_info, tunnel_info, up, ipsec, bgp, routes, changed, log_enabled, gateways)
+    isolated = _Isolated(families, failed)
     for count, (region, connection) in enumerate(snapshot.connections()):
         if count % YIELD_EVERY == 0:
             time.sleep(0)  # let the HTTP threads run: this loop is pure Python for a second at 10,000 tunnels
         account, where = region.account_id, region.region
-        connection_info.add_metric(
-            [account, where, connection.vpn_connection_id, connection.name, connection.state, connection.routing,
-             connection.gateway_type, connection.gateway_id, connection.customer_gateway_id,
-             "true" if connection.accelerated else "false"], 1.0)
+        with isolated(connection.vpn_connection_id):
+            connection_info.add_metric(
+                [account, where, connection.vpn_connection_id, connection.name, connection.state, connection.routing,
+                 connection.gateway_type, connection.gateway_id, connection.customer_gateway_id,
+                 "true" if connection.accelerated else "false"], 1.0)
         for tunnel in connection.tunnels:
-            labels = [account, where, connection.vpn_connection_id, tunnel.outside_ip]
-            tunnel_info.add_metric(labels + [tunnel.inside_cidr, tunnel.status.lower(), tunnel.status_message], 1.0)
-            if tunnel.status != "UNKNOWN":
-                up.add_metric(labels, _flag(tunnel.status == "UP"))
-            if tunnel.ipsec_up is not None:
-                ipsec.add_metric(labels, _flag(tunnel.ipsec_up))
-            if tunnel.bgp_up is not None:
-                bgp.add_metric(labels, _flag(tunnel.bgp_up))
-            if tunnel.accepted_routes is not None:
-                routes.add_metric(labels, float(tunnel.accepted_routes))
-            if tunnel.last_status_change is not None:
-                changed.add_metric(labels, tunnel.last_status_change)
-            log_enabled.add_metric(labels + ["ike"], _flag(tunnel.ike_log.enabled))
-            log_enabled.add_metric(labels + ["bgp"], _flag(tunnel.bgp_log.enabled))
+            with isolated(f"{connection.vpn_connection_id} {tunnel.outside_ip}"):
+                _tunnel_rows([account, where, connection.vpn_connection_id, tunnel.outside_ip], tunnel, *families[1:8])
     for region in snapshot.regions:
         for gateway in region.customer_gateways:
-            gateways.add_metric([region.account_id, region.region, gateway.customer_gateway_id, gateway.name,
-                                 gateway.bgp_asn, gateway.ip_address], 1.0)
-    yield from (connection_info, tunnel_info, up, ipsec, bgp, routes, changed, log_enabled, gateways)
-    yield from _log_families(snapshot)
+            with isolated(gateway.customer_gateway_id):
+                gateways.add_metric([region.account_id, region.region, gateway.customer_gateway_id, gateway.name,
+                                     gateway.bgp_asn, gateway.ip_address], 1.0)
+    yield from families
+    yield from _log_families(snapshot, failed)
     finding = _gauge(TUNNEL_FINDING, "1 while a diagnosis finding is active; codes and remedies in the README "
                      "(tunnel is empty for connection-level findings).", TUNNEL_LABELS + ("finding", "severity"))
+    isolated = _Isolated((finding,), failed)
     for item in snapshot.findings:
-        finding.add_metric([item.account_id, item.region, item.vpn_connection_id, item.tunnel, item.code,
-                            item.severity], 1.0)
+        with isolated(f"{item.vpn_connection_id} {item.tunnel} {item.code}"):
+            finding.add_metric([item.account_id, item.region, item.vpn_connection_id, item.tunnel, item.code,
+                                item.severity], 1.0)
     yield finding
     yield from _collection_families(snapshot)
+
+
+def _tunnel_rows(labels: list[str], tunnel, tunnel_info: Family, up: Family, ipsec: Family, bgp: Family,
+                 routes: Family, changed: Family, log_enabled: Family) -> None:
+    """One tunnel's EC2 series."""
+    tunnel_info.add_metric(labels + [tunnel.inside_cidr, tunnel.status.lower(), tunnel.status_message], 1.0)
+    if tunnel.status != "UNKNOWN":
+        up.add_metric(labels, _flag(tunnel.status == "UP"))
+    if tunnel.ipsec_up is not None:
+        ipsec.add_metric(labels, _flag(tunnel.ipsec_up))
+    if tunnel.bgp_up is not None:
+        bgp.add_metric(labels, _flag(tunnel.bgp_up))
+    if tunnel.accepted_routes is not None:
+        routes.add_metric(labels, float(tunnel.accepted_routes))
+    if tunnel.last_status_change is not None:
+        changed.add_metric(labels, float(tunnel.last_status_change))
+    log_enabled.add_metric(labels + ["ike"], _flag(tunnel.ike_log.enabled))
+    log_enabled.add_metric(labels + ["bgp"], _flag(tunnel.bgp_log.enabled))
 
 
 def _current_state(family: Family, labels: list[str], states: tuple[str, ...], current: str) -> None:
@@ -184,7 +231,7 @@ def _current_state(family: Family, labels: list[str], states: tuple[str, ...], c
     family.add_metric(labels + [current if current in states else "unknown"], 1.0)
 
 
-def _log_families(snapshot: Snapshot) -> Iterator[Family]:
+def _log_families(snapshot: Snapshot, failed: list[str]) -> Iterator[Family]:
     """What the tunnels' own logs say, for tunnels in the current EC2 data only."""
     events = Family(TUNNEL_LOG_EVENTS, "Tunnel log events by type, each counted once (kept across restarts in "
                     "state_dir)." + CACHED, TUNNEL_LABELS + ("event",), kind="counter")
@@ -205,7 +252,10 @@ def _log_families(snapshot: Snapshot) -> Iterator[Family]:
     has_events = _gauge(TUNNEL_LOG_HAS_EVENTS, "For a log (ike or bgp) delivered to CloudWatch Logs: 1 once an event "
                         "of it has been read, 0 while none has (normal for a tunnel that has not logged yet: AWS "
                         "creates the stream with the first event).", TUNNEL_LABELS + ("log",))
-    reading_logs = any(result.source == "logs" for result in snapshot.results)
+    families = (events, mismatch, selectors, nat_t, dpd, phases, last_event, has_events, bgp_state, bgp_error)
+    # "No event yet" is only known where the read succeeded: a region whose read failed says nothing.
+    read = {(r.account_id, r.region) for r in snapshot.results if r.source == "logs" and r.success}
+    isolated = _Isolated(families, failed)
     for count, (region, connection) in enumerate(snapshot.connections()):
         if count % YIELD_EVERY == 0:
             time.sleep(0)
@@ -213,37 +263,43 @@ def _log_families(snapshot: Snapshot) -> Iterator[Family]:
             view: TunnelLogView | None = snapshot.tunnel_logs.get(
                 TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip))
             labels = [region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip]
-            if reading_logs:
+            with isolated(f"{connection.vpn_connection_id} {tunnel.outside_ip}"):
                 logged = dict(view.last_event) if view is not None else {}
                 for kind, destination in (("ike", tunnel.ike_log), ("bgp", tunnel.bgp_log)):
-                    if destination.enabled:
+                    if destination.enabled and (kind in logged or (region.account_id, region.region) in read):
                         has_events.add_metric(labels + [kind], _flag(kind in logged))
-            if view is None:
-                continue
-            for event, count in view.counts:
-                events.add_metric(labels + [event], float(count))
-            for kind, at in view.last_event:
-                last_event.add_metric(labels + [kind], at)
-            negotiated = view.fact("selectors")
-            if negotiated is not None:
-                selectors.add_metric(labels + list(negotiated), 1.0)
-                mismatch.add_metric(labels, _flag(check_tunnel_selectors(connection, tunnel, negotiated).mismatch))
-            for fact, family in (("nat_t", nat_t), ("dpd", dpd)):
-                if view.fact(fact) is not None:
-                    family.add_metric(labels, _flag(view.fact(fact)))
-            for phase in ("1", "2"):
-                if view.fact(f"phase{phase}") is not None:
-                    _current_state(phases, labels + [phase], IKE_STATES, view.fact(f"phase{phase}"))
-            if view.fact("bgp_state") is not None:
-                _current_state(bgp_state, labels, BGP_STATES, view.fact("bgp_state"))
-            if view.fact("bgp_error") is not None:
-                bgp_error.add_metric(labels + [view.fact("bgp_error")], view.fact_time("bgp_error"))
+                if view is not None:
+                    _tunnel_log_rows(labels, connection, tunnel, view, *families[:7], *families[8:])
     lag = _gauge(LOG_INGESTION_LAG, "How far behind the log reader was when this snapshot was made: snapshot time "
                  "minus the time up to which the group has been read.", ("account_id", "region", "log_group"))
     for group in snapshot.log_groups:
         lag.add_metric([group.account_id, group.region, group.log_group],
                        max(0.0, snapshot.completed_at - group.read_until))
     yield from (events, mismatch, selectors, nat_t, dpd, phases, last_event, has_events, bgp_state, bgp_error, lag)
+
+
+def _tunnel_log_rows(labels: list[str], connection, tunnel, view: TunnelLogView, events: Family, mismatch: Family,
+                     selectors: Family, nat_t: Family, dpd: Family, phases: Family, last_event: Family,
+                     bgp_state: Family, bgp_error: Family) -> None:
+    """One tunnel's series from its logs."""
+    for event, count in view.counts:
+        events.add_metric(labels + [event], float(count))
+    for kind, at in view.last_event:
+        last_event.add_metric(labels + [kind], at)
+    negotiated = view.fact("selectors")
+    if negotiated is not None:
+        selectors.add_metric(labels + list(negotiated), 1.0)
+        mismatch.add_metric(labels, _flag(check_tunnel_selectors(connection, tunnel, negotiated).mismatch))
+    for fact, family in (("nat_t", nat_t), ("dpd", dpd)):
+        if view.fact(fact) is not None:
+            family.add_metric(labels, _flag(view.fact(fact)))
+    for phase in ("1", "2"):
+        if view.fact(f"phase{phase}") is not None:
+            _current_state(phases, labels + [phase], IKE_STATES, view.fact(f"phase{phase}"))
+    if view.fact("bgp_state") is not None:
+        _current_state(bgp_state, labels, BGP_STATES, view.fact("bgp_state"))
+    if view.fact("bgp_error") is not None:
+        bgp_error.add_metric(labels + [view.fact("bgp_error")], view.fact_time("bgp_error"))
 
 
 def _collection_families(snapshot: Snapshot) -> Iterator[Family]:
@@ -301,6 +357,7 @@ class RenderedSnapshot:
 
     snapshot: Snapshot
     body_gzip: bytes
+    failed: tuple[str, ...] = ()  # tunnels, connections or findings left out: their values could not be rendered
 
     @property
     def body(self) -> bytes:
@@ -313,15 +370,18 @@ class RenderedSnapshot:
         if isolate is None:
             isolate = hasattr(os, "fork") and sum(len(c.tunnels) for _, c in snapshot.connections()) \
                 >= FORK_RENDER_MIN_TUNNELS
-        body = _render_in_child(snapshot) if isolate else None
-        if body is None:
+        rendered = _render_in_child(snapshot) if isolate else None
+        if rendered is None:
+            failed: list[str] = []
             with paused_cyclic_gc():
-                body = render_gzip(snapshot_families(snapshot))
-        return cls(snapshot, body)
+                rendered = render_gzip(snapshot_families(snapshot, failed)), failed
+        body, failed = rendered
+        return cls(snapshot, body, tuple(failed))
 
 
-def _render_in_child(snapshot: Snapshot) -> bytes | None:
-    """Render in a forked child that writes the gzip body to a pipe; None (render here) on any failure.
+def _render_in_child(snapshot: Snapshot) -> tuple[bytes, list[str]] | None:
+    """Render in a forked child that writes the gzip body to a pipe, then what it left out (JSON) and that
+    trailer's length (4 bytes); None (render here) on any failure.
 
     The child only computes: no logging, no locks, no threads; it leaves with os._exit. The parent
     waits on the pipe, which releases the GIL, so its HTTP threads serve scrapes meanwhile."""
@@ -333,9 +393,11 @@ def _render_in_child(snapshot: Snapshot) -> bytes | None:
             os.close(read_end)
             os.nice(10)  # the render is background work: scrapes in the parent come first
             gc.disable()
-            body = render_gzip(snapshot_families(snapshot))
+            failed: list[str] = []
+            body = render_gzip(snapshot_families(snapshot, failed))
+            trailer = json.dumps(failed).encode()
             with os.fdopen(write_end, "wb") as out:
-                out.write(body)
+                out.write(body + trailer + struct.pack("!I", len(trailer)))
             status = 0
         finally:
             os._exit(status)
@@ -358,4 +420,6 @@ def _render_in_child(snapshot: Snapshot) -> bytes | None:
     if status != 0:
         log.warning("render child failed status=%d; rendering in process", status)
         return None
-    return b"".join(chunks)
+    output = b"".join(chunks)
+    (trailer_length,) = struct.unpack("!I", output[-4:])
+    return output[:-4 - trailer_length], json.loads(output[-4 - trailer_length:-4])

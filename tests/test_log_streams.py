@@ -171,6 +171,8 @@ def test_a_deleted_group_costs_that_group_only(exporter):
     samples = scrape(running.url)
     assert value(samples, "aws_vpn_tunnel_traffic_selector_info", tunnel=IPS[1], aws_side="10.9.0.0/16") == 1
     assert value(samples, "aws_vpn_exporter_collection_success", source="logs") == 0
+    assert value(samples, "aws_vpn_tunnel_log_has_events", tunnel=IPS[0], log="bgp") == 1  # read before
+    assert value(samples, "aws_vpn_tunnel_log_has_events", tunnel=IPS[1], log="bgp") is None  # unknown, not "none"
 
 
 @pytest.mark.parametrize("name,ip,claimed", [

@@ -149,6 +149,8 @@ def test_state_of_tunnels_gone_for_a_retention_is_forgotten(aws, make_exporter, 
     exporter.poll_once()
     state = json.loads((tmp_path / "state" / "logs-state.json").read_text())
     assert state["tunnels"] and state["cursors"]
+    compiled = lambda: exporter.logs._addresses._compiled  # noqa: E731  (one entry per live outside IP)
+    assert compiled()
     boto3.client("ec2", region_name=REGION).delete_vpn_connection(VpnConnectionId=vpn)
     exporter.poll_once()
     assert json.loads((tmp_path / "state" / "logs-state.json").read_text())["tunnels"]  # not yet: retention
@@ -156,6 +158,7 @@ def test_state_of_tunnels_gone_for_a_retention_is_forgotten(aws, make_exporter, 
     exporter.poll_once()
     state = json.loads((tmp_path / "state" / "logs-state.json").read_text())
     assert state == {"version": 1, "cursors": {}, "tunnels": {}}
+    assert compiled() == {}  # nor does memory keep what deleted tunnels needed
 
 
 def test_a_state_file_larger_than_the_cap_is_moved_aside(tmp_path, monkeypatch):
