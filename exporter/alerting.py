@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from exporter import metrics as m
-from exporter.findings import FINDINGS
+from exporter.findings import FINDINGS, RUNBOOK_BASE
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_FILE = ROOT / "alerts" / "aws-vpn.rules.yml"
@@ -22,7 +22,7 @@ ALERTMANAGER_FILE = ROOT / "alerts" / "alertmanager.yml"
 # Thresholds and selectors: the one place to tune them.
 SETTINGS = {
     "exporter_job": 'job="aws-vpn-exporter"',
-    "runbook_base": "https://github.com/aws-vpn-exporter/aws-vpn-exporter/blob/main/docs/runbooks.md",
+    "runbook_base": RUNBOOK_BASE,
     # BGP's ConnectRetry (about 120 s) can keep a freshly re-keyed tunnel in IPsec-up/BGP-down for ~2
     # minutes; 3 minutes is the shortest hold that does not page on normal convergence.
     "bgp_down_for": "3m",
@@ -86,8 +86,9 @@ class Alert:
 DIAGNOSE_HINT = "aws-vpn-exporter diagnose --vpn-connection-id <id>"
 
 
-def _finding_alert(name: str, code: str) -> Alert:
+def _finding_alert(code: str) -> Alert:
     spec = FINDINGS[code]
+    name = spec.alert
     subject = TUNNEL_TEXT if spec.scope == "tunnel" else CONNECTION_TEXT
     return Alert(
         name=name, finding=code, severity=spec.severity, duration=SETTINGS["finding_for"],
@@ -170,19 +171,19 @@ def build_alerts() -> list[Alert]:
                     "`dpd_timeout`, `peer_dead`, `rekey_collision` and BGP `bgp_hold_timer_expired`.",
             fix="Look for DPD timeouts (packet loss or an overloaded customer gateway), rekey collisions (mismatched "
                 "lifetimes) and hold-timer expiries; tune timeouts to AWS's values and fix the transport."),
-        _finding_alert("VpnStaticCustomerGatewayOnDynamicConnection", "static_cgw_on_dynamic_connection"),
-        _finding_alert("VpnTrafficSelectorsMismatch", "traffic_selectors_mismatch"),
-        _finding_alert("VpnAcceleratedWithoutNatT", "accelerated_without_nat_t"),
-        _finding_alert("VpnTunnelLoggingDisabled", "tunnel_logging_disabled"),
-        _finding_alert("VpnIkeAuthenticationFailed", "ike_authentication_failed"),
-        _finding_alert("VpnIkeProposalMismatch", "ike_proposal_mismatch"),
-        _finding_alert("VpnIkePeerUnresponsive", "ike_peer_unresponsive"),
-        _finding_alert("VpnIkePhase2Failed", "ike_phase2_failed"),
-        _finding_alert("VpnBgpStuckConnecting", "bgp_stuck_connecting"),
-        _finding_alert("VpnBgpHoldTimerExpired", "bgp_hold_timer_expired"),
-        _finding_alert("VpnBgpOpenMessageError", "bgp_open_message_error"),
-        _finding_alert("VpnBgpMaxPrefixExceeded", "bgp_max_prefix_exceeded"),
-        _finding_alert("VpnBgpRoutesDenied", "bgp_routes_denied"),
+        _finding_alert("static_cgw_on_dynamic_connection"),
+        _finding_alert("traffic_selectors_mismatch"),
+        _finding_alert("accelerated_without_nat_t"),
+        _finding_alert("tunnel_logging_disabled"),
+        _finding_alert("ike_authentication_failed"),
+        _finding_alert("ike_proposal_mismatch"),
+        _finding_alert("ike_peer_unresponsive"),
+        _finding_alert("ike_phase2_failed"),
+        _finding_alert("bgp_stuck_connecting"),
+        _finding_alert("bgp_hold_timer_expired"),
+        _finding_alert("bgp_open_message_error"),
+        _finding_alert("bgp_max_prefix_exceeded"),
+        _finding_alert("bgp_routes_denied"),
         Alert(
             name="VpnExporterCollectionFailing", severity="warning", duration=s["collection_failing_for"],
             expr=f"{m.COLLECTION_SUCCESS} == 0",

@@ -18,6 +18,11 @@ class FindingSpec:
     scope: str  # tunnel | connection
     summary: str
     remedy: str
+    alert: str  # the alert that pages (or tickets) for it; its runbook section is the alert's name in lower case
+
+    @property
+    def runbook_anchor(self) -> str:
+        return self.alert.lower()
 
 
 _SPECS = (
@@ -25,81 +30,103 @@ _SPECS = (
                 "IPsec is established but the BGP session is not (AWS shows DOWN, IPSEC IS UP).",
                 "Work through the causes below in order: does the customer gateway speak BGP (static or "
                 "policy-based devices do not), are the traffic selectors 0.0.0.0/0 <=> 0.0.0.0/0, is NAT-T on for an "
-                "accelerated connection; then general BGP checks (ASNs, peer addresses, hold timers, TCP 179)."),
+                "accelerated connection; then general BGP checks (ASNs, peer addresses, hold timers, TCP 179).",
+                alert="VpnTunnelIpsecUpBgpDown"),
     FindingSpec("static_cgw_on_dynamic_connection", WARNING, "tunnel",
                 "The customer gateway behaves like a static (policy-based) device on a dynamic (BGP) connection.",
                 "The routing option of an existing connection cannot be changed: create a new VPN connection with "
                 "static routing, then reconfigure the customer gateway with the new tunnel outside IP addresses "
                 "(AWS assigns a new pair). The old tunnel inside CIDRs and pre-shared keys may be reused on the new "
-                "connection."),
+                "connection.",
+                alert="VpnStaticCustomerGatewayOnDynamicConnection"),
     FindingSpec("traffic_selectors_mismatch", WARNING, "tunnel",
                 "The negotiated traffic selectors do not fit the connection.",
                 "Set the encryption domain / proxy IDs on the customer gateway to 0.0.0.0/0 (AWS) <=> 0.0.0.0/0 "
                 "(on-premises), and set both the Local and Remote IPv4 network CIDR options of the VPN connection to "
                 "0.0.0.0/0. A dynamic connection needs selectors wide enough for the link-local tunnel inside "
-                "addresses BGP uses."),
+                "addresses BGP uses.",
+                alert="VpnTrafficSelectorsMismatch"),
     FindingSpec("accelerated_without_nat_t", CRITICAL, "tunnel",
                 "Accelerated VPN without NAT traversal: IPsec comes up but no traffic flows, BGP included.",
-                "Enable NAT-T (NAT traversal) on the customer gateway device; accelerated Site-to-Site VPN requires it."),
+                "Enable NAT-T (NAT traversal) on the customer gateway device; accelerated Site-to-Site VPN requires it.",
+                alert="VpnAcceleratedWithoutNatT"),
     FindingSpec("tunnel_logging_disabled", INFO, "tunnel",
                 "Tunnel logs are not delivered to CloudWatch Logs, so selector, NAT-T and BGP checks cannot be made.",
                 "Enable Site-to-Site VPN tunnel activity logs (and BGP logs) to CloudWatch Logs in the tunnel options "
-                "(ModifyVpnTunnelOptions, LogOptions.CloudWatchLogOptions)."),
+                "(ModifyVpnTunnelOptions, LogOptions.CloudWatchLogOptions).",
+                alert="VpnTunnelLoggingDisabled"),
     FindingSpec("redundancy_lost", WARNING, "connection",
                 "Only one tunnel of the connection is up: one more failure takes the connection down.",
                 "Bring the down tunnel back: check its status message and findings, and the customer gateway's "
-                "configuration for that tunnel's outside IP address."),
+                "configuration for that tunnel's outside IP address.",
+                alert="VpnRedundancyLost"),
     FindingSpec("connection_down", CRITICAL, "connection",
                 "No tunnel of the connection is up.",
                 "Check each tunnel's findings. IPSEC IS DOWN: the customer gateway's reachability, IKE settings and "
-                "pre-shared key. IPSEC IS UP: the BGP causes."),
+                "pre-shared key. IPSEC IS UP: the BGP causes.",
+                alert="VpnConnectionDown"),
     FindingSpec("ike_authentication_failed", WARNING, "tunnel",
                 "IKE authentication fails: the customer gateway's pre-shared key (or identity) does not match the "
                 "tunnel's.",
                 "Set the pre-shared key on the customer gateway to this tunnel's key (from the downloaded "
                 "configuration, or Secrets Manager when PreSharedKeyArn is set), or give the tunnel a new key with "
                 "ModifyVpnTunnelOptions and the device the same. The device's IKE identity must be its public IP "
-                "address, the customer gateway's IP."),
+                "address, the customer gateway's IP.",
+                alert="VpnIkeAuthenticationFailed"),
     FindingSpec("ike_proposal_mismatch", WARNING, "tunnel",
                 "IKE finds no common proposal: the customer gateway offers algorithms, DH groups or an IKE version "
                 "the tunnel does not allow.",
                 "Compare the device's phase 1 and phase 2 encryption, integrity, DH groups and IKE version with the "
                 "tunnel options (Phase1/Phase2EncryptionAlgorithms, IntegrityAlgorithms, DHGroupNumbers, IKEVersions) "
-                "and make them overlap, on the device or with ModifyVpnTunnelOptions."),
+                "and make them overlap, on the device or with ModifyVpnTunnelOptions.",
+                alert="VpnIkeProposalMismatch"),
     FindingSpec("ike_peer_unresponsive", WARNING, "tunnel",
                 "The customer gateway stopped answering IKE: DPD timed out, the peer was declared dead, or phase 1 "
                 "never completed.",
                 "Check that the device is up and that its public IP is the customer gateway's IP; allow UDP 500 and "
                 "UDP 4500 (NAT-T) to and from both tunnel outside IPs on every firewall and NAT on the path. For a "
                 "tunnel that drops when idle, have the device initiate, or set the tunnel's DPD timeout action to "
-                "restart (ModifyVpnTunnelOptions)."),
+                "restart (ModifyVpnTunnelOptions).",
+                alert="VpnIkePeerUnresponsive"),
     FindingSpec("ike_phase2_failed", WARNING, "tunnel",
                 "IKE phase 1 is up but phase 2 (the IPsec SA) cannot be established: AWS logs \"Phase 2 was unable to "
                 "establish while keeping Phase 1\".",
                 "Compare the device's phase 2 (IPsec) settings with the tunnel options: encryption and integrity "
                 "algorithms, the PFS DH group (Phase2DHGroupNumbers) and the lifetime; and its traffic selectors "
-                "(0.0.0.0/0 <=> 0.0.0.0/0 for a route-based tunnel). Fix the device or use ModifyVpnTunnelOptions."),
+                "(0.0.0.0/0 <=> 0.0.0.0/0 for a route-based tunnel). Fix the device or use ModifyVpnTunnelOptions.",
+                alert="VpnIkePhase2Failed"),
     FindingSpec("bgp_stuck_connecting", WARNING, "tunnel",
                 "BGP stays in Connect/Active while IPsec is up: the TCP session to the peer never opens.",
                 "Check that the customer gateway allows TCP 179 over the tunnel, that its BGP neighbor is the AWS "
-                "inside address of this tunnel, and that BGP is configured on the device at all."),
+                "inside address of this tunnel, and that BGP is configured on the device at all.",
+                alert="VpnBgpStuckConnecting"),
     FindingSpec("bgp_hold_timer_expired", WARNING, "tunnel",
                 "The BGP hold timer expired recently: keepalives stopped arriving.",
                 "Check the tunnel's stability (DPD, packet loss), the customer gateway's load, and that the hold "
-                "timers match (AWS uses 30 s)."),
+                "timers match (AWS uses 30 s).",
+                alert="VpnBgpHoldTimerExpired"),
     FindingSpec("bgp_open_message_error", CRITICAL, "tunnel",
                 "The BGP OPEN message was rejected (typically an ASN or peer address mismatch).",
                 "Compare the AS numbers on both sides: the customer gateway's ASN must match the one the VPN "
-                "connection was created with, and its neighbor must be AWS's ASN and inside address."),
+                "connection was created with, and its neighbor must be AWS's ASN and inside address.",
+                alert="VpnBgpOpenMessageError"),
     FindingSpec("bgp_max_prefix_exceeded", CRITICAL, "tunnel",
                 "The customer gateway advertised more routes than AWS accepts; the session was reset.",
                 "Summarise the advertised prefixes below the quota (100 routes per BGP session for a virtual private "
-                "gateway) or advertise a default route."),
+                "gateway) or advertise a default route.",
+                alert="VpnBgpMaxPrefixExceeded"),
     FindingSpec("bgp_routes_denied", WARNING, "tunnel",
                 "AWS denied routes advertised by the customer gateway.",
                 "Read the denial reason in the BGP log (for example an AS path containing AWS's own AS, or a "
-                "non-connected next hop) and fix the advertisement on the customer gateway."),
+                "non-connected next hop) and fix the advertisement on the customer gateway.",
+                alert="VpnBgpRoutesDenied"),
 )
 
 FINDINGS: dict[str, FindingSpec] = {spec.code: spec for spec in _SPECS}
 SEVERITIES = (CRITICAL, WARNING, INFO)
+RUNBOOK_BASE = "https://github.com/aws-vpn-exporter/aws-vpn-exporter/blob/main/docs/runbooks.md"
+
+
+def runbook_url(code: str, base: str = RUNBOOK_BASE) -> str:
+    """The runbook section for a finding: that of the alert standing for it."""
+    return f"{base}#{FINDINGS[code].runbook_anchor}"

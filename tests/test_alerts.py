@@ -65,7 +65,11 @@ def test_alert_conventions_and_runbooks():
 
 
 def test_every_finding_has_an_alert():
-    covered = {alert.finding for alert in alerting.build_alerts()}
+    alerts = {alert.name: alert for alert in alerting.build_alerts()}
+    for code, spec in FINDINGS.items():
+        assert spec.alert in alerts, f"{code} names alert {spec.alert}, which does not exist"
+        assert alerts[spec.alert].finding in (code, None)
+    covered = {alert.finding for alert in alerts.values()}
     # connection-level states are alerted on their primary metrics (VpnConnectionDown, VpnRedundancyLost)
     assert set(FINDINGS) - covered == {"connection_down", "redundancy_lost"}
 
