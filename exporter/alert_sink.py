@@ -20,6 +20,7 @@ from exporter.web import parse_listen_address
 
 log = logging.getLogger("exporter.alert_sink")
 MAX_BODY_BYTES = 1 << 20
+REFRESH_SECONDS = 10
 
 
 class AlertSink(ThreadingHTTPServer):
@@ -51,8 +52,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.notifications.append((time.time(), self.path, payload))
         for alert in payload.get("alerts", []):
             labels = alert.get("labels", {})
-            log.info("notification receiver=%s status=%s alertname=%s vpn_connection_id=%s tunnel=%s",
-                     self.path.strip("/"), alert.get("status"), labels.get("alertname"),
+            log.info("notification receiver=%s status=%s severity=%s alertname=%s vpn_connection_id=%s tunnel=%s",
+                     self.path.strip("/"), alert.get("status"), labels.get("severity"), labels.get("alertname"),
                      labels.get("vpn_connection_id", ""), labels.get("tunnel", ""))
         self._send(200, b"ok\n", "text/plain")
 
@@ -62,15 +63,14 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.dumps([{"received_at": at, "receiver": path, "payload": payload}
                                for at, path, payload in received], indent=2).encode()
             return self._send(200, body, "application/json")
-        rows = "".join(
-            f"<tr><td>{time.strftime('%H:%M:%S', time.gmtime(at))}</td><td>{html.escape(path)}</td>"
-            f"<td>{html.escape(alert.get('status', ''))}</td>"
-            f"<td>{html.escape(alert.get('labels', {}).get('alertname', ''))}</td>"
-            f"<td>{html.escape(alert.get('annotations', {}).get('description', ''))}</td></tr>"
-            for at, path, payload in reversed(received) for alert in payload.get("alerts", []))
-        page = (f"<!doctype html><title>Alert sink</title><h1>Notifications from Alertmanager</h1>"
-                f"<table border=1><tr><th>UTC</th><th>receiver</th><th>status</th><th>alert</th><th>description</th>"
-                f"</tr>{rows}</table>").encode()
+        rows = "".join(_row(at, path, alert) for at, path, payload in reversed(received)
+                       for alert in payload.get("alerts", []))
+        page = (f"<!doctype html><meta charset=utf-8><meta http-equiv=refresh content={REFRESH_SECONDS}>"
+                "<title>Alert sink</title><style>td{vertical-align:top} .critical{color:#b00} "
+                "pre{white-space:pre-wrap;margin:0;max-width:70em}</style><h1>Notifications from Alertmanager</h1>"
+                f"<p>Newest first; this page refreshes every {REFRESH_SECONDS} s.</p>"
+                "<table border=1><tr><th>UTC</th><th>receiver</th><th>status</th><th>severity</th><th>alert</th>"
+                f"<th>what and why</th></tr>{rows}</table>").encode()
         self._send(200, page, "text/html; charset=utf-8")
 
     def _send(self, code: int, body: bytes, content_type: str) -> None:
@@ -82,6 +82,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:
         pass
+
+
+def _row(at: float, path: str, alert: dict) -> str:
+    """One alert of a notification: what fired, where, the diagnosed cause and the runbook link."""
+    labels, annotations = alert.get("labels", {}), alert.get("annotations", {})
+    severity = labels.get("severity", "")
+    runbook = annotations.get("runbook_url", "")
+    link = f'<br><a href="{html.escape(runbook)}">runbook</a>' if runbook.startswith(("https://", "http://")) else ""
+    cause = annotations.get("cause") or annotations.get("fix") or ""
+    return (f"<tr><td>{time.strftime('%H:%M:%S', time.gmtime(at))}</td><td>{html.escape(path)}</td>"
+            f"<td>{html.escape(alert.get('status', ''))}</td><td class={html.escape(severity)}>{html.escape(severity)}</td>"
+            f"<td>{html.escape(labels.get('alertname', ''))}</td>"
+            f"<td>{html.escape(annotations.get('description', ''))}<pre>{html.escape(cause)}</pre>{link}</td></tr>")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ findings catalogue (one source of truth). ``python -m exporter.alerting`` rewrit
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +20,10 @@ RULES_FILE = ROOT / "alerts" / "aws-vpn.rules.yml"
 RUNBOOKS_FILE = ROOT / "docs" / "runbooks.md"
 ALERTMANAGER_FILE = ROOT / "alerts" / "alertmanager.yml"
 
-# Thresholds and selectors: the one place to tune them.
-SETTINGS = {
+SETTINGS_FILE = ROOT / "alerts" / "settings.yml"
+
+# Defaults of what operators set in alerts/settings.yml (thresholds, selectors, receivers).
+DEFAULTS = {
     "exporter_job": 'job="aws-vpn-exporter"',
     "runbook_base": RUNBOOK_BASE,
     # BGP's ConnectRetry (about 120 s) can keep a freshly re-keyed tunnel in IPsec-up/BGP-down for ~2
@@ -40,7 +43,39 @@ SETTINGS = {
     "source_stale_seconds": 900,
     "log_lag_seconds": 900,
     "log_lag_for": "15m",
+    "receivers": {
+        "pager": {"webhook_configs": [{"url": "http://alert-sink:9099/pager", "send_resolved": True}]},
+        "ticket": {"webhook_configs": [{"url": "http://alert-sink:9099/ticket", "send_resolved": True}]},
+    },
 }
+DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")  # Prometheus' duration syntax
+
+
+def load_settings(path: Path = SETTINGS_FILE) -> dict:
+    """The defaults, overridden by the operator's settings file; a clear error naming the file and key."""
+    settings = dict(DEFAULTS)
+    if not path.exists():
+        return settings
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise SystemExit(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise SystemExit(f"{path}: expected a mapping of settings")
+    for key, value in data.items():
+        if key not in DEFAULTS:
+            raise SystemExit(f"{path}: unknown key {key!r} (known: {', '.join(sorted(DEFAULTS))})")
+        if type(value) is not type(DEFAULTS[key]) and not (isinstance(DEFAULTS[key], float) and type(value) is int):
+            raise SystemExit(f"{path}: {key}: expected {type(DEFAULTS[key]).__name__}, got {value!r}")
+        if key.endswith("_for") and not DURATION.match(value):
+            raise SystemExit(f"{path}: {key}: {value!r} is not a Prometheus duration (e.g. 5m)")
+        if key == "receivers" and set(value) != {"pager", "ticket"}:
+            raise SystemExit(f"{path}: receivers: expected exactly 'pager' and 'ticket', got {sorted(value)}")
+        settings[key] = value
+    return settings
+
+
+SETTINGS = load_settings()
 
 CONNECTION = "account_id, region, vpn_connection_id"
 TUNNEL = CONNECTION + ", tunnel"
@@ -67,6 +102,7 @@ class Alert:
     fix: str
     duration: str = "0m"
     finding: str | None = None  # the diagnosis finding this alert stands for, if any
+    cause_scope: str | None = None  # tunnel | connection: the page carries that one's diagnosed causes
     extra_labels: dict = field(default_factory=dict)
 
     @property
@@ -80,10 +116,65 @@ class Alert:
         rule["labels"] = {"severity": self.severity, **self.extra_labels}
         rule["annotations"] = {"summary": self.summary, "description": self.description,
                                "runbook_url": f"{SETTINGS['runbook_base']}#{self.anchor}"}
+        if self.cause_scope:
+            rule["annotations"]["cause"] = causes_template(self.cause_scope)
+        elif self.finding:
+            rule["annotations"]["fix"] = self.fix
         return rule
 
 
 DIAGNOSE_HINT = "aws-vpn-exporter diagnose --vpn-connection-id <id>"
+
+# The causes of a down tunnel in the order to rule them out (the runbooks' checklist).
+CHECKLIST = ("tunnel_logging_disabled", "static_cgw_on_dynamic_connection", "traffic_selectors_mismatch",
+             "accelerated_without_nat_t", "ike_authentication_failed", "ike_proposal_mismatch",
+             "ike_peer_unresponsive", "ike_phase2_failed", "bgp_open_message_error", "bgp_stuck_connecting",
+             "bgp_hold_timer_expired", "bgp_max_prefix_exceeded", "bgp_routes_denied")
+
+# Findings that say *that* a tunnel or connection is down, not *why*: never offered as a page's cause.
+GENERIC_FINDINGS = ("ipsec_up_bgp_down", "connection_down", "redundancy_lost")
+CONNECTION_MATCHERS = 'account_id="%s",region="%s",vpn_connection_id="%s"'
+CONNECTION_ARGS = "$labels.account_id $labels.region $labels.vpn_connection_id"
+
+
+def causes_template(scope: str) -> str:
+    """The ``cause`` annotation: the diagnosed causes of the alert's tunnel (or connection), one line each
+    with its fix and runbook section, then the customer gateway's IP and ASN; "no specific cause" and the
+    checklist when there is none. Prometheus runs these queries when the alert fires, so the page carries
+    the cause at once, even while the cause's own alert waits for its ``for`` or is inhibited. The wording
+    comes from ``aws_vpn_finding_info`` (the catalogue, as exported), so it is the diagnosing exporter's."""
+    generic = "|".join(GENERIC_FINDINGS)
+    own = m.TUNNEL_FINDING + "{" + CONNECTION_MATCHERS + ',finding!~"' + generic + '"'
+    if scope == "tunnel":  # the tunnel's findings and the connection's own
+        findings = "(" + own + ',tunnel="%s"} or ' + own + ',tunnel=""})'
+        args = f"{CONNECTION_ARGS} $labels.tunnel {CONNECTION_ARGS}"
+    else:
+        findings, args = own + "}", CONNECTION_ARGS
+    query = (f"max by (tunnel, finding) ({findings}) * on(finding) group_left(alert, summary, remedy) "
+             f"topk by (finding) (1, {m.FINDING_INFO})")
+    selectors_query = m.TUNNEL_SELECTOR_INFO + "{" + CONNECTION_MATCHERS + ',tunnel="%s"}'
+    gateway_query = ("max by (customer_gateway_id, ip_address, bgp_asn) (" + m.CUSTOMER_GATEWAY_INFO
+                     + '{account_id="%s",region="%s"}) * on(customer_gateway_id) group_left() '
+                     "max by (customer_gateway_id) (" + m.CONNECTION_INFO + "{" + CONNECTION_MATCHERS + "})")
+    base = SETTINGS["runbook_base"]
+    return "".join([
+        "{{ range $i, $cause := query (printf `", query, "` ", args, ') | sortByLabel "finding" }}',
+        "{{ if $i }}\n{{ end }}",
+        "{{ if .Labels.tunnel }}Tunnel {{ .Labels.tunnel }}: {{ end }}" if scope == "connection" else "",
+        "{{ .Labels.summary }}",
+        '{{ if eq .Labels.finding "traffic_selectors_mismatch" }}',
+        "{{ range query (printf `", selectors_query, "` ", CONNECTION_ARGS, " .Labels.tunnel) }}",
+        " Negotiated: AWS side {{ .Labels.aws_side }}, customer gateway side {{ .Labels.cgw_side }}.",
+        "{{ end }}{{ end }}",
+        " Fix: {{ .Labels.remedy }} Runbook: ", base, "#{{ toLower .Labels.alert }}",
+        "{{ else }}",
+        "No specific cause diagnosed yet: run `aws-vpn-exporter diagnose --vpn-connection-id "
+        "{{ $labels.vpn_connection_id }}` and follow the checklist: ", base, "#checklist",
+        "{{ end }}",
+        "{{ range query (printf `", gateway_query, "` $labels.account_id $labels.region ", CONNECTION_ARGS, ") }}",
+        "\nCustomer gateway {{ .Labels.customer_gateway_id }}: IP {{ .Labels.ip_address }}, BGP ASN "
+        "{{ .Labels.bgp_asn }}.{{ end }}",
+    ])
 
 
 def _finding_alert(code: str) -> Alert:
@@ -108,6 +199,7 @@ def build_alerts() -> list[Alert]:
     return [
         Alert(
             name="VpnTunnelIpsecUpBgpDown", severity="critical", duration=s["bgp_down_for"], finding="ipsec_up_bgp_down",
+            cause_scope="tunnel",
             expr=with_name(f"{m.TUNNEL_IPSEC_UP} == 1 and on({TUNNEL}) {m.TUNNEL_BGP_UP} == 0"),
             summary="VPN tunnel has IPsec up but BGP down.",
             description=TUNNEL_TEXT + " shows DOWN with IPSEC IS UP: IPsec is established, BGP is not. No routes "
@@ -119,16 +211,18 @@ def build_alerts() -> list[Alert]:
             fix=headline.remedy + " The cause-specific alerts below carry each fix."),
         Alert(
             name="VpnConnectionDown", severity="critical", duration=s["connection_down_for"],
-            expr=with_name(f"max by ({CONNECTION}) ({m.TUNNEL_IPSEC_UP}) == 0"),
-            summary="VPN connection has no tunnel with IPsec up.",
-            description=CONNECTION_TEXT + " has no tunnel with IPsec established: the site is cut off.",
-            meaning=FINDINGS["connection_down"].summary + " Here both tunnels' IPsec is down, so no BGP alert "
-                                                          "fires; this one pages instead and silences the tunnels' alerts.",
-            confirm=f"`max by (vpn_connection_id) ({m.TUNNEL_IPSEC_UP})` is 0; `{DIAGNOSE_HINT}` shows each "
+            finding="connection_down", cause_scope="connection",
+            expr=with_name(f"max by ({CONNECTION}) ({m.TUNNEL_UP}) == 0"),
+            summary="VPN connection has no tunnel up.",
+            description=CONNECTION_TEXT + " has no tunnel up (AWS's status): the site is cut off.",
+            meaning=FINDINGS["connection_down"].summary + " The same rule as the `connection_down` finding: every "
+                    "tunnel AWS reports is DOWN, whether IPsec is down or only BGP. It pages once for the connection, "
+                    "names each tunnel's diagnosed cause, and silences the tunnels' own alerts.",
+            confirm=f"`max by (vpn_connection_id) ({m.TUNNEL_UP})` is 0; `{DIAGNOSE_HINT}` shows each "
                     "tunnel's status message.",
             fix=FINDINGS["connection_down"].remedy),
         Alert(
-            name="VpnTunnelDown", severity="warning", duration=s["tunnel_down_for"],
+            name="VpnTunnelDown", severity="warning", duration=s["tunnel_down_for"], cause_scope="tunnel",
             expr=with_name(f"{m.TUNNEL_IPSEC_UP} == 0"),
             summary="VPN tunnel has IPsec down.",
             description=TUNNEL_TEXT + " has IPsec down (status message IPSEC IS DOWN, or empty on a static connection).",
@@ -139,7 +233,8 @@ def build_alerts() -> list[Alert]:
             fix="Check the customer gateway's reachability and IKE configuration for this tunnel's outside IP "
                 "address: pre-shared key, proposals (encryption, integrity, DH group), and dead peer detection."),
         Alert(
-            name="VpnRedundancyLost", severity="warning", duration=s["redundancy_for"],
+            name="VpnRedundancyLost", severity="warning", duration=s["redundancy_for"], finding="redundancy_lost",
+            cause_scope="connection",
             expr=with_name(f"sum by ({CONNECTION}) ({m.TUNNEL_UP}) == 1\n"
                            f"and on({CONNECTION}) count by ({CONNECTION}) ({m.TUNNEL_UP}) > 1"),
             summary="VPN connection runs on a single tunnel.",
@@ -149,7 +244,7 @@ def build_alerts() -> list[Alert]:
                     f"`{DIAGNOSE_HINT}` says why.",
             fix=FINDINGS["redundancy_lost"].remedy),
         Alert(
-            name="VpnAcceptedRoutesDropped", severity="warning", duration=s["routes_for"],
+            name="VpnAcceptedRoutesDropped", severity="warning", duration=s["routes_for"], cause_scope="tunnel",
             expr=with_name(
                 f"{m.TUNNEL_ACCEPTED_ROUTES} < {s['routes_drop_ratio']} * max_over_time({m.TUNNEL_ACCEPTED_ROUTES}"
                 f"[{s['routes_window']}])\nand on({TUNNEL}) {m.TUNNEL_BGP_UP} == 1"),
@@ -162,7 +257,7 @@ def build_alerts() -> list[Alert]:
             fix="Check the customer gateway's advertised prefixes and filters, and any route denials in the BGP log "
                 "(AS path loops, non-connected next hops); keep under the route quota."),
         Alert(
-            name="VpnTunnelFlapping", severity="warning",
+            name="VpnTunnelFlapping", severity="warning", cause_scope="tunnel",
             expr=with_name(f"changes({m.TUNNEL_LAST_STATUS_CHANGE}[{s['flap_window']}]) >= {s['flap_changes']}"),
             summary="VPN tunnel is flapping.",
             description=TUNNEL_TEXT + " changed state {{ $value }} times in the last " + s["flap_window"] + ".",
@@ -286,11 +381,8 @@ def alertmanager_document() -> dict:
                         "repeat_interval": "1h"},
                        {"matchers": ['severity="info"'], "receiver": "ticket", "repeat_interval": "7d"}],
         },
-        "receivers": [
-            # Replace with pagerduty_configs / opsgenie_configs (and their keys) in production.
-            {"name": "pager", "webhook_configs": [{"url": "http://alert-sink:9099/pager", "send_resolved": True}]},
-            {"name": "ticket", "webhook_configs": [{"url": "http://alert-sink:9099/ticket", "send_resolved": True}]},
-        ],
+        # From alerts/settings.yml: PagerDuty, Opsgenie, Slack, webhooks...
+        "receivers": [{"name": name, **SETTINGS["receivers"][name]} for name in ("pager", "ticket")],
         "inhibit_rules": [
             {"source_matchers": ['alertname="VpnConnectionDown"'],
              "target_matchers": [f'alertname=~"{_silenced_by_connection_down(alerts)}"'],
@@ -313,7 +405,14 @@ def render_runbooks() -> str:
              "Generated by `python -m exporter.alerting` from `exporter/alerting.py` and the findings catalogue "
              "(`exporter/findings.py`); do not edit by hand.", "",
              "Every alert's first step: `aws-vpn-exporter diagnose --config <your config> --vpn-connection-id <id>` "
-             "prints the connection's state, the active findings, their evidence and the next step.", ""]
+             "prints the connection's state, the active findings, their evidence and the next step.", "",
+             "## Checklist", "",
+             "When a page says no specific cause is diagnosed yet (tunnel logs off, or nothing logged yet), work "
+             "through the causes in the order they are most often found:", ""]
+    lines += [f"{number}. {FINDINGS[code].summary} See [{FINDINGS[code].alert}](#{FINDINGS[code].runbook_anchor})."
+              for number, code in enumerate(CHECKLIST, 1)]
+    lines += ["", "Then the transport: UDP 500 and 4500 and TCP 179 (inside the tunnel) allowed on every firewall "
+              "and NAT on the path, and the device up.", ""]
     for alert in build_alerts():
         lines += [f"## {alert.name}", "", f"Severity: **{alert.severity}**"
                   + (f" · for {alert.duration}" if alert.duration != "0m" else "")
@@ -323,16 +422,29 @@ def render_runbooks() -> str:
     return "\n".join(lines)
 
 
-def write_all() -> list[Path]:
+def write_all(root: Path = ROOT) -> list[Path]:
     written = []
     for path, text in ((RULES_FILE, render_rules()), (RUNBOOKS_FILE, render_runbooks()),
                        (ALERTMANAGER_FILE, render_alertmanager())):
+        path = root / path.relative_to(ROOT)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
 
 
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m exporter.alerting", description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", type=Path, default=SETTINGS_FILE, help="default: alerts/settings.yml")
+    parser.add_argument("--output-dir", type=Path, default=ROOT, help="default: the repository")
+    args = parser.parse_args(argv)
+    SETTINGS.update(load_settings(args.settings))
+    for path in write_all(args.output_dir):
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 if __name__ == "__main__":
-    for path in write_all():
-        print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
+    raise SystemExit(main())

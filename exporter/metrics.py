@@ -24,6 +24,7 @@ from typing import Iterable, Iterator, Sequence
 
 from prometheus_client.utils import floatToGoString
 
+from exporter.findings import FINDINGS
 from exporter.logparse import BGP_STATES, IKE_STATES
 from exporter.logstate import TunnelKey, TunnelLogView
 from exporter.model import Snapshot
@@ -55,6 +56,7 @@ TUNNEL_LOG_HAS_EVENTS = "aws_vpn_tunnel_log_has_events"
 TUNNEL_BGP_SESSION_STATE = "aws_vpn_tunnel_bgp_session_state"
 TUNNEL_BGP_LAST_ERROR = "aws_vpn_tunnel_bgp_last_error_timestamp_seconds"
 TUNNEL_FINDING = "aws_vpn_tunnel_finding"
+FINDING_INFO = "aws_vpn_finding_info"
 
 COLLECTION_SUCCESS = "aws_vpn_exporter_collection_success"
 COLLECTION_DURATION = "aws_vpn_exporter_collection_duration_seconds"
@@ -204,7 +206,18 @@ def snapshot_families(snapshot: Snapshot, failed: list[str] | None = None) -> It
             finding.add_metric([item.account_id, item.region, item.vpn_connection_id, item.tunnel, item.code,
                                 item.severity], 1.0)
     yield finding
+    yield _finding_catalogue()
     yield from _collection_families(snapshot)
+
+
+def _finding_catalogue() -> Family:
+    """The findings catalogue as series, one per code: alert templates join it to a tunnel's active findings
+    to put each cause's summary and fix in the page, worded by the exporter that diagnosed it."""
+    catalogue = _gauge(FINDING_INFO, "The diagnosis findings this exporter knows, with their summary, fix and the "
+                       "alert that stands for each; always 1.", ("finding", "severity", "alert", "summary", "remedy"))
+    for spec in FINDINGS.values():
+        catalogue.add_metric([spec.code, spec.severity, spec.alert, spec.summary, spec.remedy], 1.0)
+    return catalogue
 
 
 def _tunnel_rows(labels: list[str], tunnel, tunnel_info: Family, up: Family, ipsec: Family, bgp: Family,

@@ -3,7 +3,9 @@
 ``python -m tests.alert_cases`` rewrites the file; ``tests/test_alerts.py`` checks it is current
 and runs ``promtool test rules`` on it. Each alert gets a case that fires (after its ``for``) and one
 that must stay quiet. Expected annotations are rendered from the rule's own templates with the
-input series' labels, so a join that loses a label (the Name tag) fails the test.
+input series' labels, so a join that loses a label (the Name tag) fails the test; the ``cause``
+annotation, which queries the diagnosis, is written out here from the findings catalogue instead, so
+the templates' queries and wording are checked against an independent statement of the page.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import re
 import sys
 
 from exporter import metrics as m
-from exporter.alerting import ROOT, build_alerts, dump_yaml
+from exporter.alerting import GENERIC_FINDINGS, ROOT, SETTINGS, build_alerts, dump_yaml
+from exporter.findings import FINDINGS
 
 TEST_FILE = ROOT / "alerts" / "tests" / "aws-vpn.test.yml"
 ALERTS = {alert.name: alert for alert in build_alerts()}
@@ -24,7 +27,9 @@ INFO_LABELS = {"state": "available", "routing": "dynamic", "gateway_type": "vgw"
 
 
 def _selector(name: str, labels: dict) -> str:
-    return name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+    def quoted(value: str) -> str:
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return name + "{" + ",".join(f"{k}={quoted(v)}" for k, v in sorted(labels.items())) + "}"
 
 
 def series(metric: str, values: str, /, **labels) -> dict:
@@ -56,14 +61,54 @@ def render(template: str, labels: dict, value: float | None, overrides: dict) ->
     return re.sub(r"\{\{(.*?)\}\}", substitute, template)
 
 
-def expect(alert_name: str, at: str, firing: list[dict], value: float = 1, overrides: dict | None = None) -> dict:
-    """An alert_rule_test entry: ``firing`` is the label sets expected (empty: must stay quiet)."""
+def catalogue() -> list[dict]:
+    """The findings catalogue as the exporter exports it (aws_vpn_finding_info)."""
+    return [series(m.FINDING_INFO, "1x120", finding=spec.code, severity=spec.severity, alert=spec.alert,
+                   summary=spec.summary, remedy=spec.remedy) for spec in FINDINGS.values()]
+
+
+GATEWAY = {"customer_gateway_id": "cgw-1", "ip_address": "203.0.113.10", "bgp_asn": "65010"}
+
+
+def gateway(connection: dict) -> dict:
+    return series(m.CUSTOMER_GATEWAY_INFO, "1x120", account_id=connection["account_id"],
+                  region=connection["region"], name="branch-router", **GATEWAY)
+
+
+def cause(vpn_connection_id: str, findings: list[tuple[str, str]] = (), scope: str = "tunnel",
+          selectors: tuple[str, str] | None = None, with_gateway: bool = False) -> str:
+    """What the page must say: each (tunnel, finding) as a line, sorted by finding, with its fix and runbook
+    section; else "no specific cause"; then the customer gateway."""
+    base = SETTINGS["runbook_base"]
+    lines = []
+    for tunnel_ip, code in sorted(findings, key=lambda item: item[1]):
+        spec = FINDINGS[code]
+        where = f"Tunnel {tunnel_ip}: " if scope == "connection" and tunnel_ip else ""
+        negotiated = (f" Negotiated: AWS side {selectors[0]}, customer gateway side {selectors[1]}."
+                      if code == "traffic_selectors_mismatch" and selectors else "")
+        lines.append(f"{where}{spec.summary}{negotiated} Fix: {spec.remedy} Runbook: {base}#{spec.alert.lower()}")
+    if not lines:
+        lines.append(f"No specific cause diagnosed yet: run `aws-vpn-exporter diagnose --vpn-connection-id "
+                     f"{vpn_connection_id}` and follow the checklist: {base}#checklist")
+    if with_gateway:
+        lines.append(f"Customer gateway {GATEWAY['customer_gateway_id']}: IP {GATEWAY['ip_address']}, BGP ASN "
+                     f"{GATEWAY['bgp_asn']}.")
+    return "\n".join(lines)
+
+
+def expect(alert_name: str, at: str, firing: list[dict], value: float = 1, overrides: dict | None = None,
+           causes: str | None = None) -> dict:
+    """An alert_rule_test entry: ``firing`` is the label sets expected (empty: must stay quiet). ``causes``
+    is the expected ``cause`` annotation; by default that of a tunnel with no diagnosis."""
     alert = ALERTS[alert_name]
     rule = alert.rule()
     expected = []
     for labels in firing:
         labels = {**labels, "severity": alert.severity}
-        annotations = {key: render(text, labels, value, overrides or {}) for key, text in rule["annotations"].items()}
+        annotations = {key: render(text, labels, value, overrides or {}) for key, text in rule["annotations"].items()
+                       if key != "cause"}
+        if "cause" in rule["annotations"]:
+            annotations["cause"] = causes if causes is not None else cause(labels["vpn_connection_id"])
         expected.append({"exp_labels": {"alertname": alert_name, **labels}, "exp_annotations": annotations})
     return {"eval_time": at, "alertname": alert_name, "exp_alerts": expected}
 
@@ -92,9 +137,10 @@ def cases() -> list[dict]:
          "input_series": [info(CONN, "branch"), series(m.TUNNEL_IPSEC_UP, "1x20", **a),
                           series(m.TUNNEL_BGP_UP, "1x20", **a)],
          "alert_rule_test": [expect("VpnTunnelIpsecUpBgpDown", "10m", [])]},
-        {"name": "Connection down when no tunnel has IPsec; tunnel down per tunnel",
+        {"name": "Connection down when no tunnel is up; tunnel down per tunnel with IPsec down",
          "input_series": [
              info(CONN, "lab"), info(OTHER, "hq"),
+             series(m.TUNNEL_UP, "0x20", **a), series(m.TUNNEL_UP, "0x20", **b), series(m.TUNNEL_UP, "1x20", **c),
              series(m.TUNNEL_IPSEC_UP, "0x20", **a), series(m.TUNNEL_IPSEC_UP, "0x20", **b),
              series(m.TUNNEL_IPSEC_UP, "1x20", **c)],
          "alert_rule_test": [
@@ -164,8 +210,9 @@ def cases() -> list[dict]:
          "input_series": [series("up", "1x10")],
          "alert_rule_test": [expect("VpnExporterAbsent", "8m", [])]},
     ]
+    tests += cause_cases(a, b)
     for alert in ALERTS.values():
-        if alert.finding is None or alert.name == "VpnTunnelIpsecUpBgpDown":
+        if alert.finding is None or alert.cause_scope:
             continue
         other_code = "redundancy_lost" if alert.finding != "redundancy_lost" else "connection_down"
         finding = {**a, "finding": alert.finding, "severity": alert.severity}
@@ -175,6 +222,51 @@ def cases() -> list[dict]:
                              series(m.TUNNEL_FINDING, "1x20", **{**b, "finding": other_code, "severity": "warning"})],
             "alert_rule_test": [expect(alert.name, "9m", []),
                                 expect(alert.name, "11m", [_scraped(_named(finding, "site"))])]})
+    return tests
+
+
+def cause_cases(a: dict, b: dict) -> list[dict]:
+    """The page names the cause: the headline alert with each specific cause, and with none; connection down
+    with a cause on each tunnel; narrow selectors named."""
+    vpn, headline = a["vpn_connection_id"], _scraped(_named(a, "branch"))
+    headline_inputs = [info(CONN, "branch"), gateway(CONN), *catalogue(),
+                       series(m.TUNNEL_IPSEC_UP, "1x20", **a), series(m.TUNNEL_BGP_UP, "0x20", **a)]
+    tests = []
+    for code, spec in FINDINGS.items():
+        if spec.scope != "tunnel" or code in GENERIC_FINDINGS:
+            continue
+        found = {**a, "finding": code, "severity": spec.severity}
+        tests.append({
+            "name": f"The headline page names {code} with its fix and runbook, and the customer gateway",
+            "input_series": [*headline_inputs, series(m.TUNNEL_FINDING, "1x20", **found),
+                             series(m.TUNNEL_FINDING, "1x20", **{**a, "finding": "ipsec_up_bgp_down",
+                                                                  "severity": "critical"}),
+                             series(m.TUNNEL_FINDING, "1x20", **{**b, "finding": "bgp_hold_timer_expired",
+                                                                  "severity": "warning"})],  # the other tunnel's
+            "alert_rule_test": [expect("VpnTunnelIpsecUpBgpDown", "4m", [headline],
+                                       causes=cause(vpn, [(a["tunnel"], code)], with_gateway=True))]})
+    tests += [
+        {"name": "The headline page says when no cause is diagnosed, and links the checklist",
+         "input_series": headline_inputs,
+         "alert_rule_test": [expect("VpnTunnelIpsecUpBgpDown", "4m", [headline], causes=cause(vpn, with_gateway=True))]},
+        {"name": "Narrow traffic selectors: the page names the negotiated selectors",
+         "input_series": [*headline_inputs,
+                          series(m.TUNNEL_FINDING, "1x20", **a, finding="traffic_selectors_mismatch", severity="warning"),
+                          series(m.TUNNEL_SELECTOR_INFO, "1x20", **a, aws_side="10.0.0.0/16", cgw_side="192.168.1.0/24")],
+         "alert_rule_test": [expect("VpnTunnelIpsecUpBgpDown", "4m", [headline], causes=cause(
+             vpn, [(a["tunnel"], "traffic_selectors_mismatch")], selectors=("10.0.0.0/16", "192.168.1.0/24"),
+             with_gateway=True))]},
+        {"name": "Connection down: one page naming each tunnel's cause (a wrong key, a silent peer)",
+         "input_series": [info(CONN, "branch"), gateway(CONN), *catalogue(),
+                          series(m.TUNNEL_UP, "0x20", **a), series(m.TUNNEL_UP, "0x20", **b),
+                          series(m.TUNNEL_FINDING, "1x20", **a, finding="ike_authentication_failed", severity="warning"),
+                          series(m.TUNNEL_FINDING, "1x20", **b, finding="ike_peer_unresponsive", severity="warning"),
+                          series(m.TUNNEL_FINDING, "1x20", **CONN, tunnel="", finding="connection_down",
+                                 severity="critical")],
+         "alert_rule_test": [expect("VpnConnectionDown", "4m", [_named(CONN, "branch")], causes=cause(
+             vpn, [(a["tunnel"], "ike_authentication_failed"), (b["tunnel"], "ike_peer_unresponsive")],
+             scope="connection", with_gateway=True))]},
+    ]
     return tests
 
 

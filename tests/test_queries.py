@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
 from exporter import alerting
+from exporter.findings import FINDINGS
 from tests import services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,3 +120,28 @@ def test_the_headline_alert_is_pending_or_firing_for_the_demo(prometheus):
     names = {a["metric"]["name"] for a in alerts}
     assert {"branch-tokyo", "dc-accelerated", "partner-asn"} <= names
     assert "hq-core" not in names and "legacy-static" not in names
+
+
+def test_the_pages_name_the_diagnosed_cause(prometheus):
+    """Prometheus itself renders the ``cause`` annotation from the exporter's findings and catalogue."""
+    url, demo = prometheus
+    partner, tokyo = demo.connection_id("partner-asn"), demo.connection_id("branch-tokyo")
+    alerts = services.wait_until(lambda: _alerts(url, partner, tokyo), 60, "the demo's alerts with their causes")
+    refused = FINDINGS["bgp_open_message_error"]
+    connection_down = alerts[("VpnConnectionDown", partner, "")]
+    for tunnel in ("198.51.100.81", "198.51.100.82"):  # one page for the connection, each tunnel's cause in it
+        assert f"Tunnel {tunnel}: {refused.summary} Fix: {refused.remedy}" in connection_down
+    assert re.search(r"\nCustomer gateway cgw-[0-9a-f]+: IP 203\.0\.113\.80, BGP ASN 65100\.$", connection_down)
+    headline = alerts[("VpnTunnelIpsecUpBgpDown", tokyo, "198.51.100.21")]
+    assert "Negotiated: AWS side 172.31.0.0/16, customer gateway side 10.0.0.0/16." in headline
+    assert "#vpntrafficselectorsmismatch" in headline
+    assert "No specific cause" not in headline
+
+
+def _alerts(url: str, *connections: str) -> dict | None:
+    """(alert name, connection, tunnel) -> cause annotation, once every connection has one."""
+    with urllib.request.urlopen(f"{url}/api/v1/alerts", timeout=10) as response:
+        active = json.load(response)["data"]["alerts"]
+    causes = {(a["labels"]["alertname"], a["labels"].get("vpn_connection_id"), a["labels"].get("tunnel", "")):
+              a["annotations"]["cause"] for a in active if "cause" in a["annotations"]}
+    return causes if {key[1] for key in causes} >= set(connections) else None

@@ -7,10 +7,12 @@ the time from the change in the simulated AWS to the page, and to its resolution
 
 from __future__ import annotations
 
+import html
 import re
 import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -129,6 +131,11 @@ def _drive(sink: AlertSink, demo, prom_url: str) -> None:
     assert alert["annotations"]["summary"] == "VPN tunnel has IPsec up but BGP down."
     assert "(hq-core)" in alert["annotations"]["description"]
     assert alert["annotations"]["runbook_url"].endswith("#vpntunnelipsecupbgpdown")
+    cause = alert["annotations"]["cause"]  # rendered by Prometheus from the exporter's diagnosis
+    assert cause.endswith(": IP 203.0.113.10, BGP ASN 65010.") and ("Fix: " in cause or "No specific cause" in cause)
+    page = urllib.request.urlopen(f"http://127.0.0.1:{sink.server_address[1]}/", timeout=10).read().decode()
+    assert html.escape(cause) in page and "<td class=critical>critical</td>" in page
+    assert 'http-equiv=refresh' in page and f'href="{html.escape(alert["annotations"]["runbook_url"])}"' in page
 
     recovered_at = time.time()
     demo.set_state("hq-core", 0, None)
