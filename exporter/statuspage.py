@@ -35,7 +35,7 @@ th{background:#f0f2f4}td.n{text-align:right}.meta{color:#555}
 .headline{font-size:1.3rem;font-weight:600;padding:.6rem .8rem;border-radius:4px}
 .ok{color:#116329}.bad{color:#b42318}.warn{color:#9a6700}
 .headline.ok{background:#dafbe1}.headline.bad{background:#ffebe9}
-.banner{padding:.6rem .8rem;border:2px solid #b42318;background:#ffebe9;border-radius:4px}
+.banner h2{margin-top:0}.banner{padding:.6rem .8rem;border:2px solid #b42318;background:#ffebe9;border-radius:4px}
 .demo{padding:.4rem .8rem;background:#ddf4ff;border:1px solid #54aeff;border-radius:4px}
 .critical{color:#b42318;font-weight:600}.warning{color:#9a6700;font-weight:600}.info{color:#0969da}
 .name{overflow-wrap:anywhere}nav a{margin-right:1rem}td.summary{width:28%}td.where{width:18%}
@@ -138,7 +138,14 @@ def _body(snapshot: Snapshot, now: float, page: int) -> list[str]:
         headline, css = f"{attention:,} of {len(rows):,} VPN connections need attention.", "bad"
     else:
         headline, css = f"All {len(rows):,} VPN connections are fine.", "ok"
+    failed = [r for r in snapshot.results if not r.success]
+    if rows and failed and len(failed) == len(snapshot.results):
+        headline, css = f"Stale data: {headline[0].lower()}{headline[1:]}", "bad"
     parts.append(f'<p class="headline {css}" role="status">{_e(headline)}</p>\n')
+    if 0 < len(failed) < len(snapshot.results):
+        parts.append(f'<p class="warn" role="alert"><strong>{len(failed):,} of {len(snapshot.results):,} sources '
+                     f"failed on the latest poll</strong>: {_e(_stale(failed, now))} (see "
+                     '<a href="#sources">Collection</a>).</p>\n')
     parts.append(f'<p>{up:,} of {len(tunnels):,} tunnels UP (AWS status). Snapshot taken {_when(now, snapshot.completed_at)} '
                  f"({_e(_utc(snapshot.completed_at))}).</p>\n")
     parts.append(_connections(rows, attention, now, page))
@@ -161,6 +168,14 @@ def _failures(snapshot: Snapshot, now: float) -> str:
     more = f"<li>and {len(results) - SOURCES_SHOWN:,} more</li>" if len(results) > SOURCES_SHOWN else ""
     return (f'<section class="banner" role="alert"><h2>Collection is failing: every source '
             f"({len(results):,}) failed on the latest poll</h2>\n<p>{stale}</p>\n<ul>{errors}{more}</ul></section>\n")
+
+
+def _stale(failed: list[SourceResult], now: float) -> str:
+    """What the failing sources' data is worth: each keeps showing what it last collected."""
+    times = [r.last_success_timestamp for r in failed]
+    if None in times:
+        return "some of them have never succeeded, so their accounts and regions are missing"
+    return f"what they last collected is still shown, the oldest from {ago(now - min(times))}"
 
 
 def _findings_summary(findings: tuple[Finding, ...], rows: list[_Row]) -> str:

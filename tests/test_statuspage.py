@@ -112,6 +112,7 @@ def test_every_source_failing_is_said_with_the_errors_and_the_data_marked_stale(
     assert "throttled (RequestLimitExceeded)" in text and "AccessDeniedException" in text
     assert "0 of 2 sources succeeded" in text and "FAILED" in text
     assert text.index("Collection is failing") < text.index("VPN connections")  # before everything else
+    assert "Stale data: all 1 VPN connections are fine." in text
 
     never = (SourceResult("123456789012", "us-east-1", "ec2", False, 5.0, None, "no credentials"),)
     text = text_of(statuspage.render(snapshot([], never), now=NOW))
@@ -120,7 +121,9 @@ def test_every_source_failing_is_said_with_the_errors_and_the_data_marked_stale(
 
     some = results[:1] + (SourceResult("123456789012", "eu-west-1", "ec2", True, 0.3, NOW),)
     text = text_of(statuspage.render(snapshot([], some), now=NOW))
-    assert "Collection is failing" not in text and "1 of 2 sources succeeded" in text and "1h ago" in text
+    assert "Collection is failing" not in text and "1 of 2 sources succeeded" in text
+    assert "1 of 2 sources failed on the latest poll: what they last collected is still shown, the oldest from 1h ago" \
+        in text
 
 
 def test_large_snapshots_are_paged_worst_first():
