@@ -245,3 +245,28 @@ def test_a_real_browser_shows_the_demo(demo, make_exporter, tmp_path):
     assert len(pixels) >= 5, pixels  # text, background, the coloured headline: not a single colour
     headline = {row[x:x + 3] for row in rows[120:150] for x in range(0, 400 * bpp, bpp)}
     assert any(r > g + 40 and r > b + 40 for r, g, b in headline), headline  # the red "need attention" band
+
+
+def test_every_source_failing_on_the_real_path_is_ready_and_said(aws, faults, make_exporter):
+    """/-/ready is 200 once a poll completed, even one where every source failed; / says what failed."""
+    from exporter.config import AwsSettings, LogsConfig
+    from tests.faults import Fault
+
+    add_vpn_connection("us-east-1", [tunnel_telemetry("192.0.2.10", "UP", "2 BGP ROUTES", 2)],
+                       {"StaticRoutesOnly": False}, name="east-site")
+    exporter = make_exporter([Target(regions=("us-east-1",))], aws=AwsSettings(max_attempts=1),
+                             logs=LogsConfig(enabled=False))
+    faults.faults.append(Fault(operation="DescribeVpnConnections", status=403, code="UnauthorizedOperation"))
+    exporter.poll_once()
+    assert requests.get(exporter.url + "/-/ready", timeout=5).status_code == 200
+    text = text_of(requests.get(exporter.url + "/", timeout=5).text)
+    assert "Collection is failing: every source (1) failed on the latest poll" in text
+    assert "No source has ever succeeded" in text and "UnauthorizedOperation" in text
+
+    faults.faults.clear()
+    exporter.poll_once()
+    faults.faults.append(Fault(operation="DescribeVpnConnections", status=403, code="UnauthorizedOperation"))
+    exporter.poll_once()
+    text = text_of(requests.get(exporter.url + "/", timeout=5).text)
+    assert "The data below is stale: it is from the last successful collection, 0s ago" in text
+    assert "Stale data: all 1 VPN connections are fine." in text and "east-site" in text
