@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/status_page.py [--tunnels 1000 10000] [--repeat 20]
 
 For each size, on the scrape benchmark's snapshot (most tunnels healthy) and on a worst case (every
-connection has findings: logging off everywhere, one tunnel of each down): the time to build the page (per request, as the server does; median and worst of
---repeat), its size, and the same through the real HTTP server (GET /, median). Target: well under
-a second at 10,000 tunnels.
+connection has findings: logging off everywhere, one tunnel of each down): the time to build the page
+(per request, as the server does; median and worst of --repeat), its size, and the same through the
+real HTTP server (GET /, median). Target: well under a second at 10,000 tunnels.
 """
 
 from __future__ import annotations

@@ -29,8 +29,9 @@ ATTENTION = (CRITICAL, WARNING)  # a connection with a finding of these severiti
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1b1f24;background:#fff;max-width:80rem}
-h1{font-size:1.5rem;margin:0 0 .5rem}h2{font-size:1.2rem;margin:1.8rem 0 .5rem}h3{font-size:1rem;margin:1.2rem 0 .3rem}
-table{border-collapse:collapse;margin:.3rem 0}th,td{border:1px solid #c8ccd1;padding:.25rem .5rem;text-align:left;vertical-align:top}
+h1{font-size:1.5rem;margin:0 0 .5rem}h2{font-size:1.2rem;margin:1.8rem 0 .5rem}
+h3{font-size:1rem;margin:1.2rem 0 .3rem}table{border-collapse:collapse;margin:.3rem 0}
+th,td{border:1px solid #c8ccd1;padding:.25rem .5rem;text-align:left;vertical-align:top}
 th{background:#f0f2f4}td.n{text-align:right}.meta{color:#555}
 .headline{font-size:1.3rem;font-weight:600;padding:.6rem .8rem;border-radius:4px}
 .ok{color:#116329}.bad{color:#b42318}.warn{color:#9a6700}
@@ -146,8 +147,8 @@ def _body(snapshot: Snapshot, now: float, page: int) -> list[str]:
         parts.append(f'<p class="warn" role="alert"><strong>{len(failed):,} of {len(snapshot.results):,} sources '
                      f"failed on the latest poll</strong>: {_e(_stale(failed, now))} (see "
                      '<a href="#sources">Collection</a>).</p>\n')
-    parts.append(f'<p>{up:,} of {len(tunnels):,} tunnels UP (AWS status). Snapshot taken {_when(now, snapshot.completed_at)} '
-                 f"({_e(_utc(snapshot.completed_at))}).</p>\n")
+    parts.append(f"<p>{up:,} of {len(tunnels):,} tunnels UP (AWS status). Snapshot taken "
+                 f"{_when(now, snapshot.completed_at)} ({_e(_utc(snapshot.completed_at))}).</p>\n")
     parts.append(_connections(rows, attention, now, page))
     parts.append(_findings_summary(snapshot.findings, rows))
     parts.append(_sources(snapshot.results, now))
@@ -193,7 +194,9 @@ def _findings_summary(findings: tuple[Finding, ...], rows: list[_Row]) -> str:
     for code in sorted(connections, key=lambda c: (SEVERITY_RANK[FINDINGS[c].severity], c)):
         spec = FINDINGS[code]
         affected = sorted(names.get(key, key[2]) for key in connections[code])
-        shown = ", ".join(_e(name) for name in affected[:5]) + (f" and {len(affected) - 5:,} more" if len(affected) > 5 else "")
+        shown = ", ".join(_e(name) for name in affected[:5])
+        if len(affected) > 5:
+            shown += f" and {len(affected) - 5:,} more"
         where = f"{len(affected):,} connection{'s' if len(affected) != 1 else ''}"
         if tunnels[code]:
             where += f", {tunnels[code]:,} tunnel{'s' if tunnels[code] != 1 else ''}"
@@ -240,7 +243,8 @@ def _connection(row: _Row, now: float) -> str:
               else '<span class="ok">fine</span>')
     out = [f'<section><h3 class="name">{title} <code>{_e(c.vpn_connection_id)}</code>: {status}</h3>\n'
            f'<p class="meta">{_e(region.account_id)} / {_e(region.region)}; {_e(c.routing)} routing; '
-           f"{_e(c.gateway_type)} {_e(c.gateway_id)}; {'accelerated; ' if c.accelerated else ''}state {_e(c.state)}</p>\n"]
+           f"{_e(c.gateway_type)} {_e(c.gateway_id)}; {'accelerated; ' if c.accelerated else ''}"
+           f"state {_e(c.state)}</p>\n"]
     by_tunnel: dict[str, list[Finding]] = {}
     for f in row.findings:
         by_tunnel.setdefault(f.tunnel, []).append(f)

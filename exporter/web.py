@@ -259,7 +259,8 @@ class _Handler(BaseHTTPRequestHandler):
                                      page=_page_number(self.path)).encode()
         except Exception:  # isolation: a value the page cannot show never costs /metrics or the server
             log.exception("status page failed")
-            self._send(500, "text/plain; charset=utf-8", b"The status page failed; see the log. /metrics is unaffected.\n")
+            self._send(500, "text/plain; charset=utf-8",
+                       b"The status page failed; see the log. /metrics is unaffected.\n")
             return
         self._send(200, "text/html; charset=utf-8", body)
 

@@ -10,7 +10,6 @@ import zlib
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
 import requests
 
 from exporter import statuspage
@@ -102,8 +101,9 @@ def test_values_from_aws_are_escaped():
 
 
 def test_every_source_failing_is_said_with_the_errors_and_the_data_marked_stale():
-    results = (SourceResult("123456789012", "us-east-1", "ec2", False, 5.0, NOW - 3600, "throttled (RequestLimitExceeded)"),
-               SourceResult("123456789012", "us-east-1", "logs", False, 1.0, NOW - 7200, "AccessDeniedException"))
+    results = (
+        SourceResult("123456789012", "us-east-1", "ec2", False, 5.0, NOW - 3600, "throttled (RequestLimitExceeded)"),
+        SourceResult("123456789012", "us-east-1", "logs", False, 1.0, NOW - 7200, "AccessDeniedException"))
     page = statuspage.render(snapshot([connection("vpn-0a", "alpha", tunnel("192.0.2.1"))], results), now=NOW)
     text = text_of(page)
     assert 'role="alert"' in page
