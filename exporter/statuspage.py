@@ -100,7 +100,7 @@ def render(snapshot: Snapshot | None, now: float | None = None, demo: bool = Fal
                      f"collected yet. This page reloads every {WAITING_REFRESH_SECONDS} s.</p>\n")
     else:
         parts.extend(_body(snapshot, now, page))
-    parts.append(_footer())
+    parts.append(_footer(WAITING_REFRESH_SECONDS if snapshot is None else REFRESH_SECONDS))
     parts.append("</body></html>\n")
     return "".join(parts)
 
@@ -113,11 +113,11 @@ def _head(snapshot: Snapshot | None) -> str:
             f"<title>AWS VPN status</title>\n<style>{_STYLE}</style></head>\n")
 
 
-def _footer() -> str:
+def _footer(refresh: int) -> str:
     return ('<h2 id="links">Links</h2>\n<nav><a href="/metrics">Metrics (/metrics)</a> '
             '<a href="/-/healthy">Health (/-/healthy)</a> <a href="/-/ready">Readiness (/-/ready)</a></nav>\n'
             f'<p class="meta">aws-vpn-exporter {_e(__version__)}. Values are cached from the latest poll; '
-            f"this page never calls AWS. It reloads every {REFRESH_SECONDS} s.</p>\n")
+            f"this page never calls AWS. It reloads every {refresh} s.</p>\n")
 
 
 def _body(snapshot: Snapshot, now: float, page: int) -> list[str]:
