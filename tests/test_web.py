@@ -1,4 +1,4 @@
-"""The HTTP endpoint: readiness, landing page, gzip, and the exposition's validity."""
+"""The HTTP endpoint: readiness, the status page at /, gzip, and the exposition's validity."""
 
 import gzip
 import shutil
