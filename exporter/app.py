@@ -71,6 +71,7 @@ class Exporter:
         self._reload_lock = threading.Lock()
         self.reload_source: Callable[[], Config] | None = None  # how to re-read the config (set by the CLI)
         self.lifecycle = False  # --web.enable-lifecycle: POST /-/reload
+        self.demo = False  # --demo: the status page says it shows the simulated AWS (set by the CLI)
         self.metrics.config_reload_successful.set(1)
         self.metrics.config_reload_timestamp.set(time.time())
 
@@ -218,7 +219,7 @@ class Exporter:
         # default) keeps scrapes served meanwhile (benchmarks/scrape.py: p99 at 1 ms vs 5 ms).
         sys.setswitchinterval(0.001)
         self.server = ExporterServer(self._listen, lambda: self.current, self.metrics.render, self._web_config,
-                                     self.reload if self.lifecycle else None)
+                                     self.reload if self.lifecycle else None, demo=self.demo)
         threading.Thread(target=self.server.serve_forever, name="http", daemon=True).start()
         host, port = self.address
         log.info("listening address=%s:%d", host, port)

@@ -171,6 +171,7 @@ def _serve(config: Config, listen: tuple[str, int], demo, web_config=None, reloa
     exporter = Exporter(config, listen, web_config)
     exporter.reload_source = reload_source
     exporter.lifecycle = lifecycle
+    exporter.demo = demo is not None
     try:
         exporter.start_server()
     except OSError as err:

@@ -18,7 +18,8 @@ from exporter.selectors import ANY, check_tunnel_selectors
 
 RECENT_SECONDS = 3600.0  # a BGP or IKE error older than this no longer counts as a current finding
 _EVENT_OF_ERROR = {error: event for event, error in BGP_ERRORS.items()}
-_STATUS_MESSAGES = {"ipsec_up": "IPSEC IS UP", "ipsec_down": "IPSEC IS DOWN", "bgp_routes": "N BGP ROUTES",
+# How AWS wrote each classified StatusMessage (for evidence and the status page).
+STATUS_MESSAGES = {"ipsec_up": "IPSEC IS UP", "ipsec_down": "IPSEC IS DOWN", "bgp_routes": "N BGP ROUTES",
                     "empty": "(empty)", "missing": "(missing)", "other": "(unrecognised)"}
 _IKE_ERROR_FINDINGS = {
     "psk_mismatch": "ike_authentication_failed", "authentication_failed": "ike_authentication_failed",
@@ -59,7 +60,7 @@ def _duration(seconds: float) -> str:
 def _ipsec_up_bgp_down(connection: Connection, tunnel: Tunnel, now: float) -> list[str] | None:
     if connection.routing != "dynamic" or not tunnel.ipsec_up or tunnel.bgp_up is not False:
         return None
-    evidence = [f"AWS status {tunnel.status}, status message {_STATUS_MESSAGES[tunnel.status_message]}",
+    evidence = [f"AWS status {tunnel.status}, status message {STATUS_MESSAGES[tunnel.status_message]}",
                 f"accepted routes {tunnel.accepted_routes if tunnel.accepted_routes is not None else 'unknown'}"]
     if tunnel.last_status_change is not None:
         evidence.append(f"for {_duration(now - tunnel.last_status_change)} (last status change)")
@@ -120,7 +121,7 @@ def _tunnel_rules(connection: Connection, tunnel: Tunnel, logs: TunnelLogView | 
         code, error, age = recent
         yield code, (f"IKE log: {error.replace('_', ' ')} {_duration(age)} ago",
                      f"{counts.get(error, 0)} such events counted",
-                     f"AWS status {tunnel.status}, status message {_STATUS_MESSAGES[tunnel.status_message]}")
+                     f"AWS status {tunnel.status}, status message {STATUS_MESSAGES[tunnel.status_message]}")
 
 
 def _recent_error(logs: TunnelLogView, fact: str, findings: dict[str, str], now: float) -> tuple | None:
@@ -139,12 +140,12 @@ def _connection_rules(connection: Connection) -> Iterator[tuple]:
     if not known:
         return
     if not up:
-        yield "connection_down", tuple(f"tunnel {t.outside_ip}: DOWN, {_STATUS_MESSAGES[t.status_message]}"
+        yield "connection_down", tuple(f"tunnel {t.outside_ip}: DOWN, {STATUS_MESSAGES[t.status_message]}"
                                        for t in known)
     elif len(known) >= 2 and len(up) == 1:
         down = next(t for t in known if t.status == "DOWN")
         yield "redundancy_lost", (f"tunnel {up[0].outside_ip} UP",
-                                  f"tunnel {down.outside_ip} DOWN, {_STATUS_MESSAGES[down.status_message]}")
+                                  f"tunnel {down.outside_ip} DOWN, {STATUS_MESSAGES[down.status_message]}")
 
 
 def diagnose_connection(region: RegionTelemetry, connection: Connection, tunnel_logs, now: float) -> list[Finding]:

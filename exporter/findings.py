@@ -124,6 +124,7 @@ _SPECS = (
 
 FINDINGS: dict[str, FindingSpec] = {spec.code: spec for spec in _SPECS}
 SEVERITIES = (CRITICAL, WARNING, INFO)
+SEVERITY_RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}  # worst first
 RUNBOOK_BASE = "https://github.com/aws-vpn-exporter/aws-vpn-exporter/blob/main/docs/runbooks.md"
 
 

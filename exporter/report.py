@@ -7,14 +7,13 @@ import textwrap
 from typing import Any, Iterable
 
 from exporter.diagnosis import Finding
-from exporter.findings import CRITICAL, FINDINGS, INFO, WARNING
+from exporter.findings import CRITICAL, FINDINGS, INFO, SEVERITY_RANK, WARNING
 from exporter.model import Snapshot, Tunnel
 
 _COLOURS = {CRITICAL: "31", WARNING: "33", INFO: "36", "good": "32", "bad": "31", "dim": "2", "bold": "1"}
-_SEVERITY_ORDER = {CRITICAL: 0, WARNING: 1, INFO: 2}
 
 
-def _state(value: bool | None, true: str = "up", false: str = "down") -> str:
+def up_down(value: bool | None, true: str = "up", false: str = "down") -> str:
     return "-" if value is None else (true if value else false)
 
 
@@ -29,7 +28,7 @@ def build_report(snapshot: Snapshot, connection_ids: Iterable[str] = ()) -> dict
         if wanted and connection.vpn_connection_id not in wanted:
             continue
         findings = sorted(by_connection.get(connection.vpn_connection_id, ()),
-                          key=lambda f: (_SEVERITY_ORDER[f.severity], f.tunnel, f.code))
+                          key=lambda f: (SEVERITY_RANK[f.severity], f.tunnel, f.code))
         connections.append({
             "vpn_connection_id": connection.vpn_connection_id, "name": connection.name,
             "account_id": region.account_id, "region": region.region, "state": connection.state,
@@ -86,8 +85,8 @@ def render_text(report: dict[str, Any], colour: bool = False, width: int = 100) 
         rows = [("tunnel", "AWS", "IPsec", "BGP", "routes", "since")]
         for tunnel in connection["tunnels"]:
             since = ("-" if tunnel["last_status_change"] is None
-                     else _ago(now - tunnel["last_status_change"]))
-            rows.append((tunnel["outside_ip"], tunnel["status"], _state(tunnel["ipsec_up"]), _state(tunnel["bgp_up"]),
+                     else ago(now - tunnel["last_status_change"]))
+            rows.append((tunnel["outside_ip"], tunnel["status"], up_down(tunnel["ipsec_up"]), up_down(tunnel["bgp_up"]),
                          "-" if tunnel["accepted_routes"] is None else str(tunnel["accepted_routes"]), since))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for index, row in enumerate(rows):
@@ -111,7 +110,7 @@ def render_text(report: dict[str, Any], colour: bool = False, width: int = 100) 
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
-def _ago(seconds: float) -> str:
+def ago(seconds: float) -> str:
     seconds = max(0, int(seconds))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:

@@ -1,4 +1,4 @@
-"""The HTTP endpoint: /metrics, /-/healthy, /-/ready and a landing page.
+"""The HTTP endpoint: /metrics, /-/healthy, /-/ready and the status page at /.
 
 A scrape appends the small live registry to the pre-rendered snapshot; it never calls AWS.
 With gzip, the pre-compressed snapshot and the freshly compressed live part are sent as two gzip
@@ -14,7 +14,6 @@ file descriptors from its AWS calls.
 from __future__ import annotations
 
 import gzip
-import html
 import logging
 import socket
 import ssl
@@ -24,10 +23,11 @@ import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
+from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from exporter import __version__
+from exporter import statuspage
 from exporter.metrics import RenderedSnapshot
 from exporter.webconfig import WebConfig
 
@@ -55,8 +55,9 @@ class ExporterServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], current: Callable[[], RenderedSnapshot | None],
                  live_metrics: Callable[[], bytes], web_config: WebConfig | None = None,
-                 reload: Callable[[], str | None] | None = None):
+                 reload: Callable[[], str | None] | None = None, demo: bool = False):
         self.current = current
+        self.demo = demo  # the status page says it shows the simulated AWS
         self.live_metrics = live_metrics
         self.reload = reload  # POST /-/reload; None unless --web.enable-lifecycle
         self.web_config = web_config or WebConfig()
@@ -247,13 +248,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200 if ready else 503, "text/plain; charset=utf-8",
                        b"Ready.\n" if ready else b"Waiting for the first poll.\n")
         elif path == "/":
-            rendered = self.server.current()
-            status = "Waiting for the first poll." if rendered is None else (
-                f"Serving a snapshot of {sum(1 for _ in rendered.snapshot.connections())} VPN connections.")
-            body = _LANDING.format(version=html.escape(__version__), status=html.escape(status)).encode()
-            self._send(200, "text/html; charset=utf-8", body)
+            self._status_page()
         else:
             self._send(404, "text/plain; charset=utf-8", b"Not found.\n")
+
+    def _status_page(self) -> None:
+        rendered = self.server.current()
+        try:
+            body = statuspage.render(rendered.snapshot if rendered else None, demo=self.server.demo,
+                                     page=_page_number(self.path)).encode()
+        except Exception:  # isolation: a value the page cannot show never costs /metrics or the server
+            log.exception("status page failed")
+            self._send(500, "text/plain; charset=utf-8",
+                       b"The status page failed; see the log. /metrics is unaffected.\n")
+            return
+        self._send(200, "text/html; charset=utf-8", body)
 
     def _metrics(self) -> None:
         rendered = self.server.current()
@@ -303,6 +312,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's signature)
         log.debug("http %s", format % args)
+
+
+def _page_number(path: str) -> int:
+    """``page`` of the query string, 1 when absent or not a positive number (the page clamps it)."""
+    value = parse_qs(path.partition("?")[2]).get("page", ["1"])[0]
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else 1
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:

@@ -42,3 +42,11 @@ def test_churn_benchmark_shows_state_returning_to_its_bound():
     # 20 connections of 2 tunnels each come and go; one connection (2 tunnels, 1 gateway) stays
     assert len(rounds) == 4 and all("42 tunnels in state" in line and ", 2 tunnels, 1 cached" in line
                                     for line in rounds), result.stdout
+
+
+def test_status_page_benchmark_runs():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "status_page.py"), "--tunnels", "400",
+                             "--repeat", "2"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines()[:2]] == ["mostly", "worst"], result.stdout
+    assert "target: every render under 1000 ms: met" in result.stdout

@@ -1,4 +1,4 @@
-"""Pre-shared keys never leave: not in /metrics, not in the logs, not even at debug level."""
+"""Pre-shared keys never leave: not in /metrics, not on the status page, not in the logs, not even at debug level."""
 
 import io
 import logging
@@ -20,7 +20,7 @@ from tests.services import stop_within
 MOTO_CGW_KEY = "Iw2IAN9XUsQeYUrkMGP3kP59ugFDkfHg"  # in every CustomerGatewayConfiguration moto returns
 
 
-def test_keys_reach_neither_metrics_nor_debug_logs(demo, make_exporter):
+def test_keys_reach_neither_metrics_nor_the_status_page_nor_debug_logs(demo, make_exporter):
     stream = io.StringIO()
     logsetup.configure("debug", stream=stream)
     logging.getLogger("botocore").setLevel(logging.DEBUG)  # even with library debug forced on
@@ -28,6 +28,7 @@ def test_keys_reach_neither_metrics_nor_debug_logs(demo, make_exporter):
         exporter = make_exporter(demo.targets())
         exporter.poll_once()
         body = requests.get(f"{exporter.url}/metrics", timeout=5).text
+        page = requests.get(f"{exporter.url}/", timeout=5).text
     finally:
         logsetup.configure("warning")
     logs = stream.getvalue()
@@ -36,8 +37,10 @@ def test_keys_reach_neither_metrics_nor_debug_logs(demo, make_exporter):
     assert len(keys) == 17
     state = "".join(path.read_text() for path in exporter.config.state_dir.glob("*.json"))
     assert "version" in state, "the log state file was written, so the test looked at it"
+    assert "branch-tokyo" in page and "need attention" in page, "the status page was served, so the test looked at it"
     for key in keys:
         assert key not in body
+        assert key not in page
         assert key not in logs
         assert key not in state
 
@@ -76,14 +79,16 @@ def test_the_running_demo_leaks_no_key(tmp_path):
             assert time.time() < deadline
             time.sleep(0.2)
         body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        page = requests.get(f"http://127.0.0.1:{port}/", timeout=5).text
         assert 'name="branch-tokyo"' in body
+        assert "branch-tokyo" in page and "simulated AWS" in page  # --demo reaches the page
     finally:
         code, output = stop_within(process, 30)
     assert code == 0
     logs = "".join(lines) + output
     assert "shutting down" in logs
-    assert MOTO_CGW_KEY not in body and MOTO_CGW_KEY not in logs
-    assert "demo-psk-" not in body and "demo-psk-" not in logs
+    for leak in (MOTO_CGW_KEY, "demo-psk-"):
+        assert leak not in body and leak not in page and leak not in logs
 
 
 def test_keys_are_cut_from_the_raw_response_before_botocore_parses_it(demo):

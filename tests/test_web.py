@@ -1,4 +1,4 @@
-"""The HTTP endpoint: readiness, landing page, gzip, and the exposition's validity."""
+"""The HTTP endpoint: readiness, the status page at /, gzip, and the exposition's validity."""
 
 import gzip
 import shutil
@@ -28,10 +28,15 @@ def test_ready_only_after_the_first_poll(exporter):
     assert requests.get(f"{exporter.url}/-/ready", timeout=5).status_code == 200
 
 
-def test_landing_page_and_unknown_paths(exporter):
+def test_status_page_and_unknown_paths(exporter):
+    waiting = requests.get(exporter.url + "/", timeout=5)
+    assert waiting.status_code == 200 and "Waiting for the first poll" in waiting.text
     exporter.poll_once()
     page = requests.get(exporter.url + "/", timeout=5)
-    assert page.status_code == 200 and 'href="/metrics"' in page.text and "1 VPN connections" in page.text
+    assert page.status_code == 200 and page.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert 'href="/metrics"' in page.text and "1 of 1 VPN connections need attention." in page.text
+    for odd in ("?page=0", "?page=x", "?page=99999999999", "?page=%C2%B2", "?page=2&page=3"):
+        assert requests.get(exporter.url + "/" + odd, timeout=5).status_code == 200, odd
     assert requests.get(f"{exporter.url}/nope", timeout=5).status_code == 404
 
 

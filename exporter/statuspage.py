@@ -1,0 +1,300 @@
+"""The status page at ``/``: the served snapshot as server-rendered HTML, for when Grafana is not at hand.
+
+No JavaScript, no build: semantic headings and tables that read without CSS (a small inline style
+colours them), refreshed by ``<meta http-equiv="refresh">``. Built per request from the snapshot the
+exporter already serves, so it never calls AWS. Every value that came from AWS (Name tags, errors) is
+HTML-escaped; the model holds no secret to leak (pre-shared keys are dropped at the boundary).
+
+The work is bounded at any scale: the connections are sorted worst first and shown PAGE_SIZE at a
+time (``/?page=N``); findings are summarised per code, a table bounded by the catalogue.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass, field
+
+from exporter import __version__
+from exporter.diagnosis import STATUS_MESSAGES, Finding
+from exporter.findings import CRITICAL, FINDINGS, SEVERITIES, SEVERITY_RANK, WARNING, runbook_url
+from exporter.model import Connection, RegionTelemetry, Snapshot, SourceResult, Tunnel
+from exporter.report import ago, up_down
+
+REFRESH_SECONDS = 30  # the page reloads itself this often
+WAITING_REFRESH_SECONDS = 5  # before the first poll, sooner
+PAGE_SIZE = 100  # connections shown in full per page
+SOURCES_SHOWN = 200  # successful sources listed in full up to this many (failures always are)
+ATTENTION = (CRITICAL, WARNING)  # a connection with a finding of these severities needs attention
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1b1f24;background:#fff;max-width:80rem}
+h1{font-size:1.5rem;margin:0 0 .5rem}h2{font-size:1.2rem;margin:1.8rem 0 .5rem}
+h3{font-size:1rem;margin:1.2rem 0 .3rem}table{border-collapse:collapse;margin:.3rem 0}
+th,td{border:1px solid #c8ccd1;padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#f0f2f4}td.n{text-align:right}.meta{color:#555}
+.headline{font-size:1.3rem;font-weight:600;padding:.6rem .8rem;border-radius:4px}
+.ok{color:#116329}.bad{color:#b42318}.warn{color:#9a6700}
+.headline.ok{background:#dafbe1}.headline.bad{background:#ffebe9}
+.banner h2{margin-top:0}.banner{padding:.6rem .8rem;border:2px solid #b42318;background:#ffebe9;border-radius:4px}
+.demo{padding:.4rem .8rem;background:#ddf4ff;border:1px solid #54aeff;border-radius:4px}
+.critical{color:#b42318;font-weight:600}.warning{color:#9a6700;font-weight:600}.info{color:#0969da}
+.name{overflow-wrap:anywhere}nav a{margin-right:1rem}td.summary{width:28%}td.where{width:18%}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _age(now: float, then: float | None) -> str:
+    return "never" if then is None else ago(now - then)
+
+
+def _utc(timestamp: float | None) -> str:
+    return "-" if timestamp is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+
+
+def _when(now: float, timestamp: float | None) -> str:
+    """An age, with the exact time as a tooltip and in a <time> element."""
+    if timestamp is None:
+        return "-"
+    return f'<time datetime="{_utc(timestamp)}" title="{_utc(timestamp)}">{_e(ago(now - timestamp))}</time>'
+
+
+def _state_cell(text: str) -> str:
+    css = {"UP": "ok", "up": "ok", "DOWN": "bad", "down": "bad"}.get(text, "")
+    return f'<td class="{css}">{_e(text)}</td>' if css else f"<td>{_e(text)}</td>"
+
+
+@dataclass
+class _Row:
+    """One connection, with what it takes to sort it worst first."""
+
+    region: RegionTelemetry
+    connection: Connection
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def worst(self) -> int:
+        return min((SEVERITY_RANK[f.severity] for f in self.findings), default=len(SEVERITIES))
+
+    @property
+    def needs_attention(self) -> bool:
+        return any(f.severity in ATTENTION for f in self.findings)
+
+    def sort_key(self) -> tuple:
+        down = sum(1 for t in self.connection.tunnels if t.status != "UP")
+        return (self.worst, -down, self.connection.name, self.connection.vpn_connection_id, self.region.account_id)
+
+
+def render(snapshot: Snapshot | None, now: float | None = None, demo: bool = False, page: int = 1) -> str:
+    """The whole page, as text; ``page`` (from 1) selects which PAGE_SIZE connections are shown in full."""
+    now = time.time() if now is None else now
+    parts = [_head(snapshot), "<body>\n<h1>AWS Site-to-Site VPN status</h1>\n"]
+    if demo:
+        parts.append('<p class="demo"><strong>Demo.</strong> This exporter watches the built-in simulated AWS '
+                     "(<code>--demo</code>), not a real account.</p>\n")
+    if snapshot is None:
+        parts.append('<p class="headline warn" role="status">Waiting for the first poll: no data has been '
+                     f"collected yet. This page reloads every {WAITING_REFRESH_SECONDS} s.</p>\n")
+    else:
+        parts.extend(_body(snapshot, now, page))
+    parts.append(_footer(WAITING_REFRESH_SECONDS if snapshot is None else REFRESH_SECONDS))
+    parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+def _head(snapshot: Snapshot | None) -> str:
+    refresh = WAITING_REFRESH_SECONDS if snapshot is None else REFRESH_SECONDS
+    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+            f'<meta http-equiv="refresh" content="{refresh}">\n'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>AWS VPN status</title>\n<style>{_STYLE}</style></head>\n")
+
+
+def _footer(refresh: int) -> str:
+    return ('<h2 id="links">Links</h2>\n<nav><a href="/metrics">Metrics (/metrics)</a> '
+            '<a href="/-/healthy">Health (/-/healthy)</a> <a href="/-/ready">Readiness (/-/ready)</a></nav>\n'
+            f'<p class="meta">aws-vpn-exporter {_e(__version__)}. Values are cached from the latest poll; '
+            f"this page never calls AWS. It reloads every {refresh} s.</p>\n")
+
+
+def _body(snapshot: Snapshot, now: float, page: int) -> list[str]:
+    by_connection: dict[tuple[str, str, str], list[Finding]] = {}
+    for finding in snapshot.findings:
+        by_connection.setdefault((finding.account_id, finding.region, finding.vpn_connection_id), []).append(finding)
+    rows = [_Row(region, connection, by_connection.get(
+                (region.account_id, region.region, connection.vpn_connection_id), []))
+            for region, connection in snapshot.connections()]
+    rows.sort(key=_Row.sort_key)
+    attention = sum(1 for row in rows if row.needs_attention)
+    tunnels = [t for row in rows for t in row.connection.tunnels]
+    up = sum(1 for t in tunnels if t.status == "UP")
+
+    parts = [_failures(snapshot, now)]
+    if not rows:
+        headline, css = "No VPN connections found in the watched accounts and regions.", "warn"
+    elif attention:
+        headline, css = f"{attention:,} of {len(rows):,} VPN connections need attention.", "bad"
+    else:
+        headline, css = f"All {len(rows):,} VPN connections are fine.", "ok"
+    failed = [r for r in snapshot.results if not r.success]
+    if rows and failed and len(failed) == len(snapshot.results):
+        headline, css = f"Stale data: {headline[0].lower()}{headline[1:]}", "bad"
+    parts.append(f'<p class="headline {css}" role="status">{_e(headline)}</p>\n')
+    if 0 < len(failed) < len(snapshot.results):
+        parts.append(f'<p class="warn" role="alert"><strong>{len(failed):,} of {len(snapshot.results):,} sources '
+                     f"failed on the latest poll</strong>: {_e(_stale(failed, now))} (see "
+                     '<a href="#sources">Collection</a>).</p>\n')
+    parts.append(f"<p>{up:,} of {len(tunnels):,} tunnels UP (AWS status). Snapshot taken "
+                 f"{_when(now, snapshot.completed_at)} ({_e(_utc(snapshot.completed_at))}).</p>\n")
+    parts.append(_connections(rows, attention, now, page))
+    parts.append(_findings_summary(snapshot.findings, rows))
+    parts.append(_sources(snapshot.results, now))
+    return parts
+
+
+def _failures(snapshot: Snapshot, now: float) -> str:
+    """A banner when every source failed on the latest poll: the errors, and how old the data shown is."""
+    results = snapshot.results
+    if not results or any(r.success for r in results):
+        return ""
+    last = max((r.last_success_timestamp for r in results if r.last_success_timestamp is not None), default=None)
+    stale = ("No source has ever succeeded: there is no data to show." if last is None else
+             f"The data below is stale: it is from the last successful collection, {_e(ago(now - last))} "
+             f"({_e(_utc(last))}).")
+    errors = "".join(f"<li>{_e(r.account_id)} {_e(r.region)} {_e(r.source)}: {_e(r.error or 'failed')}</li>"
+                     for r in results[:SOURCES_SHOWN])
+    more = f"<li>and {len(results) - SOURCES_SHOWN:,} more</li>" if len(results) > SOURCES_SHOWN else ""
+    return (f'<section class="banner" role="alert"><h2>Collection is failing: every source '
+            f"({len(results):,}) failed on the latest poll</h2>\n<p>{stale}</p>\n<ul>{errors}{more}</ul></section>\n")
+
+
+def _stale(failed: list[SourceResult], now: float) -> str:
+    """What the failing sources' data is worth: each keeps showing what it last collected."""
+    times = [r.last_success_timestamp for r in failed]
+    if None in times:
+        return "some of them have never succeeded, so their accounts and regions are missing"
+    return f"what they last collected is still shown, the oldest from {ago(now - min(times))}"
+
+
+def _findings_summary(findings: tuple[Finding, ...], rows: list[_Row]) -> str:
+    if not findings:
+        return '<h2 id="findings">Active findings</h2>\n<p class="ok">No active findings.</p>\n'
+    names = {(r.region.account_id, r.region.region, r.connection.vpn_connection_id): r.connection.name or
+             r.connection.vpn_connection_id for r in rows}
+    tunnels: dict[str, int] = {}
+    connections: dict[str, set] = {}
+    for f in findings:
+        tunnels[f.code] = tunnels.get(f.code, 0) + (1 if f.tunnel else 0)
+        connections.setdefault(f.code, set()).add((f.account_id, f.region, f.vpn_connection_id))
+    out = ['<h2 id="findings">Active findings</h2>\n<table><thead><tr><th>Severity</th><th>Finding</th>'
+           "<th>Where</th><th>Fix</th></tr></thead><tbody>\n"]
+    for code in sorted(connections, key=lambda c: (SEVERITY_RANK[FINDINGS[c].severity], c)):
+        spec = FINDINGS[code]
+        affected = sorted(names.get(key, key[2]) for key in connections[code])
+        shown = ", ".join(_e(name) for name in affected[:5])
+        if len(affected) > 5:
+            shown += f" and {len(affected) - 5:,} more"
+        where = f"{len(affected):,} connection{'s' if len(affected) != 1 else ''}"
+        if tunnels[code]:
+            where += f", {tunnels[code]:,} tunnel{'s' if tunnels[code] != 1 else ''}"
+        out.append(f'<tr id="finding-{_e(code)}"><td class="{spec.severity}">{_e(spec.severity)}</td>'
+                   f'<td class="summary"><strong>{_e(spec.summary)}</strong><br><code>{_e(code)}</code></td>'
+                   f'<td class="where">{where}: {shown}</td><td>{_e(spec.remedy)}<br>'
+                   f'Runbook: <a class="name" href="{_e(runbook_url(code))}">{_e(spec.alert)}</a></td></tr>\n')
+    out.append("</tbody></table>\n")
+    return "".join(out)
+
+
+def _connections(rows: list[_Row], attention: int, now: float, page: int) -> str:
+    pages = max(1, -(-len(rows) // PAGE_SIZE))
+    page = min(max(1, page), pages)
+    start = (page - 1) * PAGE_SIZE
+    shown = rows[start:start + PAGE_SIZE]
+    out = ['<h2 id="connections">VPN connections, worst first</h2>\n']
+    if pages > 1:
+        out.append(f"<p>{attention:,} need attention, {len(rows) - attention:,} are fine. Showing "
+                   f"{start + 1:,}–{start + len(shown):,} of {len(rows):,} (page {page} of {pages}).</p>\n")
+        out.append(_pager(page, pages))
+    for row in shown:
+        out.append(_connection(row, now))
+    if pages > 1:
+        out.append(_pager(page, pages))
+    return "".join(out)
+
+
+def _pager(page: int, pages: int) -> str:
+    links = []
+    if page > 1:
+        links.append('<a href="/?page=1#connections">first</a>')
+        links.append(f'<a href="/?page={page - 1}#connections">previous</a>')
+    if page < pages:
+        links.append(f'<a href="/?page={page + 1}#connections">next</a>')
+        links.append(f'<a href="/?page={pages}#connections">last</a>')
+    return f'<nav aria-label="pages">{" ".join(links)}</nav>\n'
+
+
+def _connection(row: _Row, now: float) -> str:
+    c, region = row.connection, row.region
+    title = _e(c.name) if c.name else "<em>(no Name tag)</em>"
+    status = (f'<span class="{SEVERITIES[row.worst]}">{_e(SEVERITIES[row.worst])}</span>' if row.findings
+              else '<span class="ok">fine</span>')
+    out = [f'<section><h3 class="name">{title} <code>{_e(c.vpn_connection_id)}</code>: {status}</h3>\n'
+           f'<p class="meta">{_e(region.account_id)} / {_e(region.region)}; {_e(c.routing)} routing; '
+           f"{_e(c.gateway_type)} {_e(c.gateway_id)}; {'accelerated; ' if c.accelerated else ''}"
+           f"state {_e(c.state)}</p>\n"]
+    by_tunnel: dict[str, list[Finding]] = {}
+    for f in row.findings:
+        by_tunnel.setdefault(f.tunnel, []).append(f)
+    out.append("<table><thead><tr><th>Tunnel</th><th>AWS status</th><th>IPsec</th><th>BGP</th><th>Accepted routes</th>"
+               "<th>Status message</th><th>Since</th><th>Findings</th></tr></thead><tbody>\n")
+    for tunnel in c.tunnels:
+        out.append(_tunnel_row(tunnel, by_tunnel.get(tunnel.outside_ip, ()), now))
+    out.append("</tbody></table>\n")
+    if by_tunnel.get(""):
+        out.append(f"<p>Connection: {_finding_links(by_tunnel[''])}</p>\n")
+    out.append("</section>\n")
+    return "".join(out)
+
+
+def _tunnel_row(tunnel: Tunnel, findings, now: float) -> str:
+    routes = "-" if tunnel.accepted_routes is None else f"{tunnel.accepted_routes:,}"
+    return (f"<tr><td>{_e(tunnel.outside_ip)}</td>{_state_cell(tunnel.status)}{_state_cell(up_down(tunnel.ipsec_up))}"
+            f"{_state_cell(up_down(tunnel.bgp_up))}<td class=\"n\">{routes}</td>"
+            f"<td>{_e(_status_message(tunnel))}</td>"
+            f"<td>{_when(now, tunnel.last_status_change)}</td><td>{_finding_links(findings) or '-'}</td></tr>\n")
+
+
+def _status_message(tunnel: Tunnel) -> str:
+    """The StatusMessage as AWS wrote it, as far as its class tells (the route count is the tunnel's own)."""
+    if tunnel.status_message == "bgp_routes" and tunnel.accepted_routes is not None:
+        return f"{tunnel.accepted_routes} BGP ROUTES"
+    return STATUS_MESSAGES.get(tunnel.status_message, tunnel.status_message)
+
+
+def _finding_links(findings) -> str:
+    return "<br>".join(f'<span class="{f.severity}">{_e(f.severity)}</span> <a href="#finding-{_e(f.code)}">'
+                       f"{_e(f.code)}</a>" for f in sorted(findings, key=lambda f: (SEVERITY_RANK[f.severity], f.code)))
+
+
+def _sources(results: tuple[SourceResult, ...], now: float) -> str:
+    failed = [r for r in results if not r.success]
+    good = [r for r in results if r.success]
+    out = [f'<h2 id="sources">Collection: {len(results) - len(failed):,} of {len(results):,} sources succeeded</h2>\n']
+    listed = failed + (good if len(good) <= SOURCES_SHOWN else [])
+    if listed:
+        out.append("<table><thead><tr><th>Account</th><th>Region</th><th>Source</th><th>Latest collection</th>"
+                   "<th>Error</th><th>Last success (data age)</th><th>Duration</th></tr></thead><tbody>\n")
+        for r in listed:
+            result = '<td class="ok">ok</td>' if r.success else '<td class="bad">FAILED</td>'
+            out.append(f"<tr><td>{_e(r.account_id)}</td><td>{_e(r.region)}</td><td>{_e(r.source)}</td>{result}"
+                       f"<td>{_e(r.error) or '-'}</td><td>{_e(_age(now, r.last_success_timestamp))}</td>"
+                       f'<td class="n">{r.duration_seconds:.2f} s</td></tr>\n')
+        out.append("</tbody></table>\n")
+    if len(good) > SOURCES_SHOWN:
+        oldest = min((r.last_success_timestamp for r in good if r.last_success_timestamp is not None), default=None)
+        out.append(f"<p>{len(good):,} sources succeeded (not listed); the oldest data among them is "
+                   f"{_e(_age(now, oldest))}.</p>\n")
+    return "".join(out)

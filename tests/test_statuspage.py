@@ -1,0 +1,272 @@
+"""The status page at /: what it says in each state, escaping, its bounds at scale, and a real browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import subprocess
+import zlib
+from html.parser import HTMLParser
+from pathlib import Path
+
+import requests
+
+from exporter import statuspage
+from exporter.config import Target
+from exporter.diagnosis import diagnose
+from exporter.findings import FINDINGS, runbook_url
+from exporter.model import Connection, RegionTelemetry, Snapshot, SourceResult, Tunnel
+from tests.conftest import add_vpn_connection, tunnel_telemetry
+
+NOW = 1_800_000_000.0
+HOSTILE = "<script>alert(1)</script>\"&'"
+
+
+def tunnel(ip: str, up: bool = True) -> Tunnel:
+    return Tunnel(ip, "UP" if up else "DOWN", "bgp_routes" if up else "ipsec_down", 5 if up else 0, NOW - 7200,
+                  up, up, "169.254.1.0/30")
+
+
+def connection(vpn: str, name: str, *tunnels: Tunnel) -> Connection:
+    return Connection(vpn, name, "available", "dynamic", "vgw", "vgw-1", "cgw-1", False, tunnels=tunnels)
+
+
+def snapshot(connections, results=None, completed_at: float = NOW) -> Snapshot:
+    region = RegionTelemetry("123456789012", "us-east-1", tuple(connections))
+    results = results if results is not None else (SourceResult("123456789012", "us-east-1", "ec2", True, 0.2, NOW),)
+    taken = Snapshot(completed_at, (region,), tuple(results))
+    return Snapshot(completed_at, taken.regions, taken.results, findings=diagnose(taken))
+
+
+class _Text(HTMLParser):
+    """The page's visible text, as a person (or a screen reader) gets it without CSS."""
+
+    def __init__(self):
+        super().__init__()
+        self.parts, self._skip = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        self._skip += tag in ("style", "script", "title")
+
+    def handle_endtag(self, tag):
+        self._skip -= tag in ("style", "script", "title")
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.parts.append(data)
+
+
+def text_of(page: str) -> str:
+    parser = _Text()
+    parser.feed(page)
+    return re.sub(r"\s+", " ", "".join(parser.parts))
+
+
+def test_waiting_for_the_first_poll():
+    page = statuspage.render(None, now=NOW)
+    assert "Waiting for the first poll" in text_of(page)
+    assert f'<meta http-equiv="refresh" content="{statuspage.WAITING_REFRESH_SECONDS}">' in page
+    assert 'href="/metrics"' in page and "<script" not in page
+
+
+def test_headline_connections_worst_first_and_findings():
+    healthy = connection("vpn-0a", "alpha", tunnel("192.0.2.1"), tunnel("192.0.2.2"))
+    one_down = connection("vpn-0b", "bravo", tunnel("192.0.2.3"), tunnel("192.0.2.4", up=False))
+    down = connection("vpn-0c", "charlie", tunnel("192.0.2.5", up=False), tunnel("192.0.2.6", up=False))
+    page = statuspage.render(snapshot([healthy, one_down, down]), now=NOW)
+    text = text_of(page)
+    assert "2 of 3 VPN connections need attention." in text
+    assert f'<meta http-equiv="refresh" content="{statuspage.REFRESH_SECONDS}">' in page
+    assert text.index("charlie") < text.index("bravo") < text.index("alpha")  # critical, warning, fine
+    assert "3 of 6 tunnels UP" in text
+    assert "IPSEC IS DOWN" in text and "5 BGP ROUTES" in text and "2h ago" in text
+    for code in ("connection_down", "redundancy_lost"):
+        assert FINDINGS[code].remedy in text and FINDINGS[code].summary in text
+        assert f'href="{runbook_url(code)}"' in page
+    assert "tunnel_logging_disabled" in text  # info: shown, though it needs no attention
+    assert "Snapshot taken 0s ago" in text and "1 of 1 sources succeeded" in text
+    fine = statuspage.render(snapshot([healthy]), now=NOW + 90)
+    assert "All 1 VPN connections are fine." in text_of(fine) and "Snapshot taken 1m ago" in text_of(fine)
+
+
+def test_values_from_aws_are_escaped():
+    error = f"AccessDenied: {HOSTILE}"
+    results = (SourceResult("123456789012", "us-east-1", "ec2", False, 1.0, NOW - 600, error),)
+    page = statuspage.render(snapshot([connection("vpn-0a", HOSTILE, tunnel("192.0.2.1", up=False))], results),
+                             now=NOW)
+    assert "<script>" not in page and "alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&amp;&#x27;" in page
+    assert text_of(page).count(HOSTILE) >= 3  # the connection, the findings table, the failure banner
+
+
+def test_every_source_failing_is_said_with_the_errors_and_the_data_marked_stale():
+    results = (
+        SourceResult("123456789012", "us-east-1", "ec2", False, 5.0, NOW - 3600, "throttled (RequestLimitExceeded)"),
+        SourceResult("123456789012", "us-east-1", "logs", False, 1.0, NOW - 7200, "AccessDeniedException"))
+    page = statuspage.render(snapshot([connection("vpn-0a", "alpha", tunnel("192.0.2.1"))], results), now=NOW)
+    text = text_of(page)
+    assert 'role="alert"' in page
+    assert "Collection is failing: every source (2) failed on the latest poll" in text
+    assert "The data below is stale: it is from the last successful collection, 1h ago" in text
+    assert "throttled (RequestLimitExceeded)" in text and "AccessDeniedException" in text
+    assert "0 of 2 sources succeeded" in text and "FAILED" in text
+    assert text.index("Collection is failing") < text.index("VPN connections")  # before everything else
+    assert "Stale data: all 1 VPN connections are fine." in text
+
+    never = (SourceResult("123456789012", "us-east-1", "ec2", False, 5.0, None, "no credentials"),)
+    text = text_of(statuspage.render(snapshot([], never), now=NOW))
+    assert "No source has ever succeeded: there is no data to show." in text and "no credentials" in text
+    assert "No VPN connections found" in text
+
+    some = results[:1] + (SourceResult("123456789012", "eu-west-1", "ec2", True, 0.3, NOW),)
+    text = text_of(statuspage.render(snapshot([], some), now=NOW))
+    assert "Collection is failing" not in text and "1 of 2 sources succeeded" in text
+    assert "1 of 2 sources failed on the latest poll: what they last collected is still shown, the oldest from 1h ago" \
+        in text
+
+
+def test_large_snapshots_are_paged_worst_first():
+    many = [connection(f"vpn-{i:05d}", f"site-{i:05d}", tunnel(f"10.0.{i // 200}.{i % 200}"),
+                       tunnel(f"10.1.{i // 200}.{i % 200}", up=i % 50 != 0)) for i in range(250)]
+    shot = snapshot(many)
+    first = text_of(statuspage.render(shot, now=NOW))
+    assert "5 of 250 VPN connections need attention." in first
+    assert "Showing 1–100 of 250 (page 1 of 3)" in first
+    assert "site-00000" in first and "site-00200" in first  # the 5 that need attention come first
+    # each shown connection once; the findings table names 5 per code (redundancy lost, logging off)
+    assert first.count("site-0") == 100 + 5 + 5
+    last = statuspage.render(shot, now=NOW, page=3)
+    assert "Showing 201–250 of 250 (page 3 of 3)" in text_of(last) and 'href="/?page=2#connections"' in last
+    assert text_of(statuspage.render(shot, now=NOW, page=99)) == text_of(last)
+
+
+def test_render_time_at_10000_tunnels():
+    """The page is built per request: at 10,000 tunnels, all of them with findings, it stays far under a second
+    (benchmarks/status_page.py prints the figures; about 25 ms median on the 2-core CI machine)."""
+    import sys
+    import time
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from scrape import synthetic_snapshot
+    from status_page import worst_case
+
+    shot = worst_case(synthetic_snapshot(10_000))
+    assert len(shot.findings) >= 10_000
+    start = time.perf_counter()
+    page = statuspage.render(shot)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 0.5, elapsed
+    assert len(page) < 500_000 and "5,000 of 5,000 VPN connections need attention." in page
+
+
+def test_served_at_root_with_a_hostile_name_tag(aws, make_exporter):
+    add_vpn_connection("us-east-1", [tunnel_telemetry("192.0.2.10", "DOWN", "IPSEC IS UP")],
+                       {"StaticRoutesOnly": False}, name=HOSTILE)
+    exporter = make_exporter([Target(regions=("us-east-1",))])
+    exporter.poll_once()
+    page = requests.get(exporter.url + "/", timeout=10).text
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&amp;&#x27;" in page
+    assert HOSTILE in text_of(page) and "IPSEC IS UP" in text_of(page)
+
+
+# --- a real browser -----------------------------------------------------------------------------------
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    binary = shutil.which("chromium")
+    assert binary, "chromium is installed by scripts/test (Debian package chromium)"
+    return subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           f"--user-data-dir={tmp_path / 'chromium-profile'}", *args],
+                          capture_output=True, text=True, timeout=90)
+
+
+def png_rows(data: bytes, rows: int) -> tuple[int, list[bytes]]:
+    """The first ``rows`` rows of an 8-bit RGB or RGBA PNG, unfiltered (stdlib only): (bytes per pixel, rows)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    offset, idat, header = 8, [], None
+    while offset < len(data):
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        chunk = data[offset + 8:offset + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", chunk)
+        elif kind == b"IDAT":
+            idat.append(chunk)
+        offset += 12 + length
+    width, _height, depth, colour, _, _, interlace = header
+    assert depth == 8 and colour in (2, 6) and interlace == 0, header
+    bpp = 3 if colour == 2 else 4
+    stride = width * bpp
+    raw = zlib.decompressobj().decompress(b"".join(idat), rows * (stride + 1))
+    out, previous = [], bytearray(stride)
+    for y in range(rows):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for x in range(stride):
+            left = line[x - bpp] if x >= bpp else 0
+            up, corner = previous[x], previous[x - bpp] if x >= bpp else 0
+            if kind == 1:
+                line[x] = (line[x] + left) & 255
+            elif kind == 2:
+                line[x] = (line[x] + up) & 255
+            elif kind == 3:
+                line[x] = (line[x] + (left + up) // 2) & 255
+            elif kind == 4:
+                p = left + up - corner
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                line[x] = (line[x] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)) & 255
+        out.append(bytes(line))
+        previous = line
+    return bpp, out
+
+
+def test_a_real_browser_shows_the_demo(demo, make_exporter, tmp_path):
+    exporter = make_exporter(demo.targets())
+    exporter.server.demo = True  # as the CLI's --demo sets it
+    exporter.poll_once()
+    url = exporter.url + "/"
+
+    dom = chromium(tmp_path, "--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    text = text_of(dom.stdout)
+    assert re.search(r"\d of 8 VPN connections need attention\.", text), text[:500]
+    assert "simulated AWS" in text
+    assert "branch-tokyo" in text and "198.51.100.21" in text and "IPSEC IS UP" in text
+    assert FINDINGS["ipsec_up_bgp_down"].remedy in text
+    assert f'href="{runbook_url("ipsec_up_bgp_down")}"' in dom.stdout
+    assert "sources succeeded" in text and 'href="/metrics"' in dom.stdout
+
+    screenshot = tmp_path / "status.png"
+    shot = chromium(tmp_path, f"--screenshot={screenshot}", "--window-size=1280,2000", "--hide-scrollbars", url)
+    assert shot.returncode == 0 and screenshot.exists(), shot.stderr[-2000:]
+    data = screenshot.read_bytes()
+    assert len(data) > 50_000, len(data)  # a blank 1280x2000 page compresses to a few KiB
+    bpp, rows = png_rows(data, 150)  # the heading, the demo note and the headline
+    pixels = {row[x:x + 3] for row in rows[::5] for x in range(0, len(row), bpp * 7)}
+    assert len(pixels) >= 5, pixels  # text, background, the coloured headline: not a single colour
+    headline = {row[x:x + 3] for row in rows[120:150] for x in range(0, 400 * bpp, bpp)}
+    assert any(r > g + 40 and r > b + 40 for r, g, b in headline), headline  # the red "need attention" band
+
+
+def test_every_source_failing_on_the_real_path_is_ready_and_said(aws, faults, make_exporter):
+    """/-/ready is 200 once a poll completed, even one where every source failed; / says what failed."""
+    from exporter.config import AwsSettings, LogsConfig
+    from tests.faults import Fault
+
+    add_vpn_connection("us-east-1", [tunnel_telemetry("192.0.2.10", "UP", "2 BGP ROUTES", 2)],
+                       {"StaticRoutesOnly": False}, name="east-site")
+    exporter = make_exporter([Target(regions=("us-east-1",))], aws=AwsSettings(max_attempts=1),
+                             logs=LogsConfig(enabled=False))
+    faults.faults.append(Fault(operation="DescribeVpnConnections", status=403, code="UnauthorizedOperation"))
+    exporter.poll_once()
+    assert requests.get(exporter.url + "/-/ready", timeout=5).status_code == 200
+    text = text_of(requests.get(exporter.url + "/", timeout=5).text)
+    assert "Collection is failing: every source (1) failed on the latest poll" in text
+    assert "No source has ever succeeded" in text and "UnauthorizedOperation" in text
+
+    faults.faults.clear()
+    exporter.poll_once()
+    faults.faults.append(Fault(operation="DescribeVpnConnections", status=403, code="UnauthorizedOperation"))
+    exporter.poll_once()
+    text = text_of(requests.get(exporter.url + "/", timeout=5).text)
+    assert "The data below is stale: it is from the last successful collection, 0s ago" in text
+    assert "Stale data: all 1 VPN connections are fine." in text and "east-site" in text
