@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from dataclasses import replace
 
 import pytest
@@ -209,3 +210,19 @@ def test_a_hung_endpoint_ends_the_command_within_poll_timeout(hung_endpoint, tmp
     assert result.returncode == 4
     assert result.stdout.startswith("no data: every source failed: ec2 ")
     assert f"timeout: no answer within {poll_timeout:g}s" in result.stdout and "stale" not in result.stdout
+
+
+def test_the_readme_diagnose_example_works_as_written():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("### The `diagnose` command"):readme.index("## Alerts")]
+    commands = [line.split() for line in section.splitlines()
+                if line.startswith(".venv/bin/aws-vpn-exporter diagnose --demo")]
+    printed = section[section.index("```text\n") + len("```text\n"):].splitlines()
+    assert commands and printed
+    for command in commands:
+        result = subprocess.run([sys.executable, "-m", "exporter", *command[1:]], capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 3, result.stderr
+        assert result.stdout.splitlines()[0] == printed[0]
+        codes = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("  CRITICAL")]
+        assert codes == [line.split()[1] for line in printed if line.startswith("  CRITICAL")]
