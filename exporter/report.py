@@ -46,27 +46,17 @@ def build_report(snapshot: Snapshot, wanted: Iterable[str] = ()) -> dict[str, An
     by_connection: dict[str, list[Finding]] = {}
     for finding in snapshot.findings:
         by_connection.setdefault(finding.vpn_connection_id, []).append(finding)
-    connections, matched, gateways = [], set(), {}
-    for region, connection in snapshot.connections():
-        hits = {w for w in wanted if _matches(connection, w)}
-        if wanted and not hits:
-            continue
-        matched |= hits
-        findings = sorted(by_connection.get(connection.vpn_connection_id, ()), key=_finding_order)
-        if id(region) not in gateways:
-            gateways[id(region)] = region.customer_gateways_by_id()
-        gateway = gateways[id(region)].get(connection.customer_gateway_id)
-        connections.append({
-            "vpn_connection_id": connection.vpn_connection_id, "name": connection.name,
-            "account_id": region.account_id, "region": region.region, "state": connection.state,
-            "severity": min((f.severity for f in findings), key=_RANK.__getitem__, default=HEALTHY),
-            "routing": connection.routing, "gateway_type": connection.gateway_type,
-            "gateway_id": connection.gateway_id, "accelerated": connection.accelerated,
-            "customer_gateway": _customer_gateway(connection, gateway),
-            "tunnels": [_tunnel(t) for t in connection.tunnels],
-            "findings": [{"tunnel": f.tunnel, **_described(f.code), "evidence": list(f.evidence)} for f in findings],
-            "grouped_findings": _grouped(connection, findings),
-        })
+    connections, matched = [], set()
+    for region in snapshot.regions:
+        gateways = region.customer_gateways_by_id()
+        for connection in region.connections:
+            hits = {w for w in wanted if _matches(connection, w)}
+            if wanted and not hits:
+                continue
+            matched |= hits
+            connections.append(_connection(region.account_id, region.region, connection,
+                                           gateways.get(connection.customer_gateway_id),
+                                           by_connection.get(connection.vpn_connection_id, ())))
     connections.sort(key=lambda c: (_RANK[c["severity"]], c["account_id"], c["region"], c["name"],
                                     c["vpn_connection_id"]))
     sources = [{"account_id": r.account_id, "region": r.region, "source": r.source, "success": r.success,
@@ -82,6 +72,22 @@ def build_report(snapshot: Snapshot, wanted: Iterable[str] = ()) -> dict[str, An
         "sources": sources,
         "not_found": [w for w in wanted if w not in matched],
         "connections": connections,
+    }
+
+
+def _connection(account_id: str, region: str, connection: Connection, gateway: CustomerGateway | None,
+                found: Iterable[Finding]) -> dict[str, Any]:
+    findings = sorted(found, key=_finding_order)
+    return {
+        "vpn_connection_id": connection.vpn_connection_id, "name": connection.name,
+        "account_id": account_id, "region": region, "state": connection.state,
+        "severity": min((f.severity for f in findings), key=_RANK.__getitem__, default=HEALTHY),
+        "routing": connection.routing, "gateway_type": connection.gateway_type,
+        "gateway_id": connection.gateway_id, "accelerated": connection.accelerated,
+        "customer_gateway": _customer_gateway(connection, gateway),
+        "tunnels": [_tunnel(t) for t in connection.tunnels],
+        "findings": [{"tunnel": f.tunnel, **_described(f.code), "evidence": list(f.evidence)} for f in findings],
+        "grouped_findings": _grouped(connection, findings),
     }
 
 
@@ -125,7 +131,8 @@ def _grouped(connection: Connection, findings: list[Finding]) -> list[dict[str, 
     tunnels = {t.outside_ip: t for t in connection.tunnels}
     groups: dict[tuple, list[Finding]] = {}
     for finding in findings:
-        groups.setdefault((finding.code, _generalised(finding.evidence, tunnels.get(finding.tunnel))), []).append(finding)
+        key = (finding.code, _generalised(finding.evidence, tunnels.get(finding.tunnel)))
+        groups.setdefault(key, []).append(finding)
     result = []
     for (code, template), members in groups.items():
         ips = [m.tunnel for m in members if m.tunnel]
@@ -204,8 +211,8 @@ def _heading(connection: dict[str, Any], paint) -> str:
 
 def _healthy_line(connection: dict[str, Any], paint) -> str:
     tunnels = ", ".join(f"{t['outside_ip']} {t['status']}"
-                        + (f" ({t['accepted_routes']} routes)" if t["bgp_up"] and t["accepted_routes"] is not None else "")
-                        for t in connection["tunnels"])
+                        + (f" ({t['accepted_routes']} routes)" if t["bgp_up"] and t["accepted_routes"] is not None
+                           else "") for t in connection["tunnels"])
     return f"{_heading(connection, paint)}  {connection['routing']}: {tunnels}"
 
 
