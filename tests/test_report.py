@@ -21,6 +21,7 @@ from exporter.logstate import TunnelKey
 from exporter.model import CustomerGateway, RegionTelemetry, Snapshot, SourceResult
 from exporter.report import HEALTHY, RANKS, build_report, exit_code, render_text, summary_line
 from tests.test_diagnosis import HEALTHY as HEALTHY_TUNNEL, NOW, connection, log_state, tunnel
+from tests.test_secrets import MOTO_CGW_KEY
 
 REFUSED = LogEvent("bgp_open_error", NOW - 60, bgp_error="open_message_error",
                    bgp_error_detail="remote AS 65001, expected 65100")
@@ -155,7 +156,12 @@ def test_the_demo_triage(demo_text_and_json):
     position = {name: next(i for i, line in enumerate(lines) if f" {name}  vpn-" in line) for name in severity}
     assert max(position[n] for n, s in severity.items() if s == CRITICAL) < position["hq-core"]
     assert lines[position["hq-core"]].startswith("HEALTHY")
-    assert "demo-psk-" not in text.stdout + as_json.stdout
+    partner = next(c for c in report["connections"] if c["name"] == "partner-asn")
+    assert partner["customer_gateway"]["ip_address"] == "203.0.113.80" and partner["customer_gateway"]["bgp_asn"] == "65100"
+    assert partner["grouped_findings"][0]["code"] == "bgp_open_message_error"
+    assert len(partner["grouped_findings"][0]["tunnels"]) == 2
+    for key in ("demo-psk-", MOTO_CGW_KEY):
+        assert key not in text.stdout + as_json.stdout
 
 
 def test_the_demo_partner_asn_by_name(demo_text_and_json):
