@@ -125,14 +125,10 @@ class Alert:
 
 DIAGNOSE_HINT = "aws-vpn-exporter diagnose --vpn-connection-id <id>"
 
-# The causes of a down tunnel in the order to rule them out (the runbooks' checklist).
-CHECKLIST = ("tunnel_logging_disabled", "static_cgw_on_dynamic_connection", "traffic_selectors_mismatch",
-             "accelerated_without_nat_t", "ike_authentication_failed", "ike_proposal_mismatch",
-             "ike_peer_unresponsive", "ike_phase2_failed", "bgp_open_message_error", "bgp_stuck_connecting",
-             "bgp_hold_timer_expired", "bgp_max_prefix_exceeded", "bgp_routes_denied")
-
 # Findings that say *that* a tunnel or connection is down, not *why*: never offered as a page's cause.
-GENERIC_FINDINGS = ("ipsec_up_bgp_down", "connection_down", "redundancy_lost")
+GENERIC_FINDINGS = tuple(code for code, spec in FINDINGS.items() if spec.symptom)
+# The causes in the order to rule them out (the catalogue's, the seed's checklist): the runbooks' checklist.
+CHECKLIST = tuple(code for code in FINDINGS if code not in GENERIC_FINDINGS)
 CONNECTION_MATCHERS = 'account_id="%s",region="%s",vpn_connection_id="%s"'
 CONNECTION_ARGS = "$labels.account_id $labels.region $labels.vpn_connection_id"
 

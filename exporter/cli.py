@@ -1,4 +1,5 @@
-"""Command line: ``aws-vpn-exporter [--config FILE | --demo] [--web.listen-address HOST:PORT]``."""
+"""Command line: ``aws-vpn-exporter [--config FILE | --demo] [--web.listen-address HOST:PORT]``, and the
+``diagnose`` and ``healthcheck`` subcommands."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import NoReturn
 
 from exporter import __version__, logsetup, memory
 from exporter.config import Config, ConfigError, LogsConfig, load_config
+from exporter.healthcheck import SUMMARY as HEALTHCHECK_SUMMARY
 from exporter.web import parse_listen_address
 from exporter.webconfig import load_web_config
 
@@ -25,11 +27,21 @@ SIGNAL_CHECK_INTERVAL = 0.2  # seconds between the main thread's checks for a sh
 
 log = logging.getLogger("exporter")
 
+DIAGNOSE_SUMMARY = "collect once and print each connection's cause, evidence and next step, worst first"
+EXIT_STATUS = ("exit status: 0 nothing critical; 3 a critical finding is active; 4 no critical finding, but a "
+               "source failed (or gave no data) or an --vpn-connection-id matched nothing; 1 a configuration "
+               "error; 2 a usage error.")
+
 
 def build_parser() -> argparse.ArgumentParser:
+    commands = {"diagnose": DIAGNOSE_SUMMARY, "healthcheck": HEALTHCHECK_SUMMARY}
     parser = argparse.ArgumentParser(
         prog="aws-vpn-exporter",
-        description="Prometheus exporter for AWS Site-to-Site VPN tunnels.")
+        usage="%(prog)s [options]\n       %(prog)s {diagnose,healthcheck} [options]",
+        description="Prometheus exporter for AWS Site-to-Site VPN tunnels.",
+        epilog="commands (each with its own --help):\n" + "\n".join(
+            f"  {name:<13}{summary}" for name, summary in commands.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", "--config.file", dest="config", metavar="FILE",
                         help="YAML configuration file (see README)")
     parser.add_argument("--config.check", dest="check", action="store_true",
@@ -56,14 +68,12 @@ def _load(args: argparse.Namespace) -> Config | None:
 
 def build_diagnose_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="aws-vpn-exporter diagnose",
-        description="Collect once and explain every VPN connection: state, findings, evidence, next step. "
-                    "Exit status: 0 fine, 3 a critical finding is active, 4 a source failed or an id was not "
-                    "found, 1 a configuration error.")
+        prog="aws-vpn-exporter diagnose", description=DIAGNOSE_SUMMARY[0].upper() + DIAGNOSE_SUMMARY[1:] + ".",
+        epilog=EXIT_STATUS)
     parser.add_argument("--config", "--config.file", dest="config", metavar="FILE")
     parser.add_argument("--demo", action="store_true", help="diagnose the built-in simulated AWS")
-    parser.add_argument("--vpn-connection-id", dest="ids", action="append", default=[], metavar="ID",
-                        help="only this connection (repeatable)")
+    parser.add_argument("--vpn-connection-id", dest="ids", action="append", default=[], metavar="ID_OR_NAME",
+                        help="only this connection, by id or exact Name tag (every match of a Name; repeatable)")
     parser.add_argument("--output", choices=["text", "json"], default="text")
     parser.add_argument("--no-color", dest="no_color", action="store_true", help="never colour the text output")
     parser.add_argument("--log.level", dest="log_level", default="warning",
@@ -125,7 +135,8 @@ def _with_demo(config: Config | None, demo_requested: bool):
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["diagnose"]:
-        return diagnose_main(argv[1:])
+        # Its output is printed: calls still blocked on a hung endpoint past poll_timeout are not waited for.
+        _leave_now(diagnose_main(argv[1:]))
     if argv[:1] == ["healthcheck"]:
         from exporter.healthcheck import main as healthcheck_main
 

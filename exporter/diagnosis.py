@@ -12,13 +12,13 @@ from typing import Callable, Iterator
 
 from exporter.findings import FINDINGS
 from exporter.logstate import CLOCK_SKEW_SECONDS, TunnelKey, TunnelLogView
-from exporter.model import Connection, RegionTelemetry, Snapshot, Tunnel
+from exporter.model import Connection, CustomerGateway, RegionTelemetry, Snapshot, Tunnel
 from exporter.logparse import BGP_ERRORS
 from exporter.selectors import ANY, check_tunnel_selectors
+from exporter.timefmt import duration, utc
 
 RECENT_SECONDS = 3600.0  # a BGP or IKE error older than this no longer counts as a current finding
 _EVENT_OF_ERROR = {error: event for event, error in BGP_ERRORS.items()}
-# How AWS wrote each classified StatusMessage (for evidence and the status page).
 STATUS_MESSAGES = {"ipsec_up": "IPSEC IS UP", "ipsec_down": "IPSEC IS DOWN", "bgp_routes": "N BGP ROUTES",
                     "empty": "(empty)", "missing": "(missing)", "other": "(unrecognised)"}
 _IKE_ERROR_FINDINGS = {
@@ -28,6 +28,10 @@ _IKE_ERROR_FINDINGS = {
     "phase1_timeout": "ike_peer_unresponsive",
     "traffic_selector_unacceptable": "traffic_selectors_mismatch", "phase2_failed": "ike_phase2_failed",
 }
+# Findings whose fix turns on the customer gateway as AWS knows it: the ASN a refused OPEN is checked
+# against, the IP address the device must use as its IKE identity and answer IKE from.
+_CUSTOMER_GATEWAY_FINDINGS = frozenset({"bgp_open_message_error", "ike_authentication_failed",
+                                        "ike_peer_unresponsive"})
 _BGP_ERROR_FINDINGS = {
     "hold_timer_expired": "bgp_hold_timer_expired",
     "open_message_error": "bgp_open_message_error",
@@ -50,20 +54,14 @@ class Finding:
         return FINDINGS[self.code].severity
 
 
-def _duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
 def _ipsec_up_bgp_down(connection: Connection, tunnel: Tunnel, now: float) -> list[str] | None:
     if connection.routing != "dynamic" or not tunnel.ipsec_up or tunnel.bgp_up is not False:
         return None
     evidence = [f"AWS status {tunnel.status}, status message {STATUS_MESSAGES[tunnel.status_message]}",
                 f"accepted routes {tunnel.accepted_routes if tunnel.accepted_routes is not None else 'unknown'}"]
     if tunnel.last_status_change is not None:
-        evidence.append(f"for {_duration(now - tunnel.last_status_change)} (last status change)")
+        evidence.append(f"for {duration(now - tunnel.last_status_change)}, since "
+                        f"{utc(tunnel.last_status_change, now)} (last status change)")
     return evidence
 
 
@@ -86,8 +84,8 @@ def _tunnel_rules(connection: Connection, tunnel: Tunnel, logs: TunnelLogView | 
         if check.mismatch:
             yield "traffic_selectors_mismatch", (
                 f"negotiated (AWS-side) {aws_side} <=> (CGW-side) {cgw_side}",
-                f"connection options: remote (AWS) {connection.remote_ipv4_network_cidr or ANY}, "
-                f"local (CGW) {connection.local_ipv4_network_cidr or ANY}, tunnel inside {tunnel.inside_cidr}",
+                f"expected (connection options) (AWS-side) {connection.remote_ipv4_network_cidr or ANY} <=> "
+                f"(CGW-side) {connection.local_ipv4_network_cidr or ANY}, covering tunnel inside {tunnel.inside_cidr}",
                 "problems: " + ", ".join(check.reasons))
 
     counts = dict(logs.counts)
@@ -113,14 +111,15 @@ def _tunnel_rules(connection: Connection, tunnel: Tunnel, logs: TunnelLogView | 
     if recent := _recent_error(logs, "bgp_error", _BGP_ERROR_FINDINGS, now):
         code, error, age = recent
         detail = logs.fact("bgp_error_detail")
-        yield code, (f"BGP log: {error.replace('_', ' ')} {_duration(age)} ago" + (f": {detail}" if detail else ""),
-                     f"{counts.get(_EVENT_OF_ERROR[error], 0)} such events counted")
+        yield code, (f"BGP log: {error.replace('_', ' ')} {duration(age)} ago" + (f": {detail}" if detail else ""),
+                     f"{counts.get(_EVENT_OF_ERROR[error], 0)} such events counted, the latest at "
+                     f"{utc(now - age, now)}")
 
     # An IKE failure explains a tunnel only while its IPsec is down; once up again, it is history.
     if tunnel.ipsec_up is False and (recent := _recent_error(logs, "ike_error", _IKE_ERROR_FINDINGS, now)):
         code, error, age = recent
-        yield code, (f"IKE log: {error.replace('_', ' ')} {_duration(age)} ago",
-                     f"{counts.get(error, 0)} such events counted",
+        yield code, (f"IKE log: {error.replace('_', ' ')} {duration(age)} ago",
+                     f"{counts.get(error, 0)} such events counted, the latest at {utc(now - age, now)}",
                      f"AWS status {tunnel.status}, status message {STATUS_MESSAGES[tunnel.status_message]}")
 
 
@@ -148,7 +147,14 @@ def _connection_rules(connection: Connection) -> Iterator[tuple]:
                                   f"tunnel {down.outside_ip} DOWN, {STATUS_MESSAGES[down.status_message]}")
 
 
-def diagnose_connection(region: RegionTelemetry, connection: Connection, tunnel_logs, now: float) -> list[Finding]:
+def _customer_gateway_evidence(connection: Connection, gateway: CustomerGateway | None) -> str:
+    if gateway is None:
+        return f"customer gateway {connection.customer_gateway_id or '(none)'}: not described by EC2"
+    return f"customer gateway {gateway.customer_gateway_id}: IP {gateway.ip_address}, BGP ASN {gateway.bgp_asn}"
+
+
+def diagnose_connection(region: RegionTelemetry, connection: Connection, tunnel_logs, now: float,
+                        gateway: CustomerGateway | None = None) -> list[Finding]:
     base = (region.account_id, region.region, connection.vpn_connection_id)
     findings = [Finding(*base, "", code, tuple(e for e in evidence if e))
                 for code, evidence in _connection_rules(connection)]
@@ -157,6 +163,8 @@ def diagnose_connection(region: RegionTelemetry, connection: Connection, tunnel_
         found: dict[str, list[str]] = {}  # one finding per code: two rules may reach the same cause
         for code, evidence in _tunnel_rules(connection, tunnel, logs, now):
             found.setdefault(code, []).extend(e for e in evidence if e)
+        for code in found.keys() & _CUSTOMER_GATEWAY_FINDINGS:
+            found[code].append(_customer_gateway_evidence(connection, gateway))
         findings.extend(Finding(*base, tunnel.outside_ip, code, tuple(evidence)) for code, evidence in found.items())
     return findings
 
@@ -168,9 +176,11 @@ def diagnose(snapshot: Snapshot, now: float | None = None,
     now = snapshot.completed_at if now is None else now
     found: list[Finding] = []
     for region in snapshot.regions:
+        gateways = region.customer_gateways_by_id()
         for connection in region.connections:
             try:
-                found.extend(diagnose_connection(region, connection, snapshot.tunnel_logs, now))
+                found.extend(diagnose_connection(region, connection, snapshot.tunnel_logs, now,
+                                                 gateways.get(connection.customer_gateway_id)))
             except Exception as err:  # isolation: one odd connection never freezes the snapshot
                 if on_error is None:
                     raise

@@ -19,6 +19,7 @@ class FindingSpec:
     summary: str
     remedy: str
     alert: str  # the alert that pages (or tickets) for it; its runbook section is the alert's name in lower case
+    symptom: bool = False  # says what is broken, not why: printed after the cause that explains it
 
     @property
     def runbook_anchor(self) -> str:
@@ -31,7 +32,7 @@ _SPECS = (
                 "Work through the causes below in order: does the customer gateway speak BGP (static or "
                 "policy-based devices do not), are the traffic selectors 0.0.0.0/0 <=> 0.0.0.0/0, is NAT-T on for an "
                 "accelerated connection; then general BGP checks (ASNs, peer addresses, hold timers, TCP 179).",
-                alert="VpnTunnelIpsecUpBgpDown"),
+                alert="VpnTunnelIpsecUpBgpDown", symptom=True),
     FindingSpec("static_cgw_on_dynamic_connection", WARNING, "tunnel",
                 "The customer gateway behaves like a static (policy-based) device on a dynamic (BGP) connection.",
                 "The routing option of an existing connection cannot be changed: create a new VPN connection with "
@@ -59,12 +60,12 @@ _SPECS = (
                 "Only one tunnel of the connection is up: one more failure takes the connection down.",
                 "Bring the down tunnel back: check its status message and findings, and the customer gateway's "
                 "configuration for that tunnel's outside IP address.",
-                alert="VpnRedundancyLost"),
+                alert="VpnRedundancyLost", symptom=True),
     FindingSpec("connection_down", CRITICAL, "connection",
                 "No tunnel of the connection is up.",
                 "Check each tunnel's findings. IPSEC IS DOWN: the customer gateway's reachability, IKE settings and "
                 "pre-shared key. IPSEC IS UP: the BGP causes.",
-                alert="VpnConnectionDown"),
+                alert="VpnConnectionDown", symptom=True),
     FindingSpec("ike_authentication_failed", WARNING, "tunnel",
                 "IKE authentication fails: the customer gateway's pre-shared key (or identity) does not match the "
                 "tunnel's.",

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 ALIVE = (200, 401)
+SUMMARY = "is the exporter on this host answering? (for Docker's HEALTHCHECK)"
 
 
 def _flags_of_pid1() -> list[str]:
@@ -67,7 +68,8 @@ def probe(listen: str, web_config_path: str | None, timeout: float = 3.0) -> tup
 
 def main(argv: list[str]) -> int:
     inherited = _flags_of_pid1()
-    parser = argparse.ArgumentParser(prog="aws-vpn-exporter healthcheck", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="aws-vpn-exporter healthcheck",
+                                     description=SUMMARY[0].upper() + SUMMARY[1:])
     parser.add_argument("--web.listen-address", dest="listen",
                         default=_option(inherited, "--web.listen-address") or "127.0.0.1:9798")
     parser.add_argument("--web.config.file", dest="web_config", default=_option(inherited, "--web.config.file"))

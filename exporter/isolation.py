@@ -28,5 +28,5 @@ def run_isolated(executor: Executor, jobs: Mapping[Hashable, Callable[[], Any]],
 
     futures = {key: executor.submit(timed, job) for key, job in jobs.items()}
     wait(futures.values(), timeout=timeout)
-    return {key: future.result() if future.done() else Outcome(False, "timeout", timeout)
+    return {key: future.result() if future.done() else Outcome(False, f"timeout: no answer within {timeout:g}s", timeout)
             for key, future in futures.items()}

@@ -77,6 +77,10 @@ class RegionTelemetry:
     connections: tuple[Connection, ...] = ()
     customer_gateways: tuple[CustomerGateway, ...] = ()
 
+    def customer_gateways_by_id(self) -> dict[str, CustomerGateway]:
+        """The region's customer gateways, for joining on ``Connection.customer_gateway_id``."""
+        return {gateway.customer_gateway_id: gateway for gateway in self.customer_gateways}
+
 
 @dataclass(frozen=True)
 class Snapshot:

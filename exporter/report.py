@@ -1,52 +1,104 @@
-"""The ``diagnose`` command's output: per connection and tunnel, the state, the findings, their
-evidence and the next step; aligned (and coloured on a terminal) text, or JSON for scripts."""
+"""The ``diagnose`` command's output, triage first: a summary line, then connections worst first, each
+with its cause before its symptoms and with the evidence that decides the fix; healthy ones last, one
+line each. Aligned (and coloured on a terminal) text, or JSON for scripts."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 from typing import Any, Iterable
 
 from exporter.diagnosis import Finding
-from exporter.findings import CRITICAL, FINDINGS, INFO, SEVERITY_RANK, WARNING
-from exporter.model import Snapshot, Tunnel
+from exporter.findings import CRITICAL, FINDINGS, INFO, WARNING
+from exporter.model import Connection, CustomerGateway, Snapshot, Tunnel
+from exporter.timefmt import duration, utc
 
-_COLOURS = {CRITICAL: "31", WARNING: "33", INFO: "36", "good": "32", "bad": "31", "dim": "2", "bold": "1"}
+HEALTHY = "healthy"  # a connection without findings
+RANKS = (CRITICAL, WARNING, INFO, HEALTHY)  # worst first
+_RANK = {severity: index for index, severity in enumerate(RANKS)}
+_CHECKLIST = {code: index for index, code in enumerate(FINDINGS)}  # the catalogue's order: the seed's checklist
+_COLOURS = {CRITICAL: "31", WARNING: "33", INFO: "36", HEALTHY: "32", "good": "32", "bad": "31", "dim": "2",
+            "bold": "1"}
+# A tunnel's own addresses in its evidence: set aside so that the same finding on two tunnels is seen
+# as one. Bounded so that 198.51.100.1 never matches inside 198.51.100.12.
+_OUTSIDE, _INSIDE = "\0outside\0", "\0inside\0"
 
 
 def up_down(value: bool | None, true: str = "up", false: str = "down") -> str:
     return "-" if value is None else (true if value else false)
 
 
-def build_report(snapshot: Snapshot, connection_ids: Iterable[str] = ()) -> dict[str, Any]:
-    """A plain-data report of the snapshot, limited to ``connection_ids`` when given."""
-    wanted = set(connection_ids)
+def _finding_order(finding: Finding) -> tuple:
+    """The cause before the symptom it explains; a tunnel's symptom before the connection's; then the
+    worst first, in the checklist's order."""
+    spec = FINDINGS[finding.code]
+    return spec.symptom, spec.scope == "connection", _RANK[spec.severity], _CHECKLIST[finding.code], finding.tunnel
+
+
+def _matches(connection: Connection, wanted: str) -> bool:
+    return wanted in (connection.vpn_connection_id, connection.name)
+
+
+def build_report(snapshot: Snapshot, wanted: Iterable[str] = ()) -> dict[str, Any]:
+    """A plain-data report of the snapshot, worst connection first; limited to the connections whose id
+    or Name tag is in ``wanted`` when given (a Name may match several: all are kept)."""
+    wanted = list(dict.fromkeys(wanted))
     by_connection: dict[str, list[Finding]] = {}
     for finding in snapshot.findings:
         by_connection.setdefault(finding.vpn_connection_id, []).append(finding)
-    connections = []
-    for region, connection in snapshot.connections():
-        if wanted and connection.vpn_connection_id not in wanted:
-            continue
-        findings = sorted(by_connection.get(connection.vpn_connection_id, ()),
-                          key=lambda f: (SEVERITY_RANK[f.severity], f.tunnel, f.code))
-        connections.append({
-            "vpn_connection_id": connection.vpn_connection_id, "name": connection.name,
-            "account_id": region.account_id, "region": region.region, "state": connection.state,
-            "routing": connection.routing, "gateway_type": connection.gateway_type,
-            "gateway_id": connection.gateway_id, "accelerated": connection.accelerated,
-            "tunnels": [_tunnel(t) for t in connection.tunnels],
-            "findings": [{"tunnel": f.tunnel, "code": f.code, "severity": f.severity,
-                          "summary": FINDINGS[f.code].summary, "evidence": list(f.evidence),
-                          "remedy": FINDINGS[f.code].remedy} for f in findings],
-        })
-    found = {c["vpn_connection_id"] for c in connections}
+    connections, matched = [], set()
+    for region in snapshot.regions:
+        gateways = region.customer_gateways_by_id()
+        for connection in region.connections:
+            hits = {w for w in wanted if _matches(connection, w)}
+            if wanted and not hits:
+                continue
+            matched |= hits
+            connections.append(_connection(region.account_id, region.region, connection,
+                                           gateways.get(connection.customer_gateway_id),
+                                           by_connection.get(connection.vpn_connection_id, ())))
+    connections.sort(key=lambda c: (_RANK[c["severity"]], c["account_id"], c["region"], c["name"],
+                                    c["vpn_connection_id"]))
+    sources = [{"account_id": r.account_id, "region": r.region, "source": r.source, "success": r.success,
+                "error": r.error} for r in snapshot.results]
+    failed = [s for s in sources if not s["success"]]
     return {
         "generated_at": snapshot.completed_at,
-        "sources": [{"account_id": r.account_id, "region": r.region, "source": r.source, "success": r.success,
-                     "error": r.error} for r in snapshot.results],
-        "not_found": sorted(wanted - found),
+        # A one-shot run has no earlier data to fall back on: nothing collected is "no data", with why.
+        "no_data": "; ".join(_source_name(s) + f": {s['error']}" for s in failed)
+                   if failed and not snapshot.regions else None,
+        "summary": {"connections": len(connections),
+                    **{rank: sum(c["severity"] == rank for c in connections) for rank in RANKS}},
+        "sources": sources,
+        "not_found": [w for w in wanted if w not in matched],
         "connections": connections,
     }
+
+
+def _connection(account_id: str, region: str, connection: Connection, gateway: CustomerGateway | None,
+                found: Iterable[Finding]) -> dict[str, Any]:
+    findings = sorted(found, key=_finding_order)
+    return {
+        "vpn_connection_id": connection.vpn_connection_id, "name": connection.name,
+        "account_id": account_id, "region": region, "state": connection.state,
+        "severity": min((f.severity for f in findings), key=_RANK.__getitem__, default=HEALTHY),
+        "routing": connection.routing, "gateway_type": connection.gateway_type,
+        "gateway_id": connection.gateway_id, "accelerated": connection.accelerated,
+        "customer_gateway": _customer_gateway(connection, gateway),
+        "tunnels": [_tunnel(t) for t in connection.tunnels],
+        "findings": [{"tunnel": f.tunnel, **_described(f.code), "evidence": list(f.evidence)} for f in findings],
+        "grouped_findings": _grouped(connection, findings),
+    }
+
+
+def _described(code: str) -> dict[str, str]:
+    spec = FINDINGS[code]
+    return {"code": code, "severity": spec.severity, "summary": spec.summary, "remedy": spec.remedy}
+
+
+def _customer_gateway(connection: Connection, gateway: CustomerGateway | None) -> dict[str, Any]:
+    return {"customer_gateway_id": connection.customer_gateway_id,
+            "ip_address": gateway.ip_address if gateway else None, "bgp_asn": gateway.bgp_asn if gateway else None}
 
 
 def _tunnel(tunnel: Tunnel) -> dict[str, Any]:
@@ -55,64 +107,145 @@ def _tunnel(tunnel: Tunnel) -> dict[str, Any]:
             "last_status_change": tunnel.last_status_change}
 
 
+def _address(value: str) -> re.Pattern:
+    return re.compile(rf"(?<![\w.]){re.escape(value)}(?![\w/]|\.\w)")
+
+
+def _generalised(evidence: tuple[str, ...], tunnel: Tunnel | None) -> tuple[str, ...]:
+    """The evidence with the tunnel's own addresses replaced by placeholders."""
+    if tunnel is None:
+        return evidence
+    swaps = [(_address(value), token) for value, token in ((tunnel.inside_cidr, _INSIDE), (tunnel.outside_ip, _OUTSIDE))
+             if value]
+    generalised = []
+    for line in evidence:
+        for pattern, token in swaps:
+            line = pattern.sub(token, line)
+        generalised.append(line)
+    return tuple(generalised)
+
+
+def _grouped(connection: Connection, findings: list[Finding]) -> list[dict[str, Any]]:
+    """The findings with those identical on several tunnels (but for the tunnels' addresses) merged,
+    in the order of their first member."""
+    tunnels = {t.outside_ip: t for t in connection.tunnels}
+    groups: dict[tuple, list[Finding]] = {}
+    for finding in findings:
+        key = (finding.code, _generalised(finding.evidence, tunnels.get(finding.tunnel)))
+        groups.setdefault(key, []).append(finding)
+    result = []
+    for (code, template), members in groups.items():
+        ips = [m.tunnel for m in members if m.tunnel]
+        own = [tunnels[ip] for ip in ips if ip in tunnels]
+        fill = {_OUTSIDE: " / ".join(dict.fromkeys(t.outside_ip for t in own)),
+                _INSIDE: " / ".join(dict.fromkeys(t.inside_cidr for t in own))}
+        evidence = [re.sub("|".join(map(re.escape, fill)), lambda m: fill[m.group(0)], line) for line in template]
+        result.append({**_described(code), "tunnels": ips, "where": _where(ips, connection),
+                       "evidence": evidence})
+    return result
+
+
+def _where(ips: list[str], connection: Connection) -> str:
+    if not ips:
+        return "connection"
+    if len(ips) == 1:
+        return f"tunnel {ips[0]}"
+    if len(ips) == len(connection.tunnels):
+        return ("both tunnels" if len(ips) == 2 else f"all {len(ips)} tunnels") + f" ({', '.join(ips)})"
+    return "tunnels " + ", ".join(ips)
+
+
+def _source_name(source: dict[str, Any]) -> str:
+    return f"{source['source']} {source['account_id']}/{source['region']}"
+
+
 def exit_code(report: dict[str, Any]) -> int:
-    """3: a critical finding is active; 4: no critical finding, but a source failed or an id was not found."""
-    if any(f["severity"] == CRITICAL for c in report["connections"] for f in c["findings"]):
+    """3: a critical finding is active; 4: no critical finding, but a source failed (or gave no data) or
+    an id or Name matched nothing; 0 otherwise."""
+    if report["summary"][CRITICAL]:
         return 3
     if report["not_found"] or not all(s["success"] for s in report["sources"]):
         return 4
     return 0
 
 
+def summary_line(report: dict[str, Any]) -> str:
+    """``8 connections: 4 critical, 1 warning, 1 info, 2 healthy`` (counts of 0 left out)."""
+    summary = report["summary"]
+    total = summary["connections"]
+    counts = ", ".join(f"{summary[rank]} {rank}" for rank in RANKS if summary[rank])
+    return f"{total} connection{'' if total == 1 else 's'}" + (f": {counts}" if counts else "")
+
+
 def render_text(report: dict[str, Any], colour: bool = False, width: int = 100) -> str:
     def paint(text: str, style: str) -> str:
         return f"\033[{_COLOURS[style]}m{text}\033[0m" if colour else text
 
-    lines: list[str] = []
+    if report["no_data"]:
+        return paint(f"no data: every source failed: {report['no_data']}", CRITICAL) + "\n"
+    lines = [paint(summary_line(report), "bold")]
     for source in report["sources"]:
         if not source["success"]:
-            lines.append(paint(f"! {source['source']} collection failed for {source['account_id']}/"
-                               f"{source['region']}: {source['error']} (data may be stale)", WARNING))
+            lines.append(paint(f"! {_source_name(source)} collection failed: {source['error']}; "
+                               f"no {source['source']} data from it in this run", WARNING))
     for missing in report["not_found"]:
-        lines.append(paint(f"! {missing}: not found in any watched account or region", WARNING))
+        lines.append(paint(f"! {missing}: no connection has this id or Name tag in any watched account or region",
+                           WARNING))
     now = report["generated_at"]
     for connection in report["connections"]:
-        accelerated = ", accelerated" if connection["accelerated"] else ""
+        if connection["severity"] != HEALTHY:
+            lines.append("")
+            lines.extend(_connection_block(connection, now, paint, width))
+    healthy = [c for c in report["connections"] if c["severity"] == HEALTHY]
+    if healthy:
         lines.append("")
-        lines.append(paint(f"{connection['vpn_connection_id']}  {connection['name'] or '(no Name tag)'}", "bold")
-                     + f"  {connection['account_id']}/{connection['region']}  {connection['routing']}, "
-                       f"{connection['gateway_type']} {connection['gateway_id']}{accelerated}, {connection['state']}")
-        rows = [("tunnel", "AWS", "IPsec", "BGP", "routes", "since")]
-        for tunnel in connection["tunnels"]:
-            since = ("-" if tunnel["last_status_change"] is None
-                     else ago(now - tunnel["last_status_change"]))
-            rows.append((tunnel["outside_ip"], tunnel["status"], up_down(tunnel["ipsec_up"]), up_down(tunnel["bgp_up"]),
-                         "-" if tunnel["accepted_routes"] is None else str(tunnel["accepted_routes"]), since))
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for index, row in enumerate(rows):
-            cells = []
-            for column, (cell, size) in enumerate(zip(row, widths, strict=True)):
-                text = cell.ljust(size)
-                if index and column in (1, 2, 3) and cell in ("UP", "up", "DOWN", "down"):
-                    text = paint(text, "good" if cell.lower() == "up" else "bad")
-                cells.append(text)
-            lines.append("  " + "  ".join(cells).rstrip())
-        if not connection["findings"]:
-            lines.append("  " + paint("no findings", "good"))
-        for finding in connection["findings"]:
-            where = f" on tunnel {finding['tunnel']}" if finding["tunnel"] else ""
-            lines.append(f"  {paint(finding['severity'].upper().ljust(8), finding['severity'])} "
-                         f"{finding['code']}{where}")
-            for label, text in (("", finding["summary"]), ("evidence: ", "; ".join(finding["evidence"])),
-                                ("next step: ", finding["remedy"])):
-                lines.extend(textwrap.wrap(label + text, width=width, initial_indent="      ",
-                                           subsequent_indent="        "))
-    return "\n".join(lines).lstrip("\n") + "\n"
+        lines.extend(_healthy_line(connection, paint) for connection in healthy)
+    return "\n".join(lines) + "\n"
 
 
-def ago(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit} ago"
-    return f"{seconds}s ago"
+def _heading(connection: dict[str, Any], paint) -> str:
+    severity = connection["severity"]
+    return (paint(severity.upper().ljust(8), severity) + " " + paint(connection["name"] or "(no Name tag)", "bold")
+            + f"  {connection['vpn_connection_id']}  {connection['account_id']}/{connection['region']}")
+
+
+def _healthy_line(connection: dict[str, Any], paint) -> str:
+    tunnels = ", ".join(f"{t['outside_ip']} {t['status']}"
+                        + (f" ({t['accepted_routes']} routes)" if t["bgp_up"] and t["accepted_routes"] is not None
+                           else "") for t in connection["tunnels"])
+    return f"{_heading(connection, paint)}  {connection['routing']}: {tunnels}"
+
+
+def _connection_block(connection: dict[str, Any], now: float, paint, width: int) -> list[str]:
+    gateway = connection["customer_gateway"]
+    accelerated = ", accelerated" if connection["accelerated"] else ""
+    lines = [_heading(connection, paint),
+             f"  {connection['routing']}, {connection['gateway_type']} {connection['gateway_id']}{accelerated}, "
+             f"{connection['state']}; customer gateway {gateway['customer_gateway_id'] or '-'}"
+             + (f" {gateway['ip_address']}, BGP ASN {gateway['bgp_asn']}" if gateway["ip_address"] else "")]
+    rows = [("tunnel", "AWS", "IPsec", "BGP", "routes", "status since")]
+    for tunnel in connection["tunnels"]:
+        changed = tunnel["last_status_change"]
+        since = "-" if changed is None else f"{duration(now - changed)} ago, {utc(changed, now)}"
+        rows.append((tunnel["outside_ip"], tunnel["status"], up_down(tunnel["ipsec_up"]), up_down(tunnel["bgp_up"]),
+                     "-" if tunnel["accepted_routes"] is None else str(tunnel["accepted_routes"]), since))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        cells = []
+        for column, (cell, size) in enumerate(zip(row, widths, strict=True)):
+            text = cell.ljust(size)
+            if index and column in (1, 2, 3) and cell in ("UP", "up", "DOWN", "down"):
+                text = paint(text, "good" if cell.lower() == "up" else "bad")
+            cells.append(text)
+        lines.append("  " + "  ".join(cells).rstrip())
+    explained = any(not FINDINGS[f["code"]].symptom for f in connection["grouped_findings"])
+    for finding in connection["grouped_findings"]:
+        where = "" if finding["where"] == "connection" else f" on {finding['where']}"
+        lines.append(f"  {paint(finding['severity'].upper().ljust(8), finding['severity'])} {finding['code']}{where}")
+        parts = [("", finding["summary"]), ("evidence: ", "; ".join(finding["evidence"]))]
+        if not (explained and FINDINGS[finding["code"]].symptom):  # a found cause's next step is the one to take
+            parts.append(("next step: ", finding["remedy"]))
+        for label, text in parts:
+            lines.extend(textwrap.wrap(label + text, width=width, initial_indent="      ",
+                                       subsequent_indent="        ", break_on_hyphens=False))
+    return lines

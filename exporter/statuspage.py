@@ -19,7 +19,8 @@ from exporter import __version__
 from exporter.diagnosis import STATUS_MESSAGES, Finding
 from exporter.findings import CRITICAL, FINDINGS, SEVERITIES, SEVERITY_RANK, WARNING, runbook_url
 from exporter.model import Connection, RegionTelemetry, Snapshot, SourceResult, Tunnel
-from exporter.report import ago, up_down
+from exporter.report import up_down
+from exporter.timefmt import ago
 
 REFRESH_SECONDS = 30  # the page reloads itself this often
 WAITING_REFRESH_SECONDS = 5  # before the first poll, sooner

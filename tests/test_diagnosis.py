@@ -225,9 +225,9 @@ def test_the_diagnose_command_text_output_and_filter():
     healthy = next(c["vpn_connection_id"] for c in report["connections"] if c["name"] == "hq-core")
     # ids differ between runs of the demo, so filtering by a fresh run's id finds nothing: exit 4
     missing = diagnose_cli("--vpn-connection-id", healthy, "--no-color")
-    assert missing.returncode == 4 and f"{healthy}: not found" in missing.stdout
+    assert missing.returncode == 4 and f"{healthy}: no connection has this id or Name tag" in missing.stdout
     text = diagnose_cli("--no-color")
-    assert "CRITICAL ipsec_up_bgp_down on tunnel 198.51.100.21" in text.stdout
+    assert "CRITICAL ipsec_up_bgp_down on both tunnels (198.51.100.21, 198.51.100.22)" in text.stdout
     assert "next step: The routing option of an existing connection cannot be changed" in text.stdout
     assert "\033[" not in text.stdout
 

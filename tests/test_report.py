@@ -1,0 +1,234 @@
+"""The diagnose output is triage first: counts, worst connection first, cause before symptom, one line per
+finding shared by both tunnels, and the evidence that decides the fix; a hung AWS never holds it."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from dataclasses import replace
+
+import pytest
+
+from exporter.demo.environment import simulated_aws_environment
+from exporter.diagnosis import diagnose
+from exporter.findings import CRITICAL
+from exporter.logparse import LogEvent
+from exporter.logstate import TunnelKey
+from exporter.model import CustomerGateway, RegionTelemetry, Snapshot, SourceResult
+from exporter.report import HEALTHY, RANKS, build_report, exit_code, render_text, summary_line
+from tests.test_diagnosis import HEALTHY as HEALTHY_TUNNEL, NOW, connection, log_state, tunnel
+from tests.test_secrets import MOTO_CGW_KEY
+
+REFUSED = LogEvent("bgp_open_error", NOW - 60, bgp_error="open_message_error",
+                   bgp_error_detail="remote AS 65001, expected 65100")
+
+
+def snapshot_of(*connections, logs=None, gateways=()):
+    """A diagnosed snapshot of connections in one region; ``logs`` maps a tunnel's outside IP to its log view."""
+    region = RegionTelemetry("1", "us-east-1", connections, gateways)
+    tunnel_logs = {TunnelKey("1", "us-east-1", c.vpn_connection_id, t.outside_ip): logs[t.outside_ip]
+                   for c in connections for t in c.tunnels if t.outside_ip in (logs or {})}
+    snapshot = Snapshot(NOW, (region,), tunnel_logs=tunnel_logs)
+    return Snapshot(NOW, (region,), tunnel_logs=tunnel_logs, findings=diagnose(snapshot))
+
+
+def named(name, vpn_id, *tunnels):
+    return replace(connection(*tunnels), name=name, vpn_connection_id=vpn_id)
+
+
+BGP_DOWN = (tunnel("198.51.100.1", inside_cidr="169.254.1.0/30"), tunnel("198.51.100.2", inside_cidr="169.254.1.4/30"))
+PARTNER = named("partner", "vpn-2", *BGP_DOWN)
+FINE = named("fine", "vpn-1", tunnel("198.51.100.3", "UP", "bgp_routes"), tunnel("198.51.100.4", "UP", "bgp_routes"))
+REFUSED_BOTH = {"198.51.100.1": log_state(REFUSED), "198.51.100.2": log_state(REFUSED)}
+
+
+def test_summary_counts_and_worst_connection_first():
+    lonely = named("lonely", "vpn-3", tunnel("198.51.100.5", message="ipsec_down"),
+                   tunnel("198.51.100.6", "UP", "bgp_routes"))
+    report = build_report(snapshot_of(FINE, lonely, PARTNER, logs=REFUSED_BOTH))
+    assert report["summary"] == {"connections": 3, CRITICAL: 1, "warning": 1, "info": 0, HEALTHY: 1}
+    assert [c["name"] for c in report["connections"]] == ["partner", "lonely", "fine"]
+    assert [c["severity"] for c in report["connections"]] == [CRITICAL, "warning", HEALTHY]
+    text = render_text(report)
+    assert text.splitlines()[0] == summary_line(report) == "3 connections: 1 critical, 1 warning, 1 healthy"
+    healthy_line = next(line for line in text.splitlines() if "fine" in line)
+    assert healthy_line.startswith("HEALTHY") and text.rstrip().endswith(healthy_line)  # last, on one line
+    assert exit_code(report) == 3
+
+
+def test_ties_keep_a_stable_order_between_runs():
+    ones = [named(name, vpn_id, tunnel("198.51.100.1", "UP", "bgp_routes"), HEALTHY_TUNNEL)
+            for name, vpn_id in (("b", "vpn-9"), ("a", "vpn-8"), ("a", "vpn-7"))]
+    forwards = build_report(snapshot_of(*ones))["connections"]
+    backwards = build_report(snapshot_of(*reversed(ones)))["connections"]
+    assert [c["vpn_connection_id"] for c in forwards] == [c["vpn_connection_id"] for c in backwards] == \
+        ["vpn-7", "vpn-8", "vpn-9"]
+
+
+def test_the_cause_comes_before_the_symptoms_it_explains():
+    report = build_report(snapshot_of(PARTNER, logs=REFUSED_BOTH))
+    codes = [f["code"] for f in report["connections"][0]["grouped_findings"]]
+    assert codes == ["bgp_open_message_error", "ipsec_up_bgp_down", "connection_down"]
+    assert [f["code"] for f in report["connections"][0]["findings"]][:2] == ["bgp_open_message_error"] * 2
+    text = render_text(report)
+    assert text.index("bgp_open_message_error") < text.index("ipsec_up_bgp_down") < text.index("connection_down")
+    # once the cause is named, its next step is the one printed, not the symptoms' generic checklist
+    assert text.count("next step:") == 1
+
+
+def test_a_finding_identical_on_both_tunnels_is_printed_once():
+    selectors = LogEvent("phase2_established", NOW - 60, selectors=("172.31.0.0/16", "10.0.0.0/16"), nat_t=True)
+    logs = {"198.51.100.1": log_state(selectors), "198.51.100.2": log_state(selectors)}
+    report = build_report(snapshot_of(PARTNER, logs=logs))
+    grouped = {f["code"]: f for f in report["connections"][0]["grouped_findings"]}
+    mismatch = grouped["traffic_selectors_mismatch"]  # its evidence names each tunnel's inside CIDR
+    assert mismatch["tunnels"] == ["198.51.100.1", "198.51.100.2"] and mismatch["where"].startswith("both tunnels")
+    assert any("169.254.1.0/30 / 169.254.1.4/30" in e for e in mismatch["evidence"])
+    text = render_text(report)
+    assert text.count("traffic_selectors_mismatch") == 1
+    assert "traffic_selectors_mismatch on both tunnels (198.51.100.1, 198.51.100.2)" in text
+    # different evidence stays apart: only one tunnel's OPEN was refused
+    apart = build_report(snapshot_of(PARTNER, logs={"198.51.100.1": log_state(REFUSED)}))
+    refused = [f for f in apart["connections"][0]["grouped_findings"] if f["code"] == "bgp_open_message_error"]
+    assert [f["where"] for f in refused] == ["tunnel 198.51.100.1"]
+
+
+def test_the_customer_gateway_and_the_as_numbers_decide_the_fix():
+    gateway = CustomerGateway("cgw-1", "65100", "203.0.113.80", "partner-cgw")
+    report = build_report(snapshot_of(PARTNER, logs=REFUSED_BOTH, gateways=(gateway,)))
+    connection_report = report["connections"][0]
+    assert connection_report["customer_gateway"] == {"customer_gateway_id": "cgw-1", "ip_address": "203.0.113.80",
+                                                     "bgp_asn": "65100"}
+    refused = connection_report["grouped_findings"][0]
+    assert "customer gateway cgw-1: IP 203.0.113.80, BGP ASN 65100" in refused["evidence"]
+    text = render_text(report)
+    assert "remote AS 65001, expected 65100" in text and "203.0.113.80, BGP ASN 65100" in text
+    assert "1m00s ago" in text and "the latest at 07:59:00 UTC" in text  # how long ago, and when
+
+
+def test_a_name_tag_selects_every_connection_that_carries_it():
+    twin = named("partner", "vpn-4", tunnel("198.51.100.7", "UP", "bgp_routes"), HEALTHY_TUNNEL)
+    snapshot = snapshot_of(FINE, PARTNER, twin)
+    report = build_report(snapshot, ["partner"])
+    assert sorted(c["vpn_connection_id"] for c in report["connections"]) == ["vpn-2", "vpn-4"]
+    assert report["not_found"] == []
+    by_id = build_report(snapshot, ["vpn-1", "nobody"])
+    assert [c["name"] for c in by_id["connections"]] == ["fine"] and by_id["not_found"] == ["nobody"]
+    assert "! nobody: no connection has this id or Name tag" in render_text(by_id)
+    assert exit_code(by_id) == 4
+
+
+def test_a_run_without_any_data_says_no_data_and_why():
+    failed = SourceResult("unknown", "us-east-1", "ec2", False, 3.0, None, "timeout: no answer within 3s")
+    report = build_report(Snapshot(NOW, (), (failed,)))
+    text = render_text(report)
+    assert text.startswith("no data") and "ec2 unknown/us-east-1: timeout: no answer within 3s" in text
+    assert "stale" not in text
+    assert report["no_data"] and exit_code(report) == 4
+
+
+def diagnose_demo(*args):
+    return subprocess.run([sys.executable, "-m", "exporter", "diagnose", "--demo", "--no-color", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def demo_text_and_json():
+    return diagnose_demo(), diagnose_demo("--output", "json")
+
+
+def test_the_demo_triage(demo_text_and_json):
+    text, as_json = demo_text_and_json
+    assert text.returncode == as_json.returncode == 3, text.stderr
+    report = json.loads(as_json.stdout)
+    severity = {c["name"]: c["severity"] for c in report["connections"]}
+    assert {severity[n] for n in ("branch-tokyo", "dc-accelerated", "lab-down", "partner-asn")} == {CRITICAL}
+    assert severity["hq-core"] == HEALTHY and severity["subsidiary-edge"] == "warning"
+    counts = {rank: sum(s == rank for s in severity.values()) for rank in RANKS}
+    assert report["summary"] == {"connections": 8, **counts}
+    first = text.stdout.splitlines()[0]
+    assert first == summary_line(report) and first.startswith("8 connections: 4 critical")
+    lines = text.stdout.splitlines()
+    position = {name: next(i for i, line in enumerate(lines) if f" {name}  vpn-" in line) for name in severity}
+    assert max(position[n] for n, s in severity.items() if s == CRITICAL) < position["hq-core"]
+    assert lines[position["hq-core"]].startswith("HEALTHY")
+    partner = next(c for c in report["connections"] if c["name"] == "partner-asn")
+    assert partner["customer_gateway"]["ip_address"] == "203.0.113.80" and partner["customer_gateway"]["bgp_asn"] == "65100"
+    assert partner["grouped_findings"][0]["code"] == "bgp_open_message_error"
+    assert len(partner["grouped_findings"][0]["tunnels"]) == 2
+    for key in ("demo-psk-", MOTO_CGW_KEY):
+        assert key not in text.stdout + as_json.stdout
+
+
+def test_the_demo_partner_asn_by_name(demo_text_and_json):
+    result = diagnose_demo("--vpn-connection-id", "partner-asn")
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.splitlines()[0] == "1 connection: 1 critical"
+    assert "remote AS 65001, expected 65100" in result.stdout  # what the partner's device opens with
+    assert "203.0.113.80, BGP ASN 65100" in result.stdout  # the customer gateway AWS knows
+    assert "bgp_open_message_error on both tunnels" in result.stdout
+    assert result.stdout.index("bgp_open_message_error") < result.stdout.index("ipsec_up_bgp_down")
+    missing = diagnose_demo("--vpn-connection-id", "no-such-name")
+    assert missing.returncode == 4 and "no-such-name: no connection has this id or Name tag" in missing.stdout
+
+
+@pytest.fixture
+def hung_endpoint():
+    """A TCP server on 127.0.0.1 that accepts and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held, stop = [], threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join(5)
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_a_hung_endpoint_ends_the_command_within_poll_timeout(hung_endpoint, tmp_path):
+    poll_timeout = 3.0
+    config = tmp_path / "config.yaml"
+    config.write_text(f"poll_interval: 10s\npoll_timeout: {poll_timeout:g}s\ntargets:\n  - regions: [us-east-1]\n"
+                      f"state_dir: {tmp_path / 'state'}\n")  # botocore alone would wait 4 attempts x 15 s
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "exporter", "diagnose", "--config", str(config), "--no-color"],
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, **simulated_aws_environment(hung_endpoint)})
+    elapsed = time.monotonic() - started
+    assert elapsed < poll_timeout + 10, (elapsed, result.stdout, result.stderr)  # start-up on a busy machine
+    assert result.returncode == 4
+    assert result.stdout.startswith("no data: every source failed: ec2 ")
+    assert f"timeout: no answer within {poll_timeout:g}s" in result.stdout and "stale" not in result.stdout
+
+
+def test_the_readme_diagnose_example_works_as_written():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("### The `diagnose` command"):readme.index("## Alerts")]
+    commands = [line.split() for line in section.splitlines()
+                if line.startswith(".venv/bin/aws-vpn-exporter diagnose --demo")]
+    printed = section[section.index("```text\n") + len("```text\n"):].splitlines()
+    assert commands and printed
+    for command in commands:
+        result = subprocess.run([sys.executable, "-m", "exporter", *command[1:]], capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 3, result.stderr
+        assert result.stdout.splitlines()[0] == printed[0]
+        codes = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("  CRITICAL")]
+        assert codes == [line.split()[1] for line in printed if line.startswith("  CRITICAL")]
