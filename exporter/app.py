@@ -61,6 +61,7 @@ class Exporter:
         self._log_data: LogCollection | None = None
         self._publish_lock = threading.Lock()
         self._reported_failures: set[tuple[str, str]] = set()
+        self._every_source_failing = False
         self.current: RenderedSnapshot | None = None
         self.scheduler = BackgroundScheduler(
             timezone=timezone.utc,
@@ -127,6 +128,7 @@ class Exporter:
                     tunnel_logs=logs.tunnels if logs else {}, log_groups=logs.groups if logs else ())
                 snapshot = replace(snapshot, findings=diagnose(snapshot, on_error=self._diagnosis_failed))
                 self.current = RenderedSnapshot.of(snapshot)
+            self._say_if_every_source_fails(snapshot)
             for unit in self.current.failed:
                 self.metrics.render_errors.inc()
                 self._report_once("render", unit, "its series are left out")
@@ -134,6 +136,18 @@ class Exporter:
         # cyclic GC from walking its millions of objects on every full collection, which stalls scrapes.
         gc.freeze()
         memory.release_free_memory()  # what the poll parsed and the old snapshot held
+
+    def _say_if_every_source_fails(self, snapshot: Snapshot) -> None:
+        """One error line when every account, region and source fails (credentials, network, endpoint), one
+        info line when collection works again: the per-source warnings alone do not say it is all of them."""
+        failing = bool(snapshot.results) and not any(result.success for result in snapshot.results)
+        if failing and not self._every_source_failing:
+            errors = sorted({f"{r.source} {r.account_id}/{r.region}: {r.error}" for r in snapshot.results})
+            log.error("every source failed; no fresh data is served (see / and /metrics) errors=%r",
+                      "; ".join(errors[:5]) + (f"; and {len(errors) - 5} more" if len(errors) > 5 else ""))
+        elif not failing and self._every_source_failing:
+            log.info("collection works again sources=%d", len(snapshot.results))
+        self._every_source_failing = failing
 
     def _diagnosis_failed(self, vpn_connection_id: str, err: Exception) -> None:
         self.metrics.diagnosis_errors.inc()

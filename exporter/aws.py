@@ -14,7 +14,7 @@ import boto3
 import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from exporter import __version__
 from exporter.config import Target
@@ -52,12 +52,38 @@ def attempt_outcome(response: Any, caught_exception: Any) -> str:
     return "error" if http_response.status_code >= 400 else "ok"
 
 
+MAX_ERROR_MESSAGE = 240  # characters of AWS's own message kept in a description
+
+
 def describe_error(err: BaseException) -> str:
-    """A short, secret-free description of an AWS failure for logs and metrics."""
+    """A short, secret-free description of an AWS failure for logs, the status page and ``diagnose``: AWS's
+    error code, the operation, the endpoint it was sent to, and AWS's message (``AccessDenied:
+    DescribeVpnConnections at https://ec2.eu-west-1.amazonaws.com: User ... is not authorized ...``)."""
     if isinstance(err, ClientError):
         error = err.response.get("Error", {})
-        return f"{error.get('Code', 'Unknown')}: {err.operation_name}"
-    return type(err).__name__  # botocore's own errors (timeouts, resets) are named by their class
+        endpoint = err.response.get(ENDPOINT_KEY)
+        where = f" at {endpoint}" if endpoint else ""
+        message = " ".join(str(error.get("Message") or "").split())[:MAX_ERROR_MESSAGE]
+        return f"{error.get('Code', 'Unknown')}: {err.operation_name}{where}" + (f": {message}" if message else "")
+    endpoint = getattr(err, "kwargs", {}).get("endpoint_url") if isinstance(err, BotoCoreError) else None
+    if endpoint:  # botocore's own errors (timeouts, resets, refused connections) know where they went
+        return f"{type(err).__name__} at {endpoint}"
+    return type(err).__name__
+
+
+ENDPOINT_KEY = "EndpointUrl"  # added to an error response, so describe_error can say where it came from
+
+
+def _noting_endpoint(client: Any) -> Any:
+    """The client, with its endpoint written into every error response it raises from."""
+    endpoint_url = client.meta.endpoint_url
+
+    def note(http_response=None, parsed=None, **_) -> None:
+        if http_response is not None and http_response.status_code >= 300 and isinstance(parsed, dict):
+            parsed[ENDPOINT_KEY] = endpoint_url
+
+    client.meta.events.register("after-call", note)
+    return client
 
 
 _loader_lock = threading.Lock()
@@ -121,7 +147,7 @@ class AwsAccount:
         def create_sts_client(service_name, **kwargs):
             kwargs.setdefault("region_name", region)
             kwargs.setdefault("config", self._config)
-            return base.create_client(service_name, **kwargs)
+            return _noting_endpoint(base.create_client(service_name, **kwargs))
 
         fetcher = AssumeRoleCredentialFetcher(
             client_creator=create_sts_client,
@@ -140,7 +166,8 @@ class AwsAccount:
         key = (service, region)
         with self._lock:
             if key not in self._clients:
-                self._clients[key] = self._session.client(service, region_name=region, config=self._config)
+                self._clients[key] = _noting_endpoint(
+                    self._session.client(service, region_name=region, config=self._config))
             return self._clients[key]
 
     def account_id(self) -> str:

@@ -190,6 +190,10 @@ def _serve(config: Config, listen: tuple[str, int], demo, web_config=None, reloa
         return 1
     if demo is not None:
         exporter.add_job(demo.apply, 5, "demo-apply")
+        host, port = exporter.address
+        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
+        log.info("demo running on a simulated AWS: open %s/ (status page) and %s/metrics, or run "
+                 "aws-vpn-exporter diagnose --demo", url, url)
     received, hangups = _catch_shutdown_signals()
     exporter.start_polling()
     while not received:

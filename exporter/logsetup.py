@@ -9,7 +9,10 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 import time
+import traceback
+from pathlib import Path
 
 _REDACTED = "<redacted>"
 # Each pattern keeps group "keep" and replaces group "secret".
@@ -42,13 +45,23 @@ class LogfmtFormatter(logging.Formatter):
     """``ts=... level=... logger=... msg="..."`` lines, redacted after formatting."""
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        if record.exc_info:
-            message = f"{message}\n{self.formatException(record.exc_info)}"
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
         line = (f"ts={stamp} level={record.levelname.lower()} logger={record.name} "
-                f"msg={_logfmt_value(message)}")
+                f"msg={_logfmt_value(record.getMessage())}")
+        if record.exc_info and record.exc_info[1] is not None:
+            line += " " + exception_fields(record.exc_info[1])
+            if logging.getLogger().isEnabledFor(logging.DEBUG):  # the whole traceback only when asked for
+                line += f" traceback={_logfmt_value(self.formatException(record.exc_info))}"
         return redact(line)
+
+
+def exception_fields(err: BaseException) -> str:
+    """An exception as logfmt fields on the same line: ``error="Kind: message" where=file.py:123`` (the
+    innermost frame), never a multi-line traceback that log pipelines split into unrelated lines."""
+    frames = traceback.extract_tb(err.__traceback__)
+    where = f" where={Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    text = " ".join(f"{type(err).__name__}: {err}".split())[:500]
+    return f"error={_logfmt_value(text)}{where}"
 
 
 def configure(level: str = "info", stream=None) -> None:
@@ -62,3 +75,13 @@ def configure(level: str = "info", stream=None) -> None:
     root.setLevel(level.upper())
     for name in _NOISY_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)
+    threading.excepthook = _log_thread_exception
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    """A thread's uncaught exception (a library's worker, say) as one redacted logfmt line, not a traceback."""
+    if args.exc_type is SystemExit:
+        return
+    thread = args.thread.name if args.thread else "?"
+    logging.getLogger("exporter").error("uncaught exception thread=%s", thread,
+                                        exc_info=(args.exc_type, args.exc_value, args.exc_traceback))

@@ -111,3 +111,27 @@ def test_no_thread_or_memory_leak_under_repeated_faults(aws, faults, make_export
     faults.faults.clear()
     exporter.poll_once()
     assert ec2_success(scrape(exporter.url), EAST) == 1
+
+
+def test_an_aws_error_names_its_code_operation_endpoint_and_message(aws, faults, make_exporter, caplog):
+    two_regions()
+    exporter = make_exporter([Target(regions=(EAST, WEST))])
+    faults.faults.append(Fault(region=WEST, operation="DescribeVpnConnections", code="UnauthorizedOperation"))
+    exporter.poll_once()
+    error = next(r.error for r in exporter.current.snapshot.results if r.region == WEST and r.source == "ec2")
+    assert error == f"UnauthorizedOperation: DescribeVpnConnections at {faults.url}: injected fault"
+    assert any(error in record.getMessage() for record in caplog.records)
+
+
+def test_every_source_failing_is_said_once_and_so_is_the_recovery(aws, faults, make_exporter, caplog):
+    caplog.set_level("INFO", logger="exporter")
+    two_regions()
+    exporter = make_exporter([Target(regions=(EAST, WEST))], aws=AwsSettings(max_attempts=1))
+    faults.faults.append(Fault(status=403, code="AuthFailure"))
+    for _ in range(2):
+        exporter.poll_once()
+    failing = [r.getMessage() for r in caplog.records if "every source failed" in r.getMessage()]
+    assert len(failing) == 1 and f"ec2 unknown/{WEST}: AuthFailure: GetCallerIdentity at {faults.url}" in failing[0]
+    faults.faults.clear()
+    exporter.poll_once()
+    assert any("collection works again" in r.getMessage() for r in caplog.records)

@@ -87,6 +87,9 @@ def test_the_running_demo_leaks_no_key(tmp_path):
     assert code == 0
     logs = "".join(lines) + output
     assert "shutting down" in logs
+    assert f"open http://127.0.0.1:{port}/ (status page) and http://127.0.0.1:{port}/metrics, or run " \
+           "aws-vpn-exporter diagnose --demo" in logs  # the demo says where to look
+    assert all(line.startswith("ts=") for line in logs.splitlines() if line), "every line is logfmt"
     for leak in (MOTO_CGW_KEY, "demo-psk-"):
         assert leak not in body and leak not in page and leak not in logs
 

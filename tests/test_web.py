@@ -87,3 +87,21 @@ def test_the_healthcheck_on_a_plain_exporter(exporter):
     from exporter.healthcheck import probe
 
     assert probe(exporter.url.removeprefix("http://"), None) == (True, "HTTP 200")
+
+
+def test_an_exception_is_one_logfmt_line_with_its_kind_message_and_place():
+    import io
+    import logging
+
+    from exporter import logsetup
+
+    stream = io.StringIO()
+    logsetup.configure("info", stream)
+    try:
+        raise ConnectionResetError("peer reset\nsecond line PreSharedKey=abc123")
+    except ConnectionResetError:
+        logging.getLogger("exporter.test").exception("job failed job=poll-ec2")
+    line = stream.getvalue()
+    assert line.count("\n") == 1 and "Traceback" not in line
+    assert 'error="ConnectionResetError: peer reset second line PreSharedKey=<redacted>"' in line
+    assert "where=test_web.py:" in line and "abc123" not in line
