@@ -126,6 +126,14 @@ _SPECS = (
 FINDINGS: dict[str, FindingSpec] = {spec.code: spec for spec in _SPECS}
 SEVERITIES = (CRITICAL, WARNING, INFO)
 SEVERITY_RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}  # worst first
+_CHECKLIST_RANK = {code: rank for rank, code in enumerate(FINDINGS)}  # the catalogue's order: the seed's checklist
+
+
+def triage_order(code: str) -> tuple:
+    """Sort key: the causes before the symptoms they explain, a tunnel's before the connection's, the worst
+    first, then in the checklist's order. ``diagnose`` and the status page list findings so."""
+    spec = FINDINGS[code]
+    return spec.symptom, spec.scope == "connection", SEVERITY_RANK[spec.severity], _CHECKLIST_RANK[code]
 RUNBOOK_BASE = "https://github.com/aws-vpn-exporter/aws-vpn-exporter/blob/main/docs/runbooks.md"
 
 

@@ -9,14 +9,13 @@ import textwrap
 from typing import Any, Iterable
 
 from exporter.diagnosis import Finding
-from exporter.findings import CRITICAL, FINDINGS, INFO, WARNING
+from exporter.findings import CRITICAL, FINDINGS, INFO, WARNING, triage_order
 from exporter.model import Connection, CustomerGateway, Snapshot, Tunnel
 from exporter.timefmt import duration, utc
 
 HEALTHY = "healthy"  # a connection without findings
 RANKS = (CRITICAL, WARNING, INFO, HEALTHY)  # worst first
 _RANK = {severity: index for index, severity in enumerate(RANKS)}
-_CHECKLIST = {code: index for index, code in enumerate(FINDINGS)}  # the catalogue's order: the seed's checklist
 _COLOURS = {CRITICAL: "31", WARNING: "33", INFO: "36", HEALTHY: "32", "good": "32", "bad": "31", "dim": "2",
             "bold": "1"}
 # A tunnel's own addresses in its evidence: set aside so that the same finding on two tunnels is seen
@@ -31,8 +30,7 @@ def up_down(value: bool | None, true: str = "up", false: str = "down") -> str:
 def _finding_order(finding: Finding) -> tuple:
     """The cause before the symptom it explains; a tunnel's symptom before the connection's; then the
     worst first, in the checklist's order."""
-    spec = FINDINGS[finding.code]
-    return spec.symptom, spec.scope == "connection", _RANK[spec.severity], _CHECKLIST[finding.code], finding.tunnel
+    return triage_order(finding.code) + (finding.tunnel,)
 
 
 def _matches(connection: Connection, wanted: str) -> bool:

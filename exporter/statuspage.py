@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from exporter import __version__
 from exporter.diagnosis import STATUS_MESSAGES, Finding
-from exporter.findings import CRITICAL, FINDINGS, SEVERITIES, SEVERITY_RANK, WARNING, runbook_url
+from exporter.findings import CRITICAL, FINDINGS, SEVERITIES, SEVERITY_RANK, WARNING, runbook_url, triage_order
 from exporter.model import Connection, RegionTelemetry, Snapshot, SourceResult, Tunnel
 from exporter.report import up_down
 from exporter.timefmt import ago
@@ -192,7 +192,7 @@ def _findings_summary(findings: tuple[Finding, ...], rows: list[_Row]) -> str:
         connections.setdefault(f.code, set()).add((f.account_id, f.region, f.vpn_connection_id))
     out = ['<h2 id="findings">Active findings</h2>\n<table><thead><tr><th>Severity</th><th>Finding</th>'
            "<th>Where</th><th>Fix</th></tr></thead><tbody>\n"]
-    for code in sorted(connections, key=lambda c: (SEVERITY_RANK[FINDINGS[c].severity], c)):
+    for code in sorted(connections, key=triage_order):
         spec = FINDINGS[code]
         affected = sorted(names.get(key, key[2]) for key in connections[code])
         shown = ", ".join(_e(name) for name in affected[:5])
@@ -277,7 +277,7 @@ def _status_message(tunnel: Tunnel) -> str:
 
 def _finding_links(findings) -> str:
     return "<br>".join(f'<span class="{f.severity}">{_e(f.severity)}</span> <a href="#finding-{_e(f.code)}">'
-                       f"{_e(f.code)}</a>" for f in sorted(findings, key=lambda f: (SEVERITY_RANK[f.severity], f.code)))
+                       f"{_e(f.code)}</a>" for f in sorted(findings, key=lambda f: triage_order(f.code)))
 
 
 def _sources(results: tuple[SourceResult, ...], now: float) -> str:

@@ -270,3 +270,18 @@ def test_every_source_failing_on_the_real_path_is_ready_and_said(aws, faults, ma
     text = text_of(requests.get(exporter.url + "/", timeout=5).text)
     assert "The data below is stale: it is from the last successful collection, 0s ago" in text
     assert "Stale data: all 1 VPN connections are fine." in text and "east-site" in text
+
+
+def test_a_tunnels_cause_is_listed_before_the_symptom_it_explains():
+    from dataclasses import replace
+
+    from exporter.diagnosis import Finding
+
+    stuck = replace(tunnel("192.0.2.9", up=False), ipsec_up=True, status_message="ipsec_up")
+    taken = snapshot([connection("vpn-0c", "charlie", stuck)])
+    causes = (Finding("123456789012", "us-east-1", "vpn-0c", "192.0.2.9", "bgp_stuck_connecting", ()),)
+    page = text_of(statuspage.render(replace(taken, findings=taken.findings + causes), now=NOW))
+    assert "ipsec_up_bgp_down" in page
+    assert page.index("bgp_stuck_connecting") < page.index("ipsec_up_bgp_down")  # in the tunnel's row
+    findings_table = page[page.index("Active findings"):]
+    assert findings_table.index("bgp_stuck_connecting") < findings_table.index("ipsec_up_bgp_down")
