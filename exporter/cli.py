@@ -100,8 +100,10 @@ def diagnose_main(argv: list[str]) -> int:
         return 2
     config, demo = _with_demo(config, args.demo)
     with tempfile.TemporaryDirectory(prefix="aws-vpn-diagnose-") as state_dir:
-        # A one-shot run reads logs.lookback afresh and never touches a running exporter's state.
-        exporter = Exporter(replace(config, state_dir=Path(state_dir)))
+        # A one-shot run reads logs.lookback afresh and never touches a running exporter's state; its log
+        # read, like its EC2 poll, gives up after poll_timeout (a hung CloudWatch Logs endpoint included).
+        logs = replace(config.logs, poll_interval=min(config.logs.poll_interval, config.poll_timeout))
+        exporter = Exporter(replace(config, state_dir=Path(state_dir), logs=logs))
         try:
             rendered = exporter.poll_once()
         finally:

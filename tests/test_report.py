@@ -232,3 +232,22 @@ def test_the_readme_diagnose_example_works_as_written():
         assert result.stdout.splitlines()[0] == printed[0]
         codes = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("  CRITICAL")]
         assert codes == [line.split()[1] for line in printed if line.startswith("  CRITICAL")]
+
+
+def test_a_hung_logs_endpoint_ends_the_command_within_poll_timeout_too(aws, hung_endpoint, tmp_path):
+    """EC2 answers and CloudWatch Logs never does: the log read gives up after poll_timeout, not after
+    logs.poll_interval (60 s here), and the report says the logs source failed."""
+    from tests.test_logs import REGION, logged_vpn
+
+    logged_vpn()
+    poll_timeout = 3.0
+    config = tmp_path / "config.yaml"
+    config.write_text(f"poll_timeout: {poll_timeout:g}s\nlogs: {{poll_interval: 60s}}\ntargets:\n"
+                      f"  - regions: [{REGION}]\nstate_dir: {tmp_path / 'state'}\n")
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "exporter", "diagnose", "--config", str(config), "--no-color"],
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": hung_endpoint})
+    elapsed = time.monotonic() - started
+    assert elapsed < 2 * poll_timeout + 10, (elapsed, result.stdout, result.stderr)  # the EC2 poll, then the logs
+    assert "logs" in result.stdout and f"timeout: no answer within {poll_timeout:g}s" in result.stdout
