@@ -36,7 +36,8 @@ from exporter.logstate import TunnelKey, TunnelLogState  # noqa: E402
 from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily  # noqa: E402
 
-from exporter.metrics import TUNNEL_IPSEC_UP, RenderedSnapshot, snapshot_families  # noqa: E402
+from exporter.contract import TUNNEL_IPSEC_UP  # noqa: E402
+from exporter.metrics import RenderedSnapshot, snapshot_families  # noqa: E402
 from exporter.model import (  # noqa: E402
     Connection, LogDestination, RegionTelemetry, Snapshot, SourceResult, Tunnel,
 )

@@ -15,7 +15,7 @@ from grafanalib.core import (  # noqa: E402
     Dashboard, GridPos, Stat, StateTimeline, Table, Target, Template, Templating, Time, TimeSeries,
 )
 
-from exporter import metrics as m  # noqa: E402,F401  (re-exported for the dashboard files)
+from exporter import contract as m  # noqa: E402,F401  (re-exported for the dashboard files)
 
 DATASOURCE = "${datasource}"
 SCOPE = 'account_id=~"$account_id", region=~"$region"'

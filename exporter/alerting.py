@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from exporter import metrics as m
+from exporter import contract as m
 from exporter.findings import FINDINGS, RUNBOOK_BASE
 
 ROOT = Path(__file__).resolve().parent.parent

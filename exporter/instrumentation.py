@@ -16,7 +16,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from exporter import __version__
-from exporter import metrics as names
+from exporter import contract as names
 
 
 disable_created_metrics()  # *_created series double the counters and help no query here
@@ -30,58 +30,22 @@ class ExporterMetrics:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
-        info = Info(names.BUILD_INFO.removesuffix("_info"), "The exporter's version; always 1.", registry=self.registry)
+        info = _live(Info, names.BUILD_INFO, self.registry)
         info.info({"version": __version__, "python_version": platform.python_version()})
-        self.api_calls = Counter(
-            names.API_CALLS.removesuffix("_total"),
-            "AWS API attempts (each retry counts) by operation and outcome: ok, throttled or error.",
-            ["account_id", "region", "operation", "outcome"], registry=self.registry)
-        self.unrecognized = Counter(
-            names.UNRECOGNIZED_VALUES.removesuffix("_total"),
-            "Values from AWS that the exporter did not recognise (per poll and occurrence), by field.",
-            ["field"], registry=self.registry)
-        self.log_events_ingested = Counter(
-            names.LOG_EVENTS_INGESTED.removesuffix("_total"), "Tunnel log events read and parsed, by log (ike, bgp).",
-            ["account_id", "region", "log"], registry=self.registry)
-        self.log_events_duplicate = Counter(
-            names.LOG_EVENTS_DUPLICATE.removesuffix("_total"),
-            "Log events seen again in the overlap window and dropped.", ["account_id", "region"], registry=self.registry)
-        self.log_parse_errors = Counter(
-            names.LOG_PARSE_ERRORS.removesuffix("_total"), "Malformed log events, counted and skipped, by reason.",
-            ["log", "reason"], registry=self.registry)
-        self.log_events_unattributed = Counter(
-            names.LOG_EVENTS_UNATTRIBUTED.removesuffix("_total"),
-            "Events in a tunnel log group that no watched tunnel claims by stream name or resource_id (another "
-            "shard's, a deleted connection's, another writer's); counted and skipped.",
-            ["account_id", "region"], registry=self.registry)
-        self.log_events_future_dated = Counter(
-            names.LOG_EVENTS_FUTURE_DATED.removesuffix("_total"),
-            "Log events whose own time lies more than 5 minutes after CloudWatch's time for them (a wrong "
-            "clock); counted, and their facts dated by CloudWatch's time instead.",
-            ["account_id", "region"], registry=self.registry)
-        self.state_file_errors = Counter(
-            names.STATE_FILE_ERRORS.removesuffix("_total"),
-            "Unreadable or corrupt state files (moved aside) and loads that dropped invalid entries.",
-            registry=self.registry)
-        self.config_reload_successful = Gauge(
-            names.CONFIG_RELOAD_SUCCESSFUL, "1 when the latest config reload (SIGHUP, POST /-/reload) succeeded.",
-            registry=self.registry)
-        self.config_reload_timestamp = Gauge(
-            names.CONFIG_RELOAD_TIMESTAMP, "When the config was last loaded successfully.", registry=self.registry)
-        self.diagnosis_errors = Counter(
-            names.DIAGNOSIS_ERRORS.removesuffix("_total"),
-            "Connections whose diagnosis failed on a snapshot (their findings are left out; the rest publish).",
-            registry=self.registry)
-        self.render_errors = Counter(
-            names.RENDER_ERRORS.removesuffix("_total"),
-            "Tunnels, connections or findings left out of a snapshot's exposition because a value could not be "
-            "rendered (the rest publish).", registry=self.registry)
-        self.state_file_writable = Gauge(
-            names.STATE_FILE_WRITABLE, "1 when the latest save of the log state succeeded; 0 when the disk refused "
-            "it (full, read-only, permissions): counts still grow, but would not survive a restart.",
-            registry=self.registry)
-        age = Gauge(names.SNAPSHOT_AGE, "Seconds since the served snapshot was completed; NaN before the first poll.",
-                    registry=self.registry)
+        self.api_calls = _live(Counter, names.API_CALLS, self.registry)
+        self.unrecognized = _live(Counter, names.UNRECOGNIZED_VALUES, self.registry)
+        self.log_events_ingested = _live(Counter, names.LOG_EVENTS_INGESTED, self.registry)
+        self.log_events_duplicate = _live(Counter, names.LOG_EVENTS_DUPLICATE, self.registry)
+        self.log_parse_errors = _live(Counter, names.LOG_PARSE_ERRORS, self.registry)
+        self.log_events_unattributed = _live(Counter, names.LOG_EVENTS_UNATTRIBUTED, self.registry)
+        self.log_events_future_dated = _live(Counter, names.LOG_EVENTS_FUTURE_DATED, self.registry)
+        self.state_file_errors = _live(Counter, names.STATE_FILE_ERRORS, self.registry)
+        self.config_reload_successful = _live(Gauge, names.CONFIG_RELOAD_SUCCESSFUL, self.registry)
+        self.config_reload_timestamp = _live(Gauge, names.CONFIG_RELOAD_TIMESTAMP, self.registry)
+        self.diagnosis_errors = _live(Counter, names.DIAGNOSIS_ERRORS, self.registry)
+        self.render_errors = _live(Counter, names.RENDER_ERRORS, self.registry)
+        self.state_file_writable = _live(Gauge, names.STATE_FILE_WRITABLE, self.registry)
+        age = _live(Gauge, names.SNAPSHOT_AGE, self.registry)
 
         def snapshot_age() -> float:
             completed = snapshot_time()
@@ -94,3 +58,12 @@ class ExporterMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _live(kind, name: str, registry: CollectorRegistry):
+    """A prometheus-client metric as the contract defines it (the client adds ``_total`` and ``_info``)."""
+    metric = names.METRICS[name]
+    if not metric.live or metric.kind != ("gauge" if kind is Info else kind._type):
+        raise ValueError(f"{name} is not a live {kind._type} in the contract")
+    labels = () if kind is Info else metric.labels  # an Info's labels are the keys it is given
+    return kind(name.removesuffix("_total").removesuffix("_info"), metric.help, labels, registry=registry)

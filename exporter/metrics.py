@@ -1,6 +1,6 @@
-"""The metric contract and the rendering of a snapshot into the Prometheus text format.
+"""The rendering of a snapshot into the Prometheus text format, from the metric contract (``contract``).
 
-Names live here only; the alert and dashboard generators import them. A snapshot is rendered once
+A snapshot is rendered once
 per poll, straight into gzip, so a scrape costs a memory copy, not a walk over every tunnel. The
 renderer is a lean one of its own: at 10,000 tunnels (200,000 samples) prometheus-client's objects
 cost seconds of GIL and ~100 MB; rows of label tuples that share the model's strings cost little.
@@ -24,68 +24,25 @@ from typing import Iterable, Iterator, Sequence
 
 from prometheus_client.utils import floatToGoString
 
+from exporter.contract import (
+    COLLECTION_DURATION, COLLECTION_LAST_SUCCESS, COLLECTION_SUCCESS, CONNECTION_INFO, CUSTOMER_GATEWAY_INFO,
+    FINDING_INFO, LOG_INGESTION_LAG, POLL_TIMESTAMP, TUNNEL_ACCEPTED_ROUTES, TUNNEL_BGP_LAST_ERROR,
+    TUNNEL_BGP_SESSION_STATE, TUNNEL_BGP_UP, TUNNEL_DPD, TUNNEL_FINDING, TUNNEL_IKE_PHASE_STATE, TUNNEL_INFO,
+    TUNNEL_IPSEC_UP, TUNNEL_LAST_STATUS_CHANGE, TUNNEL_LOG_ENABLED, TUNNEL_LOG_EVENTS, TUNNEL_LOG_HAS_EVENTS,
+    TUNNEL_LOG_LAST_EVENT, TUNNEL_NAT_T, TUNNEL_SELECTOR_INFO, TUNNEL_SELECTOR_MISMATCH, TUNNEL_UP, METRICS,
+)
 from exporter.findings import FINDINGS
 from exporter.logparse import BGP_STATES, IKE_STATES
 from exporter.logstate import TunnelKey, TunnelLogView
 from exporter.model import Snapshot
 from exporter.selectors import check_tunnel_selectors
 
-PREFIX = "aws_vpn"
-TUNNEL_LABELS = ("account_id", "region", "vpn_connection_id", "tunnel")
-SOURCE_LABELS = ("account_id", "region", "source")
-CACHED = " Cached from the latest poll; /metrics never calls AWS."
-
-CONNECTION_INFO = "aws_vpn_connection_info"
-TUNNEL_INFO = "aws_vpn_tunnel_info"
-TUNNEL_UP = "aws_vpn_tunnel_up"
-TUNNEL_IPSEC_UP = "aws_vpn_tunnel_ipsec_up"
-TUNNEL_BGP_UP = "aws_vpn_tunnel_bgp_up"
-TUNNEL_ACCEPTED_ROUTES = "aws_vpn_tunnel_accepted_routes"
-TUNNEL_LAST_STATUS_CHANGE = "aws_vpn_tunnel_last_status_change_timestamp_seconds"
-TUNNEL_LOG_ENABLED = "aws_vpn_tunnel_log_enabled"
-CUSTOMER_GATEWAY_INFO = "aws_vpn_customer_gateway_info"
-
-TUNNEL_LOG_EVENTS = "aws_vpn_tunnel_log_events_total"
-TUNNEL_SELECTOR_MISMATCH = "aws_vpn_tunnel_selector_mismatch"
-TUNNEL_SELECTOR_INFO = "aws_vpn_tunnel_traffic_selector_info"
-TUNNEL_NAT_T = "aws_vpn_tunnel_nat_t_detected"
-TUNNEL_DPD = "aws_vpn_tunnel_dpd_enabled"
-TUNNEL_IKE_PHASE_STATE = "aws_vpn_tunnel_ike_phase_state"
-TUNNEL_LOG_LAST_EVENT = "aws_vpn_tunnel_log_last_event_timestamp_seconds"
-TUNNEL_LOG_HAS_EVENTS = "aws_vpn_tunnel_log_has_events"
-TUNNEL_BGP_SESSION_STATE = "aws_vpn_tunnel_bgp_session_state"
-TUNNEL_BGP_LAST_ERROR = "aws_vpn_tunnel_bgp_last_error_timestamp_seconds"
-TUNNEL_FINDING = "aws_vpn_tunnel_finding"
-FINDING_INFO = "aws_vpn_finding_info"
-
-COLLECTION_SUCCESS = "aws_vpn_exporter_collection_success"
-COLLECTION_DURATION = "aws_vpn_exporter_collection_duration_seconds"
-COLLECTION_LAST_SUCCESS = "aws_vpn_exporter_last_success_timestamp_seconds"
-POLL_TIMESTAMP = "aws_vpn_exporter_poll_timestamp_seconds"
-SNAPSHOT_AGE = "aws_vpn_exporter_snapshot_age_seconds"
-API_CALLS = "aws_vpn_exporter_aws_api_calls_total"
-UNRECOGNIZED_VALUES = "aws_vpn_exporter_unrecognized_values_total"
-BUILD_INFO = "aws_vpn_exporter_build_info"
-LOG_INGESTION_LAG = "aws_vpn_exporter_log_ingestion_lag_seconds"
-LOG_EVENTS_INGESTED = "aws_vpn_exporter_log_events_ingested_total"
-LOG_EVENTS_DUPLICATE = "aws_vpn_exporter_log_events_duplicate_total"
-LOG_PARSE_ERRORS = "aws_vpn_exporter_log_parse_errors_total"
-LOG_EVENTS_UNATTRIBUTED = "aws_vpn_exporter_log_events_unattributed_total"
-LOG_EVENTS_FUTURE_DATED = "aws_vpn_exporter_log_events_future_dated_total"
-STATE_FILE_ERRORS = "aws_vpn_exporter_state_file_errors_total"
-STATE_FILE_WRITABLE = "aws_vpn_exporter_state_file_writable"
-DIAGNOSIS_ERRORS = "aws_vpn_exporter_diagnosis_errors_total"
-RENDER_ERRORS = "aws_vpn_exporter_render_errors_total"
-CONFIG_RELOAD_SUCCESSFUL = "aws_vpn_exporter_config_last_reload_successful"
-CONFIG_RELOAD_TIMESTAMP = "aws_vpn_exporter_config_last_reload_success_timestamp_seconds"
 
 log = logging.getLogger(__name__)
 FORK_RENDER_MIN_TUNNELS = 2000  # below this an in-process render is quicker than a fork
 FORK_RENDER_TIMEOUT = 120.0
 YIELD_EVERY = 200  # connections between yields of the GIL while rendering, so scrapes are served meanwhile
 
-CONNECTION_INFO_LABELS = ("account_id", "region", "vpn_connection_id", "name", "state", "routing",
-                          "gateway_type", "gateway_id", "customer_gateway_id", "accelerated")
 
 
 class Family:
@@ -96,6 +53,12 @@ class Family:
     def __init__(self, name: str, documentation: str, labels: Sequence[str] = (), kind: str = "gauge"):
         self.name, self.kind, self.documentation, self.labels = name, kind, documentation, tuple(labels)
         self.rows: list[tuple[Sequence[str], float]] = []
+
+    @classmethod
+    def of(cls, name: str) -> "Family":
+        """An empty family as the contract defines it."""
+        metric = METRICS[name]
+        return cls(name, metric.help_text, metric.labels, metric.kind)
 
     def add_metric(self, values: Sequence[str], value: float) -> None:
         """Checked here, so a bad value fails inside its tunnel's isolation rather than in ``render``."""
@@ -149,10 +112,6 @@ def _escape(value: str) -> str:
     return value
 
 
-def _gauge(name: str, documentation: str, labels: Iterable[str]) -> Family:
-    return Family(name, documentation + CACHED, labels)
-
-
 def _flag(value: bool) -> float:
     return 1.0 if value else 0.0
 
@@ -161,21 +120,15 @@ def snapshot_families(snapshot: Snapshot, failed: list[str] | None = None) -> It
     """Every metric family that a snapshot determines, built fresh so no stale series survive. A tunnel or
     connection whose values cannot be rendered is left out and named in ``failed``; the rest publish."""
     failed = [] if failed is None else failed
-    connection_info = _gauge(CONNECTION_INFO, "VPN connection metadata; always 1.", CONNECTION_INFO_LABELS)
-    tunnel_info = _gauge(TUNNEL_INFO, "Tunnel metadata; always 1. status_message is AWS's StatusMessage classified.",
-                         TUNNEL_LABELS + ("inside_cidr", "status", "status_message"))
-    up = _gauge(TUNNEL_UP, "AWS's reported tunnel status (VgwTelemetry Status): 1 UP, 0 DOWN.", TUNNEL_LABELS)
-    ipsec = _gauge(TUNNEL_IPSEC_UP, "1 when IPsec is established: Status UP, or DOWN with StatusMessage IPSEC IS UP.",
-                   TUNNEL_LABELS)
-    bgp = _gauge(TUNNEL_BGP_UP, "1 when the BGP session is established (dynamic connections only).", TUNNEL_LABELS)
-    routes = _gauge(TUNNEL_ACCEPTED_ROUTES, "Routes AWS accepted from the customer gateway (AcceptedRouteCount).",
-                    TUNNEL_LABELS)
-    changed = _gauge(TUNNEL_LAST_STATUS_CHANGE, "When the tunnel's IKE, IPsec or BGP state last changed (LastStatusChange).",
-                     TUNNEL_LABELS)
-    log_enabled = _gauge(TUNNEL_LOG_ENABLED, "1 when the tunnel's log (ike or bgp) is delivered to CloudWatch Logs.",
-                         TUNNEL_LABELS + ("log",))
-    gateways = _gauge(CUSTOMER_GATEWAY_INFO, "Customer gateway metadata; always 1.",
-                      ("account_id", "region", "customer_gateway_id", "name", "bgp_asn", "ip_address"))
+    connection_info = Family.of(CONNECTION_INFO)
+    tunnel_info = Family.of(TUNNEL_INFO)
+    up = Family.of(TUNNEL_UP)
+    ipsec = Family.of(TUNNEL_IPSEC_UP)
+    bgp = Family.of(TUNNEL_BGP_UP)
+    routes = Family.of(TUNNEL_ACCEPTED_ROUTES)
+    changed = Family.of(TUNNEL_LAST_STATUS_CHANGE)
+    log_enabled = Family.of(TUNNEL_LOG_ENABLED)
+    gateways = Family.of(CUSTOMER_GATEWAY_INFO)
 
     families = (connection_info, tunnel_info, up, ipsec, bgp, routes, changed, log_enabled, gateways)
     isolated = _Isolated(families, failed)
@@ -198,8 +151,7 @@ def snapshot_families(snapshot: Snapshot, failed: list[str] | None = None) -> It
                                      gateway.bgp_asn, gateway.ip_address], 1.0)
     yield from families
     yield from _log_families(snapshot, failed)
-    finding = _gauge(TUNNEL_FINDING, "1 while a diagnosis finding is active; codes and remedies in the README "
-                     "(tunnel is empty for connection-level findings).", TUNNEL_LABELS + ("finding", "severity"))
+    finding = Family.of(TUNNEL_FINDING)
     isolated = _Isolated((finding,), failed)
     for item in snapshot.findings:
         with isolated(f"{item.vpn_connection_id} {item.tunnel} {item.code}"):
@@ -213,8 +165,7 @@ def snapshot_families(snapshot: Snapshot, failed: list[str] | None = None) -> It
 def _finding_catalogue() -> Family:
     """The findings catalogue as series, one per code: alert templates join it to a tunnel's active findings
     to put each cause's summary and fix in the page, worded by the exporter that diagnosed it."""
-    catalogue = _gauge(FINDING_INFO, "The diagnosis findings this exporter knows, with their summary, fix and the "
-                       "alert that stands for each; always 1.", ("finding", "severity", "alert", "summary", "remedy"))
+    catalogue = Family.of(FINDING_INFO)
     for spec in FINDINGS.values():
         catalogue.add_metric([spec.code, spec.severity, spec.alert, spec.summary, spec.remedy], 1.0)
     return catalogue
@@ -246,25 +197,16 @@ def _current_state(family: Family, labels: list[str], states: tuple[str, ...], c
 
 def _log_families(snapshot: Snapshot, failed: list[str]) -> Iterator[Family]:
     """What the tunnels' own logs say, for tunnels in the current EC2 data only."""
-    events = Family(TUNNEL_LOG_EVENTS, "Tunnel log events by type, each counted once (kept across restarts in "
-                    "state_dir)." + CACHED, TUNNEL_LABELS + ("event",), kind="counter")
-    mismatch = _gauge(TUNNEL_SELECTOR_MISMATCH, "1 when the latest Phase 2 traffic selectors do not fit the "
-                      "connection (CIDR options, or the inside CIDR BGP needs).", TUNNEL_LABELS)
-    selectors = _gauge(TUNNEL_SELECTOR_INFO, "Traffic selectors of the latest Phase 2 SA; always 1.",
-                       TUNNEL_LABELS + ("aws_side", "cgw_side"))
-    nat_t = _gauge(TUNNEL_NAT_T, "1 when the latest IKE log event saw NAT-T on the customer gateway.", TUNNEL_LABELS)
-    dpd = _gauge(TUNNEL_DPD, "1 when the latest IKE log event had dead peer detection enabled.", TUNNEL_LABELS)
-    phases = _gauge(TUNNEL_IKE_PHASE_STATE, "IKE phase 1 and 2 state from the latest IKE log event: one series, "
-                    "for the current state, = 1.", TUNNEL_LABELS + ("phase", "state"))
-    last_event = _gauge(TUNNEL_LOG_LAST_EVENT, "Time of the newest event in the tunnel's log (ike or bgp).",
-                        TUNNEL_LABELS + ("log",))
-    bgp_state = _gauge(TUNNEL_BGP_SESSION_STATE, "BGP session state from the latest BGP log transition: one "
-                       "series, for the current state, = 1.", TUNNEL_LABELS + ("state",))
-    bgp_error = _gauge(TUNNEL_BGP_LAST_ERROR, "Time of the latest BGP error in the BGP log, labelled with its kind.",
-                       TUNNEL_LABELS + ("error",))
-    has_events = _gauge(TUNNEL_LOG_HAS_EVENTS, "For a log (ike or bgp) delivered to CloudWatch Logs: 1 once an event "
-                        "of it has been read, 0 while none has (normal for a tunnel that has not logged yet: AWS "
-                        "creates the stream with the first event).", TUNNEL_LABELS + ("log",))
+    events = Family.of(TUNNEL_LOG_EVENTS)
+    mismatch = Family.of(TUNNEL_SELECTOR_MISMATCH)
+    selectors = Family.of(TUNNEL_SELECTOR_INFO)
+    nat_t = Family.of(TUNNEL_NAT_T)
+    dpd = Family.of(TUNNEL_DPD)
+    phases = Family.of(TUNNEL_IKE_PHASE_STATE)
+    last_event = Family.of(TUNNEL_LOG_LAST_EVENT)
+    bgp_state = Family.of(TUNNEL_BGP_SESSION_STATE)
+    bgp_error = Family.of(TUNNEL_BGP_LAST_ERROR)
+    has_events = Family.of(TUNNEL_LOG_HAS_EVENTS)
     families = (events, mismatch, selectors, nat_t, dpd, phases, last_event, has_events, bgp_state, bgp_error)
     # "No event yet" is only known where the read succeeded: a region whose read failed says nothing.
     read = {(r.account_id, r.region) for r in snapshot.results if r.source == "logs" and r.success}
@@ -283,8 +225,7 @@ def _log_families(snapshot: Snapshot, failed: list[str]) -> Iterator[Family]:
                         has_events.add_metric(labels + [kind], _flag(kind in logged))
                 if view is not None:
                     _tunnel_log_rows(labels, connection, tunnel, view, *families[:7], *families[8:])
-    lag = _gauge(LOG_INGESTION_LAG, "How far behind the log reader was when this snapshot was made: snapshot time "
-                 "minus the time up to which the group has been read.", ("account_id", "region", "log_group"))
+    lag = Family.of(LOG_INGESTION_LAG)
     for group in snapshot.log_groups:
         lag.add_metric([group.account_id, group.region, group.log_group],
                        max(0.0, snapshot.completed_at - group.read_until))
@@ -316,17 +257,16 @@ def _tunnel_log_rows(labels: list[str], connection, tunnel, view: TunnelLogView,
 
 
 def _collection_families(snapshot: Snapshot) -> Iterator[Family]:
-    success = _gauge(COLLECTION_SUCCESS, "1 when the latest collection of this source succeeded.", SOURCE_LABELS)
-    duration = _gauge(COLLECTION_DURATION, "How long the latest collection of this source took.", SOURCE_LABELS)
-    last_success = _gauge(COLLECTION_LAST_SUCCESS, "When this source last collected successfully; older data is served "
-                          "unchanged while it fails.", SOURCE_LABELS)
+    success = Family.of(COLLECTION_SUCCESS)
+    duration = Family.of(COLLECTION_DURATION)
+    last_success = Family.of(COLLECTION_LAST_SUCCESS)
     for result in snapshot.results:
         labels = [result.account_id, result.region, result.source]
         success.add_metric(labels, _flag(result.success))
         duration.add_metric(labels, result.duration_seconds)
         if result.last_success_timestamp is not None:
             last_success.add_metric(labels, result.last_success_timestamp)
-    poll = Family(POLL_TIMESTAMP, "When the poll that produced the served snapshot completed.")
+    poll = Family.of(POLL_TIMESTAMP)
     poll.add_metric((), snapshot.completed_at)
     yield from (success, duration, last_success, poll)
 

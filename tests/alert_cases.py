@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import sys
 
-from exporter import metrics as m
+from exporter import contract as m
 from exporter.alerting import GENERIC_FINDINGS, ROOT, SETTINGS, build_alerts, dump_yaml
 from exporter.findings import FINDINGS
 

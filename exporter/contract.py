@@ -1,0 +1,219 @@
+"""The metric contract: every metric the exporter exposes, defined once: name, type, help, label names
+(and the unit its name carries). The snapshot renderer and the live registry build their families from it;
+the README's metric tables, the golden exposition and the alert and dashboard generators are checked
+against it (tests/test_contract.py). Adding a metric: a definition here, the line that fills it from the
+model, and a golden update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TUNNEL_LABELS = ("account_id", "region", "vpn_connection_id", "tunnel")
+SOURCE_LABELS = ("account_id", "region", "source")
+CONNECTION_INFO_LABELS = ("account_id", "region", "vpn_connection_id", "name", "state", "routing",
+                          "gateway_type", "gateway_id", "customer_gateway_id", "accelerated")
+CACHED = " Cached from the latest poll; /metrics never calls AWS."
+
+PREFIX = "aws_vpn"
+CONNECTION_INFO = "aws_vpn_connection_info"
+TUNNEL_INFO = "aws_vpn_tunnel_info"
+TUNNEL_UP = "aws_vpn_tunnel_up"
+TUNNEL_IPSEC_UP = "aws_vpn_tunnel_ipsec_up"
+TUNNEL_BGP_UP = "aws_vpn_tunnel_bgp_up"
+TUNNEL_ACCEPTED_ROUTES = "aws_vpn_tunnel_accepted_routes"
+TUNNEL_LAST_STATUS_CHANGE = "aws_vpn_tunnel_last_status_change_timestamp_seconds"
+TUNNEL_LOG_ENABLED = "aws_vpn_tunnel_log_enabled"
+CUSTOMER_GATEWAY_INFO = "aws_vpn_customer_gateway_info"
+TUNNEL_LOG_EVENTS = "aws_vpn_tunnel_log_events_total"
+TUNNEL_SELECTOR_MISMATCH = "aws_vpn_tunnel_selector_mismatch"
+TUNNEL_SELECTOR_INFO = "aws_vpn_tunnel_traffic_selector_info"
+TUNNEL_NAT_T = "aws_vpn_tunnel_nat_t_detected"
+TUNNEL_DPD = "aws_vpn_tunnel_dpd_enabled"
+TUNNEL_IKE_PHASE_STATE = "aws_vpn_tunnel_ike_phase_state"
+TUNNEL_LOG_LAST_EVENT = "aws_vpn_tunnel_log_last_event_timestamp_seconds"
+TUNNEL_LOG_HAS_EVENTS = "aws_vpn_tunnel_log_has_events"
+TUNNEL_BGP_SESSION_STATE = "aws_vpn_tunnel_bgp_session_state"
+TUNNEL_BGP_LAST_ERROR = "aws_vpn_tunnel_bgp_last_error_timestamp_seconds"
+TUNNEL_FINDING = "aws_vpn_tunnel_finding"
+FINDING_INFO = "aws_vpn_finding_info"
+COLLECTION_SUCCESS = "aws_vpn_exporter_collection_success"
+COLLECTION_DURATION = "aws_vpn_exporter_collection_duration_seconds"
+COLLECTION_LAST_SUCCESS = "aws_vpn_exporter_last_success_timestamp_seconds"
+POLL_TIMESTAMP = "aws_vpn_exporter_poll_timestamp_seconds"
+SNAPSHOT_AGE = "aws_vpn_exporter_snapshot_age_seconds"
+API_CALLS = "aws_vpn_exporter_aws_api_calls_total"
+UNRECOGNIZED_VALUES = "aws_vpn_exporter_unrecognized_values_total"
+BUILD_INFO = "aws_vpn_exporter_build_info"
+LOG_INGESTION_LAG = "aws_vpn_exporter_log_ingestion_lag_seconds"
+LOG_EVENTS_INGESTED = "aws_vpn_exporter_log_events_ingested_total"
+LOG_EVENTS_DUPLICATE = "aws_vpn_exporter_log_events_duplicate_total"
+LOG_PARSE_ERRORS = "aws_vpn_exporter_log_parse_errors_total"
+LOG_EVENTS_UNATTRIBUTED = "aws_vpn_exporter_log_events_unattributed_total"
+LOG_EVENTS_FUTURE_DATED = "aws_vpn_exporter_log_events_future_dated_total"
+STATE_FILE_ERRORS = "aws_vpn_exporter_state_file_errors_total"
+STATE_FILE_WRITABLE = "aws_vpn_exporter_state_file_writable"
+DIAGNOSIS_ERRORS = "aws_vpn_exporter_diagnosis_errors_total"
+RENDER_ERRORS = "aws_vpn_exporter_render_errors_total"
+CONFIG_RELOAD_SUCCESSFUL = "aws_vpn_exporter_config_last_reload_successful"
+CONFIG_RELOAD_TIMESTAMP = "aws_vpn_exporter_config_last_reload_success_timestamp_seconds"
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    kind: str  # gauge | counter, as the TYPE line says (an _info metric is a gauge of 1)
+    help: str  # as the HELP line says it (snapshot metrics add CACHED unless ``cached`` is False)
+    labels: tuple[str, ...] = ()
+    cached: bool = True  # snapshot metrics: the HELP says the value comes from the latest poll
+    live: bool = False  # in the exporter's own registry, updated between polls, not in the snapshot
+
+    @property
+    def unit(self) -> str:
+        """The base unit the name ends with (Prometheus naming), or "" for a count, ratio or state."""
+        return next((unit for unit in ("seconds", "bytes") if self.name.removesuffix("_total").endswith(unit)), "")
+
+    @property
+    def help_text(self) -> str:
+        return self.help + (CACHED if self.cached and not self.live else "")
+
+
+METRICS: dict[str, Metric] = {metric.name: metric for metric in (
+    Metric(CONNECTION_INFO, "gauge",
+           "VPN connection metadata; always 1.",
+           CONNECTION_INFO_LABELS),
+    Metric(TUNNEL_INFO, "gauge",
+           "Tunnel metadata; always 1. status_message is AWS's StatusMessage classified.",
+           TUNNEL_LABELS + ("inside_cidr", "status", "status_message")),
+    Metric(TUNNEL_UP, "gauge",
+           "AWS's reported tunnel status (VgwTelemetry Status): 1 UP, 0 DOWN.",
+           TUNNEL_LABELS),
+    Metric(TUNNEL_IPSEC_UP, "gauge",
+           "1 when IPsec is established: Status UP, or DOWN with StatusMessage IPSEC IS UP.",
+           TUNNEL_LABELS),
+    Metric(TUNNEL_BGP_UP, "gauge",
+           "1 when the BGP session is established (dynamic connections only).",
+           TUNNEL_LABELS),
+    Metric(TUNNEL_ACCEPTED_ROUTES, "gauge",
+           "Routes AWS accepted from the customer gateway (AcceptedRouteCount).",
+           TUNNEL_LABELS),
+    Metric(TUNNEL_LAST_STATUS_CHANGE, "gauge",
+           "When the tunnel's IKE, IPsec or BGP state last changed (LastStatusChange).",
+           TUNNEL_LABELS),
+    Metric(TUNNEL_LOG_ENABLED, "gauge",
+           "1 when the tunnel's log (ike or bgp) is delivered to CloudWatch Logs.",
+           TUNNEL_LABELS + ("log",)),
+    Metric(CUSTOMER_GATEWAY_INFO, "gauge",
+           "Customer gateway metadata; always 1.",
+           ("account_id", "region", "customer_gateway_id", "name", "bgp_asn", "ip_address")),
+    Metric(TUNNEL_LOG_EVENTS, "counter",
+           "Tunnel log events by type, each counted once (kept across restarts in state_dir).",
+           TUNNEL_LABELS + ("event",)),
+    Metric(TUNNEL_SELECTOR_MISMATCH, "gauge",
+           "1 when the latest Phase 2 traffic selectors do not fit the connection (CIDR options, or "
+           "the inside CIDR BGP needs).",
+           TUNNEL_LABELS),
+    Metric(TUNNEL_SELECTOR_INFO, "gauge",
+           "Traffic selectors of the latest Phase 2 SA; always 1.",
+           TUNNEL_LABELS + ("aws_side", "cgw_side")),
+    Metric(TUNNEL_NAT_T, "gauge",
+           "1 when the latest IKE log event saw NAT-T on the customer gateway.",
+           TUNNEL_LABELS),
+    Metric(TUNNEL_DPD, "gauge",
+           "1 when the latest IKE log event had dead peer detection enabled.",
+           TUNNEL_LABELS),
+    Metric(TUNNEL_IKE_PHASE_STATE, "gauge",
+           "IKE phase 1 and 2 state from the latest IKE log event: one series, for the current state,"
+           " = 1.",
+           TUNNEL_LABELS + ("phase", "state")),
+    Metric(TUNNEL_LOG_LAST_EVENT, "gauge",
+           "Time of the newest event in the tunnel's log (ike or bgp).",
+           TUNNEL_LABELS + ("log",)),
+    Metric(TUNNEL_LOG_HAS_EVENTS, "gauge",
+           "For a log (ike or bgp) delivered to CloudWatch Logs: 1 once an event of it has been read,"
+           " 0 while none has (normal for a tunnel that has not logged yet: AWS creates the stream "
+           "with the first event).",
+           TUNNEL_LABELS + ("log",)),
+    Metric(TUNNEL_BGP_SESSION_STATE, "gauge",
+           "BGP session state from the latest BGP log transition: one series, for the current state, "
+           "= 1.",
+           TUNNEL_LABELS + ("state",)),
+    Metric(TUNNEL_BGP_LAST_ERROR, "gauge",
+           "Time of the latest BGP error in the BGP log, labelled with its kind.",
+           TUNNEL_LABELS + ("error",)),
+    Metric(LOG_INGESTION_LAG, "gauge",
+           "How far behind the log reader was when this snapshot was made: snapshot time minus the "
+           "time up to which the group has been read.",
+           ("account_id", "region", "log_group")),
+    Metric(TUNNEL_FINDING, "gauge",
+           "1 while a diagnosis finding is active; codes and remedies in the README (tunnel is empty "
+           "for connection-level findings).",
+           TUNNEL_LABELS + ("finding", "severity")),
+    Metric(FINDING_INFO, "gauge",
+           "The diagnosis findings this exporter knows, with their summary, fix and the alert that "
+           "stands for each; always 1.",
+           ("finding", "severity", "alert", "summary", "remedy")),
+    Metric(COLLECTION_SUCCESS, "gauge",
+           "1 when the latest collection of this source succeeded.",
+           SOURCE_LABELS),
+    Metric(COLLECTION_DURATION, "gauge",
+           "How long the latest collection of this source took.",
+           SOURCE_LABELS),
+    Metric(COLLECTION_LAST_SUCCESS, "gauge",
+           "When this source last collected successfully; older data is served unchanged while it "
+           "fails.",
+           SOURCE_LABELS),
+    Metric(POLL_TIMESTAMP, "gauge",
+           "When the poll that produced the served snapshot completed.",
+           (), cached=False),
+    Metric(BUILD_INFO, "gauge",
+           "The exporter's version; always 1.",
+           ("version", "python_version"), live=True),
+    Metric(API_CALLS, "counter",
+           "AWS API attempts (each retry counts) by operation and outcome: ok, throttled or error.",
+           ("account_id", "region", "operation", "outcome"), live=True),
+    Metric(UNRECOGNIZED_VALUES, "counter",
+           "Values from AWS that the exporter did not recognise (per poll and occurrence), by field.",
+           ("field",), live=True),
+    Metric(LOG_EVENTS_INGESTED, "counter",
+           "Tunnel log events read and parsed, by log (ike, bgp).",
+           ("account_id", "region", "log"), live=True),
+    Metric(LOG_EVENTS_DUPLICATE, "counter",
+           "Log events seen again in the overlap window and dropped.",
+           ("account_id", "region"), live=True),
+    Metric(LOG_PARSE_ERRORS, "counter",
+           "Malformed log events, counted and skipped, by reason.",
+           ("log", "reason"), live=True),
+    Metric(LOG_EVENTS_UNATTRIBUTED, "counter",
+           "Events in a tunnel log group that no watched tunnel claims by stream name or resource_id "
+           "(another shard's, a deleted connection's, another writer's); counted and skipped.",
+           ("account_id", "region"), live=True),
+    Metric(LOG_EVENTS_FUTURE_DATED, "counter",
+           "Log events whose own time lies more than 5 minutes after CloudWatch's time for them (a "
+           "wrong clock); counted, and their facts dated by CloudWatch's time instead.",
+           ("account_id", "region"), live=True),
+    Metric(STATE_FILE_ERRORS, "counter",
+           "Unreadable or corrupt state files (moved aside) and loads that dropped invalid entries.",
+           (), live=True),
+    Metric(CONFIG_RELOAD_SUCCESSFUL, "gauge",
+           "1 when the latest config reload (SIGHUP, POST /-/reload) succeeded.",
+           (), live=True),
+    Metric(CONFIG_RELOAD_TIMESTAMP, "gauge",
+           "When the config was last loaded successfully.",
+           (), live=True),
+    Metric(DIAGNOSIS_ERRORS, "counter",
+           "Connections whose diagnosis failed on a snapshot (their findings are left out; the rest "
+           "publish).",
+           (), live=True),
+    Metric(RENDER_ERRORS, "counter",
+           "Tunnels, connections or findings left out of a snapshot's exposition because a value "
+           "could not be rendered (the rest publish).",
+           (), live=True),
+    Metric(STATE_FILE_WRITABLE, "gauge",
+           "1 when the latest save of the log state succeeded; 0 when the disk refused it (full, "
+           "read-only, permissions): counts still grow, but would not survive a restart.",
+           (), live=True),
+    Metric(SNAPSHOT_AGE, "gauge",
+           "Seconds since the served snapshot was completed; NaN before the first poll.",
+           (), live=True),
+)}

@@ -1,0 +1,72 @@
+"""The metric contract (``exporter/contract.py``) is the one definition of every metric: the exposition,
+the live registry, the README's metric table, the alert rules and the dashboards all agree with it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.contract import METRICS
+from exporter.instrumentation import ExporterMetrics
+
+ROOT = Path(__file__).resolve().parent.parent
+NAME = re.compile(r"\baws_vpn_[a-z_:]+")
+
+
+def exposed() -> dict[str, tuple[str, str, tuple[str, ...]]]:
+    """name -> (type, help, label names) of every aws_vpn family the golden snapshot and the registry expose."""
+    text = (ROOT / "tests" / "golden" / "full.txt").read_text() + ExporterMetrics(lambda: 1.0).render().decode()
+    families = {}
+    for family in text_string_to_metric_families(text):
+        if not family.name.startswith("aws_vpn"):
+            continue
+        name = family.name + ("_total" if family.type == "counter" else "")
+        labels = {tuple(sample.labels) for sample in family.samples}
+        families[name] = (family.type, family.documentation, labels.pop() if len(labels) == 1 else ())
+    return families
+
+
+def test_every_exposed_family_is_defined_by_the_contract_and_the_other_way_round():
+    families = exposed()
+    assert set(families) == set(METRICS)
+    for name, (kind, documentation, labels) in families.items():
+        metric = METRICS[name]
+        assert (kind, documentation) == (metric.kind, metric.help_text), name
+        if labels:
+            assert set(labels) == set(metric.labels), name
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_names_follow_prometheus_conventions(name):
+    metric = METRICS[name]
+    assert name.startswith(("aws_vpn_tunnel_", "aws_vpn_connection_", "aws_vpn_customer_gateway_",
+                            "aws_vpn_finding_", "aws_vpn_exporter_"))
+    assert (metric.kind == "counter") == name.endswith("_total")
+    assert not name.endswith("_info") or metric.kind == "gauge"
+    if "timestamp" in name:
+        assert name.endswith("_timestamp_seconds")
+    assert metric.unit in ("", "seconds", "bytes")
+    assert metric.help.endswith(".") and "\n" not in metric.help
+    assert len(set(metric.labels)) == len(metric.labels)
+
+
+def test_the_readme_metric_table_lists_each_metric_with_its_type():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Metrics"):readme.index("## How it works")]
+    rows = dict(re.findall(r"^\| `(aws_vpn_[a-z_]+)` \| (\w+) \|", section, re.M))
+    assert rows == {name: metric.kind for name, metric in METRICS.items()}
+
+
+def test_the_rules_and_dashboards_name_only_defined_metrics():
+    rules = (ROOT / "alerts" / "aws-vpn.rules.yml").read_text()
+    recorded = set(re.findall(r"record: (\S+)", rules))
+    used = set(NAME.findall(rules))
+    for path in (ROOT / "dashboards").glob("*.json"):
+        used |= {name for panel in json.loads(path.read_text()).get("panels", [])
+                 for target in panel.get("targets", []) for name in NAME.findall(target.get("expr", ""))}
+    families = {name.removesuffix(suffix) for name in METRICS for suffix in ("_total", "")}
+    assert used and used - recorded <= set(METRICS) | families, used - recorded - set(METRICS) - families
