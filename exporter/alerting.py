@@ -262,19 +262,7 @@ def build_alerts() -> list[Alert]:
                     "`dpd_timeout`, `peer_dead`, `rekey_collision` and BGP `bgp_hold_timer_expired`.",
             fix="Look for DPD timeouts (packet loss or an overloaded customer gateway), rekey collisions (mismatched "
                 "lifetimes) and hold-timer expiries; tune timeouts to AWS's values and fix the transport."),
-        _finding_alert("static_cgw_on_dynamic_connection"),
-        _finding_alert("traffic_selectors_mismatch"),
-        _finding_alert("accelerated_without_nat_t"),
-        _finding_alert("tunnel_logging_disabled"),
-        _finding_alert("ike_authentication_failed"),
-        _finding_alert("ike_proposal_mismatch"),
-        _finding_alert("ike_peer_unresponsive"),
-        _finding_alert("ike_phase2_failed"),
-        _finding_alert("bgp_stuck_connecting"),
-        _finding_alert("bgp_hold_timer_expired"),
-        _finding_alert("bgp_open_message_error"),
-        _finding_alert("bgp_max_prefix_exceeded"),
-        _finding_alert("bgp_routes_denied"),
+        *(_finding_alert(code) for code, spec in FINDINGS.items() if not spec.symptom),  # one per cause
         Alert(
             name="VpnExporterCollectionFailing", severity="warning", duration=s["collection_failing_for"],
             expr=f"{m.COLLECTION_SUCCESS} == 0",
