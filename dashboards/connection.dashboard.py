@@ -17,7 +17,7 @@ dashboard = vpn_dashboard(
             (f"{m.TUNNEL_UP}{{{S}}}", "{{tunnel}} AWS"),
             (f"{m.TUNNEL_IPSEC_UP}{{{S}}}", "{{tunnel}} IPsec"),
             (f"{m.TUNNEL_BGP_UP}{{{S}}}", "{{tunnel}} BGP"),
-        ], (0, 3, 24, 8), "AWS status, IPsec and BGP per tunnel: IPsec UP with BGP DOWN is the seed's state."),
+        ], (0, 3, 24, 8), "AWS status, IPsec and BGP per tunnel: IPsec UP with BGP DOWN is the state this product explains."),
         timeseries("Accepted routes", [(f"{m.TUNNEL_ACCEPTED_ROUTES}{{{S}}}", "{{tunnel}}")], (0, 11, 12, 8)),
         timeseries("IKE and BGP log events", [
             (f"sum by (tunnel, event) (increase({m.TUNNEL_LOG_EVENTS}{{{S}}}[$__rate_interval]))",
@@ -25,11 +25,11 @@ dashboard = vpn_dashboard(
         table("Traffic selectors (latest Phase 2)", [
             (f"{m.TUNNEL_SELECTOR_INFO}{{{S}}}", ""),
             (f"{m.TUNNEL_SELECTOR_MISMATCH}{{{S}}}", "mismatch"),
-        ], (0, 19, 12, 5), "Both sides should be 0.0.0.0/0 on a dynamic connection (the seed's second check)."),
+        ], (0, 19, 12, 5), "Both sides should be 0.0.0.0/0 on a dynamic connection (the AWS article's second check)."),
         table("NAT-T and DPD (latest IKE event)", [
             (f"{m.TUNNEL_NAT_T}{{{S}}}", "NAT-T"),
             (f"{m.TUNNEL_DPD}{{{S}}}", "DPD"),
-        ], (12, 19, 12, 5), "An accelerated connection needs NAT-T (the seed's third check)."),
+        ], (12, 19, 12, 5), "An accelerated connection needs NAT-T (the AWS article's third check)."),
         timeline("IKE phase state", [(f"{m.TUNNEL_IKE_PHASE_STATE}{{{S}}} == 1", "{{tunnel}} phase {{phase}} {{state}}")],
                  (0, 24, 12, 7), mappings=STATE_MAP),
         timeline("BGP session state", [(f"{m.TUNNEL_BGP_SESSION_STATE}{{{S}}} == 1", "{{tunnel}} {{state}}")],

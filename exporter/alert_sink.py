@@ -16,7 +16,7 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from exporter import logsetup
-from exporter.web import parse_listen_address
+from exporter.web import parse_listen_address, send
 
 log = logging.getLogger("exporter.alert_sink")
 MAX_BODY_BYTES = 1 << 20
@@ -43,11 +43,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY_BYTES:
-            return self._send(413, b"too large\n", "text/plain")
+            return send(self, 413, "text/plain", b"too large\n")
         try:
             payload = json.loads(self.rfile.read(length) or b"{}")
         except ValueError:
-            return self._send(400, b"not JSON\n", "text/plain")
+            return send(self, 400, "text/plain", b"not JSON\n")
         with self.server.lock:
             self.server.notifications.append((time.time(), self.path, payload))
         for alert in payload.get("alerts", []):
@@ -55,14 +55,14 @@ class _Handler(BaseHTTPRequestHandler):
             log.info("notification receiver=%s status=%s severity=%s alertname=%s vpn_connection_id=%s tunnel=%s",
                      self.path.strip("/"), alert.get("status"), labels.get("severity"), labels.get("alertname"),
                      labels.get("vpn_connection_id", ""), labels.get("tunnel", ""))
-        self._send(200, b"ok\n", "text/plain")
+        send(self, 200, "text/plain", b"ok\n")
 
     def do_GET(self) -> None:  # noqa: N802
         received = self.server.received()
         if self.path.startswith("/notifications"):
             body = json.dumps([{"received_at": at, "receiver": path, "payload": payload}
                                for at, path, payload in received], indent=2).encode()
-            return self._send(200, body, "application/json")
+            return send(self, 200, "application/json", body)
         rows = "".join(_row(at, path, alert) for at, path, payload in reversed(received)
                        for alert in payload.get("alerts", []))
         page = (f"<!doctype html><meta charset=utf-8><meta http-equiv=refresh content={REFRESH_SECONDS}>"
@@ -71,14 +71,7 @@ class _Handler(BaseHTTPRequestHandler):
                 f"<p>Newest first; this page refreshes every {REFRESH_SECONDS} s.</p>"
                 "<table border=1><tr><th>UTC</th><th>receiver</th><th>status</th><th>severity</th><th>alert</th>"
                 f"<th>what and why</th></tr>{rows}</table>").encode()
-        self._send(200, page, "text/html; charset=utf-8")
-
-    def _send(self, code: int, body: bytes, content_type: str) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send(self, 200, "text/html; charset=utf-8", page)
 
     def log_message(self, *args) -> None:
         pass

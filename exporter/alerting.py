@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from exporter import contract as m
+from exporter.config import ConfigError, read_yaml
 from exporter.findings import FINDINGS, RUNBOOK_BASE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,9 +58,9 @@ def load_settings(path: Path = SETTINGS_FILE) -> dict:
     if not path.exists():
         return settings
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise SystemExit(f"{path}: not valid YAML: {err}") from None
+        data = read_yaml(path) or {}
+    except ConfigError as err:  # the same strict reader as the exporter's own config
+        raise SystemExit(str(err)) from None
     if not isinstance(data, dict):
         raise SystemExit(f"{path}: expected a mapping of settings")
     for key, value in data.items():
@@ -127,7 +128,7 @@ DIAGNOSE_HINT = "aws-vpn-exporter diagnose --vpn-connection-id <id>"
 
 # Findings that say *that* a tunnel or connection is down, not *why*: never offered as a page's cause.
 GENERIC_FINDINGS = tuple(code for code, spec in FINDINGS.items() if spec.symptom)
-# The causes in the order to rule them out (the catalogue's, the seed's checklist): the runbooks' checklist.
+# The causes in the order to rule them out (the catalogue's: the AWS article's checklist): the runbooks' checklist.
 CHECKLIST = tuple(code for code in FINDINGS if code not in GENERIC_FINDINGS)
 CONNECTION_MATCHERS = 'account_id="%s",region="%s",vpn_connection_id="%s"'
 CONNECTION_ARGS = "$labels.account_id $labels.region $labels.vpn_connection_id"

@@ -250,17 +250,35 @@ def _shard(reader: _Reader, value: Any) -> Shard:
     return Shard(index, count)
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a config file; every failure names the file."""
+class _StrictLoader(yaml.SafeLoader):
+    """YAML as safe_load reads it, except that a key given twice is an error, not a silent overwrite."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file read strictly (the config, the web config, the alert settings); every failure is a
+    ConfigError naming the file, and the line and column when YAML knows them."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(source, "", f"cannot read file: {getattr(err, 'strerror', None) or err}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise ConfigError(source, "", f"invalid YAML: {where}{getattr(err, 'problem', None) or err}") from None
-    return parse_config(data, source)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; every failure names the file."""
+    return parse_config(read_yaml(path), str(path))

@@ -1,4 +1,4 @@
-"""The seed article's checklist, run on every snapshot: which cause applies, with its evidence.
+"""The checklist of AWS's knowledge-center article (DOWN with IPSEC UP), run on every snapshot: which cause applies, with its evidence.
 
 Each rule reads EC2 telemetry, connection options and log-derived state, and yields findings from
 the catalogue in ``findings.py``. Rules fire only on evidence present in the snapshot; where logs

@@ -1,7 +1,9 @@
-"""The catalogue of diagnosis findings: stable codes, severities and remedies, in the seed's terms.
+"""The catalogue of diagnosis findings: stable codes, severities, remedies and the alert of each, in the
+terms of AWS's knowledge-center article "Why is my Site-to-Site VPN connection DOWN with IPSEC UP?".
 
-This is the one place remedy text lives; the diagnose command, the README table and (later) the
-alert rules and runbooks all read it.
+The one place this text lives: the diagnose command, the status page, the exported catalogue
+(``aws_vpn_finding_info``, which the pages' cause annotation reads), the README table, the alert rules,
+runbooks and their tests all read it.
 """
 
 from __future__ import annotations
@@ -126,7 +128,7 @@ _SPECS = (
 FINDINGS: dict[str, FindingSpec] = {spec.code: spec for spec in _SPECS}
 SEVERITIES = (CRITICAL, WARNING, INFO)
 SEVERITY_RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}  # worst first
-_CHECKLIST_RANK = {code: rank for rank, code in enumerate(FINDINGS)}  # the catalogue's order: the seed's checklist
+_CHECKLIST_RANK = {code: rank for rank, code in enumerate(FINDINGS)}  # the catalogue's order: the article's checklist
 
 
 def triage_order(code: str) -> tuple:

@@ -5,7 +5,7 @@ unrecognised is ``other`` / ``bgp_other``. A malformed message raises ``LogParse
 reason, which the caller counts and skips. This is the hot path of log ingestion: substring tests
 in a fixed order, one regex only for the rare Phase 2 message.
 
-The JSON shapes are AWS's documented ones (see shared/aws-facts.md); every message the user guide
+The JSON shapes are AWS's documented ones (the Site-to-Site VPN user guide's "Tunnel activity logs" pages); every message the user guide
 documents is in ``tests/fixtures/aws_log_messages.yaml`` with the class it must get. The text format's
 framing is not documented, so text lines are read by their field names, wherever they stand, and the
 rest of the line is the message: field names are never read as phrases.

@@ -205,7 +205,9 @@ class StateFile:
         handle, temporary = tempfile.mkstemp(prefix=".logs-state.", dir=self.path.parent)
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(data, out, separators=(",", ":"))
+                # dumps, not dump: dump's pure-Python encoder leaves reference cycles behind on every save,
+                # which the publish's gc.freeze() would keep for ever (and they pin memory arenas).
+                out.write(json.dumps(data, separators=(",", ":")))
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temporary, self.path)

@@ -1,4 +1,4 @@
-"""Do a tunnel's negotiated traffic selectors fit its connection? (The seed's second check.)
+"""Do a tunnel's negotiated traffic selectors fit its connection? (The second check of AWS's knowledge-center article on DOWN with IPSEC UP.)
 
 AWS side selectors must equal the connection's RemoteIpv4NetworkCidr, CGW side ones its
 LocalIpv4NetworkCidr (both default to 0.0.0.0/0). A dynamic connection also needs both sides to

@@ -115,6 +115,19 @@ class ExporterServer(ThreadingHTTPServer):
         _client_error("failed", client_address[0] if client_address else "", sys.exc_info()[1])
 
 
+def send(handler: BaseHTTPRequestHandler, code: int, content_type: str, *parts: bytes,
+         encoding: str | None = None) -> None:
+    """A whole response with its length; the parts are written as they are, never joined into a new buffer."""
+    handler.send_response(code)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(sum(len(part) for part in parts)))
+    if encoding:
+        handler.send_header("Content-Encoding", encoding)
+    handler.end_headers()
+    for part in parts:
+        handler.wfile.write(part)
+
+
 class _ClientErrorLog:
     """One logfmt line per client failure, at most one per interval: an attack must not flood the log."""
 
@@ -301,14 +314,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
 
     def _send(self, code: int, content_type: str, *parts: bytes, encoding: str | None = None) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(sum(len(part) for part in parts)))
-        if encoding:
-            self.send_header("Content-Encoding", encoding)
-        self.end_headers()
-        for part in parts:
-            self.wfile.write(part)
+        send(self, code, content_type, *parts, encoding=encoding)
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's signature)
         log.debug("http %s", format % args)

@@ -22,9 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from exporter.config import ConfigError
+from exporter.config import ConfigError, read_yaml
 
 _CLIENT_AUTH = {"NoClientCert": ssl.CERT_NONE, "RequestClientCert": ssl.CERT_OPTIONAL,
                 "RequireAnyClientCert": ssl.CERT_REQUIRED, "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
@@ -81,18 +79,15 @@ class WebConfig:
 
 def load_web_config(path: str | Path) -> WebConfig:
     source = str(path)
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except OSError as err:
-        raise ConfigError(source, "", f"cannot read file: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(source, "", f"invalid YAML: {err}") from None
+    data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise ConfigError(source, "(top level)", "expected a mapping")
     for key in data:
-        if key not in ("tls_server_config", "basic_auth_users", "http_server_config"):
-            raise ConfigError(source, str(key), "unknown key (known: basic_auth_users, http_server_config, "
-                                                "tls_server_config)")
+        if key == "http_server_config":  # refused rather than accepted and ignored
+            raise ConfigError(source, key, "not supported by this exporter (it serves HTTP/1.1 without custom "
+                                           "headers); remove the key")
+        if key not in ("tls_server_config", "basic_auth_users"):
+            raise ConfigError(source, str(key), "unknown key (known: basic_auth_users, tls_server_config)")
     base = Path(path).resolve().parent
     return WebConfig(tls=_tls(source, base, data.get("tls_server_config")),
                      users=_users(source, data.get("basic_auth_users")))

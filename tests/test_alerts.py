@@ -159,7 +159,8 @@ receivers:
     ("bgp_down_fr: 3m", "unknown key 'bgp_down_fr'"),
     ("bgp_down_for: soon", "bgp_down_for: 'soon' is not a Prometheus duration"),
     ("receivers: {pager: {}}", "receivers: expected exactly 'pager' and 'ticket'"),
-    ("[1, 2", "not valid YAML"),
+    ("[1, 2", "invalid YAML"),
+    ("bgp_down_for: 3m\nbgp_down_for: 4m", "duplicate key 'bgp_down_for'"),
 ])
 def test_a_bad_settings_file_fails_naming_the_file_and_key(tmp_path, settings, error):
     result = generate(tmp_path, settings)

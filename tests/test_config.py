@@ -81,6 +81,11 @@ def test_invalid_yaml_names_the_line(tmp_path):
         load_config(write(tmp_path, "targets:\n\t- regions: [us-east-1]\n"))
 
 
+def test_a_key_given_twice_is_an_error_not_an_overwrite(tmp_path):
+    with pytest.raises(ConfigError, match=r"invalid YAML: line 3, column 1: duplicate key 'poll_interval'"):
+        load_config(write(tmp_path, "poll_interval: 30s\ntargets: [{regions: [us-east-1]}]\npoll_interval: 5m\n"))
+
+
 def test_unreadable_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read file"):
         load_config(tmp_path / "missing.yaml")

@@ -119,3 +119,15 @@ def test_the_healthcheck_fails_when_nothing_answers():
     result = subprocess.run([sys.executable, "-m", "exporter", "healthcheck", "--web.listen-address",
                              f"127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and result.stdout.startswith("unhealthy")
+
+
+@pytest.mark.parametrize("text,key,reason", [
+    ("http_server_config: {http2: true}\n", "http_server_config", "not supported"),
+    ("basic_auth_users: {a: x}\nbasic_auth_users: {b: y}\n", "", "duplicate key 'basic_auth_users'"),
+])
+def test_a_web_config_that_would_be_ignored_is_refused(tmp_path, text, key, reason):
+    path = tmp_path / "web.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_web_config(path)
+    assert raised.value.source == str(path) and raised.value.key == key and reason in raised.value.reason

@@ -1,1 +1,2 @@
-"""The built-in demo: a simulated AWS (moto) holding every case of the seed article."""
+"""The built-in demo: a simulated AWS (moto) holding every case of AWS's knowledge-center
+article on Site-to-Site VPN tunnels DOWN with IPSEC UP."""

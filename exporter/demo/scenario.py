@@ -1,7 +1,7 @@
 """The demo's scenarios, as data: which connections exist and how each tunnel behaves over time.
 
 A tunnel either holds one ``state`` or runs through a ``cycle`` of states (a flapping tunnel).
-States are the cases of the seed article, expressed as the telemetry AWS would report.
+States are the cases of AWS's knowledge-center article, expressed as the telemetry AWS would report.
 """
 
 from __future__ import annotations

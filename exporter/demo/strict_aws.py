@@ -4,7 +4,7 @@ moto 5.2's ``FilterLogEvents`` differs from CloudWatch Logs in three ways that h
 
 - It ignores names in ``logStreamNames`` that do not exist. AWS fails the whole request with
   ``ResourceNotFoundException: The specified log stream does not exist.`` (percona/rds_exporter works
-  around exactly this in ``enhanced/scraper.go``, issue #81; see shared/aws-facts.md). A stream exists
+  around exactly this in ``enhanced/scraper.go``, issue #81; AWS's FilterLogEvents API reference). A stream exists
   only after its first event, so a tunnel that has not logged yet has none.
 - It accepts ``logStreamNames`` together with ``logStreamNamePrefix``; AWS rejects that with
   ``InvalidParameterException`` (the API reference: "you cannot specify both"). It also ignores the prefix.

@@ -23,7 +23,7 @@ class LogLine:
 
 
 def stream_name(vpn_connection_id: str, outside_ip: str, log_kind: str) -> str:
-    """The demo's stream names: ``<vpn-id>-<tunnel-outside-ip>-IKE.log`` (BGP likewise), the seed's pattern.
+    """The demo's stream names: ``<vpn-id>-<tunnel-outside-ip>-IKE.log`` (BGP likewise), the pattern AWS's article shows.
 
     AWS documents only that the names "use VpnConnectionID and TunnelOutsideIPAddress"; the exporter never
     builds a name, it attributes each event by what its stream name and content hold.
