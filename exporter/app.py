@@ -24,6 +24,7 @@ from exporter.logreader import IngestCounters, LogCollection, LogIngestor
 from exporter.logstate import StateFile
 from exporter.metrics import RenderedSnapshot, paused_cyclic_gc
 from exporter.model import Snapshot
+from exporter.selectors import check_snapshot
 from exporter.poller import Ec2Collection, Poller
 from exporter.web import ExporterServer
 from exporter.webconfig import WebConfig
@@ -126,6 +127,7 @@ class Exporter:
                     completed_at=time.time(), regions=ec2.regions,
                     results=ec2.results + (logs.results if logs else ()),
                     tunnel_logs=logs.tunnels if logs else {}, log_groups=logs.groups if logs else ())
+                snapshot = replace(snapshot, selector_checks=check_snapshot(snapshot))  # once, for both readers
                 snapshot = replace(snapshot, findings=diagnose(snapshot, on_error=self._diagnosis_failed))
                 self.current = RenderedSnapshot.of(snapshot)
             self._say_if_every_source_fails(snapshot)

@@ -14,7 +14,7 @@ from exporter.findings import FINDINGS
 from exporter.logstate import CLOCK_SKEW_SECONDS, TunnelKey, TunnelLogView
 from exporter.model import Connection, CustomerGateway, RegionTelemetry, Snapshot, Tunnel
 from exporter.logparse import BGP_ERRORS
-from exporter.selectors import ANY, check_tunnel_selectors
+from exporter.selectors import ANY, SelectorCheck, check_tunnel_selectors, checks_of
 from exporter.timefmt import duration, utc
 
 RECENT_SECONDS = 3600.0  # a BGP or IKE error older than this no longer counts as a current finding
@@ -65,7 +65,8 @@ def _ipsec_up_bgp_down(connection: Connection, tunnel: Tunnel, now: float) -> li
     return evidence
 
 
-def _tunnel_rules(connection: Connection, tunnel: Tunnel, logs: TunnelLogView | None, now: float) -> Iterator[tuple]:
+def _tunnel_rules(connection: Connection, tunnel: Tunnel, logs: TunnelLogView | None, now: float,
+                  check: SelectorCheck | None = None) -> Iterator[tuple]:
     headline = _ipsec_up_bgp_down(connection, tunnel, now)
     if headline:
         yield "ipsec_up_bgp_down", headline
@@ -80,7 +81,7 @@ def _tunnel_rules(connection: Connection, tunnel: Tunnel, logs: TunnelLogView | 
     selectors = logs.fact("selectors")
     if selectors is not None:
         aws_side, cgw_side = selectors
-        check = check_tunnel_selectors(connection, tunnel, selectors)
+        check = check or check_tunnel_selectors(connection, tunnel, selectors)
         if check.mismatch:
             yield "traffic_selectors_mismatch", (
                 f"negotiated (AWS-side) {aws_side} <=> (CGW-side) {cgw_side}",
@@ -154,14 +155,15 @@ def _customer_gateway_evidence(connection: Connection, gateway: CustomerGateway 
 
 
 def diagnose_connection(region: RegionTelemetry, connection: Connection, tunnel_logs, now: float,
-                        gateway: CustomerGateway | None = None) -> list[Finding]:
+                        gateway: CustomerGateway | None = None, selector_checks=None) -> list[Finding]:
     base = (region.account_id, region.region, connection.vpn_connection_id)
     findings = [Finding(*base, "", code, tuple(e for e in evidence if e))
                 for code, evidence in _connection_rules(connection)]
     for tunnel in connection.tunnels:
-        logs = tunnel_logs.get(TunnelKey(*base, tunnel.outside_ip))
+        key = TunnelKey(*base, tunnel.outside_ip)
+        check = selector_checks.get(key) if selector_checks is not None else None
         found: dict[str, list[str]] = {}  # one finding per code: two rules may reach the same cause
-        for code, evidence in _tunnel_rules(connection, tunnel, logs, now):
+        for code, evidence in _tunnel_rules(connection, tunnel, tunnel_logs.get(key), now, check):
             found.setdefault(code, []).extend(e for e in evidence if e)
         for code in found.keys() & _CUSTOMER_GATEWAY_FINDINGS:
             found[code].append(_customer_gateway_evidence(connection, gateway))
@@ -175,12 +177,13 @@ def diagnose(snapshot: Snapshot, now: float | None = None,
     rule expected) loses its findings for this snapshot, reported to ``on_error``; the others keep theirs."""
     now = snapshot.completed_at if now is None else now
     found: list[Finding] = []
+    checks = checks_of(snapshot)
     for region in snapshot.regions:
         gateways = region.customer_gateways_by_id()
         for connection in region.connections:
             try:
                 found.extend(diagnose_connection(region, connection, snapshot.tunnel_logs, now,
-                                                 gateways.get(connection.customer_gateway_id)))
+                                                 gateways.get(connection.customer_gateway_id), checks))
             except Exception as err:  # isolation: one odd connection never freezes the snapshot
                 if on_error is None:
                     raise

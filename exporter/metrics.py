@@ -35,7 +35,7 @@ from exporter.findings import FINDINGS
 from exporter.logparse import BGP_STATES, IKE_STATES
 from exporter.logstate import TunnelKey, TunnelLogView
 from exporter.model import Snapshot
-from exporter.selectors import check_tunnel_selectors
+from exporter.selectors import SelectorCheck, check_tunnel_selectors, checks_of
 
 
 log = logging.getLogger(__name__)
@@ -211,12 +211,13 @@ def _log_families(snapshot: Snapshot, failed: list[str]) -> Iterator[Family]:
     # "No event yet" is only known where the read succeeded: a region whose read failed says nothing.
     read = {(r.account_id, r.region) for r in snapshot.results if r.source == "logs" and r.success}
     isolated = _Isolated(families, failed)
+    checks = checks_of(snapshot)
     for count, (region, connection) in enumerate(snapshot.connections()):
         if count % YIELD_EVERY == 0:
             time.sleep(0)
         for tunnel in connection.tunnels:
-            view: TunnelLogView | None = snapshot.tunnel_logs.get(
-                TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip))
+            key = TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip)
+            view: TunnelLogView | None = snapshot.tunnel_logs.get(key)
             labels = [region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip]
             with isolated(f"{connection.vpn_connection_id} {tunnel.outside_ip}"):
                 logged = dict(view.last_event) if view is not None else {}
@@ -224,7 +225,7 @@ def _log_families(snapshot: Snapshot, failed: list[str]) -> Iterator[Family]:
                     if destination.enabled and (kind in logged or (region.account_id, region.region) in read):
                         has_events.add_metric(labels + [kind], _flag(kind in logged))
                 if view is not None:
-                    _tunnel_log_rows(labels, connection, tunnel, view, *families[:7], *families[8:])
+                    _tunnel_log_rows(labels, connection, tunnel, view, checks.get(key), *families[:7], *families[8:])
     lag = Family.of(LOG_INGESTION_LAG)
     for group in snapshot.log_groups:
         lag.add_metric([group.account_id, group.region, group.log_group],
@@ -232,9 +233,9 @@ def _log_families(snapshot: Snapshot, failed: list[str]) -> Iterator[Family]:
     yield from (events, mismatch, selectors, nat_t, dpd, phases, last_event, has_events, bgp_state, bgp_error, lag)
 
 
-def _tunnel_log_rows(labels: list[str], connection, tunnel, view: TunnelLogView, events: Family, mismatch: Family,
-                     selectors: Family, nat_t: Family, dpd: Family, phases: Family, last_event: Family,
-                     bgp_state: Family, bgp_error: Family) -> None:
+def _tunnel_log_rows(labels: list[str], connection, tunnel, view: TunnelLogView, check: SelectorCheck | None,
+                     events: Family, mismatch: Family, selectors: Family, nat_t: Family, dpd: Family,
+                     phases: Family, last_event: Family, bgp_state: Family, bgp_error: Family) -> None:
     """One tunnel's series from its logs."""
     for event, count in view.counts:
         events.add_metric(labels + [event], float(count))
@@ -243,7 +244,8 @@ def _tunnel_log_rows(labels: list[str], connection, tunnel, view: TunnelLogView,
     negotiated = view.fact("selectors")
     if negotiated is not None:
         selectors.add_metric(labels + list(negotiated), 1.0)
-        mismatch.add_metric(labels, _flag(check_tunnel_selectors(connection, tunnel, negotiated).mismatch))
+        mismatch.add_metric(labels, _flag(check.mismatch if check else
+                                          check_tunnel_selectors(connection, tunnel, negotiated).mismatch))
     for fact, family in (("nat_t", nat_t), ("dpd", dpd)):
         if view.fact(fact) is not None:
             family.add_metric(labels, _flag(view.fact(fact)))

@@ -6,7 +6,13 @@ Nothing here can hold a secret: the reader in ``telemetry.py`` copies only white
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:  # the types of what other stages add to a snapshot (they import this module)
+    from exporter.diagnosis import Finding
+    from exporter.logreader import LogGroupStatus
+    from exporter.logstate import TunnelKey, TunnelLogView
+    from exporter.selectors import SelectorCheck
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +95,10 @@ class Snapshot:
     completed_at: float
     regions: tuple[RegionTelemetry, ...] = ()
     results: tuple[SourceResult, ...] = ()
-    tunnel_logs: Mapping[Any, Any] = field(default_factory=dict)  # logstate.TunnelKey -> TunnelLogView
-    log_groups: tuple[Any, ...] = ()  # logreader.LogGroupStatus
-    findings: tuple[Any, ...] = ()  # diagnosis.Finding
+    tunnel_logs: Mapping[TunnelKey, TunnelLogView] = field(default_factory=dict)
+    log_groups: tuple[LogGroupStatus, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    selector_checks: Mapping[TunnelKey, SelectorCheck] | None = None  # None: not made yet (selectors.checks_of)
 
     def connections(self):
         """Yield (region telemetry, connection) pairs across accounts and regions."""

@@ -1,4 +1,5 @@
-"""Do a tunnel's negotiated traffic selectors fit its connection? (The second check of AWS's knowledge-center article on DOWN with IPSEC UP.)
+"""Do a tunnel's negotiated traffic selectors fit its connection? (The second check of AWS's
+knowledge-center article on DOWN with IPSEC UP.)
 
 AWS side selectors must equal the connection's RemoteIpv4NetworkCidr, CGW side ones its
 LocalIpv4NetworkCidr (both default to 0.0.0.0/0). A dynamic connection also needs both sides to
@@ -57,3 +58,24 @@ def check_tunnel_selectors(connection, tunnel, negotiated: tuple[str, str]) -> S
     aws_side, cgw_side = negotiated
     return check_selectors(aws_side, cgw_side, connection.routing, connection.remote_ipv4_network_cidr,
                            connection.local_ipv4_network_cidr, tunnel.inside_cidr)
+
+
+def check_snapshot(snapshot) -> dict:
+    """TunnelKey -> SelectorCheck for every tunnel whose logs have shown its negotiated selectors."""
+    from exporter.logstate import TunnelKey
+
+    checks = {}
+    for region, connection in snapshot.connections():
+        for tunnel in connection.tunnels:
+            key = TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip)
+            view = snapshot.tunnel_logs.get(key)
+            negotiated = view.fact("selectors") if view is not None else None
+            if negotiated is not None:
+                checks[key] = check_tunnel_selectors(connection, tunnel, negotiated)
+    return checks
+
+
+def checks_of(snapshot) -> dict:
+    """The snapshot's selector checks: made once when it is published, and read by both the diagnosis and
+    the exposition (computed here for a snapshot built without them, as in tests)."""
+    return snapshot.selector_checks if snapshot.selector_checks is not None else check_snapshot(snapshot)

@@ -22,3 +22,34 @@ from exporter.selectors import check_selectors
 def test_selector_checks(aws, cgw, routing, remote, local, mismatch, reasons):
     result = check_selectors(aws, cgw, routing, remote, local, "169.254.20.0/30")
     assert (result.mismatch, result.reasons) == (mismatch, reasons)
+
+
+def test_a_published_snapshot_checks_each_tunnels_selectors_once(monkeypatch):
+    """The diagnosis and the exposition read one check per tunnel, made when the snapshot is published."""
+    from dataclasses import replace
+
+    import exporter.diagnosis
+    import exporter.metrics
+    import exporter.selectors
+    from exporter.diagnosis import diagnose
+    from exporter.metrics import RenderedSnapshot
+    from exporter.selectors import check_snapshot
+    from tests.test_golden import full_snapshot
+
+    calls = []
+    real = exporter.selectors.check_tunnel_selectors
+
+    def counting(*args):
+        calls.append(args[1].outside_ip)
+        return real(*args)
+
+    for module in (exporter.selectors, exporter.diagnosis, exporter.metrics):
+        monkeypatch.setattr(module, "check_tunnel_selectors", counting)
+    snapshot = full_snapshot()  # one tunnel has negotiated selectors, and they do not fit
+    snapshot = replace(snapshot, selector_checks=check_snapshot(snapshot))
+    snapshot = replace(snapshot, findings=diagnose(snapshot))
+    body = RenderedSnapshot.of(snapshot, isolate=False).body.decode()
+    assert calls == ["198.51.100.1"]
+    assert any(f.code == "traffic_selectors_mismatch" for f in snapshot.findings)
+    assert 'aws_vpn_tunnel_selector_mismatch{account_id="111122223333",region="eu-west-1",' \
+           'vpn_connection_id="vpn-0aaa",tunnel="198.51.100.1"} 1.0' in body
