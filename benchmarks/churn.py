@@ -7,7 +7,7 @@ them and polls again. With ``logs.retention`` short, the log state of deleted tu
 state file, the customer-gateway cache and the exporter's RSS must level off, not grow with every round.
 moto runs in a process of its own (it keeps deleted resources), so the RSS is the exporter's. Before
 retention existed, 20 rounds of 200 took the state file from 0 to 2.14 MB and RSS from 65 to 98 MiB,
-linearly.
+linearly. Run it with PYTHONMALLOC=malloc (as the image does) and without, to compare the allocators.
 """
 
 from __future__ import annotations
@@ -125,7 +125,8 @@ def main() -> int:
     retention = 1.0
     exporter = Exporter(Config(targets=(Target(regions=(REGION,)),), state_dir=state_dir, poll_timeout=120,
                                logs=LogsConfig(lookback=600.0, overlap=5.0, retention=retention)))
-    print(f"python {sys.version.split()[0]}; {args.rounds} rounds of {args.connections} connections (2 tunnels each, "
+    print(f"python {sys.version.split()[0]}, allocator {os.environ.get('PYTHONMALLOC') or 'pymalloc'} (the image sets "
+          f"PYTHONMALLOC=malloc); {args.rounds} rounds of {args.connections} connections (2 tunnels each, "
           f"IKE and BGP logs), created, polled, deleted, polled; logs.retention {retention:.0f} s; moto in its "
           f"own process")
     sizes, rss = [], []
