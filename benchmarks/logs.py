@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from measure import rss_mib  # noqa: E402
 
 from exporter.config import LogsConfig  # noqa: E402
-from exporter.logparse import parse  # noqa: E402
+from exporter.sources.logs.parse import parse  # noqa: E402
 from exporter.demo.tunnel_logs import stream_name  # noqa: E402
-from exporter.logreader import LogIngestor  # noqa: E402
-from exporter.logstate import StateFile  # noqa: E402
+from exporter.sources.logs.reader import LogIngestor  # noqa: E402
+from exporter.sources.logs.state import StateFile  # noqa: E402
 from exporter.model import Connection, LogDestination, RegionTelemetry, Tunnel  # noqa: E402
 
 TARGET_EVENTS_PER_SECOND = 100_000

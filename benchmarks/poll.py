@@ -33,7 +33,7 @@ from exporter import memory  # noqa: E402
 from exporter.app import Exporter  # noqa: E402
 from exporter.config import Config, LogsConfig, Target  # noqa: E402
 from exporter.demo.environment import DEFAULT_ACCOUNT, simulated_aws_environment  # noqa: E402
-from exporter.metrics import RenderedSnapshot  # noqa: E402
+from exporter.exposition.render import RenderedSnapshot  # noqa: E402
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1", "eu-central-1", "ap-southeast-2")
 
@@ -129,7 +129,7 @@ def bench(connections: int, regions: tuple[str, ...], polls: int, scrapers: int,
 
 def _calls(exporter: Exporter) -> Counter:
     counted = Counter()
-    for metric in exporter.metrics.api_calls.collect():
+    for metric in exporter.exposition.render.api_calls.collect():
         for sample in metric.samples:
             if sample.name.endswith("_total"):
                 counted[sample.labels["operation"]] += int(sample.value)

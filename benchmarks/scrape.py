@@ -29,19 +29,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from measure import RssSampler  # noqa: E402
 
 from exporter import memory, web  # noqa: E402
-from exporter.diagnosis import diagnose  # noqa: E402
-from exporter.instrumentation import ExporterMetrics  # noqa: E402
-from exporter.logparse import LogEvent  # noqa: E402
-from exporter.logstate import TunnelKey, TunnelLogState  # noqa: E402
+from exporter.diagnosis.rules import diagnose  # noqa: E402
+from exporter.exposition.instrumentation import ExporterMetrics  # noqa: E402
+from exporter.sources.logs.parse import LogEvent  # noqa: E402
+from exporter.sources.logs.state import TunnelKey, TunnelLogState  # noqa: E402
 from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily  # noqa: E402
 
-from exporter.contract import TUNNEL_IPSEC_UP  # noqa: E402
-from exporter.metrics import RenderedSnapshot, snapshot_families  # noqa: E402
+from exporter.exposition.contract import TUNNEL_IPSEC_UP  # noqa: E402
+from exporter.exposition.render import RenderedSnapshot, snapshot_families  # noqa: E402
 from exporter.model import (  # noqa: E402
     Connection, LogDestination, RegionTelemetry, Snapshot, SourceResult, Tunnel,
 )
-from exporter.web import ExporterServer  # noqa: E402
+from exporter.web.server import ExporterServer  # noqa: E402
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1")
 TARGET_P99_MS, TARGET_RSS_MB = 20.0, 150.0

@@ -23,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scrape import synthetic_snapshot  # noqa: E402
 
-from exporter import statuspage  # noqa: E402
-from exporter.diagnosis import diagnose  # noqa: E402
+from exporter.web import statuspage  # noqa: E402
+from exporter.diagnosis.rules import diagnose  # noqa: E402
 from exporter.model import LogDestination, Snapshot  # noqa: E402
-from exporter.metrics import RenderedSnapshot  # noqa: E402
-from exporter.web import ExporterServer  # noqa: E402
+from exporter.exposition.render import RenderedSnapshot  # noqa: E402
+from exporter.web.server import ExporterServer  # noqa: E402
 
 TARGET_MS = 1000.0
 

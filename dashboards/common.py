@@ -1,21 +1,16 @@
 """Shared pieces of the dashboards: the datasource variable, label filters, and panel helpers.
 
-Metric names come from ``exporter.metrics`` (one source of truth with the exporter and the alerts).
+Metric names come from ``exporter.exposition.contract`` (one source of truth with the exporter and the alerts).
 Every dashboard's datasource is the ``$datasource`` variable, so the JSON imports into any Grafana.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from grafanalib.core import (  # noqa: E402
+from grafanalib.core import (
     Dashboard, GridPos, Stat, StateTimeline, Table, Target, Template, Templating, Time, TimeSeries,
 )
 
-from exporter import contract as m  # noqa: E402,F401  (re-exported for the dashboard files)
+from exporter.exposition import contract as m  # noqa: F401  (re-exported for the dashboard files)
 
 DATASOURCE = "${datasource}"
 SCOPE = 'account_id=~"$account_id", region=~"$region"'

@@ -1,6 +1,6 @@
 """Connection detail: both tunnels over time, IKE and BGP from the logs, selectors, NAT-T, findings."""
 
-from common import CONNECTION_SCOPE, m, table, timeline, timeseries, value_map, vpn_dashboard
+from dashboards.common import CONNECTION_SCOPE, m, table, timeline, timeseries, value_map, vpn_dashboard
 
 S = CONNECTION_SCOPE
 STATE_MAP = value_map(("no", "transparent"), ("yes", "blue"))

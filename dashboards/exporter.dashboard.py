@@ -1,6 +1,6 @@
 """Exporter health: is the data fresh, are AWS calls succeeding, are logs keeping up."""
 
-from common import m, timeline, timeseries, value_map, vpn_dashboard
+from dashboards.common import m, timeline, timeseries, value_map, vpn_dashboard
 
 SUCCESS_MAP = value_map(("failing", "red"), ("ok", "green"))
 

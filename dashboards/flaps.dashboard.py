@@ -1,9 +1,9 @@
 """Flaps and trends: status changes per day over 30 or 90 days, time spent with IPsec up but BGP down,
 and the worst offenders."""
 
-from common import SCOPE, m, table, timeseries, vpn_dashboard
+from dashboards.common import SCOPE, m, table, timeseries, vpn_dashboard
 
-from exporter.alerting import HEADLINE_STATE as RECORDED
+from generate.alerting import HEADLINE_STATE as RECORDED
 
 CHANGES = f"changes({m.TUNNEL_LAST_STATUS_CHANGE}{{{SCOPE}}}[1d])"
 # Recorded (alerts/aws-vpn.rules.yml): 1 while IPsec is up and BGP down on a dynamic connection, else 0.

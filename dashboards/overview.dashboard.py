@@ -1,6 +1,6 @@
 """Overview: every connection and tunnel across accounts and regions, and what is wrong now."""
 
-from common import CONNECTION, SCOPE, TUNNEL, m, stat, table, timeline, timeseries, vpn_dashboard
+from dashboards.common import CONNECTION, SCOPE, TUNNEL, m, stat, table, timeline, timeseries, vpn_dashboard
 
 HEADLINE = (f"{m.TUNNEL_IPSEC_UP}{{{SCOPE}}} == 1 and on({TUNNEL}) {m.TUNNEL_BGP_UP}{{{SCOPE}}} == 0")
 

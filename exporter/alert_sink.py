@@ -16,7 +16,7 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from exporter import logsetup
-from exporter.web import parse_listen_address, send
+from exporter.web.server import parse_listen_address, send
 
 log = logging.getLogger("exporter.alert_sink")
 MAX_BODY_BYTES = 1 << 20

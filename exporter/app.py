@@ -16,18 +16,18 @@ from typing import Callable
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from exporter import memory
-from exporter.aws import AwsAccount, client_config
+from exporter.sources.aws import AwsAccount, client_config
 from exporter.config import Config, ConfigError
-from exporter.diagnosis import diagnose
-from exporter.instrumentation import ExporterMetrics
-from exporter.logreader import IngestCounters, LogCollection, LogIngestor
-from exporter.logstate import StateFile
-from exporter.metrics import RenderedSnapshot, paused_cyclic_gc
+from exporter.diagnosis.rules import diagnose
+from exporter.exposition.instrumentation import ExporterMetrics
+from exporter.sources.logs.reader import IngestCounters, LogCollection, LogIngestor
+from exporter.sources.logs.state import StateFile
+from exporter.exposition.render import RenderedSnapshot, paused_cyclic_gc
 from exporter.model import Snapshot
-from exporter.selectors import check_snapshot
-from exporter.poller import Ec2Collection, Poller
-from exporter.web import ExporterServer
-from exporter.webconfig import WebConfig
+from exporter.diagnosis.selectors import check_snapshot
+from exporter.sources.ec2.poller import Ec2Collection, Poller
+from exporter.web.server import ExporterServer
+from exporter.web.config import WebConfig
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from typing import NoReturn
 from exporter import __version__, logsetup, memory
 from exporter.config import Config, ConfigError, LogsConfig, load_config
 from exporter.healthcheck import SUMMARY as HEALTHCHECK_SUMMARY
-from exporter.web import parse_listen_address
-from exporter.webconfig import load_web_config
+from exporter.web.server import parse_listen_address
+from exporter.web.config import load_web_config
 
 DEFAULT_LISTEN = "127.0.0.1:9798"
 DEMO_POLL_INTERVAL = 10.0
@@ -86,7 +86,7 @@ def diagnose_main(argv: list[str]) -> int:
     import json
 
     from exporter.app import Exporter
-    from exporter.report import build_report, exit_code, render_text
+    from exporter.diagnosis.report import build_report, exit_code, render_text
 
     args = build_diagnose_parser().parse_args(argv)
     logsetup.configure(args.log_level)

@@ -39,8 +39,8 @@ def _option(words: list[str], name: str) -> str | None:
 
 def probe(listen: str, web_config_path: str | None, timeout: float = 3.0) -> tuple[bool, str]:
     """(alive, what was seen) for the exporter listening on ``listen``."""
-    from exporter.web import parse_listen_address
-    from exporter.webconfig import load_web_config
+    from exporter.web.server import parse_listen_address
+    from exporter.web.config import load_web_config
 
     host, port = parse_listen_address(listen)
     host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)

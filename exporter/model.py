@@ -1,6 +1,6 @@
 """Immutable records of what a poll saw. Built once per poll, then only read.
 
-Nothing here can hold a secret: the reader in ``telemetry.py`` copies only whitelisted fields.
+Nothing here can hold a secret: the reader in ``sources/ec2/telemetry.py`` copies only whitelisted fields.
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
 if TYPE_CHECKING:  # the types of what other stages add to a snapshot (they import this module)
-    from exporter.diagnosis import Finding
-    from exporter.logreader import LogGroupStatus
-    from exporter.logstate import TunnelKey, TunnelLogView
-    from exporter.selectors import SelectorCheck
+    from exporter.diagnosis.rules import Finding
+    from exporter.sources.logs.reader import LogGroupStatus
+    from exporter.sources.logs.state import TunnelKey, TunnelLogView
+    from exporter.diagnosis.selectors import SelectorCheck
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,10 @@ import pytest
 import requests
 import yaml
 
-from exporter import alerting
-from exporter.findings import FINDINGS
-from tests import alert_cases, services
+from generate import alerting
+from exporter.diagnosis.findings import FINDINGS
+from generate import alert_cases
+from tests import services
 from tests.services import tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,7 +124,7 @@ def test_one_cause_pages_once(alertmanager):
 
 def generate(tmp_path: Path, settings: str) -> subprocess.CompletedProcess:
     (tmp_path / "settings.yml").write_text(settings)
-    return subprocess.run([sys.executable, "-m", "exporter.alerting", "--settings", str(tmp_path / "settings.yml"),
+    return subprocess.run([sys.executable, "-m", "generate.alerting", "--settings", str(tmp_path / "settings.yml"),
                            "--output-dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=60,
                           cwd=ROOT)
 

@@ -2,7 +2,7 @@
 
 import boto3
 
-from exporter.aws import AwsAccount
+from exporter.sources.aws import AwsAccount
 from exporter.config import Target
 from tests.conftest import add_vpn_connection, scrape, series, tunnel_telemetry, value
 from tests.faults import Fault

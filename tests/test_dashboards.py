@@ -1,16 +1,14 @@
 """Every dashboard builds from its grafanalib source, matches its committed JSON, and imports
 anywhere (its datasource is a variable)."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from generate import dashboards as generate
+
 ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("dashboards_generate", ROOT / "dashboards" / "generate.py")
-generate = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(generate)
 SOURCES = generate.sources()
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from exporter.diagnosis import diagnose
-from exporter.findings import FINDINGS
-from exporter.logparse import LogEvent
-from exporter.logstate import TunnelKey, TunnelLogState
+from exporter.diagnosis.rules import diagnose
+from exporter.diagnosis.findings import FINDINGS
+from exporter.sources.logs.parse import LogEvent
+from exporter.sources.logs.state import TunnelKey, TunnelLogState
 from exporter.model import Connection, LogDestination, RegionTelemetry, Snapshot, Tunnel
 
 NOW = 1_800_000_000.0

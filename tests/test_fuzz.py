@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.config import ConfigError, parse_config
-from exporter.metrics import render_families, snapshot_families
+from exporter.exposition.render import render_families, snapshot_families
 from exporter.model import RegionTelemetry, Snapshot
-from exporter.telemetry import read_connections
+from exporter.sources.ec2.telemetry import read_connections
 
 anything = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
                         lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,

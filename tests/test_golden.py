@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from exporter.diagnosis import Finding
-from exporter.findings import FINDINGS
-from exporter.logreader import LogGroupStatus
-from exporter.logstate import TunnelKey, TunnelLogView
-from exporter.metrics import RenderedSnapshot
+from exporter.diagnosis.rules import Finding
+from exporter.diagnosis.findings import FINDINGS
+from exporter.sources.logs.reader import LogGroupStatus
+from exporter.sources.logs.state import TunnelKey, TunnelLogView
+from exporter.exposition.render import RenderedSnapshot
 from exporter.model import (Connection, CustomerGateway, LogDestination, RegionTelemetry, Snapshot, SourceResult,
                             Tunnel)
 

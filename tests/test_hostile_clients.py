@@ -16,8 +16,8 @@ import requests
 import yaml
 
 from exporter.config import Target
-from exporter.web import MAX_CONNECTIONS, accepts_gzip
-from exporter.webconfig import load_web_config
+from exporter.web.server import MAX_CONNECTIONS, accepts_gzip
+from exporter.web.config import load_web_config
 from tests.conftest import add_vpn_connection, parse_exposition, tunnel_telemetry, value
 from tests.services import free_port, stop_within, wait_until
 
@@ -81,7 +81,7 @@ def test_slow_header_clients_cannot_starve_scrapes(exporter, caplog):
 
 
 def test_headers_that_trickle_in_forever_hit_one_deadline(exporter, monkeypatch):
-    monkeypatch.setattr("exporter.web.HEADER_DEADLINE", 1.0)
+    monkeypatch.setattr("exporter.web.server.HEADER_DEADLINE", 1.0)
     port = int(exporter.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
         client.sendall(b"GET /metrics HTTP/1.1\r\n")
@@ -104,7 +104,7 @@ def test_headers_that_trickle_in_forever_hit_one_deadline(exporter, monkeypatch)
 
 def test_a_client_reset_mid_response_is_one_log_line(exporter, caplog, capfd):
     port = int(exporter.url.rsplit(":", 1)[1])
-    caplog.set_level(logging.INFO, logger="exporter.web")
+    caplog.set_level(logging.INFO, logger="exporter.web.server")
     for _ in range(5):
         client = socket.create_connection(("127.0.0.1", port), timeout=5)
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")

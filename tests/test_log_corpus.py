@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.logparse import BGP_ERRORS, BGP_EVENTS, IKE_ERRORS, IKE_EVENTS, log_kind_of, parse
+from exporter.sources.logs.parse import BGP_ERRORS, BGP_EVENTS, IKE_ERRORS, IKE_EVENTS, log_kind_of, parse
 
 CORPUS = yaml.safe_load((Path(__file__).parent / "fixtures" / "aws_log_messages.yaml").read_text())
 IKE = CORPUS["ike"]

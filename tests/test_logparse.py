@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.logparse import BGP_EVENTS, IKE_ERRORS, IKE_EVENTS, PARSE_ERROR_REASONS, LogParseError, parse
+from exporter.sources.logs.parse import BGP_EVENTS, IKE_ERRORS, IKE_EVENTS, PARSE_ERROR_REASONS, LogParseError, parse
 
 SEED_EVENT = json.dumps({
     "event_timestamp": 1673252138,

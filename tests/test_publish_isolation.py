@@ -5,10 +5,10 @@ from dataclasses import replace
 
 import pytest
 
-import exporter.diagnosis
-import exporter.metrics
+import exporter.diagnosis.rules
+import exporter.exposition.render
 from exporter.config import Target
-from exporter.metrics import RenderedSnapshot
+from exporter.exposition.render import RenderedSnapshot
 from exporter.model import Connection, RegionTelemetry, Snapshot, Tunnel
 from tests.conftest import add_vpn_connection, parse_exposition, scrape, series, tunnel_telemetry, value
 
@@ -55,7 +55,7 @@ def test_failures_are_counted_and_the_rest_keeps_publishing(aws, make_exporter, 
                                        tunnel_telemetry("198.51.100.2", "UP", "1 BGP ROUTES", 1)])
     odd = add_vpn_connection(REGION, [tunnel_telemetry("198.51.100.3", "DOWN", "IPSEC IS UP"),
                                       tunnel_telemetry("198.51.100.4", "UP", "1 BGP ROUTES", 1)])
-    real_rows, real_diagnosis = exporter.metrics._tunnel_rows, exporter.diagnosis.diagnose_connection
+    real_rows, real_diagnosis = exporter.exposition.render._tunnel_rows, exporter.diagnosis.rules.diagnose_connection
 
     def rows(labels, *args):
         if labels[3] == "198.51.100.4":
@@ -67,8 +67,8 @@ def test_failures_are_counted_and_the_rest_keeps_publishing(aws, make_exporter, 
             raise KeyError("a value no rule expected")
         return real_diagnosis(region, connection, *args)
 
-    monkeypatch.setattr(exporter.metrics, "_tunnel_rows", rows)
-    monkeypatch.setattr(exporter.diagnosis, "diagnose_connection", diagnosis)
+    monkeypatch.setattr(exporter.exposition.render, "_tunnel_rows", rows)
+    monkeypatch.setattr(exporter.diagnosis.rules, "diagnose_connection", diagnosis)
     app = make_exporter([Target(regions=(REGION,))])
     counted = 0.0
     for _ in range(2):

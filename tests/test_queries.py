@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter import alerting
-from exporter.findings import FINDINGS
+from generate import alerting
+from exporter.diagnosis.findings import FINDINGS
 from tests import services
 
 ROOT = Path(__file__).resolve().parent.parent

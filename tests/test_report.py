@@ -14,12 +14,12 @@ from dataclasses import replace
 import pytest
 
 from exporter.demo.environment import simulated_aws_environment
-from exporter.diagnosis import diagnose
-from exporter.findings import CRITICAL
-from exporter.logparse import LogEvent
-from exporter.logstate import TunnelKey
+from exporter.diagnosis.rules import diagnose
+from exporter.diagnosis.findings import CRITICAL
+from exporter.sources.logs.parse import LogEvent
+from exporter.sources.logs.state import TunnelKey
 from exporter.model import CustomerGateway, RegionTelemetry, Snapshot, SourceResult
-from exporter.report import HEALTHY, RANKS, build_report, exit_code, render_text, summary_line
+from exporter.diagnosis.report import HEALTHY, RANKS, build_report, exit_code, render_text, summary_line
 from tests.test_diagnosis import HEALTHY as HEALTHY_TUNNEL, NOW, connection, log_state, tunnel
 from tests.test_secrets import MOTO_CGW_KEY
 

@@ -12,9 +12,9 @@ import pytest
 import requests
 
 from exporter import logsetup
-from exporter.aws import AwsAccount
+from exporter.sources.aws import AwsAccount
 from exporter.logsetup import redact
-from exporter.telemetry import strip_secrets
+from exporter.sources.ec2.telemetry import strip_secrets
 from tests.services import stop_within
 
 MOTO_CGW_KEY = "Iw2IAN9XUsQeYUrkMGP3kP59ugFDkfHg"  # in every CustomerGatewayConfiguration moto returns

@@ -2,7 +2,7 @@
 
 import pytest
 
-from exporter.selectors import check_selectors
+from exporter.diagnosis.selectors import check_selectors
 
 
 @pytest.mark.parametrize("aws,cgw,routing,remote,local,mismatch,reasons", [
@@ -28,22 +28,22 @@ def test_a_published_snapshot_checks_each_tunnels_selectors_once(monkeypatch):
     """The diagnosis and the exposition read one check per tunnel, made when the snapshot is published."""
     from dataclasses import replace
 
-    import exporter.diagnosis
-    import exporter.metrics
-    import exporter.selectors
-    from exporter.diagnosis import diagnose
-    from exporter.metrics import RenderedSnapshot
-    from exporter.selectors import check_snapshot
+    import exporter.diagnosis.rules
+    import exporter.exposition.render
+    import exporter.diagnosis.selectors
+    from exporter.diagnosis.rules import diagnose
+    from exporter.exposition.render import RenderedSnapshot
+    from exporter.diagnosis.selectors import check_snapshot
     from tests.test_golden import full_snapshot
 
     calls = []
-    real = exporter.selectors.check_tunnel_selectors
+    real = exporter.diagnosis.selectors.check_tunnel_selectors
 
     def counting(*args):
         calls.append(args[1].outside_ip)
         return real(*args)
 
-    for module in (exporter.selectors, exporter.diagnosis, exporter.metrics):
+    for module in (exporter.diagnosis.selectors, exporter.diagnosis.rules, exporter.exposition.render):
         monkeypatch.setattr(module, "check_tunnel_selectors", counting)
     snapshot = full_snapshot()  # one tunnel has negotiated selectors, and they do not fit
     snapshot = replace(snapshot, selector_checks=check_snapshot(snapshot))

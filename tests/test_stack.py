@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from exporter.alert_sink import AlertSink
-from exporter.alerting import ALERTMANAGER_FILE, RULES_FILE, SETTINGS
+from generate.alerting import ALERTMANAGER_FILE, RULES_FILE, SETTINGS
 from tests import services
 from tests.conftest import FIGURES
 

@@ -10,8 +10,8 @@ import boto3
 import pytest
 
 from exporter.config import LogsConfig, Target
-from exporter.logparse import LogEvent
-from exporter.logstate import CLOCK_SKEW_SECONDS, StateFile, TunnelLogState
+from exporter.sources.logs.parse import LogEvent
+from exporter.sources.logs.state import CLOCK_SKEW_SECONDS, StateFile, TunnelLogState
 from tests.conftest import scrape, value
 from tests.test_logs import GROUP, REGION, dpd, logged_vpn, put
 
@@ -162,7 +162,7 @@ def test_state_of_tunnels_gone_for_a_retention_is_forgotten(aws, make_exporter, 
 
 
 def test_a_state_file_larger_than_the_cap_is_moved_aside(tmp_path, monkeypatch):
-    monkeypatch.setattr("exporter.logstate.MAX_STATE_BYTES", 100)
+    monkeypatch.setattr("exporter.sources.logs.state.MAX_STATE_BYTES", 100)
     (tmp_path / "logs-state.json").write_text(document({"a|b|c|d": GOOD_TUNNEL}))
     errors = []
     assert StateFile(tmp_path, on_corrupt=lambda: errors.append(1)).load().tunnels == {}
@@ -176,7 +176,7 @@ def test_the_customer_gateway_cache_forgets_deleted_connections(aws, make_export
     deleted = add_vpn_connection(REGION, [tunnel_telemetry("198.51.100.8", "UP", "1 BGP ROUTES", 1)])
     exporter = make(make_exporter, tmp_path)
     exporter.poll_once()
-    cached = lambda: sum(len(gateways) for gateways in exporter.poller._customer_gateways.values())  # noqa: E731
+    cached = lambda: sum(len(gateways) for gateways in exporter.sources.ec2.poller._customer_gateways.values())  # noqa: E731
     assert cached() == 2
     boto3.client("ec2", region_name=REGION).delete_vpn_connection(VpnConnectionId=deleted)
     exporter.poll_once()

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import requests
 
-from exporter import statuspage
+from exporter.web import statuspage
 from exporter.config import Target
-from exporter.diagnosis import diagnose
-from exporter.findings import FINDINGS, runbook_url
+from exporter.diagnosis.rules import diagnose
+from exporter.diagnosis.findings import FINDINGS, runbook_url
 from exporter.model import Connection, RegionTelemetry, Snapshot, SourceResult, Tunnel
 from tests.conftest import add_vpn_connection, tunnel_telemetry
 
@@ -275,7 +275,7 @@ def test_every_source_failing_on_the_real_path_is_ready_and_said(aws, faults, ma
 def test_a_tunnels_cause_is_listed_before_the_symptom_it_explains():
     from dataclasses import replace
 
-    from exporter.diagnosis import Finding
+    from exporter.diagnosis.rules import Finding
 
     stuck = replace(tunnel("192.0.2.9", up=False), ipsec_up=True, status_message="ipsec_up")
     taken = snapshot([connection("vpn-0c", "charlie", stuck)])

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from exporter.telemetry import classify_status_message, read_connection, read_connections
+from exporter.sources.ec2.telemetry import classify_status_message, read_connection, read_connections
 
 PSK = "Sup3rSecretPsk_for_tests"
 

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from exporter.config import Target
-from exporter.web import parse_listen_address
+from exporter.web.server import parse_listen_address
 from tests.conftest import add_vpn_connection, parse_exposition, tunnel_telemetry
 
 
@@ -74,7 +74,7 @@ def test_bad_listen_address(text):
 
 
 def test_a_forked_render_gives_the_same_exposition(demo, make_exporter):
-    from exporter.metrics import RenderedSnapshot
+    from exporter.exposition.render import RenderedSnapshot
 
     exporter = make_exporter(demo.targets())
     snapshot = exporter.poll_once().snapshot

@@ -9,7 +9,7 @@ import requests
 import yaml
 
 from exporter.config import ConfigError, Target
-from exporter.webconfig import load_web_config
+from exporter.web.config import load_web_config
 from tests.conftest import add_vpn_connection, tunnel_telemetry
 
 PASSWORD = "s3cret-scrape"

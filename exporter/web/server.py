@@ -27,9 +27,9 @@ from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from exporter import statuspage
-from exporter.metrics import RenderedSnapshot
-from exporter.webconfig import WebConfig
+from exporter.web import statuspage
+from exporter.exposition.render import RenderedSnapshot
+from exporter.web.config import WebConfig
 
 log = logging.getLogger(__name__)
 

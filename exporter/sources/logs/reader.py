@@ -26,11 +26,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from exporter.aws import AwsAccount, describe_error
+from exporter.sources.aws import AwsAccount, describe_error
 from exporter.config import LogsConfig
-from exporter.isolation import Outcome, run_isolated
-from exporter.logparse import LogParseError, log_kind_of, parse
-from exporter.logstate import GroupCursor, StateFile, TunnelKey, TunnelLogState, TunnelLogView
+from exporter.sources.isolation import Outcome, run_isolated
+from exporter.sources.logs.parse import LogParseError, log_kind_of, parse
+from exporter.sources.logs.state import GroupCursor, StateFile, TunnelKey, TunnelLogState, TunnelLogView
 from exporter.model import RegionTelemetry, SourceResult
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from concurrent.futures import Executor, wait
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Mapping
 
-from exporter.aws import describe_error
+from exporter.sources.aws import describe_error
 
 
 @dataclass(frozen=True, slots=True)

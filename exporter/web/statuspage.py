@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass, field
 
 from exporter import __version__
-from exporter.diagnosis import STATUS_MESSAGES, Finding
-from exporter.findings import CRITICAL, FINDINGS, SEVERITIES, SEVERITY_RANK, WARNING, runbook_url, triage_order
+from exporter.diagnosis.rules import STATUS_MESSAGES, Finding
+from exporter.diagnosis.findings import CRITICAL, FINDINGS, SEVERITIES, SEVERITY_RANK, WARNING, runbook_url, triage_order
 from exporter.model import Connection, RegionTelemetry, Snapshot, SourceResult, Tunnel
-from exporter.report import up_down
+from exporter.diagnosis.report import up_down
 from exporter.timefmt import ago
 
 REFRESH_SECONDS = 30  # the page reloads itself this often

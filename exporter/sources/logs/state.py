@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from exporter.logparse import (BGP_ERRORS, BGP_EVENTS, BGP_STATES, IKE_ERRORS, IKE_EVENTS, IKE_STATES, MAX_DETAIL,
+from exporter.sources.logs.parse import (BGP_ERRORS, BGP_EVENTS, BGP_STATES, IKE_ERRORS, IKE_EVENTS, IKE_STATES, MAX_DETAIL,
                                LogEvent)
 
 log = logging.getLogger(__name__)

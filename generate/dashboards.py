@@ -1,4 +1,5 @@
-"""Builds every ``*.dashboard.py`` into ``<name>.json`` next to it (``scripts/generate`` runs this)."""
+"""Builds every ``dashboards/*.dashboard.py`` into ``<name>.json`` next to it: ``python -m generate.dashboards``
+(``scripts/generate`` runs it)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ import json
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+HERE = Path(__file__).resolve().parent.parent / "dashboards"
 
-from grafanalib._gen import DashboardEncoder  # noqa: E402
+
+class _Encoder(json.JSONEncoder):
+    """grafanalib's objects as JSON, through their public ``to_json_data()``."""
+
+    def default(self, o):
+        return o.to_json_data() if hasattr(o, "to_json_data") else super().default(o)
 
 
 def sources() -> list[Path]:
@@ -22,7 +27,7 @@ def build(source: Path) -> dict:
     spec = importlib.util.spec_from_file_location(source.stem.replace(".", "_"), source)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return json.loads(json.dumps(module.dashboard.to_json_data(), cls=DashboardEncoder))
+    return json.loads(json.dumps(module.dashboard.to_json_data(), cls=_Encoder))
 
 
 def render(source: Path) -> str:

@@ -24,18 +24,18 @@ from typing import Iterable, Iterator, Sequence
 
 from prometheus_client.utils import floatToGoString
 
-from exporter.contract import (
+from exporter.exposition.contract import (
     COLLECTION_DURATION, COLLECTION_LAST_SUCCESS, COLLECTION_SUCCESS, CONNECTION_INFO, CUSTOMER_GATEWAY_INFO,
     FINDING_INFO, LOG_INGESTION_LAG, POLL_TIMESTAMP, TUNNEL_ACCEPTED_ROUTES, TUNNEL_BGP_LAST_ERROR,
     TUNNEL_BGP_SESSION_STATE, TUNNEL_BGP_UP, TUNNEL_DPD, TUNNEL_FINDING, TUNNEL_IKE_PHASE_STATE, TUNNEL_INFO,
     TUNNEL_IPSEC_UP, TUNNEL_LAST_STATUS_CHANGE, TUNNEL_LOG_ENABLED, TUNNEL_LOG_EVENTS, TUNNEL_LOG_HAS_EVENTS,
     TUNNEL_LOG_LAST_EVENT, TUNNEL_NAT_T, TUNNEL_SELECTOR_INFO, TUNNEL_SELECTOR_MISMATCH, TUNNEL_UP, METRICS,
 )
-from exporter.findings import FINDINGS
-from exporter.logparse import BGP_STATES, IKE_STATES
-from exporter.logstate import TunnelKey, TunnelLogView
+from exporter.diagnosis.findings import FINDINGS
+from exporter.sources.logs.parse import BGP_STATES, IKE_STATES
+from exporter.sources.logs.state import TunnelKey, TunnelLogView
 from exporter.model import Snapshot
-from exporter.selectors import SelectorCheck, check_tunnel_selectors, checks_of
+from exporter.diagnosis.selectors import SelectorCheck, check_tunnel_selectors, checks_of
 
 
 log = logging.getLogger(__name__)

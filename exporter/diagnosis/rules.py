@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from exporter.findings import FINDINGS
-from exporter.logstate import CLOCK_SKEW_SECONDS, TunnelKey, TunnelLogView
+from exporter.diagnosis.findings import FINDINGS
+from exporter.sources.logs.state import CLOCK_SKEW_SECONDS, TunnelKey, TunnelLogView
 from exporter.model import Connection, CustomerGateway, RegionTelemetry, Snapshot, Tunnel
-from exporter.logparse import BGP_ERRORS
-from exporter.selectors import ANY, SelectorCheck, check_tunnel_selectors, checks_of
+from exporter.sources.logs.parse import BGP_ERRORS
+from exporter.diagnosis.selectors import ANY, SelectorCheck, check_tunnel_selectors, checks_of
 from exporter.timefmt import duration, utc
 
 RECENT_SECONDS = 3600.0  # a BGP or IKE error older than this no longer counts as a current finding

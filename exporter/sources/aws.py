@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from exporter import __version__
 from exporter.config import Target
-from exporter.telemetry import SECRETS_EVENT, strip_secrets_before_parse
+from exporter.sources.ec2.telemetry import SECRETS_EVENT, strip_secrets_before_parse
 
 THROTTLE_CODES = frozenset({
     "RequestLimitExceeded", "Throttling", "ThrottlingException", "ThrottledException",

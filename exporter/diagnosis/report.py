@@ -8,8 +8,8 @@ import re
 import textwrap
 from typing import Any, Iterable
 
-from exporter.diagnosis import Finding
-from exporter.findings import CRITICAL, FINDINGS, INFO, WARNING, triage_order
+from exporter.diagnosis.rules import Finding
+from exporter.diagnosis.findings import CRITICAL, FINDINGS, INFO, WARNING, triage_order
 from exporter.model import Connection, CustomerGateway, Snapshot, Tunnel
 from exporter.timefmt import duration, utc
 

@@ -1,6 +1,6 @@
 """promtool unit tests for every alert, generated into ``alerts/tests/aws-vpn.test.yml``.
 
-``python -m tests.alert_cases`` rewrites the file; ``tests/test_alerts.py`` checks it is current
+``python -m generate.alert_cases`` rewrites the file; ``tests/test_alerts.py`` checks it is current
 and runs ``promtool test rules`` on it. Each alert gets a case that fires (after its ``for``) and one
 that must stay quiet. Expected annotations are rendered from the rule's own templates with the
 input series' labels, so a join that loses a label (the Name tag) fails the test; the ``cause``
@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 import sys
 
-from exporter import contract as m
-from exporter.alerting import GENERIC_FINDINGS, ROOT, SETTINGS, build_alerts, dump_yaml
-from exporter.findings import FINDINGS
+from exporter.exposition import contract as m
+from generate.alerting import GENERIC_FINDINGS, ROOT, SETTINGS, build_alerts, dump_yaml
+from exporter.diagnosis.findings import FINDINGS
 
 TEST_FILE = ROOT / "alerts" / "tests" / "aws-vpn.test.yml"
 ALERTS = {alert.name: alert for alert in build_alerts()}
@@ -273,7 +273,7 @@ def cause_cases(a: dict, b: dict) -> list[dict]:
 def render_tests() -> str:
     document = {"rule_files": ["../aws-vpn.rules.yml"], "evaluation_interval": "1m",
                 "tests": [{"interval": "1m", **case} for case in cases()]}
-    return dump_yaml(document, "python -m tests.alert_cases", "tests/alert_cases.py")
+    return dump_yaml(document, "python -m generate.alert_cases", "generate/alert_cases.py")
 
 
 if __name__ == "__main__":

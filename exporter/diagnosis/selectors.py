@@ -62,7 +62,7 @@ def check_tunnel_selectors(connection, tunnel, negotiated: tuple[str, str]) -> S
 
 def check_snapshot(snapshot) -> dict:
     """TunnelKey -> SelectorCheck for every tunnel whose logs have shown its negotiated selectors."""
-    from exporter.logstate import TunnelKey
+    from exporter.sources.logs.state import TunnelKey
 
     checks = {}
     for region, connection in snapshot.connections():

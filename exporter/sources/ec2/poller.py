@@ -14,11 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from exporter.aws import AwsAccount, describe_error
+from exporter.sources.aws import AwsAccount, describe_error
 from exporter.config import Config
-from exporter.isolation import run_isolated
+from exporter.sources.isolation import run_isolated
 from exporter.model import CustomerGateway, RegionTelemetry, SourceResult
-from exporter.telemetry import read_connections, read_customer_gateway
+from exporter.sources.ec2.telemetry import read_connections, read_customer_gateway
 
 log = logging.getLogger(__name__)
 

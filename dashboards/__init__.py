@@ -1,0 +1,1 @@
+"""Grafana dashboards: grafanalib sources (``*.dashboard.py``) and the JSON built from them."""

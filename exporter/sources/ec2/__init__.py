@@ -1,0 +1,1 @@
+"""EC2: DescribeVpnConnections and DescribeCustomerGateways, read into the model."""

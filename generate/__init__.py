@@ -1,0 +1,1 @@
+"""Build-time generators (not installed): alert rules, runbooks, Alertmanager example, promtool cases."""
