@@ -355,7 +355,7 @@ def alertmanager_document() -> dict:
     alerts = build_alerts()
     tunnel_alerts = [a.name for a in alerts if a.name in ("VpnTunnelIpsecUpBgpDown", "VpnAcceptedRoutesDropped",
                                                           "VpnTunnelFlapping")
-                     or (a.finding and a.finding.startswith("bgp_"))]
+                     or (a.finding and FINDINGS[a.finding].needs_ipsec)]  # the catalogue says which need IPsec
     return {
         "route": {
             "receiver": "ticket",

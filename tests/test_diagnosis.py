@@ -199,6 +199,18 @@ def diagnose_cli(*args):
                           text=True, timeout=120)
 
 
+def test_every_finding_is_shown_by_the_demo_connection_its_catalogue_entry_names(demo, make_exporter):
+    """The catalogue says which demo connection shows each finding, or why none can: both are checked."""
+    exporter = make_exporter(demo.targets())
+    snapshot = exporter.poll_once().snapshot
+    names = {connection.vpn_connection_id: connection.name for _, connection in snapshot.connections()}
+    shown = {(finding.code, names[finding.vpn_connection_id]) for finding in snapshot.findings}
+    for code, spec in FINDINGS.items():
+        assert spec.demo, f"{code}: name the demo connection that shows it, or say why none can"
+        if not spec.demo.startswith("no: "):
+            assert (code, spec.demo) in shown, f"{code} is not shown by the demo's {spec.demo}"
+
+
 def test_the_diagnose_command_on_the_demo():
     result = diagnose_cli("--output", "json")
     assert result.returncode == 3, result.stderr  # critical findings are active

@@ -22,6 +22,8 @@ class FindingSpec:
     remedy: str
     alert: str  # the alert that pages (or tickets) for it; its runbook section is the alert's name in lower case
     symptom: bool = False  # says what is broken, not why: printed after the cause that explains it
+    demo: str = ""  # the demo connection that shows it, or "no: <why the demo cannot>"
+    needs_ipsec: bool = False  # a BGP-layer cause: while the tunnel's IPsec is down its alert is silenced
 
     @property
     def runbook_anchor(self) -> str:
@@ -34,40 +36,40 @@ _SPECS = (
                 "Work through the causes below in order: does the customer gateway speak BGP (static or "
                 "policy-based devices do not), are the traffic selectors 0.0.0.0/0 <=> 0.0.0.0/0, is NAT-T on for an "
                 "accelerated connection; then general BGP checks (ASNs, peer addresses, hold timers, TCP 179).",
-                alert="VpnTunnelIpsecUpBgpDown", symptom=True),
+                alert="VpnTunnelIpsecUpBgpDown", symptom=True, demo="partner-asn"),
     FindingSpec("static_cgw_on_dynamic_connection", WARNING, "tunnel",
                 "The customer gateway behaves like a static (policy-based) device on a dynamic (BGP) connection.",
                 "The routing option of an existing connection cannot be changed: create a new VPN connection with "
                 "static routing, then reconfigure the customer gateway with the new tunnel outside IP addresses "
                 "(AWS assigns a new pair). The old tunnel inside CIDRs and pre-shared keys may be reused on the new "
                 "connection.",
-                alert="VpnStaticCustomerGatewayOnDynamicConnection"),
+                alert="VpnStaticCustomerGatewayOnDynamicConnection", demo="branch-tokyo"),
     FindingSpec("traffic_selectors_mismatch", WARNING, "tunnel",
                 "The negotiated traffic selectors do not fit the connection.",
                 "Set the encryption domain / proxy IDs on the customer gateway to 0.0.0.0/0 (AWS) <=> 0.0.0.0/0 "
                 "(on-premises), and set both the Local and Remote IPv4 network CIDR options of the VPN connection to "
                 "0.0.0.0/0. A dynamic connection needs selectors wide enough for the link-local tunnel inside "
                 "addresses BGP uses.",
-                alert="VpnTrafficSelectorsMismatch"),
+                alert="VpnTrafficSelectorsMismatch", demo="branch-tokyo"),
     FindingSpec("accelerated_without_nat_t", CRITICAL, "tunnel",
                 "Accelerated VPN without NAT traversal: IPsec comes up but no traffic flows, BGP included.",
                 "Enable NAT-T (NAT traversal) on the customer gateway device; accelerated Site-to-Site VPN requires it.",
-                alert="VpnAcceleratedWithoutNatT"),
+                alert="VpnAcceleratedWithoutNatT", demo="dc-accelerated"),
     FindingSpec("tunnel_logging_disabled", INFO, "tunnel",
                 "Tunnel logs are not delivered to CloudWatch Logs, so selector, NAT-T and BGP checks cannot be made.",
                 "Enable Site-to-Site VPN tunnel activity logs (and BGP logs) to CloudWatch Logs in the tunnel options "
                 "(ModifyVpnTunnelOptions, LogOptions.CloudWatchLogOptions).",
-                alert="VpnTunnelLoggingDisabled"),
+                alert="VpnTunnelLoggingDisabled", demo="legacy-static"),
     FindingSpec("redundancy_lost", WARNING, "connection",
                 "Only one tunnel of the connection is up: one more failure takes the connection down.",
                 "Bring the down tunnel back: check its status message and findings, and the customer gateway's "
                 "configuration for that tunnel's outside IP address.",
-                alert="VpnRedundancyLost", symptom=True),
+                alert="VpnRedundancyLost", symptom=True, demo="subsidiary-edge"),
     FindingSpec("connection_down", CRITICAL, "connection",
                 "No tunnel of the connection is up.",
                 "Check each tunnel's findings. IPSEC IS DOWN: the customer gateway's reachability, IKE settings and "
                 "pre-shared key. IPSEC IS UP: the BGP causes.",
-                alert="VpnConnectionDown", symptom=True),
+                alert="VpnConnectionDown", symptom=True, demo="lab-down"),
     FindingSpec("ike_authentication_failed", WARNING, "tunnel",
                 "IKE authentication fails: the customer gateway's pre-shared key (or identity) does not match the "
                 "tunnel's.",
@@ -75,14 +77,14 @@ _SPECS = (
                 "configuration, or Secrets Manager when PreSharedKeyArn is set), or give the tunnel a new key with "
                 "ModifyVpnTunnelOptions and the device the same. The device's IKE identity must be its public IP "
                 "address, the customer gateway's IP.",
-                alert="VpnIkeAuthenticationFailed"),
+                alert="VpnIkeAuthenticationFailed", demo="lab-down"),
     FindingSpec("ike_proposal_mismatch", WARNING, "tunnel",
                 "IKE finds no common proposal: the customer gateway offers algorithms, DH groups or an IKE version "
                 "the tunnel does not allow.",
                 "Compare the device's phase 1 and phase 2 encryption, integrity, DH groups and IKE version with the "
                 "tunnel options (Phase1/Phase2EncryptionAlgorithms, IntegrityAlgorithms, DHGroupNumbers, IKEVersions) "
                 "and make them overlap, on the device or with ModifyVpnTunnelOptions.",
-                alert="VpnIkeProposalMismatch"),
+                alert="VpnIkeProposalMismatch", demo="lab-down"),
     FindingSpec("ike_peer_unresponsive", WARNING, "tunnel",
                 "The customer gateway stopped answering IKE: DPD timed out, the peer was declared dead, or phase 1 "
                 "never completed.",
@@ -90,39 +92,40 @@ _SPECS = (
                 "UDP 4500 (NAT-T) to and from both tunnel outside IPs on every firewall and NAT on the path. For a "
                 "tunnel that drops when idle, have the device initiate, or set the tunnel's DPD timeout action to "
                 "restart (ModifyVpnTunnelOptions).",
-                alert="VpnIkePeerUnresponsive"),
+                alert="VpnIkePeerUnresponsive", demo="subsidiary-edge"),
     FindingSpec("ike_phase2_failed", WARNING, "tunnel",
                 "IKE phase 1 is up but phase 2 (the IPsec SA) cannot be established: AWS logs \"Phase 2 was unable to "
                 "establish while keeping Phase 1\".",
                 "Compare the device's phase 2 (IPsec) settings with the tunnel options: encryption and integrity "
                 "algorithms, the PFS DH group (Phase2DHGroupNumbers) and the lifetime; and its traffic selectors "
                 "(0.0.0.0/0 <=> 0.0.0.0/0 for a route-based tunnel). Fix the device or use ModifyVpnTunnelOptions.",
-                alert="VpnIkePhase2Failed"),
+                alert="VpnIkePhase2Failed", demo="no: no demo scenario fails phase 2 while keeping phase 1"),
     FindingSpec("bgp_stuck_connecting", WARNING, "tunnel",
                 "BGP stays in Connect/Active while IPsec is up: the TCP session to the peer never opens.",
                 "Check that the customer gateway allows TCP 179 over the tunnel, that its BGP neighbor is the AWS "
                 "inside address of this tunnel, and that BGP is configured on the device at all.",
-                alert="VpnBgpStuckConnecting"),
+                alert="VpnBgpStuckConnecting", demo="branch-tokyo", needs_ipsec=True),
     FindingSpec("bgp_hold_timer_expired", WARNING, "tunnel",
                 "The BGP hold timer expired recently: keepalives stopped arriving.",
                 "Check the tunnel's stability (DPD, packet loss), the customer gateway's load, and that the hold "
                 "timers match (AWS uses 30 s).",
-                alert="VpnBgpHoldTimerExpired"),
+                alert="VpnBgpHoldTimerExpired", needs_ipsec=True,
+                demo="no: only after partner-flapping's first healthy-to-down transition (150 s)"),
     FindingSpec("bgp_open_message_error", CRITICAL, "tunnel",
                 "The BGP OPEN message was rejected (typically an ASN or peer address mismatch).",
                 "Compare the AS numbers on both sides: the customer gateway's ASN must match the one the VPN "
                 "connection was created with, and its neighbor must be AWS's ASN and inside address.",
-                alert="VpnBgpOpenMessageError"),
+                alert="VpnBgpOpenMessageError", demo="partner-asn", needs_ipsec=True),
     FindingSpec("bgp_max_prefix_exceeded", CRITICAL, "tunnel",
                 "The customer gateway advertised more routes than AWS accepts; the session was reset.",
                 "Summarise the advertised prefixes below the quota (100 routes per BGP session for a virtual private "
                 "gateway) or advertise a default route.",
-                alert="VpnBgpMaxPrefixExceeded"),
+                alert="VpnBgpMaxPrefixExceeded", demo="no: no demo scenario exceeds the route quota", needs_ipsec=True),
     FindingSpec("bgp_routes_denied", WARNING, "tunnel",
                 "AWS denied routes advertised by the customer gateway.",
                 "Read the denial reason in the BGP log (for example an AS path containing AWS's own AS, or a "
                 "non-connected next hop) and fix the advertisement on the customer gateway.",
-                alert="VpnBgpRoutesDenied"),
+                alert="VpnBgpRoutesDenied", demo="no: no demo scenario has routes denied", needs_ipsec=True),
 )
 
 FINDINGS: dict[str, FindingSpec] = {spec.code: spec for spec in _SPECS}
