@@ -77,13 +77,18 @@ def gateway(connection: dict) -> dict:
 
 def cause(vpn_connection_id: str, findings: list[tuple[str, str]] = (), scope: str = "tunnel",
           selectors: tuple[str, str] | None = None, with_gateway: bool = False) -> str:
-    """What the page must say: each (tunnel, finding) as a line, sorted by finding, with its fix and runbook
-    section; else "no specific cause"; then the customer gateway."""
+    """What the page must say: each finding as a line, sorted by code, naming its tunnels (connection scope;
+    a cause on two tunnels once), with its fix and runbook section; else "no specific cause"; then the
+    customer gateway."""
     base = SETTINGS["runbook_base"]
+    tunnels: dict[str, list[str]] = {}
+    for tunnel_ip, code in findings:
+        tunnels.setdefault(code, []).append(tunnel_ip)
     lines = []
-    for tunnel_ip, code in sorted(findings, key=lambda item: item[1]):
-        spec = FINDINGS[code]
-        where = f"Tunnel {tunnel_ip}: " if scope == "connection" and tunnel_ip else ""
+    for code in sorted(tunnels):
+        spec, named = FINDINGS[code], sorted(ip for ip in tunnels[code] if ip)
+        where = (f"Tunnel{'s' if len(named) > 1 else ''} {', '.join(named)}: "
+                 if scope == "connection" and named else "")
         negotiated = (f" Negotiated: AWS side {selectors[0]}, customer gateway side {selectors[1]}."
                       if code == "traffic_selectors_mismatch" and selectors else "")
         lines.append(f"{where}{spec.summary}{negotiated} Fix: {spec.remedy} Runbook: {base}#{spec.alert.lower()}")
@@ -266,6 +271,16 @@ def cause_cases(a: dict, b: dict) -> list[dict]:
          "alert_rule_test": [expect("VpnConnectionDown", "4m", [_named(CONN, "branch")], causes=cause(
              vpn, [(a["tunnel"], "ike_authentication_failed"), (b["tunnel"], "ike_peer_unresponsive")],
              scope="connection", with_gateway=True))]},
+        {"name": "Connection down with one cause on both tunnels: said once, naming both, with the selectors",
+         "input_series": [info(CONN, "branch"), gateway(CONN), *catalogue(),
+                          series(m.TUNNEL_UP, "0x20", **a), series(m.TUNNEL_UP, "0x20", **b),
+                          *(series(m.TUNNEL_FINDING, "1x20", **t, finding="traffic_selectors_mismatch",
+                                   severity="warning") for t in (a, b)),
+                          *(series(m.TUNNEL_SELECTOR_INFO, "1x20", **t, aws_side="172.31.0.0/16",
+                                   cgw_side="10.0.0.0/16") for t in (a, b))],
+         "alert_rule_test": [expect("VpnConnectionDown", "4m", [_named(CONN, "branch")], causes=cause(
+             vpn, [(a["tunnel"], "traffic_selectors_mismatch"), (b["tunnel"], "traffic_selectors_mismatch")],
+             scope="connection", selectors=("172.31.0.0/16", "10.0.0.0/16"), with_gateway=True))]},
     ]
     return tests
 

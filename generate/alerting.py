@@ -136,20 +136,30 @@ CONNECTION_ARGS = "$labels.account_id $labels.region $labels.vpn_connection_id"
 
 def causes_template(scope: str) -> str:
     """The ``cause`` annotation: the diagnosed causes of the alert's tunnel (or connection), one line each
-    with its fix and runbook section, then the customer gateway's IP and ASN; "no specific cause" and the
-    checklist when there is none. Prometheus runs these queries when the alert fires, so the page carries
-    the cause at once, even while the cause's own alert waits for its ``for`` or is inhibited. The wording
-    comes from ``aws_vpn_finding_info`` (the catalogue, as exported), so it is the diagnosing exporter's."""
+    with its fix and runbook section (a cause found on several tunnels once, naming them), then the customer
+    gateway's IP and ASN; "no specific cause" and the checklist when there is none. Prometheus runs these
+    queries when the alert fires, so the page carries the cause at once, even while the cause's own alert
+    waits for its ``for`` or is inhibited. The wording comes from ``aws_vpn_finding_info`` (the catalogue,
+    as exported), so it is the diagnosing exporter's."""
     generic = "|".join(GENERIC_FINDINGS)
     own = m.TUNNEL_FINDING + "{" + CONNECTION_MATCHERS + ',finding!~"' + generic + '"'
     if scope == "tunnel":  # the tunnel's findings and the connection's own
         findings = "(" + own + ',tunnel="%s"} or ' + own + ',tunnel=""})'
         args = f"{CONNECTION_ARGS} $labels.tunnel {CONNECTION_ARGS}"
+        selectors = ("max by (aws_side, cgw_side) (" + m.TUNNEL_SELECTOR_INFO + "{" + CONNECTION_MATCHERS
+                     + ',tunnel="%s"})', f"{CONNECTION_ARGS} $labels.tunnel")
+        where = ""
     else:
         findings, args = own + "}", CONNECTION_ARGS
-    query = (f"max by (tunnel, finding) ({findings}) * on(finding) group_left(alert, summary, remedy) "
+        selectors = ("max by (aws_side, cgw_side) (" + m.TUNNEL_SELECTOR_INFO + "{" + CONNECTION_MATCHERS + "})",
+                     CONNECTION_ARGS)
+        tunnels = "max by (tunnel) (" + m.TUNNEL_FINDING + "{" + CONNECTION_MATCHERS + ',finding="%s",tunnel!=""})'
+        where = "".join([
+            "{{ $tunnels := query (printf `", tunnels, "` ", CONNECTION_ARGS, ' .Labels.finding) | sortByLabel "tunnel" }}',
+            "{{ if $tunnels }}Tunnel{{ if gt (len $tunnels) 1 }}s{{ end }} ",
+            "{{ range $j, $t := $tunnels }}{{ if $j }}, {{ end }}{{ $t.Labels.tunnel }}{{ end }}: {{ end }}"])
+    query = (f"max by (finding) ({findings}) * on(finding) group_left(alert, summary, remedy) "
              f"topk by (finding) (1, {m.FINDING_INFO})")
-    selectors_query = m.TUNNEL_SELECTOR_INFO + "{" + CONNECTION_MATCHERS + ',tunnel="%s"}'
     gateway_query = ("max by (customer_gateway_id, ip_address, bgp_asn) (" + m.CUSTOMER_GATEWAY_INFO
                      + '{account_id="%s",region="%s"}) * on(customer_gateway_id) group_left() '
                      "max by (customer_gateway_id) (" + m.CONNECTION_INFO + "{" + CONNECTION_MATCHERS + "})")
@@ -157,10 +167,10 @@ def causes_template(scope: str) -> str:
     return "".join([
         "{{ range $i, $cause := query (printf `", query, "` ", args, ') | sortByLabel "finding" }}',
         "{{ if $i }}\n{{ end }}",
-        "{{ if .Labels.tunnel }}Tunnel {{ .Labels.tunnel }}: {{ end }}" if scope == "connection" else "",
+        where,
         "{{ .Labels.summary }}",
         '{{ if eq .Labels.finding "traffic_selectors_mismatch" }}',
-        "{{ range query (printf `", selectors_query, "` ", CONNECTION_ARGS, " .Labels.tunnel) }}",
+        "{{ range query (printf `", selectors[0], "` ", selectors[1], ') | sortByLabel "aws_side" }}',
         " Negotiated: AWS side {{ .Labels.aws_side }}, customer gateway side {{ .Labels.cgw_side }}.",
         "{{ end }}{{ end }}",
         " Fix: {{ .Labels.remedy }} Runbook: ", base, "#{{ toLower .Labels.alert }}",
