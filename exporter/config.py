@@ -205,6 +205,11 @@ def _logs(reader: _Reader, value: Any) -> LogsConfig:
     )
 
 
+def _default(cls: type, name: str) -> Any:
+    """A setting's default as its dataclass declares it: the one place defaults live."""
+    return cls.__dataclass_fields__[name].default
+
+
 def parse_config(data: Any, source: str) -> Config:
     """Build a Config from decoded YAML, or raise ConfigError naming the key."""
     reader = _Reader(source)
@@ -212,18 +217,18 @@ def parse_config(data: Any, source: str) -> Config:
     data = reader.mapping(data, "", allowed)
     if "targets" not in data:
         raise reader.fail("targets", "missing: list the accounts (credentials) and regions to watch")
-    poll_interval = reader.duration(data, "poll_interval", "", 30.0, 1)
-    poll_timeout = reader.duration(data, "poll_timeout", "", min(25.0, poll_interval), 1)
+    poll_interval = reader.duration(data, "poll_interval", "", _default(Config, "poll_interval"), 1)
+    poll_timeout = reader.duration(data, "poll_timeout", "", min(_default(Config, "poll_timeout"), poll_interval), 1)
     if poll_timeout > poll_interval:
         raise reader.fail("poll_timeout", "must not exceed poll_interval")
     return Config(
         targets=_targets(reader, data["targets"]),
         poll_interval=poll_interval,
         poll_timeout=poll_timeout,
-        max_concurrency=reader.typed(data, "max_concurrency", "", 16, int,
+        max_concurrency=reader.typed(data, "max_concurrency", "", _default(Config, "max_concurrency"), int,
                                      lambda v: None if 1 <= v <= 256 else "must be between 1 and 256"),
         logs=_logs(reader, data.get("logs")),
-        state_dir=Path(reader.typed(data, "state_dir", "", "./state", str,
+        state_dir=Path(reader.typed(data, "state_dir", "", str(_default(Config, "state_dir")), str,
                                     lambda v: None if v.strip() else "must not be empty")),
         shard=_shard(reader, data.get("shard")),
         aws=_aws(reader, data.get("aws")),
@@ -244,8 +249,9 @@ def _aws(reader: _Reader, value: Any) -> AwsSettings:
 
 def _shard(reader: _Reader, value: Any) -> Shard:
     data = reader.mapping(value, "shard", {"index", "count"})
-    count = reader.typed(data, "count", "shard", 1, int, lambda v: None if v >= 1 else "must be at least 1")
-    index = reader.typed(data, "index", "shard", 0, int,
+    count = reader.typed(data, "count", "shard", _default(Shard, "count"), int,
+                         lambda v: None if v >= 1 else "must be at least 1")
+    index = reader.typed(data, "index", "shard", _default(Shard, "index"), int,
                          lambda v: None if 0 <= v < count else f"must be between 0 and count - 1 ({count - 1})")
     return Shard(index, count)
 

@@ -143,3 +143,11 @@ def test_bad_shard(tmp_path, shard, key, reason):
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, VALID + f"shard: {shard}\n"))
     assert (caught.value.key, reason in caught.value.reason) == (key, True)
+
+
+def test_defaults_live_in_the_dataclasses_only():
+    """A minimal file gets exactly the dataclasses' defaults: the parser has none of its own."""
+    from exporter.config import Config, Target, parse_config
+
+    parsed = parse_config({"targets": [{"regions": ["us-east-1"]}]}, "minimal.yaml")
+    assert parsed == Config(targets=(Target(regions=("us-east-1",)),), source="minimal.yaml")
