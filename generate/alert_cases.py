@@ -2,15 +2,14 @@
 
 ``python -m generate.alert_cases`` rewrites the file; ``tests/test_alerts.py`` checks it is current
 and runs ``promtool test rules`` on it. Each alert gets a case that fires (after its ``for``) and one
-that must stay quiet. Expected annotations are rendered from the rule's own templates with the
-input series' labels, so a join that loses a label (the Name tag) fails the test; the ``cause``
-annotation, which queries the diagnosis, is written out here from the findings catalogue instead, so
-the templates' queries and wording are checked against an independent statement of the page.
+that must stay quiet. Every expected annotation is written out here (EXPECTED, and the ``cause`` text
+from the findings catalogue), never read from the rules' templates: a change of wording, a template
+that loses a label (the Name tag) or a query that finds the wrong cause fails until the expected page
+is changed with it.
 """
 
 from __future__ import annotations
 
-import re
 import sys
 
 from exporter.exposition import contract as m
@@ -48,17 +47,102 @@ def _format_value(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(value)
 
 
-def render(template: str, labels: dict, value: float | None, overrides: dict) -> str:
-    def substitute(match: re.Match) -> str:
-        expression = match.group(1).strip()
-        if expression in overrides:
-            return overrides[expression]
-        if expression.startswith("$labels."):
-            return labels[expression.removeprefix("$labels.")]
-        if expression == "$value":
-            return _format_value(value)
-        raise KeyError(f"no expected text for {{{{ {expression} }}}}")
-    return re.sub(r"\{\{(.*?)\}\}", substitute, template)
+EXPECTED = {  # alert -> (summary, description): the pages' wording written out, not read from the rules
+    "VpnTunnelIpsecUpBgpDown": (
+        'VPN tunnel has IPsec up but BGP down.',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region} shows DOWN with '
+        'IPSEC IS UP: IPsec is established, BGP is not. No routes are exchanged over this tunnel.'),
+    "VpnConnectionDown": (
+        'VPN connection has no tunnel up.',
+        "VPN connection {vpn_connection_id} ({name}) in {account_id}/{region} has no tunnel up (AWS's status): "
+        'the site is cut off.'),
+    "VpnTunnelDown": (
+        'VPN tunnel has IPsec down.',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region} has IPsec down '
+        '(status message IPSEC IS DOWN, or empty on a static connection).'),
+    "VpnRedundancyLost": (
+        'VPN connection runs on a single tunnel.',
+        'VPN connection {vpn_connection_id} ({name}) in {account_id}/{region} has only one tunnel up: one more '
+        'failure takes the site down.'),
+    "VpnAcceptedRoutesDropped": (
+        "VPN tunnel's accepted BGP routes fell sharply.",
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region} accepts {value} '
+        'routes, less than half its maximum over the last {routes_window}, with BGP up.'),
+    "VpnTunnelFlapping": (
+        'VPN tunnel is flapping.',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region} changed state '
+        '{value} times in the last {flap_window}.'),
+    "VpnStaticCustomerGatewayOnDynamicConnection": (
+        'The customer gateway behaves like a static (policy-based) device on a dynamic (BGP) connection.',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: The customer '
+        'gateway behaves like a static (policy-based) device on a dynamic (BGP) connection.'),
+    "VpnTrafficSelectorsMismatch": (
+        'The negotiated traffic selectors do not fit the connection.',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: The negotiated '
+        'traffic selectors do not fit the connection.'),
+    "VpnAcceleratedWithoutNatT": (
+        'Accelerated VPN without NAT traversal.',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: Accelerated VPN'
+        ' without NAT traversal: IPsec comes up but no traffic flows, BGP included.'),
+    "VpnTunnelLoggingDisabled": (
+        'Tunnel logs are not delivered to CloudWatch Logs, so selector, NAT-T and BGP checks cannot be made.',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: Tunnel logs are'
+        ' not delivered to CloudWatch Logs, so selector, NAT-T and BGP checks cannot be made.'),
+    "VpnIkeAuthenticationFailed": (
+        'IKE authentication fails.',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: IKE '
+        "authentication fails: the customer gateway's pre-shared key (or identity) does not match the tunnel's."),
+    "VpnIkeProposalMismatch": (
+        'IKE finds no common proposal.',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: IKE finds no '
+        'common proposal: the customer gateway offers algorithms, DH groups or an IKE version the tunnel does not'
+        ' allow.'),
+    "VpnIkePeerUnresponsive": (
+        'The customer gateway stopped answering IKE.',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: The customer '
+        'gateway stopped answering IKE: DPD timed out, the peer was declared dead, or phase 1 never completed.'),
+    "VpnIkePhase2Failed": (
+        'IKE phase 1 is up but phase 2 (the IPsec SA) cannot be established.',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: IKE phase 1 is '
+        'up but phase 2 (the IPsec SA) cannot be established: AWS logs "Phase 2 was unable to establish while '
+        'keeping Phase 1".'),
+    "VpnBgpStuckConnecting": (
+        'BGP stays in Connect/Active while IPsec is up.',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: BGP stays in '
+        'Connect/Active while IPsec is up: the TCP session to the peer never opens.'),
+    "VpnBgpHoldTimerExpired": (
+        'The BGP hold timer expired recently.',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: The BGP hold '
+        'timer expired recently: keepalives stopped arriving.'),
+    "VpnBgpOpenMessageError": (
+        'The BGP OPEN message was rejected (typically an ASN or peer address mismatch).',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: The BGP OPEN '
+        'message was rejected (typically an ASN or peer address mismatch).'),
+    "VpnBgpMaxPrefixExceeded": (
+        'The customer gateway advertised more routes than AWS accepts; the session was reset.',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: The customer '
+        'gateway advertised more routes than AWS accepts; the session was reset.'),
+    "VpnBgpRoutesDenied": (
+        'AWS denied routes advertised by the customer gateway.',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: AWS denied '
+        'routes advertised by the customer gateway.'),
+    "VpnExporterCollectionFailing": (
+        'VPN exporter cannot collect from a source.',
+        'The {source} collection for {account_id}/{region} has failed for {collection_failing_for}; its metrics '
+        'are the last values read.'),
+    "VpnExporterSourceStale": (
+        'VPN exporter data for a source is stale.',
+        'The {source} data for {account_id}/{region} is {humanized} old.'),
+    "VpnExporterSnapshotStale": (
+        'VPN exporter serves an old snapshot.',
+        '{instance} has not completed a poll for {humanized}.'),
+    "VpnExporterLogIngestionLagging": (
+        "VPN exporter's log reading is behind.",
+        'Log group {log_group} in {account_id}/{region} is read {humanized} behind.'),
+    "VpnExporterAbsent": (
+        'VPN exporter is down or not scraped.',
+        'No healthy target for {exporter_job}: VPN tunnels are not monitored.'),
+}
 
 
 def catalogue() -> list[dict]:
@@ -101,19 +185,24 @@ def cause(vpn_connection_id: str, findings: list[tuple[str, str]] = (), scope: s
     return "\n".join(lines)
 
 
-def expect(alert_name: str, at: str, firing: list[dict], value: float = 1, overrides: dict | None = None,
+def expect(alert_name: str, at: str, firing: list[dict], value: float = 1, humanized: str = "",
            causes: str | None = None) -> dict:
-    """An alert_rule_test entry: ``firing`` is the label sets expected (empty: must stay quiet). ``causes``
-    is the expected ``cause`` annotation; by default that of a tunnel with no diagnosis."""
+    """An alert_rule_test entry: ``firing`` is the label sets expected (empty: must stay quiet). Every
+    annotation is stated here: the wording from EXPECTED with the labels filled in, the runbook link, a
+    cause alert's fix from the catalogue, and ``causes`` (by default that of a tunnel with no diagnosis)."""
     alert = ALERTS[alert_name]
-    rule = alert.rule()
+    summary, description = EXPECTED[alert_name]
     expected = []
     for labels in firing:
         labels = {**labels, "severity": alert.severity}
-        annotations = {key: render(text, labels, value, overrides or {}) for key, text in rule["annotations"].items()
-                       if key != "cause"}
-        if "cause" in rule["annotations"]:
+        annotations = {"summary": summary,
+                       "description": description.format(**labels, value=_format_value(value), humanized=humanized,
+                                                         **{k: v for k, v in SETTINGS.items() if isinstance(v, str)}),
+                       "runbook_url": f"{SETTINGS['runbook_base']}#{alert_name.lower()}"}
+        if alert.cause_scope:
             annotations["cause"] = causes if causes is not None else cause(labels["vpn_connection_id"])
+        elif alert.finding:
+            annotations["fix"] = FINDINGS[alert.finding].remedy
         expected.append({"exp_labels": {"alertname": alert_name, **labels}, "exp_annotations": annotations})
     return {"eval_time": at, "alertname": alert_name, "exp_alerts": expected}
 
@@ -190,12 +279,12 @@ def cases() -> list[dict]:
          "alert_rule_test": [expect("VpnExporterSourceStale", "10m", []),
                              expect("VpnExporterSourceStale", "20m", [_scraped(
                                  {"account_id": "1", "region": "eu-west-1", "source": "ec2"})],
-                                 overrides={"$value | humanizeDuration": "20m 0s"})]},
+                                 humanized="20m 0s")]},
         {"name": "The served snapshot is old",
          "input_series": [series(m.SNAPSHOT_AGE, "400x20")],
          "alert_rule_test": [expect("VpnExporterSnapshotStale", "4m", []),
                              expect("VpnExporterSnapshotStale", "6m", [_scraped({})],
-                                    overrides={"$value | humanizeDuration": "6m 40s"})]},
+                                    humanized="6m 40s")]},
         {"name": "A fresh snapshot is fine",
          "input_series": [series(m.SNAPSHOT_AGE, "10x20")],
          "alert_rule_test": [expect("VpnExporterSnapshotStale", "15m", [])]},
@@ -206,7 +295,7 @@ def cases() -> list[dict]:
          "alert_rule_test": [expect("VpnExporterLogIngestionLagging", "14m", []),
                              expect("VpnExporterLogIngestionLagging", "16m", [_scraped(
                                  {"account_id": "1", "region": "us-east-1", "log_group": "/vpn/ike"})],
-                                 overrides={"$value | humanizeDuration": "16m 40s"})]},
+                                 humanized="16m 40s")]},
         {"name": "The exporter is absent",
          "input_series": [series("up", "0x10")],
          "alert_rule_test": [expect("VpnExporterAbsent", "4m", []),
