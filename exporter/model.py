@@ -25,6 +25,27 @@ class LogDestination:
 
 
 @dataclass(frozen=True, slots=True)
+class TunnelConfig:
+    """A tunnel's non-secret options as DescribeVpnConnections reports them ("", () or None where AWS omits
+    one). Algorithm lists hold AWS's names, sorted; a value outside AWS's documented set reads ``other``."""
+
+    startup_action: str = ""  # add | start
+    dpd_timeout_action: str = ""  # clear | none | restart
+    dpd_timeout_seconds: float | None = None
+    lifecycle_control: bool | None = None  # EnableTunnelLifecycleControl
+    ike_versions: tuple[str, ...] = ()  # ikev1, ikev2
+    phase1_encryption: tuple[str, ...] = ()
+    phase2_encryption: tuple[str, ...] = ()
+    phase1_integrity: tuple[str, ...] = ()
+    phase2_integrity: tuple[str, ...] = ()
+    phase1_dh_groups: tuple[str, ...] = ()  # group numbers, as text, in numeric order
+    phase2_dh_groups: tuple[str, ...] = ()
+    phase1_lifetime_seconds: float | None = None
+    phase2_lifetime_seconds: float | None = None
+    authentication: str = "psk"  # psk | certificate (VgwTelemetry CertificateArn)
+
+
+@dataclass(frozen=True, slots=True)
 class Tunnel:
     outside_ip: str
     status: str  # "UP" | "DOWN" | "UNKNOWN" (missing telemetry or an unrecognised value)
@@ -36,6 +57,7 @@ class Tunnel:
     inside_cidr: str = ""
     ike_log: LogDestination = LogDestination(False)
     bgp_log: LogDestination = LogDestination(False)
+    config: TunnelConfig = TunnelConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +73,11 @@ class Connection:
     local_ipv4_network_cidr: str = ""
     remote_ipv4_network_cidr: str = ""
     tunnels: tuple[Tunnel, ...] = ()
+    tunnel_bandwidth: str = ""  # standard | large
+    outside_ip_address_type: str = ""  # PublicIpv4 | PrivateIpv4 | Ipv6
+    tunnel_inside_ip_version: str = ""  # ipv4 | ipv6
+    gateway_association_state: str = ""  # associated | not-associated | associating | disassociating
+    static_routes: tuple[tuple[str, str], ...] = ()  # (destination CIDR, state), as AWS lists them
 
 
 @dataclass(frozen=True, slots=True)

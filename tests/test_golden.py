@@ -22,25 +22,32 @@ from exporter.sources.logs.reader import LogGroupStatus
 from exporter.sources.logs.state import TunnelKey, TunnelLogView
 from exporter.exposition.render import RenderedSnapshot
 from exporter.model import (Connection, CustomerGateway, LogDestination, RegionTelemetry, Snapshot, SourceResult,
-                            Tunnel)
+                            Tunnel, TunnelConfig)
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 NOW = 1_800_000_000.0
 ACCOUNT, REGION = "111122223333", "eu-west-1"
 ARN = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/vpn/tunnels"
 LOGGED = LogDestination(True, ARN, "json")
+CONFIGURED = TunnelConfig("add", "clear", 30.0, False, ("ikev1", "ikev2"), ("AES128", "AES256"), ("AES128",),
+                          ("SHA1", "SHA2-256"), ("SHA2-256",), ("2", "14", "24"), ("14",), 28800.0, 3600.0, "certificate")
 ODD_NAME = 'site "A" \\ north\nsecond line ünïcode'  # every character the text format must escape
 
 
 def full_snapshot() -> Snapshot:
     """Every metric family with at least one series, every finding, and label values that need escaping."""
     dynamic = Connection(
-        "vpn-0aaa", ODD_NAME, "available", "dynamic", "vgw", "vgw-0aaa", "cgw-0aaa", True, tunnels=(
-            Tunnel("198.51.100.1", "DOWN", "ipsec_up", 0, NOW - 600, True, False, "169.254.10.0/30", LOGGED, LOGGED),
+        "vpn-0aaa", ODD_NAME, "available", "dynamic", "vgw", "vgw-0aaa", "cgw-0aaa", True,
+        tunnel_bandwidth="standard", outside_ip_address_type="PublicIpv4", tunnel_inside_ip_version="ipv4",
+        gateway_association_state="associated", tunnels=(
+            Tunnel("198.51.100.1", "DOWN", "ipsec_up", 0, NOW - 600, True, False, "169.254.10.0/30", LOGGED, LOGGED,
+                   CONFIGURED),
             Tunnel("198.51.100.2", "UP", "bgp_routes", 12, NOW - 86_400, True, True, "169.254.10.4/30", LOGGED,
                    LOGGED)))
     static = Connection(
-        "vpn-0bbb", "", "available", "static", "tgw", "tgw-0bbb", "cgw-0bbb", False, tunnels=(
+        "vpn-0bbb", "", "available", "static", "tgw", "tgw-0bbb", "cgw-0bbb", False,
+        static_routes=(("10.1.0.0/16", "available"), ("10.2.0.0/16", "available"), ("10.3.0.0/16", "pending")),
+        gateway_association_state="other", tunnels=(
             Tunnel("2001:db8::1", "UNKNOWN", "missing", None, None, None, None),
             Tunnel("198.51.100.4", "DOWN", "empty", 0, NOW - 30.5, False, None, "169.254.11.4/30")))
     region = RegionTelemetry(ACCOUNT, REGION, (dynamic, static), (

@@ -133,3 +133,34 @@ def test_absurd_values_are_counted_and_bounded_never_passed_on():
     assert connection.name == "n" * 256 and odd["tag_value_too_long"] == 1
     nan = read_connection(item([dict(tel("UP", "1 BGP ROUTES"), LastStatusChange=float("inf"))]), Counter())
     assert nan.tunnels[0].last_status_change is None
+
+
+def test_tunnel_and_connection_options_are_read_with_bounded_values():
+    """TunnelOptions as the EC2 API reference shapes them (lists of {"Value": ...}); a value AWS does not
+    document reads "other" and is counted, so the options' label values stay bounded."""
+    options = {"OutsideIpAddress": "1.1.1.1", "StartupAction": "start", "DpdTimeoutAction": "restart",
+               "DpdTimeoutSeconds": 40, "EnableTunnelLifecycleControl": True,
+               "IkeVersions": [{"Value": "ikev2"}, {"Value": "ikev1"}, {"Value": "ikev2"}],
+               "Phase1EncryptionAlgorithms": [{"Value": "AES256"}, {"Value": "3DES"}],
+               "Phase1IntegrityAlgorithms": [{"Value": "SHA2-256"}, {"Value": "SHA1"}],
+               "Phase1DHGroupNumbers": [{"Value": 24}, {"Value": 14}, {"Value": 2}],
+               "Phase2DHGroupNumbers": "not a list", "Phase1LifetimeSeconds": 28800, "Phase2LifetimeSeconds": -1}
+    item = {"VpnConnectionId": "vpn-1", "State": "available", "GatewayAssociationState": "not-associated",
+            "Options": {"StaticRoutesOnly": True, "TunnelBandwidth": "large", "OutsideIpAddressType": "PrivateIpv4",
+                        "TunnelInsideIpVersion": "ipv4", "TunnelOptions": [options]},
+            "Routes": [{"DestinationCidrBlock": "10.0.0.0/16", "State": "available"},
+                       {"DestinationCidrBlock": "10.1.0.0/16", "State": "failed-somehow"}],
+            "VgwTelemetry": [{"OutsideIpAddress": "1.1.1.1", "Status": "UP", "CertificateArn": "arn:aws:acm:x"}]}
+    odd = Counter()
+    connection = read_connection(item, odd)
+    config = connection.tunnels[0].config
+    assert (config.startup_action, config.dpd_timeout_action, config.dpd_timeout_seconds) == ("start", "restart", 40.0)
+    assert config.lifecycle_control is True and config.ike_versions == ("ikev1", "ikev2")
+    assert config.phase1_encryption == ("AES256", "other") and config.phase1_integrity == ("SHA1", "SHA2-256")
+    assert config.phase1_dh_groups == ("2", "14", "24") and config.phase2_dh_groups == ()
+    assert (config.phase1_lifetime_seconds, config.phase2_lifetime_seconds) == (28800.0, None)
+    assert config.authentication == "certificate"
+    assert (connection.tunnel_bandwidth, connection.outside_ip_address_type, connection.gateway_association_state) \
+        == ("large", "PrivateIpv4", "not-associated")
+    assert connection.static_routes == (("10.0.0.0/16", "available"), ("10.1.0.0/16", "other"))
+    assert odd == Counter({"encryption": 1, "phase2_lifetime_seconds": 1, "static_route_state": 1})

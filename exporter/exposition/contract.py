@@ -37,6 +37,11 @@ TUNNEL_BGP_SESSION_STATE = "aws_vpn_tunnel_bgp_session_state"
 TUNNEL_BGP_LAST_ERROR = "aws_vpn_tunnel_bgp_last_error_timestamp_seconds"
 TUNNEL_FINDING = "aws_vpn_tunnel_finding"
 FINDING_INFO = "aws_vpn_finding_info"
+TUNNEL_OPTIONS_INFO = "aws_vpn_tunnel_options_info"
+TUNNEL_DPD_TIMEOUT = "aws_vpn_tunnel_dpd_timeout_seconds"
+TUNNEL_IKE_LIFETIME = "aws_vpn_tunnel_ike_lifetime_seconds"
+CONNECTION_OPTIONS_INFO = "aws_vpn_connection_options_info"
+CONNECTION_STATIC_ROUTES = "aws_vpn_connection_static_routes"
 COLLECTION_SUCCESS = "aws_vpn_exporter_collection_success"
 COLLECTION_DURATION = "aws_vpn_exporter_collection_duration_seconds"
 COLLECTION_LAST_SUCCESS = "aws_vpn_exporter_last_success_timestamp_seconds"
@@ -106,6 +111,25 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
     Metric(CUSTOMER_GATEWAY_INFO, "gauge",
            "Customer gateway metadata; always 1.",
            ("account_id", "region", "customer_gateway_id", "name", "bgp_asn", "ip_address")),
+    Metric(TUNNEL_OPTIONS_INFO, "gauge",
+           "The tunnel's options (DescribeVpnConnections TunnelOptions); always 1. Lists are comma-joined in a "
+           "stable order; empty where AWS omits the option.",
+           TUNNEL_LABELS + ("startup_action", "dpd_timeout_action", "lifecycle_control", "ike_versions",
+                            "phase1_encryption", "phase1_integrity", "phase1_dh_groups", "phase2_encryption",
+                            "phase2_integrity", "phase2_dh_groups", "authentication")),
+    Metric(TUNNEL_DPD_TIMEOUT, "gauge",
+           "Dead peer detection timeout of the tunnel (DpdTimeoutSeconds).",
+           TUNNEL_LABELS),
+    Metric(TUNNEL_IKE_LIFETIME, "gauge",
+           "Configured lifetime of the tunnel's IKE phase 1 or phase 2 SA (Phase1/2LifetimeSeconds).",
+           TUNNEL_LABELS + ("phase",)),
+    Metric(CONNECTION_OPTIONS_INFO, "gauge",
+           "The connection's options and gateway association; always 1. Empty where AWS omits one.",
+           ("account_id", "region", "vpn_connection_id", "tunnel_bandwidth", "outside_ip_address_type",
+            "tunnel_inside_ip_version", "gateway_association_state")),
+    Metric(CONNECTION_STATIC_ROUTES, "gauge",
+           "The connection's static routes by state (pending, available, deleting, deleted).",
+           ("account_id", "region", "vpn_connection_id", "state")),
     Metric(TUNNEL_LOG_EVENTS, "counter",
            "Tunnel log events by type, each counted once (kept across restarts in state_dir).",
            TUNNEL_LABELS + ("event",)),

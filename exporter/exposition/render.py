@@ -19,17 +19,19 @@ import select
 import struct
 import time
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
 from prometheus_client.utils import floatToGoString
 
 from exporter.exposition.contract import (
-    COLLECTION_DURATION, COLLECTION_LAST_SUCCESS, COLLECTION_SUCCESS, CONNECTION_INFO, CUSTOMER_GATEWAY_INFO,
-    FINDING_INFO, LOG_INGESTION_LAG, POLL_TIMESTAMP, TUNNEL_ACCEPTED_ROUTES, TUNNEL_BGP_LAST_ERROR,
-    TUNNEL_BGP_SESSION_STATE, TUNNEL_BGP_UP, TUNNEL_DPD, TUNNEL_FINDING, TUNNEL_IKE_PHASE_STATE, TUNNEL_INFO,
-    TUNNEL_IPSEC_UP, TUNNEL_LAST_STATUS_CHANGE, TUNNEL_LOG_ENABLED, TUNNEL_LOG_EVENTS, TUNNEL_LOG_HAS_EVENTS,
-    TUNNEL_LOG_LAST_EVENT, TUNNEL_NAT_T, TUNNEL_SELECTOR_INFO, TUNNEL_SELECTOR_MISMATCH, TUNNEL_UP, METRICS,
+    COLLECTION_DURATION, COLLECTION_LAST_SUCCESS, COLLECTION_SUCCESS, CONNECTION_INFO, CONNECTION_OPTIONS_INFO,
+    CONNECTION_STATIC_ROUTES, CUSTOMER_GATEWAY_INFO, FINDING_INFO, LOG_INGESTION_LAG, METRICS, POLL_TIMESTAMP,
+    TUNNEL_ACCEPTED_ROUTES, TUNNEL_BGP_LAST_ERROR, TUNNEL_BGP_SESSION_STATE, TUNNEL_BGP_UP, TUNNEL_DPD,
+    TUNNEL_DPD_TIMEOUT, TUNNEL_FINDING, TUNNEL_IKE_LIFETIME, TUNNEL_IKE_PHASE_STATE, TUNNEL_INFO, TUNNEL_IPSEC_UP,
+    TUNNEL_LAST_STATUS_CHANGE, TUNNEL_LOG_ENABLED, TUNNEL_LOG_EVENTS, TUNNEL_LOG_HAS_EVENTS, TUNNEL_LOG_LAST_EVENT,
+    TUNNEL_NAT_T, TUNNEL_OPTIONS_INFO, TUNNEL_SELECTOR_INFO, TUNNEL_SELECTOR_MISMATCH, TUNNEL_UP,
 )
 from exporter.diagnosis.findings import FINDINGS
 from exporter.sources.logs.parse import BGP_STATES, IKE_STATES
@@ -150,6 +152,7 @@ def snapshot_families(snapshot: Snapshot, failed: list[str] | None = None) -> It
                 gateways.add_metric([region.account_id, region.region, gateway.customer_gateway_id, gateway.name,
                                      gateway.bgp_asn, gateway.ip_address], 1.0)
     yield from families
+    yield from _configuration_families(snapshot, failed)
     yield from _log_families(snapshot, failed)
     finding = Family.of(TUNNEL_FINDING)
     isolated = _Isolated((finding,), failed)
@@ -187,6 +190,39 @@ def _tunnel_rows(labels: list[str], tunnel, tunnel_info: Family, up: Family, ips
         changed.add_metric(labels, float(tunnel.last_status_change))
     log_enabled.add_metric(labels + ["ike"], _flag(tunnel.ike_log.enabled))
     log_enabled.add_metric(labels + ["bgp"], _flag(tunnel.bgp_log.enabled))
+
+
+def _configuration_families(snapshot: Snapshot, failed: list[str]) -> Iterator[Family]:
+    """What the tunnels and connections are configured to do (their options, not their state)."""
+    options, dpd = Family.of(TUNNEL_OPTIONS_INFO), Family.of(TUNNEL_DPD_TIMEOUT)
+    lifetime = Family.of(TUNNEL_IKE_LIFETIME)
+    connection_options, static_routes = Family.of(CONNECTION_OPTIONS_INFO), Family.of(CONNECTION_STATIC_ROUTES)
+    isolated = _Isolated((options, dpd, lifetime, connection_options, static_routes), failed)
+    for count, (region, connection) in enumerate(snapshot.connections()):
+        if count % YIELD_EVERY == 0:
+            time.sleep(0)
+        where = [region.account_id, region.region, connection.vpn_connection_id]
+        with isolated(connection.vpn_connection_id):
+            connection_options.add_metric(where + [connection.tunnel_bandwidth, connection.outside_ip_address_type,
+                                                   connection.tunnel_inside_ip_version,
+                                                   connection.gateway_association_state], 1.0)
+            for state, routes in sorted(Counter(state for _, state in connection.static_routes).items()):
+                static_routes.add_metric(where + [state], float(routes))
+        for tunnel in connection.tunnels:
+            with isolated(f"{connection.vpn_connection_id} {tunnel.outside_ip}"):
+                config, labels = tunnel.config, where + [tunnel.outside_ip]
+                lifecycle = "" if config.lifecycle_control is None else str(config.lifecycle_control).lower()
+                options.add_metric(labels + [
+                    config.startup_action, config.dpd_timeout_action, lifecycle, ",".join(config.ike_versions),
+                    ",".join(config.phase1_encryption), ",".join(config.phase1_integrity),
+                    ",".join(config.phase1_dh_groups), ",".join(config.phase2_encryption),
+                    ",".join(config.phase2_integrity), ",".join(config.phase2_dh_groups), config.authentication], 1.0)
+                if config.dpd_timeout_seconds is not None:
+                    dpd.add_metric(labels, config.dpd_timeout_seconds)
+                for phase, seconds in (("1", config.phase1_lifetime_seconds), ("2", config.phase2_lifetime_seconds)):
+                    if seconds is not None:
+                        lifetime.add_metric(labels + [phase], seconds)
+    yield from (options, dpd, lifetime, connection_options, static_routes)
 
 
 def _current_state(family: Family, labels: list[str], states: tuple[str, ...], current: str) -> None:

@@ -16,7 +16,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any, Mapping
 
-from exporter.model import Connection, CustomerGateway, LogDestination, Tunnel
+from exporter.model import Connection, CustomerGateway, LogDestination, Tunnel, TunnelConfig
 
 _BGP_ROUTES = re.compile(r"^\d+ BGP ROUTES?$")
 # EC2's query protocol answers in XML; both elements hold escaped text, so no nested closing tag.
@@ -25,6 +25,21 @@ _SECRET_ELEMENTS = re.compile(
     re.DOTALL)
 SECRETS_EVENT = "before-parse.ec2.DescribeVpnConnections"  # botocore event the stripper is registered on
 _LOG_FORMATS = {"json", "text"}
+# The values AWS documents for each option (EC2 API reference, VpnTunnelOptionsSpecification and
+# VpnConnectionOptions): anything else is exported as "other" and counted, so label values stay bounded.
+_KNOWN = {
+    "startup_action": {"add", "start"},
+    "dpd_timeout_action": {"clear", "none", "restart"},
+    "ike_versions": {"ikev1", "ikev2"},
+    "encryption": {"AES128", "AES256", "AES128-GCM-16", "AES256-GCM-16"},
+    "integrity": {"SHA1", "SHA2-256", "SHA2-384", "SHA2-512"},
+    "dh_groups": {str(group) for group in (2, 5, *range(14, 25))},
+    "tunnel_bandwidth": {"standard", "large"},
+    "outside_ip_address_type": {"PublicIpv4", "PrivateIpv4", "Ipv6"},
+    "tunnel_inside_ip_version": {"ipv4", "ipv6"},
+    "gateway_association_state": {"associated", "not-associated", "associating", "disassociating"},
+    "static_route_state": {"pending", "available", "deleting", "deleted"},
+}
 
 
 def strip_secrets(body: bytes) -> bytes:
@@ -99,6 +114,65 @@ def _log_destination(options: Mapping, prefix: str) -> LogDestination:
     )
 
 
+def _known(value: Any, kind: str, odd: Counter) -> str:
+    """A documented value as it is, "" when absent, ``other`` (counted) for anything else."""
+    text = _text(value)
+    if text and text not in _KNOWN[kind]:
+        odd[kind] += 1
+        return "other"
+    return text
+
+
+def _values(entries: Any, kind: str, odd: Counter) -> tuple[str, ...]:
+    """An option list (``[{"Value": ...}]``) as its known values, deduplicated, in a stable order."""
+    found = set()
+    for entry in entries if isinstance(entries, list) else ():
+        value = entry.get("Value") if isinstance(entry, Mapping) else entry
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # DH group numbers are integers in the response
+        found.add(_known(value, kind, odd))
+    found.discard("")
+    return tuple(sorted(found, key=lambda v: (len(v), v) if kind == "dh_groups" else (0, v)))
+
+
+def _seconds(value: Any, odd: Counter, field: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 10 ** 9:
+        odd[field] += 1
+        return None
+    return float(value)
+
+
+def _config(options: Mapping, telemetry: Mapping, odd: Counter) -> TunnelConfig:
+    lifecycle = options.get("EnableTunnelLifecycleControl")
+    return TunnelConfig(
+        startup_action=_known(options.get("StartupAction"), "startup_action", odd),
+        dpd_timeout_action=_known(options.get("DpdTimeoutAction"), "dpd_timeout_action", odd),
+        dpd_timeout_seconds=_seconds(options.get("DpdTimeoutSeconds"), odd, "dpd_timeout_seconds"),
+        lifecycle_control=lifecycle if isinstance(lifecycle, bool) else None,
+        ike_versions=_values(options.get("IkeVersions"), "ike_versions", odd),
+        phase1_encryption=_values(options.get("Phase1EncryptionAlgorithms"), "encryption", odd),
+        phase2_encryption=_values(options.get("Phase2EncryptionAlgorithms"), "encryption", odd),
+        phase1_integrity=_values(options.get("Phase1IntegrityAlgorithms"), "integrity", odd),
+        phase2_integrity=_values(options.get("Phase2IntegrityAlgorithms"), "integrity", odd),
+        phase1_dh_groups=_values(options.get("Phase1DHGroupNumbers"), "dh_groups", odd),
+        phase2_dh_groups=_values(options.get("Phase2DHGroupNumbers"), "dh_groups", odd),
+        phase1_lifetime_seconds=_seconds(options.get("Phase1LifetimeSeconds"), odd, "phase1_lifetime_seconds"),
+        phase2_lifetime_seconds=_seconds(options.get("Phase2LifetimeSeconds"), odd, "phase2_lifetime_seconds"),
+        authentication="certificate" if _text(telemetry.get("CertificateArn")) else "psk",
+    )
+
+
+def _static_routes(routes: Any, odd: Counter) -> tuple[tuple[str, str], ...]:
+    found = []
+    for route in routes if isinstance(routes, list) else ():
+        if isinstance(route, Mapping) and _text(route.get("DestinationCidrBlock")):
+            state = _known(route.get("State"), "static_route_state", odd)
+            found.append((_text(route["DestinationCidrBlock"])[:64], state))
+    return tuple(sorted(found))
+
+
 def _tunnel(outside_ip: str, telemetry: Mapping, options: Mapping, routing: str, odd: Counter) -> Tunnel:
     raw_status = telemetry.get("Status")
     status = raw_status if raw_status in ("UP", "DOWN") else "UNKNOWN"
@@ -134,6 +208,7 @@ def _tunnel(outside_ip: str, telemetry: Mapping, options: Mapping, routing: str,
         inside_cidr=_text(options.get("TunnelInsideCidr")),
         ike_log=_log_destination(cloudwatch, ""),
         bgp_log=_log_destination(cloudwatch, "Bgp"),
+        config=_config(options, telemetry, odd),
     )
 
 
@@ -201,6 +276,11 @@ def read_connection(item: Mapping, odd: Counter) -> Connection | None:
         tunnels=tuple(
             _tunnel(ip, telemetry_by_ip.get(ip, {}), options_by_ip.get(ip, {}), routing, odd) for ip in outside_ips
         ),
+        tunnel_bandwidth=_known(options.get("TunnelBandwidth"), "tunnel_bandwidth", odd),
+        outside_ip_address_type=_known(options.get("OutsideIpAddressType"), "outside_ip_address_type", odd),
+        tunnel_inside_ip_version=_known(options.get("TunnelInsideIpVersion"), "tunnel_inside_ip_version", odd),
+        gateway_association_state=_known(item.get("GatewayAssociationState"), "gateway_association_state", odd),
+        static_routes=_static_routes(item.get("Routes"), odd),
     )
 
 
