@@ -126,6 +126,32 @@ EXPECTED = {  # alert -> (summary, description): the pages' wording written out,
         'AWS denied routes advertised by the customer gateway.',
         'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: AWS denied '
         'routes advertised by the customer gateway.'),
+    "VpnTunnelRestartDependsOnCustomerGateway": (
+        'AWS will not bring this tunnel back by itself.',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: AWS will not '
+        'bring this tunnel back by itself: after an AWS tunnel endpoint replacement or a dead peer detection '
+        'timeout it stays down until the customer gateway initiates IKE.'),
+    "VpnWeakCryptographyAllowed": (
+        'The tunnel allows IKEv1, SHA1 or Diffie-Hellman groups below 14.',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: The tunnel '
+        'allows IKEv1, SHA1 or Diffie-Hellman groups below 14: AWS picks from the lowest allowed value the '
+        'customer gateway proposes, so a weak one can be negotiated.'),
+    "VpnTunnelsConfiguredDifferently": (
+        "The connection's tunnels allow different IKE versions, algorithms or DH groups.",
+        "VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: The connection's tunnels allow "
+        'different IKE versions, algorithms or DH groups: a customer gateway set up for one may fail to bring '
+        'up the other when it has to fail over.'),
+    "VpnGatewayNotAssociated": (
+        'The VPN connection is not associated with its gateway (GatewayAssociationState), so no traffic reaches '
+        'the VPC or transit gateway through it.',
+        'VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: The VPN connection is not '
+        'associated with its gateway (GatewayAssociationState), so no traffic reaches the VPC or transit gateway '
+        'through it.'),
+    "VpnStaticRouteNotAvailable": (
+        'A static route of the connection is not available (pending or deleting), so traffic for it does not use '
+        'the VPN.',
+        'VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: A static route of the connection '
+        'is not available (pending or deleting), so traffic for it does not use the VPN.'),
     "VpnExporterCollectionFailing": (
         'VPN exporter cannot collect from a source.',
         'The {source} collection for {account_id}/{region} has failed for {collection_failing_for}; its metrics '

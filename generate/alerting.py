@@ -126,8 +126,9 @@ class Alert:
 
 DIAGNOSE_HINT = "aws-vpn-exporter diagnose --vpn-connection-id <id>"
 
-# Findings that say *that* a tunnel or connection is down, not *why*: never offered as a page's cause.
-GENERIC_FINDINGS = tuple(code for code, spec in FINDINGS.items() if spec.symptom)
+# Findings that say *that* a tunnel or connection is down, not *why*, and configuration risks: never
+# offered as a page's cause.
+GENERIC_FINDINGS = tuple(code for code, spec in FINDINGS.items() if spec.symptom or spec.risk)
 # The causes in the order to rule them out (the catalogue's: the AWS article's checklist): the runbooks' checklist.
 CHECKLIST = tuple(code for code in FINDINGS if code not in GENERIC_FINDINGS)
 CONNECTION_MATCHERS = 'account_id="%s",region="%s",vpn_connection_id="%s"'

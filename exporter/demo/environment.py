@@ -29,6 +29,7 @@ IKE_LOG_GROUP = "/aws/vpn/tunnel-activity"
 BGP_LOG_GROUP = "/aws/vpn/bgp"
 HEARTBEAT_SECONDS = 60
 
+
 # What AWS reports for each demo state: (Status, StatusMessage) by routing.
 _TELEMETRY = {
     ("healthy", "dynamic"): ("UP", "{routes} BGP ROUTES"),
@@ -161,7 +162,12 @@ class DemoEnvironment:
         live = _LiveConnection(scenario, vpn_id)
         for tunnel in scenario.tunnels:
             live.tunnels.append(_LiveTunnel(tunnel, pre_shared_key="demo-psk-" + secrets.token_hex(12)))
-        self._backend_connection(live).options = self._options(live)
+        backend = self._backend_connection(live)
+        backend.options = self._options(live)
+        # moto serialises these attributes when set, though it never sets them itself
+        backend.gateway_association_state = live.scenario.gateway_association_state
+        backend.routes = [{"DestinationCidrBlock": cidr, "Source": "Static", "State": state}
+                          for cidr, state in live.scenario.static_routes] or None
         self._create_log_groups(live)
         return live
 
@@ -209,10 +215,11 @@ class DemoEnvironment:
             "LocalIpv4NetworkCidr": scenario.local_cidr,
             "RemoteIpv4NetworkCidr": scenario.remote_cidr,
             "OutsideIpAddressType": "PublicIpv4",
+            "TunnelBandwidth": "standard",
             "TunnelInsideIpVersion": "ipv4",
             "TunnelOptions": [
                 {"OutsideIpAddress": t.scenario.outside_ip, "TunnelInsideCidr": t.scenario.inside_cidr,
-                 "PreSharedKey": t.pre_shared_key, "DpdTimeoutSeconds": 30, "DpdTimeoutAction": "clear",
+                 "PreSharedKey": t.pre_shared_key, **dict(t.scenario.options),
                  "LogOptions": log_options(t.scenario)}
                 for t in live.tunnels
             ],

@@ -21,6 +21,36 @@ BGP_CAUSES = ("", "asn_mismatch")
 IKE_CAUSES = ("", "psk_mismatch", "no_proposal")
 
 
+def _values(*values) -> list[dict]:
+    return [{"Value": value} for value in values]
+
+
+# A tunnel's options as AWS reports them. "hardened" is what a careful operator sets: AWS brings the
+# tunnel back itself, IKEv2 only, SHA2, DH groups 14 and up. Scenarios use it unless they say otherwise.
+HARDENED_TUNNEL = {
+    "StartupAction": "start", "DpdTimeoutAction": "restart", "DpdTimeoutSeconds": 40,
+    "EnableTunnelLifecycleControl": False, "IkeVersions": _values("ikev2"),
+    "Phase1EncryptionAlgorithms": _values("AES256", "AES256-GCM-16"),
+    "Phase2EncryptionAlgorithms": _values("AES256", "AES256-GCM-16"),
+    "Phase1IntegrityAlgorithms": _values("SHA2-256", "SHA2-384"),
+    "Phase2IntegrityAlgorithms": _values("SHA2-256", "SHA2-384"),
+    "Phase1DHGroupNumbers": _values(*range(14, 25)), "Phase2DHGroupNumbers": _values(*range(14, 25)),
+    "Phase1LifetimeSeconds": 28800, "Phase2LifetimeSeconds": 3600,
+}
+# What AWS answers for a tunnel created with its defaults (the EC2 API reference's defaults).
+AWS_DEFAULT_TUNNEL = {
+    "StartupAction": "add", "DpdTimeoutAction": "clear", "DpdTimeoutSeconds": 40,
+    "EnableTunnelLifecycleControl": False, "IkeVersions": _values("ikev1", "ikev2"),
+    "Phase1EncryptionAlgorithms": _values("AES128", "AES256", "AES128-GCM-16", "AES256-GCM-16"),
+    "Phase2EncryptionAlgorithms": _values("AES128", "AES256", "AES128-GCM-16", "AES256-GCM-16"),
+    "Phase1IntegrityAlgorithms": _values("SHA1", "SHA2-256", "SHA2-384", "SHA2-512"),
+    "Phase2IntegrityAlgorithms": _values("SHA1", "SHA2-256", "SHA2-384", "SHA2-512"),
+    "Phase1DHGroupNumbers": _values(2, *range(14, 25)), "Phase2DHGroupNumbers": _values(2, 5, *range(14, 25)),
+    "Phase1LifetimeSeconds": 28800, "Phase2LifetimeSeconds": 3600,
+}
+PRESETS = {"hardened": HARDENED_TUNNEL, "aws-defaults": AWS_DEFAULT_TUNNEL}
+
+
 @dataclass(frozen=True)
 class TunnelScenario:
     outside_ip: str
@@ -35,6 +65,7 @@ class TunnelScenario:
     bgp_cause: str = ""  # why BGP stays down in ipsec_up_bgp_down: "" (never opens) | asn_mismatch
     ike_cause: str = ""  # why IPsec stays down in down: "" (the peer does not answer) | psk_mismatch | no_proposal
     quiet: bool = False  # logging on, nothing logged yet: AWS has created no stream for this tunnel
+    options: tuple[tuple[str, Any], ...] = ()  # TunnelOptions as AWS names them (see PRESETS)
 
     def state_at(self, elapsed: float) -> str:
         """The state this tunnel is in ``elapsed`` seconds after the demo started."""
@@ -63,6 +94,8 @@ class ConnectionScenario:
     remote_cidr: str
     tunnels: tuple[TunnelScenario, ...]
     description: str = ""
+    static_routes: tuple[tuple[str, str], ...] = ()  # (destination CIDR, state)
+    gateway_association_state: str = "associated"
 
 
 @dataclass(frozen=True)
@@ -117,7 +150,25 @@ def _tunnel(data: Any, where: str, source: str) -> TunnelScenario:
         bgp_cause=_choice(data, "bgp_cause", BGP_CAUSES, where, source),
         ike_cause=_choice(data, "ike_cause", IKE_CAUSES, where, source),
         quiet=bool(data.get("quiet", False)),
+        options=_tunnel_options(data, where, source),
     )
+
+
+def _tunnel_options(data: dict, where: str, source: str) -> tuple[tuple[str, Any], ...]:
+    """``options``: a preset's name, or TunnelOptions keys over the hardened preset."""
+    value = data.get("options", "hardened")
+    if isinstance(value, str):
+        if value not in PRESETS:
+            raise ConfigError(source, f"{where}.options", f"expected a mapping or one of {sorted(PRESETS)}")
+        return tuple(PRESETS[value].items())
+    return tuple({**HARDENED_TUNNEL, **_mapping(data, "options", where, source)}.items())
+
+
+def _mapping(data: dict, key: str, where: str, source: str) -> dict:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(source, f"{where}.{key}", "expected a mapping")
+    return value
 
 
 def _choice(data: dict, key: str, choices: tuple[str, ...], where: str, source: str) -> str:
@@ -156,5 +207,8 @@ def load_scenarios(path: Path = SCENARIOS) -> Scenarios:
             accelerated=accelerated, customer_gateway_ip=_require(cgw, "ip", f"{where}.customer_gateway", source),
             customer_gateway_asn=int(cgw.get("asn", 65000)),
             local_cidr=item.get("local_cidr", "0.0.0.0/0"), remote_cidr=item.get("remote_cidr", "0.0.0.0/0"),
-            tunnels=tunnels, description=item.get("description", "")))
+            tunnels=tunnels, description=item.get("description", ""),
+            static_routes=tuple((str(cidr), str(state)) for cidr, state in
+                                _mapping(item, "static_routes", where, source).items()),
+            gateway_association_state=str(item.get("gateway_association_state", "associated"))))
     return Scenarios(accounts, tuple(connections))

@@ -24,6 +24,7 @@ class FindingSpec:
     symptom: bool = False  # says what is broken, not why: printed after the cause that explains it
     demo: str = ""  # the demo connection that shows it, or "no: <why the demo cannot>"
     needs_ipsec: bool = False  # a BGP-layer cause: while the tunnel's IPsec is down its alert is silenced
+    risk: bool = False  # what may go wrong (a configuration), not why something is down: never a page's cause
 
     @property
     def runbook_anchor(self) -> str:
@@ -70,6 +71,39 @@ _SPECS = (
                 "Check each tunnel's findings. IPSEC IS DOWN: the customer gateway's reachability, IKE settings and "
                 "pre-shared key. IPSEC IS UP: the BGP causes.",
                 alert="VpnConnectionDown", symptom=True, demo="lab-down"),
+    FindingSpec("tunnel_restart_depends_on_customer_gateway", INFO, "tunnel",
+                "AWS will not bring this tunnel back by itself: after an AWS tunnel endpoint replacement or a dead "
+                "peer detection timeout it stays down until the customer gateway initiates IKE.",
+                "Make sure the customer gateway initiates IKE (sends traffic or keeps the tunnel up), or let AWS do "
+                "it: allow IKEv2 and set the tunnel's startup action to start (ModifyVpnTunnelOptions "
+                "StartupAction=start, which needs IKEv2 and the gateway's IP address), and its DPD timeout action "
+                "to restart.",
+                alert="VpnTunnelRestartDependsOnCustomerGateway", risk=True, demo="subsidiary-edge"),
+    FindingSpec("weak_cryptography_allowed", INFO, "tunnel",
+                "The tunnel allows IKEv1, SHA1 or Diffie-Hellman groups below 14: AWS picks from the lowest allowed "
+                "value the customer gateway proposes, so a weak one can be negotiated.",
+                "Restrict the tunnel options to what AWS recommends (IKEv2, SHA2-256 or stronger, DH groups 14 and "
+                "above) with ModifyVpnTunnelOptions, after checking the customer gateway supports them; the tunnel "
+                "is briefly unavailable while AWS applies the change.",
+                alert="VpnWeakCryptographyAllowed", risk=True, demo="legacy-static"),
+    FindingSpec("tunnels_configured_differently", WARNING, "connection",
+                "The connection's tunnels allow different IKE versions, algorithms or DH groups: a customer gateway "
+                "set up for one may fail to bring up the other when it has to fail over.",
+                "Give both tunnels the same IKE versions, phase 1 and phase 2 algorithms and DH groups "
+                "(ModifyVpnTunnelOptions), matching the customer gateway's one policy.",
+                alert="VpnTunnelsConfiguredDifferently", risk=True, demo="lab-down"),
+    FindingSpec("gateway_not_associated", WARNING, "connection",
+                "The VPN connection is not associated with its gateway (GatewayAssociationState), so no traffic "
+                "reaches the VPC or transit gateway through it.",
+                "Check the connection's virtual private gateway or transit gateway attachment "
+                "(ModifyVpnConnection, or the transit gateway's VPN attachment) and wait for 'associated'.",
+                alert="VpnGatewayNotAssociated", demo="no: every demo connection is attached to its gateway"),
+    FindingSpec("static_route_not_available", WARNING, "connection",
+                "A static route of the connection is not available (pending or deleting), so traffic for it does not "
+                "use the VPN.",
+                "Check the route in the VPN connection's static routes; re-create one stuck in pending "
+                "(DeleteVpnConnectionRoute, CreateVpnConnectionRoute) and check the route tables propagate it.",
+                alert="VpnStaticRouteNotAvailable", demo="legacy-static"),
     FindingSpec("ike_authentication_failed", WARNING, "tunnel",
                 "IKE authentication fails: the customer gateway's pre-shared key (or identity) does not match the "
                 "tunnel's.",
@@ -135,10 +169,11 @@ _CHECKLIST_RANK = {code: rank for rank, code in enumerate(FINDINGS)}  # the cata
 
 
 def triage_order(code: str) -> tuple:
-    """Sort key: the causes before the symptoms they explain, a tunnel's before the connection's, the worst
-    first, then in the checklist's order. ``diagnose`` and the status page list findings so."""
+    """Sort key: the causes before the symptoms they explain, and configuration risks last; a tunnel's
+    before the connection's, the worst first, then in the checklist's order. ``diagnose`` and the status
+    page list findings so."""
     spec = FINDINGS[code]
-    return spec.symptom, spec.scope == "connection", SEVERITY_RANK[spec.severity], _CHECKLIST_RANK[code]
+    return spec.risk, spec.symptom, spec.scope == "connection", SEVERITY_RANK[spec.severity], _CHECKLIST_RANK[code]
 RUNBOOK_BASE = "https://github.com/aws-vpn-exporter/aws-vpn-exporter/blob/main/docs/runbooks.md"
 
 

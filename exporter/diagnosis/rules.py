@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from exporter.diagnosis import configuration
 from exporter.diagnosis.findings import FINDINGS
 from exporter.sources.logs.state import CLOCK_SKEW_SECONDS, TunnelKey, TunnelLogView
 from exporter.model import Connection, CustomerGateway, RegionTelemetry, Snapshot, Tunnel
@@ -158,13 +159,16 @@ def diagnose_connection(region: RegionTelemetry, connection: Connection, tunnel_
                         gateway: CustomerGateway | None = None, selector_checks=None) -> list[Finding]:
     base = (region.account_id, region.region, connection.vpn_connection_id)
     findings = [Finding(*base, "", code, tuple(e for e in evidence if e))
-                for code, evidence in _connection_rules(connection)]
+                for rules in (_connection_rules(connection), configuration.connection_rules(connection))
+                for code, evidence in rules]
     for tunnel in connection.tunnels:
         key = TunnelKey(*base, tunnel.outside_ip)
         check = selector_checks.get(key) if selector_checks is not None else None
         found: dict[str, list[str]] = {}  # one finding per code: two rules may reach the same cause
         for code, evidence in _tunnel_rules(connection, tunnel, tunnel_logs.get(key), now, check):
             found.setdefault(code, []).extend(e for e in evidence if e)
+        for code, evidence in configuration.tunnel_rules(tunnel):
+            found.setdefault(code, []).extend(evidence)
         for code in found.keys() & _CUSTOMER_GATEWAY_FINDINGS:
             found[code].append(_customer_gateway_evidence(connection, gateway))
         findings.extend(Finding(*base, tunnel.outside_ip, code, tuple(evidence)) for code, evidence in found.items())
