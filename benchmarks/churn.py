@@ -142,7 +142,7 @@ def main() -> int:
             exporter.poll_once()
             sizes.append((state_dir / "logs-state.json").stat().st_size)
             rss.append(rss_mib())
-            cached = sum(len(g) for g in exporter.sources.ec2.poller._customer_gateways.values())
+            cached = sum(len(g) for g in exporter.poller._customer_gateways.values())
             print(f"round {round_ + 1:2d}: {known:4d} tunnels in state after the poll; after deletion and retention: "
                   f"state file {sizes[-1] / 1024:5.1f} KiB, {len(exporter.logs._state.tunnels)} tunnels, {cached} "
                   f"cached gateways, exporter RSS {rss[-1]:.0f} MiB")

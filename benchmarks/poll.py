@@ -129,7 +129,7 @@ def bench(connections: int, regions: tuple[str, ...], polls: int, scrapers: int,
 
 def _calls(exporter: Exporter) -> Counter:
     counted = Counter()
-    for metric in exporter.exposition.render.api_calls.collect():
+    for metric in exporter.metrics.api_calls.collect():
         for sample in metric.samples:
             if sample.name.endswith("_total"):
                 counted[sample.labels["operation"]] += int(sample.value)

@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from measure import RssSampler  # noqa: E402
 
-from exporter import memory, web  # noqa: E402
+from exporter import memory  # noqa: E402
+from exporter.web import server as web  # noqa: E402
 from exporter.diagnosis.rules import diagnose  # noqa: E402
 from exporter.exposition.instrumentation import ExporterMetrics  # noqa: E402
 from exporter.sources.logs.parse import LogEvent  # noqa: E402
