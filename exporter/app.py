@@ -24,6 +24,7 @@ from exporter.sources.logs.reader import IngestCounters, LogCollection, LogInges
 from exporter.sources.logs.state import StateFile
 from exporter.exposition.render import RenderedSnapshot, paused_cyclic_gc
 from exporter.model import Snapshot
+from exporter.sources.ec2.tunnel_status import TunnelStatusCollection, TunnelStatusPoller
 from exporter.diagnosis.selectors import check_snapshot
 from exporter.sources.ec2.poller import Ec2Collection, Poller
 from exporter.web.server import ExporterServer
@@ -58,8 +59,11 @@ class Exporter:
             self.logs = LogIngestor(config.logs, state_file, self._executor,
                                     poll_timeout=_log_poll_timeout(config), counters=counters)
             self.metrics.state_file_writable.set_function(lambda: 1.0 if self.logs.state_writable else 0.0)
+        self.tunnel_status = (TunnelStatusPoller(config.tunnel_status.max_calls_per_second)
+                              if config.tunnel_status.enabled else None)
         self._ec2: Ec2Collection | None = None
         self._log_data: LogCollection | None = None
+        self._tunnel_status_data: TunnelStatusCollection | None = None
         self._publish_lock = threading.Lock()
         self._reported_failures: set[tuple[str, str]] = set()
         self._every_source_failing = False
@@ -99,8 +103,9 @@ class Exporter:
         first = self._ec2 is None
         self._ec2 = ec2
         self._publish()
-        if first and self.logs is not None and self.scheduler.get_job("poll-logs") is not None:
-            self.scheduler.modify_job("poll-logs", next_run_time=datetime.now(timezone.utc))  # logs need EC2 first
+        for job in ("poll-logs", "poll-tunnel-status"):  # they need EC2's tunnels first
+            if first and self.scheduler.get_job(job) is not None:
+                self.scheduler.modify_job(job, next_run_time=datetime.now(timezone.utc))
 
     def poll_logs(self) -> None:
         """Read new log events for the tunnels EC2 last reported (nothing before the first EC2 poll)."""
@@ -108,6 +113,14 @@ class Exporter:
         if self.logs is None or ec2 is None:
             return
         self._log_data = self.logs.poll(ec2.regions, ec2.accounts)
+        self._publish()
+
+    def poll_tunnel_status(self) -> None:
+        """AWS's maintenance and provisioning status of the tunnels EC2 last reported (its own slow schedule)."""
+        ec2 = self._ec2
+        if self.tunnel_status is None or ec2 is None:
+            return
+        self._tunnel_status_data = self.tunnel_status.poll(ec2.regions, ec2.accounts)
         self._publish()
 
     def poll_once(self) -> RenderedSnapshot:
@@ -119,14 +132,15 @@ class Exporter:
     def _publish(self) -> None:
         """Combine the latest EC2 and log data into one snapshot, render it, and swap it in."""
         with self._publish_lock:
-            ec2, logs = self._ec2, self._log_data
+            ec2, logs, status = self._ec2, self._log_data, self._tunnel_status_data
             if ec2 is None:
                 return
             with paused_cyclic_gc():
                 snapshot = Snapshot(
                     completed_at=time.time(), regions=ec2.regions,
-                    results=ec2.results + (logs.results if logs else ()),
-                    tunnel_logs=logs.tunnels if logs else {}, log_groups=logs.groups if logs else ())
+                    results=ec2.results + (logs.results if logs else ()) + (status.results if status else ()),
+                    tunnel_logs=logs.tunnels if logs else {}, log_groups=logs.groups if logs else (),
+                    tunnel_status=status.statuses if status else {})
                 snapshot = replace(snapshot, selector_checks=check_snapshot(snapshot))  # once, for both readers
                 snapshot = replace(snapshot, findings=diagnose(snapshot, on_error=self._diagnosis_failed))
                 self.current = RenderedSnapshot.of(snapshot)
@@ -193,9 +207,12 @@ class Exporter:
                 self.poller = Poller(new, self.accounts, self._executor)
             if self.logs is not None:
                 self.logs.reconfigure(new.logs, poll_timeout=_log_poll_timeout(new))
+            if self.tunnel_status is not None:  # a reload also retries the accounts that refused the calls
+                self.tunnel_status.reconfigure(new.tunnel_status.max_calls_per_second)
             self.config = new
             if self.scheduler.running:
-                for job_id, seconds in (("poll-ec2", new.poll_interval), ("poll-logs", new.logs.poll_interval)):
+                for job_id, seconds in (("poll-ec2", new.poll_interval), ("poll-logs", new.logs.poll_interval),
+                                        ("poll-tunnel-status", new.tunnel_status.interval)):
                     if self.scheduler.get_job(job_id) is not None:
                         self.scheduler.reschedule_job(job_id, trigger="interval", seconds=seconds)
             self.metrics.config_reload_successful.set(1)
@@ -225,6 +242,8 @@ class Exporter:
         self.add_job(self.poll_ec2, self.config.poll_interval, "poll-ec2")
         if self.logs is not None:
             self.add_job(self.poll_logs, self.config.logs.poll_interval, "poll-logs")
+        if self.tunnel_status is not None:
+            self.add_job(self.poll_tunnel_status, self.config.tunnel_status.interval, "poll-tunnel-status")
         self.scheduler.start()
         log.info("polling targets=%d poll_interval=%gs logs=%s", len(self.config.targets), self.config.poll_interval,
                  "on" if self.logs else "off")
@@ -248,5 +267,7 @@ class Exporter:
             self.server.shutdown()
             self.server.server_close()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self.tunnel_status is not None:
+            self.tunnel_status.close()
         if self.logs is not None:
             self.logs.close()

@@ -54,6 +54,15 @@ class LogsConfig:
 
 
 @dataclass(frozen=True)
+class TunnelStatusConfig:
+    """AWS's per-tunnel maintenance and provisioning status: two calls per tunnel, on a slow schedule."""
+
+    enabled: bool = True
+    interval: float = 900.0  # a pass over every tunnel at most this often
+    max_calls_per_second: float = 5.0  # per account and region, on EC2's shared token bucket (20/s refill)
+
+
+@dataclass(frozen=True)
 class AwsSettings:
     """How hard to try each AWS call: bounded retries (adaptive mode) and timeouts that fit a poll."""
 
@@ -81,6 +90,7 @@ class Config:
     poll_timeout: float = 25.0
     max_concurrency: int = 16
     logs: LogsConfig = field(default_factory=LogsConfig)
+    tunnel_status: TunnelStatusConfig = field(default_factory=TunnelStatusConfig)
     state_dir: Path = Path("./state")
     shard: Shard = field(default_factory=Shard)
     aws: AwsSettings = field(default_factory=AwsSettings)
@@ -147,8 +157,9 @@ class _Reader:
         if key not in data:
             return default
         value = data[key]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise self.fail(_join(prefix, key), f"expected {kind.__name__}, got {_kind(value)}")
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            name = kind.__name__ if isinstance(kind, type) else "number"
+            raise self.fail(_join(prefix, key), f"expected {name}, got {_kind(value)}")
         problem = check(value)
         if problem:
             raise self.fail(_join(prefix, key), problem)
@@ -205,6 +216,18 @@ def _logs(reader: _Reader, value: Any) -> LogsConfig:
     )
 
 
+def _tunnel_status(reader: _Reader, value: Any) -> TunnelStatusConfig:
+    data = reader.mapping(value, "tunnel_status", {"enabled", "interval", "max_calls_per_second"})
+    default = TunnelStatusConfig()
+    return TunnelStatusConfig(
+        enabled=reader.typed(data, "enabled", "tunnel_status", default.enabled, bool),
+        interval=reader.duration(data, "interval", "tunnel_status", default.interval, 60),
+        max_calls_per_second=float(reader.typed(
+            data, "max_calls_per_second", "tunnel_status", default.max_calls_per_second, (int, float),
+            lambda v: None if 0.1 <= v <= 20 else "must be between 0.1 and 20 (EC2 refills 20 requests a second)")),
+    )
+
+
 def _default(cls: type, name: str) -> Any:
     """A setting's default as its dataclass declares it: the one place defaults live."""
     return cls.__dataclass_fields__[name].default
@@ -213,7 +236,8 @@ def _default(cls: type, name: str) -> Any:
 def parse_config(data: Any, source: str) -> Config:
     """Build a Config from decoded YAML, or raise ConfigError naming the key."""
     reader = _Reader(source)
-    allowed = {"poll_interval", "poll_timeout", "max_concurrency", "targets", "logs", "state_dir", "shard", "aws"}
+    allowed = {"poll_interval", "poll_timeout", "max_concurrency", "targets", "logs", "tunnel_status", "state_dir",
+               "shard", "aws"}
     data = reader.mapping(data, "", allowed)
     if "targets" not in data:
         raise reader.fail("targets", "missing: list the accounts (credentials) and regions to watch")
@@ -228,6 +252,7 @@ def parse_config(data: Any, source: str) -> Config:
         max_concurrency=reader.typed(data, "max_concurrency", "", _default(Config, "max_concurrency"), int,
                                      lambda v: None if 1 <= v <= 256 else "must be between 1 and 256"),
         logs=_logs(reader, data.get("logs")),
+        tunnel_status=_tunnel_status(reader, data.get("tunnel_status")),
         state_dir=Path(reader.typed(data, "state_dir", "", str(_default(Config, "state_dir")), str,
                                     lambda v: None if v.strip() else "must not be empty")),
         shard=_shard(reader, data.get("shard")),

@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # the types of what other stages add to a snapshot (they impo
     from exporter.sources.logs.reader import LogGroupStatus
     from exporter.sources.logs.state import TunnelKey, TunnelLogView
     from exporter.diagnosis.selectors import SelectorCheck
+    from exporter.sources.ec2.tunnel_status import TunnelStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,7 @@ class Snapshot:
     log_groups: tuple[LogGroupStatus, ...] = ()
     findings: tuple[Finding, ...] = ()
     selector_checks: Mapping[TunnelKey, SelectorCheck] | None = None  # None: not made yet (selectors.checks_of)
+    tunnel_status: Mapping[TunnelKey, TunnelStatus] = field(default_factory=dict)  # maintenance, provisioning
 
     def connections(self):
         """Yield (region telemetry, connection) pairs across accounts and regions."""

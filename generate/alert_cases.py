@@ -152,6 +152,24 @@ EXPECTED = {  # alert -> (summary, description): the pages' wording written out,
         'the VPN.',
         'VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: A static route of the connection '
         'is not available (pending or deleting), so traffic for it does not use the VPN.'),
+    "VpnTunnelProvisioningFailed": (
+        'AWS could not provision the tunnel (GetActiveVpnTunnelStatus ProvisioningStatus failed).',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: AWS could not '
+        'provision the tunnel (GetActiveVpnTunnelStatus ProvisioningStatus failed): it stays DOWN whatever the '
+        'customer gateway does.'),
+    "VpnTunnelProvisioningPending": (
+        'The tunnel has been provisioning (ProvisioningStatus pending) for over 30 minutes.',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: The tunnel has '
+        'been provisioning (ProvisioningStatus pending) for over 30 minutes.'),
+    "VpnEndpointMaintenancePending": (
+        'AWS has an endpoint replacement pending for the tunnel.',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: AWS has an '
+        'endpoint replacement pending for the tunnel: it goes down while AWS replaces it, at a time AWS picks '
+        'after the auto-apply date.'),
+    "VpnWeakCryptographyNegotiated": (
+        'The tunnel negotiated IKEv1, SHA1 or a Diffie-Hellman group below 14 (GetActiveVpnTunnelStatus).',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: The tunnel '
+        'negotiated IKEv1, SHA1 or a Diffie-Hellman group below 14 (GetActiveVpnTunnelStatus).'),
     "VpnExporterCollectionFailing": (
         'VPN exporter cannot collect from a source.',
         'The {source} collection for {account_id}/{region} has failed for {collection_failing_for}; its metrics '
@@ -186,7 +204,8 @@ def gateway(connection: dict) -> dict:
 
 
 def cause(vpn_connection_id: str, findings: list[tuple[str, str]] = (), scope: str = "tunnel",
-          selectors: tuple[str, str] | None = None, with_gateway: bool = False) -> str:
+          selectors: tuple[str, str] | None = None, with_gateway: bool = False,
+          maintenance: tuple[str, str] | None = None) -> str:
     """What the page must say: each finding as a line, sorted by code, naming its tunnels (connection scope;
     a cause on two tunnels once), with its fix and runbook section; else "no specific cause"; then the
     customer gateway."""
@@ -205,6 +224,9 @@ def cause(vpn_connection_id: str, findings: list[tuple[str, str]] = (), scope: s
     if not lines:
         lines.append(f"No specific cause diagnosed yet: run `aws-vpn-exporter diagnose --vpn-connection-id "
                      f"{vpn_connection_id}` and follow the checklist: {base}#checklist")
+    if maintenance:
+        lines.append(f"AWS replaced the endpoint of tunnel {maintenance[0]} at {maintenance[1]} (maintenance): it "
+                     "comes back once AWS or the customer gateway initiates IKE.")
     if with_gateway:
         lines.append(f"Customer gateway {GATEWAY['customer_gateway_id']}: IP {GATEWAY['ip_address']}, BGP ASN "
                      f"{GATEWAY['bgp_asn']}.")
@@ -369,6 +391,11 @@ def cause_cases(a: dict, b: dict) -> list[dict]:
         {"name": "The headline page says when no cause is diagnosed, and links the checklist",
          "input_series": headline_inputs,
          "alert_rule_test": [expect("VpnTunnelIpsecUpBgpDown", "4m", [headline], causes=cause(vpn, with_gateway=True))]},
+        {"name": "Right after an AWS endpoint replacement the page says so (for this tunnel, not another)",
+         "input_series": [*headline_inputs, series(m.TUNNEL_LAST_MAINTENANCE, "100x20", **a),
+                          series(m.TUNNEL_LAST_MAINTENANCE, "100x20", **{**a, "tunnel": "198.51.100.9"})],
+         "alert_rule_test": [expect("VpnTunnelIpsecUpBgpDown", "4m", [headline], causes=cause(
+             vpn, with_gateway=True, maintenance=(a["tunnel"], "1970-01-01 00:01:40 +0000 UTC")))]},
         {"name": "Narrow traffic selectors: the page names the negotiated selectors",
          "input_series": [*headline_inputs,
                           series(m.TUNNEL_FINDING, "1x20", **a, finding="traffic_selectors_mismatch", severity="warning"),

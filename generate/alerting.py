@@ -137,8 +137,8 @@ CONNECTION_ARGS = "$labels.account_id $labels.region $labels.vpn_connection_id"
 
 def causes_template(scope: str) -> str:
     """The ``cause`` annotation: the diagnosed causes of the alert's tunnel (or connection), one line each
-    with its fix and runbook section (a cause found on several tunnels once, naming them), then the customer
-    gateway's IP and ASN; "no specific cause" and the checklist when there is none. Prometheus runs these
+    with its fix and runbook section (a cause found on several tunnels once, naming them), an AWS endpoint
+    replacement in the last hour if there was one, then the customer gateway's IP and ASN; "no specific cause" and the checklist when there is none. Prometheus runs these
     queries when the alert fires, so the page carries the cause at once, even while the cause's own alert
     waits for its ``for`` or is inhibited. The wording comes from ``aws_vpn_finding_info`` (the catalogue,
     as exported), so it is the diagnosing exporter's."""
@@ -161,6 +161,9 @@ def causes_template(scope: str) -> str:
             "{{ range $j, $t := $tunnels }}{{ if $j }}, {{ end }}{{ $t.Labels.tunnel }}{{ end }}: {{ end }}"])
     query = (f"max by (finding) ({findings}) * on(finding) group_left(alert, summary, remedy) "
              f"topk by (finding) (1, {m.FINDING_INFO})")
+    recent = f"max by (tunnel) ({m.TUNNEL_LAST_MAINTENANCE}{{{CONNECTION_MATCHERS}" + (
+        ',tunnel="%s"}' if scope == "tunnel" else "}") + ") > time() - 3600"
+    recent_args = f"{CONNECTION_ARGS} $labels.tunnel" if scope == "tunnel" else CONNECTION_ARGS
     gateway_query = ("max by (customer_gateway_id, ip_address, bgp_asn) (" + m.CUSTOMER_GATEWAY_INFO
                      + '{account_id="%s",region="%s"}) * on(customer_gateway_id) group_left() '
                      "max by (customer_gateway_id) (" + m.CONNECTION_INFO + "{" + CONNECTION_MATCHERS + "})")
@@ -179,6 +182,9 @@ def causes_template(scope: str) -> str:
         "No specific cause diagnosed yet: run `aws-vpn-exporter diagnose --vpn-connection-id "
         "{{ $labels.vpn_connection_id }}` and follow the checklist: ", base, "#checklist",
         "{{ end }}",
+        "{{ range query (printf `", recent, "` ", recent_args, ') | sortByLabel "tunnel" }}',
+        "\nAWS replaced the endpoint of tunnel {{ .Labels.tunnel }} at {{ .Value | humanizeTimestamp }} (maintenance): "
+        "it comes back once AWS or the customer gateway initiates IKE.{{ end }}",
         "{{ range query (printf `", gateway_query, "` $labels.account_id $labels.region ", CONNECTION_ARGS, ") }}",
         "\nCustomer gateway {{ .Labels.customer_gateway_id }}: IP {{ .Labels.ip_address }}, BGP ASN "
         "{{ .Labels.bgp_asn }}.{{ end }}",

@@ -18,6 +18,7 @@ import pytest
 
 from exporter.diagnosis.rules import Finding
 from exporter.diagnosis.findings import FINDINGS
+from exporter.sources.ec2.tunnel_status import TunnelStatus
 from exporter.sources.logs.reader import LogGroupStatus
 from exporter.sources.logs.state import TunnelKey, TunnelLogView
 from exporter.exposition.render import RenderedSnapshot
@@ -67,8 +68,14 @@ def full_snapshot() -> Snapshot:
     results = (SourceResult(ACCOUNT, REGION, "ec2", True, 0.25, NOW - 1),
                SourceResult(ACCOUNT, REGION, "logs", False, 15.0, NOW - 900, "ThrottlingException: FilterLogEvents"),
                SourceResult("444455556666", "us-east-1", "ec2", False, 3.0, None, "AccessDenied"))
+    status = {
+        TunnelKey(ACCOUNT, REGION, "vpn-0aaa", "198.51.100.1"): TunnelStatus(
+            NOW - 60, True, NOW + 86_400, NOW - 90 * 86_400, "failed", 'no "route" \\ here', None, "ikev1", "AES128",
+            "AES128", "SHA1", "SHA1", "2", "2"),
+        TunnelKey(ACCOUNT, REGION, "vpn-0aaa", "198.51.100.2"): TunnelStatus(NOW - 60, False, provisioning_status="pending",
+                                                                              pending_since=NOW - 7200)}
     return Snapshot(NOW, (region,), results, logs, (LogGroupStatus(ACCOUNT, REGION, "/aws/vpn/tunnels", NOW - 42.5),),
-                    findings)
+                    findings, tunnel_status=status)
 
 
 SNAPSHOTS = {

@@ -11,8 +11,14 @@ moto 5.2's ``FilterLogEvents`` differs from CloudWatch Logs in three ways that h
 - It concatenates streams unless asked to interleave; AWS has ignored ``interleaved`` since 2019 and always
   interleaves the events of all streams by time (the API reference's note on ``interleaved``).
 
-``install()`` replaces moto's response handler in the moto process, so boto3 still talks real HTTP and
-the demo, the tests and the benchmarks all meet the strict behaviour.
+moto 5.2 serves neither ``GetVpnTunnelReplacementStatus`` nor ``GetActiveVpnTunnelStatus`` (it answers
+HTTP 500). ``install()`` adds both, shaped as botocore's EC2 model defines them, from what the demo sets on a
+connection's backend object (``tunnel_status[outside_ip] = {"maintenance": {...}, "active": {...}}``). As on
+AWS, an unknown connection is ``InvalidVpnConnectionID.NotFound`` and an address that is not one of its
+tunnels ``InvalidParameterValue``.
+
+``install()`` replaces or adds moto's response handlers in the moto process, so boto3 still talks real
+HTTP and the demo, the tests and the benchmarks all meet AWS's behaviour.
 """
 
 from __future__ import annotations
@@ -59,4 +65,33 @@ def install() -> None:
             return json.dumps({"events": events, "nextToken": next_token, "searchedLogStreams": searched})
 
         LogsResponse.filter_log_events = filter_log_events
+        _serve_tunnel_status()
         _installed = True
+
+
+def _serve_tunnel_status() -> None:
+    from moto.core.responses import ActionResult
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.responses.vpn_connections import VPNConnections
+
+    def tunnel(response) -> tuple[str, str, dict]:
+        vpn_id, address = response._get_param("VpnConnectionId"), response._get_param("VpnTunnelOutsideIpAddress")
+        connection = response.ec2_backend.vpn_connections.get(vpn_id)
+        if connection is None or connection.state == "deleted":
+            raise EC2ClientError("InvalidVpnConnectionID.NotFound", f"The vpnConnection ID '{vpn_id}' does not exist")
+        known = {entry.get("OutsideIpAddress") for entry in (connection.options or {}).get("TunnelOptions", [])}
+        if address not in known:
+            raise EC2ClientError("InvalidParameterValue", f"{address} is not a tunnel of {vpn_id}")
+        return vpn_id, address, (getattr(connection, "tunnel_status", None) or {}).get(address, {})
+
+    def get_vpn_tunnel_replacement_status(self) -> ActionResult:
+        vpn_id, address, status = tunnel(self)
+        return ActionResult({"VpnConnectionId": vpn_id, "VpnTunnelOutsideIpAddress": address,
+                             "MaintenanceDetails": status.get("maintenance", {})})
+
+    def get_active_vpn_tunnel_status(self) -> ActionResult:
+        _, _, status = tunnel(self)
+        return ActionResult({"ActiveVpnTunnelStatus": status.get("active", {"ProvisioningStatus": "available"})})
+
+    VPNConnections.get_vpn_tunnel_replacement_status = get_vpn_tunnel_replacement_status
+    VPNConnections.get_active_vpn_tunnel_status = get_active_vpn_tunnel_status

@@ -104,6 +104,31 @@ _SPECS = (
                 "Check the route in the VPN connection's static routes; re-create one stuck in pending "
                 "(DeleteVpnConnectionRoute, CreateVpnConnectionRoute) and check the route tables propagate it.",
                 alert="VpnStaticRouteNotAvailable", demo="legacy-static"),
+    FindingSpec("tunnel_provisioning_failed", WARNING, "tunnel",
+                "AWS could not provision the tunnel (GetActiveVpnTunnelStatus ProvisioningStatus failed): it stays "
+                "DOWN whatever the customer gateway does.",
+                "Read the provisioning reason; change the tunnel options it names (ModifyVpnTunnelOptions), or "
+                "replace the tunnel (ReplaceVpnTunnel); open an AWS support case when the reason is AWS's own.",
+                alert="VpnTunnelProvisioningFailed", demo="no: the demo's scenarios do not set AWS-side status yet"),
+    FindingSpec("tunnel_provisioning_pending", WARNING, "tunnel",
+                "The tunnel has been provisioning (ProvisioningStatus pending) for over 30 minutes.",
+                "Wait for a change of tunnel options to finish; if it does not within the hour, check the reason "
+                "and open an AWS support case.",
+                alert="VpnTunnelProvisioningPending", demo="no: the demo's scenarios do not set AWS-side status yet"),
+    FindingSpec("endpoint_maintenance_pending", WARNING, "tunnel",
+                "AWS has an endpoint replacement pending for the tunnel: it goes down while AWS replaces it, at a "
+                "time AWS picks after the auto-apply date.",
+                "Apply it yourself at a quiet time with the other tunnel up (ReplaceVpnTunnel with "
+                "ApplyPendingMaintenance, or the console), and make sure the customer gateway re-initiates IKE "
+                "afterwards (see tunnel_restart_depends_on_customer_gateway).",
+                alert="VpnEndpointMaintenancePending", risk=True,
+                demo="no: the demo's scenarios do not set AWS-side status yet"),
+    FindingSpec("weak_cryptography_negotiated", WARNING, "tunnel",
+                "The tunnel negotiated IKEv1, SHA1 or a Diffie-Hellman group below 14 (GetActiveVpnTunnelStatus).",
+                "Configure the customer gateway to propose IKEv2, SHA2-256 or stronger and DH groups 14 and above, "
+                "then restrict the tunnel options to them (ModifyVpnTunnelOptions).",
+                alert="VpnWeakCryptographyNegotiated", risk=True,
+                demo="no: the demo's scenarios do not set AWS-side status yet"),
     FindingSpec("ike_authentication_failed", WARNING, "tunnel",
                 "IKE authentication fails: the customer gateway's pre-shared key (or identity) does not match the "
                 "tunnel's.",

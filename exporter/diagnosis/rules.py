@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from exporter.diagnosis import configuration
+from exporter.diagnosis import aws_side, configuration
 from exporter.diagnosis.findings import FINDINGS
 from exporter.sources.logs.state import CLOCK_SKEW_SECONDS, TunnelKey, TunnelLogView
 from exporter.model import Connection, CustomerGateway, RegionTelemetry, Snapshot, Tunnel
@@ -156,7 +156,8 @@ def _customer_gateway_evidence(connection: Connection, gateway: CustomerGateway 
 
 
 def diagnose_connection(region: RegionTelemetry, connection: Connection, tunnel_logs, now: float,
-                        gateway: CustomerGateway | None = None, selector_checks=None) -> list[Finding]:
+                        gateway: CustomerGateway | None = None, selector_checks=None,
+                        tunnel_status=None) -> list[Finding]:
     base = (region.account_id, region.region, connection.vpn_connection_id)
     findings = [Finding(*base, "", code, tuple(e for e in evidence if e))
                 for rules in (_connection_rules(connection), configuration.connection_rules(connection))
@@ -167,7 +168,8 @@ def diagnose_connection(region: RegionTelemetry, connection: Connection, tunnel_
         found: dict[str, list[str]] = {}  # one finding per code: two rules may reach the same cause
         for code, evidence in _tunnel_rules(connection, tunnel, tunnel_logs.get(key), now, check):
             found.setdefault(code, []).extend(e for e in evidence if e)
-        for code, evidence in configuration.tunnel_rules(tunnel):
+        for code, evidence in (*configuration.tunnel_rules(tunnel),
+                               *aws_side.tunnel_rules((tunnel_status or {}).get(key), now)):
             found.setdefault(code, []).extend(evidence)
         for code in found.keys() & _CUSTOMER_GATEWAY_FINDINGS:
             found[code].append(_customer_gateway_evidence(connection, gateway))
@@ -187,7 +189,8 @@ def diagnose(snapshot: Snapshot, now: float | None = None,
         for connection in region.connections:
             try:
                 found.extend(diagnose_connection(region, connection, snapshot.tunnel_logs, now,
-                                                 gateways.get(connection.customer_gateway_id), checks))
+                                                 gateways.get(connection.customer_gateway_id), checks,
+                                                 snapshot.tunnel_status))
             except Exception as err:  # isolation: one odd connection never freezes the snapshot
                 if on_error is None:
                     raise

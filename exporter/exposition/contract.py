@@ -42,6 +42,11 @@ TUNNEL_DPD_TIMEOUT = "aws_vpn_tunnel_dpd_timeout_seconds"
 TUNNEL_IKE_LIFETIME = "aws_vpn_tunnel_ike_lifetime_seconds"
 CONNECTION_OPTIONS_INFO = "aws_vpn_connection_options_info"
 CONNECTION_STATIC_ROUTES = "aws_vpn_connection_static_routes"
+TUNNEL_MAINTENANCE_PENDING = "aws_vpn_tunnel_maintenance_pending"
+TUNNEL_MAINTENANCE_AUTO_APPLY = "aws_vpn_tunnel_maintenance_auto_apply_timestamp_seconds"
+TUNNEL_LAST_MAINTENANCE = "aws_vpn_tunnel_last_maintenance_timestamp_seconds"
+TUNNEL_PROVISIONING_STATUS = "aws_vpn_tunnel_provisioning_status"
+TUNNEL_NEGOTIATED_INFO = "aws_vpn_tunnel_negotiated_info"
 COLLECTION_SUCCESS = "aws_vpn_exporter_collection_success"
 COLLECTION_DURATION = "aws_vpn_exporter_collection_duration_seconds"
 COLLECTION_LAST_SUCCESS = "aws_vpn_exporter_last_success_timestamp_seconds"
@@ -130,6 +135,23 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
     Metric(CONNECTION_STATIC_ROUTES, "gauge",
            "The connection's static routes by state (pending, available, deleting, deleted).",
            ("account_id", "region", "vpn_connection_id", "state")),
+    Metric(TUNNEL_MAINTENANCE_PENDING, "gauge",
+           "1 while AWS has an endpoint replacement pending for the tunnel (GetVpnTunnelReplacementStatus).",
+           TUNNEL_LABELS),
+    Metric(TUNNEL_MAINTENANCE_AUTO_APPLY, "gauge",
+           "When AWS applies the pending endpoint replacement by itself (MaintenanceAutoAppliedAfter).",
+           TUNNEL_LABELS),
+    Metric(TUNNEL_LAST_MAINTENANCE, "gauge",
+           "When AWS last replaced the tunnel's endpoint (LastMaintenanceApplied).",
+           TUNNEL_LABELS),
+    Metric(TUNNEL_PROVISIONING_STATUS, "gauge",
+           "The tunnel's provisioning status (GetActiveVpnTunnelStatus): one series, for the current status "
+           "(available, pending, failed, other), = 1.",
+           TUNNEL_LABELS + ("status",)),
+    Metric(TUNNEL_NEGOTIATED_INFO, "gauge",
+           "The IKE version, algorithms and DH groups the tunnel negotiated (GetActiveVpnTunnelStatus); always 1.",
+           TUNNEL_LABELS + ("ike_version", "phase1_encryption", "phase1_integrity", "phase1_dh_group",
+                            "phase2_encryption", "phase2_integrity", "phase2_dh_group")),
     Metric(TUNNEL_LOG_EVENTS, "counter",
            "Tunnel log events by type, each counted once (kept across restarts in state_dir).",
            TUNNEL_LABELS + ("event",)),

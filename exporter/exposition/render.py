@@ -30,8 +30,10 @@ from exporter.exposition.contract import (
     CONNECTION_STATIC_ROUTES, CUSTOMER_GATEWAY_INFO, FINDING_INFO, LOG_INGESTION_LAG, METRICS, POLL_TIMESTAMP,
     TUNNEL_ACCEPTED_ROUTES, TUNNEL_BGP_LAST_ERROR, TUNNEL_BGP_SESSION_STATE, TUNNEL_BGP_UP, TUNNEL_DPD,
     TUNNEL_DPD_TIMEOUT, TUNNEL_FINDING, TUNNEL_IKE_LIFETIME, TUNNEL_IKE_PHASE_STATE, TUNNEL_INFO, TUNNEL_IPSEC_UP,
-    TUNNEL_LAST_STATUS_CHANGE, TUNNEL_LOG_ENABLED, TUNNEL_LOG_EVENTS, TUNNEL_LOG_HAS_EVENTS, TUNNEL_LOG_LAST_EVENT,
-    TUNNEL_NAT_T, TUNNEL_OPTIONS_INFO, TUNNEL_SELECTOR_INFO, TUNNEL_SELECTOR_MISMATCH, TUNNEL_UP,
+    TUNNEL_LAST_MAINTENANCE, TUNNEL_LAST_STATUS_CHANGE, TUNNEL_LOG_ENABLED, TUNNEL_LOG_EVENTS,
+    TUNNEL_LOG_HAS_EVENTS, TUNNEL_LOG_LAST_EVENT, TUNNEL_MAINTENANCE_AUTO_APPLY, TUNNEL_MAINTENANCE_PENDING,
+    TUNNEL_NAT_T, TUNNEL_NEGOTIATED_INFO, TUNNEL_OPTIONS_INFO, TUNNEL_PROVISIONING_STATUS, TUNNEL_SELECTOR_INFO,
+    TUNNEL_SELECTOR_MISMATCH, TUNNEL_UP,
 )
 from exporter.diagnosis.findings import FINDINGS
 from exporter.sources.logs.parse import BGP_STATES, IKE_STATES
@@ -153,6 +155,7 @@ def snapshot_families(snapshot: Snapshot, failed: list[str] | None = None) -> It
                                      gateway.bgp_asn, gateway.ip_address], 1.0)
     yield from families
     yield from _configuration_families(snapshot, failed)
+    yield from _tunnel_status_families(snapshot, failed)
     yield from _log_families(snapshot, failed)
     finding = Family.of(TUNNEL_FINDING)
     isolated = _Isolated((finding,), failed)
@@ -223,6 +226,30 @@ def _configuration_families(snapshot: Snapshot, failed: list[str]) -> Iterator[F
                     if seconds is not None:
                         lifetime.add_metric(labels + [phase], seconds)
     yield from (options, dpd, lifetime, connection_options, static_routes)
+
+
+def _tunnel_status_families(snapshot: Snapshot, failed: list[str]) -> Iterator[Family]:
+    """AWS's maintenance and provisioning status of the tunnels, and what they negotiated."""
+    pending, auto_apply = Family.of(TUNNEL_MAINTENANCE_PENDING), Family.of(TUNNEL_MAINTENANCE_AUTO_APPLY)
+    last, provisioning = Family.of(TUNNEL_LAST_MAINTENANCE), Family.of(TUNNEL_PROVISIONING_STATUS)
+    negotiated = Family.of(TUNNEL_NEGOTIATED_INFO)
+    isolated = _Isolated((pending, auto_apply, last, provisioning, negotiated), failed)
+    for key, status in sorted(snapshot.tunnel_status.items(), key=lambda item: item[0].encode()):
+        labels = [key.account_id, key.region, key.vpn_connection_id, key.outside_ip]
+        with isolated(f"{key.vpn_connection_id} {key.outside_ip}"):
+            if status.pending_maintenance is not None:
+                pending.add_metric(labels, _flag(status.pending_maintenance))
+            if status.maintenance_auto_applied_after is not None:
+                auto_apply.add_metric(labels, status.maintenance_auto_applied_after)
+            if status.last_maintenance_applied is not None:
+                last.add_metric(labels, status.last_maintenance_applied)
+            if status.provisioning_status:
+                provisioning.add_metric(labels + [status.provisioning_status], 1.0)
+            if status.ike_version:
+                negotiated.add_metric(labels + [status.ike_version, status.phase1_encryption, status.phase1_integrity,
+                                                status.phase1_dh_group, status.phase2_encryption,
+                                                status.phase2_integrity, status.phase2_dh_group], 1.0)
+    yield from (pending, auto_apply, last, provisioning, negotiated)
 
 
 def _current_state(family: Family, labels: list[str], states: tuple[str, ...], current: str) -> None:

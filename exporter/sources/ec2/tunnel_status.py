@@ -1,0 +1,163 @@
+"""What AWS says about each tunnel beyond its telemetry: endpoint maintenance and provisioning.
+
+``GetVpnTunnelReplacementStatus`` (pending maintenance, when AWS applies it by itself, when it last did) and
+``GetActiveVpnTunnelStatus`` (provisioning status and reason, the negotiated IKE version, algorithms and DH
+groups) are per-tunnel calls on the EC2 request token bucket that the account's other tools share (100
+requests, refilled at 20 per second, per account and region). So they run on their own slow schedule,
+one account and region at a time per thread, at most ``max_calls_per_second`` in each, and a pass ends a
+region at its first failure. AccessDenied (or an API a region does not offer) turns this source off for
+that account and region, said once, without touching the EC2 collection.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Mapping
+
+from botocore.exceptions import ClientError
+
+from exporter.model import RegionTelemetry, SourceResult
+from exporter.sources.aws import AwsAccount, describe_error
+from exporter.sources.logs.state import TunnelKey
+
+log = logging.getLogger(__name__)
+SOURCE = "tunnel_status"
+CALLS_PER_TUNNEL = 2
+# Errors that will not go away by retrying next pass: the source is off for that account and region.
+REFUSED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "InvalidAction",
+                     "UnsupportedOperation", "OptInRequired"})
+PROVISIONING_STATES = ("available", "pending", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelStatus:
+    checked_at: float
+    pending_maintenance: bool | None = None  # PendingMaintenance "Available"; None when AWS did not say
+    maintenance_auto_applied_after: float | None = None
+    last_maintenance_applied: float | None = None
+    provisioning_status: str = ""  # available | pending | failed | other | "" (not reported)
+    provisioning_reason: str = ""
+    pending_since: float | None = None  # when this exporter first saw provisioning pending
+    ike_version: str = ""
+    phase1_encryption: str = ""
+    phase2_encryption: str = ""
+    phase1_integrity: str = ""
+    phase2_integrity: str = ""
+    phase1_dh_group: str = ""
+    phase2_dh_group: str = ""
+
+
+@dataclass(frozen=True)
+class TunnelStatusCollection:
+    statuses: Mapping[TunnelKey, TunnelStatus] = field(default_factory=dict)
+    results: tuple[SourceResult, ...] = ()
+
+
+def _epoch(value: Any) -> float | None:
+    return value.timestamp() if isinstance(value, datetime) else None
+
+
+def _text(value: Any, limit: int = 64) -> str:
+    if isinstance(value, bool) or value is None:
+        return ""
+    return " ".join(str(value).split())[:limit]
+
+
+def read_status(maintenance: Mapping, active: Mapping, now: float, previous: TunnelStatus | None) -> TunnelStatus:
+    """The two responses of one tunnel in the model; unknown values are kept short, never raised."""
+    pending = _text(maintenance.get("PendingMaintenance"))
+    provisioning = _text(active.get("ProvisioningStatus")).lower()
+    provisioning = provisioning if provisioning in PROVISIONING_STATES or not provisioning else "other"
+    pending_since = None
+    if provisioning == "pending":
+        pending_since = previous.pending_since if previous and previous.pending_since else now
+    return TunnelStatus(
+        checked_at=now,
+        pending_maintenance=(pending.lower() not in ("", "none")) if "PendingMaintenance" in maintenance else None,
+        maintenance_auto_applied_after=_epoch(maintenance.get("MaintenanceAutoAppliedAfter")),
+        last_maintenance_applied=_epoch(maintenance.get("LastMaintenanceApplied")),
+        provisioning_status=provisioning,
+        provisioning_reason=_text(active.get("ProvisioningStatusReason"), 200),
+        pending_since=pending_since,
+        ike_version=_text(active.get("IkeVersion")),
+        phase1_encryption=_text(active.get("Phase1EncryptionAlgorithm")),
+        phase2_encryption=_text(active.get("Phase2EncryptionAlgorithm")),
+        phase1_integrity=_text(active.get("Phase1IntegrityAlgorithm")),
+        phase2_integrity=_text(active.get("Phase2IntegrityAlgorithm")),
+        phase1_dh_group=_text(active.get("Phase1DHGroup")),
+        phase2_dh_group=_text(active.get("Phase2DHGroup")),
+    )
+
+
+class TunnelStatusPoller:
+    """One pass over every tunnel EC2 last reported, rate-limited per account and region."""
+
+    def __init__(self, max_calls_per_second: float, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep, workers: int = 4):
+        self.max_calls_per_second = max_calls_per_second
+        self._clock, self._sleep = clock, sleep
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=SOURCE)
+        self._statuses: dict[TunnelKey, TunnelStatus] = {}
+        self._refused: dict[tuple[str, str], str] = {}  # (account, region) -> why this source is off there
+        self._last_success: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+        self.calls = 0  # every call made, for the benchmark
+
+    def poll(self, regions: tuple[RegionTelemetry, ...], accounts: Mapping[str, AwsAccount]) -> TunnelStatusCollection:
+        jobs = {(region.account_id, region.region): self._executor.submit(self._pass, region,
+                                                                          accounts[region.account_id])
+                for region in regions if region.account_id in accounts and region.connections}
+        results = []
+        for (account_id, region_name), job in sorted(jobs.items()):
+            ok, duration, error = job.result()
+            if ok:
+                self._last_success[(account_id, region_name)] = self._clock()
+            results.append(SourceResult(account_id, region_name, SOURCE, ok, duration,
+                                        self._last_success.get((account_id, region_name)), error))
+        live = {TunnelKey(r.account_id, r.region, c.vpn_connection_id, t.outside_ip)
+                for r in regions for c in r.connections for t in c.tunnels}
+        with self._lock:
+            self._statuses = {key: status for key, status in self._statuses.items() if key in live}
+            return TunnelStatusCollection(dict(self._statuses), tuple(results))
+
+    def reconfigure(self, max_calls_per_second: float) -> None:
+        """A config reload: the new ceiling, and another try where the calls were refused."""
+        self.max_calls_per_second = max_calls_per_second
+        self._refused.clear()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _pass(self, region: RegionTelemetry, account: AwsAccount) -> tuple[bool, float, str]:
+        where, started = (region.account_id, region.region), time.monotonic()
+        if where in self._refused:
+            return False, 0.0, f"off: {self._refused[where]}"
+        client = account.client("ec2", region.region)
+        gap = 1.0 / self.max_calls_per_second
+        try:
+            for connection in region.connections:
+                for tunnel in connection.tunnels:
+                    arguments = {"VpnConnectionId": connection.vpn_connection_id,
+                                 "VpnTunnelOutsideIpAddress": tunnel.outside_ip}
+                    maintenance = client.get_vpn_tunnel_replacement_status(**arguments).get("MaintenanceDetails") or {}
+                    self._sleep(gap)
+                    active = client.get_active_vpn_tunnel_status(**arguments).get("ActiveVpnTunnelStatus") or {}
+                    self._sleep(gap)
+                    key = TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip)
+                    with self._lock:
+                        self.calls += CALLS_PER_TUNNEL
+                        self._statuses[key] = read_status(maintenance, active, self._clock(), self._statuses.get(key))
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in REFUSED:
+                self._refused[where] = describe_error(err)
+                log.warning("source turned off account=%s region=%s source=%s error=%r; EC2 collection is "
+                            "unaffected; a config reload tries again", *where, SOURCE, self._refused[where])
+            return False, time.monotonic() - started, describe_error(err)
+        except Exception as err:  # one region's failure stays with it
+            return False, time.monotonic() - started, describe_error(err)
+        return True, time.monotonic() - started, ""

@@ -1,0 +1,111 @@
+"""AWS's per-tunnel status (GetVpnTunnelReplacementStatus, GetActiveVpnTunnelStatus), served by the simulated
+AWS over HTTP as botocore shapes it: read, exported and diagnosed; refused calls turn the source off for
+that account and region without touching EC2; the calls stay under their ceiling."""
+
+from datetime import datetime, timezone
+
+import boto3
+import pytest
+
+from exporter.config import Target
+from exporter.diagnosis import aws_side
+from exporter.sources.ec2.tunnel_status import TunnelStatus, TunnelStatusPoller
+from tests.conftest import add_vpn_connection, scrape, series, tunnel_telemetry, value
+from tests.faults import Fault
+
+REGION = "eu-west-1"
+IPS = ("198.51.100.1", "198.51.100.2")
+AUTO_APPLY = datetime(2030, 1, 1, tzinfo=timezone.utc)
+
+
+def connection_with_status() -> str:
+    vpn = add_vpn_connection(REGION, [tunnel_telemetry(ip, "DOWN", "IPSEC IS DOWN") for ip in IPS],
+                             {"StaticRoutesOnly": False, "TunnelOptions": [{"OutsideIpAddress": ip} for ip in IPS]})
+    from moto.ec2.models import ec2_backends
+
+    ec2_backends["123456789012"][REGION].vpn_connections[vpn].tunnel_status = {
+        IPS[0]: {"maintenance": {"PendingMaintenance": "Available", "MaintenanceAutoAppliedAfter": AUTO_APPLY},
+                 "active": {"ProvisioningStatus": "failed", "ProvisioningStatusReason": "Inside CIDR in use",
+                            "IkeVersion": "ikev1", "Phase1IntegrityAlgorithm": "SHA1", "Phase1DHGroup": 2}},
+        IPS[1]: {"maintenance": {"PendingMaintenance": "None"}, "active": {"ProvisioningStatus": "available"}}}
+    return vpn
+
+
+def test_the_simulated_aws_answers_as_aws_does(aws):
+    vpn = connection_with_status()
+    ec2 = boto3.client("ec2", region_name=REGION)
+    details = ec2.get_vpn_tunnel_replacement_status(VpnConnectionId=vpn, VpnTunnelOutsideIpAddress=IPS[0])
+    assert details["MaintenanceDetails"]["MaintenanceAutoAppliedAfter"] == AUTO_APPLY
+    with pytest.raises(ec2.exceptions.ClientError, match="InvalidVpnConnectionID.NotFound"):
+        ec2.get_active_vpn_tunnel_status(VpnConnectionId="vpn-0000", VpnTunnelOutsideIpAddress=IPS[0])
+    with pytest.raises(ec2.exceptions.ClientError, match="InvalidParameterValue"):
+        ec2.get_active_vpn_tunnel_status(VpnConnectionId=vpn, VpnTunnelOutsideIpAddress="192.0.2.99")
+
+
+def test_status_is_exported_and_diagnosed(aws, make_exporter):
+    vpn = connection_with_status()
+    exporter = make_exporter([Target(regions=(REGION,))])
+    exporter.tunnel_status.max_calls_per_second = 1000  # the ceiling has its own test
+    exporter.poll_once()
+    exporter.poll_tunnel_status()
+    samples = scrape(exporter.url)
+    assert value(samples, "aws_vpn_tunnel_maintenance_pending", tunnel=IPS[0]) == 1
+    assert value(samples, "aws_vpn_tunnel_maintenance_pending", tunnel=IPS[1]) == 0
+    assert value(samples, "aws_vpn_tunnel_maintenance_auto_apply_timestamp_seconds", tunnel=IPS[0]) == \
+        AUTO_APPLY.timestamp()
+    assert value(samples, "aws_vpn_tunnel_provisioning_status", tunnel=IPS[0], status="failed") == 1
+    assert value(samples, "aws_vpn_tunnel_negotiated_info", tunnel=IPS[0], ike_version="ikev1",
+                 phase1_integrity="SHA1", phase1_dh_group="2") == 1
+    assert value(samples, "aws_vpn_exporter_collection_success", source="tunnel_status") == 1
+    found = {(s["tunnel"], s["finding"]) for s in series(samples, "aws_vpn_tunnel_finding", vpn_connection_id=vpn)}
+    assert {(IPS[0], "tunnel_provisioning_failed"), (IPS[0], "endpoint_maintenance_pending"),
+            (IPS[0], "weak_cryptography_negotiated")} <= found
+    assert not {code for tunnel, code in found if tunnel == IPS[1]} & {
+        "tunnel_provisioning_failed", "endpoint_maintenance_pending", "weak_cryptography_negotiated"}
+    evidence = next(f.evidence for f in exporter.current.snapshot.findings if f.code == "tunnel_provisioning_failed")
+    assert evidence == ("provisioning failed: Inside CIDR in use",)
+
+
+def test_refused_calls_turn_the_source_off_there_and_leave_ec2_alone(aws, faults, make_exporter, caplog):
+    caplog.set_level("WARNING", logger="exporter")
+    connection_with_status()
+    exporter = make_exporter([Target(regions=(REGION,))])
+    exporter.tunnel_status.max_calls_per_second = 1000
+    faults.faults.append(Fault(operation="GetVpnTunnelReplacementStatus", code="UnauthorizedOperation"))
+    exporter.poll_once()
+    for _ in range(2):
+        exporter.poll_tunnel_status()
+    samples = scrape(exporter.url)
+    assert value(samples, "aws_vpn_exporter_collection_success", source="ec2") == 1
+    assert value(samples, "aws_vpn_exporter_collection_success", source="tunnel_status") == 0
+    assert faults.faults[0].hits == 1  # the second pass did not call again
+    assert len([r for r in caplog.records if "source turned off" in r.getMessage()]) == 1
+    exporter.tunnel_status.reconfigure(1000)  # a reload tries again
+    faults.faults.clear()
+    exporter.poll_tunnel_status()
+    assert value(scrape(exporter.url), "aws_vpn_exporter_collection_success", source="tunnel_status") == 1
+
+
+def test_the_calls_stay_under_the_ceiling(aws):
+    """Each account and region's calls are spaced by 1 / max_calls_per_second (measured with a fake clock)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from exporter.config import Config
+    from exporter.sources.aws import AwsAccount
+    from exporter.sources.ec2.poller import Poller
+
+    for _ in range(5):
+        connection_with_status()
+    config = Config(targets=(Target(regions=(REGION,)),))
+    ec2 = Poller(config, [AwsAccount(config.targets[0], lambda *a: None)], ThreadPoolExecutor(2)).poll()
+    slept = []
+    poller = TunnelStatusPoller(max_calls_per_second=4, sleep=slept.append)
+    poller.poll(ec2.regions, ec2.accounts)
+    assert poller.calls == 20  # 5 connections x 2 tunnels x 2 calls
+    assert sum(slept) >= poller.calls / 4 and all(gap == 0.25 for gap in slept)
+
+
+def test_provisioning_pending_is_a_finding_only_after_half_an_hour():
+    pending = TunnelStatus(checked_at=0, provisioning_status="pending", pending_since=1000.0)
+    assert not list(aws_side.tunnel_rules(pending, now=1000.0 + 1799))
+    assert [code for code, _ in aws_side.tunnel_rules(pending, now=1000.0 + 1801)] == ["tunnel_provisioning_pending"]
