@@ -115,12 +115,17 @@ class Exporter:
         self._log_data = self.logs.poll(ec2.regions, ec2.accounts)
         self._publish()
 
-    def poll_tunnel_status(self) -> None:
-        """AWS's maintenance and provisioning status of the tunnels EC2 last reported (its own slow schedule)."""
+    def poll_tunnel_status(self, only: set[str] = frozenset(), within: float | None = None) -> None:
+        """AWS's maintenance and provisioning status of the tunnels EC2 last reported (its own slow schedule);
+        ``only`` these connections (ids or Name tags) and ``within`` seconds for a one-shot ``diagnose``."""
         ec2 = self._ec2
         if self.tunnel_status is None or ec2 is None:
             return
-        self._tunnel_status_data = self.tunnel_status.poll(ec2.regions, ec2.accounts)
+        regions = ec2.regions if not only else tuple(
+            replace(region, connections=tuple(c for c in region.connections
+                                              if c.vpn_connection_id in only or c.name in only))
+            for region in ec2.regions)
+        self._tunnel_status_data = self.tunnel_status.poll(regions, ec2.accounts, within)
         self._publish()
 
     def poll_once(self) -> RenderedSnapshot:

@@ -70,7 +70,7 @@ def test_metric_contract_label_sets(demo, make_exporter):
         found = series(samples, name)
         assert found and all(set(labels) == tunnel for labels in found), name
     info = series(samples, "aws_vpn_connection_info")
-    assert len(info) == 8
+    assert len(info) == 9
     assert all(set(labels) == {"account_id", "region", "vpn_connection_id", "name", "state", "routing",
                                "gateway_type", "gateway_id", "customer_gateway_id", "accelerated"} for labels in info)
     assert {labels["source"] for labels in series(samples, "aws_vpn_exporter_collection_success")} == {"ec2", "logs"}

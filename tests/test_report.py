@@ -149,9 +149,9 @@ def test_the_demo_triage(demo_text_and_json):
     assert {severity[n] for n in ("branch-tokyo", "dc-accelerated", "lab-down", "partner-asn")} == {CRITICAL}
     assert severity["hq-core"] == HEALTHY and severity["subsidiary-edge"] == "warning"
     counts = {rank: sum(s == rank for s in severity.values()) for rank in RANKS}
-    assert report["summary"] == {"connections": 8, **counts}
+    assert report["summary"] == {"connections": 9, **counts}
     first = text.stdout.splitlines()[0]
-    assert first == summary_line(report) and first.startswith("8 connections: 4 critical")
+    assert first == summary_line(report) and first.startswith("9 connections: 5 critical")
     lines = text.stdout.splitlines()
     position = {name: next(i for i, line in enumerate(lines) if f" {name}  vpn-" in line) for name in severity}
     assert max(position[n] for n, s in severity.items() if s == CRITICAL) < position["hq-core"]

@@ -228,7 +228,7 @@ def test_a_real_browser_shows_the_demo(demo, make_exporter, tmp_path):
     dom = chromium(tmp_path, "--dump-dom", url)
     assert dom.returncode == 0, dom.stderr[-2000:]
     text = text_of(dom.stdout)
-    assert re.search(r"\d of 8 VPN connections need attention\.", text), text[:500]
+    assert re.search(r"\d of 9 VPN connections need attention\.", text), text[:500]
     assert "simulated AWS" in text
     assert "branch-tokyo" in text and "198.51.100.21" in text and "IPSEC IS UP" in text
     assert FINDINGS["ipsec_up_bgp_down"].remedy in text

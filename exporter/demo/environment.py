@@ -54,6 +54,29 @@ def simulated_aws_environment(endpoint_url: str) -> dict[str, str]:
     }
 
 
+def _aws_status(status: dict[str, str], state: str, now: float) -> dict[str, dict]:
+    """What GetVpnTunnelReplacementStatus and GetActiveVpnTunnelStatus answer for a tunnel in this state."""
+    maintenance = {"PendingMaintenance": "None"}
+    if status["maintenance"] == "pending":
+        maintenance = {"PendingMaintenance": "Available",
+                       "MaintenanceAutoAppliedAfter": datetime.fromtimestamp(int(now) // 3600 * 3600 + 3 * 86400,
+                                                                             tz=timezone.utc)}
+    elif status["maintenance"] == "applied":
+        maintenance["LastMaintenanceApplied"] = datetime.fromtimestamp(int(now) - 600, tz=timezone.utc)
+    active: dict = {"ProvisioningStatus": status["provisioning"]}
+    if status["provisioning"] == "failed":
+        active["ProvisioningStatusReason"] = "The tunnel inside CIDR conflicts with another tunnel of the gateway"
+    elif state != "down":  # what an established tunnel negotiated
+        weak = status["negotiated"] == "weak"
+        active.update({"IkeVersion": "ikev1" if weak else "ikev2",
+                       "Phase1EncryptionAlgorithm": "AES128" if weak else "AES256-GCM-16",
+                       "Phase2EncryptionAlgorithm": "AES128" if weak else "AES256-GCM-16",
+                       "Phase1IntegrityAlgorithm": "SHA1" if weak else "SHA2-256",
+                       "Phase2IntegrityAlgorithm": "SHA1" if weak else "SHA2-256",
+                       "Phase1DHGroup": 2 if weak else 20, "Phase2DHGroup": 2 if weak else 20})
+    return {"maintenance": maintenance, "active": active}
+
+
 @dataclass
 class _LiveTunnel:
     scenario: TunnelScenario
@@ -257,7 +280,10 @@ class DemoEnvironment:
                         "AcceptedRouteCount": tunnel.scenario.routes if up_dynamic else 0,
                         "LastStatusChange": datetime.fromtimestamp(int(tunnel.changed_at), tz=timezone.utc),
                     })
-                self._backend_connection(live).vgw_telemetry = telemetry
+                backend = self._backend_connection(live)
+                backend.vgw_telemetry = telemetry
+                backend.tunnel_status = {t.scenario.outside_ip: _aws_status(dict(t.scenario.aws_status), t.state, now)
+                                         for t in live.tunnels}
 
     def set_state(self, connection_name: str, tunnel_index: int, state: str | None) -> None:
         """Force a tunnel into a state (None returns it to its scenario), and apply at once."""

@@ -19,6 +19,8 @@ STATES = ("healthy", "ipsec_up_bgp_down", "down")
 LOG_FORMATS = ("json", "text", "off")
 BGP_CAUSES = ("", "asn_mismatch")
 IKE_CAUSES = ("", "psk_mismatch", "no_proposal")
+AWS_STATUS = {"maintenance": ("", "pending", "applied"), "provisioning": ("available", "pending", "failed"),
+              "negotiated": ("strong", "weak")}  # what GetVpnTunnelReplacementStatus / GetActiveVpnTunnelStatus say
 
 
 def _values(*values) -> list[dict]:
@@ -66,6 +68,7 @@ class TunnelScenario:
     ike_cause: str = ""  # why IPsec stays down in down: "" (the peer does not answer) | psk_mismatch | no_proposal
     quiet: bool = False  # logging on, nothing logged yet: AWS has created no stream for this tunnel
     options: tuple[tuple[str, Any], ...] = ()  # TunnelOptions as AWS names them (see PRESETS)
+    aws_status: tuple[tuple[str, str], ...] = ()  # maintenance, provisioning, negotiated (see AWS_STATUS)
 
     def state_at(self, elapsed: float) -> str:
         """The state this tunnel is in ``elapsed`` seconds after the demo started."""
@@ -151,6 +154,7 @@ def _tunnel(data: Any, where: str, source: str) -> TunnelScenario:
         ike_cause=_choice(data, "ike_cause", IKE_CAUSES, where, source),
         quiet=bool(data.get("quiet", False)),
         options=_tunnel_options(data, where, source),
+        aws_status=_aws_status(data, where, source),
     )
 
 
@@ -162,6 +166,14 @@ def _tunnel_options(data: dict, where: str, source: str) -> tuple[tuple[str, Any
             raise ConfigError(source, f"{where}.options", f"expected a mapping or one of {sorted(PRESETS)}")
         return tuple(PRESETS[value].items())
     return tuple({**HARDENED_TUNNEL, **_mapping(data, "options", where, source)}.items())
+
+
+def _aws_status(data: dict, where: str, source: str) -> tuple[tuple[str, str], ...]:
+    given = _mapping(data, "aws_status", where, source)
+    for key, value in given.items():
+        if value not in AWS_STATUS.get(key, ()):
+            raise ConfigError(source, f"{where}.aws_status.{key}", f"expected one of {AWS_STATUS.get(key, ())}")
+    return tuple((key, given.get(key, choices[0])) for key, choices in AWS_STATUS.items())
 
 
 def _mapping(data: dict, key: str, where: str, source: str) -> dict:

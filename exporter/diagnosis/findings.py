@@ -109,12 +109,12 @@ _SPECS = (
                 "DOWN whatever the customer gateway does.",
                 "Read the provisioning reason; change the tunnel options it names (ModifyVpnTunnelOptions), or "
                 "replace the tunnel (ReplaceVpnTunnel); open an AWS support case when the reason is AWS's own.",
-                alert="VpnTunnelProvisioningFailed", demo="no: the demo's scenarios do not set AWS-side status yet"),
+                alert="VpnTunnelProvisioningFailed", demo="new-branch"),
     FindingSpec("tunnel_provisioning_pending", WARNING, "tunnel",
                 "The tunnel has been provisioning (ProvisioningStatus pending) for over 30 minutes.",
                 "Wait for a change of tunnel options to finish; if it does not within the hour, check the reason "
                 "and open an AWS support case.",
-                alert="VpnTunnelProvisioningPending", demo="no: the demo's scenarios do not set AWS-side status yet"),
+                alert="VpnTunnelProvisioningPending", demo="no: new-branch's tunnel 2 is pending, but for 30 minutes only in a long-running demo"),
     FindingSpec("endpoint_maintenance_pending", WARNING, "tunnel",
                 "AWS has an endpoint replacement pending for the tunnel: it goes down while AWS replaces it, at a "
                 "time AWS picks after the auto-apply date.",
@@ -122,13 +122,13 @@ _SPECS = (
                 "ApplyPendingMaintenance, or the console), and make sure the customer gateway re-initiates IKE "
                 "afterwards (see tunnel_restart_depends_on_customer_gateway).",
                 alert="VpnEndpointMaintenancePending", risk=True,
-                demo="no: the demo's scenarios do not set AWS-side status yet"),
+                demo="partner-flapping"),
     FindingSpec("weak_cryptography_negotiated", WARNING, "tunnel",
                 "The tunnel negotiated IKEv1, SHA1 or a Diffie-Hellman group below 14 (GetActiveVpnTunnelStatus).",
                 "Configure the customer gateway to propose IKEv2, SHA2-256 or stronger and DH groups 14 and above, "
                 "then restrict the tunnel options to them (ModifyVpnTunnelOptions).",
                 alert="VpnWeakCryptographyNegotiated", risk=True,
-                demo="no: the demo's scenarios do not set AWS-side status yet"),
+                demo="legacy-static"),
     FindingSpec("ike_authentication_failed", WARNING, "tunnel",
                 "IKE authentication fails: the customer gateway's pre-shared key (or identity) does not match the "
                 "tunnel's.",

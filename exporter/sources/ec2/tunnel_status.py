@@ -108,9 +108,12 @@ class TunnelStatusPoller:
         self._lock = threading.Lock()
         self.calls = 0  # every call made, for the benchmark
 
-    def poll(self, regions: tuple[RegionTelemetry, ...], accounts: Mapping[str, AwsAccount]) -> TunnelStatusCollection:
+    def poll(self, regions: tuple[RegionTelemetry, ...], accounts: Mapping[str, AwsAccount],
+             within: float | None = None) -> TunnelStatusCollection:
+        """One pass; ``within`` seconds at most (a region not done by then keeps what it read and fails)."""
+        deadline = None if within is None else time.monotonic() + within
         jobs = {(region.account_id, region.region): self._executor.submit(self._pass, region,
-                                                                          accounts[region.account_id])
+                                                                          accounts[region.account_id], deadline)
                 for region in regions if region.account_id in accounts and region.connections}
         results = []
         for (account_id, region_name), job in sorted(jobs.items()):
@@ -133,7 +136,7 @@ class TunnelStatusPoller:
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def _pass(self, region: RegionTelemetry, account: AwsAccount) -> tuple[bool, float, str]:
+    def _pass(self, region: RegionTelemetry, account: AwsAccount, deadline: float | None) -> tuple[bool, float, str]:
         where, started = (region.account_id, region.region), time.monotonic()
         if where in self._refused:
             return False, 0.0, f"off: {self._refused[where]}"
@@ -142,6 +145,8 @@ class TunnelStatusPoller:
         try:
             for connection in region.connections:
                 for tunnel in connection.tunnels:
+                    if deadline is not None and time.monotonic() > deadline:
+                        return False, time.monotonic() - started, "timeout: the pass did not finish in time"
                     arguments = {"VpnConnectionId": connection.vpn_connection_id,
                                  "VpnTunnelOutsideIpAddress": tunnel.outside_ip}
                     maintenance = client.get_vpn_tunnel_replacement_status(**arguments).get("MaintenanceDetails") or {}
