@@ -75,7 +75,8 @@ def _simulated_aws(connections: int, regions: tuple[str, ...], queue, stop) -> N
     server.stop()
 
 
-def bench(connections: int, regions: tuple[str, ...], polls: int, scrapers: int, scrape_seconds: float) -> None:
+def bench(connections: int, regions: tuple[str, ...], polls: int, scrapers: int, scrape_seconds: float,
+          status_seconds: float) -> None:
     context = multiprocessing.get_context("spawn")
     queue, stop = context.Queue(), context.Event()
     aws = context.Process(target=_simulated_aws, args=(connections, regions, queue, stop))
@@ -122,9 +123,34 @@ def bench(connections: int, regions: tuple[str, ...], polls: int, scrapers: int,
         sampler.running = False
         print(f"exporter RSS       {rss_mib():.0f} MiB now, {sampler.peak:.0f} MiB peak over the polls and scrapes "
               f"(target 150 MB at 10,000 tunnels); moto and the render child are other processes")
+        _tunnel_status_rate(exporter, regions, status_seconds)
         exporter.stop()
     stop.set()
     aws.join()
+
+
+def _tunnel_status_rate(exporter: Exporter, regions: tuple[str, ...], seconds: float) -> None:
+    """The per-tunnel status calls for ``seconds`` of a pass: their rate in each region stays under the ceiling."""
+    ceiling = exporter.config.tunnel_status.max_calls_per_second
+    operations = ("GetVpnTunnelReplacementStatus", "GetActiveVpnTunnelStatus")
+
+    def by_region() -> Counter:
+        counted = Counter()
+        for metric in exporter.metrics.api_calls.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total") and sample.labels["operation"] in operations:
+                    counted[sample.labels["region"]] += int(sample.value)
+        return counted
+
+    before, started = by_region(), time.perf_counter()
+    exporter.poll_tunnel_status(within=seconds)
+    elapsed, made = time.perf_counter() - started, by_region() - before
+    rates = {region: made[region] / elapsed for region in regions}
+    tunnels = sum(len(c.tunnels) for _, c in exporter.current.snapshot.connections())
+    print(f"tunnel status      {sum(made.values()):,} calls in {elapsed:.1f} s over {len(regions)} regions: "
+          f"{max(rates.values()):.2f} calls/s in the busiest region, ceiling {ceiling:g}; a full pass over "
+          f"{tunnels:,} tunnels takes {tunnels * 2 / ceiling / len(regions) / 60:.0f} min at the ceiling")
+    assert max(rates.values()) <= ceiling * 1.05, rates
 
 
 def _calls(exporter: Exporter) -> Counter:
@@ -143,10 +169,11 @@ def main() -> int:
     parser.add_argument("--polls", type=int, default=3)
     parser.add_argument("--scrapers", type=int, default=50)
     parser.add_argument("--scrape-seconds", type=float, default=20)
+    parser.add_argument("--status-seconds", type=float, default=10, help="how long to measure the per-tunnel calls")
     args = parser.parse_args()
     memory.tune_malloc()  # as the command does
     for connections in args.connections:
-        bench(connections, REGIONS[:args.regions], args.polls, args.scrapers, args.scrape_seconds)
+        bench(connections, REGIONS[:args.regions], args.polls, args.scrapers, args.scrape_seconds, args.status_seconds)
     return 0
 
 

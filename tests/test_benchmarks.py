@@ -50,3 +50,14 @@ def test_status_page_benchmark_runs():
     assert result.returncode == 0, result.stdout + result.stderr
     assert [line.split()[0] for line in result.stdout.splitlines()[:2]] == ["mostly", "worst"], result.stdout
     assert "target: every render under 1000 ms: met" in result.stdout
+
+
+def test_poll_benchmark_keeps_the_per_tunnel_calls_under_their_ceiling():
+    """Small here (run it with --connections 5000 for 10,000 tunnels): the steady poll makes one call per
+    region, and the per-tunnel status calls stay under their ceiling in every region (asserted inside)."""
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "poll.py"), "--connections", "40",
+                             "--polls", "2", "--scrapers", "5", "--scrape-seconds", "1", "--status-seconds", "3"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    status = next(line for line in result.stdout.splitlines() if line.startswith("tunnel status"))
+    assert "ceiling 5" in status and " 0 calls" not in status, result.stdout
