@@ -30,5 +30,9 @@ dashboard = vpn_dashboard(
             (f"topk(10, avg_over_time({HEADLINE_STATE}[$__range]) * $__range_s)", "seconds")], (12, 16, 12, 8)),
         timeseries("Fraction of tunnels up (AWS), daily average", [
             (f"avg(avg_over_time({m.TUNNEL_UP}{{{SCOPE}}}[1d]))", "all tunnels")], (0, 24, 24, 6), unit="percentunit"),
+        table("AWS endpoint replacements in the last day (a flap then is AWS's maintenance)", [
+            (f"time() - {m.TUNNEL_LAST_MAINTENANCE}{{{SCOPE}}} < 86400", "seconds ago")], (0, 30, 24, 6),
+            description="GetVpnTunnelReplacementStatus LastMaintenanceApplied: the tunnel went down while AWS "
+                        "replaced its endpoint."),
     ],
 )

@@ -79,7 +79,7 @@ def dashboard_queries() -> list[tuple[str, str, str]]:
 
 
 def test_there_are_dashboards_and_queries():
-    assert {p.stem for p in DASHBOARDS} == {"overview", "connection", "flaps", "exporter"}
+    assert {p.stem for p in DASHBOARDS} == {"overview", "connection", "flaps", "exporter", "configuration"}
     assert len(dashboard_queries()) > 40
 
 
