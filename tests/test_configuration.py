@@ -79,3 +79,16 @@ def test_static_routes_not_available_are_named():
     conn = connection(static_routes=(("10.0.0.0/16", "available"), ("10.1.0.0/16", "pending"),
                                      ("10.2.0.0/16", "deleted"), ("10.3.0.0/16", "other")))
     assert connection_codes(conn)["static_route_not_available"] == ("10.1.0.0/16: pending", "10.3.0.0/16: other")
+
+
+def test_a_proposal_mismatch_names_what_the_tunnel_allows():
+    tunnel = tunnel_from({"IkeVersions": [{"Value": "ikev2"}], "Phase1DHGroupNumbers": [{"Value": 20}, {"Value": 14}]})
+    assert configuration.allowed(tunnel.config) == "the tunnel allows: IKE versions ikev2; phase 1 DH groups 14, 20"
+    assert configuration.allowed(TunnelConfig()) == ""  # nothing reported: no claim
+
+
+def test_the_demo_proposal_mismatch_carries_the_allowed_options(demo, make_exporter):
+    exporter = make_exporter(demo.targets())
+    exporter.poll_once()
+    evidence = next(f.evidence for f in exporter.current.snapshot.findings if f.code == "ike_proposal_mismatch")
+    assert any(item.startswith("the tunnel allows: IKE versions ikev1;") for item in evidence), evidence

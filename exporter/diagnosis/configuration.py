@@ -83,3 +83,9 @@ def _differences(tunnels: tuple[Tunnel, ...]) -> list[str]:
         if all(values.values()) and len(set(values.values())) > 1:
             found.append(f"{label}: " + "; ".join(f"tunnel {ip} {', '.join(value)}" for ip, value in values.items()))
     return found
+
+
+def allowed(config: TunnelConfig) -> str:
+    """What the tunnel accepts, for the evidence of a proposal mismatch (empty when AWS did not say)."""
+    parts = [f"{label} {', '.join(getattr(config, name))}" for label, name in COMPARED if getattr(config, name)]
+    return "the tunnel allows: " + "; ".join(parts) if parts else ""

@@ -122,7 +122,8 @@ def _tunnel_rules(connection: Connection, tunnel: Tunnel, logs: TunnelLogView | 
         code, error, age = recent
         yield code, (f"IKE log: {error.replace('_', ' ')} {duration(age)} ago",
                      f"{counts.get(error, 0)} such events counted, the latest at {utc(now - age, now)}",
-                     f"AWS status {tunnel.status}, status message {STATUS_MESSAGES[tunnel.status_message]}")
+                     f"AWS status {tunnel.status}, status message {STATUS_MESSAGES[tunnel.status_message]}",
+                     configuration.allowed(tunnel.config) if code == "ike_proposal_mismatch" else "")
 
 
 def _recent_error(logs: TunnelLogView, fact: str, findings: dict[str, str], now: float) -> tuple | None:
