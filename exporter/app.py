@@ -207,6 +207,9 @@ class Exporter:
             if new.logs.enabled != old.logs.enabled:
                 kept.append("logs.enabled")
                 new = replace(new, logs=replace(new.logs, enabled=old.logs.enabled))
+            if new.tunnel_status.enabled != old.tunnel_status.enabled:
+                kept.append("tunnel_status.enabled")
+                new = replace(new, tunnel_status=replace(new.tunnel_status, enabled=old.tunnel_status.enabled))
             if (new.sharded_targets(), new.aws, new.poll_timeout) != (old.sharded_targets(), old.aws, old.poll_timeout):
                 self.accounts = self._accounts(new)
                 self.poller = Poller(new, self.accounts, self._executor)
