@@ -31,6 +31,18 @@ def connection_with_status() -> str:
     return vpn
 
 
+def ec2_poll():
+    """One EC2 poll of the simulated AWS, for the status poller to work from."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from exporter.config import Config
+    from exporter.sources.aws import AwsAccount
+    from exporter.sources.ec2.poller import Poller
+
+    config = Config(targets=(Target(regions=(REGION,)),))
+    return Poller(config, [AwsAccount(config.targets[0], lambda *a: None)], ThreadPoolExecutor(2)).poll()
+
+
 def test_the_simulated_aws_answers_as_aws_does(aws):
     vpn = connection_with_status()
     ec2 = boto3.client("ec2", region_name=REGION)
@@ -88,16 +100,9 @@ def test_refused_calls_turn_the_source_off_there_and_leave_ec2_alone(aws, faults
 
 def test_the_calls_stay_under_the_ceiling(aws):
     """Each account and region's calls are spaced by 1 / max_calls_per_second (measured with a fake clock)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from exporter.config import Config
-    from exporter.sources.aws import AwsAccount
-    from exporter.sources.ec2.poller import Poller
-
     for _ in range(5):
         connection_with_status()
-    config = Config(targets=(Target(regions=(REGION,)),))
-    ec2 = Poller(config, [AwsAccount(config.targets[0], lambda *a: None)], ThreadPoolExecutor(2)).poll()
+    ec2 = ec2_poll()
     slept = []
     poller = TunnelStatusPoller(max_calls_per_second=4, sleep=slept.append)
     poller.poll(ec2.regions, ec2.accounts)
@@ -109,3 +114,23 @@ def test_provisioning_pending_is_a_finding_only_after_half_an_hour():
     pending = TunnelStatus(checked_at=0, provisioning_status="pending", pending_since=1000.0)
     assert not list(aws_side.tunnel_rules(pending, now=1000.0 + 1799))
     assert [code for code, _ in aws_side.tunnel_rules(pending, now=1000.0 + 1801)] == ["tunnel_provisioning_pending"]
+
+
+def test_closing_ends_a_long_pass_at_once(aws):
+    """A pass over many tunnels at a low ceiling lasts minutes; shutting down must not wait for it."""
+    import threading
+    import time as clock
+
+    for _ in range(3):
+        connection_with_status()
+    ec2 = ec2_poll()
+    poller = TunnelStatusPoller(max_calls_per_second=0.5)  # 2 s between calls: 12 calls would take 24 s
+    outcome = []
+    thread = threading.Thread(target=lambda: outcome.append(poller.poll(ec2.regions, ec2.accounts)))
+    started = clock.monotonic()
+    thread.start()
+    clock.sleep(0.5)
+    poller.close()
+    thread.join(10)
+    assert not thread.is_alive() and clock.monotonic() - started < 5
+    assert outcome[0].results[0].error == "stopped: the exporter is shutting down"

@@ -98,9 +98,10 @@ class TunnelStatusPoller:
     """One pass over every tunnel EC2 last reported, rate-limited per account and region."""
 
     def __init__(self, max_calls_per_second: float, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep, workers: int = 4):
+                 sleep: Callable[[float], object] | None = None, workers: int = 4):
         self.max_calls_per_second = max_calls_per_second
-        self._clock, self._sleep = clock, sleep
+        self._closed = threading.Event()  # close() ends a pass at its next call, however long it had to go
+        self._clock, self._sleep = clock, sleep or self._closed.wait
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=SOURCE)
         self._statuses: dict[TunnelKey, TunnelStatus] = {}
         self._refused: dict[tuple[str, str], str] = {}  # (account, region) -> why this source is off there
@@ -134,6 +135,7 @@ class TunnelStatusPoller:
         self._refused.clear()
 
     def close(self) -> None:
+        self._closed.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _pass(self, region: RegionTelemetry, account: AwsAccount, deadline: float | None) -> tuple[bool, float, str]:
@@ -147,6 +149,8 @@ class TunnelStatusPoller:
                 for tunnel in connection.tunnels:
                     if deadline is not None and time.monotonic() > deadline:
                         return False, time.monotonic() - started, "timeout: the pass did not finish in time"
+                    if self._closed.is_set():
+                        return False, time.monotonic() - started, "stopped: the exporter is shutting down"
                     arguments = {"VpnConnectionId": connection.vpn_connection_id,
                                  "VpnTunnelOutsideIpAddress": tunnel.outside_ip}
                     maintenance = client.get_vpn_tunnel_replacement_status(**arguments).get("MaintenanceDetails") or {}
