@@ -17,7 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from exporter import memory
 from exporter.sources.aws import AwsAccount, client_config
-from exporter.config import Config, ConfigError
+from exporter.config import Config, ConfigError, tag_label
 from exporter.diagnosis.rules import diagnose
 from exporter.exposition.instrumentation import ExporterMetrics
 from exporter.sources.logs.reader import IngestCounters, LogCollection, LogIngestor
@@ -145,7 +145,8 @@ class Exporter:
                     completed_at=time.time(), regions=ec2.regions,
                     results=ec2.results + (logs.results if logs else ()) + (status.results if status else ()),
                     tunnel_logs=logs.tunnels if logs else {}, log_groups=logs.groups if logs else (),
-                    tunnel_status=status.statuses if status else {})
+                    tunnel_status=status.statuses if status else {},
+                    tag_labels=tuple(tag_label(key) for key in self.config.connection_tags))
                 snapshot = replace(snapshot, selector_checks=check_snapshot(snapshot))  # once, for both readers
                 snapshot = replace(snapshot, findings=diagnose(snapshot, on_error=self._diagnosis_failed))
                 self.current = RenderedSnapshot.of(snapshot)
@@ -210,7 +211,8 @@ class Exporter:
             if new.tunnel_status.enabled != old.tunnel_status.enabled:
                 kept.append("tunnel_status.enabled")
                 new = replace(new, tunnel_status=replace(new.tunnel_status, enabled=old.tunnel_status.enabled))
-            if (new.sharded_targets(), new.aws, new.poll_timeout) != (old.sharded_targets(), old.aws, old.poll_timeout):
+            if (new.sharded_targets(), new.aws, new.poll_timeout, new.connection_tags) != \
+                    (old.sharded_targets(), old.aws, old.poll_timeout, old.connection_tags):
                 self.accounts = self._accounts(new)
                 self.poller = Poller(new, self.accounts, self._executor)
             if self.logs is not None:

@@ -91,6 +91,7 @@ class Config:
     max_concurrency: int = 16
     logs: LogsConfig = field(default_factory=LogsConfig)
     tunnel_status: TunnelStatusConfig = field(default_factory=TunnelStatusConfig)
+    connection_tags: tuple[str, ...] = ()  # tag keys exported as tag_<key> labels on aws_vpn_connection_info
     state_dir: Path = Path("./state")
     shard: Shard = field(default_factory=Shard)
     aws: AwsSettings = field(default_factory=AwsSettings)
@@ -228,6 +229,28 @@ def _tunnel_status(reader: _Reader, value: Any) -> TunnelStatusConfig:
     )
 
 
+MAX_CONNECTION_TAGS = 10  # each adds a label to every connection's info series: keep the set small
+
+
+def tag_label(key: str) -> str:
+    """The label a tag key becomes: ``tag_`` and the key in lower case, anything but [a-z0-9_] as ``_``."""
+    return "tag_" + re.sub(r"[^a-z0-9_]", "_", key.lower())
+
+
+def _connection_tags(reader: _Reader, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(key, str) and 0 < len(key) <= 128 for key in value):
+        raise reader.fail("connection_tags", "expected a list of tag keys (1 to 128 characters each)")
+    if len(value) > MAX_CONNECTION_TAGS:
+        raise reader.fail("connection_tags", f"at most {MAX_CONNECTION_TAGS} tags (each is a label on every connection)")
+    labels = [tag_label(key) for key in value]
+    clash = next((key for key, label in zip(value, labels) if labels.count(label) > 1), None)
+    if clash is not None:
+        raise reader.fail("connection_tags", f"{clash!r} and another key become the same label {tag_label(clash)}")
+    return tuple(value)
+
+
 def _default(cls: type, name: str) -> Any:
     """A setting's default as its dataclass declares it: the one place defaults live."""
     return cls.__dataclass_fields__[name].default
@@ -237,7 +260,7 @@ def parse_config(data: Any, source: str) -> Config:
     """Build a Config from decoded YAML, or raise ConfigError naming the key."""
     reader = _Reader(source)
     allowed = {"poll_interval", "poll_timeout", "max_concurrency", "targets", "logs", "tunnel_status", "state_dir",
-               "shard", "aws"}
+               "shard", "aws", "connection_tags"}
     data = reader.mapping(data, "", allowed)
     if "targets" not in data:
         raise reader.fail("targets", "missing: list the accounts (credentials) and regions to watch")
@@ -253,6 +276,7 @@ def parse_config(data: Any, source: str) -> Config:
                                      lambda v: None if 1 <= v <= 256 else "must be between 1 and 256"),
         logs=_logs(reader, data.get("logs")),
         tunnel_status=_tunnel_status(reader, data.get("tunnel_status")),
+        connection_tags=_connection_tags(reader, data.get("connection_tags")),
         state_dir=Path(reader.typed(data, "state_dir", "", str(_default(Config, "state_dir")), str,
                                     lambda v: None if v.strip() else "must not be empty")),
         shard=_shard(reader, data.get("shard")),

@@ -79,6 +79,7 @@ class Connection:
     tunnel_inside_ip_version: str = ""  # ipv4 | ipv6
     gateway_association_state: str = ""  # associated | not-associated | associating | disassociating
     static_routes: tuple[tuple[str, str], ...] = ()  # (destination CIDR, state), as AWS lists them
+    tags: tuple[str, ...] = ()  # the values of the configured connection_tags, in their order ("" if absent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +129,7 @@ class Snapshot:
     findings: tuple[Finding, ...] = ()
     selector_checks: Mapping[TunnelKey, SelectorCheck] | None = None  # None: not made yet (selectors.checks_of)
     tunnel_status: Mapping[TunnelKey, TunnelStatus] = field(default_factory=dict)  # maintenance, provisioning
+    tag_labels: tuple[str, ...] = ()  # label names of the connections' ``tags`` (config connection_tags)
 
     def connections(self):
         """Yield (region telemetry, connection) pairs across accounts and regions."""

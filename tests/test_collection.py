@@ -209,3 +209,22 @@ def test_accounts_share_one_botocore_data_loader():
                 for n in (111111111111, 222222222222)] + [AwsAccount(Target(regions=("eu-west-1",)), lambda *_: None)]
     loaders = {id(account.client("ec2", account.target.regions[0])._loader) for account in accounts}
     assert len(loaders) == 1
+
+
+def test_allowlisted_connection_tags_become_bounded_labels_on_connection_info(aws, make_exporter):
+    """connection_tags: chosen tag keys become tag_<key> labels (sanitised), "" where a connection lacks the tag,
+    a long value cut and counted; other tags are not read."""
+    from moto.ec2.models import ec2_backends
+
+    tagged = add_vpn_connection("eu-west-1", [tunnel_telemetry("198.51.100.1", "UP", "1 BGP ROUTES", 1)])
+    plain = add_vpn_connection("eu-west-1", [tunnel_telemetry("198.51.100.2", "UP", "1 BGP ROUTES", 1)])
+    ec2_backends[ACCOUNT]["eu-west-1"].vpn_connections[tagged].add_tags(
+        {"Team": "network", "cost-center": "x" * 300, "Secret": "not exported"})
+    exporter = make_exporter([Target(regions=("eu-west-1",))], connection_tags=("Team", "cost-center"))
+    exporter.poll_once()
+    samples = scrape(exporter.url)
+    info = {labels["vpn_connection_id"]: labels for labels in series(samples, "aws_vpn_connection_info")}
+    assert info[tagged]["tag_team"] == "network" and info[tagged]["tag_cost_center"] == "x" * 256
+    assert info[plain]["tag_team"] == "" and info[plain]["tag_cost_center"] == ""
+    assert not any("secret" in name.lower() for labels in info.values() for name in labels)
+    assert value(samples, "aws_vpn_exporter_unrecognized_values_total", field="tag_value_too_long") == 1

@@ -151,3 +151,14 @@ def test_defaults_live_in_the_dataclasses_only():
 
     parsed = parse_config({"targets": [{"regions": ["us-east-1"]}]}, "minimal.yaml")
     assert parsed == Config(targets=(Target(regions=("us-east-1",)),), source="minimal.yaml")
+
+
+@pytest.mark.parametrize("tags,reason", [
+    ("[Team, team]", "become the same label tag_team"),
+    ("[" + ", ".join(f"t{i}" for i in range(11)) + "]", "at most 10 tags"),
+    ("Team", "expected a list of tag keys"),
+])
+def test_connection_tags_stay_few_and_distinct(tmp_path, tags, reason):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, VALID + f"connection_tags: {tags}\n"))
+    assert caught.value.key == "connection_tags" and reason in caught.value.reason

@@ -125,6 +125,10 @@ def snapshot_families(snapshot: Snapshot, failed: list[str] | None = None) -> It
     connection whose values cannot be rendered is left out and named in ``failed``; the rest publish."""
     failed = [] if failed is None else failed
     connection_info = Family.of(CONNECTION_INFO)
+    if snapshot.tag_labels:  # the operator's tag allowlist (config connection_tags), after the contract's labels
+        connection_info = Family(CONNECTION_INFO, connection_info.documentation,
+                                 connection_info.labels + snapshot.tag_labels)
+    no_tags = ("",) * len(snapshot.tag_labels)
     tunnel_info = Family.of(TUNNEL_INFO)
     up = Family.of(TUNNEL_UP)
     ipsec = Family.of(TUNNEL_IPSEC_UP)
@@ -144,7 +148,7 @@ def snapshot_families(snapshot: Snapshot, failed: list[str] | None = None) -> It
             connection_info.add_metric(
                 [account, where, connection.vpn_connection_id, connection.name, connection.state, connection.routing,
                  connection.gateway_type, connection.gateway_id, connection.customer_gateway_id,
-                 "true" if connection.accelerated else "false"], 1.0)
+                 "true" if connection.accelerated else "false", *(connection.tags or no_tags)], 1.0)
         for tunnel in connection.tunnels:
             with isolated(f"{connection.vpn_connection_id} {tunnel.outside_ip}"):
                 _tunnel_rows([account, where, connection.vpn_connection_id, tunnel.outside_ip], tunnel, *families[1:8])

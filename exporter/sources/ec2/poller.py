@@ -80,7 +80,7 @@ class Poller:
         account_id = account.account_id()
         response = account.client("ec2", region).describe_vpn_connections()
         odd: Counter = Counter()
-        connections = read_connections(response.get("VpnConnections"), odd)
+        connections = read_connections(response.get("VpnConnections"), odd, self._config.connection_tags)
         gateways = self._gateways_for(index, account, region, {c.customer_gateway_id for c in connections})
         return RegionTelemetry(account_id, region, connections, gateways), odd
 

@@ -220,10 +220,11 @@ def _gateway(item: Mapping) -> tuple[str, str]:
     return "none", ""
 
 
-def _name(tags: Any, odd: Counter) -> str:
+def _tag(tags: Any, key: str, odd: Counter) -> str:
+    """A tag's value as a label value: "" when absent, cut to MAX_LABEL_CHARS (and counted) when longer."""
     if isinstance(tags, list):
         for tag in tags:
-            if isinstance(tag, Mapping) and tag.get("Key") == "Name":
+            if isinstance(tag, Mapping) and tag.get("Key") == key:
                 value = tag.get("Value")
                 if isinstance(value, str) and len(value) > MAX_LABEL_CHARS:
                     odd["tag_value_too_long"] += 1
@@ -232,7 +233,11 @@ def _name(tags: Any, odd: Counter) -> str:
     return ""
 
 
-def read_connection(item: Mapping, odd: Counter) -> Connection | None:
+def _name(tags: Any, odd: Counter) -> str:
+    return _tag(tags, "Name", odd)
+
+
+def read_connection(item: Mapping, odd: Counter, tag_keys: tuple[str, ...] = ()) -> Connection | None:
     """One DescribeVpnConnections item to a Connection; None for one without an id.
 
     ``odd`` counts unrecognised values by field, for ``aws_vpn_exporter_unrecognized_values_total``.
@@ -281,17 +286,18 @@ def read_connection(item: Mapping, odd: Counter) -> Connection | None:
         tunnel_inside_ip_version=_known(options.get("TunnelInsideIpVersion"), "tunnel_inside_ip_version", odd),
         gateway_association_state=_known(item.get("GatewayAssociationState"), "gateway_association_state", odd),
         static_routes=_static_routes(item.get("Routes"), odd),
+        tags=tuple(_tag(item.get("Tags"), key, odd) for key in tag_keys),
     )
 
 
-def read_connections(items: Any, odd: Counter) -> tuple[Connection, ...]:
+def read_connections(items: Any, odd: Counter, tag_keys: tuple[str, ...] = ()) -> tuple[Connection, ...]:
     """All live connections of a response; ``deleted`` ones are dropped so their series vanish."""
     connections = []
     for item in _list(items, "vpn_connections", odd):
         if not isinstance(item, Mapping):
             odd["vpn_connection"] += 1
             continue
-        connection = read_connection(item, odd)
+        connection = read_connection(item, odd, tag_keys)
         if connection is not None and connection.state != "deleted":
             connections.append(connection)
     return tuple(sorted(connections, key=lambda c: c.vpn_connection_id))
