@@ -83,11 +83,14 @@ def test_refused_calls_turn_the_source_off_there_and_leave_ec2_alone(aws, faults
     connection_with_status()
     exporter = make_exporter([Target(regions=(REGION,))])
     exporter.tunnel_status.max_calls_per_second = 1000
-    faults.faults.append(Fault(operation="GetVpnTunnelReplacementStatus", code="UnauthorizedOperation"))
     exporter.poll_once()
+    exporter.poll_tunnel_status()
+    assert value(scrape(exporter.url), "aws_vpn_tunnel_maintenance_pending", tunnel=IPS[0]) == 1
+    faults.faults.append(Fault(operation="GetVpnTunnelReplacementStatus", code="UnauthorizedOperation"))
     for _ in range(2):
         exporter.poll_tunnel_status()
     samples = scrape(exporter.url)
+    assert value(samples, "aws_vpn_tunnel_maintenance_pending", tunnel=IPS[0]) is None  # never to be refreshed
     assert value(samples, "aws_vpn_exporter_collection_success", source="ec2") == 1
     assert value(samples, "aws_vpn_exporter_collection_success", source="tunnel_status") == 0
     assert faults.faults[0].hits == 1  # the second pass did not call again
@@ -134,3 +137,35 @@ def test_closing_ends_a_long_pass_at_once(aws):
     thread.join(10)
     assert not thread.is_alive() and clock.monotonic() - started < 5
     assert outcome[0].results[0].error == "stopped: the exporter is shutting down"
+
+
+def test_a_hung_endpoint_cannot_hold_a_pass_past_its_time(aws, faults, make_exporter):
+    import time as clock
+
+    connection_with_status()
+    exporter = make_exporter([Target(regions=(REGION,))])
+    exporter.tunnel_status.max_calls_per_second = 1000
+    exporter.poll_once()
+    faults.faults.append(Fault(operation="GetVpnTunnelReplacementStatus", delay=8))
+    started = clock.monotonic()
+    exporter.poll_tunnel_status(within=1.0)
+    assert clock.monotonic() - started < 4
+    result = next(r for r in exporter.current.snapshot.results if r.source == "tunnel_status")
+    assert not result.success and result.error == "timeout: no answer within 1s"
+
+
+def test_tags_read_before_a_reload_never_misalign_the_labels():
+    """A reload changes connection_tags before the next EC2 poll reads them: the labels win."""
+    from exporter.exposition.render import RenderedSnapshot
+    from exporter.model import Connection, RegionTelemetry, Snapshot
+    from tests.conftest import parse_exposition
+
+    def info(tags, labels):
+        connection = Connection("vpn-1", "site", "available", "dynamic", "vgw", "vgw-1", "cgw-1", False, tags=tags)
+        rendered = RenderedSnapshot.of(Snapshot(1.0, (RegionTelemetry("1", REGION, (connection,)),),
+                                                tag_labels=labels), isolate=False)
+        assert rendered.failed == ()
+        return series(parse_exposition(rendered.body.decode()), "aws_vpn_connection_info")[0]
+
+    assert info((), ("tag_team",))["tag_team"] == ""
+    assert "tag_env" not in info(("prod", "net"), ("tag_team",)) and info(("prod",), ())["name"] == "site"

@@ -148,7 +148,8 @@ def snapshot_families(snapshot: Snapshot, failed: list[str] | None = None) -> It
             connection_info.add_metric(
                 [account, where, connection.vpn_connection_id, connection.name, connection.state, connection.routing,
                  connection.gateway_type, connection.gateway_id, connection.customer_gateway_id,
-                 "true" if connection.accelerated else "false", *(connection.tags or no_tags)], 1.0)
+                 "true" if connection.accelerated else "false",
+                 *(connection.tags + no_tags)[:len(no_tags)]], 1.0)  # tags read before a reload changed the list
         for tunnel in connection.tunnels:
             with isolated(f"{connection.vpn_connection_id} {tunnel.outside_ip}"):
                 _tunnel_rows([account, where, connection.vpn_connection_id, tunnel.outside_ip], tunnel, *families[1:8])

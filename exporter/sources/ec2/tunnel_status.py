@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Mapping
@@ -113,20 +114,30 @@ class TunnelStatusPoller:
              within: float | None = None) -> TunnelStatusCollection:
         """One pass; ``within`` seconds at most (a region not done by then keeps what it read and fails)."""
         deadline = None if within is None else time.monotonic() + within
-        jobs = {(region.account_id, region.region): self._executor.submit(self._pass, region,
-                                                                          accounts[region.account_id], deadline)
-                for region in regions if region.account_id in accounts and region.connections}
+        try:
+            jobs = {(region.account_id, region.region): self._executor.submit(self._pass, region,
+                                                                              accounts[region.account_id], deadline)
+                    for region in regions if region.account_id in accounts and region.connections}
+        except RuntimeError:  # closed meanwhile (shutdown): nothing to ask
+            return TunnelStatusCollection(dict(self._statuses), ())
         results = []
         for (account_id, region_name), job in sorted(jobs.items()):
-            ok, duration, error = job.result()
+            try:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                ok, duration, error = job.result(timeout=remaining)
+            except FutureTimeout:  # a call still hanging: the pass goes on in the background, bounded by close()
+                ok, duration, error = False, within or 0.0, f"timeout: no answer within {within:g}s"
+            except CancelledError:
+                ok, duration, error = False, 0.0, "stopped: the exporter is shutting down"
             if ok:
                 self._last_success[(account_id, region_name)] = self._clock()
             results.append(SourceResult(account_id, region_name, SOURCE, ok, duration,
                                         self._last_success.get((account_id, region_name)), error))
         live = {TunnelKey(r.account_id, r.region, c.vpn_connection_id, t.outside_ip)
                 for r in regions for c in r.connections for t in c.tunnels}
-        with self._lock:
-            self._statuses = {key: status for key, status in self._statuses.items() if key in live}
+        with self._lock:  # a refused region's last answers are not kept: they would never be refreshed
+            self._statuses = {key: status for key, status in self._statuses.items()
+                              if key in live and (key.account_id, key.region) not in self._refused}
             return TunnelStatusCollection(dict(self._statuses), tuple(results))
 
     def reconfigure(self, max_calls_per_second: float) -> None:
@@ -137,6 +148,10 @@ class TunnelStatusPoller:
     def close(self) -> None:
         self._closed.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @staticmethod
+    def _capped(gap: float, deadline: float | None) -> float:
+        return gap if deadline is None else max(0.0, min(gap, deadline - time.monotonic()))
 
     def _pass(self, region: RegionTelemetry, account: AwsAccount, deadline: float | None) -> tuple[bool, float, str]:
         where, started = (region.account_id, region.region), time.monotonic()
@@ -154,9 +169,9 @@ class TunnelStatusPoller:
                     arguments = {"VpnConnectionId": connection.vpn_connection_id,
                                  "VpnTunnelOutsideIpAddress": tunnel.outside_ip}
                     maintenance = client.get_vpn_tunnel_replacement_status(**arguments).get("MaintenanceDetails") or {}
-                    self._sleep(gap)
+                    self._sleep(self._capped(gap, deadline))
                     active = client.get_active_vpn_tunnel_status(**arguments).get("ActiveVpnTunnelStatus") or {}
-                    self._sleep(gap)
+                    self._sleep(self._capped(gap, deadline))
                     key = TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip)
                     with self._lock:
                         self.calls += CALLS_PER_TUNNEL
