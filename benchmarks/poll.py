@@ -79,8 +79,8 @@ def bench(connections: int, regions: tuple[str, ...], polls: int, scrapers: int,
           status_seconds: float) -> None:
     context = multiprocessing.get_context("spawn")
     queue, stop = context.Queue(), context.Event()
-    aws = context.Process(target=_simulated_aws, args=(connections, regions, queue, stop))
-    aws.start()
+    aws = context.Process(target=_simulated_aws, args=(connections, regions, queue, stop), daemon=True)
+    aws.start()  # a daemon: a failed assertion must not leave the benchmark waiting for moto
     url, seeded, moto_rss = queue.get()
     os.environ.update(simulated_aws_environment(url))
     print(f"== {connections:,} connections ({connections * 2:,} tunnels) in {len(regions)} regions "

@@ -149,10 +149,6 @@ class TunnelStatusPoller:
         self._closed.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    @staticmethod
-    def _capped(gap: float, deadline: float | None) -> float:
-        return gap if deadline is None else max(0.0, min(gap, deadline - time.monotonic()))
-
     def _pass(self, region: RegionTelemetry, account: AwsAccount, deadline: float | None) -> tuple[bool, float, str]:
         where, started = (region.account_id, region.region), time.monotonic()
         if where in self._refused:
@@ -162,16 +158,17 @@ class TunnelStatusPoller:
         try:
             for connection in region.connections:
                 for tunnel in connection.tunnels:
-                    if deadline is not None and time.monotonic() > deadline:
+                    # the next tunnel's calls and their spacing must fit: the ceiling holds to the end
+                    if deadline is not None and time.monotonic() + CALLS_PER_TUNNEL * gap > deadline:
                         return False, time.monotonic() - started, "timeout: the pass did not finish in time"
                     if self._closed.is_set():
                         return False, time.monotonic() - started, "stopped: the exporter is shutting down"
                     arguments = {"VpnConnectionId": connection.vpn_connection_id,
                                  "VpnTunnelOutsideIpAddress": tunnel.outside_ip}
                     maintenance = client.get_vpn_tunnel_replacement_status(**arguments).get("MaintenanceDetails") or {}
-                    self._sleep(self._capped(gap, deadline))
+                    self._sleep(gap)
                     active = client.get_active_vpn_tunnel_status(**arguments).get("ActiveVpnTunnelStatus") or {}
-                    self._sleep(self._capped(gap, deadline))
+                    self._sleep(gap)
                     key = TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip)
                     with self._lock:
                         self.calls += CALLS_PER_TUNNEL
