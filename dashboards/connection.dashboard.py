@@ -39,6 +39,14 @@ dashboard = vpn_dashboard(
               "Time of the latest BGP error per tunnel, by kind."),
         timeseries("Time since the last log event", [
             (f"time() - {m.TUNNEL_LOG_LAST_EVENT}{{{S}}}", "{{tunnel}} {{log}}")], (0, 37, 24, 6), unit="s"),
+        timeseries("Tunnel traffic (CloudWatch, 10+ minutes late)", [
+            (f"rate({m.TUNNEL_RECEIVED_BYTES}{{{S}}}[15m]) * 8", "{{tunnel}} in (from the customer gateway)"),
+            (f"rate({m.TUNNEL_SENT_BYTES}{{{S}}}[15m]) * 8", "{{tunnel}} out (to the customer gateway)"),
+        ], (0, 43, 16, 8), unit="bps",
+            description="TunnelDataIn/Out, counted per 5-minute period as CloudWatch publishes it (traffic.enabled). "
+                        "They report while a tunnel is down too: a tunnel's liveness is its state above, not this."),
+        timeseries("Time since traffic last crossed", [
+            (f"time() - {m.TUNNEL_LAST_TRAFFIC}{{{S}}}", "{{tunnel}}")], (16, 43, 8, 8), unit="s"),
     ],
 )
 

@@ -1,13 +1,14 @@
 """Exporter health: is the data fresh, are AWS calls succeeding, are logs keeping up."""
 
-from dashboards.common import m, timeline, timeseries, value_map, vpn_dashboard
+from dashboards.common import m, stat, timeline, timeseries, value_map, vpn_dashboard
 
 SUCCESS_MAP = value_map(("failing", "red"), ("ok", "green"))
 
 dashboard = vpn_dashboard(
     title="AWS VPN / Exporter health",
     uid="aws-vpn-exporter",
-    description="The exporter itself: collection per account, region and source, AWS API calls, log ingestion.",
+    description="The exporter itself: collection per account, region and source, AWS API calls, log ingestion, "
+                "and what tunnel traffic collection costs.",
     tags=("exporter",),
     panels=[
         timeline("Collection success", [
@@ -37,5 +38,13 @@ dashboard = vpn_dashboard(
         timeseries("Unrecognised values from AWS", [
             (f"sum by (field) (increase({m.UNRECOGNIZED_VALUES}[$__rate_interval])) or vector(0)", "{{field}}")],
             (0, 31, 24, 6)),
+        stat("Tunnel traffic: estimated CloudWatch cost a month",
+             f'sum({m.TRAFFIC_MONTHLY_COST}{{account_id=~"$account_id", region=~"$region"}}) or vector(0)',
+             (0, 37, 8, 5), "GetMetricData for TunnelDataIn/Out at the configured traffic.interval (0 while traffic "
+             "collection is off).", unit="currencyUSD"),
+        timeseries("CloudWatch metrics requested (billed per 1,000)", [
+            (f'sum by (account_id, region) (increase({m.TRAFFIC_METRICS_REQUESTED}'
+             f'{{account_id=~"$account_id", region=~"$region"}}[1h])) or vector(0)', "{{account_id}} {{region}}")],
+            (8, 37, 16, 5)),
     ],
 )

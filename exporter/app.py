@@ -27,10 +27,16 @@ from exporter.model import Snapshot
 from exporter.sources.ec2.tunnel_status import TunnelStatusCollection, TunnelStatusPoller
 from exporter.diagnosis.selectors import check_snapshot
 from exporter.sources.ec2.poller import Ec2Collection, Poller
+from exporter.sources.traffic import TrafficCollection, TrafficPoller
 from exporter.web.server import ExporterServer
 from exporter.web.config import WebConfig
 
 log = logging.getLogger(__name__)
+
+
+def _traffic_timeout(config: Config) -> float:
+    """A traffic pass is reported as failed after its interval, at most 2 min (a call per 250 tunnels)."""
+    return min(config.traffic.interval, 120.0)
 
 
 def _log_poll_timeout(config: Config) -> float:
@@ -61,7 +67,10 @@ class Exporter:
             self.metrics.state_file_writable.set_function(lambda: 1.0 if self.logs.state_writable else 0.0)
         self.tunnel_status = (TunnelStatusPoller(config.tunnel_status.max_calls_per_second)
                               if config.tunnel_status.enabled else None)
+        self.traffic = (TrafficPoller(config.traffic, self._executor, _traffic_timeout(config))
+                        if config.traffic.enabled else None)
         self._ec2: Ec2Collection | None = None
+        self._traffic_data: TrafficCollection | None = None
         self._log_data: LogCollection | None = None
         self._tunnel_status_data: TunnelStatusCollection | None = None
         self._publish_lock = threading.Lock()
@@ -103,7 +112,7 @@ class Exporter:
         first = self._ec2 is None
         self._ec2 = ec2
         self._publish()
-        for job in ("poll-logs", "poll-tunnel-status"):  # they need EC2's tunnels first
+        for job in ("poll-logs", "poll-tunnel-status", "poll-traffic"):  # they need EC2's tunnels first
             if first and self.scheduler.get_job(job) is not None:
                 self.scheduler.modify_job(job, next_run_time=datetime.now(timezone.utc))
 
@@ -128,6 +137,15 @@ class Exporter:
         self._tunnel_status_data = self.tunnel_status.poll(regions, ec2.accounts, within)
         self._publish()
 
+    def poll_traffic(self, within: float | None = None) -> None:
+        """CloudWatch's bytes for the tunnels EC2 last reported (its own schedule, the metrics' resolution);
+        ``within`` seconds for a one-shot ``diagnose``."""
+        ec2 = self._ec2
+        if self.traffic is None or ec2 is None:
+            return
+        self._traffic_data = self.traffic.poll(ec2.regions, ec2.accounts, within)
+        self._publish()
+
     def poll_once(self) -> RenderedSnapshot:
         """EC2 then logs, once, in the calling thread (tests, the diagnose command)."""
         self.poll_ec2()
@@ -137,15 +155,16 @@ class Exporter:
     def _publish(self) -> None:
         """Combine the latest EC2 and log data into one snapshot, render it, and swap it in."""
         with self._publish_lock:
-            ec2, logs, status = self._ec2, self._log_data, self._tunnel_status_data
+            ec2, logs, status, traffic = self._ec2, self._log_data, self._tunnel_status_data, self._traffic_data
             if ec2 is None:
                 return
             with paused_cyclic_gc():
                 snapshot = Snapshot(
                     completed_at=time.time(), regions=ec2.regions,
-                    results=ec2.results + (logs.results if logs else ()) + (status.results if status else ()),
+                    results=ec2.results + (logs.results if logs else ()) + (status.results if status else ())
+                    + (traffic.results if traffic else ()),
                     tunnel_logs=logs.tunnels if logs else {}, log_groups=logs.groups if logs else (),
-                    tunnel_status=status.statuses if status else {},
+                    tunnel_status=status.statuses if status else {}, traffic=traffic,
                     tag_labels=tuple(tag_label(key) for key in self.config.connection_tags))
                 snapshot = replace(snapshot, selector_checks=check_snapshot(snapshot))  # once, for both readers
                 snapshot = replace(snapshot, findings=diagnose(snapshot, on_error=self._diagnosis_failed))
@@ -211,6 +230,9 @@ class Exporter:
             if new.tunnel_status.enabled != old.tunnel_status.enabled:
                 kept.append("tunnel_status.enabled")
                 new = replace(new, tunnel_status=replace(new.tunnel_status, enabled=old.tunnel_status.enabled))
+            if new.traffic.enabled != old.traffic.enabled:
+                kept.append("traffic.enabled")
+                new = replace(new, traffic=replace(new.traffic, enabled=old.traffic.enabled))
             if (new.sharded_targets(), new.aws, new.poll_timeout, new.connection_tags) != \
                     (old.sharded_targets(), old.aws, old.poll_timeout, old.connection_tags):
                 self.accounts = self._accounts(new)
@@ -219,10 +241,13 @@ class Exporter:
                 self.logs.reconfigure(new.logs, poll_timeout=_log_poll_timeout(new))
             if self.tunnel_status is not None:  # a reload also retries the accounts that refused the calls
                 self.tunnel_status.reconfigure(new.tunnel_status.max_calls_per_second)
+            if self.traffic is not None:  # likewise where GetMetricData was refused
+                self.traffic.reconfigure(new.traffic, _traffic_timeout(new))
             self.config = new
             if self.scheduler.running:
                 for job_id, seconds in (("poll-ec2", new.poll_interval), ("poll-logs", new.logs.poll_interval),
-                                        ("poll-tunnel-status", new.tunnel_status.interval)):
+                                        ("poll-tunnel-status", new.tunnel_status.interval),
+                                        ("poll-traffic", new.traffic.interval)):
                     if self.scheduler.get_job(job_id) is not None:
                         self.scheduler.reschedule_job(job_id, trigger="interval", seconds=seconds)
             self.metrics.config_reload_successful.set(1)
@@ -254,9 +279,11 @@ class Exporter:
             self.add_job(self.poll_logs, self.config.logs.poll_interval, "poll-logs")
         if self.tunnel_status is not None:
             self.add_job(self.poll_tunnel_status, self.config.tunnel_status.interval, "poll-tunnel-status")
+        if self.traffic is not None:
+            self.add_job(self.poll_traffic, self.config.traffic.interval, "poll-traffic")
         self.scheduler.start()
-        log.info("polling targets=%d poll_interval=%gs logs=%s", len(self.config.targets), self.config.poll_interval,
-                 "on" if self.logs else "off")
+        log.info("polling targets=%d poll_interval=%gs logs=%s traffic=%s", len(self.config.targets),
+                 self.config.poll_interval, "on" if self.logs else "off", "on" if self.traffic else "off")
 
     def start_server(self) -> None:
         """Serve HTTP in the background (tests poll by hand and call only this)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from exporter import __version__, logsetup, memory
-from exporter.config import Config, ConfigError, LogsConfig, TunnelStatusConfig, load_config
+from exporter.config import Config, ConfigError, LogsConfig, TrafficConfig, TunnelStatusConfig, load_config
 from exporter.healthcheck import SUMMARY as HEALTHCHECK_SUMMARY
 from exporter.web.server import parse_listen_address
 from exporter.web.config import load_web_config
@@ -25,6 +25,8 @@ DEFAULT_LISTEN = "127.0.0.1:9798"
 DEMO_POLL_INTERVAL = 10.0
 # The simulated AWS has no request bucket to share: its per-tunnel status is asked every minute, quickly.
 DEMO_TUNNEL_STATUS = TunnelStatusConfig(interval=60.0, max_calls_per_second=20.0)
+# The simulated AWS bills nothing: the demo shows tunnel traffic, read every minute (AWS publishes every 5).
+DEMO_TRAFFIC = TrafficConfig(enabled=True, interval=60.0)
 SIGNAL_CHECK_INTERVAL = 0.2  # seconds between the main thread's checks for a shutdown signal
 
 log = logging.getLogger("exporter")
@@ -111,6 +113,9 @@ def diagnose_main(argv: list[str]) -> int:
             if exporter.tunnel_status is not None:  # AWS's own status of the tunnels asked about, as time allows
                 exporter.poll_tunnel_status(only=set(args.ids), within=config.poll_timeout)
                 rendered = exporter.current
+            if exporter.traffic is not None:  # a first pass: when each tunnel last carried traffic
+                exporter.poll_traffic(within=config.poll_timeout)
+                rendered = exporter.current
         finally:
             exporter.stop()
             if demo is not None:
@@ -135,6 +140,7 @@ def _with_demo(config: Config | None, demo_requested: bool):
     # A simulated AWS starts afresh each time, so its log cursors live in a fresh directory too.
     base = config or Config(targets=(), poll_interval=DEMO_POLL_INTERVAL, poll_timeout=DEMO_POLL_INTERVAL - 1,
                             logs=LogsConfig(poll_interval=DEMO_POLL_INTERVAL), tunnel_status=DEMO_TUNNEL_STATUS,
+                            traffic=DEMO_TRAFFIC,
                             state_dir=Path(tempfile.mkdtemp(prefix="aws-vpn-exporter-demo-")))
     return replace(base, targets=demo.targets(), source="<demo>"), demo
 

@@ -63,6 +63,20 @@ class TunnelStatusConfig:
 
 
 @dataclass(frozen=True)
+class TrafficConfig:
+    """Tunnel traffic from CloudWatch (AWS/VPN TunnelDataIn/Out): off by default, GetMetricData is billed per
+    metric requested (two per tunnel and pass)."""
+
+    enabled: bool = False
+    interval: float = 300.0  # the metrics' resolution: a pass more often finds nothing new
+    delay: float = 600.0  # CloudWatch publishes a period minutes after it ends: read periods this old or older
+    window: float = 3600.0  # each pass re-reads this much, so a late data point still counts (once)
+    silent_after: float = 1800.0  # IPsec up and no byte received for this long: ipsec_up_no_traffic
+    idle_after: float = 7 * 86400.0  # no byte either way for this long: connection_idle (a cost)
+    price_per_1000_metrics: float = 0.01  # USD, GetMetricData in us-east-1 (for the cost estimate)
+
+
+@dataclass(frozen=True)
 class AwsSettings:
     """How hard to try each AWS call: bounded retries (adaptive mode) and timeouts that fit a poll."""
 
@@ -91,6 +105,7 @@ class Config:
     max_concurrency: int = 16
     logs: LogsConfig = field(default_factory=LogsConfig)
     tunnel_status: TunnelStatusConfig = field(default_factory=TunnelStatusConfig)
+    traffic: TrafficConfig = field(default_factory=TrafficConfig)
     connection_tags: tuple[str, ...] = ()  # tag keys exported as tag_<key> labels on aws_vpn_connection_info
     state_dir: Path = Path("./state")
     shard: Shard = field(default_factory=Shard)
@@ -229,6 +244,26 @@ def _tunnel_status(reader: _Reader, value: Any) -> TunnelStatusConfig:
     )
 
 
+def _traffic(reader: _Reader, value: Any) -> TrafficConfig:
+    data = reader.mapping(value, "traffic", {"enabled", "interval", "delay", "window", "silent_after", "idle_after",
+                                             "price_per_1000_metrics"})
+    default = TrafficConfig()
+    traffic = TrafficConfig(
+        enabled=reader.typed(data, "enabled", "traffic", default.enabled, bool),
+        interval=reader.duration(data, "interval", "traffic", default.interval, 60),
+        delay=reader.duration(data, "delay", "traffic", default.delay, 0),
+        window=reader.duration(data, "window", "traffic", default.window, 300),
+        silent_after=reader.duration(data, "silent_after", "traffic", default.silent_after, 600),
+        idle_after=reader.duration(data, "idle_after", "traffic", default.idle_after, 86400),
+        price_per_1000_metrics=float(reader.typed(
+            data, "price_per_1000_metrics", "traffic", default.price_per_1000_metrics, (int, float),
+            lambda v: None if 0 <= v <= 10 else "must be between 0 and 10 (USD per 1,000 metrics requested)")),
+    )
+    if traffic.idle_after > 60 * 86400:
+        raise reader.fail("traffic.idle_after", "at most 60d (CloudWatch keeps 5-minute data 63 days)")
+    return traffic
+
+
 MAX_CONNECTION_TAGS = 10  # each adds a label to every connection's info series: keep the set small
 
 
@@ -259,8 +294,8 @@ def _default(cls: type, name: str) -> Any:
 def parse_config(data: Any, source: str) -> Config:
     """Build a Config from decoded YAML, or raise ConfigError naming the key."""
     reader = _Reader(source)
-    allowed = {"poll_interval", "poll_timeout", "max_concurrency", "targets", "logs", "tunnel_status", "state_dir",
-               "shard", "aws", "connection_tags"}
+    allowed = {"poll_interval", "poll_timeout", "max_concurrency", "targets", "logs", "tunnel_status", "traffic",
+               "state_dir", "shard", "aws", "connection_tags"}
     data = reader.mapping(data, "", allowed)
     if "targets" not in data:
         raise reader.fail("targets", "missing: list the accounts (credentials) and regions to watch")
@@ -276,6 +311,7 @@ def parse_config(data: Any, source: str) -> Config:
                                      lambda v: None if 1 <= v <= 256 else "must be between 1 and 256"),
         logs=_logs(reader, data.get("logs")),
         tunnel_status=_tunnel_status(reader, data.get("tunnel_status")),
+        traffic=_traffic(reader, data.get("traffic")),
         connection_tags=_connection_tags(reader, data.get("connection_tags")),
         state_dir=Path(reader.typed(data, "state_dir", "", str(_default(Config, "state_dir")), str,
                                     lambda v: None if v.strip() else "must not be empty")),

@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # the types of what other stages add to a snapshot (they impo
     from exporter.sources.logs.state import TunnelKey, TunnelLogView
     from exporter.diagnosis.selectors import SelectorCheck
     from exporter.sources.ec2.tunnel_status import TunnelStatus
+    from exporter.sources.traffic import TrafficCollection
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,7 @@ class Snapshot:
     findings: tuple[Finding, ...] = ()
     selector_checks: Mapping[TunnelKey, SelectorCheck] | None = None  # None: not made yet (selectors.checks_of)
     tunnel_status: Mapping[TunnelKey, TunnelStatus] = field(default_factory=dict)  # maintenance, provisioning
+    traffic: TrafficCollection | None = None  # CloudWatch TunnelDataIn/Out, when traffic collection is on
     tag_labels: tuple[str, ...] = ()  # label names of the connections' ``tags`` (config connection_tags)
 
     def connections(self):

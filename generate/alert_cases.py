@@ -84,6 +84,12 @@ EXPECTED = {  # alert -> (summary, description): the pages' wording written out,
         'Accelerated VPN without NAT traversal.',
         'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: Accelerated VPN'
         ' without NAT traversal: IPsec comes up but no traffic flows, BGP included.'),
+    "VpnTunnelIpsecUpNoTraffic": (
+        'IPsec is up but nothing has arrived through the tunnel for a while (CloudWatch TunnelDataIn 0), though '
+        'BGP alone would send some.',
+        'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: IPsec is up but '
+        'nothing has arrived through the tunnel for a while (CloudWatch TunnelDataIn 0), though BGP alone would '
+        'send some: packets from the customer gateway do not get through.'),
     "VpnTunnelLoggingDisabled": (
         'Tunnel logs are not delivered to CloudWatch Logs, so selector, NAT-T and BGP checks cannot be made.',
         'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: Tunnel logs are'
@@ -152,6 +158,12 @@ EXPECTED = {  # alert -> (summary, description): the pages' wording written out,
         'the VPN.',
         'VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: A static route of the connection '
         'is not available (pending or deleting), so traffic for it does not use the VPN.'),
+    "VpnConnectionIdle": (
+        'No traffic has crossed the connection for days (CloudWatch TunnelDataIn and TunnelDataOut 0 on every '
+        'tunnel); AWS bills it per connection-hour all the same.',
+        'VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: No traffic has crossed the '
+        'connection for days (CloudWatch TunnelDataIn and TunnelDataOut 0 on every tunnel); AWS bills it per '
+        'connection-hour all the same.'),
     "VpnTunnelProvisioningFailed": (
         'AWS could not provision the tunnel (GetActiveVpnTunnelStatus ProvisioningStatus failed).',
         'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: AWS could not '

@@ -56,14 +56,15 @@ class FaultProxy:
                 match = _SCOPE.search(self.headers.get("Authorization") or "")
                 region = match.group(1) if match else ""
                 target = self.headers.get("X-Amz-Target") or ""
-                operation = target.rsplit(".", 1)[-1] if target else (
+                cbor = "/operation/" in self.path  # smithy-rpc-v2-cbor (CloudWatch): the operation is in the path
+                operation = target.rsplit(".", 1)[-1] if target else self.path.rsplit("/", 1)[-1] if cbor else (
                     parse_qs(body.decode("utf-8", "replace")).get("Action", [""])[0])
                 proxy.requests.append((region, operation))
                 for fault in proxy.faults:
                     if fault.matches(region, operation):
                         fault.hits += 1
                         if not fault.delay:
-                            return self._fail(fault, bool(target))
+                            return self._fail(fault, "cbor" if cbor else "json" if target else "query")
                         time.sleep(fault.delay)
                 connection = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "host")}
@@ -80,12 +81,15 @@ class FaultProxy:
 
             do_GET = do_POST  # noqa: N815
 
-            def _fail(self, fault: Fault, json_protocol: bool):
+            def _fail(self, fault: Fault, protocol: str):
                 if fault.reset:
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
-                if json_protocol:
+                if protocol == "cbor":
+                    data = _cbor_map({"__type": fault.code, "message": "injected fault"})
+                    content_type = "application/cbor"
+                elif protocol == "json":
                     data = ('{"__type": "%s", "message": "injected fault"}' % fault.code).encode()
                     content_type = "application/x-amz-json-1.1"
                 else:
@@ -95,6 +99,8 @@ class FaultProxy:
                     content_type = "text/xml"
                 self.send_response(fault.status)
                 self.send_header("Content-Type", content_type)
+                if protocol == "cbor":
+                    self.send_header("smithy-protocol", "rpc-v2-cbor")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -103,3 +109,12 @@ class FaultProxy:
                 pass
 
         return Handler
+
+
+def _cbor_map(items: dict[str, str]) -> bytes:
+    """A CBOR map of short text strings (RFC 8949), the error body of the smithy-rpc-v2-cbor protocol."""
+    def text(value: str) -> bytes:
+        data = value.encode()
+        return (bytes([0x60 + len(data)]) if len(data) < 24 else bytes([0x78, len(data)])) + data
+
+    return bytes([0xa0 + len(items)]) + b"".join(text(k) + text(v) for k, v in items.items())

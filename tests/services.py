@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from exporter.app import Exporter
-from exporter.cli import DEMO_TUNNEL_STATUS
+from exporter.cli import DEMO_TRAFFIC, DEMO_TUNNEL_STATUS
 from exporter.config import Config, LogsConfig
 from exporter.demo.environment import DemoEnvironment, simulated_aws_environment
 
@@ -111,7 +111,8 @@ def demo_exporter(moto_url: str, state_dir: Path, poll_interval: float = 10.0,
         demo = DemoEnvironment(endpoint_url=moto_url).start()
         exporter = Exporter(Config(targets=demo.targets(), poll_interval=poll_interval,
                                    poll_timeout=max(1.0, poll_interval - 1), logs=LogsConfig(poll_interval=poll_interval),
-                                   tunnel_status=DEMO_TUNNEL_STATUS, state_dir=state_dir), ("127.0.0.1", 0))
+                                   tunnel_status=DEMO_TUNNEL_STATUS, traffic=DEMO_TRAFFIC, state_dir=state_dir),
+                            ("127.0.0.1", 0))
         exporter.add_job(demo.apply, apply_interval, "demo-apply")
         exporter.start()
         try:

@@ -201,10 +201,13 @@ def diagnose_cli(*args):
 
 def test_every_finding_is_shown_by_the_demo_connection_its_catalogue_entry_names(demo, make_exporter):
     """The catalogue says which demo connection shows each finding, or why none can: both are checked."""
-    exporter = make_exporter(demo.targets())
+    from exporter.cli import DEMO_TRAFFIC
+
+    exporter = make_exporter(demo.targets(), traffic=DEMO_TRAFFIC)  # as --demo runs
     exporter.tunnel_status.max_calls_per_second = 1000
     exporter.poll_once()
     exporter.poll_tunnel_status()
+    exporter.poll_traffic()
     snapshot = exporter.current.snapshot
     names = {connection.vpn_connection_id: connection.name for _, connection in snapshot.connections()}
     shown = {(finding.code, names[finding.vpn_connection_id]) for finding in snapshot.findings}

@@ -19,6 +19,7 @@ import pytest
 from exporter.diagnosis.rules import Finding
 from exporter.diagnosis.findings import FINDINGS
 from exporter.sources.ec2.tunnel_status import TunnelStatus
+from exporter.sources.traffic import TrafficCollection, TunnelTraffic
 from exporter.sources.logs.reader import LogGroupStatus
 from exporter.sources.logs.state import TunnelKey, TunnelLogView
 from exporter.exposition.render import RenderedSnapshot
@@ -74,8 +75,15 @@ def full_snapshot() -> Snapshot:
             "AES128", "SHA1", "SHA1", "2", "2"),
         TunnelKey(ACCOUNT, REGION, "vpn-0aaa", "198.51.100.2"): TunnelStatus(NOW - 60, False, provisioning_status="pending",
                                                                               pending_since=NOW - 7200)}
+    traffic = TrafficCollection(
+        tunnels={TunnelKey(ACCOUNT, REGION, "vpn-0aaa", "198.51.100.1"): TunnelTraffic(
+                     0.0, 1500.0, NOW - 600, NOW - 8 * 86_400, None, NOW - 900),
+                 TunnelKey(ACCOUNT, REGION, "vpn-0aaa", "198.51.100.2"): TunnelTraffic(
+                     12_345_678_901.0, 9.5e9, NOW - 600, NOW - 8 * 86_400, NOW - 600, NOW - 600)},
+        metrics_requested={(ACCOUNT, REGION): 16}, monthly_cost={(ACCOUNT, REGION): 0.6912},
+        unattributable={(ACCOUNT, REGION): 0})
     return Snapshot(NOW, (region,), results, logs, (LogGroupStatus(ACCOUNT, REGION, "/aws/vpn/tunnels", NOW - 42.5),),
-                    findings, tunnel_status=status)
+                    findings, tunnel_status=status, traffic=traffic)
 
 
 SNAPSHOTS = {

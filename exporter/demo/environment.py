@@ -20,6 +20,7 @@ import boto3
 from exporter.config import Target
 from exporter.demo import strict_aws
 from exporter.demo.scenario import ConnectionScenario, Scenarios, TunnelScenario, load_scenarios
+from exporter.demo import tunnel_traffic
 from exporter.demo.tunnel_logs import heartbeat, stream_name, transition
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,8 @@ class DemoEnvironment:
         self._started_at = time.time()
         self.connections: list[_LiveConnection] = []
         self.endpoint_url = endpoint_url or ""
+        self._traffic_next = 0.0  # the start of the next CloudWatch period to publish
+        self._traffic_late: list[tuple[str, str, dict]] = []  # (account, region, datum) due one period late
 
     def start(self) -> "DemoEnvironment":
         if self._server is not None:
@@ -120,7 +123,8 @@ class DemoEnvironment:
             self.endpoint_url = f"http://{host}:{port}"
         for scenario in self.scenarios.connections:
             self.connections.append(self._create(scenario))
-        self.apply()
+        self._publish_traffic_history(self._started_at)
+        self.apply(self._started_at)
         log.info("demo AWS started endpoint=%s connections=%d", self.endpoint_url, len(self.connections))
         return self
 
@@ -266,7 +270,9 @@ class DemoEnvironment:
                     state = tunnel.override or tunnel.scenario.state_at(now - self._started_at)
                     if state != tunnel.state:
                         lines = transition(tunnel.scenario, live.vpn_connection_id, tunnel.state, state, now)
-                        tunnel.state, tunnel.changed_at, tunnel.heartbeat_at = state, now, now
+                        # the first state has held a while when the demo starts, as on a real account
+                        changed_at = now - tunnel_traffic.SETTLED_FOR if not tunnel.state else now
+                        tunnel.state, tunnel.changed_at, tunnel.heartbeat_at = state, changed_at, now
                         self._write_logs(live, tunnel, lines)
                     elif now - tunnel.heartbeat_at >= HEARTBEAT_SECONDS:
                         tunnel.heartbeat_at = now
@@ -284,6 +290,59 @@ class DemoEnvironment:
                 backend.vgw_telemetry = telemetry
                 backend.tunnel_status = {t.scenario.outside_ip: _aws_status(dict(t.scenario.aws_status), t.state, now)
                                          for t in live.tunnels}
+            self._publish_traffic(now)
+
+    # --- CloudWatch tunnel traffic (AWS/VPN), published as AWS does: per period, some minutes late -----------
+
+    def _publish_traffic_history(self, now: float) -> None:
+        """Nine days of history: the tunnels healthy (idle connections silent) until SETTLED_FOR before the
+        start, hourly (CloudWatch's Sum over a day is the same), then every period in the first state."""
+        period = tunnel_traffic.PERIOD
+        latest = (int(now) - tunnel_traffic.PUBLISHED_AFTER) // period * period - period  # the newest published
+        settled = (int(now) - tunnel_traffic.SETTLED_FOR) // period * period
+        data = []
+        for hour in range(int(now) - tunnel_traffic.HISTORY_SECONDS, settled, 3600):
+            data += self._traffic_data(hour, lambda tunnel: "healthy", scale=3600 / period)
+        for start in range(settled, latest + 1, period):
+            data += self._traffic_data(start, lambda tunnel: tunnel.scenario.state_at(0))
+        self._put_traffic(data)
+        self._traffic_next = latest + period
+
+    def _publish_traffic(self, now: float) -> None:
+        """Each period that ended PUBLISHED_AFTER ago: most of its bytes now, the rest a period later."""
+        period = tunnel_traffic.PERIOD
+        while self._traffic_next + period + tunnel_traffic.PUBLISHED_AFTER <= now:
+            late, self._traffic_late = self._traffic_late, []
+            self._put_traffic(late + self._traffic_data(self._traffic_next, lambda tunnel: tunnel.state,
+                                                        share=1 - tunnel_traffic.LATE_SHARE))
+            self._traffic_late = self._traffic_data(self._traffic_next, lambda tunnel: tunnel.state,
+                                                    share=tunnel_traffic.LATE_SHARE)
+            self._traffic_next += period
+
+    def _traffic_data(self, start: float, state_of, scale: float = 1.0,
+                      share: float = 1.0) -> list[tuple[str, str, dict]]:
+        data = []
+        for live in self.connections:
+            if live.scenario.traffic == "new" and start < self._started_at:
+                continue  # no data point before the connection existed
+            for tunnel in live.tunnels:
+                received, sent = tunnel_traffic.bytes_in_period(live.scenario, tunnel.scenario, state_of(tunnel), start)
+                for name, value in (("TunnelDataIn", received), ("TunnelDataOut", sent)):
+                    data.append((live.scenario.account, live.scenario.region,
+                                 tunnel_traffic.datum(name, tunnel.scenario.outside_ip, start + 1,
+                                                      value * scale * share)))
+        return data
+
+    @staticmethod
+    def _put_traffic(data: list[tuple[str, str, dict]]) -> None:
+        """AWS publishes into its own namespace (clients may not write to AWS/ ones): straight to the backend."""
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        by_region: dict[tuple[str, str], list[dict]] = {}
+        for account, region, item in data:
+            by_region.setdefault((account, region), []).append(item)
+        for (account, region), items in by_region.items():
+            cloudwatch_backends[account][region].put_metric_data("AWS/VPN", items)
 
     def set_state(self, connection_name: str, tunnel_index: int, state: str | None) -> None:
         """Force a tunnel into a state (None returns it to its scenario), and apply at once."""

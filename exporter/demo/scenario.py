@@ -19,6 +19,7 @@ STATES = ("healthy", "ipsec_up_bgp_down", "down")
 LOG_FORMATS = ("json", "text", "off")
 BGP_CAUSES = ("", "asn_mismatch")
 IKE_CAUSES = ("", "psk_mismatch", "no_proposal")
+TRAFFIC = ("", "normal", "idle", "new")
 AWS_STATUS = {"maintenance": ("", "pending", "applied"), "provisioning": ("available", "pending", "failed"),
               "negotiated": ("strong", "weak")}  # what GetVpnTunnelReplacementStatus / GetActiveVpnTunnelStatus say
 
@@ -99,6 +100,9 @@ class ConnectionScenario:
     description: str = ""
     static_routes: tuple[tuple[str, str], ...] = ()  # (destination CIDR, state)
     gateway_association_state: str = "associated"
+    # normal (by the tunnels' states) | idle (no byte either way in the whole history) | new (created as the demo
+    # starts: CloudWatch has no data point of it before)
+    traffic: str = "normal"
 
 
 @dataclass(frozen=True)
@@ -222,5 +226,6 @@ def load_scenarios(path: Path = SCENARIOS) -> Scenarios:
             tunnels=tunnels, description=item.get("description", ""),
             static_routes=tuple((str(cidr), str(state)) for cidr, state in
                                 _mapping(item, "static_routes", where, source).items()),
-            gateway_association_state=str(item.get("gateway_association_state", "associated"))))
+            gateway_association_state=str(item.get("gateway_association_state", "associated")),
+            traffic=_choice(item, "traffic", TRAFFIC, where, source) or "normal"))
     return Scenarios(accounts, tuple(connections))

@@ -56,6 +56,13 @@ _SPECS = (
                 "Accelerated VPN without NAT traversal: IPsec comes up but no traffic flows, BGP included.",
                 "Enable NAT-T (NAT traversal) on the customer gateway device; accelerated Site-to-Site VPN requires it.",
                 alert="VpnAcceleratedWithoutNatT", demo="dc-accelerated"),
+    FindingSpec("ipsec_up_no_traffic", WARNING, "tunnel",
+                "IPsec is up but nothing has arrived through the tunnel for a while (CloudWatch TunnelDataIn 0), "
+                "though BGP alone would send some: packets from the customer gateway do not get through.",
+                "On an accelerated connection, enable NAT-T on the customer gateway (accelerated_without_nat_t). "
+                "Otherwise check that the customer gateway routes traffic, BGP included, into this tunnel, and that "
+                "its traffic selectors cover the tunnel inside addresses.",
+                alert="VpnTunnelIpsecUpNoTraffic", demo="dc-accelerated"),
     FindingSpec("tunnel_logging_disabled", INFO, "tunnel",
                 "Tunnel logs are not delivered to CloudWatch Logs, so selector, NAT-T and BGP checks cannot be made.",
                 "Enable Site-to-Site VPN tunnel activity logs (and BGP logs) to CloudWatch Logs in the tunnel options "
@@ -185,6 +192,13 @@ _SPECS = (
                 "Read the denial reason in the BGP log (for example an AS path containing AWS's own AS, or a "
                 "non-connected next hop) and fix the advertisement on the customer gateway.",
                 alert="VpnBgpRoutesDenied", demo="no: no demo scenario has routes denied", needs_ipsec=True),
+    FindingSpec("connection_idle", INFO, "connection",
+                "No traffic has crossed the connection for days (CloudWatch TunnelDataIn and TunnelDataOut 0 on "
+                "every tunnel); AWS bills it per connection-hour all the same.",
+                "Find its owner (its tags, the customer gateway) and ask whether it is still needed; delete it "
+                "(DeleteVpnConnection) if not. A standby connection that only carries traffic in a failover is "
+                "fine: say so in a tag.",
+                alert="VpnConnectionIdle", demo="legacy-static", risk=True),
 )
 
 FINDINGS: dict[str, FindingSpec] = {spec.code: spec for spec in _SPECS}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from exporter.diagnosis import aws_side, configuration
+from exporter.diagnosis import aws_side, configuration, traffic as traffic_rules
 from exporter.diagnosis.findings import FINDINGS
 from exporter.sources.logs.state import CLOCK_SKEW_SECONDS, TunnelKey, TunnelLogView
 from exporter.model import Connection, CustomerGateway, RegionTelemetry, Snapshot, Tunnel
@@ -158,10 +158,14 @@ def _customer_gateway_evidence(connection: Connection, gateway: CustomerGateway 
 
 def diagnose_connection(region: RegionTelemetry, connection: Connection, tunnel_logs, now: float,
                         gateway: CustomerGateway | None = None, selector_checks=None,
-                        tunnel_status=None) -> list[Finding]:
+                        tunnel_status=None, traffic=None) -> list[Finding]:
     base = (region.account_id, region.region, connection.vpn_connection_id)
+    bytes_of = {t.outside_ip: traffic.tunnels.get(TunnelKey(*base, t.outside_ip)) for t in connection.tunnels} \
+        if traffic is not None else {}
+    idle = traffic_rules.connection_rules(connection, list(bytes_of.values()), traffic.idle_after, now) \
+        if traffic is not None else ()
     findings = [Finding(*base, "", code, tuple(e for e in evidence if e))
-                for rules in (_connection_rules(connection), configuration.connection_rules(connection))
+                for rules in (_connection_rules(connection), configuration.connection_rules(connection), idle)
                 for code, evidence in rules]
     for tunnel in connection.tunnels:
         key = TunnelKey(*base, tunnel.outside_ip)
@@ -170,7 +174,9 @@ def diagnose_connection(region: RegionTelemetry, connection: Connection, tunnel_
         for code, evidence in _tunnel_rules(connection, tunnel, tunnel_logs.get(key), now, check):
             found.setdefault(code, []).extend(e for e in evidence if e)
         for code, evidence in (*configuration.tunnel_rules(tunnel),
-                               *aws_side.tunnel_rules((tunnel_status or {}).get(key), now)):
+                               *aws_side.tunnel_rules((tunnel_status or {}).get(key), now),
+                               *(traffic_rules.tunnel_rules(connection, tunnel, bytes_of.get(tunnel.outside_ip),
+                                                            traffic.silent_after, now) if traffic is not None else ())):
             found.setdefault(code, []).extend(evidence)
         for code in found.keys() & _CUSTOMER_GATEWAY_FINDINGS:
             found[code].append(_customer_gateway_evidence(connection, gateway))
@@ -191,7 +197,7 @@ def diagnose(snapshot: Snapshot, now: float | None = None,
             try:
                 found.extend(diagnose_connection(region, connection, snapshot.tunnel_logs, now,
                                                  gateways.get(connection.customer_gateway_id), checks,
-                                                 snapshot.tunnel_status))
+                                                 snapshot.tunnel_status, snapshot.traffic))
             except Exception as err:  # isolation: one odd connection never freezes the snapshot
                 if on_error is None:
                     raise

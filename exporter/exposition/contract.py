@@ -47,6 +47,13 @@ TUNNEL_MAINTENANCE_AUTO_APPLY = "aws_vpn_tunnel_maintenance_auto_apply_timestamp
 TUNNEL_LAST_MAINTENANCE = "aws_vpn_tunnel_last_maintenance_timestamp_seconds"
 TUNNEL_PROVISIONING_STATUS = "aws_vpn_tunnel_provisioning_status"
 TUNNEL_NEGOTIATED_INFO = "aws_vpn_tunnel_negotiated_info"
+TUNNEL_RECEIVED_BYTES = "aws_vpn_tunnel_received_bytes_total"
+TUNNEL_SENT_BYTES = "aws_vpn_tunnel_sent_bytes_total"
+TUNNEL_TRAFFIC_COUNTED_UNTIL = "aws_vpn_tunnel_traffic_counted_until_timestamp_seconds"
+TUNNEL_LAST_TRAFFIC = "aws_vpn_tunnel_last_traffic_timestamp_seconds"
+TRAFFIC_METRICS_REQUESTED = "aws_vpn_exporter_cloudwatch_metrics_requested_total"
+TRAFFIC_MONTHLY_COST = "aws_vpn_exporter_traffic_estimated_monthly_cost_usd"
+TRAFFIC_UNATTRIBUTABLE = "aws_vpn_exporter_traffic_unattributable_tunnels"
 COLLECTION_SUCCESS = "aws_vpn_exporter_collection_success"
 COLLECTION_DURATION = "aws_vpn_exporter_collection_duration_seconds"
 COLLECTION_LAST_SUCCESS = "aws_vpn_exporter_last_success_timestamp_seconds"
@@ -152,6 +159,34 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
            "The IKE version, algorithms and DH groups the tunnel negotiated (GetActiveVpnTunnelStatus); always 1.",
            TUNNEL_LABELS + ("ike_version", "phase1_encryption", "phase1_integrity", "phase1_dh_group",
                             "phase2_encryption", "phase2_integrity", "phase2_dh_group")),
+    Metric(TUNNEL_RECEIVED_BYTES, "counter",
+           "Bytes AWS received through the tunnel from the customer gateway, after decryption (CloudWatch "
+           "AWS/VPN TunnelDataIn), counted since the exporter started, up to the counted_until time. Reported "
+           "even while the tunnel is down: not a sign of liveness.",
+           TUNNEL_LABELS),
+    Metric(TUNNEL_SENT_BYTES, "counter",
+           "Bytes AWS sent through the tunnel to the customer gateway, before encryption (CloudWatch AWS/VPN "
+           "TunnelDataOut), counted since the exporter started, up to the counted_until time.",
+           TUNNEL_LABELS),
+    Metric(TUNNEL_TRAFFIC_COUNTED_UNTIL, "gauge",
+           "The end of the newest CloudWatch period counted into the tunnel's byte counters (CloudWatch "
+           "publishes a period minutes after it ends).",
+           TUNNEL_LABELS),
+    Metric(TUNNEL_LAST_TRAFFIC, "gauge",
+           "The end of the newest period in which bytes crossed the tunnel either way; absent when none did "
+           "as far back as the exporter looked (traffic.idle_after).",
+           TUNNEL_LABELS),
+    Metric(TRAFFIC_METRICS_REQUESTED, "counter",
+           "CloudWatch metrics requested with GetMetricData for tunnel traffic, the unit AWS bills.",
+           ("account_id", "region")),
+    Metric(TRAFFIC_MONTHLY_COST, "gauge",
+           "Estimated GetMetricData cost of tunnel traffic collection for 30 days at the current tunnel count "
+           "and traffic.interval, in US dollars (traffic.price_per_1000_metrics).",
+           ("account_id", "region")),
+    Metric(TRAFFIC_UNATTRIBUTABLE, "gauge",
+           "Tunnels whose traffic is not collected because another tunnel of the account and region has the "
+           "same outside IP (CloudWatch's TunnelIpAddress cannot tell them apart).",
+           ("account_id", "region")),
     Metric(TUNNEL_LOG_EVENTS, "counter",
            "Tunnel log events by type, each counted once (kept across restarts in state_dir).",
            TUNNEL_LABELS + ("event",)),

@@ -33,7 +33,8 @@ from exporter.exposition.contract import (
     TUNNEL_LAST_MAINTENANCE, TUNNEL_LAST_STATUS_CHANGE, TUNNEL_LOG_ENABLED, TUNNEL_LOG_EVENTS,
     TUNNEL_LOG_HAS_EVENTS, TUNNEL_LOG_LAST_EVENT, TUNNEL_MAINTENANCE_AUTO_APPLY, TUNNEL_MAINTENANCE_PENDING,
     TUNNEL_NAT_T, TUNNEL_NEGOTIATED_INFO, TUNNEL_OPTIONS_INFO, TUNNEL_PROVISIONING_STATUS, TUNNEL_SELECTOR_INFO,
-    TUNNEL_SELECTOR_MISMATCH, TUNNEL_UP,
+    TUNNEL_SELECTOR_MISMATCH, TUNNEL_UP, TUNNEL_RECEIVED_BYTES, TUNNEL_SENT_BYTES, TUNNEL_TRAFFIC_COUNTED_UNTIL,
+    TUNNEL_LAST_TRAFFIC, TRAFFIC_METRICS_REQUESTED, TRAFFIC_MONTHLY_COST, TRAFFIC_UNATTRIBUTABLE,
 )
 from exporter.diagnosis.findings import FINDINGS
 from exporter.sources.logs.parse import BGP_STATES, IKE_STATES
@@ -162,6 +163,7 @@ def snapshot_families(snapshot: Snapshot, failed: list[str] | None = None) -> It
     yield from _configuration_families(snapshot, failed)
     yield from _tunnel_status_families(snapshot, failed)
     yield from _log_families(snapshot, failed)
+    yield from _traffic_families(snapshot, failed)
     finding = Family.of(TUNNEL_FINDING)
     isolated = _Isolated((finding,), failed)
     for item in snapshot.findings:
@@ -255,6 +257,31 @@ def _tunnel_status_families(snapshot: Snapshot, failed: list[str]) -> Iterator[F
                                                 status.phase1_dh_group, status.phase2_encryption,
                                                 status.phase2_integrity, status.phase2_dh_group], 1.0)
     yield from (pending, auto_apply, last, provisioning, negotiated)
+
+
+def _traffic_families(snapshot: Snapshot, failed: list[str]) -> Iterator[Family]:
+    """CloudWatch's bytes per tunnel, and what collecting them costs (only while traffic collection is on)."""
+    traffic = snapshot.traffic
+    if traffic is None:
+        return
+    received, sent = Family.of(TUNNEL_RECEIVED_BYTES), Family.of(TUNNEL_SENT_BYTES)
+    until, last = Family.of(TUNNEL_TRAFFIC_COUNTED_UNTIL), Family.of(TUNNEL_LAST_TRAFFIC)
+    isolated = _Isolated((received, sent, until, last), failed)
+    for key, tunnel in sorted(traffic.tunnels.items(), key=lambda item: item[0].encode()):
+        labels = [key.account_id, key.region, key.vpn_connection_id, key.outside_ip]
+        with isolated(f"{key.vpn_connection_id} {key.outside_ip}"):
+            received.add_metric(labels, tunnel.received_bytes)
+            sent.add_metric(labels, tunnel.sent_bytes)
+            until.add_metric(labels, tunnel.counted_until)
+            if tunnel.last_traffic is not None:
+                last.add_metric(labels, tunnel.last_traffic)
+    requested, cost = Family.of(TRAFFIC_METRICS_REQUESTED), Family.of(TRAFFIC_MONTHLY_COST)
+    unattributable = Family.of(TRAFFIC_UNATTRIBUTABLE)
+    for family, values in ((requested, traffic.metrics_requested), (cost, traffic.monthly_cost),
+                           (unattributable, traffic.unattributable)):
+        for where, value in sorted(values.items()):
+            family.add_metric(list(where), float(value))
+    yield from (received, sent, until, last, requested, cost, unattributable)
 
 
 def _current_state(family: Family, labels: list[str], states: tuple[str, ...], current: str) -> None:

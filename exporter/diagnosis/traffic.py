@@ -1,0 +1,53 @@
+"""What the tunnels' bytes (CloudWatch TunnelDataIn/Out) say. They report even while a tunnel is down, so
+they never say that a tunnel is up; they say whether anything gets through one that is."""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+from exporter.model import Connection, Tunnel
+from exporter.sources.traffic import TunnelTraffic
+from exporter.timefmt import duration, utc
+
+CONNECTION_HOUR_USD = 0.05  # AWS Site-to-Site VPN's price per connection-hour in most regions (AWS VPN pricing)
+
+
+def tunnel_rules(connection: Connection, tunnel: Tunnel, traffic: TunnelTraffic | None, silent_after: float,
+                 now: float) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """``ipsec_up_no_traffic``: on a dynamic connection BGP alone sends packets every few seconds, so IPsec up
+    with not one byte received since IPsec last changed (or as far back as we looked) means they do not get
+    through. A static connection may be idle and healthy, so it is not judged."""
+    if traffic is None or connection.routing != "dynamic" or not tunnel.ipsec_up:
+        return
+    since = max(traffic.last_received or traffic.observed_since, tunnel.last_status_change or 0.0)
+    silent = traffic.counted_until - since
+    if silent < silent_after:
+        return
+    evidence = [f"CloudWatch TunnelDataIn: no bytes from the customer gateway for {duration(silent)}, from "
+                f"{utc(since, now)} to {utc(traffic.counted_until, now)}",
+                f"sent to it meanwhile: {'some' if (traffic.last_sent or 0) > since else 'none'} (TunnelDataOut)",
+                f"AWS status {tunnel.status} with IPsec up"]
+    if connection.accelerated:
+        evidence.append("accelerated connection: what NAT-T off on the customer gateway looks like")
+    yield "ipsec_up_no_traffic", tuple(evidence)
+
+
+def connection_rules(connection: Connection, traffic: Sequence[TunnelTraffic | None], idle_after: float,
+                     now: float) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """``connection_idle``: not a byte either way on any tunnel for ``idle_after``, judged only when every
+    tunnel's traffic is known."""
+    if not traffic or any(t is None for t in traffic):
+        return
+    until = min(t.counted_until for t in traffic)
+    last = max((t.last_traffic for t in traffic if t.last_traffic is not None), default=None)
+    since = last if last is not None else min(t.observed_since for t in traffic)
+    idle = until - since
+    if idle < idle_after:
+        return
+    days = idle / 86400
+    yield "connection_idle", (
+        (f"no bytes either way on its {len(traffic)} tunnels since {utc(last, now)} ({days:.0f} days)" if last
+         is not None else f"no bytes either way on its {len(traffic)} tunnels in the {days:.0f} days looked back"),
+        f"billed all the same: about ${CONNECTION_HOUR_USD * 24 * 30:.0f} a month at "
+        f"${CONNECTION_HOUR_USD:.2f} per connection-hour",
+    )
