@@ -67,7 +67,8 @@ class Exporter:
             self.metrics.state_file_writable.set_function(lambda: 1.0 if self.logs.state_writable else 0.0)
         self.tunnel_status = (TunnelStatusPoller(config.tunnel_status.max_calls_per_second)
                               if config.tunnel_status.enabled else None)
-        self.traffic = (TrafficPoller(config.traffic, self._executor, _traffic_timeout(config))
+        self.traffic = (TrafficPoller(config.traffic, self._executor, _traffic_timeout(config),
+                                      state_dir=config.state_dir, on_corrupt=self.metrics.state_file_errors.inc)
                         if config.traffic.enabled else None)
         self._ec2: Ec2Collection | None = None
         self._traffic_data: TrafficCollection | None = None

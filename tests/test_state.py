@@ -162,7 +162,7 @@ def test_state_of_tunnels_gone_for_a_retention_is_forgotten(aws, make_exporter, 
 
 
 def test_a_state_file_larger_than_the_cap_is_moved_aside(tmp_path, monkeypatch):
-    monkeypatch.setattr("exporter.sources.logs.state.MAX_STATE_BYTES", 100)
+    monkeypatch.setattr("exporter.durable.MAX_BYTES", 100)
     (tmp_path / "logs-state.json").write_text(document({"a|b|c|d": GOOD_TUNNEL}))
     errors = []
     assert StateFile(tmp_path, on_corrupt=lambda: errors.append(1)).load().tunnels == {}

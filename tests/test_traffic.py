@@ -108,7 +108,7 @@ def test_late_data_counts_once_and_exactly(demo, make_exporter):
     clock = {"now": started}
     exporter.traffic._clock = lambda: clock["now"]
     exporter.poll_once()
-    exporter.poll_traffic()  # the first pass: counters at 0, the window learnt
+    exporter.poll_traffic()  # the first pass counts the window before it
     hq = next(c for c in demo.connections if c.scenario.name == "hq-core")
     first_end = (int(started) - 300) // PERIOD * PERIOD
     aligned = (int(started) // PERIOD + 1) * PERIOD + 10  # 10 s into a period: the newest one read is partial
@@ -125,7 +125,7 @@ def test_late_data_counts_once_and_exactly(demo, make_exporter):
         return 1.0 if start <= backfilled or late_part_at <= clock["now"] else 1 - tunnel_traffic.LATE_SHARE
 
     samples = scrape(exporter.url)
-    counted = range(first_end, last_end, PERIOD)
+    counted = range(first_end - 3600, last_end, PERIOD)
     assert len(counted) >= 10 and published(counted[-1]) < 1 == published(counted[-2])  # both cases occur
     for tunnel in hq.tunnels:
         expected = [[share * b for b in tunnel_traffic.bytes_in_period(hq.scenario, tunnel.scenario, "healthy", start)]
@@ -135,6 +135,59 @@ def test_late_data_counts_once_and_exactly(demo, make_exporter):
             sum(e[0] for e in expected))
         assert value(samples, "aws_vpn_tunnel_sent_bytes_total", **labels) == pytest.approx(sum(e[1] for e in expected))
         assert value(samples, "aws_vpn_tunnel_traffic_counted_until_timestamp_seconds", **labels) == last_end
+
+
+def test_a_restart_continues_the_counters_without_counting_a_period_twice(demo, make_exporter, tmp_path):
+    """The counters live in state_dir: a restart goes on from them (no reset for Prometheus to see), and the
+    periods it reads again are not added again; the hours it was down are caught up, up to a day."""
+    started = (int(demo._started_at) // PERIOD + 1) * PERIOD + 10
+    clock = {"now": started}
+
+    def run(minutes: int) -> dict:
+        exporter = traffic_exporter(make_exporter, demo.targets(), delay=300)  # state_dir: tmp_path / "state"
+        exporter.traffic._clock = lambda: clock["now"]
+        exporter.poll_once()
+        for _ in range(minutes // 5):
+            clock["now"] += PERIOD
+            demo.apply(clock["now"])
+            exporter.poll_traffic()
+        totals = {s["tunnel"]: v for (name, labels), v in scrape(exporter.url).items()
+                  for s in [dict(labels)] if name == "aws_vpn_tunnel_received_bytes_total"}
+        exporter.stop()
+        return totals
+
+    before = run(20)
+    clock["now"] += 2 * 3600  # down for two hours: longer than the window
+    demo.apply(clock["now"])
+    after = run(5)
+    straight = {}  # what one exporter that never stopped would have counted, from the same simulated AWS
+    (tmp_path / "state" / "traffic-state.json").unlink()
+    hq = next(c for c in demo.connections if c.scenario.name == "hq-core")
+    for tunnel in hq.tunnels:
+        ip = tunnel.scenario.outside_ip
+        first_end = (started + PERIOD - 300) // PERIOD * PERIOD
+        last_end = (int(clock["now"]) - 300) // PERIOD * PERIOD
+        straight[ip] = sum(tunnel_traffic.bytes_in_period(hq.scenario, tunnel.scenario, "healthy", start)[0]
+                           for start in range(first_end - 3600, last_end - PERIOD, PERIOD))
+        assert before[ip] < after[ip]
+        # all but the newest period (still missing its late share) exactly as if it had never stopped
+        newest = tunnel_traffic.bytes_in_period(hq.scenario, tunnel.scenario, "healthy", last_end - PERIOD)[0]
+        assert after[ip] == pytest.approx(straight[ip] + newest * (1 - tunnel_traffic.LATE_SHARE))
+
+
+def test_a_corrupt_traffic_state_is_moved_aside_and_counted(demo, make_exporter, tmp_path):
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "traffic-state.json").write_text('{"version": 1, "tunnels": {"a|b|c|d": {"in": -1}}}')
+    exporter = traffic_exporter(make_exporter, demo.targets())  # state_dir: tmp_path / "state"
+    exporter.poll_once()
+    exporter.poll_traffic()
+    samples = scrape(exporter.url)
+    assert value(samples, "aws_vpn_exporter_state_file_errors_total") == 1
+    assert series(samples, "aws_vpn_tunnel_received_bytes_total")
+    (tmp_path / "state" / "traffic-state.json").write_text('{"version": 1, "tunn')
+    exporter.traffic._counting = None  # as a restart does
+    exporter.poll_traffic()
+    assert list((tmp_path / "state").glob("traffic-state.json.corrupt-*"))
 
 
 def test_a_refused_get_metric_data_turns_traffic_off_there_and_nothing_else(demo, faults, make_exporter):

@@ -161,12 +161,13 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
                             "phase2_encryption", "phase2_integrity", "phase2_dh_group")),
     Metric(TUNNEL_RECEIVED_BYTES, "counter",
            "Bytes AWS received through the tunnel from the customer gateway, after decryption (CloudWatch "
-           "AWS/VPN TunnelDataIn), counted since the exporter started, up to the counted_until time. Reported "
-           "even while the tunnel is down: not a sign of liveness.",
+           "AWS/VPN TunnelDataIn), counted from a traffic.window before the tunnel was first seen (kept across "
+           "restarts in state_dir), up to the counted_until time. Reported even while the tunnel is down: not a "
+           "sign of liveness.",
            TUNNEL_LABELS),
     Metric(TUNNEL_SENT_BYTES, "counter",
            "Bytes AWS sent through the tunnel to the customer gateway, before encryption (CloudWatch AWS/VPN "
-           "TunnelDataOut), counted since the exporter started, up to the counted_until time.",
+           "TunnelDataOut), counted like aws_vpn_tunnel_received_bytes_total.",
            TUNNEL_LABELS),
     Metric(TUNNEL_TRAFFIC_COUNTED_UNTIL, "gauge",
            "The end of the newest CloudWatch period counted into the tunnel's byte counters (CloudWatch "

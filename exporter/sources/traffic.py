@@ -12,23 +12,27 @@ VPNs over Direct Connect) cannot be told apart: those tunnels are skipped and co
 
 CloudWatch fills a period in some minutes after it ends. A pass reads the periods that ended at least
 ``delay`` ago and re-reads the last ``window``, so a late data point, or a period that grew, is added once.
-The bytes are counters (they only accumulate; ``rate()`` gives bytes per second), starting when the exporter
-starts, as counters do: a tunnel's first pass looks back ``idle_after`` at day resolution to learn when it
-last carried traffic, without counting what it finds.
+The bytes are counters (they only accumulate; ``rate()`` gives bytes per second), kept in ``state_dir`` so a
+restart neither resets them nor counts a period twice, and catches up (at most a day) on what it missed. A
+tunnel's first pass counts the window before it, and looks back ``idle_after`` at day resolution to learn
+when it last carried traffic.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping
 
 from botocore.exceptions import ClientError
 
 from exporter.config import TrafficConfig
+from exporter.durable import JsonDocument
 from exporter.model import RegionTelemetry, SourceResult
 from exporter.sources.aws import AwsAccount, describe_error
 from exporter.sources.isolation import run_isolated
@@ -43,6 +47,9 @@ MAX_QUERIES = 500  # GetMetricData's limit per request
 DIRECTIONS = (("in", "TunnelDataIn"), ("out", "TunnelDataOut"))  # received from / sent to the customer gateway
 METRICS_PER_TUNNEL = len(DIRECTIONS)
 MONTH_SECONDS = 30 * 86400
+MAX_CATCH_UP = 86400  # after a restart or failed passes, read back at most this far to where the counts stopped
+STATE_VERSION = 1
+STATE_FILE = "traffic-state.json"
 # Errors that retrying next pass will not mend: the source is off for that account and region until a reload.
 REFUSED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "OptInRequired"})
 
@@ -51,7 +58,7 @@ REFUSED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOpera
 class TunnelTraffic:
     """What CloudWatch said of one tunnel's bytes, as of the latest pass."""
 
-    received_bytes: float  # TunnelDataIn counted since the exporter started
+    received_bytes: float  # TunnelDataIn counted since the tunnel was first seen (from a window before)
     sent_bytes: float  # TunnelDataOut likewise
     counted_until: float  # the end of the newest period read (CloudWatch's data lags by ``delay``)
     observed_since: float  # the oldest data point seen: how far back "no bytes" is known
@@ -82,9 +89,9 @@ def monthly_cost(tunnels: int, config: TrafficConfig) -> float:
 
 
 class _Counting:
-    """One tunnel's running totals and the window of periods already counted."""
+    """One tunnel's running totals, and the periods still open to late data with the Sum read of each."""
 
-    __slots__ = ("totals", "periods", "last", "observed_since", "counted_until")
+    __slots__ = ("totals", "periods", "last", "observed_since", "counted_until", "floor")
 
     def __init__(self, observed_since: float):
         self.totals = {"in": 0.0, "out": 0.0}
@@ -92,6 +99,7 @@ class _Counting:
         self.last: dict[str, float | None] = {"in": None, "out": None}
         self.observed_since = observed_since
         self.counted_until = observed_since
+        self.floor = 0.0  # periods that start before this are counted for good (no longer kept)
 
     def saw(self, direction: str, period_end: float) -> None:
         if period_end > (self.last[direction] or 0.0):
@@ -99,6 +107,8 @@ class _Counting:
 
     def count(self, direction: str, start: float, value: float) -> None:
         """A period's Sum: what it grew by since last read is added (a late data point counts once)."""
+        if start < self.floor:
+            return
         before = self.periods.get((direction, start), 0.0)
         if value > before:
             self.totals[direction] += value - before
@@ -106,9 +116,42 @@ class _Counting:
         if value > 0:
             self.saw(direction, start + PERIOD)
 
+    def close_before(self, floor: float) -> None:
+        self.floor = max(self.floor, floor)
+        self.periods = {k: v for k, v in self.periods.items() if k[1] >= self.floor}
+
     def view(self) -> TunnelTraffic:
         return TunnelTraffic(self.totals["in"], self.totals["out"], self.counted_until, self.observed_since,
                              self.last["in"], self.last["out"])
+
+    def encode(self) -> dict:
+        return {"in": self.totals["in"], "out": self.totals["out"], "last_in": self.last["in"],
+                "last_out": self.last["out"], "observed_since": self.observed_since,
+                "counted_until": self.counted_until, "floor": self.floor,
+                "periods": [[direction, start, value] for (direction, start), value in self.periods.items()]}
+
+    @classmethod
+    def decode(cls, data: dict, now: float) -> "_Counting":
+        """A saved tunnel, or ValueError: numbers finite, none negative, none in the future."""
+        def number(value, optional: bool = False) -> float | None:
+            if value is None and optional:
+                return None
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < 0:
+                raise ValueError(f"not a count or time: {value!r}")
+            return float(value)
+
+        counting = cls(number(data["observed_since"]))
+        counting.totals = {"in": number(data["in"]), "out": number(data["out"])}
+        counting.last = {"in": number(data["last_in"], True), "out": number(data["last_out"], True)}
+        counting.counted_until, counting.floor = number(data["counted_until"]), number(data["floor"])
+        if counting.counted_until > now + PERIOD:
+            raise ValueError(f"counted until the future: {counting.counted_until}")
+        for direction, start, value in data["periods"]:
+            if direction not in ("in", "out"):
+                raise ValueError(f"not a direction: {direction!r}")
+            counting.periods[(direction, number(start))] = number(value)
+        return counting
 
 
 def _query_id(index: int, direction: str) -> str:
@@ -133,9 +176,12 @@ class TrafficPoller:
     """One pass over every tunnel EC2 last reported: a GetMetricData call per 250 tunnels and region."""
 
     def __init__(self, config: TrafficConfig, executor: Executor, timeout: float,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, state_dir: Path | None = None,
+                 on_corrupt: Callable[[], object] = lambda: None):
         self.config, self._executor, self._timeout, self._clock = config, executor, timeout, clock
-        self._counting: dict[TunnelKey, _Counting] = {}
+        self._document = JsonDocument(Path(state_dir) / STATE_FILE, STATE_VERSION, on_corrupt) if state_dir else None
+        self._counting: dict[TunnelKey, _Counting] | None = None  # loaded by the first pass, with its clock
+        self._save_failed = False
         self._requested: dict[tuple[str, str], int] = {}
         self._unattributable: dict[tuple[str, str], int] = {}
         self._refused: dict[tuple[str, str], str] = {}
@@ -144,6 +190,34 @@ class TrafficPoller:
         # regions' passes run in parallel threads (one may outlive its poll's timeout): they add tunnels and
         # billing counts under this lock
         self._state_lock = threading.Lock()
+
+    def _load(self) -> dict[TunnelKey, _Counting]:
+        """The counters of the last run, so a restart neither resets them nor counts a period twice."""
+        data = self._document.load() if self._document is not None else None
+        tunnels, dropped, first = {}, 0, ""
+        for key, entry in ((data or {}).get("tunnels") or {}).items():
+            try:
+                tunnels[TunnelKey.decode(key)] = _Counting.decode(entry, self._clock())
+            except (ValueError, TypeError, KeyError, AttributeError) as err:
+                dropped, first = dropped + 1, first or f"{key}: {err}"
+        if dropped:
+            self._document.dropped(dropped, first)
+        return tunnels
+
+    def _save(self) -> None:
+        if self._document is None:
+            return
+        try:
+            self._document.save({"tunnels": {key.encode(): c.encode() for key, c in self._counting.items()}})
+        except OSError as err:
+            if not self._save_failed:  # said once per outage: the counts go on in memory
+                log.error("traffic state not saved path=%s error=%r; counts go on, but a restart resets them",
+                          self._document.path, err.strerror)
+            self._save_failed = True
+            return
+        if self._save_failed:
+            log.info("traffic state saved again path=%s", self._document.path)
+        self._save_failed = False
 
     def reconfigure(self, config: TrafficConfig, timeout: float) -> None:
         """A config reload: new settings, and another try where the calls were refused."""
@@ -155,6 +229,8 @@ class TrafficPoller:
         """One pass; a region not done ``within`` seconds (by default the configured timeout) fails this pass."""
         with self._lock:
             now = self._clock()
+            if self._counting is None:
+                self._counting = self._load()
             end = float(int(now - self.config.delay) // PERIOD * PERIOD)  # whole periods, published by now
             jobs = {(r.account_id, r.region): (lambda r=r: self._pass(r, accounts[r.account_id], end))
                     for r in regions if r.account_id in accounts and any(c.tunnels for c in r.connections)}
@@ -174,6 +250,7 @@ class TrafficPoller:
                 self._counting = {key: counting for key, counting in self._counting.items()
                                   if key in live and (key.account_id, key.region) not in self._refused}
                 requested = dict(self._requested)
+                self._save()
             size = {(r.account_id, r.region): sum(len(c.tunnels) for c in r.connections) for r in regions}
             return TrafficCollection(
                 tunnels={key: counting.view() for key, counting in self._counting.items()},
@@ -209,31 +286,28 @@ class TrafficPoller:
                     if value > 0:
                         counting.saw(direction, min(start + HISTORY_PERIOD, end))
             for ip in new:
-                counting = looked_back[ip]
-                counting.counted_until = end
                 with self._state_lock:
-                    self._counting[tunnels[ip]] = counting
+                    self._counting[tunnels[ip]] = looked_back[ip]
+            # the window, or back to where the counts stopped (a restart, a failed pass), at most a day
+            known = [self._counting[key].counted_until for ip, key in tunnels.items() if ip not in looked_back]
             window_start = end - self.config.window
-            fresh, recent = set(new), {}
+            read_from = max(end - MAX_CATCH_UP, min([window_start, *(until - self.config.window for until in known)]))
+            recent: dict[tuple[str, str], float] = {}
             for batch in _batches(sorted(tunnels), MAX_QUERIES // METRICS_PER_TUNNEL):
-                for ip, direction, start, value in self._read(client, where, batch, window_start, end, PERIOD):
-                    counting = self._counting[tunnels[ip]]
-                    if ip in fresh:  # a first pass learns the window without counting it (counters start at 0)
-                        counting.periods[(direction, start)] = value
-                        if value > 0:
-                            recent[(ip, direction)] = max(recent.get((ip, direction), 0.0), start + PERIOD)
-                    else:
-                        counting.count(direction, start, value)
-            for ip in fresh:  # within the window its 5-minute data replace the look-back's day resolution
+                for ip, direction, start, value in self._read(client, where, batch, read_from, end, PERIOD):
+                    self._counting[tunnels[ip]].count(direction, start, value)
+                    if value > 0:
+                        recent[(ip, direction)] = max(recent.get((ip, direction), 0.0), start + PERIOD)
+            for ip in looked_back:  # within the window its 5-minute data replace the look-back's day resolution
                 counting = self._counting[tunnels[ip]]
                 for direction, _ in DIRECTIONS:
                     before = counting.last[direction]
                     counting.last[direction] = recent.get((ip, direction)) or (
-                        None if before is None else min(before, window_start))
+                        None if before is None else min(before, read_from))
             for ip in tunnels:
                 counting = self._counting[tunnels[ip]]
                 counting.counted_until = end
-                counting.periods = {k: v for k, v in counting.periods.items() if k[1] >= window_start}
+                counting.close_before(window_start)
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in REFUSED:
                 self._refused[where] = describe_error(err)

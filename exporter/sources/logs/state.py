@@ -8,23 +8,20 @@ after a crash or restart nothing is lost and nothing counted twice.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from exporter.durable import JsonDocument
 from exporter.sources.logs.parse import (BGP_ERRORS, BGP_EVENTS, BGP_STATES, IKE_ERRORS, IKE_EVENTS, IKE_STATES, MAX_DETAIL,
                                LogEvent)
 
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
-MAX_STATE_BYTES = 256 * 1024 * 1024  # far above 10,000 tunnels' state (a few MB): anything bigger is not ours
 CLOCK_SKEW_SECONDS = 300.0  # an event or cursor further ahead of now than this is not trusted
 MAX_COUNT = 2 ** 53  # counts stay exact as floats in the exposition
 
@@ -150,75 +147,30 @@ class LogState:
 
 
 class StateFile:
-    """The log state on disk: written atomically (temp file, fsync, rename), read tolerantly."""
+    """The log state on disk (``exporter.durable``): entries that fail their checks are dropped one by one."""
 
     def __init__(self, state_dir: Path, on_corrupt=lambda: None):
-        self.path = Path(state_dir) / "logs-state.json"
-        self._on_corrupt = on_corrupt
+        self._document = JsonDocument(Path(state_dir) / "logs-state.json", STATE_VERSION, on_corrupt)
+        self.path = self._document.path
 
     def load(self, now: float | None = None) -> LogState:
-        """The saved state. A file that cannot be read as a whole is moved aside; entries that fail their
-        checks are dropped one by one; either way it is counted, logged once, and the exporter starts."""
-        now = time.time() if now is None else now
-        try:
-            if self.path.stat().st_size > MAX_STATE_BYTES:
-                return self._move_aside(f"larger than {MAX_STATE_BYTES} bytes")
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        """The saved state; what cannot be read is left out, counted and logged once, and the exporter starts."""
+        data = self._document.load()
+        if data is None:
             return LogState()
-        except (OSError, UnicodeDecodeError) as err:
-            return self._move_aside(getattr(err, "strerror", None) or type(err).__name__)
-        try:
-            data = json.loads(text)
-        except (ValueError, RecursionError) as err:
-            return self._move_aside(f"not JSON: {str(err)[:100]}")
-        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-            return self._move_aside("not a version 1 state document")
-        reader = _StateReader(now)
+        reader = _StateReader(time.time() if now is None else now)
         state = reader.read(data)
         if reader.dropped:
-            log.error("state file had invalid entries path=%s dropped=%d first=%r; kept the rest", self.path,
-                      reader.dropped, reader.first_problem)
-            self._on_corrupt()
+            self._document.dropped(reader.dropped, reader.first_problem)
         return state
 
-    def _move_aside(self, reason: str) -> LogState:
-        moved = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-        try:
-            os.replace(self.path, moved)
-            where = f"moved aside to {moved.name}"
-        except OSError as err:
-            where = f"could not move it aside ({err.strerror})"
-        log.error("state file unreadable path=%s error=%r; %s and starting empty", self.path, reason, where)
-        self._on_corrupt()
-        return LogState()
-
     def save(self, state: LogState) -> None:
-        data = {
-            "version": STATE_VERSION,
+        self._document.save({
             "cursors": {group: {"read_until_ms": c.read_until_ms, "seen": c.seen, "resume_ms": c.resume_ms,
                                 "used_at": c.used_at}
                         for group, c in state.cursors.items()},
             "tunnels": {key.encode(): value.encode() for key, value in state.tunnels.items()},
-        }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".logs-state.", dir=self.path.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                # dumps, not dump: dump's pure-Python encoder leaves reference cycles behind on every save,
-                # which the publish's gc.freeze() would keep for ever (and they pin memory arenas).
-                out.write(json.dumps(data, separators=(",", ":")))
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        })
 
 
 class _StateReader:
