@@ -27,6 +27,7 @@ DEMO_POLL_INTERVAL = 10.0
 DEMO_TUNNEL_STATUS = TunnelStatusConfig(interval=60.0, max_calls_per_second=20.0)
 # The simulated AWS bills nothing: the demo shows tunnel traffic, read every minute (AWS publishes every 5).
 DEMO_TRAFFIC = TrafficConfig(enabled=True, interval=60.0)
+DEMO_EXTRA_INSTALL = "pip install 'aws-vpn-exporter[demo]'"  # moto: --demo and diagnose --demo
 SIGNAL_CHECK_INTERVAL = 0.2  # seconds between the main thread's checks for a shutdown signal
 
 log = logging.getLogger("exporter")
@@ -133,9 +134,16 @@ def _with_demo(config: Config | None, demo_requested: bool):
     """Start the simulated AWS when asked, and point the config's targets at it."""
     if not demo_requested:
         return config, None
-    from exporter.demo.environment import DemoEnvironment
+    try:
+        from exporter.demo.environment import DemoEnvironment
 
-    demo = DemoEnvironment().start()
+        demo = DemoEnvironment()
+    except ModuleNotFoundError as err:  # the base install watches real AWS; the simulated one is an extra
+        if (err.name or "").partition(".")[0] == "exporter":
+            raise
+        raise SystemExit(f"error: --demo needs the simulated AWS, which is not installed (no module "
+                         f"{err.name!r}): {DEMO_EXTRA_INSTALL}") from None
+    demo.start()
     os.environ.update(demo.aws_environment())
     # A simulated AWS starts afresh each time, so its log cursors live in a fresh directory too.
     base = config or Config(targets=(), poll_interval=DEMO_POLL_INTERVAL, poll_timeout=DEMO_POLL_INTERVAL - 1,
