@@ -87,8 +87,9 @@ TUNNEL_TEXT = "Tunnel {{ $labels.tunnel }} of VPN connection {{ $labels.vpn_conn
 
 
 def with_name(expr: str) -> str:
-    """Attach the connection's Name tag, so descriptions can say which site it is."""
-    return f"({expr})\n* on({CONNECTION}) group_left(name) {m.CONNECTION_INFO}"
+    """Attach the connection's Name tag, so descriptions can say which site it is. One info series per
+    connection is joined (topk), as two replicas of a shard (high availability) each export one."""
+    return f"({expr})\n* on({CONNECTION}) group_left(name) topk by ({CONNECTION}) (1, {m.CONNECTION_INFO})"
 
 
 @dataclass(frozen=True)
@@ -249,8 +250,9 @@ def build_alerts() -> list[Alert]:
         Alert(
             name="VpnRedundancyLost", severity="warning", duration=s["redundancy_for"], finding="redundancy_lost",
             cause_scope="connection",
-            expr=with_name(f"sum by ({CONNECTION}) ({m.TUNNEL_UP}) == 1\n"
-                           f"and on({CONNECTION}) count by ({CONNECTION}) ({m.TUNNEL_UP}) > 1"),
+            # Each tunnel once, however many replicas report it (high availability).
+            expr=with_name(f"sum by ({CONNECTION}) (max by ({TUNNEL}) ({m.TUNNEL_UP})) == 1\n"
+                           f"and on({CONNECTION}) count by ({CONNECTION}) (max by ({TUNNEL}) ({m.TUNNEL_UP})) > 1"),
             summary="VPN connection runs on a single tunnel.",
             description=CONNECTION_TEXT + " has only one tunnel up: one more failure takes the site down.",
             meaning=FINDINGS["redundancy_lost"].summary,
@@ -334,7 +336,8 @@ def build_alerts() -> list[Alert]:
 HEADLINE_STATE = "aws_vpn_tunnel:ipsec_up_bgp_down"
 RECORDING_RULES = [
     {"record": HEADLINE_STATE,
-     "expr": f"{m.TUNNEL_IPSEC_UP} - on({TUNNEL}) {m.TUNNEL_BGP_UP}"},  # 1 in the headline state, else 0
+     # 1 in the headline state, else 0; matched on every label, so each replica's series with its own
+     "expr": f"{m.TUNNEL_IPSEC_UP} - {m.TUNNEL_BGP_UP}"},
 ]
 
 
