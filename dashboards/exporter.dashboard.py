@@ -1,6 +1,7 @@
 """Exporter health: is the data fresh, are AWS calls succeeding, are logs keeping up."""
 
 from dashboards.common import m, stat, timeline, timeseries, value_map, vpn_dashboard
+from generate.alerting import SETTINGS  # the exporter's job selector, as the alerts use it
 
 SUCCESS_MAP = value_map(("failing", "red"), ("ok", "green"))
 
@@ -33,7 +34,7 @@ dashboard = vpn_dashboard(
             (f"sum by (reason) (rate({m.LOG_PARSE_ERRORS}[$__rate_interval])) or vector(0)", "parse errors {{reason}}"),
         ], (0, 23, 12, 8), unit="ops"),
         timeseries("Exporter process", [
-            ("process_resident_memory_bytes{job=~\"aws-vpn-exporter.*\"}", "RSS {{instance}}"),
+            (f"process_resident_memory_bytes{{{SETTINGS['exporter_job']}}}", "RSS {{instance}}"),
         ], (12, 23, 12, 8), unit="bytes"),
         timeseries("Unrecognised values from AWS", [
             (f"sum by (field) (increase({m.UNRECOGNIZED_VALUES}[$__rate_interval])) or vector(0)", "{{field}}")],

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 from exporter.exposition import contract as m
-from generate.alerting import GENERIC_FINDINGS, ROOT, SETTINGS, build_alerts, dump_yaml
+from generate.alerting import GENERIC_FINDINGS, HEADLINE_STATE, ROOT, SETTINGS, build_alerts, dump_yaml
 from exporter.diagnosis.findings import FINDINGS
 
 TEST_FILE = ROOT / "alerts" / "tests" / "aws-vpn.test.yml"
@@ -31,8 +31,15 @@ def _selector(name: str, labels: dict) -> str:
     return name + "{" + ",".join(f"{k}={quoted(v)}" for k, v in sorted(labels.items())) + "}"
 
 
-def series(metric: str, values: str, /, **labels) -> dict:
-    return {"series": _selector(metric, {**SCRAPE, **labels}), "values": values}
+def series(metric: str, values: str, /, scrape: dict = SCRAPE, **labels) -> dict:
+    return {"series": _selector(metric, {**scrape, **labels}), "values": values}
+
+
+REPLICA = {**SCRAPE, "instance": "exporter-2:9798"}  # a second, identical exporter (high availability)
+
+
+def from_both_replicas(metric: str, values: str, /, **labels) -> list[dict]:
+    return [series(metric, values, **labels), series(metric, values, scrape=REPLICA, **labels)]
 
 
 def info(connection: dict, name: str) -> dict:
@@ -435,6 +442,19 @@ def cause_cases(a: dict, b: dict) -> list[dict]:
          "alert_rule_test": [expect("VpnConnectionDown", "4m", [_named(CONN, "branch")], causes=cause(
              vpn, [(a["tunnel"], "traffic_selectors_mismatch"), (b["tunnel"], "traffic_selectors_mismatch")],
              scope="connection", selectors=("172.31.0.0/16", "10.0.0.0/16"), with_gateway=True))]},
+        {"name": "Two identical replicas (high availability): every join still evaluates, each replica's page "
+                 "fires (one notification: Alertmanager groups them), each tunnel counts once for redundancy",
+         "input_series": [
+             *from_both_replicas(m.CONNECTION_INFO, "1x20", **CONN, name="branch", **INFO_LABELS),
+             *from_both_replicas(m.TUNNEL_IPSEC_UP, "1x20", **a), *from_both_replicas(m.TUNNEL_BGP_UP, "0x20", **a),
+             *from_both_replicas(m.TUNNEL_UP, "0x20", **a), *from_both_replicas(m.TUNNEL_UP, "1x20", **b)],
+         "alert_rule_test": [
+             expect("VpnTunnelIpsecUpBgpDown", "4m", [headline, {**headline, **REPLICA}]),
+             expect("VpnRedundancyLost", "11m", [_named(CONN, "branch")])],
+         "promql_expr_test": [
+             {"expr": HEADLINE_STATE, "eval_time": "1m",
+              "exp_samples": [{"labels": _selector(HEADLINE_STATE, {**scrape, **a}), "value": 1}
+                              for scrape in (SCRAPE, REPLICA)]}]},
     ]
     return tests
 

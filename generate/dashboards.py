@@ -38,6 +38,17 @@ def output_of(source: Path) -> Path:
     return source.with_name(source.name.replace(".dashboard.py", ".json"))
 
 
+def published_name(dashboard: dict) -> str:
+    """The file name a dashboard is published under outside this repository (its uid: unique, stable)."""
+    return dashboard["uid"] + ".json"
+
+
+def published_dashboards() -> dict[str, str]:
+    """The committed JSON of every dashboard, by published name: what the Kubernetes ConfigMaps hold."""
+    texts = [output_of(source).read_text(encoding="utf-8") for source in sources()]
+    return {published_name(json.loads(text)): text for text in texts}
+
+
 if __name__ == "__main__":
     for source in sources():
         output_of(source).write_text(render(source), encoding="utf-8")
