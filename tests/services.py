@@ -17,8 +17,9 @@ import requests
 
 from exporter.app import Exporter
 from exporter.cli import DEMO_TRAFFIC, DEMO_TUNNEL_STATUS
-from exporter.config import Config, LogsConfig
+from exporter.config import Config, LogsConfig, Target
 from exporter.demo.environment import DemoEnvironment, simulated_aws_environment
+from exporter.demo.scenario import Scenarios
 
 
 def free_port() -> int:
@@ -81,10 +82,18 @@ def running(command: list[str], url: str, what: str) -> Iterator[str]:
             process.kill()
 
 
-def prometheus(config: Path, data: Path) -> contextlib.AbstractContextManager[str]:
+def prometheus(config: Path, data: Path, *flags: str) -> contextlib.AbstractContextManager[str]:
     port = free_port()
     return running([tool("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={data}",
-                    f"--web.listen-address=127.0.0.1:{port}"], f"http://127.0.0.1:{port}", "prometheus")
+                    f"--web.listen-address=127.0.0.1:{port}", *flags], f"http://127.0.0.1:{port}", "prometheus")
+
+
+def prometheus_agent(config: Path, data: Path) -> contextlib.AbstractContextManager[str]:
+    """Prometheus in agent mode (2.42's flags): it scrapes and remote-writes, and keeps only a WAL."""
+    port = free_port()
+    return running([tool("prometheus"), "--enable-feature=agent", f"--config.file={config}",
+                    f"--storage.agent.path={data}", f"--web.listen-address=127.0.0.1:{port}"],
+                   f"http://127.0.0.1:{port}", "prometheus agent")
 
 
 def alertmanager(config: Path, data: Path) -> contextlib.AbstractContextManager[str]:
@@ -101,18 +110,29 @@ def query(url: str, expr: str) -> list:
 
 
 @contextlib.contextmanager
-def demo_exporter(moto_url: str, state_dir: Path, poll_interval: float = 10.0,
-                  apply_interval: float = 5.0) -> Iterator[tuple[Exporter, DemoEnvironment]]:
-    """The demo, as ``--demo`` runs it (intervals as given), on the session's simulated AWS."""
+def simulated_aws(moto_url: str, scenarios: Scenarios | None = None) -> Iterator[DemoEnvironment]:
+    """The session's moto server, reset and seeded with ``scenarios`` (the demo's by default); boto3 in
+    this process reaches it."""
     requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
     with pytest.MonkeyPatch.context() as patch:
         for key, value in simulated_aws_environment(moto_url).items():
             patch.setenv(key, value)
-        demo = DemoEnvironment(endpoint_url=moto_url).start()
-        exporter = Exporter(Config(targets=demo.targets(), poll_interval=poll_interval,
-                                   poll_timeout=max(1.0, poll_interval - 1), logs=LogsConfig(poll_interval=poll_interval),
-                                   tunnel_status=DEMO_TUNNEL_STATUS, traffic=DEMO_TRAFFIC, state_dir=state_dir),
-                            ("127.0.0.1", 0))
+        yield DemoEnvironment(scenarios, endpoint_url=moto_url).start()
+
+
+def demo_config(targets: tuple[Target, ...], state_dir: Path, poll_interval: float, **settings) -> Config:
+    """The config ``--demo`` runs, with these targets and intervals."""
+    return Config(targets=targets, poll_interval=poll_interval, poll_timeout=max(1.0, poll_interval - 1),
+                  logs=LogsConfig(poll_interval=poll_interval), tunnel_status=DEMO_TUNNEL_STATUS,
+                  traffic=DEMO_TRAFFIC, state_dir=state_dir, **settings)
+
+
+@contextlib.contextmanager
+def demo_exporter(moto_url: str, state_dir: Path, poll_interval: float = 10.0,
+                  apply_interval: float = 5.0) -> Iterator[tuple[Exporter, DemoEnvironment]]:
+    """The demo, as ``--demo`` runs it (intervals as given), on the session's simulated AWS."""
+    with simulated_aws(moto_url) as demo:
+        exporter = Exporter(demo_config(demo.targets(), state_dir, poll_interval), ("127.0.0.1", 0))
         exporter.add_job(demo.apply, apply_interval, "demo-apply")
         exporter.start()
         try:
