@@ -259,6 +259,8 @@ def _traffic(reader: _Reader, value: Any) -> TrafficConfig:
             data, "price_per_1000_metrics", "traffic", default.price_per_1000_metrics, (int, float),
             lambda v: None if 0 <= v <= 10 else "must be between 0 and 10 (USD per 1,000 metrics requested)")),
     )
+    if traffic.window > 86400:
+        raise reader.fail("traffic.window", "at most 1d (a pass catches up at most a day)")
     if traffic.idle_after > 60 * 86400:
         raise reader.fail("traffic.idle_after", "at most 60d (CloudWatch keeps 5-minute data 63 days)")
     return traffic

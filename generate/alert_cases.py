@@ -166,11 +166,11 @@ EXPECTED = {  # alert -> (summary, description): the pages' wording written out,
         'VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: A static route of the connection '
         'is not available (pending or deleting), so traffic for it does not use the VPN.'),
     "VpnConnectionIdle": (
-        'No traffic has crossed the connection for days (CloudWatch TunnelDataIn and TunnelDataOut 0 on every '
-        'tunnel); AWS bills it per connection-hour all the same.',
-        'VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: No traffic has crossed the '
-        'connection for days (CloudWatch TunnelDataIn and TunnelDataOut 0 on every tunnel); AWS bills it per '
-        'connection-hour all the same.'),
+        'No traffic beyond BGP keepalives has crossed the connection for days (CloudWatch TunnelDataIn and '
+        'TunnelDataOut, every tunnel); AWS bills it per connection-hour all the same.',
+        'VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: No traffic beyond BGP keepalives '
+        'has crossed the connection for days (CloudWatch TunnelDataIn and TunnelDataOut, every tunnel); AWS '
+        'bills it per connection-hour all the same.'),
     "VpnTunnelProvisioningFailed": (
         'AWS could not provision the tunnel (GetActiveVpnTunnelStatus ProvisioningStatus failed).',
         'Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: AWS could not '

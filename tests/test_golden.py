@@ -77,9 +77,10 @@ def full_snapshot() -> Snapshot:
                                                                               pending_since=NOW - 7200)}
     traffic = TrafficCollection(
         tunnels={TunnelKey(ACCOUNT, REGION, "vpn-0aaa", "198.51.100.1"): TunnelTraffic(
-                     0.0, 1500.0, NOW - 600, NOW - 8 * 86_400, None, NOW - 900),
+                     0.0, 1500.0, NOW - 600, NOW - 8 * 86_400, None, NOW - 900, NOW - 600, None),
                  TunnelKey(ACCOUNT, REGION, "vpn-0aaa", "198.51.100.2"): TunnelTraffic(
-                     12_345_678_901.0, 9.5e9, NOW - 600, NOW - 8 * 86_400, NOW - 600, NOW - 600)},
+                     12_345_678_901.0, 9.5e9, NOW - 600, NOW - 8 * 86_400, NOW - 600, NOW - 600, NOW - 600,
+                     NOW - 600)},
         metrics_requested={(ACCOUNT, REGION): 16}, monthly_cost={(ACCOUNT, REGION): 0.6912},
         unattributable={(ACCOUNT, REGION): 0})
     return Snapshot(NOW, (region,), results, logs, (LogGroupStatus(ACCOUNT, REGION, "/aws/vpn/tunnels", NOW - 42.5),),

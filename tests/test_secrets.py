@@ -134,3 +134,25 @@ def test_keys_are_cut_from_the_raw_response_before_botocore_parses_it(demo):
 ])
 def test_strip_secrets(body, expected):
     assert strip_secrets(body) == expected
+
+
+def test_the_traffic_path_leaks_no_key(demo, make_exporter):
+    """GetMetricData, its debug logs, the traffic series and traffic-state.json hold no key either."""
+    from exporter.cli import DEMO_TRAFFIC
+
+    stream = io.StringIO()
+    logsetup.configure("debug", stream=stream)
+    logging.getLogger("botocore").setLevel(logging.DEBUG)
+    try:
+        exporter = make_exporter(demo.targets(), traffic=DEMO_TRAFFIC)
+        exporter.poll_once()
+        exporter.poll_traffic()
+        body = requests.get(f"{exporter.url}/metrics", timeout=5).text
+        page = requests.get(f"{exporter.url}/", timeout=5).text
+    finally:
+        logsetup.configure("warning")
+    logs = stream.getvalue()
+    state = (exporter.config.state_dir / "traffic-state.json").read_text()
+    assert "GetMetricData" in logs and "aws_vpn_tunnel_received_bytes_total" in body
+    for key in demo.pre_shared_keys() + [MOTO_CGW_KEY]:
+        assert key not in body and key not in page and key not in logs and key not in state

@@ -246,7 +246,7 @@ def _connection(routing="dynamic", accelerated=False, ipsec_up=True, changed=NOW
 def test_ipsec_up_no_traffic(case, fires):
     connection, tunnel = _connection(**case)
     traffic = TunnelTraffic(0, 0, counted_until=NOW - 600, observed_since=NOW - 8 * 86400,
-                            last_received=NOW - 3 * 3600)
+                            last_received=NOW - 3 * 3600, received_data_until=NOW - 600)
     found = dict(traffic_rules.tunnel_rules(connection, tunnel, traffic, 1800, NOW))
     assert ("ipsec_up_no_traffic" in found) is fires
     received = TunnelTraffic(1, 0, counted_until=NOW - 600, observed_since=NOW - 8 * 86400, last_received=NOW - 900)
@@ -259,7 +259,8 @@ def test_connection_idle_needs_every_tunnel_known_and_the_whole_time():
     assert [code for code, _ in traffic_rules.connection_rules(connection, [idle, idle], 7 * 86400, NOW)] == \
         ["connection_idle"]
     assert not list(traffic_rules.connection_rules(connection, [idle, None], 7 * 86400, NOW))
-    recent = TunnelTraffic(0, 5, counted_until=NOW, observed_since=NOW - 8 * 86400, last_sent=NOW - 86400)
+    recent = TunnelTraffic(0, 5e6, counted_until=NOW, observed_since=NOW - 8 * 86400, last_sent=NOW - 86400,
+                           last_traffic=NOW - 86400)
     assert not list(traffic_rules.connection_rules(connection, [idle, recent], 7 * 86400, NOW))
     short = TunnelTraffic(0, 0, counted_until=NOW, observed_since=NOW - 3 * 86400)
     assert not list(traffic_rules.connection_rules(connection, [short, short], 7 * 86400, NOW))

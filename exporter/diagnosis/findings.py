@@ -193,8 +193,8 @@ _SPECS = (
                 "non-connected next hop) and fix the advertisement on the customer gateway.",
                 alert="VpnBgpRoutesDenied", demo="no: no demo scenario has routes denied", needs_ipsec=True),
     FindingSpec("connection_idle", INFO, "connection",
-                "No traffic has crossed the connection for days (CloudWatch TunnelDataIn and TunnelDataOut 0 on "
-                "every tunnel); AWS bills it per connection-hour all the same.",
+                "No traffic beyond BGP keepalives has crossed the connection for days (CloudWatch TunnelDataIn and "
+                "TunnelDataOut, every tunnel); AWS bills it per connection-hour all the same.",
                 "Find its owner (its tags, the customer gateway) and ask whether it is still needed; delete it "
                 "(DeleteVpnConnection) if not. A standby connection that only carries traffic in a failover is "
                 "fine: say so in a tag.",

@@ -174,8 +174,8 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
            "publishes a period minutes after it ends).",
            TUNNEL_LABELS),
     Metric(TUNNEL_LAST_TRAFFIC, "gauge",
-           "The end of the newest period in which bytes crossed the tunnel either way; absent when none did "
-           "as far back as the exporter looked (traffic.idle_after).",
+           "The end of the newest period in which more than keepalives (10 kB in 5 minutes) crossed the tunnel "
+           "either way; absent when none did as far back as CloudWatch has data points (traffic.idle_after).",
            TUNNEL_LABELS),
     Metric(TRAFFIC_METRICS_REQUESTED, "counter",
            "CloudWatch metrics requested with GetMetricData for tunnel traffic, the unit AWS bills.",

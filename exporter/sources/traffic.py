@@ -35,7 +35,7 @@ from exporter.config import TrafficConfig
 from exporter.durable import JsonDocument
 from exporter.model import RegionTelemetry, SourceResult
 from exporter.sources.aws import AwsAccount, describe_error
-from exporter.sources.isolation import run_isolated
+from exporter.sources.isolation import Outcome, run_isolated
 from exporter.sources.logs.state import TunnelKey
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,11 @@ MAX_QUERIES = 500  # GetMetricData's limit per request
 DIRECTIONS = (("in", "TunnelDataIn"), ("out", "TunnelDataOut"))  # received from / sent to the customer gateway
 METRICS_PER_TUNNEL = len(DIRECTIONS)
 MONTH_SECONDS = 30 * 86400
+# A period counts as carrying traffic (for connection_idle and the last-traffic time) above what BGP's own
+# keepalives send: about 60 bytes every 10 s each way, some 2 kB a period. Any byte counts as "received" for
+# ipsec_up_no_traffic, which asks whether anything gets through at all.
+KEEPALIVE_BYTES = 10_000  # per 5-minute period and direction
+FORGET_AFTER = 7 * 86400  # counters of a region EC2 stopped reporting (a failing poll, a removed target) go then
 MAX_CATCH_UP = 86400  # after a restart or failed passes, read back at most this far to where the counts stopped
 STATE_VERSION = 1
 STATE_FILE = "traffic-state.json"
@@ -64,11 +69,8 @@ class TunnelTraffic:
     observed_since: float  # the oldest data point seen: how far back "no bytes" is known
     last_received: float | None = None  # the newest period's end with bytes in; None: none since observed_since
     last_sent: float | None = None
-
-    @property
-    def last_traffic(self) -> float | None:
-        """The end of the newest period with bytes either way."""
-        return max((t for t in (self.last_received, self.last_sent) if t is not None), default=None)
+    received_data_until: float | None = None  # the end of the newest period CloudWatch had a TunnelDataIn point for
+    last_traffic: float | None = None  # the newest period's end with more than keepalives either way
 
 
 @dataclass(frozen=True)
@@ -91,30 +93,40 @@ def monthly_cost(tunnels: int, config: TrafficConfig) -> float:
 class _Counting:
     """One tunnel's running totals, and the periods still open to late data with the Sum read of each."""
 
-    __slots__ = ("totals", "periods", "last", "observed_since", "counted_until", "floor")
+    __slots__ = ("totals", "periods", "last", "observed_since", "counted_until", "floor", "data_until")
 
     def __init__(self, observed_since: float):
         self.totals = {"in": 0.0, "out": 0.0}
         self.periods: dict[tuple[str, float], float] = {}  # (direction, period start) -> the Sum as last read
-        self.last: dict[str, float | None] = {"in": None, "out": None}
+        self.last: dict[str, float | None] = {"in": None, "out": None, "used": None}  # used: above keepalives
         self.observed_since = observed_since
         self.counted_until = observed_since
         self.floor = 0.0  # periods that start before this are counted for good (no longer kept)
+        self.data_until: float | None = None  # TunnelDataIn: the newest period with a data point, zeros included
 
     def saw(self, direction: str, period_end: float) -> None:
         if period_end > (self.last[direction] or 0.0):
             self.last[direction] = period_end
 
+    def saw_bytes(self, direction: str, start: float, period: float, value: float, end: float) -> None:
+        """A period's Sum seen: bytes, and traffic if more than keepalives alone would send."""
+        period_end = min(start + period, end)
+        if value > 0:
+            self.saw(direction, period_end)
+        if value > KEEPALIVE_BYTES * period / PERIOD:
+            self.saw("used", period_end)
+
     def count(self, direction: str, start: float, value: float) -> None:
         """A period's Sum: what it grew by since last read is added (a late data point counts once)."""
+        if direction == "in" and start + PERIOD > (self.data_until or 0.0):
+            self.data_until = start + PERIOD
         if start < self.floor:
             return
         before = self.periods.get((direction, start), 0.0)
         if value > before:
             self.totals[direction] += value - before
             self.periods[(direction, start)] = value
-        if value > 0:
-            self.saw(direction, start + PERIOD)
+        self.saw_bytes(direction, start, PERIOD, value, start + PERIOD)
 
     def close_before(self, floor: float) -> None:
         self.floor = max(self.floor, floor)
@@ -122,12 +134,12 @@ class _Counting:
 
     def view(self) -> TunnelTraffic:
         return TunnelTraffic(self.totals["in"], self.totals["out"], self.counted_until, self.observed_since,
-                             self.last["in"], self.last["out"])
+                             self.last["in"], self.last["out"], self.data_until, self.last["used"])
 
     def encode(self) -> dict:
         return {"in": self.totals["in"], "out": self.totals["out"], "last_in": self.last["in"],
-                "last_out": self.last["out"], "observed_since": self.observed_since,
-                "counted_until": self.counted_until, "floor": self.floor,
+                "last_out": self.last["out"], "last_used": self.last["used"], "observed_since": self.observed_since,
+                "counted_until": self.counted_until, "floor": self.floor, "data_until": self.data_until,
                 "periods": [[direction, start, value] for (direction, start), value in self.periods.items()]}
 
     @classmethod
@@ -143,8 +155,10 @@ class _Counting:
 
         counting = cls(number(data["observed_since"]))
         counting.totals = {"in": number(data["in"]), "out": number(data["out"])}
-        counting.last = {"in": number(data["last_in"], True), "out": number(data["last_out"], True)}
+        counting.last = {"in": number(data["last_in"], True), "out": number(data["last_out"], True),
+                         "used": number(data.get("last_used"), True)}
         counting.counted_until, counting.floor = number(data["counted_until"]), number(data["floor"])
+        counting.data_until = number(data.get("data_until"), True)
         if counting.counted_until > now + PERIOD:
             raise ValueError(f"counted until the future: {counting.counted_until}")
         for direction, start, value in data["periods"]:
@@ -190,6 +204,8 @@ class TrafficPoller:
         # regions' passes run in parallel threads (one may outlive its poll's timeout): they add tunnels and
         # billing counts under this lock
         self._state_lock = threading.Lock()
+        self._running: dict[tuple[str, str], float] = {}
+        self._shared: set[TunnelKey] = set()  # tunnels left out: another of their region has the same outside IP  # a region's pass still going -> its monotonic start
 
     def _load(self) -> dict[TunnelKey, _Counting]:
         """The counters of the last run, so a restart neither resets them nor counts a period twice."""
@@ -232,9 +248,21 @@ class TrafficPoller:
             if self._counting is None:
                 self._counting = self._load()
             end = float(int(now - self.config.delay) // PERIOD * PERIOD)  # whole periods, published by now
-            jobs = {(r.account_id, r.region): (lambda r=r: self._pass(r, accounts[r.account_id], end))
-                    for r in regions if r.account_id in accounts and any(c.tunnels for c in r.connections)}
-            outcomes = run_isolated(self._executor, jobs, self._timeout if within is None else within)
+            jobs, busy = {}, {}
+            for r in regions:
+                where = (r.account_id, r.region)
+                if r.account_id not in accounts or not any(c.tunnels for c in r.connections):
+                    continue
+                with self._state_lock:
+                    started = self._running.get(where)
+                    if started is None:
+                        self._running[where] = time.monotonic()
+                if started is not None:  # a pass that outlived its poll: never two at once (as logs/reader.py)
+                    running = time.monotonic() - started
+                    busy[where] = Outcome(False, f"the previous pass is still running ({running:.0f}s)", running)
+                    continue
+                jobs[where] = lambda r=r, w=where: self._run(w, r, accounts[r.account_id], end)
+            outcomes = {**busy, **run_isolated(self._executor, jobs, self._timeout if within is None else within)}
             results = []
             for where, outcome in sorted(outcomes.items()):
                 if outcome.ok:
@@ -246,20 +274,35 @@ class TrafficPoller:
                                             self._last_success.get(where), "" if outcome.ok else outcome.value))
             live = {TunnelKey(r.account_id, r.region, c.vpn_connection_id, t.outside_ip)
                     for r in regions for c in r.connections for t in c.tunnels}
+            reported = {(r.account_id, r.region) for r in regions}
             with self._state_lock:
+                # a region EC2 did not report (its first poll after a restart failed, a target removed) keeps
+                # its counters a while, so a passing failure is no reset; a deleted tunnel's go at once
                 self._counting = {key: counting for key, counting in self._counting.items()
-                                  if key in live and (key.account_id, key.region) not in self._refused}
-                requested = dict(self._requested)
+                                  if key in live or ((key.account_id, key.region) not in reported
+                                                     and counting.counted_until > now - FORGET_AFTER)}
+                requested, unattributable = dict(self._requested), dict(self._unattributable)
+                views = {key: counting.view() for key, counting in self._counting.items()
+                         if key in live and key not in self._shared
+                         and (key.account_id, key.region) not in self._refused}
                 self._save()
             size = {(r.account_id, r.region): sum(len(c.tunnels) for c in r.connections) for r in regions}
+            asked = {where: n - unattributable.get(where, 0) for where, n in size.items()}
             return TrafficCollection(
-                tunnels={key: counting.view() for key, counting in self._counting.items()},
+                tunnels=views,
                 results=tuple(results),
                 metrics_requested={where: n for where, n in requested.items() if where in size},
-                monthly_cost={where: monthly_cost(n, self.config) for where, n in size.items()
-                              if n and where not in self._refused and where in jobs},
-                unattributable={where: n for where, n in self._unattributable.items() if where in size},
+                monthly_cost={where: monthly_cost(n, self.config) for where, n in asked.items()
+                              if where not in self._refused and where in outcomes},
+                unattributable={where: n for where, n in unattributable.items() if where in size},
                 silent_after=self.config.silent_after, idle_after=self.config.idle_after)
+
+    def _run(self, where, region: RegionTelemetry, account: AwsAccount, end: float) -> None:
+        try:
+            self._pass(region, account, end)
+        finally:
+            with self._state_lock:
+                self._running.pop(where, None)
 
     def _pass(self, region: RegionTelemetry, account: AwsAccount, end: float) -> None:
         where = (region.account_id, region.region)
@@ -270,8 +313,10 @@ class TrafficPoller:
             for tunnel in connection.tunnels:
                 by_ip.setdefault(tunnel.outside_ip, []).append(
                     TunnelKey(*where, connection.vpn_connection_id, tunnel.outside_ip))
-        shared = [ip for ip, keys in by_ip.items() if len(keys) > 1]
-        self._unattributable[where] = sum(len(by_ip[ip]) for ip in shared)
+        shared = {key for keys in by_ip.values() if len(keys) > 1 for key in keys}
+        with self._state_lock:
+            self._unattributable[where] = len(shared)
+            self._shared = {key for key in self._shared if (key.account_id, key.region) != where} | shared
         tunnels = {keys[0].outside_ip: keys[0] for ip, keys in by_ip.items() if len(keys) == 1}
         client = account.client("cloudwatch", region.region)
         try:
@@ -282,28 +327,29 @@ class TrafficPoller:
                 for ip, direction, start, value in self._read(client, where, batch, history_start, end, HISTORY_PERIOD):
                     counting = looked_back[ip]
                     # AWS reports zeros while a tunnel is down: only where data points exist is "no bytes" known
-                    counting.observed_since = min(counting.observed_since, start)
-                    if value > 0:
-                        counting.saw(direction, min(start + HISTORY_PERIOD, end))
+                    counting.observed_since = min(counting.observed_since, min(start + HISTORY_PERIOD, end))
+                    counting.saw_bytes(direction, start, HISTORY_PERIOD, value, end)
             for ip in new:
                 with self._state_lock:
                     self._counting[tunnels[ip]] = looked_back[ip]
             # the window, or back to where the counts stopped (a restart, a failed pass), at most a day
             known = [self._counting[key].counted_until for ip, key in tunnels.items() if ip not in looked_back]
-            window_start = end - self.config.window
-            read_from = max(end - MAX_CATCH_UP, min([window_start, *(until - self.config.window for until in known)]))
+            window = math.ceil(self.config.window / PERIOD) * PERIOD  # GetMetricData buckets from StartTime
+            window_start = end - window
+            read_from = max(end - MAX_CATCH_UP, min([window_start, *(until - window for until in known)]))
             recent: dict[tuple[str, str], float] = {}
             for batch in _batches(sorted(tunnels), MAX_QUERIES // METRICS_PER_TUNNEL):
                 for ip, direction, start, value in self._read(client, where, batch, read_from, end, PERIOD):
-                    self._counting[tunnels[ip]].count(direction, start, value)
-                    if value > 0:
-                        recent[(ip, direction)] = max(recent.get((ip, direction), 0.0), start + PERIOD)
+                    with self._state_lock:
+                        self._counting[tunnels[ip]].count(direction, start, value)
+                    for kind, floor in ((direction, 0), ("used", KEEPALIVE_BYTES)):
+                        if value > floor:
+                            recent[(ip, kind)] = max(recent.get((ip, kind), 0.0), start + PERIOD)
             for ip in looked_back:  # within the window its 5-minute data replace the look-back's day resolution
                 counting = self._counting[tunnels[ip]]
-                for direction, _ in DIRECTIONS:
-                    before = counting.last[direction]
-                    counting.last[direction] = recent.get((ip, direction)) or (
-                        None if before is None else min(before, read_from))
+                for kind in counting.last:
+                    before = counting.last[kind]
+                    counting.last[kind] = recent.get((ip, kind)) or (None if before is None else min(before, read_from))
             for ip in tunnels:
                 counting = self._counting[tunnels[ip]]
                 counting.counted_until = end
@@ -322,12 +368,12 @@ class TrafficPoller:
         queries = _queries(ips, period)
         by_id = {_query_id(index, direction): (ip, direction)
                  for index, ip in enumerate(ips) for direction, _ in DIRECTIONS}
-        with self._state_lock:
-            self._requested[where] = self._requested.get(where, 0) + len(queries)
         paginator = client.get_paginator("get_metric_data")
         failed = set()
         for page in paginator.paginate(MetricDataQueries=queries, StartTime=start, EndTime=end,
                                        ScanBy="TimestampAscending"):
+            with self._state_lock:  # each page is a call that names every query again: billed again
+                self._requested[where] = self._requested.get(where, 0) + len(queries)
             for result in page.get("MetricDataResults") or ():
                 target = by_id.get(result.get("Id", ""))
                 if target is None:
