@@ -271,20 +271,21 @@ def test_an_odd_window_counts_once_when_the_grid_would_change(change):
     assert grew <= new_periods * 1000, f"grew by {grew / 1000:.0f} periods' bytes, {new_periods:.0f} new periods"
 
 
-@pytest.mark.parametrize("per_period,idle", [(0.0, True), (1500.0, True), (50_000.0, False)])
-def test_bgp_keepalives_alone_leave_a_connection_idle(per_period, idle):
+@pytest.mark.parametrize("per_period,idle,idle_after", [(0.0, True, 7 * 86400), (1500.0, True, 7 * 86400),
+                                                        (50_000.0, False, 7 * 86400), (0.0, True, 36 * 3600)])
+def test_bgp_keepalives_alone_leave_a_connection_idle(per_period, idle, idle_after):
     """A dynamic connection nobody uses still carries BGP's keepalives (about 2 kB a period each way): idle is
     judged above KEEPALIVE_BYTES, at day resolution before the exporter saw it and per period after."""
     cw = FakeCloudWatch()
     for ip in ("1.1.1.1", "2.2.2.2"):
         healthy(cw, ip, T0 - 9 * 86400, T0 + 86400, per_period=per_period)
     clock = {"now": T0 + 600}
-    p = poller(clock)
+    p = poller(clock, idle_after=idle_after)
     r = region("1.1.1.1", "2.2.2.2")
     for step in range(3):
         clock["now"] = T0 + 600 + step * PERIOD
         out = p.poll((r,), {ACCOUNT: cw})
     traffic = [out.tunnels[key(ip)] for ip in ("1.1.1.1", "2.2.2.2")]
-    found = [code for code, _ in traffic_rules.connection_rules(r.connections[0], traffic, 7 * 86400, clock["now"])]
+    found = [code for code, _ in traffic_rules.connection_rules(r.connections[0], traffic, idle_after, clock["now"])]
     assert found == (["connection_idle"] if idle else [])
     assert (traffic[0].last_traffic is None) is idle and (traffic[0].last_received is None) is (per_period == 0)

@@ -321,7 +321,8 @@ class TrafficPoller:
         client = account.client("cloudwatch", region.region)
         try:
             new = sorted(ip for ip, key in tunnels.items() if key not in self._counting)
-            history_start = end - (self.config.idle_after // HISTORY_PERIOD + 1) * HISTORY_PERIOD
+            # whole days, one more than idle_after: "no bytes" is claimed from the end of the oldest day
+            history_start = end - (math.ceil(self.config.idle_after / HISTORY_PERIOD) + 1) * HISTORY_PERIOD
             looked_back = {ip: _Counting(end) for ip in new}
             for batch in _batches(new, MAX_QUERIES // METRICS_PER_TUNNEL):
                 for ip, direction, start, value in self._read(client, where, batch, history_start, end, HISTORY_PERIOD):
