@@ -4,7 +4,10 @@ and helpers that read the exporter's real HTTP output."""
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from datetime import datetime, timezone
+from pathlib import Path
 
 import boto3
 import pytest
@@ -125,11 +128,42 @@ def make_exporter(tmp_path):
         exporter.stop()
 
 
-FIGURES: list[str] = []  # measurements tests report (e.g. time to detect), printed after the run
+class _Figures(list):
+    """Measurements tests report (e.g. time to detect), printed after the run. Under pytest-xdist each worker
+    appends to a file the controller names, so the figures reach the one terminal summary."""
+
+    def append(self, line: str) -> None:
+        super().append(line)
+        path = os.environ.get(_FIGURES_FILE)
+        if path and os.environ.get("PYTEST_XDIST_WORKER"):
+            with open(path, "a", encoding="utf-8") as out:
+                out.write(line.replace("\n", " ") + "\n")
+
+
+FIGURES = _Figures()
+_FIGURES_FILE = "AWS_VPN_TEST_FIGURES"
+
+
+def pytest_collection_modifyitems(items):
+    """Files marked ``long`` (minutes of real waiting, e.g. an alert's ``for``) run first: under pytest-xdist
+    their worker starts them at once while the others share the rest, instead of starting them last."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
+def pytest_configure(config):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # the controller, before it starts any worker
+        handle, path = tempfile.mkstemp(prefix="aws-vpn-figures-")
+        os.close(handle)
+        os.environ[_FIGURES_FILE] = path
 
 
 def pytest_terminal_summary(terminalreporter):
-    if FIGURES:
+    path = os.environ.get(_FIGURES_FILE)
+    lines = list(FIGURES)
+    if path and os.path.exists(path):
+        lines += Path(path).read_text(encoding="utf-8").splitlines()
+        os.unlink(path)
+    if lines:
         terminalreporter.section("figures")
-        for line in FIGURES:
+        for line in lines:
             terminalreporter.write_line(line)

@@ -15,6 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 
 from exporter.alert_sink import AlertSink
@@ -90,6 +91,7 @@ def _notification(sink: AlertSink, status: str, labels: dict, since: float):
     return None
 
 
+@pytest.mark.long
 def test_from_tunnel_failure_to_page_and_back(moto_url, tmp_path):
     sink = AlertSink(("127.0.0.1", 0))
     threading.Thread(target=sink.serve_forever, daemon=True).start()
