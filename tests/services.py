@@ -109,7 +109,7 @@ def demo_exporter(moto_url: str, state_dir: Path, poll_interval: float = 10.0,
         for key, value in simulated_aws_environment(moto_url).items():
             patch.setenv(key, value)
         demo = DemoEnvironment(endpoint_url=moto_url).start()
-        exporter = Exporter(Config(targets=demo.targets(), poll_interval=poll_interval,
+        exporter = Exporter(Config(targets=(), organizations=(demo.organization(),), poll_interval=poll_interval,
                                    poll_timeout=max(1.0, poll_interval - 1), logs=LogsConfig(poll_interval=poll_interval),
                                    tunnel_status=DEMO_TUNNEL_STATUS, state_dir=state_dir), ("127.0.0.1", 0))
         exporter.add_job(demo.apply, apply_interval, "demo-apply")

@@ -115,6 +115,10 @@ class AwsAccount:
         self._session = self._make_session()
 
     @property
+    def _sts_region(self) -> str:
+        return self.target.sts_region or self.target.regions[0]
+
+    @property
     def account_label(self) -> str:
         """The account id once known (from the role ARN or STS), else ``unknown``."""
         return self._account_id or "unknown"
@@ -142,7 +146,7 @@ class AwsAccount:
         extra: dict[str, str] = {"RoleSessionName": "aws-vpn-exporter"}
         if self.target.external_id:
             extra["ExternalId"] = self.target.external_id
-        region = self.target.regions[0]
+        region = self._sts_region
 
         def create_sts_client(service_name, **kwargs):
             kwargs.setdefault("region_name", region)
@@ -174,6 +178,6 @@ class AwsAccount:
         """The account id, asking STS once when the credentials do not name it."""
         with self._identity_lock:  # regions poll concurrently; ask once
             if self._account_id is None:
-                identity = self.client("sts", self.target.regions[0]).get_caller_identity()
+                identity = self.client("sts", self._sts_region).get_caller_identity()
                 self._account_id = identity["Account"]
             return self._account_id
