@@ -16,7 +16,7 @@ from typing import Callable
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from exporter import memory
-from exporter.sources.aws import AwsAccount, client_config
+from exporter.sources.aws import AwsAccount, client_config, own_credentials
 from exporter.config import Config, ConfigError, Target, tag_label
 from exporter.sources.discovery import Discovery
 from exporter.diagnosis.rules import diagnose
@@ -42,10 +42,14 @@ def _log_poll_timeout(config: Config) -> float:
 class Exporter:
     """A running exporter: polls on schedules, serves the latest complete snapshot."""
 
-    def __init__(self, config: Config, listen: tuple[str, int] | None = None, web_config: WebConfig | None = None):
+    def __init__(self, config: Config, listen: tuple[str, int] | None = None, web_config: WebConfig | None = None,
+                 clock: Callable[[], float] = time.time):
+        """``clock`` dates the EC2 collections (a benchmark runs an hour of 30 s polls in a minute with its own)."""
         self.config = config
+        self._clock = clock
         self.metrics = ExporterMetrics(snapshot_time=self._snapshot_time)
         self._executor = ThreadPoolExecutor(max_workers=config.max_concurrency, thread_name_prefix="collect")
+        self._own_credentials = own_credentials()  # every role is assumed from it
         self.accounts: list[AwsAccount] = []
         self.poller: Poller | None = None
         self._collection: tuple | None = None  # what the running poller was built for (see _apply)
@@ -88,14 +92,22 @@ class Exporter:
         self.metrics.config_reload_timestamp.set(time.time())
 
     def _accounts(self, config: Config, targets: tuple[Target, ...]) -> list[AwsAccount]:
-        """One AWS session per (sharded) target, with the config's retry and timeout settings; a target the
-        running poller already has keeps its session (no new AssumeRole, no new clients) when the AWS settings
-        are unchanged."""
+        """One AWS session per (sharded) target, with the config's retry and timeout settings. A target the running
+        poller already has keeps its session when the AWS settings are unchanged, and a discovered one shares the
+        session discovery read it with: no new AssumeRole, no new clients."""
         same_settings = self._collection is not None and self._collection[1] == config.aws
         running = {account.target: account for account in self.accounts} if same_settings else {}
         boto_config = client_config(config.aws.max_attempts, config.aws.connect_timeout, config.aws.read_timeout)
-        return [running.get(target) or AwsAccount(target, self.metrics.record_api_call, boto_config)
-                for target in targets]
+
+        def session(target: Target) -> AwsAccount:
+            if target in running:
+                return running[target]
+            discovered = self.discovery.session_for(target) if self.discovery is not None else None
+            if discovered is not None:  # the session discovery read the account with (made with these settings)
+                return discovered.sharing(target)
+            return AwsAccount(target, self.metrics.record_api_call, boto_config, self._own_credentials)
+
+        return [session(target) for target in targets]
 
     def _watched(self, config: Config) -> tuple[Target, ...]:
         """This shard's targets: the explicit ones, then the discovered ones (a pair both name is the explicit's)."""
@@ -117,7 +129,7 @@ class Exporter:
         if collection == self._collection:
             return
         self.accounts = self._accounts(config, targets)
-        self.poller = Poller(config, self.accounts, self._executor, inherit=self.poller)
+        self.poller = Poller(config, self.accounts, self._executor, clock=self._clock, inherit=self.poller)
         self._collection = collection
 
     def _discovery(self, config: Config) -> Discovery | None:
@@ -125,7 +137,7 @@ class Exporter:
             return None
         boto_config = client_config(config.aws.max_attempts, config.aws.connect_timeout, config.aws.read_timeout)
         return Discovery(config.organizations, self.metrics.record_api_call, boto_config, self._executor,
-                         lambda field: self.metrics.unrecognized.labels(field).inc())
+                         lambda field: self.metrics.unrecognized.labels(field).inc(), self._own_credentials)
 
     @property
     def address(self) -> tuple[str, int]:

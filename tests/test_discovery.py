@@ -152,6 +152,7 @@ def test_a_new_account_is_picked_up_without_a_restart_keeping_the_others_session
     exporter.poll_once()
     before_poller, sessions = exporter.poller, {a.target: a for a in exporter.accounts}
     assume_a = calls(exporter, "AssumeRole", account_id=A)
+    assert assume_a == 1  # once, by discovery; the poller shares that session
     strict_aws.join_organization(MANAGEMENT, B, "new-member")
     strict_aws.create_role(B, ROLE, trusted=MANAGEMENT)
     new_vpn = vpn(B, WEST, "b-site")

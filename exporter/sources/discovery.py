@@ -32,6 +32,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
+import botocore.session
 from botocore.config import Config as BotoConfig
 
 from exporter.config import Organization, Shard, Target
@@ -82,12 +83,12 @@ class OrganizationDiscovery:
     """Discovery for one organization target; keeps its sessions and the last good result between runs."""
 
     def __init__(self, organization: Organization, record: ApiCallRecorder, boto_config: BotoConfig,
-                 executor: Executor, unrecognized: Callable[[str], None]):
+                 executor: Executor, unrecognized: Callable[[str], None], own: botocore.session.Session | None = None):
         self.organization = organization
-        self._record, self._boto_config, self._executor = record, boto_config, executor
+        self._record, self._boto_config, self._executor, self._own = record, boto_config, executor, own
         self._unrecognized = unrecognized
         self.lister = AwsAccount(Target(regions=(organization.home_region,), role_arn=organization.role_arn,
-                                        external_id=organization.external_id), record, boto_config)
+                                        external_id=organization.external_id), record, boto_config, own)
         self._members: dict[str, AwsAccount] = {}  # account id -> the session that reads its regions
         self._regions: dict[str, tuple[str, ...]] = {}  # account id -> its last good regions
         self.view: OrganizationView | None = None
@@ -145,6 +146,13 @@ class OrganizationDiscovery:
         self.view = OrganizationView(caller, True, clock(), "", tuple(targets), dict(states), success)
         return self.view
 
+    def session_for(self, target: Target) -> AwsAccount | None:
+        """The session that read this target's account, to be shared with the poller."""
+        if (target.role_arn, target.external_id) == (self.lister.target.role_arn, self.lister.target.external_id):
+            return self.lister
+        session = self._members.get(target.account_id_from_role or "")
+        return session if session is not None and session.target.role_arn == target.role_arn else None
+
     def _failed(self, error: str) -> OrganizationView:
         previous = self.view
         kept = (f"{len(previous.targets)} accounts, {sum(len(t.regions) for t in previous.targets)} regions"
@@ -189,7 +197,8 @@ class OrganizationDiscovery:
         session = self._members.get(account_id)
         if session is None or session.target.role_arn != role_arn:
             session = AwsAccount(Target(regions=(self.organization.home_region,), role_arn=role_arn,
-                                        external_id=self.organization.external_id), self._record, self._boto_config)
+                                        external_id=self.organization.external_id), self._record, self._boto_config,
+                                 self._own)
         return session
 
     def _enabled_regions(self, session: AwsAccount) -> tuple[str, ...]:
@@ -214,9 +223,9 @@ class Discovery:
     """Every organization target of the config, discovered in turn; the targets they add to the explicit ones."""
 
     def __init__(self, organizations: tuple[Organization, ...], record: ApiCallRecorder, boto_config: BotoConfig,
-                 executor: Executor, unrecognized: Callable[[str], None]):
+                 executor: Executor, unrecognized: Callable[[str], None], own: botocore.session.Session | None = None):
         self._record, self._boto_config = record, boto_config
-        self.organizations = [OrganizationDiscovery(o, record, boto_config, executor, unrecognized)
+        self.organizations = [OrganizationDiscovery(o, record, boto_config, executor, unrecognized, own)
                               for o in organizations]
         self._own: AwsAccount | None = None  # the exporter's own credentials, to learn their account once
         self.views: tuple[OrganizationView, ...] = ()
@@ -231,6 +240,9 @@ class Discovery:
             views.append(replace(view, owned_pairs=sum(len(t.regions) for t in shard.select(view.targets))))
         self.views = tuple(views)
         return tuple(target for view in views for target in view.targets)
+
+    def session_for(self, target: Target) -> AwsAccount | None:
+        return next((s for s in (o.session_for(target) for o in self.organizations) if s is not None), None)
 
     def _explicit_accounts(self, explicit: tuple[Target, ...]) -> set[str]:
         """The accounts explicit targets watch: from their role ARNs, and (asked once) the default credentials'."""
