@@ -37,7 +37,10 @@ from exporter.app import Exporter  # noqa: E402
 from exporter.config import Config, LogsConfig, Organization, TunnelStatusConfig  # noqa: E402
 from exporter.demo.environment import DEFAULT_ACCOUNT, simulated_aws_environment  # noqa: E402
 
-REGIONS = ("us-east-1", "eu-west-1", "us-west-2", "ap-southeast-2", "eu-central-1", "ap-northeast-1")
+# The 17 regions every account has enabled (what regions: all watches where no opt-in region is enabled)
+REGIONS = ("us-east-1", "eu-west-1", "us-west-2", "ap-southeast-2", "eu-central-1", "ap-northeast-1", "us-east-2",
+           "us-west-1", "ap-south-1", "ap-northeast-2", "ap-northeast-3", "ap-southeast-1", "ca-central-1",
+           "eu-west-2", "eu-west-3", "eu-north-1", "sa-east-1")
 ROLE = "vpn-exporter"
 POLL_INTERVAL, POLL_TIMEOUT, EMPTY_INTERVAL = 30.0, 25.0, 300.0
 
@@ -205,7 +208,7 @@ def bench(accounts: int, regions: tuple[str, ...], with_vpn: int, suspended: int
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=200)
-    parser.add_argument("--regions", type=int, default=4)
+    parser.add_argument("--regions", type=int, default=4, help=f"at most {len(REGIONS)} (every default region)")
     parser.add_argument("--with-vpn", type=int, default=20, help="accounts with VPN connections")
     parser.add_argument("--suspended", type=int, default=5)
     parser.add_argument("--connections", type=int, default=5, help="VPN connections in each such account")

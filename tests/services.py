@@ -57,7 +57,7 @@ def stop_within(process, seconds):
         time.sleep(1)
         process.kill()
         _, errors = process.communicate(timeout=10)
-        raise AssertionError(f"no exit {seconds} s after SIGTERM; its threads:\n{errors[-6000:]}") from None
+        raise AssertionError(f"no exit {seconds} s after SIGTERM; its threads:\n{(errors or '')[-6000:]}") from None
     return process.returncode, errors
 
 
