@@ -16,8 +16,9 @@ from typing import Callable
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from exporter import memory
-from exporter.sources.aws import AwsAccount, client_config
-from exporter.config import Config, ConfigError, tag_label
+from exporter.sources.aws import AwsAccount, client_config, own_credentials
+from exporter.config import Config, ConfigError, Target, tag_label
+from exporter.sources.discovery import Discovery
 from exporter.diagnosis.rules import diagnose
 from exporter.exposition.instrumentation import ExporterMetrics
 from exporter.sources.logs.reader import IngestCounters, LogCollection, LogIngestor
@@ -47,12 +48,21 @@ def _log_poll_timeout(config: Config) -> float:
 class Exporter:
     """A running exporter: polls on schedules, serves the latest complete snapshot."""
 
-    def __init__(self, config: Config, listen: tuple[str, int] | None = None, web_config: WebConfig | None = None):
+    def __init__(self, config: Config, listen: tuple[str, int] | None = None, web_config: WebConfig | None = None,
+                 clock: Callable[[], float] = time.time):
+        """``clock`` dates the EC2 collections (a benchmark runs an hour of 30 s polls in a minute with its own)."""
         self.config = config
+        self._clock = clock
         self.metrics = ExporterMetrics(snapshot_time=self._snapshot_time)
-        self.accounts = self._accounts(config)
         self._executor = ThreadPoolExecutor(max_workers=config.max_concurrency, thread_name_prefix="collect")
-        self.poller = Poller(config, self.accounts, self._executor)
+        self._own_credentials = own_credentials()  # every role is assumed from it
+        self.accounts: list[AwsAccount] = []
+        self.poller: Poller | None = None
+        self._collection: tuple | None = None  # what the running poller was built for (see _apply)
+        self._discovered: tuple[Target, ...] = ()  # the organizations' targets, unsharded
+        self._discovered_once = False
+        self.discovery = self._discovery(config)
+        self._apply(config)
         self.logs: LogIngestor | None = None
         if config.logs.enabled:
             counters = IngestCounters(
@@ -91,10 +101,53 @@ class Exporter:
         self.metrics.config_reload_successful.set(1)
         self.metrics.config_reload_timestamp.set(time.time())
 
-    def _accounts(self, config: Config) -> list[AwsAccount]:
-        """One AWS session per (sharded) target, with the config's retry and timeout settings."""
+    def _accounts(self, config: Config, targets: tuple[Target, ...]) -> list[AwsAccount]:
+        """One AWS session per (sharded) target, with the config's retry and timeout settings. A target the running
+        poller already has keeps its session when the AWS settings are unchanged, and a discovered one shares the
+        session discovery read it with: no new AssumeRole, no new clients."""
+        same_settings = self._collection is not None and self._collection[1] == config.aws
+        running = {account.target: account for account in self.accounts} if same_settings else {}
         boto_config = client_config(config.aws.max_attempts, config.aws.connect_timeout, config.aws.read_timeout)
-        return [AwsAccount(target, self.metrics.record_api_call, boto_config) for target in config.sharded_targets()]
+
+        def session(target: Target) -> AwsAccount:
+            if target in running:
+                return running[target]
+            discovered = self.discovery.session_for(target) if self.discovery is not None else None
+            if discovered is not None:  # the session discovery read the account with (made with these settings)
+                return discovered.sharing(target)
+            return AwsAccount(target, self.metrics.record_api_call, boto_config, self._own_credentials)
+
+        return [session(target) for target in targets]
+
+    def _watched(self, config: Config) -> tuple[Target, ...]:
+        """This shard's targets: the explicit ones, then the discovered ones (a pair both name is the explicit's)."""
+        explicit = {(target.credentials, region) for target in config.targets for region in target.regions}
+        discovered = []
+        for target in self._discovered:
+            regions = tuple(r for r in target.regions if (target.credentials, r) not in explicit)
+            if regions:
+                discovered.append(replace(target, regions=regions))
+        return config.shard.select(config.targets + tuple(discovered))
+
+    def _apply(self, config: Config) -> None:
+        """Point EC2 collection at the config's and the discovered targets: new sessions where needed and a new
+        poller (keeping what the old one knew of the pairs still watched), when anything they depend on changed.
+        A config reload and a change in the discovered set both apply here."""
+        targets = self._watched(config)
+        collection = (targets, config.aws, config.poll_timeout, config.poll_interval, config.connection_tags,
+                      config.empty_region_interval)
+        if collection == self._collection:
+            return
+        self.accounts = self._accounts(config, targets)
+        self.poller = Poller(config, self.accounts, self._executor, clock=self._clock, inherit=self.poller)
+        self._collection = collection
+
+    def _discovery(self, config: Config) -> Discovery | None:
+        if not config.organizations:
+            return None
+        boto_config = client_config(config.aws.max_attempts, config.aws.connect_timeout, config.aws.read_timeout)
+        return Discovery(config.organizations, self.metrics.record_api_call, boto_config, self._executor,
+                         lambda field: self.metrics.unrecognized.labels(field).inc(), self._own_credentials)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -106,7 +159,31 @@ class Exporter:
 
     # --- collection ---------------------------------------------------------------------------------
 
+    def discover(self) -> None:
+        """List the organizations' accounts and regions again (its own job, hourly); a changed set applies at
+        once, through the same path as a config reload. The first run starts the EC2 polls."""
+        discovery = self.discovery
+        try:
+            if discovery is None:
+                return
+            found = discovery.discover(self.config.targets, self.config.shard)
+            self.metrics.discovery.views = discovery.views
+            with self._reload_lock:
+                if discovery is self.discovery and found != self._discovered:
+                    before = sum(len(t.regions) for t in self._discovered)
+                    self._discovered = found
+                    self._apply(self.config)
+                    log.info("discovered targets changed accounts=%d regions=%d (were %d regions); applied",
+                             len(found), sum(len(t.regions) for t in found), before)
+        finally:
+            if not self._discovered_once:
+                self._discovered_once = True
+                if self.scheduler.running and self.scheduler.get_job("poll-ec2") is not None:
+                    self.scheduler.modify_job("poll-ec2", next_run_time=datetime.now(timezone.utc))
+
     def poll_ec2(self) -> None:
+        if self.discovery is not None and not self._discovered_once:
+            self.discover()  # poll_once (diagnose, tests): the organizations' accounts first
         ec2 = self.poller.poll()
         for field, count in ec2.unrecognized.items():
             self.metrics.unrecognized.labels(field).inc(count)
@@ -234,10 +311,13 @@ class Exporter:
             if new.traffic.enabled != old.traffic.enabled:
                 kept.append("traffic.enabled")
                 new = replace(new, traffic=replace(new.traffic, enabled=old.traffic.enabled))
-            if (new.sharded_targets(), new.aws, new.poll_timeout, new.connection_tags) != \
-                    (old.sharded_targets(), old.aws, old.poll_timeout, old.connection_tags):
-                self.accounts = self._accounts(new)
-                self.poller = Poller(new, self.accounts, self._executor)
+            rediscover = (new.organizations, new.aws) != (old.organizations, old.aws)
+            if rediscover:  # the discovered set is kept until the new discovery has run (at once, below)
+                self.discovery = self._discovery(new)
+                if self.discovery is None:
+                    self._discovered = ()
+                    self.metrics.discovery.views = ()
+            self._apply(new)
             if self.logs is not None:
                 self.logs.reconfigure(new.logs, poll_timeout=_log_poll_timeout(new))
             if self.tunnel_status is not None:  # a reload also retries the accounts that refused the calls
@@ -248,9 +328,11 @@ class Exporter:
             if self.scheduler.running:
                 for job_id, seconds in (("poll-ec2", new.poll_interval), ("poll-logs", new.logs.poll_interval),
                                         ("poll-tunnel-status", new.tunnel_status.interval),
-                                        ("poll-traffic", new.traffic.interval)):
+                                        ("poll-traffic", new.traffic.interval),
+                                        ("discover", new.discovery_interval)):
                     if self.scheduler.get_job(job_id) is not None:
                         self.scheduler.reschedule_job(job_id, trigger="interval", seconds=seconds)
+                self._schedule_discovery(at_once=rediscover)
             self.metrics.config_reload_successful.set(1)
             self.metrics.config_reload_timestamp.set(time.time())
             log.info("config reloaded source=%s targets=%d%s", new.source, len(new.targets),
@@ -259,8 +341,9 @@ class Exporter:
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
-    def add_job(self, func: Callable[[], object], interval: float, job_id: str) -> None:
-        """Run ``func`` now and every ``interval`` seconds; a failure is logged, never fatal."""
+    def add_job(self, func: Callable[[], object], interval: float, job_id: str, start: bool = True) -> None:
+        """Run ``func`` now (or, with ``start`` false, once resumed) and every ``interval`` seconds; a failure
+        is logged, never fatal."""
         def guarded() -> None:
             try:
                 func()
@@ -268,14 +351,28 @@ class Exporter:
                 log.exception("job failed job=%s", job_id)
 
         self.scheduler.add_job(guarded, "interval", seconds=interval, id=job_id,
-                               next_run_time=datetime.now(timezone.utc))
+                               next_run_time=datetime.now(timezone.utc) if start else None)
 
     def start(self) -> None:
         self.start_server()
         self.start_polling()
 
+    def _schedule_discovery(self, at_once: bool) -> None:
+        """The discovery job exists while organization targets do; a reload that changed them runs it now."""
+        job = self.scheduler.get_job("discover")
+        if self.discovery is None:
+            if job is not None:
+                job.remove()
+        elif job is None:
+            self.add_job(self.discover, self.config.discovery_interval, "discover")
+        elif at_once:
+            self.scheduler.modify_job("discover", next_run_time=datetime.now(timezone.utc))
+
     def start_polling(self) -> None:
-        self.add_job(self.poll_ec2, self.config.poll_interval, "poll-ec2")
+        # With organization targets, the first EC2 poll waits for the first discovery (which starts it).
+        self.add_job(self.poll_ec2, self.config.poll_interval, "poll-ec2", start=self.discovery is None)
+        if self.discovery is not None:
+            self.add_job(self.discover, self.config.discovery_interval, "discover")
         if self.logs is not None:
             self.add_job(self.poll_logs, self.config.logs.poll_interval, "poll-logs")
         if self.tunnel_status is not None:
@@ -283,8 +380,9 @@ class Exporter:
         if self.traffic is not None:
             self.add_job(self.poll_traffic, self.config.traffic.interval, "poll-traffic")
         self.scheduler.start()
-        log.info("polling targets=%d poll_interval=%gs logs=%s traffic=%s", len(self.config.targets),
-                 self.config.poll_interval, "on" if self.logs else "off", "on" if self.traffic else "off")
+        log.info("polling targets=%d organizations=%d poll_interval=%gs logs=%s traffic=%s", len(self.config.targets),
+                 len(self.config.organizations), self.config.poll_interval, "on" if self.logs else "off",
+                 "on" if self.traffic else "off")
 
     def start_server(self) -> None:
         """Serve HTTP in the background (tests poll by hand and call only this)."""

@@ -150,7 +150,12 @@ def _with_demo(config: Config | None, demo_requested: bool):
                             logs=LogsConfig(poll_interval=DEMO_POLL_INTERVAL), tunnel_status=DEMO_TUNNEL_STATUS,
                             traffic=DEMO_TRAFFIC,
                             state_dir=Path(tempfile.mkdtemp(prefix="aws-vpn-exporter-demo-")))
-    return replace(base, targets=demo.targets(), source="<demo>"), demo
+    return _demo_targets(base, demo), demo
+
+
+def _demo_targets(config: Config, demo) -> Config:
+    """The simulated accounts, discovered as the organization they form (organisation discovery at work)."""
+    return replace(config, targets=(), organizations=(demo.organization(),), source="<demo>")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         if config is None:
             print("error: --config.check needs --config FILE", file=sys.stderr)
             return 2
-        print(f"{config.source}: OK ({len(config.targets)} targets)")
+        organizations = f", {len(config.organizations)} organizations to discover" if config.organizations else ""
+        print(f"{config.source}: OK ({len(config.targets)} targets{organizations})")
         return 0
     if config is None and not args.demo:
         print("error: pass --config FILE to watch AWS, or --demo to try the built-in simulated AWS",
@@ -192,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.config:
         def reload_source() -> Config:
             fresh = load_config(args.config)
-            return replace(fresh, targets=demo.targets(), source="<demo>") if demo is not None else fresh
+            return _demo_targets(fresh, demo) if demo is not None else fresh
     return _serve(config, listen, demo, web_config, reload_source, args.lifecycle)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +19,8 @@ _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+_ROLE_NAME = re.compile(r"^(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}$")  # IAM: a name, optionally after a path
 
 
 class ConfigError(Exception):
@@ -36,12 +39,43 @@ class Target:
     regions: tuple[str, ...]
     role_arn: str | None = None
     external_id: str | None = None
+    sts_region: str | None = None  # where STS is asked (AssumeRole, GetCallerIdentity); None: the first region
 
     @property
     def account_id_from_role(self) -> str | None:
         """The account is known from the role ARN without asking STS."""
         match = _ROLE_ARN.match(self.role_arn or "")
         return match.group(1) if match else None
+
+    @property
+    def credentials(self) -> str:
+        """What tells one set of credentials from another: its role, or ``default``."""
+        return self.role_arn or "default"
+
+
+MANAGEMENT_ACCOUNT_MODES = ("member_role", "skip", "discovery_credentials")
+
+
+@dataclass(frozen=True)
+class Organization:
+    """Every active account of an AWS Organization, found with ListAccounts and reached through a role of
+    the same name in each (as a StackSet deploys it). See exporter/sources/discovery.py."""
+
+    role_name: str
+    regions: tuple[str, ...] | None = None  # None: every region the account has enabled (ec2:DescribeRegions)
+    external_id: str | None = None  # for the member roles' trust policy
+    include_accounts: tuple[str, ...] = ()  # only these (exclusive with exclude_accounts)
+    exclude_accounts: tuple[str, ...] = ()
+    role_arn: str | None = None  # assumed to call ListAccounts (management or delegated admin); None: own credentials
+    # How the management account is reached. StackSets with service-managed permissions never deploy to it,
+    # so the member role is usually missing there: member_role (try it, and fail visibly), skip, or
+    # discovery_credentials (the credentials that list the accounts, when they are the management account's).
+    management_account: str = "member_role"
+    home_region: str = "us-east-1"  # where Organizations, STS and DescribeRegions are asked (enabled everywhere)
+
+    @property
+    def credentials(self) -> str:
+        return self.role_arn or "default"
 
 
 @dataclass(frozen=True)
@@ -93,8 +127,17 @@ class Shard:
     count: int = 1
 
     def owns(self, target: Target, region: str) -> bool:
-        key = f"{target.role_arn or 'default'}|{region}".encode()
+        key = f"{target.credentials}|{region}".encode()
         return zlib.crc32(key) % self.count == self.index
+
+    def select(self, targets: tuple[Target, ...]) -> tuple[Target, ...]:
+        """The targets with only this shard's regions (targets left with none are dropped)."""
+        kept = []
+        for target in targets:
+            regions = tuple(r for r in target.regions if self.owns(target, r))
+            if regions:
+                kept.append(replace(target, regions=regions))
+        return tuple(kept)
 
 
 @dataclass(frozen=True)
@@ -110,16 +153,14 @@ class Config:
     state_dir: Path = Path("./state")
     shard: Shard = field(default_factory=Shard)
     aws: AwsSettings = field(default_factory=AwsSettings)
+    organizations: tuple[Organization, ...] = ()  # targets found by discovery, besides the explicit ones
+    discovery_interval: float = 3600.0  # how often the organizations' accounts and regions are listed again
+    empty_region_interval: float = 300.0  # a region whose last poll found no connection is polled this often
     source: str = "<built-in>"
 
     def sharded_targets(self) -> tuple[Target, ...]:
-        """The targets with only this shard's regions (targets left with none are dropped)."""
-        kept = []
-        for target in self.targets:
-            regions = tuple(r for r in target.regions if self.shard.owns(target, r))
-            if regions:
-                kept.append(replace(target, regions=regions))
-        return tuple(kept)
+        """The explicit targets with only this shard's regions (targets left with none are dropped)."""
+        return self.shard.select(self.targets)
 
 
 def parse_duration(text: Any) -> float:
@@ -192,32 +233,103 @@ def _kind(value: Any) -> str:
     )
 
 
-def _targets(reader: _Reader, value: Any) -> tuple[Target, ...]:
+def _targets(reader: _Reader, value: Any) -> tuple[tuple[Target, ...], tuple[Organization, ...]]:
+    """The explicit targets and the organizations to discover, from one list."""
     if not isinstance(value, list) or not value:
         raise reader.fail("targets", "expected a non-empty list of targets")
-    targets = []
+    targets, organizations = [], []
     for index, item in enumerate(value):
         prefix = f"targets[{index}]"
-        data = reader.mapping(item, prefix, {"regions", "role_arn", "external_id"})
-        regions = data.get("regions")
-        if not isinstance(regions, list) or not regions:
-            raise reader.fail(f"{prefix}.regions", "expected a non-empty list of region names")
-        for position, region in enumerate(regions):
-            if not isinstance(region, str) or not _REGION.match(region):
-                raise reader.fail(f"{prefix}.regions[{position}]", f"not an AWS region name: {region!r}")
-        if len(set(regions)) != len(regions):
-            raise reader.fail(f"{prefix}.regions", "lists a region twice")
+        if isinstance(item, dict) and "organization" in item:
+            organizations.append(_organization(reader, item, prefix))
+            continue
+        data = reader.mapping(item, prefix, {"regions", "role_arn", "external_id", "organization"})
+        if data.get("regions") == "all":
+            raise reader.fail(f"{prefix}.regions", "'all' needs an organization target (explicit targets list their "
+                                                   "regions)")
+        regions = _regions(reader, data.get("regions"), f"{prefix}.regions")
         role_arn = reader.typed(data, "role_arn", prefix, None, str,
                                 lambda v: None if _ROLE_ARN.match(v) else f"not an IAM role ARN: {v!r}")
         external_id = reader.typed(data, "external_id", prefix, None, str)
-        targets.append(Target(tuple(regions), role_arn, external_id))
+        targets.append(Target(regions, role_arn, external_id))
     seen: set[tuple[str | None, str]] = set()
     for index, target in enumerate(targets):
         for region in target.regions:
             if (target.role_arn, region) in seen:
                 raise reader.fail(f"targets[{index}]", f"region {region} is already watched with the same credentials")
             seen.add((target.role_arn, region))
-    return tuple(targets)
+    lister = Counter(organization.credentials for organization in organizations)
+    twice = next((credentials for credentials, count in lister.items() if count > 1), None)
+    if twice is not None:
+        raise reader.fail("targets", f"two organization targets list accounts with the same credentials ({twice}): "
+                                     "make them one (include_accounts or exclude_accounts choose the accounts)")
+    return tuple(targets), tuple(organizations)
+
+
+def _regions(reader: _Reader, regions: Any, key: str) -> tuple[str, ...]:
+    if not isinstance(regions, list) or not regions:
+        raise reader.fail(key, "expected a non-empty list of region names")
+    for position, region in enumerate(regions):
+        if not isinstance(region, str) or not _REGION.match(region):
+            raise reader.fail(f"{key}[{position}]", f"not an AWS region name: {region!r}")
+    if len(set(regions)) != len(regions):
+        raise reader.fail(key, "lists a region twice")
+    return tuple(regions)
+
+
+def _organization(reader: _Reader, item: dict, prefix: str) -> Organization:
+    data = reader.mapping(item, prefix, {"organization", "regions", "role_arn", "external_id"})
+    for key in ("role_arn", "external_id"):
+        if key in data:
+            raise reader.fail(f"{prefix}.{key}", "an organization target's credentials go inside organization "
+                                                  "(organization.role_arn lists the accounts, organization.role_name "
+                                                  "reaches each)")
+    if "regions" not in data:
+        raise reader.fail(f"{prefix}.regions", "missing: all (every region each account has enabled) or a list")
+    regions = None if data["regions"] == "all" else _regions(reader, data["regions"], f"{prefix}.regions")
+    where = f"{prefix}.organization"
+    org = reader.mapping(data["organization"], where, {"role_name", "external_id", "include_accounts",
+                                                       "exclude_accounts", "role_arn", "management_account",
+                                                       "home_region"})
+    if "role_name" not in org:
+        raise reader.fail(f"{where}.role_name", "missing: the role to assume in each account (e.g. vpn-exporter)")
+    role_name = reader.typed(org, "role_name", where, None, str,
+                             lambda v: None if _ROLE_NAME.match(v) else f"not an IAM role name: {v!r}")
+    if "include_accounts" in org and "exclude_accounts" in org:
+        raise reader.fail(where, "include_accounts and exclude_accounts exclude each other: list the accounts to "
+                                 "watch, or those to leave out")
+    default = Organization(role_name)
+    return Organization(
+        role_name=role_name,
+        regions=regions,
+        external_id=reader.typed(org, "external_id", where, None, str),
+        include_accounts=_account_ids(reader, org, "include_accounts", where),
+        exclude_accounts=_account_ids(reader, org, "exclude_accounts", where),
+        role_arn=reader.typed(org, "role_arn", where, None, str,
+                              lambda v: None if _ROLE_ARN.match(v) else f"not an IAM role ARN: {v!r}"),
+        management_account=reader.typed(
+            org, "management_account", where, default.management_account, str,
+            lambda v: None if v in MANAGEMENT_ACCOUNT_MODES else f"expected one of {', '.join(MANAGEMENT_ACCOUNT_MODES)}"),
+        home_region=reader.typed(org, "home_region", where, default.home_region, str,
+                                 lambda v: None if _REGION.match(v) else f"not an AWS region name: {v!r}"),
+    )
+
+
+def _account_ids(reader: _Reader, data: dict, key: str, prefix: str) -> tuple[str, ...]:
+    if key not in data:
+        return ()
+    ids = data[key]
+    if not isinstance(ids, list) or not ids:
+        raise reader.fail(f"{prefix}.{key}", "expected a non-empty list of 12-digit account ids")
+    for position, account in enumerate(ids):
+        if isinstance(account, int) and not isinstance(account, bool):
+            raise reader.fail(f"{prefix}.{key}[{position}]", f"quote the account id: {account} is read as a number "
+                                                             "(YAML drops leading zeros or reads them as octal)")
+        if not isinstance(account, str) or not _ACCOUNT_ID.match(account):
+            raise reader.fail(f"{prefix}.{key}[{position}]", f"not a 12-digit account id: {account!r}")
+    if len(set(ids)) != len(ids):
+        raise reader.fail(f"{prefix}.{key}", "lists an account twice")
+    return tuple(ids)
 
 
 def _logs(reader: _Reader, value: Any) -> LogsConfig:
@@ -297,7 +409,7 @@ def parse_config(data: Any, source: str) -> Config:
     """Build a Config from decoded YAML, or raise ConfigError naming the key."""
     reader = _Reader(source)
     allowed = {"poll_interval", "poll_timeout", "max_concurrency", "targets", "logs", "tunnel_status", "traffic",
-               "state_dir", "shard", "aws", "connection_tags"}
+               "state_dir", "shard", "aws", "connection_tags", "discovery_interval", "empty_region_interval"}
     data = reader.mapping(data, "", allowed)
     if "targets" not in data:
         raise reader.fail("targets", "missing: list the accounts (credentials) and regions to watch")
@@ -305,8 +417,15 @@ def parse_config(data: Any, source: str) -> Config:
     poll_timeout = reader.duration(data, "poll_timeout", "", min(_default(Config, "poll_timeout"), poll_interval), 1)
     if poll_timeout > poll_interval:
         raise reader.fail("poll_timeout", "must not exceed poll_interval")
+    targets, organizations = _targets(reader, data["targets"])
+    if "discovery_interval" in data and not organizations:
+        raise reader.fail("discovery_interval", "no organization target to discover")
     return Config(
-        targets=_targets(reader, data["targets"]),
+        targets=targets,
+        organizations=organizations,
+        discovery_interval=reader.duration(data, "discovery_interval", "", _default(Config, "discovery_interval"), 60),
+        empty_region_interval=reader.duration(data, "empty_region_interval", "",
+                                              _default(Config, "empty_region_interval"), 0),
         poll_interval=poll_interval,
         poll_timeout=poll_timeout,
         max_concurrency=reader.typed(data, "max_concurrency", "", _default(Config, "max_concurrency"), int,

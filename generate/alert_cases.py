@@ -193,6 +193,10 @@ EXPECTED = {  # alert -> (summary, description): the pages' wording written out,
         'VPN exporter cannot collect from a source.',
         'The {source} collection for {account_id}/{region} has failed for {collection_failing_for}; its metrics '
         'are the last values read.'),
+    "VpnExporterDiscoveryFailing": (
+        "VPN exporter cannot discover an organization's accounts or an account's regions.",
+        'Organisation discovery has failed for {account_id} for {collection_failing_for}; the accounts and regions '
+        'it last found are still polled.'),
     "VpnExporterSourceStale": (
         'VPN exporter data for a source is stale.',
         'The {source} data for {account_id}/{region} is {humanized} old.'),
@@ -339,6 +343,15 @@ def cases() -> list[dict]:
          "alert_rule_test": [expect("VpnExporterCollectionFailing", "9m", []),
                              expect("VpnExporterCollectionFailing", "11m", [_scraped(
                                  {"account_id": "111122223333", "region": "eu-west-1", "source": "logs"})], value=0)]},
+        {"name": "Discovery fails to list the accounts, or one account refuses; the rest is quiet",
+         "input_series": [
+             series(m.DISCOVERY_SUCCESS, "0x20", account_id="999999999999"),
+             series(m.DISCOVERY_ACCOUNT_SUCCESS, "0x20", account_id="111111111111"),
+             series(m.DISCOVERY_ACCOUNT_SUCCESS, "1x20", account_id="222222222222")],
+         "alert_rule_test": [expect("VpnExporterDiscoveryFailing", "9m", []),
+                             expect("VpnExporterDiscoveryFailing", "11m", [
+                                 _scraped({"account_id": "111111111111"}), _scraped({"account_id": "999999999999"})],
+                                 value=0)]},
         {"name": "A source's data goes stale; a fresh one does not",
          "input_series": [
              series(m.COLLECTION_LAST_SUCCESS, "0x30", account_id="1", region="eu-west-1", source="ec2"),

@@ -286,6 +286,23 @@ def build_alerts() -> list[Alert]:
             fix="Fix the credentials or IAM policy (see the README's least-privilege policy), or wait out the AWS "
                 "incident; the exporter retries every poll and recovers by itself."),
         Alert(
+            name="VpnExporterDiscoveryFailing", severity="warning", duration=s["collection_failing_for"],
+            expr=f"{m.DISCOVERY_SUCCESS} == 0 or {m.DISCOVERY_ACCOUNT_SUCCESS} == 0",
+            summary="VPN exporter cannot discover an organization's accounts or an account's regions.",
+            description="Organisation discovery has failed for {{ $labels.account_id }} for "
+                        + s["collection_failing_for"] + "; the accounts and regions it last found are still polled.",
+            meaning="ListAccounts fails where it is called (aws_vpn_exporter_discovery_success), or a member account "
+                    "refuses its role or DescribeRegions (aws_vpn_exporter_discovery_account_success): accounts added "
+                    "since are not watched, and an account whose regions were never read is not watched at all.",
+            confirm="The exporter's log (`organization discovery failed` or `could not read N of M accounts`), "
+                    f"`{m.DISCOVERED_ACCOUNTS}` by state, and `{m.API_CALLS}{{operation=~\"ListAccounts|AssumeRole|"
+                    "DescribeRegions\",outcome!=\"ok\"}`.",
+            fix="ListAccounts answers only the management account or a delegated administrator: point "
+                "organization.role_arn at one, with organizations:ListAccounts. A member account needs the role "
+                "(deploy it with the StackSet; service-managed StackSets skip the management account, see "
+                "management_account), trusting the exporter's identity, with ec2:DescribeRegions. Discovery runs "
+                "again every discovery_interval, or on a config reload."),
+        Alert(
             name="VpnExporterSourceStale", severity="warning",
             expr=f"time() - {m.COLLECTION_LAST_SUCCESS} > {s['source_stale_seconds']}",
             summary="VPN exporter data for a source is stale.",

@@ -58,7 +58,7 @@ def stop_within(process, seconds):
         time.sleep(1)
         process.kill()
         _, errors = process.communicate(timeout=10)
-        raise AssertionError(f"no exit {seconds} s after SIGTERM; its threads:\n{errors[-6000:]}") from None
+        raise AssertionError(f"no exit {seconds} s after SIGTERM; its threads:\n{(errors or '')[-6000:]}") from None
     return process.returncode, errors
 
 
@@ -132,7 +132,8 @@ def demo_exporter(moto_url: str, state_dir: Path, poll_interval: float = 10.0,
                   apply_interval: float = 5.0) -> Iterator[tuple[Exporter, DemoEnvironment]]:
     """The demo, as ``--demo`` runs it (intervals as given), on the session's simulated AWS."""
     with simulated_aws(moto_url) as demo:
-        exporter = Exporter(demo_config(demo.targets(), state_dir, poll_interval), ("127.0.0.1", 0))
+        exporter = Exporter(demo_config((), state_dir, poll_interval, organizations=(demo.organization(),)),
+                            ("127.0.0.1", 0))
         exporter.add_job(demo.apply, apply_interval, "demo-apply")
         exporter.start()
         try:

@@ -61,3 +61,19 @@ def test_poll_benchmark_keeps_the_per_tunnel_calls_under_their_ceiling():
     assert result.returncode == 0, result.stdout + result.stderr
     status = next(line for line in result.stdout.splitlines() if line.startswith("tunnel status"))
     assert "ceiling 5" in status and " 0 calls" not in status, result.stdout
+
+
+def test_organisation_benchmark_discovers_every_active_account_and_spreads_the_empty_regions():
+    """Small here (the README's figures are 200 accounts x 4 regions): every active account and region is found
+    and polled, suspended ones are not, and over one empty_region_interval the busy regions are asked every
+    cycle and each empty one once (asserted inside). The ratios leave room for a machine several times slower."""
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "organisation.py"), "--accounts", "20",
+                             "--regions", "2", "--with-vpn", "3", "--suspended", "2", "--cycles", "20"],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    assert "'ListAccounts': 3" in lines["discovery"] and "'DescribeRegions': 18" in lines["discovery"], result.stdout
+    ratios = dict(zip(("steady", "worst", "first"), (float(part.rsplit(" ", 1)[1]) for part in
+                                                      lines["ratios"].split(";"))))
+    assert ratios["steady"] < 0.3, result.stdout  # 6.3 of 36 pairs a cycle: 3 busy + 33 empty over 10
+    assert ratios["worst"] < 0.2 and ratios["first"] < 0.5, result.stdout  # measured 0.002 and 0.008

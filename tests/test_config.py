@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import ConfigError, load_config, parse_duration
+from exporter.config import ConfigError, Target, load_config, parse_duration
 
 VALID = """
 poll_interval: 30s
@@ -162,3 +162,76 @@ def test_connection_tags_stay_few_and_distinct(tmp_path, tags, reason):
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, VALID + f"connection_tags: {tags}\n"))
     assert caught.value.key == "connection_tags" and reason in caught.value.reason
+
+
+ORGANIZATION = """
+poll_interval: 30s
+discovery_interval: 2h
+empty_region_interval: 10m
+targets:
+  - regions: [us-east-1]
+  - organization:
+      role_name: vpn-exporter
+      external_id: abc
+      exclude_accounts: ["111111111111", "012345678901"]
+      role_arn: arn:aws:iam::999999999999:role/org-reader
+      management_account: skip
+    regions: all
+"""
+
+
+def test_an_organization_target_loads_beside_explicit_ones(tmp_path):
+    from exporter.config import Organization
+
+    config = load_config(write(tmp_path, ORGANIZATION))
+    assert config.targets == (Target(regions=("us-east-1",)),)
+    assert config.organizations == (Organization(
+        role_name="vpn-exporter", regions=None, external_id="abc", exclude_accounts=("111111111111", "012345678901"),
+        role_arn="arn:aws:iam::999999999999:role/org-reader", management_account="skip"),)
+    assert (config.discovery_interval, config.empty_region_interval) == (7200, 600)
+    listed = load_config(write(tmp_path, "targets:\n  - organization: {role_name: r}\n    regions: [eu-west-1]\n"))
+    assert listed.organizations[0].regions == ("eu-west-1",) and listed.organizations[0].management_account == "member_role"
+
+
+ORG = "targets:\n  - organization: {%s}\n    regions: all\n"
+
+
+@pytest.mark.parametrize("text,key,reason", [
+    (ORG % "role_name: r, rol: x", "targets[0].organization.rol", "unknown key"),
+    (ORG % "external_id: x", "targets[0].organization.role_name", "missing"),
+    (ORG % "role_name: 'bad name'", "targets[0].organization.role_name", "not an IAM role name"),
+    (ORG % "role_name: r, include_accounts: ['111111111111'], exclude_accounts: ['222222222222']",
+     "targets[0].organization", "exclude each other"),
+    (ORG % "role_name: r, include_accounts: [111111111111]", "targets[0].organization.include_accounts[0]",
+     "quote the account id"),
+    (ORG % "role_name: r, exclude_accounts: ['11111111111']", "targets[0].organization.exclude_accounts[0]",
+     "not a 12-digit account id"),
+    (ORG % "role_name: r, exclude_accounts: ['111111111111', '111111111111']", "targets[0].organization.exclude_accounts",
+     "twice"),
+    (ORG % "role_name: r, include_accounts: []", "targets[0].organization.include_accounts", "non-empty list"),
+    (ORG % "role_name: r, management_account: assume", "targets[0].organization.management_account", "expected one of"),
+    (ORG % "role_name: r, home_region: global", "targets[0].organization.home_region", "not an AWS region"),
+    (ORG % "role_name: r, role_arn: 'arn:aws:iam::1:user/x'", "targets[0].organization.role_arn", "not an IAM role ARN"),
+    ("targets:\n  - organization: {role_name: r}\n", "targets[0].regions", "missing"),
+    ("targets:\n  - organization: {role_name: r}\n    regions: [nowhere]\n", "targets[0].regions[0]", "not an AWS region"),
+    ("targets:\n  - organization: {role_name: r}\n    regions: all\n    role_arn: arn:aws:iam::111111111111:role/x\n",
+     "targets[0].role_arn", "inside organization"),
+    ("targets:\n  - regions: all\n", "targets[0].regions", "needs an organization target"),
+    ((ORG % "role_name: r") + "  - organization: {role_name: s}\n    regions: all\n", "targets",
+     "same credentials"),
+    ("discovery_interval: 1h\ntargets:\n  - regions: [us-east-1]\n", "discovery_interval", "no organization target"),
+    ("discovery_interval: 30s\n" + ORG % "role_name: r", "discovery_interval", "at least 60s"),
+    ("empty_region_interval: often\n" + ORG % "role_name: r", "empty_region_interval", "expected a duration"),
+])
+def test_each_organization_mistake_names_file_key_and_reason(tmp_path, text, key, reason):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert (caught.value.key, caught.value.source) == (key, str(path))
+    assert reason in caught.value.reason, caught.value.reason
+
+
+def test_cli_config_check_counts_the_organizations(tmp_path):
+    result = run_cli("--config.check", "--config", str(write(tmp_path, ORGANIZATION)))
+    assert result.returncode == 0, result.stderr
+    assert "OK (1 targets, 1 organizations to discover)" in result.stdout

@@ -6,6 +6,7 @@ import time
 import tracemalloc
 
 from exporter.config import AwsSettings, LogsConfig, Target
+from exporter.demo import strict_aws
 from tests.conftest import add_vpn_connection, scrape, tunnel_telemetry, value
 from tests.faults import Fault
 from tests.test_logs import dpd, logged_vpn, put
@@ -55,6 +56,7 @@ def test_a_hung_endpoint_times_out_without_delaying_the_others(aws, faults, make
 
 def test_expired_credentials_in_one_account_never_hide_another(aws, faults, make_exporter):
     two_regions()
+    strict_aws.create_role("111111111111", "vpn", trusted="123456789012")  # the simulated STS checks, as AWS does
     exporter = make_exporter([Target(regions=(EAST,)),
                               Target(regions=(WEST,), role_arn="arn:aws:iam::111111111111:role/vpn")])
     faults.faults.append(Fault(region=WEST, status=400, code="ExpiredToken"))

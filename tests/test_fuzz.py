@@ -55,7 +55,8 @@ config_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text
                              lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
                                  st.sampled_from(["targets", "regions", "role_arn", "poll_interval", "logs",
                                                   "lookback", "state_dir", "shard", "index", "count", "aws",
-                                                  "max_attempts", "x"]), inner, max_size=4), max_leaves=10)
+                                                  "max_attempts", "organization", "role_name", "include_accounts",
+                                                  "x"]), inner, max_size=4), max_leaves=10)
 
 
 @settings(max_examples=300, deadline=None)
@@ -66,7 +67,9 @@ def test_any_config_document_loads_or_fails_with_a_config_error(data):
     except ConfigError as err:
         assert str(err).startswith("fuzz.yaml")
         return
-    assert config.targets and all(target.regions for target in config.targets)
+    assert config.targets or config.organizations
+    assert all(target.regions for target in config.targets)
+    assert all(o.role_name and (o.regions is None or o.regions) for o in config.organizations)
 
 
 @settings(max_examples=200, deadline=None)

@@ -28,6 +28,7 @@ EMPTY_IN_THE_DEMO = {
     "VpnTunnelFlapping": "needs 4 status changes within an hour; the test runs for seconds",
     "VpnExporterCollectionFailing": "the demo's collection succeeds",
     "VpnExporterSourceStale": "the demo's data is fresh",
+    "VpnExporterDiscoveryFailing": "the demo's organization is discovered",
     "VpnExporterSnapshotStale": "the demo's snapshot is fresh",
     "VpnExporterLogIngestionLagging": "the demo's logs are read within seconds",
     "VpnExporterAbsent": "the exporter is up",

@@ -64,21 +64,22 @@ def test_redaction_patterns():
 
 def test_the_running_demo_leaks_no_key(tmp_path):
     """The real command, at debug level: moto's CGW key never appears in its output or its metrics."""
-    process = subprocess.Popen([sys.executable, "-m", "exporter", "--demo", "--log.level", "debug",
-                                "--web.listen-address", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    # stderr goes to a file: reading a pipe line by line reads ahead, and communicate() would then miss what
+    # was read ahead (the lines logged in the same instant as "listening")
+    log_file = tmp_path / "stderr"
+    with log_file.open("w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "exporter", "--demo", "--log.level", "debug",
+                                    "--web.listen-address", "127.0.0.1:0"], stderr=stderr, text=True,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         port = None
         deadline = time.time() + 60
-        lines = []
-        # up to the line that says where to look (which follows the listening one): what readline has buffered
-        # beyond a line it returned is not seen again by communicate(), which reads the pipe itself
-        while time.time() < deadline and not (port and "demo running" in lines[-1]):
-            line = process.stderr.readline()
-            lines.append(line)
-            if "msg=\"listening address=" in line:
-                port = int(line.split("address=")[1].split(":")[1].split('"')[0])
-        assert port, "".join(lines)
+        while time.time() < deadline and port is None:
+            listening = [line for line in log_file.read_text().splitlines() if "msg=\"listening address=" in line]
+            if listening:
+                port = int(listening[0].split("address=")[1].split(":")[1].split('"')[0])
+            time.sleep(0.05)
+        assert port, log_file.read_text()
         while requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=5).status_code != 200:
             assert time.time() < deadline
             time.sleep(0.2)
@@ -87,9 +88,9 @@ def test_the_running_demo_leaks_no_key(tmp_path):
         assert 'name="branch-tokyo"' in body
         assert "branch-tokyo" in page and "simulated AWS" in page  # --demo reaches the page
     finally:
-        code, output = stop_within(process, 30)
+        code, _ = stop_within(process, 30)
     assert code == 0
-    logs = "".join(lines) + output
+    logs = log_file.read_text()
     assert "shutting down" in logs
     assert f"open http://127.0.0.1:{port}/ (status page) and http://127.0.0.1:{port}/metrics, or run " \
            "aws-vpn-exporter diagnose --demo" in logs  # the demo says where to look

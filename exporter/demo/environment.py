@@ -17,7 +17,7 @@ from typing import Any
 
 import boto3
 
-from exporter.config import Target
+from exporter.config import Organization, Target
 from exporter.demo import strict_aws
 from exporter.demo.scenario import ConnectionScenario, Scenarios, TunnelScenario, load_scenarios
 from exporter.demo import tunnel_traffic
@@ -25,7 +25,9 @@ from exporter.demo.tunnel_logs import heartbeat, stream_name, transition
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ACCOUNT = "123456789012"  # moto's account for the default credentials
+DEFAULT_ACCOUNT = "123456789012"  # moto's account for the default credentials: the organization's management
+SEEDER_ROLE = "demo-seeder"  # how the demo itself acts in the member accounts
+CLOSED_ACCOUNT = "345678901234"  # a suspended member: discovery skips it
 IKE_LOG_GROUP = "/aws/vpn/tunnel-activity"
 BGP_LOG_GROUP = "/aws/vpn/bgp"
 HEARTBEAT_SECONDS = 60
@@ -121,6 +123,7 @@ class DemoEnvironment:
             self._server.start()
             host, port = self._server.get_host_and_port()
             self.endpoint_url = f"http://{host}:{port}"
+        self._organize()
         for scenario in self.scenarios.connections:
             self.connections.append(self._create(scenario))
         self._publish_traffic_history(self._started_at)
@@ -145,6 +148,28 @@ class DemoEnvironment:
                 result.append(Target(regions=regions, role_arn=role_arn))
         return tuple(result)
 
+    def organization(self) -> Organization:
+        """The organization target that discovers every scenario account (what ``--demo`` watches): the
+        default credentials list the accounts and watch the management account itself; the members are reached
+        through their role."""
+        roles = {role for role in self.scenarios.accounts.values() if role}
+        if len(roles) > 1:
+            raise ValueError(f"the demo's member accounts use several roles ({sorted(roles)}); discovery needs one")
+        return Organization(role_name=roles.pop() if roles else "vpn-exporter", management_account="discovery_credentials")
+
+    def _organize(self) -> None:
+        """The scenario accounts as one AWS Organization, managed by the default account: the members with the
+        exporter's role (as a StackSet deploys it, trusting the management account) and the seeder's, and a
+        suspended account that discovery skips."""
+        self._client("organizations", DEFAULT_ACCOUNT, "us-east-1").create_organization(FeatureSet="ALL")
+        for account, role in self.scenarios.accounts.items():
+            if account == DEFAULT_ACCOUNT:
+                continue
+            strict_aws.join_organization(DEFAULT_ACCOUNT, account, f"member-{account}")
+            for name in {SEEDER_ROLE, role} - {None}:
+                strict_aws.create_role(account, name, DEFAULT_ACCOUNT)
+        strict_aws.join_organization(DEFAULT_ACCOUNT, CLOSED_ACCOUNT, "closed-sandbox", state="SUSPENDED")
+
     def pre_shared_keys(self) -> list[str]:
         """The keys set on the simulated tunnels, for leak tests."""
         return [t.pre_shared_key for c in self.connections for t in c.tunnels]
@@ -163,7 +188,7 @@ class DemoEnvironment:
         keys = {"aws_access_key_id": "demo-seed", "aws_secret_access_key": "demo-seed"}
         if account != DEFAULT_ACCOUNT:
             sts = boto3.client("sts", **common, **keys)
-            credentials = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/demo-seeder",
+            credentials = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/{SEEDER_ROLE}",
                                           RoleSessionName="demo-seeder")["Credentials"]
             keys = {"aws_access_key_id": credentials["AccessKeyId"],
                     "aws_secret_access_key": credentials["SecretAccessKey"],

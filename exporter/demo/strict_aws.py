@@ -25,13 +25,46 @@ period that starts at EndTime), ``Unit`` honoured, newest first unless ``ScanBy`
 ``MaxDatapoints`` (100,800 by default) a page, the rest behind ``NextToken`` with ``StatusCode`` ``PartialData``
 (``metric_data_page_datapoints`` lowers that page size for the tests).
 
+Organisation discovery meets four more places where moto 5.2 is lenient (``_strict_organizations``,
+``_strict_regions``, ``_strict_assume_role``):
+
+- ``ListAccounts`` called from an account that is not the management account answers an empty list (each
+  account has a backend of its own, and only the management's holds the organization). AWS answers only the
+  management account or a delegated administrator ("You can only call this operation from the management
+  account or a member account that is a delegated administrator", API reference): any other member gets
+  ``AccessDeniedException``, an account in no organization ``AWSOrganizationsNotInUseException``. moto also
+  pages 100 accounts at a time and accepts any ``MaxResults``; AWS's range is 1 to 20 (``InvalidInputException``
+  MAX_VALUE_EXCEEDED beyond), and it "can occasionally return an empty set of results even when more results
+  are available" (API reference): here the second page is always empty, with a NextToken.
+- ``CloseAccount`` makes an account SUSPENDED at once; AWS first moves it to PENDING_CLOSURE (the CloseAccount
+  API reference, and the account state guide: PENDING_CLOSURE, then SUSPENDED, then CLOSED).
+- ``DescribeRegions`` answers every region of every partition (GovCloud and China included) as enabled for
+  every account, whatever ``AllRegions`` says, and marks opt-in regions such as af-south-1 and eu-south-1 as
+  enabled. AWS answers the caller's partition only ("you can't describe or access the Regions of one type of
+  account from another", AWS Regions guide), and with AllRegions false only the regions enabled for the
+  calling account: the regions launched before 20 March 2019 (enabled by default, and they cannot be
+  disabled: Account Management guide, *Enable or disable AWS Regions*) and the opt-in regions that account
+  enabled (``enable_region`` here, as account:EnableRegion does). OptInStatus is opt-in-not-required, opted-in
+  or not-opted-in.
+- ``AssumeRole`` succeeds for any role ARN, even a role that does not exist, in any account (its docstring says
+  so). AWS refuses with ``AccessDenied`` ("User: ... is not authorized to perform: sts:AssumeRole on resource:
+  ...") unless the role exists and its trust policy allows the caller (IAM User Guide, *Roles terms and
+  concepts*: the trust policy names the principals that may assume it). Here the trust policy is read: Allow
+  statements for sts:AssumeRole whose principal is ``*``, the caller's account (id or ``:root``), the caller's
+  ARN or, for an assumed-role caller, its role; a ``StringEquals`` on ``sts:ExternalId`` is checked, any other
+  condition is taken as not met (and counted in ``unplaced_conditions``). A matching Deny wins.
+
 ``install()`` replaces or adds moto's response handlers in the moto process, so boto3 still talks real
-HTTP and the demo, the tests and the benchmarks all meet AWS's behaviour.
+HTTP and the demo, the tests and the benchmarks all meet AWS's behaviour. ``join_organization``,
+``create_role`` and ``enable_region`` seed what the API cannot (fixed account ids, as invited accounts have).
 """
 
 from __future__ import annotations
 
+import base64
+import functools
 import json
+import os
 import re
 import threading
 from collections import defaultdict
@@ -43,6 +76,15 @@ rejected_missing_streams = 0  # requests refused for naming a missing stream; te
 metric_data_page_datapoints = 100_800  # GetMetricData's default MaxDatapoints; tests lower it to paginate
 MAX_METRIC_DATA_QUERIES = 500
 _QUERY_ID = re.compile(r"[a-z][a-zA-Z0-9_]*")
+unplaced_conditions = 0  # trust policy conditions this simulation cannot evaluate (taken as not met)
+
+# Regions enabled by default in every standard account: those launched before 20 March 2019 (AWS Account
+# Management guide). Every other region of the aws partition is an opt-in region, disabled until enabled.
+DEFAULT_REGIONS = frozenset({
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ap-south-1", "ap-northeast-1", "ap-northeast-2",
+    "ap-northeast-3", "ap-southeast-1", "ap-southeast-2", "ca-central-1", "eu-central-1", "eu-west-1", "eu-west-2",
+    "eu-west-3", "eu-north-1", "sa-east-1"})
+LIST_ACCOUNTS_MAX = 20  # ListAccounts' MaxResults range is 1 to 20
 
 
 def install() -> None:
@@ -51,6 +93,9 @@ def install() -> None:
     with _lock:
         if _installed:
             return
+        # Nothing here launches instances: without moto's default AMIs, an account and region's EC2 backend costs
+        # 0.1 MiB and 4 ms instead of 4 MiB and 60 ms, which matters once discovery watches every region.
+        os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
         from moto.logs.exceptions import InvalidParameterException, ResourceNotFoundException
         from moto.logs.responses import LogsResponse
 
@@ -81,6 +126,9 @@ def install() -> None:
         LogsResponse.filter_log_events = filter_log_events
         _serve_tunnel_status()
         _serve_metric_data()
+        _strict_organizations()
+        _strict_regions()
+        _strict_assume_role()
         _installed = True
 
 
@@ -186,3 +234,274 @@ def _serve_metric_data() -> None:
         return ActionResult(answer)
 
     CloudWatchResponse.get_metric_data = get_metric_data
+# --- Organizations -------------------------------------------------------------------------------------
+
+
+def _organization_of(account_id: str, partition: str = "aws"):
+    """The organizations backend of the management account whose organization holds ``account_id``."""
+    from moto.organizations.models import organizations_backends
+
+    for management in list(organizations_backends):
+        backend = organizations_backends[management][partition]
+        if backend.org is not None and any(account.id == account_id for account in backend.accounts):
+            return backend
+    return None
+
+
+def _organizations_error(code: str, message: str, reason: str | None = None):
+    from moto.organizations.exceptions import OrganizationsClientError
+
+    error = OrganizationsClientError(code, message)
+    if reason:
+        error.Reason = reason
+    return error
+
+
+def _strict_organizations() -> None:
+    from moto.organizations.exceptions import AccountAlreadyClosedException, AWSOrganizationsNotInUseException
+    from moto.organizations.models import FakeAccount
+    from moto.organizations.responses import OrganizationsResponse
+
+    def list_accounts(self) -> str:
+        caller = self.current_account
+        backend = _organization_of(caller, self.partition)
+        if backend is None:
+            raise AWSOrganizationsNotInUseException
+        if caller != backend.account_id and not any(admin.account.id == caller for admin in backend.admins):
+            raise _organizations_error("AccessDeniedException", "You don't have permissions to access this resource.")
+        size = self._get_param("MaxResults")
+        if size is not None and not (isinstance(size, int) and 1 <= size <= LIST_ACCOUNTS_MAX):
+            raise _organizations_error("InvalidInputException", "You provided a numeric parameter that has a "
+                                       "larger value than allowed.", "MAX_VALUE_EXCEEDED")
+        size = size or LIST_ACCOUNTS_MAX
+        offset, empty_served = _read_token(self._get_param("NextToken"), backend.org.id)
+        accounts = sorted(backend.accounts, key=lambda account: (account.create_time, account.id))
+        if offset == size and not empty_served and offset < len(accounts):  # AWS: "occasionally" an empty page
+            return json.dumps({"Accounts": [], "NextToken": _token(backend.org.id, offset, True)})
+        page = accounts[offset:offset + size]
+        following = offset + len(page)
+        body = {"Accounts": [_describe_account(account) for account in page]}
+        if following < len(accounts):
+            body["NextToken"] = _token(backend.org.id, following, empty_served)
+        return json.dumps(body)
+
+    def close(self) -> None:
+        if self.state in ("PENDING_CLOSURE", "SUSPENDED", "CLOSED"):
+            raise AccountAlreadyClosedException
+        self.status = self.state = "PENDING_CLOSURE"
+
+    OrganizationsResponse.list_accounts = list_accounts
+    FakeAccount.close = close
+
+
+def _token(organization_id: str, offset: int, empty_served: bool) -> str:
+    return base64.b64encode(json.dumps([organization_id, offset, empty_served]).encode()).decode()
+
+
+def _read_token(token: str | None, organization_id: str) -> tuple[int, bool]:
+    if not token:
+        return 0, False
+    try:
+        owner, offset, empty_served = json.loads(base64.b64decode(token))
+        if owner == organization_id and isinstance(offset, int) and offset >= 0:
+            return offset, bool(empty_served)
+    except (ValueError, TypeError):
+        pass
+    raise _organizations_error("InvalidInputException", "The pagination token is not valid.", "INVALID_PAGINATION_TOKEN")
+
+
+def _describe_account(account) -> dict:
+    """An account as ListAccounts answers it; a field set to None is left out (AWS retires Status in 2026)."""
+    return {key: value for key, value in account.describe().items() if value is not None}
+
+
+def join_organization(management_account: str, account_id: str, name: str, state: str = "ACTIVE",
+                      status: str | None = "same") -> None:
+    """Add an account with a fixed id to ``management_account``'s organization, as an invited account joins
+    (``create_account`` picks random ids). ``status`` "same" reports the deprecated Status as State does (it has
+    fewer values: PENDING_ACTIVATION and CLOSED have none); None leaves it out, as AWS will from 9 September 2026."""
+    from moto.organizations.models import FakeAccount, organizations_backends
+
+    backend = organizations_backends[management_account]["aws"]
+    account = FakeAccount.__new__(FakeAccount)  # FakeAccount() would create a role in a random account
+    account.__dict__.update(type="ACCOUNT", region=backend.org.region, organization_id=backend.org.id,
+                            master_account_id=backend.org.master_account_id, id=account_id, name=name,
+                            email=f"{name}@example.com", create_time=_now(), joined_method="INVITED",
+                            parent_id=backend.org.root_id, attached_policies=[], tags={},
+                            create_account_status_id=f"car-{account_id}")
+    set_account_state(account, state, status)
+    backend.accounts.append(account)
+    organizations_backends.master_accounts[account_id] = (management_account, "aws")
+
+
+def set_account_state(account, state: str, status: str | None = "same") -> None:
+    account.state = state
+    account.status = (state if state in ("ACTIVE", "SUSPENDED", "PENDING_CLOSURE") else None) \
+        if status == "same" else status
+
+
+def _now():
+    from moto.core.utils import utcnow
+
+    return utcnow()
+
+
+def organization_account(management_account: str, account_id: str):
+    """The account object of an organization (to change its state in a test)."""
+    from moto.organizations.models import organizations_backends
+
+    return next(a for a in organizations_backends[management_account]["aws"].accounts if a.id == account_id)
+
+
+# --- IAM roles and AssumeRole --------------------------------------------------------------------------
+
+
+def create_role(account_id: str, role_name: str, trusted: str, external_id: str | None = None) -> str:
+    """A role in ``account_id`` that ``trusted`` (an account id, or a principal ARN) may assume, as a StackSet
+    would deploy it; returns its ARN."""
+    from moto.iam.models import iam_backends
+
+    principal = f"arn:aws:iam::{trusted}:root" if re.fullmatch(r"\d{12}", trusted) else trusted
+    statement: dict = {"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"}
+    if external_id:
+        statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+    role = iam_backends[account_id]["aws"].create_role(
+        role_name=role_name, assume_role_policy_document=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+        path="/", permissions_boundary=None, description="", tags=[], max_session_duration="3600")
+    return role.arn
+
+
+_ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):role/(?:.*/)?([^/]+)$")
+_ASSUMED_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:sts::(\d{12}):assumed-role/([^/]+)/")
+
+
+def _strict_assume_role() -> None:
+    from moto.sts.exceptions import STSClientError
+    from moto.sts.responses import TokenResponse
+
+    from moto.core.errors import COMMON_ERROR_CODES
+
+    # AccessDenied is one of AWS's common errors, so botocore's STS model has no shape for it: without this
+    # moto would warn on every refusal.
+    if "AccessDenied" not in COMMON_ERROR_CODES:
+        COMMON_ERROR_CODES.append("AccessDenied")
+    original = TokenResponse.assume_role
+
+    def assume_role(self):
+        role_arn = self._get_param("RoleArn") or ""
+        _, caller_arn, caller_account = self.backend.get_caller_identity(self.get_access_key(), self.region)
+        if not _may_assume(role_arn, caller_arn, caller_account, self._get_param("ExternalId")):
+            raise STSClientError("AccessDenied", f"User: {caller_arn} is not authorized to perform: sts:AssumeRole "
+                                                 f"on resource: {role_arn}")
+        return original(self)
+
+    TokenResponse.assume_role = assume_role
+
+
+def _may_assume(role_arn: str, caller_arn: str, caller_account: str, external_id: str | None) -> bool:
+    from moto.iam.models import iam_backends
+
+    match = _ROLE_ARN.match(role_arn)
+    if match is None:
+        return False
+    partition, account_id, _ = match.groups()
+    try:
+        role = iam_backends[account_id][partition].get_role_by_arn(role_arn)
+    except Exception:  # no such role: AWS says AccessDenied, not NoSuchEntity
+        return False
+    document = role.assume_role_policy_document
+    policy = json.loads(document) if isinstance(document, str) else document
+    statements = policy.get("Statement", [])
+    statements = [statements] if isinstance(statements, dict) else statements
+    applying = [s for s in statements if _applies(s, caller_arn, caller_account, external_id)]
+    return any(s.get("Effect") == "Allow" for s in applying) and not any(s.get("Effect") == "Deny" for s in applying)
+
+
+def _listed(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _applies(statement: dict, caller_arn: str, caller_account: str, external_id: str | None) -> bool:
+    global unplaced_conditions
+    if not any(action in ("sts:AssumeRole", "sts:*", "*") for action in _listed(statement.get("Action", []))):
+        return False
+    principal = statement.get("Principal", {})
+    names = ["*"] if principal == "*" else _listed(principal.get("AWS", [])) if isinstance(principal, dict) else []
+    assumed = _ASSUMED_ROLE_ARN.match(caller_arn)
+    accepted = {"*", caller_account, f"arn:aws:iam::{caller_account}:root", caller_arn}
+    if not any(name in accepted or (assumed and re.fullmatch(
+            rf"arn:aws[a-z-]*:iam::{assumed.group(1)}:role/(?:.*/)?{re.escape(assumed.group(2))}", name))
+               for name in names):
+        return False
+    for operator, keys in (statement.get("Condition") or {}).items():
+        for key, values in keys.items():
+            if operator == "StringEquals" and key.lower() == "sts:externalid":
+                if external_id not in _listed(values):
+                    return False
+            else:
+                with _lock:
+                    unplaced_conditions += 1
+                return False
+    return True
+
+
+# --- DescribeRegions -----------------------------------------------------------------------------------
+
+
+def enable_region(account_id: str, region: str) -> None:
+    """Opt ``account_id`` in to an opt-in region, as account:EnableRegion does (once it has finished)."""
+    _opted_in(account_id).add(region)
+
+
+def _opted_in(account_id: str) -> set:
+    from moto.account.models import account_backends
+
+    backend = account_backends[account_id]["aws"]  # reset with moto's other backends
+    if not hasattr(backend, "opted_in_regions"):
+        backend.opted_in_regions = set()
+    return backend.opted_in_regions
+
+
+@functools.lru_cache(maxsize=None)
+def regions_of(partition: str) -> tuple[str, ...]:
+    """The partition's EC2 regions, as botocore's endpoint data lists them."""
+    import boto3
+
+    return tuple(sorted(boto3.session.Session().get_available_regions("ec2", partition_name=partition)))
+
+
+def region_opt_in_status(account_id: str, region: str, partition: str = "aws") -> str:
+    if partition != "aws" or region in DEFAULT_REGIONS:
+        return "opt-in-not-required"  # the default regions, and every region of GovCloud and China
+    return "opted-in" if region in _opted_in(account_id) else "not-opted-in"
+
+
+def _strict_regions() -> None:
+    from moto.ec2.responses.availability_zones_and_regions import AvailabilityZonesAndRegions
+    from moto.utilities.utils import get_partition
+
+    def describe_regions(self):
+        from moto.core.responses import ActionResult
+
+        self.error_on_dryrun()
+        account = self.current_account
+        partition = get_partition(self.region)
+        suffix = ".amazonaws.com.cn" if partition == "aws-cn" else ".amazonaws.com"
+        regions = [{"RegionName": name, "Endpoint": f"ec2.{name}{suffix}",
+                    "OptInStatus": region_opt_in_status(account, name, partition)} for name in regions_of(partition)]
+        names = self._get_param("RegionNames", [])
+        all_regions = str(self._get_param("AllRegions", False)).lower() == "true"
+        if names:  # "You can specify any Regions, whether they are enabled and disabled for your account."
+            regions = [r for r in regions if r["RegionName"] in names]
+        elif not all_regions:
+            regions = [r for r in regions if r["OptInStatus"] != "not-opted-in"]
+        fields = {"region-name": "RegionName", "opt-in-status": "OptInStatus", "endpoint": "Endpoint"}
+        for name, values in self._filters_from_querystring().items():
+            if name not in fields:
+                from moto.ec2.exceptions import EC2ClientError
+
+                raise EC2ClientError("InvalidParameterValue", f"The filter '{name}' is invalid")
+            regions = [r for r in regions if r[fields[name]] in values]
+        return ActionResult({"Regions": regions})
+
+    AvailabilityZonesAndRegions.describe_regions = describe_regions

@@ -74,6 +74,11 @@ DIAGNOSIS_ERRORS = "aws_vpn_exporter_diagnosis_errors_total"
 RENDER_ERRORS = "aws_vpn_exporter_render_errors_total"
 CONFIG_RELOAD_SUCCESSFUL = "aws_vpn_exporter_config_last_reload_successful"
 CONFIG_RELOAD_TIMESTAMP = "aws_vpn_exporter_config_last_reload_success_timestamp_seconds"
+DISCOVERY_SUCCESS = "aws_vpn_exporter_discovery_success"
+DISCOVERY_LAST_SUCCESS = "aws_vpn_exporter_discovery_last_success_timestamp_seconds"
+DISCOVERED_TARGETS = "aws_vpn_exporter_discovered_targets"
+DISCOVERED_ACCOUNTS = "aws_vpn_exporter_discovered_accounts"
+DISCOVERY_ACCOUNT_SUCCESS = "aws_vpn_exporter_discovery_account_success"
 
 
 @dataclass(frozen=True)
@@ -295,6 +300,24 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
            "1 when the latest save of the log state succeeded; 0 when the disk refused it (full, "
            "read-only, permissions): counts still grow, but would not survive a restart.",
            (), live=True),
+    Metric(DISCOVERY_SUCCESS, "gauge",
+           "1 when the latest organizations:ListAccounts of an organization target succeeded (account_id: where it "
+           "is called); on failure the last good set of accounts and regions is kept.",
+           ("account_id",), live=True),
+    Metric(DISCOVERY_LAST_SUCCESS, "gauge",
+           "When that organization's accounts and regions were last discovered successfully.",
+           ("account_id",), live=True),
+    Metric(DISCOVERED_TARGETS, "gauge",
+           "Account and region pairs found by the organization's discovery that this replica polls (its shard).",
+           ("account_id",), live=True),
+    Metric(DISCOVERED_ACCOUNTS, "gauge",
+           "The organization's accounts by what discovery did with them: watched, failed (its last regions kept), "
+           "inactive, excluded, management_skipped, elsewhere (another target watches it).",
+           ("account_id", "state"), live=True),
+    Metric(DISCOVERY_ACCOUNT_SUCCESS, "gauge",
+           "Per discovered account: 1 when its role was assumed and its enabled regions read (DescribeRegions) on "
+           "the latest discovery.",
+           ("account_id",), live=True),
     Metric(SNAPSHOT_AGE, "gauge",
            "Seconds since the served snapshot was completed; NaN before the first poll.",
            (), live=True),

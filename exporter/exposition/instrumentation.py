@@ -11,6 +11,7 @@ import time
 from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info, disable_created_metrics, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -45,6 +46,8 @@ class ExporterMetrics:
         self.diagnosis_errors = _live(Counter, names.DIAGNOSIS_ERRORS, self.registry)
         self.render_errors = _live(Counter, names.RENDER_ERRORS, self.registry)
         self.state_file_writable = _live(Gauge, names.STATE_FILE_WRITABLE, self.registry)
+        self.discovery = DiscoveryCollector()
+        self.registry.register(self.discovery)
         age = _live(Gauge, names.SNAPSHOT_AGE, self.registry)
 
         def snapshot_age() -> float:
@@ -67,3 +70,38 @@ def _live(kind, name: str, registry: CollectorRegistry):
         raise ValueError(f"{name} is not a live {kind._type} in the contract")
     labels = () if kind is Info else metric.labels  # an Info's labels are the keys it is given
     return kind(name.removesuffix("_total").removesuffix("_info"), metric.help, labels, registry=registry)
+
+
+class DiscoveryCollector:
+    """The discovery metrics, built whole from the latest run's immutable views at each scrape, so an account
+    that left the organization leaves no stale series behind."""
+
+    def __init__(self):
+        self.views: tuple = ()  # of sources.discovery.OrganizationView, replaced whole after each run
+
+    def describe(self):
+        return self._families(())
+
+    def collect(self):
+        return self._families(self.views)
+
+    @staticmethod
+    def _families(views) -> list[GaugeMetricFamily]:
+        def family(name: str) -> GaugeMetricFamily:
+            metric = names.METRICS[name]
+            return GaugeMetricFamily(name, metric.help, labels=metric.labels)
+
+        success, last, targets = (family(names.DISCOVERY_SUCCESS), family(names.DISCOVERY_LAST_SUCCESS),
+                                  family(names.DISCOVERED_TARGETS))
+        accounts, account_success = family(names.DISCOVERED_ACCOUNTS), family(names.DISCOVERY_ACCOUNT_SUCCESS)
+        for view in views:
+            where = [view.discovery_account]
+            success.add_metric(where, 1.0 if view.success else 0.0)
+            if view.last_success is not None:
+                last.add_metric(where, view.last_success)
+            targets.add_metric(where, float(view.owned_pairs))
+            for state, count in sorted(view.accounts.items()):
+                accounts.add_metric(where + [state], float(count))
+            for account_id, ok in sorted(view.account_success.items()):
+                account_success.add_metric([account_id], 1.0 if ok else 0.0)
+        return [success, last, targets, accounts, account_success]

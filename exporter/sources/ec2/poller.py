@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,60 +34,107 @@ class Ec2Collection:
     accounts: dict[str, AwsAccount]  # account id -> the credentials that reached it
 
 
+Key = tuple[str, str]  # (the target's credentials, region): stable across a reload or a discovery change
+
+
 class Poller:
-    """Collects EC2 VPN telemetry for every configured account and region."""
+    """Collects EC2 VPN telemetry for every configured account and region.
+
+    A region whose last poll succeeded and found no VPN connection is asked again only every
+    ``empty_region_interval`` (most regions of an organization are empty); between its polls, that empty,
+    successful result is served again with its real age. Each empty region gets its own phase within the
+    interval, so the calls are spread over the polls rather than all falling on one.
+    """
 
     def __init__(self, config: Config, accounts: Sequence[AwsAccount], executor: ThreadPoolExecutor,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, inherit: "Poller | None" = None):
         self._config = config
-        self._accounts = list(accounts)
+        self._accounts = {(account.target.credentials, region): account
+                          for account in accounts for region in account.target.regions}
         self._executor = executor
         self._clock = clock
-        self._previous: dict[tuple[int, str], RegionTelemetry] = {}
-        self._last_success: dict[tuple[int, str], float] = {}
-        self._customer_gateways: dict[tuple[int, str], dict[str, CustomerGateway | None]] = {}
+        self._previous: dict[Key, RegionTelemetry] = {}
+        self._last_success: dict[Key, float] = {}
+        self._latest: dict[Key, SourceResult] = {}  # the latest result, served again while an empty region waits
+        self._empty_due: dict[Key, float] = {}  # when an empty region is asked again
+        self._customer_gateways: dict[Key, dict[str, CustomerGateway | None]] = {}
         self._lock = threading.Lock()  # one poll at a time, even when called outside the scheduler
+        if inherit is not None and inherit._config.connection_tags == config.connection_tags:
+            self._inherit(inherit)
+
+    def _inherit(self, old: "Poller") -> None:
+        """Keep what the previous poller knew of the pairs still watched (a reload, a discovery change): their
+        last data and its age, the empty regions' schedule, the customer gateways. Each dict is copied whole
+        first (atomic under the GIL), as the old poller may still be finishing a poll."""
+        for name in ("_previous", "_last_success", "_latest", "_empty_due", "_customer_gateways"):
+            copied = dict(getattr(old, name))
+            getattr(self, name).update((key, value) for key, value in copied.items() if key in self._accounts)
 
     def poll(self) -> Ec2Collection:
-        """Collect every account and region once."""
+        """Collect every account and region once (empty regions only when due)."""
         with self._lock:
-            jobs = {(index, region): (lambda a=account, i=index, r=region: self._collect_region(i, a, r))
-                    for index, account in enumerate(self._accounts) for region in account.target.regions}
+            now = self._clock()
+            due = {key for key in self._accounts if not self._waiting(key, now)}
+            jobs = {key: (lambda a=self._accounts[key], k=key: self._collect_region(k, a)) for key in due}
             outcomes = run_isolated(self._executor, jobs, self._config.poll_timeout)
             regions, results, odd = [], [], Counter()
-            for (index, region), outcome in outcomes.items():
-                account = self._accounts[index]
+            for key, account in self._accounts.items():
+                region = key[1]
+                outcome = outcomes.get(key)
+                if outcome is None:  # an empty region between its polls: its last result, with its real age
+                    regions.append(self._previous[key])
+                    results.append(self._latest[key])
+                    continue
                 if outcome.ok:
                     telemetry, region_odd = outcome.value
                     odd.update(region_odd)
-                    self._previous[(index, region)] = telemetry
-                    self._last_success[(index, region)] = self._clock()
+                    self._previous[key] = telemetry
+                    self._last_success[key] = self._clock()
                 else:
                     log.warning("collection failed account=%s region=%s source=ec2 error=%r",
                                 account.account_label, region, outcome.value)
-                    telemetry = self._previous.get((index, region))
+                    telemetry = self._previous.get(key)
+                self._schedule_empty(key, outcome.ok and not telemetry.connections, now)
                 if telemetry is not None:
                     regions.append(telemetry)
-                results.append(SourceResult(
+                result = SourceResult(
                     telemetry.account_id if telemetry else account.account_label, region, "ec2", outcome.ok,
-                    outcome.duration_seconds, self._last_success.get((index, region)),
-                    "" if outcome.ok else outcome.value))
+                    outcome.duration_seconds, self._last_success.get(key), "" if outcome.ok else outcome.value)
+                self._latest[key] = result
+                results.append(result)
             regions.sort(key=lambda r: (r.account_id, r.region))
             results.sort(key=lambda r: (r.account_id, r.region, r.source))
-            accounts = {account.account_label: account for account in self._accounts}
+            accounts = {account.account_label: account for account in self._accounts.values()}
             return Ec2Collection(tuple(regions), tuple(results), dict(odd), accounts)
 
-    def _collect_region(self, index: int, account: AwsAccount, region: str):
+    def _waiting(self, key: Key, now: float) -> bool:
+        """An empty region not yet due. Half a poll interval of slack, so that with 30 s polls and 5 min, a
+        region is asked every 10th poll, not every 11th."""
+        due = self._empty_due.get(key)
+        return due is not None and key in self._latest and now < due - self._config.poll_interval / 2
+
+    def _schedule_empty(self, key: Key, empty: bool, now: float) -> None:
+        interval = self._config.empty_region_interval
+        if not empty or interval <= 0:
+            self._empty_due.pop(key, None)
+        elif key in self._empty_due:
+            self._empty_due[key] = now + interval
+        else:  # first seen empty: a phase of its own in the interval, so the empty regions do not all fall due at once
+            self._empty_due[key] = now + interval * (zlib.crc32(f"{key[0]}|{key[1]}".encode()) % 1000 + 1) / 1000
+
+    def _collect_region(self, key: Key, account: AwsAccount):
+        region = key[1]
         account_id = account.account_id()
         response = account.client("ec2", region).describe_vpn_connections()
         odd: Counter = Counter()
         connections = read_connections(response.get("VpnConnections"), odd, self._config.connection_tags)
-        gateways = self._gateways_for(index, account, region, {c.customer_gateway_id for c in connections})
+        gateways = self._gateways_for(key, account, {c.customer_gateway_id for c in connections})
         return RegionTelemetry(account_id, region, connections, gateways), odd
 
-    def _gateways_for(self, index: int, account: AwsAccount, region: str, wanted: set[str]) -> tuple[CustomerGateway, ...]:
+    def _gateways_for(self, key: Key, account: AwsAccount, wanted: set[str]) -> tuple[CustomerGateway, ...]:
         """Customer gateways rarely change: ask EC2 only for ids not seen before."""
-        cache = self._customer_gateways.setdefault((index, region), {})
+        region = key[1]
+        cache = self._customer_gateways.setdefault(key, {})
         for gone in [gateway_id for gateway_id in cache if gateway_id not in wanted]:
             del cache[gone]  # deleted connections' gateways: the cache stays as small as the account
         missing = sorted(gateway_id for gateway_id in wanted if gateway_id and gateway_id not in cache)
