@@ -100,6 +100,7 @@ class Exporter:
         self.demo = False  # --demo: the status page says it shows the simulated AWS (set by the CLI)
         self.metrics.config_reload_successful.set(1)
         self.metrics.config_reload_timestamp.set(time.time())
+        self.metrics.set_shard(config.shard.index, config.shard.count)
 
     def _accounts(self, config: Config, targets: tuple[Target, ...]) -> list[AwsAccount]:
         """One AWS session per (sharded) target, with the config's retry and timeout settings. A target the running
@@ -335,6 +336,7 @@ class Exporter:
                 self._schedule_discovery(at_once=rediscover)
             self.metrics.config_reload_successful.set(1)
             self.metrics.config_reload_timestamp.set(time.time())
+            self.metrics.set_shard(new.shard.index, new.shard.count)
             log.info("config reloaded source=%s targets=%d%s", new.source, len(new.targets),
                      f" kept_until_restart={','.join(kept)}" if kept else "")
             return None

@@ -206,6 +206,10 @@ EXPECTED = {  # alert -> (summary, description): the pages' wording written out,
     "VpnExporterLogIngestionLagging": (
         "VPN exporter's log reading is behind.",
         'Log group {log_group} in {account_id}/{region} is read {humanized} behind.'),
+    "VpnExporterShardMissing": (
+        'A shard of the VPN exporter is missing.',
+        'Only 1 of the configured shards report: the accounts and regions of the missing shard are not '
+        'monitored.'),
     "VpnExporterAbsent": (
         'VPN exporter is down or not scraped.',
         'No healthy target for {exporter_job}: VPN tunnels are not monitored.'),
@@ -376,6 +380,16 @@ def cases() -> list[dict]:
                              expect("VpnExporterLogIngestionLagging", "16m", [_scraped(
                                  {"account_id": "1", "region": "us-east-1", "log_group": "/vpn/ike"})],
                                  humanized="16m 40s")]},
+        {"name": "One of two shards stops reporting",
+         "input_series": [series(m.SHARDS, "2x20", job="aws-vpn-exporter", instance="a:9798", shard_index="0"),
+                          series(m.SHARDS, "2x3", job="aws-vpn-exporter", instance="b:9798", shard_index="1")],
+         "alert_rule_test": [expect("VpnExporterShardMissing", "2m", []),
+                             expect("VpnExporterShardMissing", "15m", [{}])]},
+        {"name": "Two replicas of each of two shards: a replica down leaves its shard covered",
+         "input_series": [series(m.SHARDS, "2x20", job="aws-vpn-exporter", instance=f"{i}:9798",
+                                 shard_index=str(i // 2)) for i in range(3)]
+                         + [series(m.SHARDS, "2x3", job="aws-vpn-exporter", instance="3:9798", shard_index="1")],
+         "alert_rule_test": [expect("VpnExporterShardMissing", "15m", [])]},
         {"name": "The exporter is absent",
          "input_series": [series("up", "0x10")],
          "alert_rule_test": [expect("VpnExporterAbsent", "4m", []),

@@ -329,6 +329,19 @@ def build_alerts() -> list[Alert]:
             fix="A backlog catches up by itself (200 pages a poll); persistent lag means throttling "
                 "(FilterLogEvents allows 10 requests/s per account and region) or failing reads."),
         Alert(
+            name="VpnExporterShardMissing", severity="critical", duration="5m",
+            expr=f"count(count by (shard_index) ({m.SHARDS}{{{s['exporter_job']}}})) < max({m.SHARDS}"
+                 f"{{{s['exporter_job']}}})",
+            summary="A shard of the VPN exporter is missing.",
+            description="Only {{ $value }} of the configured shards report: the accounts and regions of the "
+                        "missing shard are not monitored.",
+            meaning="Each replica reports its shard.index and shard.count; fewer distinct indexes than shards "
+                    "means a replica (or the Prometheus agent scraping it) is down, and VpnExporterAbsent stays "
+                    "quiet while any replica is up.",
+            confirm=f"`count by (shard_index) ({m.SHARDS})` shows which indexes report; the missing replica's "
+                    "`/-/healthy`, and its agent's targets page.",
+            fix="Start or fix the missing replica (or its agent). Every replica must have the same shard.count."),
+        Alert(
             name="VpnExporterAbsent", severity="critical", duration="5m",
             expr=f"absent(up{{{s['exporter_job']}}} == 1)",
             summary="VPN exporter is down or not scraped.",

@@ -282,6 +282,9 @@ def test_no_series_is_duplicated_across_shards(topology):
     assert sorted((s["metric"]["agent"], s["metric"]["instance"], s["value"][1]) for s in up) == \
         [(agent_name(shard), address, "1") for shard, address in sorted(topology.exporters.items())]
     assert not services.query(url, _rule("VpnExporterAbsent")["expr"])
+    reporting = services.query(url, f"count by (shard_index) ({m.SHARDS})")
+    assert sorted(s["metric"]["shard_index"] for s in reporting) == [str(i) for i in range(SHARDS)]
+    assert not services.query(url, _rule("VpnExporterShardMissing")["expr"])
 
 
 def _expected_alerts(tunnels: list[Tunnel]) -> dict[str, set]:

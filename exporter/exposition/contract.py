@@ -72,6 +72,7 @@ STATE_FILE_ERRORS = "aws_vpn_exporter_state_file_errors_total"
 STATE_FILE_WRITABLE = "aws_vpn_exporter_state_file_writable"
 DIAGNOSIS_ERRORS = "aws_vpn_exporter_diagnosis_errors_total"
 RENDER_ERRORS = "aws_vpn_exporter_render_errors_total"
+SHARDS = "aws_vpn_exporter_shards"
 CONFIG_RELOAD_SUCCESSFUL = "aws_vpn_exporter_config_last_reload_successful"
 CONFIG_RELOAD_TIMESTAMP = "aws_vpn_exporter_config_last_reload_success_timestamp_seconds"
 DISCOVERY_SUCCESS = "aws_vpn_exporter_discovery_success"
@@ -282,6 +283,10 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
     Metric(STATE_FILE_ERRORS, "counter",
            "Unreadable or corrupt state files (moved aside) and loads that dropped invalid entries.",
            (), live=True),
+    Metric(SHARDS, "gauge",
+           "How many shards the configuration divides the accounts and regions into (shard.count), labelled "
+           "with this replica's shard.index: a rule counts the indexes that report.",
+           ("shard_index",), live=True),
     Metric(CONFIG_RELOAD_SUCCESSFUL, "gauge",
            "1 when the latest config reload (SIGHUP, POST /-/reload) succeeded.",
            (), live=True),

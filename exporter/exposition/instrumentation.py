@@ -41,6 +41,7 @@ class ExporterMetrics:
         self.log_events_unattributed = _live(Counter, names.LOG_EVENTS_UNATTRIBUTED, self.registry)
         self.log_events_future_dated = _live(Counter, names.LOG_EVENTS_FUTURE_DATED, self.registry)
         self.state_file_errors = _live(Counter, names.STATE_FILE_ERRORS, self.registry)
+        self.shards = _live(Gauge, names.SHARDS, self.registry)
         self.config_reload_successful = _live(Gauge, names.CONFIG_RELOAD_SUCCESSFUL, self.registry)
         self.config_reload_timestamp = _live(Gauge, names.CONFIG_RELOAD_TIMESTAMP, self.registry)
         self.diagnosis_errors = _live(Counter, names.DIAGNOSIS_ERRORS, self.registry)
@@ -55,6 +56,10 @@ class ExporterMetrics:
             return float("nan") if completed is None else max(0.0, time.time() - completed)
 
         age.set_function(snapshot_age)
+
+    def set_shard(self, index: int, count: int) -> None:
+        self.shards.clear()  # one series: a reload that moves this replica to another index leaves no old one
+        self.shards.labels(str(index)).set(count)
 
     def record_api_call(self, account_id: str, region: str, operation: str, outcome: str) -> None:
         self.api_calls.labels(account_id, region, operation, outcome).inc()
