@@ -2,6 +2,7 @@
 
 import threading
 import time
+from collections import Counter
 
 
 def rss_mib() -> float:
@@ -21,3 +22,14 @@ class RssSampler(threading.Thread):
         while self.running:
             self.peak = max(self.peak, rss_mib())
             time.sleep(0.1)
+
+
+def calls_by_operation(exporter) -> Counter:
+    """The AWS API attempts an exporter made, by operation, as it counts them itself
+    (aws_vpn_exporter_aws_api_calls_total)."""
+    counted = Counter()
+    for metric in exporter.metrics.api_calls.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                counted[sample.labels["operation"]] += int(sample.value)
+    return counted

@@ -24,13 +24,12 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from measure import RssSampler, rss_mib  # noqa: E402
+from measure import RssSampler, calls_by_operation, rss_mib  # noqa: E402
 
 from exporter import memory  # noqa: E402
 from exporter.app import Exporter  # noqa: E402
@@ -108,15 +107,6 @@ def _warm_up(url: str) -> None:
     ec2 = boto3.client("ec2", region_name="us-east-1")
     ec2.describe_regions()
     ec2.describe_vpn_connections()
-
-
-def calls_by_operation(exporter: Exporter) -> Counter:
-    counted = Counter()
-    for metric in exporter.metrics.api_calls.collect():
-        for sample in metric.samples:
-            if sample.name.endswith("_total"):
-                counted[sample.labels["operation"]] += int(sample.value)
-    return counted
 
 
 def bench(accounts: int, regions: tuple[str, ...], with_vpn: int, suspended: int, connections: int,

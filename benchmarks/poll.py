@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from measure import RssSampler, rss_mib  # noqa: E402
+from measure import RssSampler, calls_by_operation, rss_mib  # noqa: E402
 from scrape import load, percentile  # noqa: E402
 
 from exporter import memory  # noqa: E402
@@ -94,11 +94,11 @@ def bench(connections: int, regions: tuple[str, ...], polls: int, scrapers: int,
         exporter.start_server()
         calls: list[Counter] = []
         for _ in range(polls):
-            before = _calls(exporter)
+            before = calls_by_operation(exporter)
             started = time.perf_counter()
             exporter.poll_ec2()
             cycle = time.perf_counter() - started
-            calls.append(_calls(exporter) - before)
+            calls.append(calls_by_operation(exporter) - before)
             snapshot = exporter.current.snapshot
             started = time.perf_counter()
             RenderedSnapshot.of(snapshot)
@@ -111,9 +111,9 @@ def bench(connections: int, regions: tuple[str, ...], polls: int, scrapers: int,
         assert steady == Counter({"DescribeVpnConnections": len(regions)}), steady
         print(f"API calls          steady cycle: {steady['DescribeVpnConnections']} DescribeVpnConnections = 1 per "
               f"region, nothing else; first cycle also {dict(calls[0] - steady)}")
-        before = _calls(exporter)
+        before = calls_by_operation(exporter)
         timed, errors = load(exporter.address[1], scrapers, scrape_seconds, interval=1.0)
-        assert _calls(exporter) == before, "a scrape called AWS"
+        assert calls_by_operation(exporter) == before, "a scrape called AWS"
         latencies = [latency for _, latency in timed]
         body = exporter.current.body_gzip
         print(f"/metrics           {len(gzip.decompress(body)) / 1e6:.1f} MB text, {len(body) / 1e6:.2f} MB gzip; "
@@ -151,15 +151,6 @@ def _tunnel_status_rate(exporter: Exporter, regions: tuple[str, ...], seconds: f
           f"{max(rates.values()):.2f} calls/s in the busiest region, ceiling {ceiling:g}; a full pass over "
           f"{tunnels:,} tunnels takes {tunnels * 2 / ceiling / len(regions) / 60:.0f} min at the ceiling")
     assert max(rates.values()) <= ceiling * 1.05, rates
-
-
-def _calls(exporter: Exporter) -> Counter:
-    counted = Counter()
-    for metric in exporter.metrics.api_calls.collect():
-        for sample in metric.samples:
-            if sample.name.endswith("_total"):
-                counted[sample.labels["operation"]] += int(sample.value)
-    return counted
 
 
 def main() -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import ssl
-import sys
 from pathlib import Path
 
 ALIVE = (200, 401)
