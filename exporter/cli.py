@@ -184,8 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         if config is None:
             print("error: --config.check needs --config FILE", file=sys.stderr)
             return 2
-        organizations = f", {len(config.organizations)} organizations to discover" if config.organizations else ""
-        print(f"{config.source}: OK ({len(config.targets)} targets{organizations})")
+        def count(n: int, what: str) -> str:
+            return f"{n} {what}{'' if n == 1 else 's'}"
+
+        organizations = f", {count(len(config.organizations), 'organization')} to discover" \
+            if config.organizations else ""
+        print(f"{config.source}: OK ({count(len(config.targets), 'explicit target')}{organizations})")
         return 0
     if config is None and not args.demo:
         print("error: pass --config FILE to watch AWS, or --demo to try the built-in simulated AWS",

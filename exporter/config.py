@@ -266,9 +266,10 @@ def _targets(reader: _Reader, value: Any) -> tuple[tuple[Target, ...], tuple[Org
     return tuple(targets), tuple(organizations)
 
 
-def _regions(reader: _Reader, regions: Any, key: str) -> tuple[str, ...]:
+def _regions(reader: _Reader, regions: Any, key: str, all_allowed: bool = False) -> tuple[str, ...]:
     if not isinstance(regions, list) or not regions:
-        raise reader.fail(key, "expected a non-empty list of region names")
+        raise reader.fail(key, "expected " + ("all (every region each account has enabled), or " if all_allowed
+                                             else "") + f"a non-empty list of region names, got {regions!r}")
     for position, region in enumerate(regions):
         if not isinstance(region, str) or not _REGION.match(region):
             raise reader.fail(f"{key}[{position}]", f"not an AWS region name: {region!r}")
@@ -286,7 +287,8 @@ def _organization(reader: _Reader, item: dict, prefix: str) -> Organization:
                                                   "reaches each)")
     if "regions" not in data:
         raise reader.fail(f"{prefix}.regions", "missing: all (every region each account has enabled) or a list")
-    regions = None if data["regions"] == "all" else _regions(reader, data["regions"], f"{prefix}.regions")
+    regions = None if data["regions"] == "all" else _regions(reader, data["regions"], f"{prefix}.regions",
+                                                             all_allowed=True)
     where = f"{prefix}.organization"
     org = reader.mapping(data["organization"], where, {"role_name", "external_id", "include_accounts",
                                                        "exclude_accounts", "role_arn", "management_account",

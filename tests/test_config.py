@@ -105,7 +105,7 @@ def test_cli_fails_at_start_up_with_a_non_zero_exit(tmp_path):
 def test_cli_config_check(tmp_path):
     result = run_cli("--config.check", "--config", str(write(tmp_path, VALID)))
     assert result.returncode == 0, result.stderr
-    assert "OK (2 targets)" in result.stdout
+    assert "OK (2 explicit targets)" in result.stdout
 
 
 def test_cli_needs_a_config_or_the_demo():
@@ -214,6 +214,8 @@ ORG = "targets:\n  - organization: {%s}\n    regions: all\n"
     (ORG % "role_name: r, role_arn: 'arn:aws:iam::1:user/x'", "targets[0].organization.role_arn", "not an IAM role ARN"),
     ("targets:\n  - organization: {role_name: r}\n", "targets[0].regions", "missing"),
     ("targets:\n  - organization: {role_name: r}\n    regions: [nowhere]\n", "targets[0].regions[0]", "not an AWS region"),
+    ("targets:\n  - organization: {role_name: r}\n    regions: everything\n", "targets[0].regions",
+     "expected all (every region each account has enabled), or a non-empty list"),
     ("targets:\n  - organization: {role_name: r}\n    regions: all\n    role_arn: arn:aws:iam::111111111111:role/x\n",
      "targets[0].role_arn", "inside organization"),
     ("targets:\n  - regions: all\n", "targets[0].regions", "needs an organization target"),
@@ -234,4 +236,4 @@ def test_each_organization_mistake_names_file_key_and_reason(tmp_path, text, key
 def test_cli_config_check_counts_the_organizations(tmp_path):
     result = run_cli("--config.check", "--config", str(write(tmp_path, ORGANIZATION)))
     assert result.returncode == 0, result.stderr
-    assert "OK (1 targets, 1 organizations to discover)" in result.stdout
+    assert "OK (1 explicit target, 1 organization to discover)" in result.stdout
