@@ -285,3 +285,16 @@ def test_a_tunnels_cause_is_listed_before_the_symptom_it_explains():
     assert page.index("bgp_stuck_connecting") < page.index("ipsec_up_bgp_down")  # in the tunnel's row
     findings_table = page[page.index("Active findings"):]
     assert findings_table.index("bgp_stuck_connecting") < findings_table.index("ipsec_up_bgp_down")
+
+
+def test_regions_with_no_connection_are_counted_not_listed_unless_they_fail():
+    """An organization watched with ``regions: all`` has mostly empty regions: their rows would bury the ones
+    that matter."""
+    results = (SourceResult("123456789012", "us-east-1", "ec2", True, 0.2, NOW),
+               *(SourceResult("123456789012", region, "ec2", True, 0.1, NOW) for region in ("eu-west-2", "sa-east-1")),
+               SourceResult("123456789012", "ap-south-1", "ec2", False, 5.0, NOW - 600, "AccessDenied"))
+    text = text_of(statuspage.render(snapshot([connection("vpn-0a", "alpha", tunnel("192.0.2.1"))], results), now=NOW))
+    assert "3 of 4 sources succeeded" in text
+    assert "us-east-1ec2ok" in text and "ap-south-1ec2FAILED" in text  # listed: a busy region, a failure
+    assert "eu-west-2" not in text and "sa-east-1" not in text
+    assert "2 sources of account and region pairs with no VPN connection succeeded (not listed)." in text

@@ -152,7 +152,8 @@ def _body(snapshot: Snapshot, now: float, page: int) -> list[str]:
                  f"{_when(now, snapshot.completed_at)} ({_e(_utc(snapshot.completed_at))}).</p>\n")
     parts.append(_connections(rows, attention, now, page))
     parts.append(_findings_summary(snapshot.findings, rows))
-    parts.append(_sources(snapshot.results, now))
+    busy = {(region.account_id, region.region) for region in snapshot.regions if region.connections}
+    parts.append(_sources(snapshot.results, now, busy))
     return parts
 
 
@@ -280,9 +281,12 @@ def _finding_links(findings) -> str:
                        f"{_e(f.code)}</a>" for f in sorted(findings, key=lambda f: triage_order(f.code)))
 
 
-def _sources(results: tuple[SourceResult, ...], now: float) -> str:
+def _sources(results: tuple[SourceResult, ...], now: float, busy: set[tuple[str, str]]) -> str:
+    """Failures always; successes of the regions with VPN connections (up to SOURCES_SHOWN); the regions with
+    none (an organization's ``regions: all`` makes most of them) only counted, unless they fail."""
     failed = [r for r in results if not r.success]
-    good = [r for r in results if r.success]
+    good = [r for r in results if r.success and (r.account_id, r.region) in busy]
+    empty = sum(1 for r in results if r.success and (r.account_id, r.region) not in busy)
     out = [f'<h2 id="sources">Collection: {len(results) - len(failed):,} of {len(results):,} sources succeeded</h2>\n']
     listed = failed + (good if len(good) <= SOURCES_SHOWN else [])
     if listed:
@@ -298,4 +302,7 @@ def _sources(results: tuple[SourceResult, ...], now: float) -> str:
         oldest = min((r.last_success_timestamp for r in good if r.last_success_timestamp is not None), default=None)
         out.append(f"<p>{len(good):,} sources succeeded (not listed); the oldest data among them is "
                    f"{_e(_age(now, oldest))}.</p>\n")
+    if empty:
+        out.append(f"<p>{empty:,} sources of account and region pairs with no VPN connection succeeded (not "
+                   "listed).</p>\n")
     return "".join(out)
