@@ -392,7 +392,8 @@ class Exporter:
         # default) keeps scrapes served meanwhile (benchmarks/scrape.py: p99 at 1 ms vs 5 ms).
         sys.setswitchinterval(0.001)
         self.server = ExporterServer(self._listen, lambda: self.current, self.metrics.render, self._web_config,
-                                     self.reload if self.lifecycle else None, demo=self.demo)
+                                     self.reload if self.lifecycle else None, demo=self.demo,
+                                     discovery=lambda: self.metrics.discovery.views)
         threading.Thread(target=self.server.serve_forever, name="http", daemon=True).start()
         host, port = self.address
         log.info("listening address=%s:%d", host, port)

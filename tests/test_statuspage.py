@@ -298,3 +298,26 @@ def test_regions_with_no_connection_are_counted_not_listed_unless_they_fail():
     assert "us-east-1ec2ok" in text and "ap-south-1ec2FAILED" in text  # listed: a busy region, a failure
     assert "eu-west-2" not in text and "sa-east-1" not in text
     assert "2 sources of account and region pairs with no VPN connection succeeded (not listed)." in text
+
+
+def test_the_organizations_discovery_is_said():
+    from exporter.sources.discovery import OrganizationView
+
+    views = (OrganizationView("111111111111", True, NOW - 120, accounts={"watched": 40, "inactive": 2},
+                              account_success={"222222222222": True, "333333333333": False}, owned_pairs=160),
+             OrganizationView("444444444444", False, None, "AccessDeniedException: ListAccounts <b>"))
+    page = statuspage.render(snapshot([connection("vpn-0a", "alpha", tunnel("192.0.2.1"))]), now=NOW, discovery=views)
+    text = text_of(page)
+    assert ("Accounts listed from 111111111111: 2 inactive, 40 watched; this replica polls 160 account and region "
+            "pairs; listed 2m ago. 1 account could not be read (its role or DescribeRegions): 333333333333.") in text
+    assert "never listed. The latest listing failed: AccessDeniedException: ListAccounts <b>; the last good" in text
+    assert "<b>;" not in page  # AWS's words are escaped
+    assert "Organization discovery" not in text_of(statuspage.render(snapshot([]), now=NOW))
+
+
+def test_the_demo_page_says_what_discovery_found(demo, make_exporter):
+    exporter = make_exporter((), organizations=(demo.organization(),))
+    exporter.discover()
+    exporter.poll_once()
+    text = text_of(requests.get(f"{exporter.url}/", timeout=10).text)
+    assert "Accounts listed from 123456789012: 1 inactive, 2 watched; this replica polls" in text

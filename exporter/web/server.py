@@ -55,8 +55,10 @@ class ExporterServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], current: Callable[[], RenderedSnapshot | None],
                  live_metrics: Callable[[], bytes], web_config: WebConfig | None = None,
-                 reload: Callable[[], str | None] | None = None, demo: bool = False):
+                 reload: Callable[[], str | None] | None = None, demo: bool = False,
+                 discovery: Callable[[], tuple] = tuple):
         self.current = current
+        self.discovery = discovery  # the organizations' latest discovery, for the status page
         self.demo = demo  # the status page says it shows the simulated AWS
         self.live_metrics = live_metrics
         self.reload = reload  # POST /-/reload; None unless --web.enable-lifecycle
@@ -269,7 +271,7 @@ class _Handler(BaseHTTPRequestHandler):
         rendered = self.server.current()
         try:
             body = statuspage.render(rendered.snapshot if rendered else None, demo=self.server.demo,
-                                     page=_page_number(self.path)).encode()
+                                     page=_page_number(self.path), discovery=self.server.discovery()).encode()
         except Exception:  # isolation: a value the page cannot show never costs /metrics or the server
             log.exception("status page failed")
             self._send(500, "text/plain; charset=utf-8",

@@ -89,8 +89,10 @@ class _Row:
         return (self.worst, -down, self.connection.name, self.connection.vpn_connection_id, self.region.account_id)
 
 
-def render(snapshot: Snapshot | None, now: float | None = None, demo: bool = False, page: int = 1) -> str:
-    """The whole page, as text; ``page`` (from 1) selects which PAGE_SIZE connections are shown in full."""
+def render(snapshot: Snapshot | None, now: float | None = None, demo: bool = False, page: int = 1,
+           discovery: tuple = ()) -> str:
+    """The whole page, as text; ``page`` (from 1) selects which PAGE_SIZE connections are shown in full;
+    ``discovery`` holds each organization target's latest discovery (``sources.discovery.OrganizationView``)."""
     now = time.time() if now is None else now
     parts = [_head(snapshot), "<body>\n<h1>AWS Site-to-Site VPN status</h1>\n"]
     if demo:
@@ -101,6 +103,7 @@ def render(snapshot: Snapshot | None, now: float | None = None, demo: bool = Fal
                      f"collected yet. This page reloads every {WAITING_REFRESH_SECONDS} s.</p>\n")
     else:
         parts.extend(_body(snapshot, now, page))
+    parts.append(_discovery(discovery, now))
     parts.append(_footer(WAITING_REFRESH_SECONDS if snapshot is None else REFRESH_SECONDS))
     parts.append("</body></html>\n")
     return "".join(parts)
@@ -112,6 +115,29 @@ def _head(snapshot: Snapshot | None) -> str:
             f'<meta http-equiv="refresh" content="{refresh}">\n'
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>AWS VPN status</title>\n<style>{_STYLE}</style></head>\n")
+
+
+def _discovery(views: tuple, now: float) -> str:
+    """What each organization target found: the accounts by state, the failing ones, and when it last listed."""
+    if not views:
+        return ""
+    out = ['<h2 id="discovery">Organization discovery</h2>\n<ul>\n']
+    for view in views:
+        states = ", ".join(f"{count:,} {state}" for state, count in sorted(view.accounts.items())) or "no account"
+        failing = sorted(account for account, ok in view.account_success.items() if not ok)
+        listed = ("listed " + _when(now, view.last_success)) if view.last_success is not None else "never listed"
+        line = (f"Accounts listed from {_e(view.discovery_account)}: {_e(states)}; this replica polls "
+                f"{view.owned_pairs:,} account and region pairs; {listed}.")
+        if not view.success:
+            line += f' <span class="bad">The latest listing failed: {_e(view.error)}; the last good set is kept.</span>'
+        if failing:
+            which = "1 account could not be read (its" if len(failing) == 1 else \
+                f"{len(failing):,} accounts could not be read (their"
+            line += (f' <span class="bad">{which} role or DescribeRegions): {_e(", ".join(failing[:10]))}'
+                     f"{' and more' if len(failing) > 10 else ''}.</span>")
+        out.append(f"<li>{line}</li>\n")
+    out.append("</ul>\n")
+    return "".join(out)
 
 
 def _footer(refresh: int) -> str:
