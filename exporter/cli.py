@@ -248,7 +248,9 @@ def _catch_shutdown_signals() -> tuple[list[int], list[int]]:
     The handler takes no lock (one that sets a threading.Event can deadlock against the main
     thread's own wait on it), and the main thread checks the list every SIGNAL_CHECK_INTERVAL, so
     a signal is acted on promptly whichever thread the kernel delivered it to. SIGQUIT dumps every
-    thread's stack to stderr, as a Go exporter does, for a stuck process."""
+    thread's stack to stderr, as a Go exporter does, for a stuck process: from the main thread, holding the
+    GIL, so no other thread's frames change under the dump (faulthandler's own C-level handler walks them
+    while they run, and crashed the process about once in ten dumps here, with SIGSEGV)."""
     received: list[int] = []
     hangups: list[int] = []
 
@@ -261,7 +263,7 @@ def _catch_shutdown_signals() -> tuple[list[int], list[int]]:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handler)
     signal.signal(signal.SIGHUP, lambda signum, _frame: hangups.append(signum))
-    faulthandler.register(signal.SIGQUIT, all_threads=True)
+    signal.signal(signal.SIGQUIT, lambda signum, _frame: faulthandler.dump_traceback(all_threads=True))
     return received, hangups
 
 
