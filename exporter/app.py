@@ -55,6 +55,9 @@ class Exporter:
         self._clock = clock
         self.metrics = ExporterMetrics(snapshot_time=self._snapshot_time)
         self._executor = ThreadPoolExecutor(max_workers=config.max_concurrency, thread_name_prefix="collect")
+        # discovery's own pool: a slow account or home region never holds a worker an EC2 poll needs
+        self._discovery_executor = ThreadPoolExecutor(max_workers=min(8, config.max_concurrency),
+                                                      thread_name_prefix="discover")
         self._own_credentials = own_credentials()  # every role is assumed from it
         self.accounts: list[AwsAccount] = []
         self.poller: Poller | None = None
@@ -123,8 +126,11 @@ class Exporter:
     def _watched(self, config: Config) -> tuple[Target, ...]:
         """This shard's targets: the explicit ones, then the discovered ones (a pair both name is the explicit's)."""
         explicit = {(target.credentials, region) for target in config.targets for region in target.regions}
+        explicit_accounts = {target.account_id_from_role for target in config.targets if target.role_arn}
         discovered = []
         for target in self._discovered:
+            if target.role_arn and target.account_id_from_role in explicit_accounts:
+                continue  # an explicit target (perhaps just reloaded) watches this account: never twice
             regions = tuple(r for r in target.regions if (target.credentials, r) not in explicit)
             if regions:
                 discovered.append(replace(target, regions=regions))
@@ -147,7 +153,7 @@ class Exporter:
         if not config.organizations:
             return None
         boto_config = client_config(config.aws.max_attempts, config.aws.connect_timeout, config.aws.read_timeout)
-        return Discovery(config.organizations, self.metrics.record_api_call, boto_config, self._executor,
+        return Discovery(config.organizations, self.metrics.record_api_call, boto_config, self._discovery_executor,
                          lambda field: self.metrics.unrecognized.labels(field).inc(), self._own_credentials)
 
     @property
@@ -313,6 +319,7 @@ class Exporter:
                 kept.append("traffic.enabled")
                 new = replace(new, traffic=replace(new.traffic, enabled=old.traffic.enabled))
             rediscover = (new.organizations, new.aws) != (old.organizations, old.aws)
+            explicit_changed = {t.credentials for t in new.targets} != {t.credentials for t in old.targets}
             if rediscover:  # the discovered set is kept until the new discovery has run (at once, below)
                 self.discovery = self._discovery(new)
                 if self.discovery is None:
@@ -333,7 +340,7 @@ class Exporter:
                                         ("discover", new.discovery_interval)):
                     if self.scheduler.get_job(job_id) is not None:
                         self.scheduler.reschedule_job(job_id, trigger="interval", seconds=seconds)
-                self._schedule_discovery(at_once=rediscover)
+                self._schedule_discovery(at_once=rediscover or explicit_changed)
             self.metrics.config_reload_successful.set(1)
             self.metrics.config_reload_timestamp.set(time.time())
             self.metrics.set_shard(new.shard.index, new.shard.count)
@@ -406,6 +413,7 @@ class Exporter:
             self.server.shutdown()
             self.server.server_close()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._discovery_executor.shutdown(wait=False, cancel_futures=True)
         if self.tunnel_status is not None:
             self.tunnel_status.close()
         if self.logs is not None:

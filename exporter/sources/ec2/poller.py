@@ -66,8 +66,11 @@ class Poller:
         """Keep what the previous poller knew of the pairs still watched (a reload, a discovery change): their
         last data and its age, the empty regions' schedule, the customer gateways. Each dict is copied whole
         first (atomic under the GIL), as the old poller may still be finishing a poll."""
+        interval, now = self._config.empty_region_interval, self._clock()
         for name in ("_previous", "_last_success", "_latest", "_empty_due", "_customer_gateways"):
             copied = dict(getattr(old, name))
+            if name == "_empty_due":  # a shorter (or no) empty_region_interval applies at once
+                copied = {k: min(due, now + interval) for k, due in copied.items()} if interval > 0 else {}
             getattr(self, name).update((key, value) for key, value in copied.items() if key in self._accounts)
 
     def poll(self) -> Ec2Collection:
