@@ -1,8 +1,11 @@
 """Shared by the benchmark scripts."""
 
+import logging
+import multiprocessing
 import threading
 import time
 from collections import Counter
+from typing import Callable
 
 
 def rss_mib() -> float:
@@ -33,3 +36,41 @@ def calls_by_operation(exporter) -> Counter:
             if sample.name.endswith("_total"):
                 counted[sample.labels["operation"]] += int(sample.value)
     return counted
+
+
+class SimulatedAws:
+    """moto in a process of its own, so the exporter's time and RSS are measured without it, seeded there by
+    ``seed(*args)`` (then ``warm_up(url)``, so that moto's first-use imports are not counted as the exporter's
+    time). A daemon: a failed assertion never leaves the benchmark waiting for it. ``url``, ``seeded`` (the
+    seconds seeding took) and ``rss`` (moto's, in MiB) once started; ``stop()`` at the end."""
+
+    def __init__(self, seed: Callable, *args, warm_up: Callable[[str], None] | None = None):
+        context = multiprocessing.get_context("spawn")
+        self._queue, self._stop = context.Queue(), context.Event()
+        self._process = context.Process(target=_serve, args=(seed, args, warm_up, self._queue, self._stop),
+                                        daemon=True)
+        self._process.start()
+        self.url, self.seeded, self.rss = self._queue.get()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._process.join()
+
+
+def _serve(seed: Callable, args: tuple, warm_up, queue, stop) -> None:
+    from moto.server import ThreadedMotoServer
+
+    from exporter.demo import strict_aws
+
+    strict_aws.install()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    started = time.perf_counter()
+    seed(*args)
+    host, port = server.get_host_and_port()
+    if warm_up is not None:
+        warm_up(f"http://{host}:{port}")
+    queue.put((f"http://{host}:{port}", time.perf_counter() - started, rss_mib()))
+    stop.wait()
+    server.stop()

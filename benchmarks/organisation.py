@@ -17,8 +17,6 @@ one once per empty_region_interval.
 from __future__ import annotations
 
 import argparse
-import logging
-import multiprocessing
 import os
 import statistics
 import sys
@@ -29,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from measure import RssSampler, calls_by_operation, rss_mib  # noqa: E402
+from measure import RssSampler, SimulatedAws, calls_by_operation, rss_mib  # noqa: E402
 
 from exporter import memory  # noqa: E402
 from exporter.app import Exporter  # noqa: E402
@@ -79,24 +77,6 @@ def seed(accounts: int, regions: tuple[str, ...], with_vpn: int, suspended: int,
                     {"OutsideIpAddress": ip, "TunnelInsideCidr": "169.254.1.0/30", "PreSharedKey": "psk"} for ip in ips]}
 
 
-def _simulated_aws(args: tuple, queue, stop) -> None:
-    from moto.server import ThreadedMotoServer
-
-    from exporter.demo import strict_aws
-
-    strict_aws.install()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    started = time.perf_counter()
-    seed(*args)
-    host, port = server.get_host_and_port()
-    _warm_up(f"http://{host}:{port}")
-    queue.put((f"http://{host}:{port}", time.perf_counter() - started, rss_mib()))
-    stop.wait()
-    server.stop()
-
-
 def _warm_up(url: str) -> None:
     """One call of each kind, so that moto's first-use imports are not counted as the exporter's time."""
     import boto3
@@ -111,19 +91,14 @@ def _warm_up(url: str) -> None:
 
 def bench(accounts: int, regions: tuple[str, ...], with_vpn: int, suspended: int, connections: int,
           cycles: int) -> None:
-    context = multiprocessing.get_context("spawn")
-    queue, stop = context.Queue(), context.Event()
-    aws = context.Process(target=_simulated_aws, args=((accounts, regions, with_vpn, suspended, connections),
-                                                       queue, stop), daemon=True)
-    aws.start()
-    url, seeded, moto_rss = queue.get()
-    os.environ.update(simulated_aws_environment(url))
+    aws = SimulatedAws(seed, accounts, regions, with_vpn, suspended, connections, warm_up=_warm_up)
+    os.environ.update(simulated_aws_environment(aws.url))
     active = accounts - suspended
     pairs = active * len(regions)
     busy = min(with_vpn, active)  # accounts with connections (in their first region)
     print(f"== organization of {accounts} member accounts ({suspended} suspended) x {len(regions)} regions: "
           f"{pairs} account x region pairs, {busy} with VPN connections ({busy * connections * 2} tunnels); "
-          f"seeded in {seeded:.0f} s, moto's own process {moto_rss:.0f} MiB")
+          f"seeded in {aws.seeded:.0f} s, moto's own process {aws.rss:.0f} MiB")
     clock = [time.time()]
     sampler = RssSampler()
     sampler.start()
@@ -191,8 +166,7 @@ def bench(accounts: int, regions: tuple[str, ...], with_vpn: int, suspended: int
               f"({(rss_after - rss_before) / pairs * 1024:.0f} KiB per account x region pair over the "
               f"{rss_before:.0f} MiB before discovery); moto is another process")
         exporter.stop()
-    stop.set()
-    aws.join()
+    aws.stop()
 
 
 def main() -> int:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import logging
-import multiprocessing
 import os
 import sys
 import tempfile
@@ -26,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from measure import RssSampler, calls_by_operation, rss_mib  # noqa: E402
+from measure import RssSampler, SimulatedAws, calls_by_operation, rss_mib  # noqa: E402
 from scrape import load, percentile  # noqa: E402
 
 from exporter import memory  # noqa: E402
@@ -57,34 +55,12 @@ def seed(connections: int, regions: tuple[str, ...]) -> None:
                                           "PreSharedKey": "benchmark-psk"} for ip in ips]}
 
 
-def _simulated_aws(connections: int, regions: tuple[str, ...], queue, stop) -> None:
-    """moto in its own process, so the exporter's time and RSS are measured without it."""
-    from moto.server import ThreadedMotoServer
-
-    from exporter.demo import strict_aws
-
-    strict_aws.install()
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    started = time.perf_counter()
-    seed(connections, regions)
-    host, port = server.get_host_and_port()
-    queue.put((f"http://{host}:{port}", time.perf_counter() - started, rss_mib()))
-    stop.wait()
-    server.stop()
-
-
 def bench(connections: int, regions: tuple[str, ...], polls: int, scrapers: int, scrape_seconds: float,
           status_seconds: float) -> None:
-    context = multiprocessing.get_context("spawn")
-    queue, stop = context.Queue(), context.Event()
-    aws = context.Process(target=_simulated_aws, args=(connections, regions, queue, stop), daemon=True)
-    aws.start()  # a daemon: a failed assertion must not leave the benchmark waiting for moto
-    url, seeded, moto_rss = queue.get()
-    os.environ.update(simulated_aws_environment(url))
+    aws = SimulatedAws(seed, connections, regions)
+    os.environ.update(simulated_aws_environment(aws.url))
     print(f"== {connections:,} connections ({connections * 2:,} tunnels) in {len(regions)} regions "
-          f"(seeded in {seeded:.0f} s; moto's own process {moto_rss:.0f} MiB)")
+          f"(seeded in {aws.seeded:.0f} s; moto's own process {aws.rss:.0f} MiB)")
     sampler = RssSampler()
     sampler.start()
     with tempfile.TemporaryDirectory() as state_dir:
@@ -125,8 +101,7 @@ def bench(connections: int, regions: tuple[str, ...], polls: int, scrapers: int,
               f"(target 150 MB at 10,000 tunnels); moto and the render child are other processes")
         _tunnel_status_rate(exporter, regions, status_seconds)
         exporter.stop()
-    stop.set()
-    aws.join()
+    aws.stop()
 
 
 def _tunnel_status_rate(exporter: Exporter, regions: tuple[str, ...], seconds: float) -> None:
