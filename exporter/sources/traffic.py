@@ -204,8 +204,8 @@ class TrafficPoller:
         # regions' passes run in parallel threads (one may outlive its poll's timeout): they add tunnels and
         # billing counts under this lock
         self._state_lock = threading.Lock()
-        self._running: dict[tuple[str, str], float] = {}
-        self._shared: set[TunnelKey] = set()  # tunnels left out: another of their region has the same outside IP  # a region's pass still going -> its monotonic start
+        self._running: dict[tuple[str, str], float] = {}  # a region's pass still going -> its monotonic start
+        self._shared: set[TunnelKey] = set()  # tunnels left out: another of their region has the same outside IP
 
     def _load(self) -> dict[TunnelKey, _Counting]:
         """The counters of the last run, so a restart neither resets them nor counts a period twice."""
@@ -338,19 +338,12 @@ class TrafficPoller:
             window = math.ceil(self.config.window / PERIOD) * PERIOD  # GetMetricData buckets from StartTime
             window_start = end - window
             read_from = max(end - MAX_CATCH_UP, min([window_start, *(until - window for until in known)]))
-            recent: dict[tuple[str, str], float] = {}
+            for counting in looked_back.values():  # the window's 5-minute data replace the day resolution there
+                counting.last = {kind: None if at is None else min(at, read_from) for kind, at in counting.last.items()}
             for batch in _batches(sorted(tunnels), MAX_QUERIES // METRICS_PER_TUNNEL):
                 for ip, direction, start, value in self._read(client, where, batch, read_from, end, PERIOD):
                     with self._state_lock:
                         self._counting[tunnels[ip]].count(direction, start, value)
-                    for kind, floor in ((direction, 0), ("used", KEEPALIVE_BYTES)):
-                        if value > floor:
-                            recent[(ip, kind)] = max(recent.get((ip, kind), 0.0), start + PERIOD)
-            for ip in looked_back:  # within the window its 5-minute data replace the look-back's day resolution
-                counting = self._counting[tunnels[ip]]
-                for kind in counting.last:
-                    before = counting.last[kind]
-                    counting.last[kind] = recent.get((ip, kind)) or (None if before is None else min(before, read_from))
             for ip in tunnels:
                 counting = self._counting[tunnels[ip]]
                 counting.counted_until = end
