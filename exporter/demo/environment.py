@@ -80,6 +80,11 @@ def _aws_status(status: dict[str, str], state: str, now: float) -> dict[str, dic
     return {"maintenance": maintenance, "active": active}
 
 
+def _share(data: list[tuple[str, str, dict]], share: float) -> list[tuple[str, str, dict]]:
+    """The same data points with part of their value: what AWS publishes of a period at once, or late."""
+    return [(account, region, {**item, "Value": item["Value"] * share}) for account, region, item in data]
+
+
 @dataclass
 class _LiveTunnel:
     scenario: TunnelScenario
@@ -337,15 +342,12 @@ class DemoEnvironment:
         """Each period that ended PUBLISHED_AFTER ago: most of its bytes now, the rest a period later."""
         period = tunnel_traffic.PERIOD
         while self._traffic_next + period + tunnel_traffic.PUBLISHED_AFTER <= now:
-            late, self._traffic_late = self._traffic_late, []
-            self._put_traffic(late + self._traffic_data(self._traffic_next, lambda tunnel: tunnel.state,
-                                                        share=1 - tunnel_traffic.LATE_SHARE))
-            self._traffic_late = self._traffic_data(self._traffic_next, lambda tunnel: tunnel.state,
-                                                    share=tunnel_traffic.LATE_SHARE)
+            data = self._traffic_data(self._traffic_next, lambda tunnel: tunnel.state)
+            self._put_traffic(self._traffic_late + _share(data, 1 - tunnel_traffic.LATE_SHARE))
+            self._traffic_late = _share(data, tunnel_traffic.LATE_SHARE)
             self._traffic_next += period
 
-    def _traffic_data(self, start: float, state_of, scale: float = 1.0,
-                      share: float = 1.0) -> list[tuple[str, str, dict]]:
+    def _traffic_data(self, start: float, state_of, scale: float = 1.0) -> list[tuple[str, str, dict]]:
         data = []
         for live in self.connections:
             if live.scenario.traffic == "new" and start < self._started_at:
@@ -355,7 +357,7 @@ class DemoEnvironment:
                 for name, value in (("TunnelDataIn", received), ("TunnelDataOut", sent)):
                     data.append((live.scenario.account, live.scenario.region,
                                  tunnel_traffic.datum(name, tunnel.scenario.outside_ip, start + 1,
-                                                      value * scale * share)))
+                                                      value * scale)))
         return data
 
     @staticmethod
