@@ -234,6 +234,8 @@ def _serve_metric_data() -> None:
         return ActionResult(answer)
 
     CloudWatchResponse.get_metric_data = get_metric_data
+
+
 # --- Organizations -------------------------------------------------------------------------------------
 
 
