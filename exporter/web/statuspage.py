@@ -21,6 +21,7 @@ from exporter.diagnosis.findings import CRITICAL, FINDINGS, SEVERITIES, SEVERITY
 from exporter.model import Connection, RegionTelemetry, Snapshot, SourceResult, Tunnel
 from exporter.diagnosis.report import up_down
 from exporter.timefmt import ago
+from exporter.untrusted import printable
 
 REFRESH_SECONDS = 30  # the page reloads itself this often
 WAITING_REFRESH_SECONDS = 5  # before the first poll, sooner
@@ -45,7 +46,8 @@ th{background:#f0f2f4}td.n{text-align:right}.meta{color:#555}
 
 
 def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    """HTML-escaped, and controls, bidi overrides and lone surrogates written as escapes (see untrusted)."""
+    return html.escape(printable(str(value)), quote=True)
 
 
 def _age(now: float, then: float | None) -> str:
