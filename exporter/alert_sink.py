@@ -16,7 +16,7 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from exporter import logsetup
-from exporter.web.server import parse_listen_address, send
+from exporter.web.server import content_length, parse_listen_address, send
 
 log = logging.getLogger("exporter.alert_sink")
 MAX_BODY_BYTES = 1 << 20
@@ -41,7 +41,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: AlertSink
 
     def do_POST(self) -> None:  # noqa: N802
-        length = int(self.headers.get("Content-Length") or 0)
+        length = content_length(self.headers)
+        if length is None:
+            return send(self, 400, "text/plain", b"Content-Length is not a number\n")
         if length > MAX_BODY_BYTES:
             return send(self, 413, "text/plain", b"too large\n")
         try:

@@ -115,6 +115,38 @@ def test_a_client_reset_mid_response_is_one_log_line(exporter, caplog, capfd):
     assert "Traceback" not in capfd.readouterr().err
 
 
+def _answer(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(request)
+        return client.recv(65536)
+
+
+@pytest.mark.parametrize("length", [b"abc", b"-1", b"1e3", b"\xef\xbc\x91"])  # the last: a fullwidth 1
+def test_a_post_whose_length_is_not_a_number_gets_400(exporter, length):
+    """Its body's end is unknown: answered 400 (the connection closed, as the next request cannot be found),
+    not closed without a word; the server serves the next client."""
+    port = int(exporter.url.rsplit(":", 1)[1])
+    answer = _answer(port, b"POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: " + length + b"\r\n\r\nxyz")
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert b"Connection: close" in answer
+    assert requests.get(f"{exporter.url}/-/healthy", timeout=5).ok
+
+
+def test_the_alert_sink_answers_a_length_that_is_not_a_number_with_400():
+    import threading
+
+    from exporter.alert_sink import AlertSink
+
+    sink = AlertSink(("127.0.0.1", 0))
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    try:
+        answer = _answer(sink.server_address[1], b"POST /page HTTP/1.1\r\nContent-Length: abc\r\n\r\n{}")
+    finally:
+        sink.shutdown()
+        sink.server_close()
+    assert answer.startswith(b"HTTP/1.0 400 "), answer
+
+
 def test_unknown_users_cost_what_known_ones_do(tmp_path):
     """Before, an unknown user was refused in 1.3 ms and a wrong password in 72 ms: user enumeration."""
     hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=10)).decode()
