@@ -9,6 +9,7 @@ character is kept, so an honest value reads as it is.
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -27,6 +28,12 @@ def _escaped(match: re.Match) -> str:
 def printable(text: str) -> str:
     """``text`` with every control, separator, bidi control and lone surrogate written as its escape."""
     return _UNSAFE.sub(_escaped, text)
+
+
+def html_text(value: object, lines: bool = False) -> str:
+    """``value`` as printable, HTML-escaped text; with ``lines``, its line breaks are kept (for a ``<pre>``)."""
+    text = str(value)
+    return html.escape("\n".join(map(printable, text.split("\n"))) if lines else printable(text), quote=True)
 
 
 def printable_tree(value: Any) -> Any:

@@ -19,7 +19,7 @@ from exporter.config import Target
 from exporter.web.server import MAX_CONNECTIONS, accepts_gzip
 from exporter.web.config import load_web_config
 from tests.conftest import add_vpn_connection, parse_exposition, tunnel_telemetry, value
-from tests.services import free_port, stop_within, wait_until
+from tests.services import alert_sink, free_port, stop_within, wait_until
 
 
 @pytest.fixture
@@ -133,17 +133,8 @@ def test_a_post_whose_length_is_not_a_number_gets_400(exporter, length):
 
 
 def test_the_alert_sink_answers_a_length_that_is_not_a_number_with_400():
-    import threading
-
-    from exporter.alert_sink import AlertSink
-
-    sink = AlertSink(("127.0.0.1", 0))
-    threading.Thread(target=sink.serve_forever, daemon=True).start()
-    try:
-        answer = _answer(sink.server_address[1], b"POST /page HTTP/1.1\r\nContent-Length: abc\r\n\r\n{}")
-    finally:
-        sink.shutdown()
-        sink.server_close()
+    with alert_sink() as url:
+        answer = _answer(int(url.rsplit(":", 1)[1]), b"POST /page HTTP/1.1\r\nContent-Length: abc\r\n\r\n{}")
     assert answer.startswith(b"HTTP/1.0 400 "), answer
 
 

@@ -15,6 +15,7 @@ import time
 
 import boto3
 import pytest
+import requests
 
 from exporter import logsetup
 from exporter.config import Target
@@ -23,6 +24,7 @@ from exporter.sources.logs.parse import LogEvent
 from exporter.untrusted import printable
 from exporter.web import statuspage
 from tests.hostile_strings import CORPUS, RAW, ec2_tag_safe, joined
+from tests.services import alert_sink
 from tests.test_diagnosis import NOW, log_state
 from tests.test_report import BGP_DOWN, named, snapshot_of
 
@@ -145,3 +147,21 @@ def test_the_status_page_shows_every_hostile_string_escaped():
     assert not RAW.search(body.replace("\n", "")), repr(RAW.search(body.replace("\n", "")))
     assert "<script>alert(1)" not in body and "&lt;script&gt;alert(1)" in body
     assert "\\u202e" in body and "\\ud800" in body
+
+
+def test_the_alert_sink_page_shows_hostile_labels_and_annotations_escaped():
+    """Alertmanager passes on what the rules rendered from AWS's labels: the pager's page stays up (a lone
+    surrogate failed it for every notification) and shows a multi-line cause as lines, each escaped."""
+    hostile = joined()
+    alert = {"status": "firing", "labels": {"alertname": hostile, "severity": hostile},
+             "annotations": {"description": hostile, "cause": f"first {hostile}\nsecond line",
+                             "runbook_url": "https://example.com/" + hostile}}
+    with alert_sink() as url:
+        posted = requests.post(f"{url}/page", data=json.dumps({"alerts": [alert]}), timeout=5)
+        page = requests.get(f"{url}/", timeout=5)
+    assert posted.status_code == 200 and page.status_code == 200
+    body = page.content.decode("utf-8")
+    assert not RAW.search(body.replace("\n", "")), repr(RAW.search(body.replace("\n", "")))
+    assert "&lt;script&gt;alert(1)" in body and "<script>alert(1)" not in body
+    assert "\\x1b[2J" in body and "\\ud800" in body
+    assert "\nsecond line</pre>" in body  # the cause's own lines kept
