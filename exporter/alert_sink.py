@@ -7,7 +7,6 @@ in memory, logs each one, and shows them at ``/`` (HTML) and ``/notifications`` 
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import logging
 import threading
@@ -16,7 +15,8 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from exporter import logsetup
-from exporter.web.server import parse_listen_address, send
+from exporter.untrusted import html_text
+from exporter.web.server import content_length, parse_listen_address, send
 
 log = logging.getLogger("exporter.alert_sink")
 MAX_BODY_BYTES = 1 << 20
@@ -41,7 +41,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: AlertSink
 
     def do_POST(self) -> None:  # noqa: N802
-        length = int(self.headers.get("Content-Length") or 0)
+        length = content_length(self.headers)
+        if length is None:
+            return send(self, 400, "text/plain", b"Content-Length is not a number\n")
         if length > MAX_BODY_BYTES:
             return send(self, 413, "text/plain", b"too large\n")
         try:
@@ -82,12 +84,12 @@ def _row(at: float, path: str, alert: dict) -> str:
     labels, annotations = alert.get("labels", {}), alert.get("annotations", {})
     severity = labels.get("severity", "")
     runbook = annotations.get("runbook_url", "")
-    link = f'<br><a href="{html.escape(runbook)}">runbook</a>' if runbook.startswith(("https://", "http://")) else ""
+    link = f'<br><a href="{html_text(runbook)}">runbook</a>' if str(runbook).startswith(("https://", "http://")) else ""
     cause = annotations.get("cause") or annotations.get("fix") or ""
-    return (f"<tr><td>{time.strftime('%H:%M:%S', time.gmtime(at))}</td><td>{html.escape(path)}</td>"
-            f"<td>{html.escape(alert.get('status', ''))}</td><td class={html.escape(severity)}>{html.escape(severity)}</td>"
-            f"<td>{html.escape(labels.get('alertname', ''))}</td>"
-            f"<td>{html.escape(annotations.get('description', ''))}<pre>{html.escape(cause)}</pre>{link}</td></tr>")
+    return (f"<tr><td>{time.strftime('%H:%M:%S', time.gmtime(at))}</td><td>{html_text(path)}</td>"
+            f"<td>{html_text(alert.get('status', ''))}</td><td class={html_text(severity)}>{html_text(severity)}</td>"
+            f"<td>{html_text(labels.get('alertname', ''))}</td>"
+            f"<td>{html_text(annotations.get('description', ''))}<pre>{html_text(cause, lines=True)}</pre>{link}</td></tr>")
 
 
 def main(argv: list[str] | None = None) -> int:

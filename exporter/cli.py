@@ -122,6 +122,7 @@ def diagnose_main(argv: list[str]) -> int:
             if demo is not None:
                 demo.stop()
     report = build_report(rendered.snapshot, args.ids)
+    sys.stdout.reconfigure(errors="backslashreplace")  # a character the terminal's encoding lacks never fails the run
     if args.output == "json":
         print(json.dumps(report, indent=2))
     else:

@@ -14,6 +14,8 @@ import time
 import traceback
 from pathlib import Path
 
+from exporter.untrusted import printable
+
 _REDACTED = "<redacted>"
 # Each pattern keeps group "keep" and replaces group "secret".
 _SECRET_PATTERNS = (
@@ -36,9 +38,11 @@ def redact(text: str) -> str:
 
 
 def _logfmt_value(value: str) -> str:
-    if value and not any(c in value for c in ' ="\n\t'):
+    """A logfmt value: quoted when it must be, and always one line of printable text (a message carries what
+    AWS and clients sent: escape sequences, CRs, lone surrogates)."""
+    if value and not any(c in value for c in ' ="\\') and printable(value) == value:
         return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return '"' + printable(value.replace("\\", "\\\\").replace('"', '\\"')) + '"'
 
 
 class LogfmtFormatter(logging.Formatter):

@@ -27,7 +27,7 @@ INFO_LABELS = {"state": "available", "routing": "dynamic", "gateway_type": "vgw"
 
 def _selector(name: str, labels: dict) -> str:
     def quoted(value: str) -> str:
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
     return name + "{" + ",".join(f"{k}={quoted(v)}" for k, v in sorted(labels.items())) + "}"
 
 
@@ -469,6 +469,7 @@ def cause_cases(a: dict, b: dict) -> list[dict]:
          "alert_rule_test": [expect("VpnConnectionDown", "4m", [_named(CONN, "branch")], causes=cause(
              vpn, [(a["tunnel"], "traffic_selectors_mismatch"), (b["tunnel"], "traffic_selectors_mismatch")],
              scope="connection", selectors=("172.31.0.0/16", "10.0.0.0/16"), with_gateway=True))]},
+        *(hostile_cause_case(ip) for ip in HOSTILE_IPS),
         {"name": "Two identical replicas (high availability): every join still evaluates, each replica's page "
                  "fires (one notification: Alertmanager groups them), each tunnel counts once for redundancy",
          "input_series": [
@@ -484,6 +485,34 @@ def cause_cases(a: dict, b: dict) -> list[dict]:
                               for scrape in (SCRAPE, REPLICA)]}]},
     ]
     return tests
+
+
+# An outside IP is AWS's text: one that closes the matcher's string and adds "or vector(1)" (it forged a
+# maintenance line) must match itself only, never become PromQL; nor may a backslash unescape a quote.
+HOSTILE_IPS = ('"} or vector(1) or x{a="', '198.51.100.1\\"} or vector(1) or x{a="\n')
+
+
+def hostile_cause_case(ip: str) -> dict:
+    """The cause annotation's queries take the tunnel's label as a string literal, whatever it holds."""
+    hostile = tunnel(CONN, ip)
+    page = _scraped(_named(hostile, "branch"))
+    return {
+        "name": "A hostile outside IP is matched as itself: the page names its own causes, none injected",
+        "input_series": [info(CONN, "branch"), gateway(CONN), *catalogue(),
+                         series(m.TUNNEL_IPSEC_UP, "1x20", **hostile), series(m.TUNNEL_BGP_UP, "0x20", **hostile),
+                         series(m.TUNNEL_FINDING, "1x20", **hostile, finding="traffic_selectors_mismatch",
+                                severity="warning"),
+                         series(m.TUNNEL_SELECTOR_INFO, "1x20", **hostile, aws_side="10.0.0.0/16",
+                                cgw_side="192.168.1.0/24"),
+                         series(m.TUNNEL_LAST_MAINTENANCE, "100x20", **hostile),
+                         # what an injected "or" would have brought in: another tunnel's cause and maintenance
+                         series(m.TUNNEL_FINDING, "1x20", **tunnel(CONN, "198.51.100.2"),
+                                finding="ike_authentication_failed", severity="warning"),
+                         series(m.TUNNEL_LAST_MAINTENANCE, "200x20", **tunnel(CONN, "198.51.100.2"))],
+        "alert_rule_test": [expect("VpnTunnelIpsecUpBgpDown", "4m", [page], causes=cause(
+            CONN["vpn_connection_id"], [(ip, "traffic_selectors_mismatch")],
+            selectors=("10.0.0.0/16", "192.168.1.0/24"), with_gateway=True,
+            maintenance=(ip, "1970-01-01 00:01:40 +0000 UTC")))]}
 
 
 def render_tests() -> str:

@@ -122,7 +122,9 @@ DIAGNOSE_HINT = "aws-vpn-exporter diagnose --vpn-connection-id <id>"
 GENERIC_FINDINGS = tuple(code for code, spec in FINDINGS.items() if spec.symptom or spec.risk)
 # The causes in the order to rule them out (the catalogue's: the AWS article's checklist): the runbooks' checklist.
 CHECKLIST = tuple(code for code in FINDINGS if code not in GENERIC_FINDINGS)
-CONNECTION_MATCHERS = 'account_id="%s",region="%s",vpn_connection_id="%s"'
+# Label values (AWS's text: an outside IP, a connection id) enter the cause's queries through printf's %q, a
+# Go string literal, which PromQL reads as the same string: a quote or backslash in one can never end it.
+CONNECTION_MATCHERS = "account_id=%q,region=%q,vpn_connection_id=%q"
 CONNECTION_ARGS = "$labels.account_id $labels.region $labels.vpn_connection_id"
 
 
@@ -136,16 +138,16 @@ def causes_template(scope: str) -> str:
     generic = "|".join(GENERIC_FINDINGS)
     own = m.TUNNEL_FINDING + "{" + CONNECTION_MATCHERS + ',finding!~"' + generic + '"'
     if scope == "tunnel":  # the tunnel's findings and the connection's own
-        findings = "(" + own + ',tunnel="%s"} or ' + own + ',tunnel=""})'
+        findings = "(" + own + ',tunnel=%q} or ' + own + ',tunnel=""})'
         args = f"{CONNECTION_ARGS} $labels.tunnel {CONNECTION_ARGS}"
         selectors = ("max by (aws_side, cgw_side) (" + m.TUNNEL_SELECTOR_INFO + "{" + CONNECTION_MATCHERS
-                     + ',tunnel="%s"})', f"{CONNECTION_ARGS} $labels.tunnel")
+                     + ',tunnel=%q})', f"{CONNECTION_ARGS} $labels.tunnel")
         where = ""
     else:
         findings, args = own + "}", CONNECTION_ARGS
         selectors = ("max by (aws_side, cgw_side) (" + m.TUNNEL_SELECTOR_INFO + "{" + CONNECTION_MATCHERS + "})",
                      CONNECTION_ARGS)
-        tunnels = "max by (tunnel) (" + m.TUNNEL_FINDING + "{" + CONNECTION_MATCHERS + ',finding="%s",tunnel!=""})'
+        tunnels = "max by (tunnel) (" + m.TUNNEL_FINDING + "{" + CONNECTION_MATCHERS + ',finding=%q,tunnel!=""})'
         where = "".join([
             "{{ $tunnels := query (printf `", tunnels, "` ", CONNECTION_ARGS, ' .Labels.finding) | sortByLabel "tunnel" }}',
             "{{ if $tunnels }}Tunnel{{ if gt (len $tunnels) 1 }}s{{ end }} ",
@@ -153,10 +155,10 @@ def causes_template(scope: str) -> str:
     query = (f"max by (finding) ({findings}) * on(finding) group_left(alert, summary, remedy) "
              f"topk by (finding) (1, {m.FINDING_INFO})")
     recent = f"max by (tunnel) ({m.TUNNEL_LAST_MAINTENANCE}{{{CONNECTION_MATCHERS}" + (
-        ',tunnel="%s"}' if scope == "tunnel" else "}") + ") > time() - 3600"
+        ',tunnel=%q}' if scope == "tunnel" else "}") + ") > time() - 3600"
     recent_args = f"{CONNECTION_ARGS} $labels.tunnel" if scope == "tunnel" else CONNECTION_ARGS
     gateway_query = ("max by (customer_gateway_id, ip_address, bgp_asn) (" + m.CUSTOMER_GATEWAY_INFO
-                     + '{account_id="%s",region="%s"}) * on(customer_gateway_id) group_left() '
+                     + "{account_id=%q,region=%q}) * on(customer_gateway_id) group_left() "
                      "max by (customer_gateway_id) (" + m.CONNECTION_INFO + "{" + CONNECTION_MATCHERS + "})")
     base = SETTINGS["runbook_base"]
     return "".join([

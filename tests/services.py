@@ -140,3 +140,19 @@ def demo_exporter(moto_url: str, state_dir: Path, poll_interval: float = 10.0,
             yield exporter, demo
         finally:
             exporter.stop()
+
+
+@contextlib.contextmanager
+def alert_sink() -> Iterator[str]:
+    """The stack's alert sink (the pager) in this process; yields its URL."""
+    import threading
+
+    from exporter.alert_sink import AlertSink
+
+    sink = AlertSink(("127.0.0.1", 0))
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{sink.server_address[1]}"
+    finally:
+        sink.shutdown()
+        sink.server_close()

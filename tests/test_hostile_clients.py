@@ -19,7 +19,7 @@ from exporter.config import Target
 from exporter.web.server import MAX_CONNECTIONS, accepts_gzip
 from exporter.web.config import load_web_config
 from tests.conftest import add_vpn_connection, parse_exposition, tunnel_telemetry, value
-from tests.services import free_port, stop_within, wait_until
+from tests.services import alert_sink, free_port, stop_within, wait_until
 
 
 @pytest.fixture
@@ -113,6 +113,29 @@ def test_a_client_reset_mid_response_is_one_log_line(exporter, caplog, capfd):
     time.sleep(0.5)
     assert requests.get(f"{exporter.url}/-/healthy", timeout=5).ok
     assert "Traceback" not in capfd.readouterr().err
+
+
+def _answer(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(request)
+        return client.recv(65536)
+
+
+@pytest.mark.parametrize("length", [b"abc", b"-1", b"1e3", b"\xef\xbc\x91"])  # the last: a fullwidth 1
+def test_a_post_whose_length_is_not_a_number_gets_400(exporter, length):
+    """Its body's end is unknown: answered 400 (the connection closed, as the next request cannot be found),
+    not closed without a word; the server serves the next client."""
+    port = int(exporter.url.rsplit(":", 1)[1])
+    answer = _answer(port, b"POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: " + length + b"\r\n\r\nxyz")
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert b"Connection: close" in answer
+    assert requests.get(f"{exporter.url}/-/healthy", timeout=5).ok
+
+
+def test_the_alert_sink_answers_a_length_that_is_not_a_number_with_400():
+    with alert_sink() as url:
+        answer = _answer(int(url.rsplit(":", 1)[1]), b"POST /page HTTP/1.1\r\nContent-Length: abc\r\n\r\n{}")
+    assert answer.startswith(b"HTTP/1.0 400 "), answer
 
 
 def test_unknown_users_cost_what_known_ones_do(tmp_path):

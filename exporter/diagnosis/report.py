@@ -12,6 +12,7 @@ from exporter.diagnosis.rules import Finding
 from exporter.diagnosis.findings import CRITICAL, FINDINGS, INFO, WARNING, triage_order
 from exporter.model import Connection, CustomerGateway, Snapshot, Tunnel
 from exporter.timefmt import duration, utc
+from exporter.untrusted import printable_tree
 
 HEALTHY = "healthy"  # a connection without findings
 RANKS = (CRITICAL, WARNING, INFO, HEALTHY)  # worst first
@@ -176,6 +177,10 @@ def summary_line(report: dict[str, Any]) -> str:
 
 
 def render_text(report: dict[str, Any], colour: bool = False, width: int = 100) -> str:
+    """The report for a terminal. Every string in it is escaped first (Name tags, log details and errors
+    come from AWS): none can move the cursor, ring a bell, forge a line or fail to encode."""
+    report = printable_tree(report)
+
     def paint(text: str, style: str) -> str:
         return f"\033[{_COLOURS[style]}m{text}\033[0m" if colour else text
 

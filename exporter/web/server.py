@@ -119,8 +119,11 @@ class ExporterServer(ThreadingHTTPServer):
 
 def send(handler: BaseHTTPRequestHandler, code: int, content_type: str, *parts: bytes,
          encoding: str | None = None) -> None:
-    """A whole response with its length; the parts are written as they are, never joined into a new buffer."""
+    """A whole response with its length; the parts are written as they are, never joined into a new buffer.
+    A connection about to be closed says so (``Connection: close``), so the client does not reuse it."""
     handler.send_response(code)
+    if handler.close_connection and handler.request_version != "HTTP/1.0":
+        handler.send_header("Connection", "close")
     handler.send_header("Content-Type", content_type)
     handler.send_header("Content-Length", str(sum(len(part) for part in parts)))
     if encoding:
@@ -128,6 +131,13 @@ def send(handler: BaseHTTPRequestHandler, code: int, content_type: str, *parts: 
     handler.end_headers()
     for part in parts:
         handler.wfile.write(part)
+
+
+def content_length(headers) -> int | None:
+    """A request's ``Content-Length``: 0 when absent, None when it is not a number of bytes (the body's end,
+    and so the next request's start, is unknown: answer 400 and close)."""
+    text = (headers.get("Content-Length") or "0").strip()
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 class _ClientErrorLog:
@@ -234,7 +244,11 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def do_POST(self) -> None:  # noqa: N802
-        length = int(self.headers.get("Content-Length") or 0)
+        length = content_length(self.headers)
+        if length is None:
+            self.close_connection = True
+            self._send(400, "text/plain; charset=utf-8", b"Content-Length is not a number.\n")
+            return
         if 0 < length <= 65536:
             self.rfile.read(length)  # a body is not used, but must not be read as the next request
         elif length:

@@ -11,7 +11,6 @@ time (``/?page=N``); findings are summarised per code, a table bounded by the ca
 
 from __future__ import annotations
 
-import html
 import time
 from dataclasses import dataclass, field
 
@@ -21,6 +20,7 @@ from exporter.diagnosis.findings import CRITICAL, FINDINGS, SEVERITIES, SEVERITY
 from exporter.model import Connection, RegionTelemetry, Snapshot, SourceResult, Tunnel
 from exporter.diagnosis.report import up_down
 from exporter.timefmt import ago
+from exporter.untrusted import html_text
 
 REFRESH_SECONDS = 30  # the page reloads itself this often
 WAITING_REFRESH_SECONDS = 5  # before the first poll, sooner
@@ -44,8 +44,7 @@ th{background:#f0f2f4}td.n{text-align:right}.meta{color:#555}
 """
 
 
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+_e = html_text  # every value shown: AWS's text, escaped for HTML and written printable
 
 
 def _age(now: float, then: float | None) -> str:
