@@ -15,7 +15,9 @@ moto 5.2 serves neither ``GetVpnTunnelReplacementStatus`` nor ``GetActiveVpnTunn
 HTTP 500). ``install()`` adds both, shaped as botocore's EC2 model defines them, from what the demo sets on a
 connection's backend object (``tunnel_status[outside_ip] = {"maintenance": {...}, "active": {...}}``). As on
 AWS, an unknown connection is ``InvalidVpnConnectionID.NotFound`` and an address that is not one of its
-tunnels ``InvalidParameterValue``.
+tunnels ``InvalidParameterValue``. A tunnel with nothing pending says ``PendingMaintenance: "None Available"``,
+the wording quoted from the API (AWS documents only the console's "None"), so a reader that takes any word
+but "None" as pending fails here as it would on AWS.
 
 moto 5.2's CloudWatch ``GetMetricData`` takes any number of queries and any id, never paginates, and scans every
 data point for every query and period. ``install()`` replaces it with one that answers as the API reference
@@ -76,6 +78,7 @@ rejected_missing_streams = 0  # requests refused for naming a missing stream; te
 metric_data_page_datapoints = 100_800  # GetMetricData's default MaxDatapoints; tests lower it to paginate
 MAX_METRIC_DATA_QUERIES = 500
 _QUERY_ID = re.compile(r"[a-z][a-zA-Z0-9_]*")
+NO_MAINTENANCE = "None Available"  # GetVpnTunnelReplacementStatus's PendingMaintenance when nothing is pending
 unplaced_conditions = 0  # trust policy conditions this simulation cannot evaluate (taken as not met)
 
 # Regions enabled by default in every standard account: those launched before 20 March 2019 (AWS Account
@@ -150,7 +153,7 @@ def _serve_tunnel_status() -> None:
     def get_vpn_tunnel_replacement_status(self) -> ActionResult:
         vpn_id, address, status = tunnel(self)
         return ActionResult({"VpnConnectionId": vpn_id, "VpnTunnelOutsideIpAddress": address,
-                             "MaintenanceDetails": status.get("maintenance", {})})
+                             "MaintenanceDetails": status.get("maintenance", {"PendingMaintenance": NO_MAINTENANCE})})
 
     def get_active_vpn_tunnel_status(self) -> ActionResult:
         _, _, status = tunnel(self)
