@@ -56,6 +56,9 @@ Organisation discovery meets four more places where moto 5.2 is lenient (``_stri
   ARN or, for an assumed-role caller, its role; a ``StringEquals`` on ``sts:ExternalId`` is checked, any other
   condition is taken as not met (and counted in ``unplaced_conditions``). A matching Deny wins.
 
+moto also answers any number of EC2 requests; AWS throttles ``Describe*``/``Get*`` with a token bucket per
+account and region (100, refilled at 20 a second): ``request_bucket`` adds it.
+
 ``install()`` replaces or adds moto's response handlers in the moto process, so boto3 still talks real
 HTTP and the demo, the tests and the benchmarks all meet AWS's behaviour. ``join_organization``,
 ``create_role`` and ``enable_region`` seed what the API cannot (fixed account ids, as invited accounts have).
@@ -71,6 +74,8 @@ import re
 import threading
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
+
+from exporter.demo import request_bucket
 
 _lock = threading.Lock()
 _installed = False
@@ -128,6 +133,7 @@ def install() -> None:
 
         LogsResponse.filter_log_events = filter_log_events
         _serve_tunnel_status()
+        request_bucket.install()  # EC2's Describe*/Get* token bucket per account and region (request_bucket.py)
         _serve_metric_data()
         _strict_organizations()
         _strict_regions()

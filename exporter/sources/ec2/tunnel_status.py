@@ -4,7 +4,8 @@
 ``GetActiveVpnTunnelStatus`` (provisioning status and reason, the negotiated IKE version, algorithms and DH
 groups) are per-tunnel calls on the EC2 request token bucket that the account's other tools share (100
 requests, refilled at 20 per second, per account and region). So they run on their own slow schedule,
-one account and region at a time per thread, at most ``max_calls_per_second`` in each, and a pass ends a
+one account and region at a time per thread, at most ``max_calls_per_second`` in each, a pass waits out the
+account and region's throttling pause (``AwsAccount.backoff``) before each tunnel, and a pass ends a
 region at its first failure. AccessDenied (or an API a region does not offer) turns this source off for
 that account and region, said once, without touching the EC2 collection.
 """
@@ -184,9 +185,12 @@ class TunnelStatusPoller:
         try:
             for connection in region.connections:
                 for tunnel in connection.tunnels:
-                    # the next tunnel's calls and their spacing must fit: the ceiling holds to the end
-                    if deadline is not None and time.monotonic() + CALLS_PER_TUNNEL * gap > deadline:
+                    # the next tunnel's calls, their spacing and any throttling pause must fit: the ceiling holds
+                    pause = account.backoff.remaining(region.region)
+                    if deadline is not None and time.monotonic() + pause + CALLS_PER_TUNNEL * gap > deadline:
                         return False, time.monotonic() - started, "timeout: the pass did not finish in time"
+                    if pause:  # another source of this account and region was throttled: wait here, interruptibly
+                        self._sleep(pause)
                     if self._closed.is_set():
                         return False, time.monotonic() - started, "stopped: the exporter is shutting down"
                     arguments = {"VpnConnectionId": connection.vpn_connection_id,
