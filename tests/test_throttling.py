@@ -3,7 +3,6 @@ met by one source of the exporter pauses every EC2 call of that account and regi
 included), exponentially up to a cap, until a call succeeds; other regions go on."""
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import botocore.config
@@ -86,13 +85,26 @@ def test_the_backoff_doubles_to_a_cap_and_ends_on_success():
 
 
 def test_the_backoff_is_thread_safe():
+    """Sources throttled, succeeding and waiting at once in one account: no error, and the pause stays bounded."""
     backoff = Ec2Backoff(sleep=lambda seconds: None)
-    threads = [threading.Thread(target=lambda: [backoff.throttled("r") for _ in range(1000)]) for _ in range(4)]
+    errors = []
+
+    def source(n: int) -> None:
+        try:
+            for i in range(2000):
+                (backoff.throttled, backoff.wait, backoff.remaining, backoff.succeeded)[(i + n) % 4]("r")
+                assert 0 <= backoff.remaining("r") <= Ec2Backoff.CAP
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=source, args=(n,)) for n in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert 0 < backoff.remaining("r") <= Ec2Backoff.CAP
+    assert errors == []
+    backoff.succeeded("r")
+    assert backoff.remaining("r") == 0
 
 
 def connections() -> None:
