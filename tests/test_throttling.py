@@ -7,6 +7,7 @@ import threading
 import boto3
 import botocore.config
 import pytest
+import requests
 from botocore.exceptions import ClientError
 
 from exporter.config import AwsSettings, Target
@@ -44,7 +45,7 @@ def drain(region: str) -> None:
     raise AssertionError("never throttled")
 
 
-def test_the_simulated_aws_throttles_describe_and_get_per_account_and_region(small_bucket):
+def test_the_simulated_aws_throttles_describe_and_get_per_account_and_region(aws, small_bucket):
     client = other_tool("us-east-1")
     for _ in range(12):
         client.describe_vpn_connections()
@@ -55,6 +56,8 @@ def test_the_simulated_aws_throttles_describe_and_get_per_account_and_region(sma
     client.create_customer_gateway(Type="ipsec.1", PublicIp="203.0.113.9", BgpAsn=65009)  # another bucket
     other_tool("eu-west-1").describe_vpn_connections()  # another region's bucket is full
     assert small_bucket.throttled == 1
+    requests.post(f"{aws}/moto-api/reset", timeout=10).raise_for_status()  # as each test's simulated AWS starts
+    client.describe_vpn_connections()  # full again
 
 
 def test_the_bucket_refills_at_its_rate():

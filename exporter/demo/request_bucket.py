@@ -5,7 +5,7 @@ non-mutating actions (``Describe*``, ``Get*``) share one of 100 tokens, refilled
 that finds the bucket empty fails with HTTP 503 and ``RequestLimitExceeded`` ("Request limit exceeded.")
 and takes no token. ``install()`` puts that bucket in front of moto's EC2 (process-wide, idempotent), so the
 exporter meets the limit it shares with the customer's other tools; tests lower ``capacity`` and ``refill``
-on ``buckets`` to reach it quickly, and ``reset()`` refills every bucket.
+on ``buckets`` to reach it quickly; ``reset()`` and moto's own reset refill every bucket.
 """
 
 from __future__ import annotations
@@ -70,4 +70,13 @@ def install() -> None:
         return answer(self)
 
     EC2Response.call_action = call_action
+    from moto.moto_api._internal.models import MotoAPIBackend
+
+    reset_moto = MotoAPIBackend.reset
+
+    def reset(self) -> None:  # a reset AWS (each test's) starts with full buckets, as a new account does
+        reset_moto(self)
+        buckets.reset()
+
+    MotoAPIBackend.reset = reset
     _installed = True
