@@ -220,6 +220,8 @@ class Exporter:
                                               if c.vpn_connection_id in only or c.name in only))
             for region in ec2.regions)
         self._tunnel_status_data = self.tunnel_status.poll(regions, ec2.accounts, within)
+        for field, count in self._tunnel_status_data.unrecognized.items():
+            self.metrics.unrecognized.labels(field).inc(count)
         self._publish()
 
     def poll_traffic(self, within: float | None = None) -> None:

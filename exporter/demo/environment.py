@@ -59,7 +59,7 @@ def simulated_aws_environment(endpoint_url: str) -> dict[str, str]:
 
 def _aws_status(status: dict[str, str], state: str, now: float) -> dict[str, dict]:
     """What GetVpnTunnelReplacementStatus and GetActiveVpnTunnelStatus answer for a tunnel in this state."""
-    maintenance = {"PendingMaintenance": "None"}
+    maintenance = {"PendingMaintenance": strict_aws.NO_MAINTENANCE}  # the API's words, not the console's "None"
     if status["maintenance"] == "pending":
         maintenance = {"PendingMaintenance": "Available",
                        "MaintenanceAutoAppliedAfter": datetime.fromtimestamp(int(now) // 3600 * 3600 + 3 * 86400,

@@ -15,7 +15,9 @@ moto 5.2 serves neither ``GetVpnTunnelReplacementStatus`` nor ``GetActiveVpnTunn
 HTTP 500). ``install()`` adds both, shaped as botocore's EC2 model defines them, from what the demo sets on a
 connection's backend object (``tunnel_status[outside_ip] = {"maintenance": {...}, "active": {...}}``). As on
 AWS, an unknown connection is ``InvalidVpnConnectionID.NotFound`` and an address that is not one of its
-tunnels ``InvalidParameterValue``.
+tunnels ``InvalidParameterValue``. A tunnel with nothing pending says ``PendingMaintenance: "None Available"``,
+the wording quoted from the API (AWS documents only the console's "None"), so a reader that takes any word
+but "None" as pending fails here as it would on AWS.
 
 moto 5.2's CloudWatch ``GetMetricData`` takes any number of queries and any id, never paginates, and scans every
 data point for every query and period. ``install()`` replaces it with one that answers as the API reference
@@ -54,6 +56,9 @@ Organisation discovery meets four more places where moto 5.2 is lenient (``_stri
   ARN or, for an assumed-role caller, its role; a ``StringEquals`` on ``sts:ExternalId`` is checked, any other
   condition is taken as not met (and counted in ``unplaced_conditions``). A matching Deny wins.
 
+moto also answers any number of EC2 requests; AWS throttles ``Describe*``/``Get*`` with a token bucket per
+account and region (100, refilled at 20 a second): ``request_bucket`` adds it.
+
 ``install()`` replaces or adds moto's response handlers in the moto process, so boto3 still talks real
 HTTP and the demo, the tests and the benchmarks all meet AWS's behaviour. ``join_organization``,
 ``create_role`` and ``enable_region`` seed what the API cannot (fixed account ids, as invited accounts have).
@@ -70,12 +75,15 @@ import threading
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
+from exporter.demo import request_bucket
+
 _lock = threading.Lock()
 _installed = False
 rejected_missing_streams = 0  # requests refused for naming a missing stream; tests assert on it
 metric_data_page_datapoints = 100_800  # GetMetricData's default MaxDatapoints; tests lower it to paginate
 MAX_METRIC_DATA_QUERIES = 500
 _QUERY_ID = re.compile(r"[a-z][a-zA-Z0-9_]*")
+NO_MAINTENANCE = "None Available"  # GetVpnTunnelReplacementStatus's PendingMaintenance when nothing is pending
 unplaced_conditions = 0  # trust policy conditions this simulation cannot evaluate (taken as not met)
 
 # Regions enabled by default in every standard account: those launched before 20 March 2019 (AWS Account
@@ -125,6 +133,7 @@ def install() -> None:
 
         LogsResponse.filter_log_events = filter_log_events
         _serve_tunnel_status()
+        request_bucket.install()  # EC2's Describe*/Get* token bucket per account and region (request_bucket.py)
         _serve_metric_data()
         _strict_organizations()
         _strict_regions()
@@ -150,7 +159,7 @@ def _serve_tunnel_status() -> None:
     def get_vpn_tunnel_replacement_status(self) -> ActionResult:
         vpn_id, address, status = tunnel(self)
         return ActionResult({"VpnConnectionId": vpn_id, "VpnTunnelOutsideIpAddress": address,
-                             "MaintenanceDetails": status.get("maintenance", {})})
+                             "MaintenanceDetails": status.get("maintenance", {"PendingMaintenance": NO_MAINTENANCE})})
 
     def get_active_vpn_tunnel_status(self) -> ActionResult:
         _, _, status = tunnel(self)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from typing import Any, Callable
 
 import boto3
@@ -30,6 +31,47 @@ THROTTLE_CODES = frozenset({
 
 # One attempt's outcome: (account_id, region, operation, outcome) -> recorded by the caller.
 ApiCallRecorder = Callable[[str, str, str, str], None]
+
+
+class Ec2Backoff:
+    """EC2's request bucket (Describe*/Get*: 100 requests, refilled at 20 a second) is one per account and region,
+    shared by every source here (EC2 polls, tunnel status, discovery's DescribeRegions) and by the account's other
+    tools. So when any EC2 call of an account and region is throttled, every EC2 call there first waits out a
+    pause, instead of each source hammering on: ``FIRST`` seconds, doubled with each further throttle up to
+    ``CAP``; a call that succeeds ends it. One per AwsAccount, shared by its twins (``AwsAccount.sharing``)."""
+
+    FIRST, CAP = 1.0, 16.0  # the cap stays below the default poll_timeout (25 s)
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], object] = time.sleep):
+        self.clock, self.sleep = clock, sleep
+        self._lock = threading.Lock()
+        self._pauses: dict[str, tuple[float, float]] = {}  # region -> (paused until, the pause's length)
+        self.waited: dict[str, float] = {}  # seconds waited out, by region
+
+    def throttled(self, region: str) -> None:
+        with self._lock:
+            until, length = self._pauses.get(region, (0.0, 0.0))
+            length = min(self.CAP, length * 2) if length else self.FIRST
+            self._pauses[region] = (max(until, self.clock() + length), length)
+
+    def succeeded(self, region: str) -> None:
+        if region in self._pauses:  # (unlocked read: the common case, no pause, costs nothing)
+            with self._lock:
+                self._pauses.pop(region, None)
+
+    def remaining(self, region: str) -> float:
+        """Seconds the account and region's EC2 calls still hold back (0 when not throttled)."""
+        with self._lock:
+            until = self._pauses.get(region, (0.0, 0.0))[0]
+            return max(0.0, until - self.clock())
+
+    def wait(self, region: str) -> None:
+        """Hold this thread until the region's pause is over (at most ``CAP`` seconds)."""
+        left = self.remaining(region)
+        if left > 0:
+            with self._lock:
+                self.waited[region] = self.waited.get(region, 0.0) + left
+            self.sleep(left)
 
 
 def client_config(max_attempts: int = 4, connect_timeout: float = 5, read_timeout: float = 15) -> BotoConfig:
@@ -169,6 +211,7 @@ class AwsAccount:
         self._lock = threading.Lock()
         self._identity_lock = threading.Lock()
         self._clients: dict[tuple[str, str], Any] = {}
+        self.backoff = Ec2Backoff()  # shared by every source of this account and by its twins
         self._session = self._make_session()
 
     @property
@@ -184,15 +227,25 @@ class AwsAccount:
         region = ((request_dict or {}).get("context") or {}).get("client_region") or ""
         name = getattr(operation, "name", "unknown")
         outcome = attempt_outcome(response, caught_exception)
+        if getattr(getattr(operation, "service_model", None), "service_name", "") == "ec2":
+            if outcome == "throttled":
+                self.backoff.throttled(region)
+            elif outcome == "ok":
+                self.backoff.succeeded(region)
         if self._account_id is None and name == "GetCallerIdentity" and outcome == "ok":
             self._account_id = response[1].get("Account") or None  # so this very call carries the account
         self._record(self.account_label, region, name, outcome)
+
+    def _wait_out_backoff(self, context=None, **_) -> None:
+        """Before each EC2 call (not each retry: botocore spaces those itself), the region's pause, if any."""
+        self.backoff.wait((context or {}).get("client_region") or "")
 
     def _botocore_session(self) -> botocore.session.Session:
         """A session that counts every attempt and strips secrets from responses before parsing."""
         session = botocore.session.Session()
         session.register_component("data_loader", _shared_data_loader(session))
         session.register("needs-retry", self._count_attempt)
+        session.register("before-call.ec2", self._wait_out_backoff)
         session.register(SECRETS_EVENT, strip_secrets_before_parse)
         return session
 

@@ -4,7 +4,8 @@
 ``GetActiveVpnTunnelStatus`` (provisioning status and reason, the negotiated IKE version, algorithms and DH
 groups) are per-tunnel calls on the EC2 request token bucket that the account's other tools share (100
 requests, refilled at 20 per second, per account and region). So they run on their own slow schedule,
-one account and region at a time per thread, at most ``max_calls_per_second`` in each, and a pass ends a
+one account and region at a time per thread, at most ``max_calls_per_second`` in each, a pass waits out the
+account and region's throttling pause (``AwsAccount.backoff``) before each tunnel, and a pass ends a
 region at its first failure. AccessDenied (or an API a region does not offer) turns this source off for
 that account and region, said once, without touching the EC2 collection.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -33,12 +35,17 @@ CALLS_PER_TUNNEL = 2
 REFUSED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "InvalidAction",
                      "UnsupportedOperation", "OptInRequired"})
 PROVISIONING_STATES = ("available", "pending", "failed")
+# PendingMaintenance is free text. AWS documents only the console's words, "Available" and "None"; the API has
+# been quoted saying "None Available" for nothing pending. Only "Available" says pending; any other text is
+# counted as unrecognised and read as not pending, so an unknown wording can never raise an alert.
+MAINTENANCE_PENDING = "available"
+MAINTENANCE_NONE = frozenset({"", "none", "none available"})
 
 
 @dataclass(frozen=True, slots=True)
 class TunnelStatus:
     checked_at: float
-    pending_maintenance: bool | None = None  # PendingMaintenance "Available"; None when AWS did not say
+    pending_maintenance: bool | None = None  # see maintenance_pending; None when AWS said nothing of it
     maintenance_auto_applied_after: float | None = None
     last_maintenance_applied: float | None = None
     provisioning_status: str = ""  # available | pending | failed | other | "" (not reported)
@@ -57,6 +64,7 @@ class TunnelStatus:
 class TunnelStatusCollection:
     statuses: Mapping[TunnelKey, TunnelStatus] = field(default_factory=dict)
     results: tuple[SourceResult, ...] = ()
+    unrecognized: Mapping[str, int] = field(default_factory=dict)  # values read since the last poll, by field
 
 
 def _epoch(value: Any) -> float | None:
@@ -69,17 +77,34 @@ def _text(value: Any, limit: int = 64) -> str:
     return " ".join(str(value).split())[:limit]
 
 
-def read_status(maintenance: Mapping, active: Mapping, now: float, previous: TunnelStatus | None) -> TunnelStatus:
-    """The two responses of one tunnel in the model; unknown values are kept short, never raised."""
-    pending = _text(maintenance.get("PendingMaintenance"))
+def maintenance_pending(maintenance: Mapping, now: float, odd: Counter) -> bool | None:
+    """Pending only on what AWS documents: PendingMaintenance "Available" (any case or spacing), or an
+    auto-apply date still ahead. "None", "None Available" and "" are not pending; other text is counted in
+    ``odd`` and not pending. None when the response says nothing about maintenance."""
+    said = _text(maintenance.get("PendingMaintenance")).lower()
+    if said != MAINTENANCE_PENDING and said not in MAINTENANCE_NONE:
+        odd["pending_maintenance"] += 1
+    auto_apply = _epoch(maintenance.get("MaintenanceAutoAppliedAfter"))
+    if said == MAINTENANCE_PENDING or (auto_apply is not None and auto_apply > now):
+        return True
+    return False if "PendingMaintenance" in maintenance else None
+
+
+def read_status(maintenance: Mapping, active: Mapping, now: float, previous: TunnelStatus | None,
+                odd: Counter | None = None) -> TunnelStatus:
+    """The two responses of one tunnel in the model; unknown values are kept short and counted by field in
+    ``odd`` (for ``aws_vpn_exporter_unrecognized_values_total``), never raised."""
+    odd = Counter() if odd is None else odd
     provisioning = _text(active.get("ProvisioningStatus")).lower()
-    provisioning = provisioning if provisioning in PROVISIONING_STATES or not provisioning else "other"
+    if provisioning and provisioning not in PROVISIONING_STATES:
+        provisioning = "other"
+        odd["provisioning_status"] += 1
     pending_since = None
     if provisioning == "pending":
         pending_since = previous.pending_since if previous and previous.pending_since else now
     return TunnelStatus(
         checked_at=now,
-        pending_maintenance=(pending.lower() not in ("", "none")) if "PendingMaintenance" in maintenance else None,
+        pending_maintenance=maintenance_pending(maintenance, now, odd),
         maintenance_auto_applied_after=_epoch(maintenance.get("MaintenanceAutoAppliedAfter")),
         last_maintenance_applied=_epoch(maintenance.get("LastMaintenanceApplied")),
         provisioning_status=provisioning,
@@ -107,6 +132,7 @@ class TunnelStatusPoller:
         self._statuses: dict[TunnelKey, TunnelStatus] = {}
         self._refused: dict[tuple[str, str], str] = {}  # (account, region) -> why this source is off there
         self._last_success: dict[tuple[str, str], float] = {}
+        self._odd: Counter = Counter()  # unrecognised values read, by field, until poll() hands them on
         self._lock = threading.Lock()
         self.calls = 0  # every call made, for the benchmark
 
@@ -138,7 +164,8 @@ class TunnelStatusPoller:
         with self._lock:  # a refused region's last answers are not kept: they would never be refreshed
             self._statuses = {key: status for key, status in self._statuses.items()
                               if key in live and (key.account_id, key.region) not in self._refused}
-            return TunnelStatusCollection(dict(self._statuses), tuple(results))
+            odd, self._odd = dict(self._odd), Counter()
+            return TunnelStatusCollection(dict(self._statuses), tuple(results), odd)
 
     def reconfigure(self, max_calls_per_second: float) -> None:
         """A config reload: the new ceiling, and another try where the calls were refused."""
@@ -158,9 +185,12 @@ class TunnelStatusPoller:
         try:
             for connection in region.connections:
                 for tunnel in connection.tunnels:
-                    # the next tunnel's calls and their spacing must fit: the ceiling holds to the end
-                    if deadline is not None and time.monotonic() + CALLS_PER_TUNNEL * gap > deadline:
+                    # the next tunnel's calls, their spacing and any throttling pause must fit: the ceiling holds
+                    pause = account.backoff.remaining(region.region)
+                    if deadline is not None and time.monotonic() + pause + CALLS_PER_TUNNEL * gap > deadline:
                         return False, time.monotonic() - started, "timeout: the pass did not finish in time"
+                    if pause:  # another source of this account and region was throttled: wait here, interruptibly
+                        self._sleep(pause)
                     if self._closed.is_set():
                         return False, time.monotonic() - started, "stopped: the exporter is shutting down"
                     arguments = {"VpnConnectionId": connection.vpn_connection_id,
@@ -172,7 +202,8 @@ class TunnelStatusPoller:
                     key = TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip)
                     with self._lock:
                         self.calls += CALLS_PER_TUNNEL
-                        self._statuses[key] = read_status(maintenance, active, self._clock(), self._statuses.get(key))
+                        self._statuses[key] = read_status(maintenance, active, self._clock(), self._statuses.get(key),
+                                                           self._odd)
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in REFUSED:
                 self._refused[where] = describe_error(err)
