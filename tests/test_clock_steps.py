@@ -1,5 +1,6 @@
 """A step of the wall clock (NTP, a VM resumed, an operator) neither stops the polls nor hides a stall: the
-schedule and the snapshot's age run on the monotonic clock. The wall clock is stepped in this process, as
+schedule and the snapshot's age run on the monotonic clock, and an empty region is still asked again within its
+interval. The wall clock is stepped in this process, as
 Python code reads it (``time.time`` and ``datetime.now``), by ±2 h while the exporter polls every 0.2 s."""
 
 from __future__ import annotations
@@ -104,3 +105,20 @@ def test_a_stall_shows_as_growing_age_whatever_the_wall_clock_does(polling, wall
         assert 0 <= first < 60 and second - first >= 0.9, (first, second)  # real seconds, not the step
     finally:
         release.set()
+
+
+@pytest.mark.parametrize("step", [-HOURS_2, HOURS_2], ids=["back-2h", "forward-2h"])
+def test_an_empty_region_is_asked_again_within_its_interval_after_a_step(aws, make_exporter, wall_clock, step):
+    from tests.test_discovery import vpn
+
+    exporter = make_exporter([Target(regions=("us-east-1",))], poll_interval=30.0, empty_region_interval=300.0,
+                             logs=LogsConfig(enabled=False), tunnel_status=TunnelStatusConfig(enabled=False))
+    exporter._clock = exporter.poller._clock = wall_clock.now
+    exporter.poll_ec2()  # empty: asked again within 5 minutes
+    wall_clock.step(step)
+    created = vpn("123456789012", "us-east-1", "new-site")
+    for _ in range(11):  # 5 minutes of polls, after the step
+        wall_clock.step(30)
+        exporter.poll_ec2()
+    region = next(r for r in exporter._ec2.regions if r.region == "us-east-1")
+    assert [c.vpn_connection_id for c in region.connections] == [created]
