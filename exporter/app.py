@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Callable
 
-
 from exporter import memory
 from exporter.sources.aws import AwsAccount, client_config, own_credentials
 from exporter.config import Config, ConfigError, Target, tag_label
