@@ -198,7 +198,7 @@ def bench(tunnels: int, scrapers: int, seconds: float, holder: dict, verify: boo
     print(f"render per poll    {render_s * 1000:.0f} ms; {samples:,} samples ({samples / tunnels:.0f} per tunnel); "
           f"text {len(plain) / 1e6:.1f} MB, kept gzipped {len(rendered.body_gzip) / 1e6:.2f} MB")
     del plain
-    live = ExporterMetrics(lambda: snapshot.completed_at)
+    live = ExporterMetrics(time.monotonic)  # an age of 0: a snapshot just completed
     server_side = holder["timer"]
     server = ExporterServer(("127.0.0.1", 0), lambda: holder["rendered"], live.render)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -10,10 +10,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime, timezone
 from typing import Callable
-
-from apscheduler.schedulers.background import BackgroundScheduler
 
 from exporter import memory
 from exporter.sources.aws import AwsAccount, client_config, own_credentials
@@ -24,6 +21,7 @@ from exporter.exposition.instrumentation import ExporterMetrics
 from exporter.sources.logs.reader import IngestCounters, LogCollection, LogIngestor
 from exporter.sources.logs.state import StateFile
 from exporter.exposition.render import RenderedSnapshot, paused_cyclic_gc
+from exporter.schedule import Scheduler
 from exporter.model import Snapshot
 from exporter.sources.ec2.tunnel_status import TunnelStatusCollection, TunnelStatusPoller
 from exporter.diagnosis.selectors import check_snapshot
@@ -53,7 +51,7 @@ class Exporter:
         """``clock`` dates the EC2 collections (a benchmark runs an hour of 30 s polls in a minute with its own)."""
         self.config = config
         self._clock = clock
-        self.metrics = ExporterMetrics(snapshot_time=self._snapshot_time)
+        self.metrics = ExporterMetrics(snapshot_monotonic=self._snapshot_monotonic)
         self._executor = ThreadPoolExecutor(max_workers=config.max_concurrency, thread_name_prefix="collect")
         # discovery's own pool: a slow account or home region never holds a worker an EC2 poll needs
         self._discovery_executor = ThreadPoolExecutor(max_workers=min(8, config.max_concurrency),
@@ -91,9 +89,7 @@ class Exporter:
         self._reported_failures: set[tuple[str, str]] = set()
         self._every_source_failing = False
         self.current: RenderedSnapshot | None = None
-        self.scheduler = BackgroundScheduler(
-            timezone=timezone.utc,
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": int(config.poll_interval)})
+        self.scheduler = Scheduler()  # on the monotonic clock: a step of the wall clock stops no poll
         self._listen = listen
         self._web_config = web_config
         self.server: ExporterServer | None = None  # bound by start_server(); a one-shot diagnose binds nothing
@@ -160,9 +156,9 @@ class Exporter:
     def address(self) -> tuple[str, int]:
         return self.server.server_address[:2]
 
-    def _snapshot_time(self) -> float | None:
+    def _snapshot_monotonic(self) -> float | None:
         current = self.current
-        return current.snapshot.completed_at if current else None
+        return current.snapshot.completed_monotonic if current else None
 
     # --- collection ---------------------------------------------------------------------------------
 
@@ -186,7 +182,7 @@ class Exporter:
             if not self._discovered_once:
                 self._discovered_once = True
                 if self.scheduler.running and self.scheduler.get_job("poll-ec2") is not None:
-                    self.scheduler.modify_job("poll-ec2", next_run_time=datetime.now(timezone.utc))
+                    self.scheduler.run_now("poll-ec2")
 
     def poll_ec2(self) -> None:
         if self.discovery is not None and not self._discovered_once:
@@ -199,7 +195,7 @@ class Exporter:
         self._publish()
         for job in ("poll-logs", "poll-tunnel-status", "poll-traffic"):  # they need EC2's tunnels first
             if first and self.scheduler.get_job(job) is not None:
-                self.scheduler.modify_job(job, next_run_time=datetime.now(timezone.utc))
+                self.scheduler.run_now(job)
 
     def poll_logs(self) -> None:
         """Read new log events for the tunnels EC2 last reported (nothing before the first EC2 poll)."""
@@ -247,7 +243,7 @@ class Exporter:
                 return
             with paused_cyclic_gc():
                 snapshot = Snapshot(
-                    completed_at=time.time(), regions=ec2.regions,
+                    completed_at=time.time(), completed_monotonic=time.monotonic(), regions=ec2.regions,
                     results=ec2.results + (logs.results if logs else ()) + (status.results if status else ())
                     + (traffic.results if traffic else ()),
                     tunnel_logs=logs.tunnels if logs else {}, log_groups=logs.groups if logs else (),
@@ -341,7 +337,7 @@ class Exporter:
                                         ("poll-traffic", new.traffic.interval),
                                         ("discover", new.discovery_interval)):
                     if self.scheduler.get_job(job_id) is not None:
-                        self.scheduler.reschedule_job(job_id, trigger="interval", seconds=seconds)
+                        self.scheduler.reschedule(job_id, seconds)
                 self._schedule_discovery(at_once=rediscover or explicit_changed)
             self.metrics.config_reload_successful.set(1)
             self.metrics.config_reload_timestamp.set(time.time())
@@ -355,14 +351,7 @@ class Exporter:
     def add_job(self, func: Callable[[], object], interval: float, job_id: str, start: bool = True) -> None:
         """Run ``func`` now (or, with ``start`` false, once resumed) and every ``interval`` seconds; a failure
         is logged, never fatal."""
-        def guarded() -> None:
-            try:
-                func()
-            except Exception:
-                log.exception("job failed job=%s", job_id)
-
-        self.scheduler.add_job(guarded, "interval", seconds=interval, id=job_id,
-                               next_run_time=datetime.now(timezone.utc) if start else None)
+        self.scheduler.add_job(func, interval, job_id, start=start)
 
     def start(self) -> None:
         self.start_server()
@@ -377,7 +366,7 @@ class Exporter:
         elif job is None:
             self.add_job(self.discover, self.config.discovery_interval, "discover")
         elif at_once:
-            self.scheduler.modify_job("discover", next_run_time=datetime.now(timezone.utc))
+            self.scheduler.run_now("discover")
 
     def start_polling(self) -> None:
         # With organization targets, the first EC2 poll waits for the first discovery (which starts it).
@@ -410,7 +399,7 @@ class Exporter:
     def stop(self) -> None:
         """Stop scheduling, stop serving, and save the log state so a restart loses nothing."""
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)  # state is consistent at page granularity; no need to wait
+            self.scheduler.shutdown()  # state is consistent at page granularity; no need to wait
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()

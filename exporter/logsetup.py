@@ -27,7 +27,7 @@ _SECRET_PATTERNS = (
     # Any pre-shared key field: XML, escaped XML, JSON, Python repr, key=value.
     re.compile(r"(?i)(?P<keep>pre_?shared_?key(?:>|&gt;|['\"]?\s*[:=]\s*['\"]?))(?P<secret>[^<&'\"\s,}]+)"),
 )
-_NOISY_LIBRARIES = ("botocore", "boto3", "urllib3", "s3transfer", "apscheduler", "werkzeug", "moto")
+_NOISY_LIBRARIES = ("botocore", "boto3", "urllib3", "s3transfer", "werkzeug", "moto")
 
 
 def redact(text: str) -> str:

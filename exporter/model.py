@@ -132,6 +132,7 @@ class Snapshot:
     tunnel_status: Mapping[TunnelKey, TunnelStatus] = field(default_factory=dict)  # maintenance, provisioning
     traffic: TrafficCollection | None = None  # CloudWatch TunnelDataIn/Out, when traffic collection is on
     tag_labels: tuple[str, ...] = ()  # label names of the connections' ``tags`` (config connection_tags)
+    completed_monotonic: float | None = None  # time.monotonic() at completed_at: the age, whatever the wall clock does
 
     def connections(self):
         """Yield (region telemetry, connection) pairs across accounts and regions."""

@@ -54,6 +54,8 @@ def _format_value(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(value)
 
 
+EPOCH = "1970-01-01 00:00:00 +0000 UTC"  # humanizeTimestamp of 0
+
 EXPECTED = {  # alert -> (summary, description): the pages' wording written out, not read from the rules
     "VpnTunnelIpsecUpBgpDown": (
         'VPN tunnel has IPsec up but BGP down.',
@@ -199,7 +201,8 @@ EXPECTED = {  # alert -> (summary, description): the pages' wording written out,
         'it last found are still polled.'),
     "VpnExporterSourceStale": (
         'VPN exporter data for a source is stale.',
-        'The {source} data for {account_id}/{region} is {humanized} old.'),
+        "The {source} data for {account_id}/{region} has not been refreshed since {humanized} (the exporter's "
+        'clock).'),
     "VpnExporterSnapshotStale": (
         'VPN exporter serves an old snapshot.',
         '{instance} has not completed a poll for {humanized}.'),
@@ -363,12 +366,30 @@ def cases() -> list[dict]:
          "alert_rule_test": [expect("VpnExporterSourceStale", "10m", []),
                              expect("VpnExporterSourceStale", "20m", [_scraped(
                                  {"account_id": "1", "region": "eu-west-1", "source": "ec2"})],
-                                 humanized="20m 0s")]},
+                                 humanized=EPOCH)]},
+        *[{"name": f"The exporter's clock steps 2 h {direction}, then its polls stall",
+           "input_series": [series(m.COLLECTION_LAST_SUCCESS, f"0+60x5 {stepped}x25", account_id="1",
+                                   region="eu-west-1", source="ec2")],
+           "alert_rule_test": [expect("VpnExporterSourceStale", "19m", []),
+                               expect("VpnExporterSourceStale", "22m", [_scraped(
+                                   {"account_id": "1", "region": "eu-west-1", "source": "ec2"})],
+                                   humanized=since)]}
+          for direction, stepped, since in (("forward", 7500, "1970-01-01 02:05:00 +0000 UTC"),
+                                            ("back", -6900, "1969-12-31 22:05:00 +0000 UTC"))],
+        {"name": "The exporter's clock steps 2 h back and its polls go on: not stale",
+         "input_series": [series(m.COLLECTION_LAST_SUCCESS, "0+60x5 -6900+60x25", account_id="1",
+                                 region="eu-west-1", source="ec2")],
+         "alert_rule_test": [expect("VpnExporterSourceStale", "22m", []),
+                             expect("VpnExporterSourceStale", "30m", [])]},
         {"name": "The served snapshot is old",
          "input_series": [series(m.SNAPSHOT_AGE, "400x20")],
          "alert_rule_test": [expect("VpnExporterSnapshotStale", "4m", []),
                              expect("VpnExporterSnapshotStale", "6m", [_scraped({})],
                                     humanized="6m 40s")]},
+        {"name": "Polls stall (the age grows on the exporter's monotonic clock, whatever its wall clock does)",
+         "input_series": [series(m.SNAPSHOT_AGE, "0+60x20")],
+         "alert_rule_test": [expect("VpnExporterSnapshotStale", "9m", []),
+                             expect("VpnExporterSnapshotStale", "11m", [_scraped({})], humanized="11m 0s")]},
         {"name": "A fresh snapshot is fine",
          "input_series": [series(m.SNAPSHOT_AGE, "10x20")],
          "alert_rule_test": [expect("VpnExporterSnapshotStale", "15m", [])]},

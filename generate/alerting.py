@@ -203,6 +203,7 @@ def _finding_alert(code: str) -> Alert:
 def build_alerts() -> list[Alert]:
     s = SETTINGS
     headline = FINDINGS["ipsec_up_bgp_down"]
+    stale = f"{s['source_stale_seconds']}s"  # VpnExporterSourceStale's window
     return [
         Alert(
             name="VpnTunnelIpsecUpBgpDown", severity="critical", duration=s["bgp_down_for"], finding="ipsec_up_bgp_down",
@@ -305,19 +306,29 @@ def build_alerts() -> list[Alert]:
                 "management_account), trusting the exporter's identity, with ec2:DescribeRegions. Discovery runs "
                 "again every discovery_interval, or on a config reload."),
         Alert(
+            # Not `time() - timestamp`: Prometheus's clock against the exporter's, it goes negative (silent) when
+            # the exporter's clock is fast or was stepped back, and fires on a slow one. A timestamp that stops
+            # changing is a stall whatever either clock says; `offset` keeps a series younger than the window quiet.
             name="VpnExporterSourceStale", severity="warning",
-            expr=f"time() - {m.COLLECTION_LAST_SUCCESS} > {s['source_stale_seconds']}",
+            expr=f"{m.COLLECTION_LAST_SUCCESS} unless changes({m.COLLECTION_LAST_SUCCESS}[{stale}]) > 0 "
+                 f"and {m.COLLECTION_LAST_SUCCESS} offset {stale}",
             summary="VPN exporter data for a source is stale.",
-            description="The {{ $labels.source }} data for " + WHERE + " is {{ $value | humanizeDuration }} old.",
-            meaning="Alerts for these tunnels are judged on old data.",
-            confirm=f"`time() - {m.COLLECTION_LAST_SUCCESS}`; see VpnExporterCollectionFailing.",
+            description="The {{ $labels.source }} data for " + WHERE + " has not been refreshed since "
+                        "{{ $value | humanizeTimestamp }} (the exporter's clock).",
+            meaning="Alerts for these tunnels are judged on old data. The source's last-success timestamp has not "
+                    f"changed for {s['source_stale_seconds']} s, whatever the exporter's clock says (a step of it "
+                    "neither hides nor fakes a stall).",
+            confirm=f"`changes({m.COLLECTION_LAST_SUCCESS}[{stale}])` (0: no success within "
+                    f"it) and `time() - {m.COLLECTION_LAST_SUCCESS}` (the age, if both clocks agree); see "
+                    "VpnExporterCollectionFailing.",
             fix="As for VpnExporterCollectionFailing."),
         Alert(
             name="VpnExporterSnapshotStale", severity="critical", duration="5m",
             expr=f"{m.SNAPSHOT_AGE} > {s['snapshot_stale_seconds']}",
             summary="VPN exporter serves an old snapshot.",
             description="{{ $labels.instance }} has not completed a poll for {{ $value | humanizeDuration }}.",
-            meaning="The poll loop is stuck or every poll fails to finish; every VPN alert is judged on old data.",
+            meaning="The poll loop is stuck or every poll fails to finish; every VPN alert is judged on old data. "
+                    "The age is measured on the exporter's monotonic clock: a step of its wall clock changes nothing.",
             confirm=f"`{m.SNAPSHOT_AGE}`, `{m.POLL_TIMESTAMP}`, and the exporter's log.",
             fix="Restart the exporter; if it recurs, raise poll_timeout or look for an AWS endpoint that hangs."),
         Alert(

@@ -324,6 +324,7 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
            "the latest discovery.",
            ("account_id",), live=True),
     Metric(SNAPSHOT_AGE, "gauge",
-           "Seconds since the served snapshot was completed; NaN before the first poll.",
+           "Seconds since the served snapshot was completed, on the monotonic clock (a step of the wall clock "
+           "changes nothing); NaN before the first poll.",
            (), live=True),
 )}

@@ -26,7 +26,9 @@ disable_created_metrics()  # *_created series double the counters and help no qu
 class ExporterMetrics:
     """Counters and gauges about the exporter itself, in a registry of their own."""
 
-    def __init__(self, snapshot_time: Callable[[], float | None]):
+    def __init__(self, snapshot_monotonic: Callable[[], float | None]):
+        """``snapshot_monotonic``: the time.monotonic() instant the served snapshot completed (None: none yet); the
+        age is measured on that clock, so a step of the wall clock neither hides a stall nor fakes one."""
         self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -52,8 +54,8 @@ class ExporterMetrics:
         age = _live(Gauge, names.SNAPSHOT_AGE, self.registry)
 
         def snapshot_age() -> float:
-            completed = snapshot_time()
-            return float("nan") if completed is None else max(0.0, time.time() - completed)
+            completed = snapshot_monotonic()
+            return float("nan") if completed is None else time.monotonic() - completed
 
         age.set_function(snapshot_age)
 

@@ -112,9 +112,11 @@ class Poller:
 
     def _waiting(self, key: Key, now: float) -> bool:
         """An empty region not yet due. Half a poll interval of slack, so that with 30 s polls and 5 min, a
-        region is asked every 10th poll, not every 11th."""
+        region is asked every 10th poll, not every 11th. A due time further away than one interval was set before
+        the wall clock stepped back: the region is asked now, not hours later."""
         due = self._empty_due.get(key)
-        return due is not None and key in self._latest and now < due - self._config.poll_interval / 2
+        return due is not None and key in self._latest and now < due - self._config.poll_interval / 2 \
+            and due - now <= self._config.empty_region_interval
 
     def _schedule_empty(self, key: Key, empty: bool, now: float) -> None:
         interval = self._config.empty_region_interval
