@@ -10,6 +10,7 @@ is changed with it.
 
 from __future__ import annotations
 
+import re
 import sys
 
 from exporter.exposition import contract as m
@@ -246,7 +247,7 @@ def cause(vpn_connection_id: str, findings: list[tuple[str, str]] = (), scope: s
     lines = []
     for code in sorted(tunnels):
         spec, named = FINDINGS[code], sorted(ip for ip in tunnels[code] if ip)
-        where = (f"Tunnel{'s' if len(named) > 1 else ''} {', '.join(named)}: "
+        where = (f"Tunnel{'s' if len(named) > 1 else ''} {', '.join(map(shown, named))}: "
                  if scope == "connection" and named else "")
         negotiated = (f" Negotiated: AWS side {selectors[0]}, customer gateway side {selectors[1]}."
                       if code == "traffic_selectors_mismatch" and selectors else "")
@@ -255,12 +256,21 @@ def cause(vpn_connection_id: str, findings: list[tuple[str, str]] = (), scope: s
         lines.append(f"No specific cause diagnosed yet: run `aws-vpn-exporter diagnose --vpn-connection-id "
                      f"{vpn_connection_id}` and follow the checklist: {base}#checklist")
     if maintenance:
-        lines.append(f"AWS replaced the endpoint of tunnel {maintenance[0]} at {maintenance[1]} (maintenance): it "
-                     "comes back once AWS or the customer gateway initiates IKE.")
+        lines.append(f"AWS replaced the endpoint of tunnel {shown(maintenance[0])} at {maintenance[1]} (maintenance): "
+                     "it comes back once AWS or the customer gateway initiates IKE.")
     if with_gateway:
         lines.append(f"Customer gateway {GATEWAY['customer_gateway_id']}: IP {GATEWAY['ip_address']}, BGP ASN "
                      f"{GATEWAY['bgp_asn']}.")
     return "\n".join(lines)
+
+
+# What a page shows of a label value: line breaks, escapes and bidirectional overrides as U+FFFD, written here
+# with Python's own pattern so promtool checks the rules' Go pattern against it.
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def shown(value: str) -> str:
+    return _UNSHOWABLE.sub("\ufffd", value)
 
 
 def expect(alert_name: str, at: str, firing: list[dict], value: float = 1, humanized: str = "",
@@ -274,7 +284,8 @@ def expect(alert_name: str, at: str, firing: list[dict], value: float = 1, human
     for labels in firing:
         labels = {**labels, "severity": alert.severity}
         annotations = {"summary": summary,
-                       "description": description.format(**labels, value=_format_value(value), humanized=humanized,
+                       "description": description.format(**{k: shown(v) for k, v in labels.items()},
+                                                         value=_format_value(value), humanized=humanized,
                                                          **{k: v for k, v in SETTINGS.items() if isinstance(v, str)}),
                        "runbook_url": f"{SETTINGS['runbook_base']}#{alert_name.lower()}"}
         if alert.cause_scope:
@@ -511,15 +522,17 @@ def cause_cases(a: dict, b: dict) -> list[dict]:
 # An outside IP is AWS's text: one that closes the matcher's string and adds "or vector(1)" (it forged a
 # maintenance line) must match itself only, never become PromQL; nor may a backslash unescape a quote.
 HOSTILE_IPS = ('"} or vector(1) or x{a="', '198.51.100.1\\"} or vector(1) or x{a="\n')
+HOSTILE_NAME = "branch\nRESOLVED: all tunnels up\u202e"  # a Name tag forging a line and reversing the rest
 
 
 def hostile_cause_case(ip: str) -> dict:
     """The cause annotation's queries take the tunnel's label as a string literal, whatever it holds."""
     hostile = tunnel(CONN, ip)
-    page = _scraped(_named(hostile, "branch"))
+    page = _scraped(_named(hostile, HOSTILE_NAME))
     return {
-        "name": "A hostile outside IP is matched as itself: the page names its own causes, none injected",
-        "input_series": [info(CONN, "branch"), gateway(CONN), *catalogue(),
+        "name": "A hostile outside IP is matched as itself: the page names its own causes, none injected, and a "
+                "Name tag's or IP's line break or escape is shown as U+FFFD, never a line of its own",
+        "input_series": [info(CONN, HOSTILE_NAME), gateway(CONN), *catalogue(),
                          series(m.TUNNEL_IPSEC_UP, "1x20", **hostile), series(m.TUNNEL_BGP_UP, "0x20", **hostile),
                          series(m.TUNNEL_FINDING, "1x20", **hostile, finding="traffic_selectors_mismatch",
                                 severity="warning"),

@@ -70,10 +70,21 @@ SETTINGS = load_settings()
 
 CONNECTION = "account_id, region, vpn_connection_id"
 TUNNEL = CONNECTION + ", tunnel"
-WHERE = "{{ $labels.account_id }}/{{ $labels.region }}"
-CONNECTION_TEXT = "VPN connection {{ $labels.vpn_connection_id }} ({{ $labels.name }}) in " + WHERE
-TUNNEL_TEXT = "Tunnel {{ $labels.tunnel }} of VPN connection {{ $labels.vpn_connection_id }} ({{ $labels.name }}) in " \
-    + WHERE
+# A page is read as text (Slack, e-mail, a pager): a label value from AWS (a Name tag, an outside IP, a log's
+# traffic selector) holding a line break, an escape sequence or a bidirectional override could forge a line or
+# hide the rest. Every label value a page shows goes through shown(), which writes those as U+FFFD.
+UNSHOWABLE = r"[\x00-\x1f\x7f-\x9f\x{200e}\x{200f}\x{2028}-\x{202e}\x{2066}-\x{2069}]"
+
+
+def shown(ref: str) -> str:
+    """A template action printing ``ref`` (a label value) with its unshowable characters replaced."""
+    return "{{ " + ref + " | reReplaceAll `" + UNSHOWABLE + "` \"\\ufffd\" }}"
+
+
+WHERE = shown("$labels.account_id") + "/" + shown("$labels.region")
+CONNECTION_TEXT = f"VPN connection {shown('$labels.vpn_connection_id')} ({shown('$labels.name')}) in " + WHERE
+TUNNEL_TEXT = (f"Tunnel {shown('$labels.tunnel')} of VPN connection {shown('$labels.vpn_connection_id')} "
+               f"({shown('$labels.name')}) in " + WHERE)
 
 
 def with_name(expr: str) -> str:
@@ -151,7 +162,7 @@ def causes_template(scope: str) -> str:
         where = "".join([
             "{{ $tunnels := query (printf `", tunnels, "` ", CONNECTION_ARGS, ' .Labels.finding) | sortByLabel "tunnel" }}',
             "{{ if $tunnels }}Tunnel{{ if gt (len $tunnels) 1 }}s{{ end }} ",
-            "{{ range $j, $t := $tunnels }}{{ if $j }}, {{ end }}{{ $t.Labels.tunnel }}{{ end }}: {{ end }}"])
+            "{{ range $j, $t := $tunnels }}{{ if $j }}, {{ end }}", shown("$t.Labels.tunnel"), "{{ end }}: {{ end }}"])
     query = (f"max by (finding) ({findings}) * on(finding) group_left(alert, summary, remedy) "
              f"topk by (finding) (1, {m.FINDING_INFO})")
     recent = f"max by (tunnel) ({m.TUNNEL_LAST_MAINTENANCE}{{{CONNECTION_MATCHERS}" + (
@@ -168,19 +179,19 @@ def causes_template(scope: str) -> str:
         "{{ .Labels.summary }}",
         '{{ if eq .Labels.finding "traffic_selectors_mismatch" }}',
         "{{ range query (printf `", selectors[0], "` ", selectors[1], ') | sortByLabel "aws_side" }}',
-        " Negotiated: AWS side {{ .Labels.aws_side }}, customer gateway side {{ .Labels.cgw_side }}.",
+        " Negotiated: AWS side ", shown(".Labels.aws_side"), ", customer gateway side ", shown(".Labels.cgw_side"), ".",
         "{{ end }}{{ end }}",
         " Fix: {{ .Labels.remedy }} Runbook: ", base, "#{{ toLower .Labels.alert }}",
         "{{ else }}",
-        "No specific cause diagnosed yet: run `aws-vpn-exporter diagnose --vpn-connection-id "
-        "{{ $labels.vpn_connection_id }}` and follow the checklist: ", base, "#checklist",
+        "No specific cause diagnosed yet: run `aws-vpn-exporter diagnose --vpn-connection-id ",
+        shown("$labels.vpn_connection_id"), "` and follow the checklist: ", base, "#checklist",
         "{{ end }}",
         "{{ range query (printf `", recent, "` ", recent_args, ') | sortByLabel "tunnel" }}',
-        "\nAWS replaced the endpoint of tunnel {{ .Labels.tunnel }} at {{ .Value | humanizeTimestamp }} (maintenance): "
+        "\nAWS replaced the endpoint of tunnel ", shown(".Labels.tunnel"), " at {{ .Value | humanizeTimestamp }} (maintenance): "
         "it comes back once AWS or the customer gateway initiates IKE.{{ end }}",
         "{{ range query (printf `", gateway_query, "` $labels.account_id $labels.region ", CONNECTION_ARGS, ") }}",
-        "\nCustomer gateway {{ .Labels.customer_gateway_id }}: IP {{ .Labels.ip_address }}, BGP ASN "
-        "{{ .Labels.bgp_asn }}.{{ end }}",
+        "\nCustomer gateway ", shown(".Labels.customer_gateway_id"), ": IP ", shown(".Labels.ip_address"), ", BGP ASN ",
+        shown(".Labels.bgp_asn"), ".{{ end }}",
     ])
 
 
@@ -280,7 +291,7 @@ def build_alerts() -> list[Alert]:
             name="VpnExporterCollectionFailing", severity="warning", duration=s["collection_failing_for"],
             expr=f"{m.COLLECTION_SUCCESS} == 0",
             summary="VPN exporter cannot collect from a source.",
-            description="The {{ $labels.source }} collection for " + WHERE + " has failed for "
+            description="The " + shown("$labels.source") + " collection for " + WHERE + " has failed for "
                         + s["collection_failing_for"] + "; its metrics are the last values read.",
             meaning="An AWS error (access denied, throttling, timeouts, a deleted log group) stops one account, "
                     "region and source; the others are unaffected.",
@@ -292,7 +303,7 @@ def build_alerts() -> list[Alert]:
             name="VpnExporterDiscoveryFailing", severity="warning", duration=s["collection_failing_for"],
             expr=f"{m.DISCOVERY_SUCCESS} == 0 or {m.DISCOVERY_ACCOUNT_SUCCESS} == 0",
             summary="VPN exporter cannot discover an organization's accounts or an account's regions.",
-            description="Organisation discovery has failed for {{ $labels.account_id }} for "
+            description="Organisation discovery has failed for " + shown("$labels.account_id") + " for "
                         + s["collection_failing_for"] + "; the accounts and regions it last found are still polled.",
             meaning="ListAccounts fails where it is called (aws_vpn_exporter_discovery_success), or a member account "
                     "refuses its role or DescribeRegions (aws_vpn_exporter_discovery_account_success): accounts added "
@@ -313,7 +324,7 @@ def build_alerts() -> list[Alert]:
             expr=f"{m.COLLECTION_LAST_SUCCESS} unless changes({m.COLLECTION_LAST_SUCCESS}[{stale}]) > 0 "
                  f"and {m.COLLECTION_LAST_SUCCESS} offset {stale}",
             summary="VPN exporter data for a source is stale.",
-            description="The {{ $labels.source }} data for " + WHERE + " has not been refreshed since "
+            description="The " + shown("$labels.source") + " data for " + WHERE + " has not been refreshed since "
                         "{{ $value | humanizeTimestamp }} (the exporter's clock).",
             meaning="Alerts for these tunnels are judged on old data. The source's last-success timestamp has not "
                     f"changed for {s['source_stale_seconds']} s, whatever the exporter's clock says (a step of it "
@@ -326,7 +337,7 @@ def build_alerts() -> list[Alert]:
             name="VpnExporterSnapshotStale", severity="critical", duration="5m",
             expr=f"{m.SNAPSHOT_AGE} > {s['snapshot_stale_seconds']}",
             summary="VPN exporter serves an old snapshot.",
-            description="{{ $labels.instance }} has not completed a poll for {{ $value | humanizeDuration }}.",
+            description=shown("$labels.instance") + " has not completed a poll for {{ $value | humanizeDuration }}.",
             meaning="The poll loop is stuck or every poll fails to finish; every VPN alert is judged on old data. "
                     "The age is measured on the exporter's monotonic clock: a step of its wall clock changes nothing.",
             confirm=f"`{m.SNAPSHOT_AGE}`, `{m.POLL_TIMESTAMP}`, and the exporter's log.",
@@ -335,7 +346,7 @@ def build_alerts() -> list[Alert]:
             name="VpnExporterLogIngestionLagging", severity="warning", duration=s["log_lag_for"],
             expr=f"{m.LOG_INGESTION_LAG} > {s['log_lag_seconds']}",
             summary="VPN exporter's log reading is behind.",
-            description="Log group {{ $labels.log_group }} in " + WHERE + " is read {{ $value | humanizeDuration }} "
+            description="Log group " + shown("$labels.log_group") + " in " + WHERE + " is read {{ $value | humanizeDuration }} "
                                                                         "behind.",
             meaning="Findings from logs (selectors, NAT-T, BGP errors) are late.",
             confirm=f"`{m.LOG_INGESTION_LAG}`; `{m.API_CALLS}{{operation=\"FilterLogEvents\"}}` by outcome.",
