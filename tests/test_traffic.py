@@ -271,6 +271,7 @@ def test_connection_idle_needs_every_tunnel_known_and_the_whole_time():
 # --- what a real account can answer: gaps in EC2, odd CloudWatch values, shifted timestamps, clock steps ---
 
 IPS = ("198.51.100.7", "198.51.100.8")
+LATER = ("198.51.100.9", "198.51.100.10")  # a connection created later
 LATE = 0.25  # as AWS: most of a period's bytes appear minutes after it ends, the rest a period later
 
 
@@ -298,17 +299,17 @@ class _Published:
                 self.parts.add((start, part))
                 backend.put_metric_data("AWS/VPN", [
                     tunnel_traffic.datum(name, ip, start + 30 + part, _bytes(ip, direction, start) * share)
-                    for ip in IPS for direction, name in (("in", "TunnelDataIn"), ("out", "TunnelDataOut"))])
+                    for ip in IPS + LATER for direction, name in (("in", "TunnelDataIn"), ("out", "TunnelDataOut"))])
 
     @staticmethod
     def truth(ip: str, direction: str, first: int, end: int, skip=()) -> float:
         return sum(_bytes(ip, direction, start) for start in range(first, end, PERIOD) if start not in skip)
 
 
-def _two_tunnels() -> str:
-    telemetry = [tunnel_telemetry(ip, "UP", "1 BGP ROUTES", 1) for ip in IPS]
+def _two_tunnels(ips=IPS) -> str:
+    telemetry = [tunnel_telemetry(ip, "UP", "1 BGP ROUTES", 1) for ip in ips]
     return add_vpn_connection("us-east-1", telemetry, {"StaticRoutesOnly": False, "TunnelOptions": [
-        {"OutsideIpAddress": ip} for ip in IPS]})
+        {"OutsideIpAddress": ip} for ip in ips]})
 
 
 def _counters(exporter) -> dict[tuple[str, str], float]:
@@ -326,7 +327,7 @@ class _Run:
         self.make_exporter, self.now, self.seen = make_exporter, float(start), {}
         self.published = _Published(start // PERIOD * PERIOD - 4 * 3600)
         self.exporter = self.start()
-        self.first = self.end() - 3600  # the first pass counts the window before it
+        self.first = dict.fromkeys(IPS, self.end() - 3600)  # a tunnel's first pass counts the window before it
 
     def start(self):
         exporter = traffic_exporter(make_exporter=self.make_exporter, targets=[Target(regions=("us-east-1",))])
@@ -355,9 +356,9 @@ class _Run:
     def check(self, skip=()) -> None:
         counted = _counters(self.exporter)
         last = self.end(self.now - PERIOD)
-        assert set(counted) == {(ip, d) for ip in IPS for d in ("in", "out")}
+        assert set(counted) == {(ip, d) for ip in self.first for d in ("in", "out")}
         for (ip, direction), count in counted.items():
-            assert count == _Published.truth(ip, direction, self.first, last, skip), (ip, direction)
+            assert count == _Published.truth(ip, direction, self.first[ip], last, skip), (ip, direction)
 
 
 def test_one_answer_without_a_connections_tunnels_keeps_their_traffic_counters(aws, make_exporter):
@@ -438,6 +439,24 @@ def test_a_wall_clock_two_hours_ahead_for_a_pass_loses_and_doubles_nothing(aws, 
     run.check()
     if restart:
         assert "counted until the future" in caplog.text and "counters kept" in caplog.text
+
+
+def test_a_tunnel_first_seen_while_the_wall_clock_is_ahead_counts_the_window_before_cloudwatchs_data(
+        aws, make_exporter):
+    """Its first window is CloudWatch's: the hour before the newest period AWS had published, not an hour
+    before a time CloudWatch has yet to reach (whose periods would then never count)."""
+    _two_tunnels()
+    run = _Run(make_exporter, 1_800_000_000 // PERIOD * PERIOD + 10)
+    for _ in range(3):
+        run.step()
+    _two_tunnels(LATER)
+    run.published.until(run.now)
+    newest = max(start for start, part in run.published.parts if part == 0)  # the newest period with data
+    run.first.update(dict.fromkeys(LATER, newest + PERIOD - 3600))
+    run.step(ahead=2 * 3600)
+    for _ in range(4):
+        run.step()
+    run.check()
 
 
 def test_state_file_writable_is_every_state_files_last_save(aws, make_exporter, tmp_path):

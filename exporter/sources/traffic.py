@@ -136,12 +136,13 @@ class _Counting:
             self.periods[(direction, start)] = value
         self.saw_bytes(direction, start, PERIOD, value, start + PERIOD)
 
-    def close_before(self, window_start: float, window: float) -> None:
+    def close_before(self, window_start: float, window: float, first: bool = False) -> None:
         """Periods before the window are counted for good, but only as far as CloudWatch's own data shows the
         window has passed (a wall clock ahead of AWS's must not close periods CloudWatch is still filling), and
-        never further back than a catch-up reads."""
+        never further back than a catch-up reads. After a tunnel's first pass (nothing before its window counted)
+        the window is CloudWatch's too: a first pass with the clock ahead lowers it, and the next pass reads it."""
         floor = window_start if self.data_until is None else min(window_start, self.data_until - window)
-        self.floor = max(self.floor, floor, window_start + window - MAX_CATCH_UP)
+        self.floor = max(floor if first else max(self.floor, floor), window_start + window - MAX_CATCH_UP)
         self.periods = {k: v for k, v in self.periods.items() if k[1] >= self.floor}
 
     def view(self) -> TunnelTraffic:
@@ -372,7 +373,7 @@ class TrafficPoller:
             for ip in tunnels:
                 counting = self._counting[tunnels[ip]]
                 counting.counted_until = end
-                counting.close_before(window_start, window)
+                counting.close_before(window_start, window, first=ip in looked_back)
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in REFUSED:
                 self._refused[where] = describe_error(err)
