@@ -319,13 +319,13 @@ def test_a_state_saved_by_an_older_version_while_the_clock_was_ahead_keeps_its_c
     cw = FakeCloudWatch()
     healthy(cw, "1.1.1.1", T0 - 86400, T0 + 86400)
     ahead = T0 + 2 * 3600
-    saved = {"in": 5000.0, "out": 5000.0, "last_in": T0, "last_out": T0, "last_used": None,
+    saved = {"in": 5000.0, "out": 5000.0, "last_in": ahead, "last_out": T0, "last_used": None,
              "observed_since": T0 - 3600, "counted_until": ahead, "floor": ahead - 3600, "data_until": T0 - 1800,
              "periods": []}  # that pass read CloudWatch up to T0 - 1800, then closed everything before its floor
     (tmp_path / "traffic-state.json").write_text(json.dumps({"version": 1, "tunnels": {key("1.1.1.1").encode(): saved}}))
     clock = {"now": T0 + 600}
     out = poller(clock, tmp_path).poll((region("1.1.1.1"),), {ACCOUNT: cw}).tunnels[key("1.1.1.1")]
     assert "counted until the future" in caplog.text
-    assert out.counted_until == T0
+    assert out.counted_until == T0 and out.last_received <= clock["now"]
     # kept, and what CloudWatch published after that pass's data is counted: no period lost or counted twice
     assert out.received_bytes == 5000 + (T0 - (T0 - 1800)) / PERIOD * 1000

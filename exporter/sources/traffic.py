@@ -190,6 +190,8 @@ class _Counting:
             counting.counted_until = grid_now
         counting.observed_since = min(counting.observed_since, counting.counted_until)
         counting.seen_at = min(counting.seen_at, now)
+        counting.last = {kind: None if at is None else min(at, grid_now) for kind, at in counting.last.items()}
+        counting.data_until = None if counting.data_until is None else min(counting.data_until, grid_now)
         return counting, future
 
 
