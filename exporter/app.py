@@ -17,6 +17,7 @@ from exporter.sources.aws import AwsAccount, client_config, own_credentials
 from exporter.config import Config, ConfigError, Target, tag_label
 from exporter.sources.discovery import Discovery
 from exporter.diagnosis.rules import diagnose
+from exporter.durable import all_saved
 from exporter.exposition.instrumentation import ExporterMetrics
 from exporter.sources.logs.reader import IngestCounters, LogCollection, LogIngestor
 from exporter.sources.logs.state import StateFile
@@ -75,12 +76,14 @@ class Exporter:
             state_file = StateFile(config.state_dir, on_corrupt=self.metrics.state_file_errors.inc)
             self.logs = LogIngestor(config.logs, state_file, self._executor,
                                     poll_timeout=_log_poll_timeout(config), counters=counters)
-            self.metrics.state_file_writable.set_function(lambda: 1.0 if self.logs.state_writable else 0.0)
         self.tunnel_status = (TunnelStatusPoller(config.tunnel_status.max_calls_per_second)
                               if config.tunnel_status.enabled else None)
         self.traffic = (TrafficPoller(config.traffic, self._executor, _traffic_timeout(config),
-                                      state_dir=config.state_dir, on_corrupt=self.metrics.state_file_errors.inc)
+                                      state_dir=config.state_dir, on_corrupt=self.metrics.state_file_errors.inc,
+                                      unrecognized=lambda field: self.metrics.unrecognized.labels(field).inc())
                         if config.traffic.enabled else None)
+        state_files = [owner.document for owner in (self.logs and state_file, self.traffic) if owner and owner.document]
+        self.metrics.state_file_writable.set_function(lambda: 1.0 if all_saved(state_files) else 0.0)
         self._ec2: Ec2Collection | None = None
         self._traffic_data: TrafficCollection | None = None
         self._log_data: LogCollection | None = None

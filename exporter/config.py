@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 import yaml
 
+from exporter.durable import RETENTION
+
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
@@ -84,7 +86,7 @@ class LogsConfig:
     lookback: float = 3600.0
     poll_interval: float = 60.0
     overlap: float = 300.0
-    retention: float = 7 * 86400.0  # forget a tunnel's log state this long after EC2 last reported it
+    retention: float = RETENTION  # forget a tunnel's log state this long after EC2 last reported it
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """A JSON document in ``state_dir`` that survives a crash: written atomically (a temporary file, fsync, rename,
 the directory fsynced), read tolerantly (a file that cannot be read as a whole is moved aside, counted and
-logged, and the exporter starts without it). The log state and the traffic counters each keep one."""
+logged, and the exporter starts without it). The log state and the traffic counters each keep one, and forget
+what EC2 stopped reporting by one rule (``forget_unseen``)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,40 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection, Hashable, Iterable, MutableMapping, Protocol
 
 log = logging.getLogger(__name__)
 
 MAX_BYTES = 256 * 1024 * 1024  # far above 10,000 tunnels' state (a few MB): anything bigger is not ours
+RETENTION = 7 * 86400.0  # state of a tunnel EC2 stopped reporting is kept this long (logs.retention's default)
+
+
+class Seen(Protocol):
+    seen_at: float  # when EC2 last reported what this state belongs to
+
+
+def forget_unseen(entries: MutableMapping[Hashable, Seen], present: Collection[Hashable], now: float,
+                  retention: float) -> None:
+    """Entries EC2 reports now are seen now; those it has not reported for ``retention`` are dropped (deleted
+    connections, removed targets). So one odd answer or a failing poll resets nothing, and the state stays
+    bounded under churn."""
+    for key, entry in entries.items():
+        if key in present:
+            entry.seen_at = now
+    for key in [key for key, entry in entries.items() if entry.seen_at < now - retention]:
+        del entries[key]
+
+
+def all_saved(documents: Iterable["JsonDocument"]) -> bool:
+    """The one truth of ``state_file_writable``: the latest save of every state file in use succeeded (or none
+    was tried, or none is in use)."""
+    return all(document.saved for document in documents)
 
 
 class JsonDocument:
     def __init__(self, path: Path, version: int, on_corrupt: Callable[[], object] = lambda: None):
         self.path, self.version, self._on_corrupt = Path(path), version, on_corrupt
+        self.saved = True  # the latest save succeeded (or none was tried yet)
 
     def load(self) -> dict | None:
         """The saved document, or None: none yet, or unreadable (then moved aside, counted, logged once)."""
@@ -57,6 +82,15 @@ class JsonDocument:
         return None
 
     def save(self, data: dict) -> None:
+        """Write it, or raise OSError (and ``saved`` is False until a save succeeds)."""
+        try:
+            self._write(data)
+        except OSError:
+            self.saved = False
+            raise
+        self.saved = True
+
+    def _write(self, data: dict) -> None:
         data = {"version": self.version, **data}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{self.path.stem}.", dir=self.path.parent)

@@ -118,3 +118,19 @@ def _cbor_map(items: dict[str, str]) -> bytes:
         return (bytes([0x60 + len(data)]) if len(data) < 24 else bytes([0x78, len(data)])) + data
 
     return bytes([0xa0 + len(items)]) + b"".join(text(k) + text(v) for k, v in items.items())
+
+
+def alter_metric_data(monkeypatch, change) -> None:
+    """Let ``change(results)`` rewrite each answer of the simulated CloudWatch's GetMetricData (its
+    ``MetricDataResults``) before it is sent: answers AWS could give that the simulation does not (a value no
+    byte count can be, timestamps off the grid)."""
+    from moto.cloudwatch.responses import CloudWatchResponse
+
+    answer = CloudWatchResponse.get_metric_data
+
+    def get_metric_data(self):
+        result = answer(self)
+        change(result.result["MetricDataResults"])
+        return result
+
+    monkeypatch.setattr(CloudWatchResponse, "get_metric_data", get_metric_data)

@@ -2,18 +2,20 @@
 AWS does, every tunnel's bytes are joined to its connection and tunnel, late data counts once, the cost is
 estimated, a refused call turns the source off there only, and the two findings read the bytes."""
 
+import math
+import zlib
 from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
 
-from exporter.config import Target, TrafficConfig
+from exporter.config import LogsConfig, Target, TrafficConfig
 from exporter.demo import strict_aws, tunnel_traffic
 from exporter.diagnosis import traffic as traffic_rules
 from exporter.model import Connection, Tunnel
 from exporter.sources.traffic import PERIOD, TunnelTraffic, monthly_cost
 from tests.conftest import add_vpn_connection, scrape, series, tunnel_telemetry, value
-from tests.faults import Fault
+from tests.faults import Fault, alter_metric_data
 
 NOW = 1_800_000_000.0
 TRAFFIC = TrafficConfig(enabled=True)
@@ -264,3 +266,224 @@ def test_connection_idle_needs_every_tunnel_known_and_the_whole_time():
     assert not list(traffic_rules.connection_rules(connection, [idle, recent], 7 * 86400, NOW))
     short = TunnelTraffic(0, 0, counted_until=NOW, observed_since=NOW - 3 * 86400)
     assert not list(traffic_rules.connection_rules(connection, [short, short], 7 * 86400, NOW))
+
+
+# --- what a real account can answer: gaps in EC2, odd CloudWatch values, shifted timestamps, clock steps ---
+
+IPS = ("198.51.100.7", "198.51.100.8")
+LATER = ("198.51.100.9", "198.51.100.10")  # a connection created later
+LATE = 0.25  # as AWS: most of a period's bytes appear minutes after it ends, the rest a period later
+
+
+def _bytes(ip: str, direction: str, start: int) -> float:
+    """The ground truth: what the simulated AWS says a tunnel carried in a period (whole bytes)."""
+    return float(1_000_000 + zlib.crc32(f"{ip}|{direction}|{start}".encode()) % 500_000)
+
+
+class _Published:
+    """The simulated CloudWatch's AWS/VPN bytes for IPS, published as time goes: a period's first share three
+    minutes after it ends, the late share a period later; ``truth`` adds up what the test published."""
+
+    def __init__(self, since: int):
+        self.parts: set[tuple[int, int]] = set()  # (period start, part) already put
+        self.since = since
+
+    def until(self, now: float) -> None:
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        backend = cloudwatch_backends["123456789012"]["us-east-1"]
+        for start in range(self.since, int(now), PERIOD):
+            for part, due, share in ((0, start + PERIOD + 180, 1 - LATE), (1, start + 2 * PERIOD + 180, LATE)):
+                if due > now or (start, part) in self.parts:
+                    continue
+                self.parts.add((start, part))
+                backend.put_metric_data("AWS/VPN", [
+                    tunnel_traffic.datum(name, ip, start + 30 + part, _bytes(ip, direction, start) * share)
+                    for ip in IPS + LATER for direction, name in (("in", "TunnelDataIn"), ("out", "TunnelDataOut"))])
+
+    @staticmethod
+    def truth(ip: str, direction: str, first: int, end: int, skip=()) -> float:
+        return sum(_bytes(ip, direction, start) for start in range(first, end, PERIOD) if start not in skip)
+
+
+def _two_tunnels(ips=IPS) -> str:
+    telemetry = [tunnel_telemetry(ip, "UP", "1 BGP ROUTES", 1) for ip in ips]
+    return add_vpn_connection("us-east-1", telemetry, {"StaticRoutesOnly": False, "TunnelOptions": [
+        {"OutsideIpAddress": ip} for ip in ips]})
+
+
+def _counters(exporter) -> dict[tuple[str, str], float]:
+    samples = scrape(exporter.url)
+    return {(s["tunnel"], direction): value(samples, f"aws_vpn_tunnel_{name}_bytes_total", **s)
+            for direction, name in (("in", "received"), ("out", "sent"))
+            for s in series(samples, f"aws_vpn_tunnel_{name}_bytes_total")}
+
+
+class _Run:
+    """An exporter on a clock the test moves, polling EC2 and traffic every 5 minutes, that checks its counters
+    never go back (a reset for Prometheus) and finally against what the test published."""
+
+    def __init__(self, make_exporter, start: int):
+        self.make_exporter, self.now, self.seen = make_exporter, float(start), {}
+        self.published = _Published(start // PERIOD * PERIOD - 4 * 3600)
+        self.exporter = self.start()
+        self.first = dict.fromkeys(IPS, self.end() - 3600)  # a tunnel's first pass counts the window before it
+
+    def start(self):
+        exporter = traffic_exporter(make_exporter=self.make_exporter, targets=[Target(regions=("us-east-1",))])
+        exporter.traffic._clock = lambda: self.now
+        return exporter
+
+    def restart(self) -> None:
+        self.exporter.stop()
+        self.exporter = self.start()
+
+    def end(self, now: float | None = None) -> int:
+        return int((self.now if now is None else now) - TRAFFIC.delay) // PERIOD * PERIOD
+
+    def step(self, ahead: float = 0.0) -> None:
+        """Five minutes on; a poll, with the exporter's wall clock ``ahead`` of AWS's."""
+        self.published.until(self.now)
+        clock = self.now
+        self.now += ahead
+        self.exporter.poll_once()
+        self.exporter.poll_traffic()
+        self.now = clock + PERIOD
+        for key, count in _counters(self.exporter).items():
+            assert count >= self.seen.get(key, 0), f"{key} went back from {self.seen[key]} to {count}: a reset"
+            self.seen[key] = count
+
+    def check(self, skip=()) -> None:
+        counted = _counters(self.exporter)
+        last = self.end(self.now - PERIOD)
+        assert set(counted) == {(ip, d) for ip in self.first for d in ("in", "out")}
+        for (ip, direction), count in counted.items():
+            assert count == _Published.truth(ip, direction, self.first[ip], last, skip), (ip, direction)
+
+
+def test_one_answer_without_a_connections_tunnels_keeps_their_traffic_counters(aws, make_exporter):
+    """EC2 answering once with empty VgwTelemetry and TunnelOptions is a passing gap, as for the log state: the
+    counters go on from where they were, and the periods of the gap are caught up, each counted once."""
+    from moto.ec2.models import ec2_backends
+
+    vpn = _two_tunnels()
+    connection = ec2_backends["123456789012"]["us-east-1"].vpn_connections[vpn]
+    telemetry, options = connection.vgw_telemetry, connection.options
+    run = _Run(make_exporter, 1_800_000_000 // PERIOD * PERIOD + 10)
+    for step in range(8):
+        if step == 3:
+            connection.vgw_telemetry, connection.options = [], {**options, "TunnelOptions": []}
+        if step == 4:
+            connection.vgw_telemetry, connection.options = telemetry, options
+        run.step()
+    run.check()
+
+
+def test_values_no_byte_count_can_be_are_skipped_and_counted(aws, monkeypatch, make_exporter):
+    """+Inf, NaN and negative Sums are no bytes: the counters stay finite and exact without those periods, and
+    each refusal is counted as an unrecognised value."""
+    poisoned = {}  # period start -> the value CloudWatch answers for it
+
+    def change(results):
+        for result in results:
+            result["Values"] = [poisoned.get(int(stamp.timestamp()), v)
+                                for stamp, v in zip(result["Timestamps"], result["Values"])]
+
+    alter_metric_data(monkeypatch, change)
+    _two_tunnels()
+    run = _Run(make_exporter, 1_800_000_000 // PERIOD * PERIOD + 10)
+    run.step()
+    for step, odd in enumerate((math.inf, -4096.0, math.nan, -math.inf)):
+        poisoned[run.end() - PERIOD] = odd  # the newest period the next pass reads
+        run.step()
+    run.step()
+    run.check(skip=poisoned)
+    unrecognized = {labels["field"]: count for (name, ls), count in scrape(run.exporter.url).items()
+                    for labels in [dict(ls)] if name == "aws_vpn_exporter_unrecognized_values_total"}
+    assert unrecognized["TunnelDataIn"] >= 4 * len(IPS) and unrecognized["TunnelDataOut"] >= 4 * len(IPS)
+
+
+def test_timestamps_off_the_grid_count_each_period_once(aws, monkeypatch, make_exporter):
+    """Answers whose timestamps shift by a minute from one call to the next are the same periods: keyed by the
+    5-minute grid, none is counted twice."""
+    calls = {"n": 0}
+
+    def change(results):
+        calls["n"] += 1
+        if calls["n"] % 2:
+            for result in results:
+                result["Timestamps"] = [stamp + timedelta(seconds=60) for stamp in result["Timestamps"]]
+
+    alter_metric_data(monkeypatch, change)
+    _two_tunnels()
+    run = _Run(make_exporter, 1_800_000_000 // PERIOD * PERIOD + 10)
+    for _ in range(6):
+        run.step()
+    assert calls["n"] >= 6
+    run.check()
+
+
+@pytest.mark.parametrize("restart", [True, False])
+@pytest.mark.parametrize("ahead", [2 * 3600, -2 * 3600])
+def test_a_wall_clock_two_hours_off_for_a_pass_loses_and_doubles_nothing(aws, make_exporter, restart, ahead, caplog):
+    """A pass made while the exporter's clock was two hours off AWS's (then stepped back, with or without a
+    restart) keeps the counters, closes no period CloudWatch was still filling, and says what it clamped."""
+    _two_tunnels()
+    run = _Run(make_exporter, 1_800_000_000 // PERIOD * PERIOD + 10)
+    for _ in range(3):
+        run.step()
+    run.step(ahead=ahead)
+    if restart:
+        run.restart()
+    for _ in range(4):
+        run.step()
+    run.check()
+    if restart and ahead > 0:
+        assert "counted until the future" in caplog.text and "counters kept" in caplog.text
+
+
+def test_a_tunnel_first_seen_while_the_wall_clock_is_ahead_counts_the_window_before_cloudwatchs_data(
+        aws, make_exporter):
+    """Its first window is CloudWatch's: the hour before the newest period AWS had published, not an hour
+    before a time CloudWatch has yet to reach (whose periods would then never count)."""
+    _two_tunnels()
+    run = _Run(make_exporter, 1_800_000_000 // PERIOD * PERIOD + 10)
+    for _ in range(3):
+        run.step()
+    _two_tunnels(LATER)
+    run.published.until(run.now)
+    newest = max(start for start, part in run.published.parts if part == 0)  # the newest period with data
+    run.first.update(dict.fromkeys(LATER, newest + PERIOD - 3600))
+    run.step(ahead=2 * 3600)
+    for _ in range(4):
+        run.step()
+    run.check()
+
+
+def test_state_file_writable_is_every_state_files_last_save(aws, make_exporter, tmp_path):
+    """One truth for every state file in use: with logs off it follows the traffic state's saves."""
+    _two_tunnels()
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the state directory should be: every save fails")
+    exporter = make_exporter([Target(regions=("us-east-1",))], traffic=TRAFFIC, logs=LogsConfig(enabled=False),
+                             state_dir=blocked)
+    assert value(scrape(exporter.url), "aws_vpn_exporter_state_file_writable") == 1  # nothing saved yet
+    exporter.poll_once()
+    exporter.poll_traffic()
+    assert value(scrape(exporter.url), "aws_vpn_exporter_state_file_writable") == 0
+    blocked.unlink()
+    exporter.poll_traffic()
+    assert value(scrape(exporter.url), "aws_vpn_exporter_state_file_writable") == 1
+    assert (blocked / "traffic-state.json").exists()
+    both = make_exporter([Target(regions=("us-east-1",))], traffic=TRAFFIC, state_dir=tmp_path / "both")
+    both.poll_once()
+    both.poll_logs()
+    both.poll_traffic()
+    assert value(scrape(both.url), "aws_vpn_exporter_state_file_writable") == 1
+    both.traffic.document.path = blocked / "traffic-state.json"  # the log state saves; the traffic state cannot
+    blocked.rename(tmp_path / "moved")
+    blocked.write_text("a file again")
+    both.poll_logs()
+    both.poll_traffic()
+    assert both.logs.save() and (tmp_path / "both" / "logs-state.json").exists()
+    assert value(scrape(both.url), "aws_vpn_exporter_state_file_writable") == 0

@@ -289,3 +289,43 @@ def test_bgp_keepalives_alone_leave_a_connection_idle(per_period, idle, idle_aft
     found = [code for code, _ in traffic_rules.connection_rules(r.connections[0], traffic, idle_after, clock["now"])]
     assert found == (["connection_idle"] if idle else [])
     assert (traffic[0].last_traffic is None) is idle and (traffic[0].last_received is None) is (per_period == 0)
+
+
+def test_a_tunnel_ec2_stops_reporting_is_kept_for_the_retention_then_forgotten(tmp_path):
+    """The log state's rule: kept through a gap (its counters go on where they were), gone a retention after
+    EC2 last reported it, so the state stays bounded under churn."""
+    cw = FakeCloudWatch()
+    healthy(cw, "1.1.1.1", T0 - 86400, T0 + 10 * 86400)
+    healthy(cw, "2.2.2.2", T0 - 86400, T0 + 10 * 86400)
+    clock = {"now": T0 + 600}
+    p = poller(clock, tmp_path)
+    both, one = region("1.1.1.1", "2.2.2.2"), region("1.1.1.1")
+    p.poll((both,), {ACCOUNT: cw})
+    clock["now"] += 3 * PERIOD
+    p.poll((one,), {ACCOUNT: cw})  # an answer without the second tunnel
+    clock["now"] += PERIOD
+    out = p.poll((both,), {ACCOUNT: cw}).tunnels[key("2.2.2.2")]
+    assert out.received_bytes == (out.counted_until - (T0 - 3600)) / PERIOD * 1000  # no reset, nothing missed
+    for _ in range(8):  # a week and a day without it
+        clock["now"] += 86400
+        p.poll((one,), {ACCOUNT: cw})
+    assert key("2.2.2.2").encode() not in json.loads((tmp_path / "traffic-state.json").read_text())["tunnels"]
+    assert key("1.1.1.1").encode() in json.loads((tmp_path / "traffic-state.json").read_text())["tunnels"]
+
+
+def test_a_state_saved_by_an_older_version_while_the_clock_was_ahead_keeps_its_counters(tmp_path, caplog):
+    """A state written before this rule (no ``seen_at``, its floor moved with a clock two hours ahead): the
+    counters are kept, the times clamped to now and said, and the periods after now are read again."""
+    cw = FakeCloudWatch()
+    healthy(cw, "1.1.1.1", T0 - 86400, T0 + 86400)
+    ahead = T0 + 2 * 3600
+    saved = {"in": 5000.0, "out": 5000.0, "last_in": ahead, "last_out": T0, "last_used": None,
+             "observed_since": T0 - 3600, "counted_until": ahead, "floor": ahead - 3600, "data_until": T0 - 1800,
+             "periods": []}  # that pass read CloudWatch up to T0 - 1800, then closed everything before its floor
+    (tmp_path / "traffic-state.json").write_text(json.dumps({"version": 1, "tunnels": {key("1.1.1.1").encode(): saved}}))
+    clock = {"now": T0 + 600}
+    out = poller(clock, tmp_path).poll((region("1.1.1.1"),), {ACCOUNT: cw}).tunnels[key("1.1.1.1")]
+    assert "counted until the future" in caplog.text
+    assert out.counted_until == T0 and out.last_received <= clock["now"]
+    # kept, and what CloudWatch published after that pass's data is counted: no period lost or counted twice
+    assert out.received_bytes == 5000 + (T0 - (T0 - 1800)) / PERIOD * 1000

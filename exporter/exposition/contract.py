@@ -302,8 +302,9 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
            "could not be rendered (the rest publish).",
            (), live=True),
     Metric(STATE_FILE_WRITABLE, "gauge",
-           "1 when the latest save of the log state succeeded; 0 when the disk refused it (full, "
-           "read-only, permissions): counts still grow, but would not survive a restart.",
+           "1 when the latest save of every state file in use (log state, traffic counters) succeeded, or none "
+           "is in use; 0 when the disk refused any (full, read-only, permissions): counts still grow, but would "
+           "not survive a restart.",
            (), live=True),
     Metric(DISCOVERY_SUCCESS, "gauge",
            "1 when the latest organizations:ListAccounts of an organization target succeeded (account_id: where it "

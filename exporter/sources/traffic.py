@@ -16,6 +16,12 @@ The bytes are counters (they only accumulate; ``rate()`` gives bytes per second)
 restart neither resets them nor counts a period twice, and catches up (at most a day) on what it missed. A
 tunnel's first pass counts the window before it, and looks back ``idle_after`` at day resolution to learn
 when it last carried traffic.
+
+Exact whatever the clocks do: a period is keyed by its place on the 5-minute grid (not by the timestamp an
+answer gives it), and is closed for good only once CloudWatch itself has data a window later, so a wall clock
+running ahead closes nothing CloudWatch has yet to fill. A tunnel EC2 stops reporting keeps its counters for
+the retention the log state uses (``durable.forget_unseen``); a value CloudWatch gives that is no byte count
+(negative, infinite, NaN) is skipped and counted as unrecognised.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from typing import Callable, Iterable, Iterator, Mapping
 from botocore.exceptions import ClientError
 
 from exporter.config import TrafficConfig
-from exporter.durable import JsonDocument
+from exporter.durable import RETENTION, JsonDocument, forget_unseen
 from exporter.model import RegionTelemetry, SourceResult
 from exporter.sources.aws import AwsAccount, describe_error
 from exporter.sources.isolation import Outcome, run_isolated
@@ -51,7 +57,6 @@ MONTH_SECONDS = 30 * 86400
 # keepalives send: about 60 bytes every 10 s each way, some 2 kB a period. Any byte counts as "received" for
 # ipsec_up_no_traffic, which asks whether anything gets through at all.
 KEEPALIVE_BYTES = 10_000  # per 5-minute period and direction
-FORGET_AFTER = 7 * 86400  # counters of a region EC2 stopped reporting (a failing poll, a removed target) go then
 MAX_CATCH_UP = 86400  # after a restart or failed passes, read back at most this far to where the counts stopped
 STATE_VERSION = 1
 STATE_FILE = "traffic-state.json"
@@ -93,16 +98,17 @@ def monthly_cost(tunnels: int, config: TrafficConfig) -> float:
 class _Counting:
     """One tunnel's running totals, and the periods still open to late data with the Sum read of each."""
 
-    __slots__ = ("totals", "periods", "last", "observed_since", "counted_until", "floor", "data_until")
+    __slots__ = ("totals", "periods", "last", "observed_since", "counted_until", "floor", "data_until", "seen_at")
 
-    def __init__(self, observed_since: float):
+    def __init__(self, observed_since: float, floor: float = 0.0):
         self.totals = {"in": 0.0, "out": 0.0}
         self.periods: dict[tuple[str, float], float] = {}  # (direction, period start) -> the Sum as last read
         self.last: dict[str, float | None] = {"in": None, "out": None, "used": None}  # used: above keepalives
         self.observed_since = observed_since
         self.counted_until = observed_since
-        self.floor = 0.0  # periods that start before this are counted for good (no longer kept)
+        self.floor = floor  # periods that start before this are counted for good (no longer kept)
         self.data_until: float | None = None  # TunnelDataIn: the newest period with a data point, zeros included
+        self.seen_at = observed_since  # when EC2 last reported the tunnel (durable.forget_unseen)
 
     def saw(self, direction: str, period_end: float) -> None:
         if period_end > (self.last[direction] or 0.0):
@@ -116,8 +122,10 @@ class _Counting:
         if value > KEEPALIVE_BYTES * period / PERIOD:
             self.saw("used", period_end)
 
-    def count(self, direction: str, start: float, value: float) -> None:
-        """A period's Sum: what it grew by since last read is added (a late data point counts once)."""
+    def count(self, direction: str, stamp: float, value: float) -> None:
+        """A period's Sum: what it grew by since last read is added (a late data point counts once). The period
+        is the one on the grid the timestamp falls in: an answer whose timestamps shift is still the same period."""
+        start = stamp // PERIOD * PERIOD
         if direction == "in" and start + PERIOD > (self.data_until or 0.0):
             self.data_until = start + PERIOD
         if start < self.floor:
@@ -128,8 +136,13 @@ class _Counting:
             self.periods[(direction, start)] = value
         self.saw_bytes(direction, start, PERIOD, value, start + PERIOD)
 
-    def close_before(self, floor: float) -> None:
-        self.floor = max(self.floor, floor)
+    def close_before(self, window_start: float, window: float, first: bool = False) -> None:
+        """Periods before the window are counted for good, but only as far as CloudWatch's own data shows the
+        window has passed (a wall clock ahead of AWS's must not close periods CloudWatch is still filling), and
+        never further back than a catch-up reads. After a tunnel's first pass (nothing before its window counted)
+        the window is CloudWatch's too: a first pass with the clock ahead lowers it, and the next pass reads it."""
+        floor = window_start if self.data_until is None else min(window_start, self.data_until - window)
+        self.floor = max(floor if first else max(self.floor, floor), window_start + window - MAX_CATCH_UP)
         self.periods = {k: v for k, v in self.periods.items() if k[1] >= self.floor}
 
     def view(self) -> TunnelTraffic:
@@ -140,11 +153,15 @@ class _Counting:
         return {"in": self.totals["in"], "out": self.totals["out"], "last_in": self.last["in"],
                 "last_out": self.last["out"], "last_used": self.last["used"], "observed_since": self.observed_since,
                 "counted_until": self.counted_until, "floor": self.floor, "data_until": self.data_until,
+                "seen_at": self.seen_at,
                 "periods": [[direction, start, value] for (direction, start), value in self.periods.items()]}
 
     @classmethod
-    def decode(cls, data: dict, now: float) -> "_Counting":
-        """A saved tunnel, or ValueError: numbers finite, none negative, none in the future."""
+    def decode(cls, data: dict, now: float) -> tuple["_Counting", bool]:
+        """A saved tunnel and whether its times were in the future, or ValueError (numbers finite, none negative).
+
+        Times ahead of now (saved while the wall clock was fast) are clamped to the grid's now; the counters and
+        the periods still open are kept as they are, so the next pass goes on from them exactly."""
         def number(value, optional: bool = False) -> float | None:
             if value is None and optional:
                 return None
@@ -159,13 +176,23 @@ class _Counting:
                          "used": number(data.get("last_used"), True)}
         counting.counted_until, counting.floor = number(data["counted_until"]), number(data["floor"])
         counting.data_until = number(data.get("data_until"), True)
-        if counting.counted_until > now + PERIOD:
-            raise ValueError(f"counted until the future: {counting.counted_until}")
+        counting.seen_at = number(data.get("seen_at", now))
         for direction, start, value in data["periods"]:
             if direction not in ("in", "out"):
                 raise ValueError(f"not a direction: {direction!r}")
-            counting.periods[(direction, number(start))] = number(value)
-        return counting
+            counting.periods[(direction, number(start) // PERIOD * PERIOD)] = number(value)
+        grid_now = now // PERIOD * PERIOD
+        future = counting.counted_until > now + PERIOD
+        if future:
+            if counting.floor > grid_now:  # closed (by an older version) with a clock ahead: open again what
+                # CloudWatch had no data for then (nothing of it is counted), the rest stays counted
+                counting.floor = grid_now if counting.data_until is None else min(grid_now, counting.data_until)
+            counting.counted_until = grid_now
+        counting.observed_since = min(counting.observed_since, counting.counted_until)
+        counting.seen_at = min(counting.seen_at, now)
+        counting.last = {kind: None if at is None else min(at, grid_now) for kind, at in counting.last.items()}
+        counting.data_until = None if counting.data_until is None else min(counting.data_until, grid_now)
+        return counting, future
 
 
 def _query_id(index: int, direction: str) -> str:
@@ -191,11 +218,12 @@ class TrafficPoller:
 
     def __init__(self, config: TrafficConfig, executor: Executor, timeout: float,
                  clock: Callable[[], float] = time.time, state_dir: Path | None = None,
-                 on_corrupt: Callable[[], object] = lambda: None):
+                 on_corrupt: Callable[[], object] = lambda: None,
+                 unrecognized: Callable[[str], object] = lambda field: None, retention: float = RETENTION):
         self.config, self._executor, self._timeout, self._clock = config, executor, timeout, clock
-        self._document = JsonDocument(Path(state_dir) / STATE_FILE, STATE_VERSION, on_corrupt) if state_dir else None
+        self.document = JsonDocument(Path(state_dir) / STATE_FILE, STATE_VERSION, on_corrupt) if state_dir else None
+        self._unrecognized, self._retention = unrecognized, retention
         self._counting: dict[TunnelKey, _Counting] | None = None  # loaded by the first pass, with its clock
-        self._save_failed = False
         self._requested: dict[tuple[str, str], int] = {}
         self._unattributable: dict[tuple[str, str], int] = {}
         self._refused: dict[tuple[str, str], str] = {}
@@ -209,31 +237,34 @@ class TrafficPoller:
 
     def _load(self) -> dict[TunnelKey, _Counting]:
         """The counters of the last run, so a restart neither resets them nor counts a period twice."""
-        data = self._document.load() if self._document is not None else None
-        tunnels, dropped, first = {}, 0, ""
+        data = self.document.load() if self.document is not None else None
+        tunnels, dropped, first, future, now = {}, 0, "", 0, self._clock()
         for key, entry in ((data or {}).get("tunnels") or {}).items():
             try:
-                tunnels[TunnelKey.decode(key)] = _Counting.decode(entry, self._clock())
+                tunnels[TunnelKey.decode(key)], ahead = _Counting.decode(entry, now)
+                future += ahead
             except (ValueError, TypeError, KeyError, AttributeError) as err:
                 dropped, first = dropped + 1, first or f"{key}: {err}"
         if dropped:
-            self._document.dropped(dropped, first)
+            self.document.dropped(dropped, first)
+        if future:
+            log.warning("traffic state counted until the future path=%s tunnels=%d: saved while the clock was ahead; "
+                        "counters kept, their times clamped to now", self.document.path, future)
         return tunnels
 
     def _save(self) -> None:
-        if self._document is None:
+        if self.document is None:
             return
+        failing = not self.document.saved
         try:
-            self._document.save({"tunnels": {key.encode(): c.encode() for key, c in self._counting.items()}})
+            self.document.save({"tunnels": {key.encode(): c.encode() for key, c in self._counting.items()}})
         except OSError as err:
-            if not self._save_failed:  # said once per outage: the counts go on in memory
+            if not failing:  # said once per outage: the counts go on in memory
                 log.error("traffic state not saved path=%s error=%r; counts go on, but a restart resets them",
-                          self._document.path, err.strerror)
-            self._save_failed = True
+                          self.document.path, err.strerror)
             return
-        if self._save_failed:
-            log.info("traffic state saved again path=%s", self._document.path)
-        self._save_failed = False
+        if failing:
+            log.info("traffic state saved again path=%s", self.document.path)
 
     def reconfigure(self, config: TrafficConfig, timeout: float) -> None:
         """A config reload: new settings, and another try where the calls were refused."""
@@ -274,13 +305,10 @@ class TrafficPoller:
                                             self._last_success.get(where), "" if outcome.ok else outcome.value))
             live = {TunnelKey(r.account_id, r.region, c.vpn_connection_id, t.outside_ip)
                     for r in regions for c in r.connections for t in c.tunnels}
-            reported = {(r.account_id, r.region) for r in regions}
             with self._state_lock:
-                # a region EC2 did not report (its first poll after a restart failed, a target removed) keeps
-                # its counters a while, so a passing failure is no reset; a deleted tunnel's go at once
-                self._counting = {key: counting for key, counting in self._counting.items()
-                                  if key in live or ((key.account_id, key.region) not in reported
-                                                     and counting.counted_until > now - FORGET_AFTER)}
+                # a tunnel EC2 did not report (its region's first poll after a restart failed, an answer without
+                # the connection's tunnels, a target removed) keeps its counters a while: a passing gap is no reset
+                forget_unseen(self._counting, live, now, self._retention)
                 requested, unattributable = dict(self._requested), dict(self._unattributable)
                 views = {key: counting.view() for key, counting in self._counting.items()
                          if key in live and key not in self._shared
@@ -323,7 +351,9 @@ class TrafficPoller:
             new = sorted(ip for ip, key in tunnels.items() if key not in self._counting)
             # whole days, one more than idle_after: "no bytes" is claimed from the end of the oldest day
             history_start = end - (math.ceil(self.config.idle_after / HISTORY_PERIOD) + 1) * HISTORY_PERIOD
-            looked_back = {ip: _Counting(end) for ip in new}
+            window = math.ceil(self.config.window / PERIOD) * PERIOD  # GetMetricData buckets from StartTime
+            window_start = end - window
+            looked_back = {ip: _Counting(end, floor=window_start) for ip in new}  # the first pass: the window
             for batch in _batches(new, MAX_QUERIES // METRICS_PER_TUNNEL):
                 for ip, direction, start, value in self._read(client, where, batch, history_start, end, HISTORY_PERIOD):
                     counting = looked_back[ip]
@@ -333,11 +363,9 @@ class TrafficPoller:
             for ip in new:
                 with self._state_lock:
                     self._counting[tunnels[ip]] = looked_back[ip]
-            # the window, or back to where the counts stopped (a restart, a failed pass), at most a day
-            known = [self._counting[key].counted_until for ip, key in tunnels.items() if ip not in looked_back]
-            window = math.ceil(self.config.window / PERIOD) * PERIOD  # GetMetricData buckets from StartTime
-            window_start = end - window
-            read_from = max(end - MAX_CATCH_UP, min([window_start, *(until - window for until in known)]))
+            # the window, or back to the oldest period still open (a restart, a failed pass), at most a day
+            known = [self._counting[key].floor for ip, key in tunnels.items() if ip not in looked_back]
+            read_from = max(end - MAX_CATCH_UP, min([window_start, *known]))
             for counting in looked_back.values():  # the window's 5-minute data replace the day resolution there
                 counting.last = {kind: None if at is None else min(at, read_from) for kind, at in counting.last.items()}
             for batch in _batches(sorted(tunnels), MAX_QUERIES // METRICS_PER_TUNNEL):
@@ -347,7 +375,7 @@ class TrafficPoller:
             for ip in tunnels:
                 counting = self._counting[tunnels[ip]]
                 counting.counted_until = end
-                counting.close_before(window_start)
+                counting.close_before(window_start, window, first=ip in looked_back)
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in REFUSED:
                 self._refused[where] = describe_error(err)
@@ -376,6 +404,9 @@ class TrafficPoller:
                     failed.add(str(result.get("StatusCode")))
                     continue
                 for stamp, value in zip(result.get("Timestamps") or (), result.get("Values") or ()):
+                    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                        self._unrecognized(dict(DIRECTIONS)[target[1]])  # no byte count: never a counter's +Inf
+                        continue
                     yield target[0], target[1], stamp.timestamp(), float(value)
         if failed:
             raise RuntimeError(f"GetMetricData answered {', '.join(sorted(failed))} for some tunnels")

@@ -28,6 +28,7 @@ from typing import Callable
 
 from exporter.sources.aws import AwsAccount, describe_error
 from exporter.config import LogsConfig
+from exporter.durable import forget_unseen
 from exporter.sources.isolation import Outcome, run_isolated
 from exporter.sources.logs.parse import LogParseError, log_kind_of, parse
 from exporter.sources.logs.state import GroupCursor, StateFile, TunnelKey, TunnelLogState, TunnelLogView
@@ -221,7 +222,10 @@ class LogIngestor:
         self._reading_lock = threading.Lock()
         self._addresses = AddressPatterns()
         self._closed = False  # after close(): the final state is saved; nothing may overwrite it
-        self.state_writable = True
+
+    @property
+    def state_writable(self) -> bool:
+        return self._state_file.document.saved
 
     def poll(self, regions: tuple[RegionTelemetry, ...], accounts: dict[str, AwsAccount]) -> LogCollection:
         """Read every region's log groups once, save the state, and return what is now known."""
@@ -268,11 +272,7 @@ class LogIngestor:
         self._addresses.retain({key.outside_ip for key in present})
         cutoff = now - self._config.retention
         with self._state_lock:
-            for key, state in self._state.tunnels.items():
-                if key in present:
-                    state.seen_at = now
-            for key in [key for key, state in self._state.tunnels.items() if state.seen_at < cutoff]:
-                del self._state.tunnels[key]
+            forget_unseen(self._state.tunnels, present, now, self._config.retention)
             for group in [group for group, cursor in self._state.cursors.items() if cursor.used_at < cutoff]:
                 del self._state.cursors[group]
 
@@ -286,17 +286,16 @@ class LogIngestor:
         with self._state_lock:
             if self._closed:
                 return self.state_writable
+            failing = not self.state_writable
             try:
                 self._state_file.save(self._state)
             except OSError as err:
-                if self.state_writable:
+                if failing is False:
                     log.error("cannot write state file path=%s error=%r; log counts will not survive a restart "
                               "until it can", self._state_file.path, err.strerror or str(err))
-                self.state_writable = False
                 return False
-            if not self.state_writable:
+            if failing:
                 log.info("state file writable again path=%s", self._state_file.path)
-            self.state_writable = True
             return True
 
     def close(self) -> bool:

@@ -150,22 +150,22 @@ class StateFile:
     """The log state on disk (``exporter.durable``): entries that fail their checks are dropped one by one."""
 
     def __init__(self, state_dir: Path, on_corrupt=lambda: None):
-        self._document = JsonDocument(Path(state_dir) / "logs-state.json", STATE_VERSION, on_corrupt)
-        self.path = self._document.path
+        self.document = JsonDocument(Path(state_dir) / "logs-state.json", STATE_VERSION, on_corrupt)
+        self.path = self.document.path
 
     def load(self, now: float | None = None) -> LogState:
         """The saved state; what cannot be read is left out, counted and logged once, and the exporter starts."""
-        data = self._document.load()
+        data = self.document.load()
         if data is None:
             return LogState()
         reader = _StateReader(time.time() if now is None else now)
         state = reader.read(data)
         if reader.dropped:
-            self._document.dropped(reader.dropped, reader.first_problem)
+            self.document.dropped(reader.dropped, reader.first_problem)
         return state
 
     def save(self, state: LogState) -> None:
-        self._document.save({
+        self.document.save({
             "cursors": {group: {"read_until_ms": c.read_until_ms, "seen": c.seen, "resume_ms": c.resume_ms,
                                 "used_at": c.used_at}
                         for group, c in state.cursors.items()},
