@@ -258,6 +258,9 @@ class Exporter:
             for unit in self.current.failed:
                 self.metrics.render_errors.inc()
                 self._report_once("render", unit, "its series are left out")
+            for metric, dropped in self.current.duplicates:  # a bug upstream; /metrics stays valid
+                self.metrics.duplicate_series_dropped.labels(metric).inc(dropped)
+                self._report_once("render", f"{metric} (duplicate series)", "the first of each is kept, the rest dropped")
         # The snapshot is long-lived and acyclic (freed by reference counting when replaced): keep the
         # cyclic GC from walking its millions of objects on every full collection, which stalls scrapes.
         gc.freeze()
