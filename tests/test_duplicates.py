@@ -48,6 +48,20 @@ def test_a_family_renders_each_series_once_and_counts_the_rest():
     assert unlabelled.render(dropped).splitlines()[2:] == ["aws_vpn_exporter_poll_timestamp_seconds 1.0"]
 
 
+def test_a_family_given_twice_is_rendered_once():
+    """A second TYPE line for a name would make Prometheus reject the whole scrape: the first family is kept."""
+    from exporter.exposition.render import render_families
+
+    families = [Family("aws_vpn_tunnel_up", "help", ("tunnel",)) for _ in range(2)]
+    families[0].add_metric(["a"], 1)
+    families[1].add_metric(["b"], 1)
+    dropped = Counter()
+    text = render_families(families, dropped).decode()
+    assert text.count("# TYPE aws_vpn_tunnel_up") == 1 and parse_exposition(text) == {
+        ("aws_vpn_tunnel_up", frozenset({("tunnel", "a")})): 1.0}
+    assert dropped == {"aws_vpn_tunnel_up": 1}
+
+
 @pytest.mark.parametrize("isolate", [False, True], ids=["in process", "forked child"])
 def test_a_snapshot_holding_a_region_twice_renders_every_series_once(isolate):
     """Whatever a source gets wrong, the exposition stays valid, and says how much it dropped."""
@@ -164,3 +178,19 @@ def test_two_roles_in_one_account_poll_each_region_once(aws, make_exporter):
     assert describe_calls(exporter, MEMBER, EAST) == 1 and describe_calls(exporter, MEMBER, WEST) == 1
     assert exporter._ec2.accounts[MEMBER].target == first
 
+
+
+def test_two_organizations_listed_from_one_account_give_its_discovery_series_once():
+    """Known only at run time (the default credentials and a role of the same account): the first one's."""
+    from exporter.exposition.instrumentation import ExporterMetrics
+    from exporter.sources.discovery import OrganizationView
+
+    metrics = ExporterMetrics(lambda: None)
+    first = OrganizationView(MANAGEMENT, True, 1.0, accounts={"watched": 2}, account_success={MEMBER: True})
+    second = OrganizationView(MANAGEMENT, False, None, "AccessDenied", accounts={"watched": 1},
+                              account_success={MEMBER: False})
+    metrics.discovery.views = (first, second)
+    samples = parse_exposition(metrics.render().decode())  # fails on a duplicate
+    assert value(samples, "aws_vpn_exporter_discovery_success", account_id=MANAGEMENT) == 1
+    assert value(samples, "aws_vpn_exporter_discovered_accounts", account_id=MANAGEMENT, state="watched") == 2
+    assert value(samples, "aws_vpn_exporter_discovery_account_success", account_id=MEMBER) == 1

@@ -393,9 +393,22 @@ def paused_cyclic_gc():
             gc.enable()
 
 
+def _each_name_once(families: Iterable[Family], dropped: Counter | None) -> Iterator[Family]:
+    """The families, but a name seen before is left out with its rows (counted): a second TYPE line would make
+    Prometheus reject the whole scrape."""
+    names = set()
+    for family in families:
+        if family.name in names:
+            if dropped is not None:
+                dropped[family.name] += len(family.rows)
+            continue
+        names.add(family.name)
+        yield family
+
+
 def render_families(families: Iterable[Family], dropped: Counter | None = None) -> bytes:
     """The text exposition of some metric families (duplicate series dropped and counted in ``dropped``)."""
-    return "".join(family.render(dropped) for family in families).encode("utf-8")
+    return "".join(family.render(dropped) for family in _each_name_once(families, dropped)).encode("utf-8")
 
 
 def render_gzip(families: Iterable[Family], dropped: Counter | None = None) -> bytes:
@@ -403,7 +416,7 @@ def render_gzip(families: Iterable[Family], dropped: Counter | None = None) -> b
     are dropped and counted in ``dropped``."""
     compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: a gzip container
     chunks = []
-    for family in families:
+    for family in _each_name_once(families, dropped):
         chunks.append(compressor.compress(family.render(dropped).encode("utf-8")))
         time.sleep(0)  # between families, let the HTTP threads run
     chunks.append(compressor.flush())
