@@ -194,3 +194,15 @@ def test_two_organizations_listed_from_one_account_give_its_discovery_series_onc
     assert value(samples, "aws_vpn_exporter_discovery_success", account_id=MANAGEMENT) == 1
     assert value(samples, "aws_vpn_exporter_discovered_accounts", account_id=MANAGEMENT, state="watched") == 2
     assert value(samples, "aws_vpn_exporter_discovery_account_success", account_id=MEMBER) == 1
+
+
+def test_a_log_group_two_regions_log_to_has_one_lag_series_the_furthest_behind():
+    """A LogGroupArn is AWS's text: tunnels of two regions may name one group, each region reporting its read."""
+    snapshot = full_snapshot()
+    group = snapshot.log_groups[0]
+    snapshot = replace(snapshot, log_groups=(group, replace(group, read_until=group.read_until - 100)))
+    rendered = RenderedSnapshot.of(snapshot, isolate=False)
+    samples = parse_exposition(rendered.body.decode())  # fails on a duplicate
+    lag = value(samples, "aws_vpn_exporter_log_ingestion_lag_seconds", log_group=group.log_group)
+    assert lag == snapshot.completed_at - group.read_until + 100
+    assert rendered.duplicates == ()

@@ -334,9 +334,12 @@ def _log_families(snapshot: Snapshot, failed: list[str]) -> Iterator[Family]:
                 if view is not None:
                     _tunnel_log_rows(labels, connection, tunnel, view, checks.get(key), *families[:7], *families[8:])
     lag = Family.of(LOG_INGESTION_LAG)
+    behind: dict[tuple[str, str, str], float] = {}  # two regions' tunnels may log to one group: its furthest behind
     for group in snapshot.log_groups:
-        lag.add_metric([group.account_id, group.region, group.log_group],
-                       max(0.0, snapshot.completed_at - group.read_until))
+        key = (group.account_id, group.region, group.log_group)
+        behind[key] = min(behind.get(key, group.read_until), group.read_until)
+    for key, read_until in behind.items():
+        lag.add_metric(list(key), max(0.0, snapshot.completed_at - read_until))
     yield from (events, mismatch, selectors, nat_t, dpd, phases, last_event, has_events, bgp_state, bgp_error, lag)
 
 
