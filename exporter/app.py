@@ -124,7 +124,8 @@ class Exporter:
         return [session(target) for target in targets]
 
     def _watched(self, config: Config) -> tuple[Target, ...]:
-        """This shard's targets: the explicit ones, then the discovered ones (a pair both name is the explicit's)."""
+        """This shard's targets: the explicit ones, then the discovered ones (a pair both name is the explicit's).
+        The order is kept: where an account is known only at run time, the poller gives it to the first."""
         explicit = {(target.credentials, region) for target in config.targets for region in target.regions}
         explicit_accounts = {target.account_id_from_role for target in config.targets if target.role_arn}
         discovered = []
