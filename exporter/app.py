@@ -123,7 +123,8 @@ class Exporter:
         return [session(target) for target in targets]
 
     def _watched(self, config: Config) -> tuple[Target, ...]:
-        """This shard's targets: the explicit ones, then the discovered ones (a pair both name is the explicit's)."""
+        """This shard's targets: the explicit ones, then the discovered ones (a pair both name is the explicit's).
+        The order is kept: where an account is known only at run time, the poller gives it to the first."""
         explicit = {(target.credentials, region) for target in config.targets for region in target.regions}
         explicit_accounts = {target.account_id_from_role for target in config.targets if target.role_arn}
         discovered = []
@@ -259,6 +260,9 @@ class Exporter:
             for unit in self.current.failed:
                 self.metrics.render_errors.inc()
                 self._report_once("render", unit, "its series are left out")
+            for metric, dropped in self.current.duplicates:  # a bug upstream; /metrics stays valid
+                self.metrics.duplicate_series_dropped.labels(metric).inc(dropped)
+                self._report_once("render", f"{metric} (duplicate series)", "the first of each is kept, the rest dropped")
         # The snapshot is long-lived and acyclic (freed by reference counting when replaced): keep the
         # cyclic GC from walking its millions of objects on every full collection, which stalls scrapes.
         gc.freeze()

@@ -239,12 +239,13 @@ def _targets(reader: _Reader, value: Any) -> tuple[tuple[Target, ...], tuple[Org
     """The explicit targets and the organizations to discover, from one list."""
     if not isinstance(value, list) or not value:
         raise reader.fail("targets", "expected a non-empty list of targets")
-    targets, organizations = [], []
+    targets, organizations, positions = [], [], []  # positions: each explicit target's index in the list
     for index, item in enumerate(value):
         prefix = f"targets[{index}]"
         if isinstance(item, dict) and "organization" in item:
             organizations.append(_organization(reader, item, prefix))
             continue
+        positions.append(index)
         data = reader.mapping(item, prefix, {"regions", "role_arn", "external_id", "organization"})
         if data.get("regions") == "all":
             raise reader.fail(f"{prefix}.regions", "'all' needs an organization target (explicit targets list their "
@@ -254,18 +255,31 @@ def _targets(reader: _Reader, value: Any) -> tuple[tuple[Target, ...], tuple[Org
                                 lambda v: None if _ROLE_ARN.match(v) else f"not an IAM role ARN: {v!r}")
         external_id = reader.typed(data, "external_id", prefix, None, str)
         targets.append(Target(regions, role_arn, external_id))
-    seen: set[tuple[str | None, str]] = set()
-    for index, target in enumerate(targets):
+    owner: dict[tuple[str, str], int] = {}  # (account, or the credentials where unknown; region) -> its target
+    for index, target in zip(positions, targets):
         for region in target.regions:
-            if (target.role_arn, region) in seen:
+            first = owner.setdefault((_account_of(target.role_arn), region), index)
+            if first == index:
+                continue
+            other = targets[positions.index(first)].role_arn
+            if other == target.role_arn:
                 raise reader.fail(f"targets[{index}]", f"region {region} is already watched with the same credentials")
-            seen.add((target.role_arn, region))
-    lister = Counter(organization.credentials for organization in organizations)
-    twice = next((credentials for credentials, count in lister.items() if count > 1), None)
+            raise reader.fail(f"targets[{index}].role_arn", f"account {_account_of(other)} in region {region} is "
+                                                            f"already watched by targets[{first}] ({other}): one role "
+                                                            "per account and region, or every series is exported twice")
+    lister = Counter(_account_of(organization.role_arn) for organization in organizations)
+    twice = next((account for account, count in lister.items() if count > 1), None)
     if twice is not None:
-        raise reader.fail("targets", f"two organization targets list accounts with the same credentials ({twice}): "
-                                     "make them one (include_accounts or exclude_accounts choose the accounts)")
+        reason = "the same credentials" if twice == "default" else f"roles in the same account ({twice})"
+        raise reader.fail("targets", f"two organization targets list accounts with {reason}: make them one "
+                                     "(include_accounts or exclude_accounts choose the accounts)")
     return tuple(targets), tuple(organizations)
+
+
+def _account_of(role_arn: str | None) -> str:
+    """The account a role ARN names (``default`` for the default credentials): what one target owns."""
+    match = _ROLE_ARN.match(role_arn or "")
+    return match.group(1) if match else role_arn or "default"
 
 
 def _regions(reader: _Reader, regions: Any, key: str, all_allowed: bool = False) -> tuple[str, ...]:

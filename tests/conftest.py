@@ -65,10 +65,16 @@ def scrape(url: str, **headers) -> dict[tuple[str, frozenset], float]:
 
 
 def parse_exposition(text: str) -> dict[tuple[str, frozenset], float]:
-    samples = {}
+    """Every sample by (name, labels). A series exposed twice fails the test: Prometheus rejects the whole
+    scrape's samples for it, and promtool check metrics does not notice (so every test that scrapes checks it)."""
+    samples, duplicates = {}, []
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+            key = (sample.name, frozenset(sample.labels.items()))
+            if key in samples:
+                duplicates.append(f"{sample.name}{dict(sorted(sample.labels.items()))}")
+            samples[key] = sample.value
+    assert not duplicates, f"{len(duplicates)} duplicate series, e.g. {duplicates[:3]}"
     return samples
 
 

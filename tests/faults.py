@@ -25,10 +25,12 @@ class Fault:
     code: str = "UnauthorizedOperation"
     reset: bool = False  # drop the connection instead of answering
     delay: float = 0.0  # hang this long, then forward the request (a slow or hung endpoint)
+    times: int | None = None  # fail only the first this many matching requests (None: every one)
     hits: int = 0
 
     def matches(self, region: str, operation: str) -> bool:
-        return (self.region in (None, region)) and (self.operation in (None, operation))
+        return (self.region in (None, region)) and (self.operation in (None, operation)) and (
+            self.times is None or self.hits < self.times)
 
 
 class FaultProxy:

@@ -76,6 +76,39 @@ def test_each_mistake_names_file_key_and_reason(tmp_path, text, key, reason):
     assert str(caught.value).startswith(f"{path}: {key}: ")
 
 
+TWO_ROLES = """
+targets:
+  - regions: [eu-west-1]
+    role_arn: arn:aws:iam::111111111111:role/vpn-exporter
+  - regions: [us-east-1, eu-west-1]
+    role_arn: arn:aws:iam::111111111111:role/another
+"""
+
+
+@pytest.mark.parametrize("text,key,reason", [
+    (TWO_ROLES, "targets[1].role_arn", "account 111111111111 in region eu-west-1 is already watched by targets[0] "
+                                       "(arn:aws:iam::111111111111:role/vpn-exporter)"),
+    # the index is the target's place in the list, organizations included
+    (TWO_ROLES.replace("targets:\n", "targets:\n  - organization: {role_name: r}\n    regions: all\n"),
+     "targets[2].role_arn", "already watched by targets[1]"),
+    ("targets:\n  - organization: {role_name: r, role_arn: 'arn:aws:iam::111111111111:role/a'}\n    regions: all\n"
+     "  - organization: {role_name: r, role_arn: 'arn:aws:iam::111111111111:role/b'}\n    regions: all\n",
+     "targets", "roles in the same account (111111111111)"),
+])
+def test_two_roles_in_one_account_and_region_are_an_error(tmp_path, text, key, reason):
+    """Each would export the account's series in that region: every one twice, which Prometheus rejects."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert (caught.value.source, caught.value.key) == (str(path), key)
+    assert reason in caught.value.reason, caught.value.reason
+
+
+def test_two_roles_in_one_account_may_watch_different_regions(tmp_path):
+    config = load_config(write(tmp_path, TWO_ROLES.replace("[us-east-1, eu-west-1]", "[us-east-1]")))
+    assert [target.regions for target in config.targets] == [("eu-west-1",), ("us-east-1",)]
+
+
 def test_invalid_yaml_names_the_line(tmp_path):
     with pytest.raises(ConfigError, match=r"invalid YAML: line 2, column 1: "):
         load_config(write(tmp_path, "targets:\n\t- regions: [us-east-1]\n"))
@@ -106,6 +139,13 @@ def test_cli_config_check(tmp_path):
     result = run_cli("--config.check", "--config", str(write(tmp_path, VALID)))
     assert result.returncode == 0, result.stderr
     assert "OK (2 explicit targets)" in result.stdout
+
+
+def test_cli_config_check_reports_two_roles_in_one_account_and_region(tmp_path):
+    path = write(tmp_path, TWO_ROLES)
+    result = run_cli("--config.check", "--config", str(path))
+    assert result.returncode == 1
+    assert f"{path}: targets[1].role_arn: account 111111111111 in region eu-west-1 is already watched" in result.stderr
 
 
 def test_cli_needs_a_config_or_the_demo():

@@ -15,6 +15,7 @@ from exporter import logsetup
 from exporter.sources.aws import AwsAccount
 from exporter.logsetup import redact
 from exporter.sources.ec2.telemetry import strip_secrets
+from tests.conftest import parse_exposition
 from tests.services import stop_within
 
 MOTO_CGW_KEY = "Iw2IAN9XUsQeYUrkMGP3kP59ugFDkfHg"  # in every CustomerGatewayConfiguration moto returns
@@ -30,6 +31,7 @@ def test_keys_reach_neither_metrics_nor_the_status_page_nor_debug_logs(demo, mak
         exporter.poll_once()
         exporter.poll_tunnel_status()  # the per-tunnel status calls too
         body = requests.get(f"{exporter.url}/metrics", timeout=5).text
+        parse_exposition(body)  # no series twice
         page = requests.get(f"{exporter.url}/", timeout=5).text
     finally:
         logsetup.configure("warning")
@@ -84,6 +86,7 @@ def test_the_running_demo_leaks_no_key(tmp_path):
             assert time.time() < deadline
             time.sleep(0.2)
         body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        parse_exposition(body)  # no series twice
         page = requests.get(f"http://127.0.0.1:{port}/", timeout=5).text
         assert 'name="branch-tokyo"' in body
         assert "branch-tokyo" in page and "simulated AWS" in page  # --demo reaches the page
@@ -149,6 +152,7 @@ def test_the_traffic_path_leaks_no_key(demo, make_exporter):
         exporter.poll_once()
         exporter.poll_traffic()
         body = requests.get(f"{exporter.url}/metrics", timeout=5).text
+        parse_exposition(body)  # no series twice
         page = requests.get(f"{exporter.url}/", timeout=5).text
     finally:
         logsetup.configure("warning")

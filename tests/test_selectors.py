@@ -3,6 +3,7 @@
 import pytest
 
 from exporter.diagnosis.selectors import check_selectors
+from tests.conftest import parse_exposition
 
 
 @pytest.mark.parametrize("aws,cgw,routing,remote,local,mismatch,reasons", [
@@ -49,6 +50,7 @@ def test_a_published_snapshot_checks_each_tunnels_selectors_once(monkeypatch):
     snapshot = replace(snapshot, selector_checks=check_snapshot(snapshot))
     snapshot = replace(snapshot, findings=diagnose(snapshot))
     body = RenderedSnapshot.of(snapshot, isolate=False).body.decode()
+    parse_exposition(body)  # no series twice
     assert calls == ["198.51.100.1"]
     assert any(f.code == "traffic_selectors_mismatch" for f in snapshot.findings)
     assert 'aws_vpn_tunnel_selector_mismatch{account_id="111122223333",region="eu-west-1",' \

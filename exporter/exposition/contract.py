@@ -72,6 +72,7 @@ STATE_FILE_ERRORS = "aws_vpn_exporter_state_file_errors_total"
 STATE_FILE_WRITABLE = "aws_vpn_exporter_state_file_writable"
 DIAGNOSIS_ERRORS = "aws_vpn_exporter_diagnosis_errors_total"
 RENDER_ERRORS = "aws_vpn_exporter_render_errors_total"
+DUPLICATE_SERIES_DROPPED = "aws_vpn_exporter_duplicate_series_dropped_total"
 SHARDS = "aws_vpn_exporter_shards"
 CONFIG_RELOAD_SUCCESSFUL = "aws_vpn_exporter_config_last_reload_successful"
 CONFIG_RELOAD_TIMESTAMP = "aws_vpn_exporter_config_last_reload_success_timestamp_seconds"
@@ -301,6 +302,10 @@ METRICS: dict[str, Metric] = {metric.name: metric for metric in (
            "Tunnels, connections or findings left out of a snapshot's exposition because a value "
            "could not be rendered (the rest publish).",
            (), live=True),
+    Metric(DUPLICATE_SERIES_DROPPED, "counter",
+           "Series a snapshot's exposition had twice (same metric and labels): the first is kept, the others "
+           "dropped, as Prometheus rejects a scrape's samples for a duplicate. Any is a bug; it is logged once.",
+           ("metric",), live=True),
     Metric(STATE_FILE_WRITABLE, "gauge",
            "1 when the latest save of every state file in use (log state, traffic counters) succeeded, or none "
            "is in use; 0 when the disk refused any (full, read-only, permissions): counts still grow, but would "

@@ -48,6 +48,7 @@ class ExporterMetrics:
         self.config_reload_timestamp = _live(Gauge, names.CONFIG_RELOAD_TIMESTAMP, self.registry)
         self.diagnosis_errors = _live(Counter, names.DIAGNOSIS_ERRORS, self.registry)
         self.render_errors = _live(Counter, names.RENDER_ERRORS, self.registry)
+        self.duplicate_series_dropped = _live(Counter, names.DUPLICATE_SERIES_DROPPED, self.registry)
         self.state_file_writable = _live(Gauge, names.STATE_FILE_WRITABLE, self.registry)
         self.discovery = DiscoveryCollector()
         self.registry.register(self.discovery)
@@ -101,7 +102,13 @@ class DiscoveryCollector:
         success, last, targets = (family(names.DISCOVERY_SUCCESS), family(names.DISCOVERY_LAST_SUCCESS),
                                   family(names.DISCOVERED_TARGETS))
         accounts, account_success = family(names.DISCOVERED_ACCOUNTS), family(names.DISCOVERY_ACCOUNT_SUCCESS)
+        # Two organizations listed from one account (known only at run time) give its series once, from the
+        # first; likewise each account's: no series twice.
+        listers, read = set(), set()
         for view in views:
+            if view.discovery_account in listers:
+                continue
+            listers.add(view.discovery_account)
             where = [view.discovery_account]
             success.add_metric(where, 1.0 if view.success else 0.0)
             if view.last_success is not None:
@@ -110,5 +117,7 @@ class DiscoveryCollector:
             for state, count in sorted(view.accounts.items()):
                 accounts.add_metric(where + [state], float(count))
             for account_id, ok in sorted(view.account_success.items()):
-                account_success.add_metric([account_id], 1.0 if ok else 0.0)
+                if account_id not in read:
+                    read.add(account_id)
+                    account_success.add_metric([account_id], 1.0 if ok else 0.0)
         return [success, last, targets, accounts, account_success]

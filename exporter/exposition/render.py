@@ -21,6 +21,7 @@ import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Iterable, Iterator, Sequence
 
 from prometheus_client.utils import floatToGoString
@@ -71,16 +72,27 @@ class Family:
             raise ValueError(f"{self.name}: {len(values)} label values for {len(self.labels)} labels")
         self.rows.append((values, float(value)))
 
-    def render(self) -> str:
+    def render(self, dropped: Counter | None = None) -> str:
+        """The family's lines; a series whose labels an earlier row already had is left out (Prometheus would
+        reject the scrape's samples for it) and counted in ``dropped`` by metric name: the one guard that holds
+        whatever a source or a family builder got wrong. Checking costs one C-level set of the label strings."""
         help_text = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
         lines = [f"# HELP {self.name} {help_text}\n# TYPE {self.name} {self.kind}\n"]
         names = self.labels
-        for values, value in self.rows:
-            if names:
-                pairs = ",".join(f'{name}="{_escape(v)}"' for name, v in zip(names, values, strict=True))
-                lines.append(f"{self.name}{{{pairs}}} {floatToGoString(value)}\n")
-            else:
-                lines.append(f"{self.name} {floatToGoString(value)}\n")
+        keys = [",".join(f'{name}="{_escape(v)}"' for name, v in zip(names, values, strict=True))
+                for values, _ in self.rows] if names else [""] * len(self.rows)
+        rows: Iterable[tuple[str, float]] = zip(keys, map(itemgetter(1), self.rows))
+        if len(set(keys)) != len(keys):  # a bug upstream: keep each series' first row
+            first: dict[str, float] = {}
+            for pairs, value in rows:
+                first.setdefault(pairs, value)
+            rows = list(first.items())
+            if dropped is not None:
+                dropped[self.name] += len(keys) - len(rows)
+        if names:
+            lines.extend(f"{self.name}{{{pairs}}} {floatToGoString(value)}\n" for pairs, value in rows)
+        else:
+            lines.extend(f"{self.name} {floatToGoString(value)}\n" for _, value in rows)
         return "".join(lines)
 
 
@@ -322,9 +334,12 @@ def _log_families(snapshot: Snapshot, failed: list[str]) -> Iterator[Family]:
                 if view is not None:
                     _tunnel_log_rows(labels, connection, tunnel, view, checks.get(key), *families[:7], *families[8:])
     lag = Family.of(LOG_INGESTION_LAG)
+    behind: dict[tuple[str, str, str], float] = {}  # two regions' tunnels may log to one group: its furthest behind
     for group in snapshot.log_groups:
-        lag.add_metric([group.account_id, group.region, group.log_group],
-                       max(0.0, snapshot.completed_at - group.read_until))
+        key = (group.account_id, group.region, group.log_group)
+        behind[key] = min(behind.get(key, group.read_until), group.read_until)
+    for key, read_until in behind.items():
+        lag.add_metric(list(key), max(0.0, snapshot.completed_at - read_until))
     yield from (events, mismatch, selectors, nat_t, dpd, phases, last_event, has_events, bgp_state, bgp_error, lag)
 
 
@@ -381,17 +396,31 @@ def paused_cyclic_gc():
             gc.enable()
 
 
-def render_families(families: Iterable[Family]) -> bytes:
-    """The text exposition of some metric families."""
-    return "".join(family.render() for family in families).encode("utf-8")
+def _each_name_once(families: Iterable[Family], dropped: Counter | None) -> Iterator[Family]:
+    """The families, but a name seen before is left out with its rows (counted): a second TYPE line would make
+    Prometheus reject the whole scrape."""
+    names = set()
+    for family in families:
+        if family.name in names:
+            if dropped is not None:
+                dropped[family.name] += len(family.rows)
+            continue
+        names.add(family.name)
+        yield family
 
 
-def render_gzip(families: Iterable[Family]) -> bytes:
-    """The gzipped exposition, family by family: the whole plain text never exists at once."""
+def render_families(families: Iterable[Family], dropped: Counter | None = None) -> bytes:
+    """The text exposition of some metric families (duplicate series dropped and counted in ``dropped``)."""
+    return "".join(family.render(dropped) for family in _each_name_once(families, dropped)).encode("utf-8")
+
+
+def render_gzip(families: Iterable[Family], dropped: Counter | None = None) -> bytes:
+    """The gzipped exposition, family by family: the whole plain text never exists at once. Duplicate series
+    are dropped and counted in ``dropped``."""
     compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: a gzip container
     chunks = []
-    for family in families:
-        chunks.append(compressor.compress(family.render().encode("utf-8")))
+    for family in _each_name_once(families, dropped):
+        chunks.append(compressor.compress(family.render(dropped).encode("utf-8")))
         time.sleep(0)  # between families, let the HTTP threads run
     chunks.append(compressor.flush())
     return b"".join(chunks)
@@ -408,6 +437,7 @@ class RenderedSnapshot:
     snapshot: Snapshot
     body_gzip: bytes
     failed: tuple[str, ...] = ()  # tunnels, connections or findings left out: their values could not be rendered
+    duplicates: tuple[tuple[str, int], ...] = ()  # (metric, series dropped because the exposition had them twice)
 
     @property
     def body(self) -> bytes:
@@ -423,15 +453,16 @@ class RenderedSnapshot:
         rendered = _render_in_child(snapshot) if isolate else None
         if rendered is None:
             failed: list[str] = []
+            dropped: Counter = Counter()
             with paused_cyclic_gc():
-                rendered = render_gzip(snapshot_families(snapshot, failed)), failed
-        body, failed = rendered
-        return cls(snapshot, body, tuple(failed))
+                rendered = render_gzip(snapshot_families(snapshot, failed), dropped), failed, dropped
+        body, failed, dropped = rendered
+        return cls(snapshot, body, tuple(failed), tuple(sorted(dropped.items())))
 
 
-def _render_in_child(snapshot: Snapshot) -> tuple[bytes, list[str]] | None:
-    """Render in a forked child that writes the gzip body to a pipe, then what it left out (JSON) and that
-    trailer's length (4 bytes); None (render here) on any failure.
+def _render_in_child(snapshot: Snapshot) -> tuple[bytes, list[str], Counter] | None:
+    """Render in a forked child that writes the gzip body to a pipe, then what it left out and the duplicate
+    series it dropped (JSON) and that trailer's length (4 bytes); None (render here) on any failure.
 
     The child only computes: no logging, no locks, no threads; it leaves with os._exit. The parent
     waits on the pipe, which releases the GIL, so its HTTP threads serve scrapes meanwhile."""
@@ -444,8 +475,9 @@ def _render_in_child(snapshot: Snapshot) -> tuple[bytes, list[str]] | None:
             os.nice(10)  # the render is background work: scrapes in the parent come first
             gc.disable()
             failed: list[str] = []
-            body = render_gzip(snapshot_families(snapshot, failed))
-            trailer = json.dumps(failed).encode()
+            dropped: Counter = Counter()
+            body = render_gzip(snapshot_families(snapshot, failed), dropped)
+            trailer = json.dumps([failed, dropped]).encode()
             with os.fdopen(write_end, "wb") as out:
                 out.write(body + trailer + struct.pack("!I", len(trailer)))
             status = 0
@@ -472,4 +504,5 @@ def _render_in_child(snapshot: Snapshot) -> tuple[bytes, list[str]] | None:
         return None
     output = b"".join(chunks)
     (trailer_length,) = struct.unpack("!I", output[-4:])
-    return output[:-4 - trailer_length], json.loads(output[-4 - trailer_length:-4])
+    failed, dropped = json.loads(output[-4 - trailer_length:-4])
+    return output[:-4 - trailer_length], failed, Counter(dropped)

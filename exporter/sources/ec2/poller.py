@@ -58,6 +58,7 @@ class Poller:
         self._latest: dict[Key, SourceResult] = {}  # the latest result, served again while an empty region waits
         self._empty_due: dict[Key, float] = {}  # when an empty region is asked again
         self._customer_gateways: dict[Key, dict[str, CustomerGateway | None]] = {}
+        self._reported_twins: set[Key] = set()  # pairs found to reach an account and region another pair owns
         self._lock = threading.Lock()  # one poll at a time, even when called outside the scheduler
         if inherit is not None and inherit._config.connection_tags == config.connection_tags:
             self._inherit(inherit)
@@ -77,38 +78,74 @@ class Poller:
         """Collect every account and region once (empty regions only when due)."""
         with self._lock:
             now = self._clock()
-            due = {key for key in self._accounts if not self._waiting(key, now)}
+            owners = self._owners()
+            due = {key for key in owners if not self._waiting(key, now)}
             jobs = {key: (lambda a=self._accounts[key], k=key: self._collect_region(k, a)) for key in due}
             outcomes = run_isolated(self._executor, jobs, self._config.poll_timeout)
             regions, results, odd = [], [], Counter()
+            served: dict[tuple[str, str], Key] = {}  # (account id, region) -> the pair whose data is served
             for key, account in self._accounts.items():
+                if key not in owners:
+                    continue
                 region = key[1]
                 outcome = outcomes.get(key)
                 if outcome is None:  # an empty region between its polls: its last result, with its real age
-                    regions.append(self._previous[key])
-                    results.append(self._latest[key])
-                    continue
-                if outcome.ok:
-                    telemetry, region_odd = outcome.value
-                    odd.update(region_odd)
-                    self._previous[key] = telemetry
-                    self._last_success[key] = self._clock()
+                    telemetry, result = self._previous[key], self._latest[key]
                 else:
-                    log.warning("collection failed account=%s region=%s source=ec2 error=%r",
-                                account.account_label, region, outcome.value)
-                    telemetry = self._previous.get(key)
-                self._schedule_empty(key, outcome.ok and not telemetry.connections, now)
+                    telemetry, result = self._record(key, account, outcome, odd, now)
+                owner = served.setdefault((result.account_id, region), key)
+                if owner != key:  # its account was learned only now (STS): the earlier pair keeps it
+                    self._report_twin(key, owner, result.account_id)
+                    continue
                 if telemetry is not None:
                     regions.append(telemetry)
-                result = SourceResult(
-                    telemetry.account_id if telemetry else account.account_label, region, "ec2", outcome.ok,
-                    outcome.duration_seconds, self._last_success.get(key), "" if outcome.ok else outcome.value)
-                self._latest[key] = result
                 results.append(result)
             regions.sort(key=lambda r: (r.account_id, r.region))
             results.sort(key=lambda r: (r.account_id, r.region, r.source))
-            accounts = {account.account_label: account for account in self._accounts.values()}
+            accounts: dict[str, AwsAccount] = {}
+            for key in served.values():  # the owner's credentials read the account's logs, status and traffic
+                accounts.setdefault(self._accounts[key].account_label, self._accounts[key])
             return Ec2Collection(tuple(regions), tuple(results), dict(odd), accounts)
+
+    def _record(self, key: Key, account: AwsAccount, outcome, odd: Counter,
+                now: float) -> tuple[RegionTelemetry | None, SourceResult]:
+        """A polled pair's telemetry (its last good one when the poll failed) and result, remembered."""
+        region = key[1]
+        if outcome.ok:
+            telemetry, region_odd = outcome.value
+            odd.update(region_odd)
+            self._previous[key] = telemetry
+            self._last_success[key] = self._clock()
+        else:
+            log.warning("collection failed account=%s region=%s source=ec2 error=%r",
+                        account.account_label, region, outcome.value)
+            telemetry = self._previous.get(key)
+        self._schedule_empty(key, outcome.ok and not telemetry.connections, now)
+        result = SourceResult(
+            telemetry.account_id if telemetry else account.account_label, region, "ec2", outcome.ok,
+            outcome.duration_seconds, self._last_success.get(key), "" if outcome.ok else outcome.value)
+        self._latest[key] = result
+        return telemetry, result
+
+    def _owners(self) -> dict[Key, None]:
+        """One owner per account and region: the first pair (explicit targets come before discovered ones)
+        of each account known so far, from a role ARN or STS. A pair whose account is not known yet is
+        polled, and its data dropped if the account turns out to be owned (``poll``)."""
+        owners, taken = {}, {}  # a dict: ordered, and a set for the poll's lookups
+        for key, account in self._accounts.items():
+            label = account.account_label
+            owner = taken.setdefault((label, key[1]), key) if label != "unknown" else key
+            if owner == key:
+                owners[key] = None
+            else:
+                self._report_twin(key, owner, label)
+        return owners
+
+    def _report_twin(self, key: Key, owner: Key, account_id: str) -> None:
+        if key not in self._reported_twins:
+            self._reported_twins.add(key)
+            log.warning("two targets reach account=%s region=%s; polled with the first only credentials=%s "
+                        "left_out=%s", account_id, key[1], owner[0], key[0])
 
     def _waiting(self, key: Key, now: float) -> bool:
         """An empty region not yet due. Half a poll interval of slack, so that with 30 s polls and 5 min, a

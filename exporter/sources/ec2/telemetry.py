@@ -291,16 +291,22 @@ def read_connection(item: Mapping, odd: Counter, tag_keys: tuple[str, ...] = ())
 
 
 def read_connections(items: Any, odd: Counter, tag_keys: tuple[str, ...] = ()) -> tuple[Connection, ...]:
-    """All live connections of a response; ``deleted`` ones are dropped so their series vanish."""
-    connections = []
+    """All live connections of a response; ``deleted`` ones are dropped so their series vanish. An id listed
+    twice is one connection: the first live item is kept, the others counted (``duplicate_vpn_connection``),
+    as each would export every series of the connection again."""
+    connections: dict[str, Connection] = {}
     for item in _list(items, "vpn_connections", odd):
         if not isinstance(item, Mapping):
             odd["vpn_connection"] += 1
             continue
         connection = read_connection(item, odd, tag_keys)
-        if connection is not None and connection.state != "deleted":
-            connections.append(connection)
-    return tuple(sorted(connections, key=lambda c: c.vpn_connection_id))
+        if connection is None or connection.state == "deleted":
+            continue
+        if connection.vpn_connection_id in connections:
+            odd["duplicate_vpn_connection"] += 1
+            continue
+        connections[connection.vpn_connection_id] = connection
+    return tuple(sorted(connections.values(), key=lambda c: c.vpn_connection_id))
 
 
 def read_customer_gateway(item: Mapping) -> CustomerGateway | None:
