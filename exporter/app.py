@@ -3,7 +3,6 @@ snapshot, and the web server."""
 
 from __future__ import annotations
 
-import gc
 import logging
 import sys
 import threading
@@ -16,6 +15,7 @@ from typing import Callable
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from exporter import memory
+from exporter.frozen_heap import FrozenHeap
 from exporter.sources.aws import AwsAccount, client_config, own_credentials
 from exporter.config import Config, ConfigError, Target, tag_label
 from exporter.sources.discovery import Discovery
@@ -88,6 +88,7 @@ class Exporter:
         self._log_data: LogCollection | None = None
         self._tunnel_status_data: TunnelStatusCollection | None = None
         self._publish_lock = threading.Lock()
+        self._heap = FrozenHeap()
         self._reported_failures: set[tuple[str, str]] = set()
         self._every_source_failing = False
         self.current: RenderedSnapshot | None = None
@@ -260,7 +261,10 @@ class Exporter:
                 self._report_once("render", unit, "its series are left out")
         # The snapshot is long-lived and acyclic (freed by reference counting when replaced): keep the
         # cyclic GC from walking its millions of objects on every full collection, which stalls scrapes.
-        gc.freeze()
+        # The AWS sessions are cycles: when those holding them change, what they dropped is collected first.
+        discovery = self.discovery
+        self._heap.freeze((discovery, discovery and discovery.views, *self.accounts,
+                           *ec2.accounts.values()))
         memory.release_free_memory()  # what the poll parsed and the old snapshot held
 
     def _say_if_every_source_fails(self, snapshot: Snapshot) -> None:
