@@ -261,10 +261,9 @@ class Exporter:
                 self._report_once("render", unit, "its series are left out")
         # The snapshot is long-lived and acyclic (freed by reference counting when replaced): keep the
         # cyclic GC from walking its millions of objects on every full collection, which stalls scrapes.
-        # The AWS sessions are cycles: when those holding them change, what they dropped is collected first.
-        discovery = self.discovery
-        self._heap.freeze((discovery, discovery and discovery.views, *self.accounts,
-                           *ec2.accounts.values()))
+        # AWS sessions are cycles: when what holds them changes (a reload, a changed discovered set), the heap is
+        # collected first, so the sessions dropped are freed; an ordinary poll or discovery run costs nothing.
+        self._heap.freeze((self.discovery, self._discovered, *self.accounts, *ec2.accounts.values()))
         memory.release_free_memory()  # what the poll parsed and the old snapshot held
 
     def _say_if_every_source_fails(self, snapshot: Snapshot) -> None:

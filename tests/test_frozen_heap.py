@@ -84,6 +84,24 @@ def test_discovered_accounts_suspended_and_reactivated_leave_no_old_session(aws,
     assert _alive(dropped) == 0, f"{_alive(dropped)} of {len(dropped)} dropped session objects kept by gc.freeze"
 
 
+def test_polls_and_discovery_runs_that_change_nothing_freeze_without_a_full_collection(aws, make_exporter):
+    """The full collection holds the GIL as long as those the freeze avoids: only a change pays for it."""
+    organization(A, B)
+    vpn(A, EAST, "site-a")
+    exporter = make_exporter([], organizations=(org(regions=(EAST,)),))
+    exporter.poll_once()
+    exporter.poll_ec2()
+    collections = exporter._heap.full_collections
+    for _ in range(3):
+        exporter.discover()
+        exporter.poll_ec2()
+    assert exporter._heap.full_collections == collections
+    _set_state(B, "SUSPENDED")
+    exporter.discover()
+    exporter.poll_ec2()
+    assert exporter._heap.full_collections == collections + 1
+
+
 class _Cycle:
     def __init__(self):
         self.me = self
