@@ -134,7 +134,8 @@ def flat(rss: list[float], what: str, before: str) -> bool:
     half = len(rss) // 2
     ratio, second = rss[-1] / rss[0], rss[-1] / rss[half]
     verdict = "flat" if second <= FLAT_RATIO else "GROWS"
-    print(f"{what}: exporter RSS {rss[0]:.0f} -> {rss[-1]:.0f} MiB after {len(rss)} steps (ratio last/first {ratio:.2f}); "
+    print(f"{what}: exporter RSS {rss[0]:.0f} -> {rss[-1]:.0f} MiB after {len(rss)} steps "
+          f"(ratio last/first {ratio:.2f}); "
           f"second half {rss[half]:.0f} -> {rss[-1]:.0f} MiB (ratio {second:.2f}, "
           f"{(rss[-1] - rss[half]) / max(1, len(rss) - 1 - half):+.2f} MiB a step); verdict: {verdict} (threshold "
           f"{FLAT_RATIO:.2f} over the second half; {before})")
@@ -235,9 +236,9 @@ def reloads(accounts: int, regions: int, count: int) -> bool:
         assert exporter.reload() is None
         return accounts - len(excluded)
 
-    return _session_churn("reloads", "reload", f"{count} config reloads of an organization of {accounts} accounts x {regions} "
-                          f"regions, each changing its target (member {member(accounts - 1)} excluded, then not): a "
-                          f"new discovery and new sessions each time", accounts, regions, count, reload,
+    return _session_churn("reloads", "reload", f"{count} config reloads of an organization of {accounts} accounts "
+                          f"x {regions} regions, each changing its target (member {member(accounts - 1)} excluded, "
+                          f"then not): a new discovery and new sessions each time", accounts, regions, count, reload,
                           "before the fix, +36 MiB a reload at 100 accounts x 2 regions")
 
 
@@ -252,9 +253,10 @@ def discovery_churn(aws: SimulatedAws, accounts: int, regions: int, runs: int) -
         suspended[:] = suspending
         return accounts - share
 
-    return _session_churn("discovery churn", "run", f"{runs} discovery runs over an organization of {accounts} accounts x "
-                          f"{regions} regions (a minute each, as discovery_interval 60 s would: {runs} minutes), each "
-                          f"after {share} accounts are suspended and the {share} suspended before are reactivated",
+    return _session_churn("discovery churn", "run", f"{runs} discovery runs over an organization of {accounts} "
+                          f"accounts x {regions} regions (a minute each, as discovery_interval 60 s would: {runs} "
+                          f"minutes), each after {share} accounts are suspended and the {share} suspended before are "
+                          f"reactivated",
                           accounts, regions, runs, churn,
                           "before the fix, +0.5 MiB for each account suspended and reactivated")
 

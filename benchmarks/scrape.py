@@ -255,12 +255,13 @@ def bench(tunnels: int, scrapers: int, seconds: float, holder: dict, verify: boo
               f"max {max(during) * 1000:.0f} ms")
     if reloads:
         def overlapping(windows):
-            hit = [latency for wall, latency in timed if any(begin <= wall + latency and wall <= end for begin, end in windows)]
+            hit = [latency for wall, latency in timed
+                   if any(begin <= wall + latency and wall <= end for begin, end in windows)]
             return f"{len(hit)} scrapes" + (f", p99 {percentile(hit, 99) * 1000:.0f} ms, max {max(hit) * 1000:.0f} ms"
                                              if hit else "")
 
-        print(f"  after reloads    {len(reloads)} re-renders after {len(accounts)} AWS sessions were replaced (made anew, "
-              f"the old collected before the freeze, {statistics.mean(p for *_, p in reloads) * 1000:.0f} ms): "
+        print(f"  after reloads    {len(reloads)} re-renders after {len(accounts)} AWS sessions were replaced (made "
+              f"anew, the old collected before the freeze, {statistics.mean(p for *_, p in reloads) * 1000:.0f} ms): "
               f"{overlapping([(b, e) for b, e, _ in reloads])} overlapped them; the full collection alone: "
               f"{overlapping([(e - p, e) for _, e, p in reloads])}")
     print(f"  inside server    p50 {percentile(inside, 50) * 1000:.1f} ms, p99 {percentile(inside, 99) * 1000:.1f} ms "
@@ -346,7 +347,8 @@ def main() -> int:
     print(f"python {sys.version.split()[0]}, {multiprocessing.cpu_count()} cores")
     timer = ServerSideTimer()
     for tunnels in args.tunnels:
-        bench(tunnels, args.scrapers, args.seconds, {"timer": timer, "non_reading": args.non_reading, "sessions": args.sessions}, args.verify)
+        bench(tunnels, args.scrapers, args.seconds,
+              {"timer": timer, "non_reading": args.non_reading, "sessions": args.sessions}, args.verify)
         gc.unfreeze()
         gc.collect()
     return 0
