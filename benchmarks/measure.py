@@ -42,22 +42,31 @@ class SimulatedAws:
     """moto in a process of its own, so the exporter's time and RSS are measured without it, seeded there by
     ``seed(*args)`` (then ``warm_up(url)``, so that moto's first-use imports are not counted as the exporter's
     time). A daemon: a failed assertion never leaves the benchmark waiting for it. ``url``, ``seeded`` (the
-    seconds seeding took) and ``rss`` (moto's, in MiB) once started; ``stop()`` at the end."""
+    seconds seeding took) and ``rss`` (moto's, in MiB) once started; ``call(function, *args)`` changes the
+    simulated AWS meanwhile (in its process); ``stop()`` at the end."""
 
     def __init__(self, seed: Callable, *args, warm_up: Callable[[str], None] | None = None):
         context = multiprocessing.get_context("spawn")
-        self._queue, self._stop = context.Queue(), context.Event()
-        self._process = context.Process(target=_serve, args=(seed, args, warm_up, self._queue, self._stop),
+        self._queue, self._calls = context.Queue(), context.Queue()
+        self._process = context.Process(target=_serve, args=(seed, args, warm_up, self._queue, self._calls),
                                         daemon=True)
         self._process.start()
         self.url, self.seeded, self.rss = self._queue.get()
 
+    def call(self, function: Callable, *args):
+        """``function(*args)`` run in moto's process (a module-level function, as it is pickled); its result."""
+        self._calls.put((function, args))
+        result = self._queue.get()
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
     def stop(self) -> None:
-        self._stop.set()
+        self._calls.put(None)
         self._process.join()
 
 
-def _serve(seed: Callable, args: tuple, warm_up, queue, stop) -> None:
+def _serve(seed: Callable, args: tuple, warm_up, queue, calls) -> None:
     from moto.server import ThreadedMotoServer
 
     from exporter.demo import strict_aws
@@ -72,5 +81,10 @@ def _serve(seed: Callable, args: tuple, warm_up, queue, stop) -> None:
     if warm_up is not None:
         warm_up(f"http://{host}:{port}")
     queue.put((f"http://{host}:{port}", time.perf_counter() - started, rss_mib()))
-    stop.wait()
+    while (request := calls.get()) is not None:
+        function, call_args = request
+        try:
+            queue.put(function(*call_args))
+        except Exception as err:  # raised in the benchmark's process
+            queue.put(err)
     server.stop()

@@ -3,7 +3,6 @@ snapshot, and the web server."""
 
 from __future__ import annotations
 
-import gc
 import logging
 import sys
 import threading
@@ -13,6 +12,7 @@ from dataclasses import replace
 from typing import Callable
 
 from exporter import memory
+from exporter.frozen_heap import FrozenHeap
 from exporter.sources.aws import AwsAccount, client_config, own_credentials
 from exporter.config import Config, ConfigError, Target, tag_label
 from exporter.sources.discovery import Discovery
@@ -89,6 +89,7 @@ class Exporter:
         self._log_data: LogCollection | None = None
         self._tunnel_status_data: TunnelStatusCollection | None = None
         self._publish_lock = threading.Lock()
+        self._heap = FrozenHeap()
         self._reported_failures: set[tuple[str, str]] = set()
         self._every_source_failing = False
         self.current: RenderedSnapshot | None = None
@@ -265,7 +266,9 @@ class Exporter:
                 self._report_once("render", f"{metric} (duplicate series)", "the first of each is kept, the rest dropped")
         # The snapshot is long-lived and acyclic (freed by reference counting when replaced): keep the
         # cyclic GC from walking its millions of objects on every full collection, which stalls scrapes.
-        gc.freeze()
+        # AWS sessions are cycles: when what holds them changes (a reload, a changed discovered set), the heap is
+        # collected first, so the sessions dropped are freed; an ordinary poll or discovery run costs nothing.
+        self._heap.freeze((self.discovery, self._discovered, *self.accounts, *ec2.accounts.values()))
         memory.release_free_memory()  # what the poll parsed and the old snapshot held
 
     def _say_if_every_source_fails(self, snapshot: Snapshot) -> None:

@@ -35,13 +35,28 @@ def test_scrape_benchmark_serves_complete_bodies_without_errors_across_re_render
 
 
 def test_churn_benchmark_shows_state_returning_to_its_bound():
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "churn.py"), "--rounds", "4",
-                             "--connections", "20"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "churn.py"), "--scenario", "connections",
+                             "--rounds", "4", "--connections", "20"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     rounds = [line for line in result.stdout.splitlines() if line.startswith("round")]
     # 20 connections of 2 tunnels each come and go; one connection (2 tunnels, 1 gateway) stays
     assert len(rounds) == 4 and all("42 tunnels in state" in line and ", 2 tunnels, 1 cached" in line
                                     for line in rounds), result.stdout
+
+
+def test_churn_benchmark_shows_rss_flat_across_reloads_and_discovery_churn():
+    """Small here (the README's figures are 100 accounts x 2 regions, 25 reloads, 30 discovery runs): every
+    reload and discovery run polls the pairs expected (asserted inside), and across the reloads the RSS is flat
+    (it grew 19 MiB over the second half here before dropped sessions were collected)."""
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "churn.py"), "--scenario", "reloads",
+                             "discovery", "--accounts", "20", "--reloads", "8", "--discoveries", "6"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert sum(line.startswith("reload ") for line in lines) == 8, result.stdout
+    assert sum(line.startswith("run ") for line in lines) == 6, result.stdout
+    verdicts = [line for line in lines if "verdict:" in line]
+    assert len(verdicts) == 2 and all("verdict: flat" in line for line in verdicts), result.stdout
 
 
 def test_status_page_benchmark_runs():
