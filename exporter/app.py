@@ -18,7 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from exporter import memory
 from exporter.sources.aws import AwsAccount, client_config, own_credentials
 from exporter.config import Config, ConfigError, Target, tag_label
-from exporter.sources.discovery import Discovery
+from exporter.sources.discovery import Discovery, run_budget
 from exporter.diagnosis.rules import diagnose
 from exporter.exposition.instrumentation import ExporterMetrics
 from exporter.sources.logs.reader import IngestCounters, LogCollection, LogIngestor
@@ -154,7 +154,8 @@ class Exporter:
             return None
         boto_config = client_config(config.aws.max_attempts, config.aws.connect_timeout, config.aws.read_timeout)
         return Discovery(config.organizations, self.metrics.record_api_call, boto_config, self._discovery_executor,
-                         lambda field: self.metrics.unrecognized.labels(field).inc(), self._own_credentials)
+                         lambda field: self.metrics.unrecognized.labels(field).inc(), self._own_credentials,
+                         budget=run_budget(config.discovery_interval), rediscover=self.discover)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -321,6 +322,8 @@ class Exporter:
             rediscover = (new.organizations, new.aws) != (old.organizations, old.aws)
             explicit_changed = {t.credentials for t in new.targets} != {t.credentials for t in old.targets}
             if rediscover:  # the discovered set is kept until the new discovery has run (at once, below)
+                if self.discovery is not None:
+                    self.discovery.close()
                 self.discovery = self._discovery(new)
                 if self.discovery is None:
                     self._discovered = ()
@@ -414,6 +417,8 @@ class Exporter:
             self.server.server_close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._discovery_executor.shutdown(wait=False, cancel_futures=True)
+        if self.discovery is not None:
+            self.discovery.close()
         if self.tunnel_status is not None:
             self.tunnel_status.close()
         if self.logs is not None:
