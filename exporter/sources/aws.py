@@ -1,4 +1,4 @@
-"""AWS access for one target: a boto3 session (default chain or an assumed role), its clients,
+"""AWS access for one target: a botocore session (default chain or an assumed role), its clients,
 its account id, and a count of every API attempt by outcome.
 
 Endpoints are never set here, so ``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_<SERVICE>`` keep
@@ -11,7 +11,6 @@ import copy
 import threading
 from typing import Any, Callable
 
-import boto3
 import botocore.client
 import botocore.session
 from botocore.config import Config as BotoConfig
@@ -212,9 +211,11 @@ class AwsAccount:
         session.register(SECRETS_EVENT, strip_secrets_before_parse)
         return session
 
-    def _make_session(self) -> boto3.Session:
+    def _make_session(self) -> botocore.session.Session:
+        """A botocore session, not boto3's: boto3.Session adds nothing its clients need here, registers handlers
+        of its own (inspecting each) and appends its data path to the shared loader once per session."""
         if not self.target.role_arn:
-            return boto3.Session(botocore_session=self._botocore_session())
+            return self._botocore_session()
         base = self._own or own_credentials()
         extra: dict[str, str] = {"RoleSessionName": "aws-vpn-exporter"}
         if self.target.external_id:
@@ -238,7 +239,7 @@ class AwsAccount:
         assumed._credentials = DeferredRefreshableCredentials(  # botocore's documented refresh pattern
             method="assume-role", refresh_using=fetcher.fetch_credentials
         )
-        return boto3.Session(botocore_session=assumed)
+        return assumed
 
     def sharing(self, target: Target) -> "AwsAccount":
         """The same credentials for another target (other regions): one session, one set of clients and one
@@ -255,7 +256,7 @@ class AwsAccount:
         with self._lock:
             if key not in self._clients:
                 self._clients[key] = _noting_endpoint(
-                    self._session.client(service, region_name=region, config=self._config))
+                    self._session.create_client(service, region_name=region, config=self._config))
             return self._clients[key]
 
     def account_id(self) -> str:

@@ -225,12 +225,14 @@ class OrganizationDiscovery:
     def _read(self, member: _Member) -> Future:
         """Submit the account's AssumeRole and DescribeRegions (its session made now, so a shard's pool of
         sessions holds only the accounts it reads)."""
-        if member.session is None:
-            member.session = self.lister if member.role_arn == self.organization.role_arn else AwsAccount(
-                Target(regions=(self.organization.home_region,), role_arn=member.role_arn,
-                       external_id=self.organization.external_id), self._record, self._boto_config, self._own)
-        session = member.session
-        return self._executor.submit(timed, lambda: self._enabled_regions(session))
+        def read() -> tuple[str, ...]:
+            if member.session is None:  # made in the pool, so the listing goes on meanwhile
+                member.session = self.lister if member.role_arn == self.organization.role_arn else AwsAccount(
+                    Target(regions=(self.organization.home_region,), role_arn=member.role_arn,
+                           external_id=self.organization.external_id), self._record, self._boto_config, self._own)
+            return self._enabled_regions(member.session)
+
+        return self._executor.submit(timed, read)
 
     def _settle(self, members: dict[str, _Member], deadline: float) -> None:
         """Wait for the members' reads until the deadline; take each answer, or mark it pending."""
