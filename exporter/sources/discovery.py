@@ -11,8 +11,11 @@ Per organization target and run (hourly by default, in a job of its own):
   target) already watches are left to it, so no account and region is ever collected twice.
 - Each remaining account is reached by assuming ``arn:<partition>:iam::<id>:role/<role_name>`` with the
   exporter's own credentials, and asked ``ec2:DescribeRegions`` (AllRegions false: the regions enabled for
-  that account; OptInStatus opt-in-not-required or opted-in). Accounts are read concurrently and isolated:
-  one refusing AssumeRole or DescribeRegions keeps its last regions and never hides the others.
+  that account; OptInStatus opt-in-not-required or opted-in). Accounts are read concurrently and isolated,
+  each as soon as its ListAccounts page arrives: one refusing AssumeRole or DescribeRegions keeps its last
+  regions, never hides the others, and is read again within minutes (RETRY_DELAYS). A run reads for its
+  budget (run_budget); an account with no answer by then keeps its last answer (``pending``, not failed) and
+  is read again a minute later. With the regions listed, a shard reads only accounts it could own a pair of.
 - The management account: its id is in every account's ARN (``arn:aws:organizations::<management>:account/
   o-.../<id>``, the Service Authorization Reference), so no extra call is needed. StackSets with
   service-managed permissions never deploy to it (nor does Control Tower's execution role), so the member
@@ -43,7 +46,7 @@ from exporter.sources.isolation import Outcome, timed
 log = logging.getLogger(__name__)
 
 DISCOVERY_TIMEOUT = 120.0  # the least a run may take before its unanswered accounts wait for a retry (see run_budget)
-RETRY_DELAYS = (60.0, 120.0, 240.0, 480.0, 960.0)  # a failed or unanswered account is read again after these; then hourly
+RETRY_DELAYS = (60.0, 120.0, 240.0, 480.0, 960.0)  # a failed or unanswered account is read again after these
 PAGE_SIZE = 20  # ListAccounts' MaxResults is at most 20 (API reference)
 ACTIVE = "ACTIVE"
 LIFECYCLE_STATES = frozenset({"PENDING_ACTIVATION", "ACTIVE", "SUSPENDED", "PENDING_CLOSURE", "CLOSED"})  # State ∪ Status
@@ -274,7 +277,8 @@ class OrganizationDiscovery:
                 target = Target(regions=member.regions, role_arn=member.role_arn, external_id=org.external_id,
                                 sts_region=org.home_region)
                 targets.append(target)
-                if member.session is not None and member.session is not self.lister and not shard.select((target,)):
+                if (shard.count > 1 and member.session is not None and member.session is not self.lister
+                        and not shard.select((target,))):
                     member.session = None  # another replica polls all its regions: its clients are not kept
         if failures:
             log.warning("organization discovery could not read %d of %d accounts (AssumeRole or DescribeRegions); "
