@@ -92,3 +92,21 @@ def test_an_account_listed_twice_counts_once(aws, make_exporter):
     assert value(samples, "aws_vpn_exporter_unrecognized_values_total", field="account_duplicate") == 2
     assert calls(exporter, "DescribeRegions") == 1
     assert {(t.account_id_from_role, t.regions) for t in exporter._watched(exporter.config)} == {(A, (WEST, EAST))}
+
+
+def test_with_regions_all_a_shard_keeps_the_sessions_only_of_the_accounts_it_polls(aws, make_exporter):
+    """regions: all is read in every account (its regions are unknown until then); a shard then lets go of the
+    session (and clients) of an account another replica polls every region of."""
+    members = [f"{620000000000 + n}" for n in range(6)]
+    organization(*members)
+    shard = Shard(0, 20)  # 17 regions each: about 4 accounts in 10 have none owned by this shard
+    exporter = make_exporter([], organizations=(org(management_account="skip", regions=None),), shard=shard)
+    exporter.discover()
+    members_read = exporter.discovery.organizations[0]._accounts
+    assert set(members_read) == set(members)
+    kept = {account for account, member in members_read.items() if member.session is not None}
+    polled = {account for account in members
+              if any(shard.owns(discovery.Target(regions=(r,), role_arn=f"arn:aws:iam::{account}:role/{ROLE}"), r)
+                     for r in strict_aws.DEFAULT_REGIONS)}
+    assert kept == polled and polled != set(members), (kept, polled)
+    assert {a.target.account_id_from_role for a in exporter.accounts} == polled
