@@ -155,7 +155,7 @@ class Exporter:
         boto_config = client_config(config.aws.max_attempts, config.aws.connect_timeout, config.aws.read_timeout)
         return Discovery(config.organizations, self.metrics.record_api_call, boto_config, self._discovery_executor,
                          lambda field: self.metrics.unrecognized.labels(field).inc(), self._own_credentials,
-                         budget=run_budget(config.discovery_interval), rediscover=self.discover)
+                         budget=lambda: run_budget(self.config.discovery_interval), rediscover=self.discover)
 
     @property
     def address(self) -> tuple[str, int]:

@@ -49,8 +49,7 @@ def test_an_account_not_answered_within_the_budget_keeps_its_regions_and_is_not_
     exporter.discover()
     before = exporter._watched(exporter.config)
     assert watched_accounts(exporter) == {A}
-    for organization_discovery in exporter.discovery.organizations:
-        organization_discovery.budget = 0.5
+    exporter.discovery._budget = lambda: 0.5
     faults.faults.append(Fault(operation="DescribeRegions", delay=2.0))
     exporter.discover()
     assert exporter._watched(exporter.config) == before
@@ -110,3 +109,33 @@ def test_with_regions_all_a_shard_keeps_the_sessions_only_of_the_accounts_it_pol
                      for r in strict_aws.DEFAULT_REGIONS)}
     assert kept == polled and polled != set(members), (kept, polled)
     assert {a.target.account_id_from_role for a in exporter.accounts} == polled
+
+
+def test_accounts_are_read_while_the_later_pages_are_still_being_listed(aws, faults, make_exporter):
+    """Page by page: the first page's accounts are assumed into before the last page is asked for (each
+    ListAccounts answer slowed to 0.3 s, as a large organization's 150 pages take most of a minute)."""
+    from tests.faults import Fault
+
+    members = [f"{630000000000 + n}" for n in range(45)]
+    organization(*members)
+    faults.faults.append(Fault(operation="ListAccounts", delay=0.3))
+    exporter = make_exporter([], organizations=(org(management_account="skip"),))
+    exporter.discover()
+    operations = [operation for _, operation in faults.requests]
+    last_page = len(operations) - 1 - operations[::-1].index("ListAccounts")
+    assert operations.count("ListAccounts") == 4
+    assert "AssumeRole" in operations[:last_page], operations[:last_page]
+    assert len(watched_accounts(exporter)) == 45
+
+
+def test_a_reload_that_lengthens_discovery_interval_lengthens_the_run_budget(aws, make_exporter):
+    from dataclasses import replace
+
+    organization(A)
+    exporter = make_exporter([], organizations=(org(management_account="skip"),), discovery_interval=300.0)
+    exporter.discover()
+    assert exporter.discovery.organizations[0].budget == discovery.DISCOVERY_TIMEOUT  # at least 2 minutes
+    exporter.reload_source = lambda: replace(exporter.config, discovery_interval=7200.0, source="reloaded")
+    assert exporter.reload() is None
+    exporter.discover()
+    assert exporter.discovery.organizations[0].budget == 1800.0  # a quarter of the interval

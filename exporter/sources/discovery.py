@@ -347,12 +347,15 @@ class Discovery:
 
     def __init__(self, organizations: tuple[Organization, ...], record: ApiCallRecorder, boto_config: BotoConfig,
                  executor: Executor, unrecognized: Callable[[str], None], own: botocore.session.Session | None = None,
-                 budget: float = DISCOVERY_TIMEOUT, rediscover: Callable[[], None] | None = None):
-        """``budget``: the seconds a run may read accounts (run_budget); ``rediscover``: what the discovery job runs
-        (Exporter.discover), called again when a failed or unanswered account is due to be read again."""
+                 budget: Callable[[], float] = lambda: DISCOVERY_TIMEOUT,
+                 rediscover: Callable[[], None] | None = None):
+        """``budget``: the seconds a run may read accounts (run_budget of the current discovery_interval, asked at
+        each run so a reload applies); ``rediscover``: what the discovery job runs (Exporter.discover), called
+        again when a failed or unanswered account is due to be read again."""
         self._record, self._boto_config = record, boto_config
-        self.organizations = [OrganizationDiscovery(o, record, boto_config, executor, unrecognized, own, budget)
+        self.organizations = [OrganizationDiscovery(o, record, boto_config, executor, unrecognized, own)
                               for o in organizations]
+        self._budget = budget
         self._own: AwsAccount | None = None  # the exporter's own credentials, to learn their account once
         self.views: tuple[OrganizationView, ...] = ()
         self._rediscover = rediscover
@@ -366,6 +369,8 @@ class Discovery:
         accounts); return the targets they found (unsharded, in a stable order), with no account an explicit
         target (or an earlier organization) already watches."""
         with self._run_lock:
+            for organization in self.organizations:
+                organization.budget = self._budget()
             retrying, self._retry_due = self._retry_due and bool(self.views), False
             if retrying:
                 views = [organization.retry() or view for organization, view in zip(self.organizations, self.views)]
