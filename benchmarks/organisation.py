@@ -1,6 +1,7 @@
 """Benchmark: an AWS Organization discovered and polled, against the simulated AWS.
 
     .venv/bin/python benchmarks/organisation.py [--accounts 200] [--regions 4] [--with-vpn 20] [--cycles 20]
+    .venv/bin/python benchmarks/organisation.py --discovery-only --accounts 3000   # by hand: discovery at scale
 
 moto runs in a process of its own (as in benchmarks/poll.py), seeded through its backends with an
 organization of N member accounts (a few suspended), each with the exporter's role, most regions empty and
@@ -10,8 +11,10 @@ cycles against a 30 s interval on a virtual clock, so an hour of polls takes a m
 time and calls, each cycle's wall and CPU time and AWS API calls (counted by the exporter itself in
 aws_vpn_exporter_aws_api_calls_total), the calls per cycle over a whole empty_region_interval, the RSS,
 and the ratios against the interval. Its checks (asserted): every active account and region is found and
-polled, suspended accounts are not, the steady cycle asks the non-empty regions every time and each empty
-one once per empty_region_interval.
+polled, suspended accounts are not, no account is failed or pending (discovery finished within its run's
+budget), the steady cycle asks the non-empty regions every time and each empty one once per
+empty_region_interval. ``--discovery-only`` seeds only the organization and its roles (seconds at 3,000 accounts,
+where building moto's EC2 backends for every region would take minutes and gigabytes) and stops after discovery.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from exporter import memory  # noqa: E402
 from exporter.app import Exporter  # noqa: E402
 from exporter.config import Config, LogsConfig, Organization, TunnelStatusConfig  # noqa: E402
 from exporter.demo.environment import DEFAULT_ACCOUNT, simulated_aws_environment  # noqa: E402
+from exporter.sources.discovery import DISCOVERY_TIMEOUT, FAILED, PENDING, WATCHED, run_budget  # noqa: E402
 
 # The 17 regions every account has enabled (what regions: all watches where no opt-in region is enabled)
 REGIONS = ("us-east-1", "eu-west-1", "us-west-2", "ap-southeast-2", "eu-central-1", "ap-northeast-1", "us-east-2",
@@ -47,7 +51,8 @@ def member(n: int) -> str:
 
 
 def seed(accounts: int, regions: tuple[str, ...], with_vpn: int, suspended: int, connections: int) -> None:
-    """In moto's process: the organization, its members' roles, and the VPN connections of a few."""
+    """In moto's process: the organization, its members' roles, and the VPN connections of a few (no regions:
+    only the organization and the roles, for --discovery-only)."""
     from moto.ec2.models import ec2_backends
     from moto.organizations.models import organizations_backends
 
@@ -60,9 +65,9 @@ def seed(accounts: int, regions: tuple[str, ...], with_vpn: int, suspended: int,
         strict_aws.join_organization(DEFAULT_ACCOUNT, account, f"member-{n}",
                                      state="SUSPENDED" if n >= accounts - suspended else "ACTIVE")
         strict_aws.create_role(account, ROLE, trusted=DEFAULT_ACCOUNT)
-        for region in regions:
+        for region in regions:  # (none with --discovery-only)
             ec2_backends[account][region].describe_vpn_connections()  # moto builds a backend on first use: not ours
-        if n < with_vpn:
+        if n < with_vpn and regions:
             backend = ec2_backends[account][regions[0]]
             for c in range(connections):
                 cgw = backend.create_customer_gateway(gateway_type="ipsec.1", ip_address=f"203.0.{n % 250}.{c + 1}",
@@ -90,8 +95,9 @@ def _warm_up(url: str) -> None:
 
 
 def bench(accounts: int, regions: tuple[str, ...], with_vpn: int, suspended: int, connections: int,
-          cycles: int) -> None:
-    aws = SimulatedAws(seed, accounts, regions, with_vpn, suspended, connections, warm_up=_warm_up)
+          cycles: int, discovery_only: bool = False) -> None:
+    aws = SimulatedAws(seed, accounts, () if discovery_only else regions, with_vpn, suspended, connections,
+                       warm_up=_warm_up)
     os.environ.update(simulated_aws_environment(aws.url))
     active = accounts - suspended
     pairs = active * len(regions)
@@ -109,6 +115,7 @@ def bench(accounts: int, regions: tuple[str, ...], with_vpn: int, suspended: int
                         logs=LogsConfig(enabled=False), tunnel_status=TunnelStatusConfig(enabled=False),
                         state_dir=Path(state_dir))
         exporter = Exporter(config, clock=lambda: clock[0])
+        budget = run_budget(config.discovery_interval)
         rss_before = rss_mib()
         started, cpu = time.perf_counter(), time.process_time()
         exporter.discover()
@@ -117,9 +124,19 @@ def bench(accounts: int, regions: tuple[str, ...], with_vpn: int, suspended: int
         watched = {a.target.account_id_from_role for a in exporter.accounts}
         assert len(watched) == active and all(member(n) in watched for n in range(active)), len(watched)
         assert sum(len(a.target.regions) for a in exporter.accounts) == pairs
+        states = exporter.discovery.views[0].accounts
+        assert states.get(WATCHED) == active and not states.get(FAILED) and not states.get(PENDING), states
+        rss_discovered = rss_mib()
         print(f"discovery          {discovery_wall:5.2f} s wall, {discovery_cpu:.2f} s CPU; calls {dict(discovery_calls)}"
               f" ({accounts + 1} accounts listed, 20 a page, one page empty); RSS {rss_before:.0f} -> "
-              f"{rss_mib():.0f} MiB")
+              f"{rss_discovered:.0f} MiB ({(rss_discovered - rss_before) / pairs * 1024:.0f} KiB per account x region)")
+        print(f"budget             discovery took {discovery_wall / budget:.3f} of the run's budget ({budget:g} s at "
+              f"the default hourly interval), {discovery_wall / DISCOVERY_TIMEOUT:.3f} of {DISCOVERY_TIMEOUT:g} s; "
+              f"accounts by state {dict(states)}")
+        if discovery_only:
+            exporter.stop()
+            aws.stop()
+            return
 
         per_cycle = []
         for cycle in range(cycles):
@@ -177,9 +194,12 @@ def main() -> int:
     parser.add_argument("--suspended", type=int, default=5)
     parser.add_argument("--connections", type=int, default=5, help="VPN connections in each such account")
     parser.add_argument("--cycles", type=int, default=20, help="poll cycles of 30 s (virtual time)")
+    parser.add_argument("--discovery-only", action="store_true",
+                        help="seed only the organization and its roles, and stop after discovery (3,000 accounts)")
     args = parser.parse_args()
     memory.tune_malloc()  # as the command does
-    bench(args.accounts, REGIONS[:args.regions], args.with_vpn, args.suspended, args.connections, args.cycles)
+    bench(args.accounts, REGIONS[:args.regions], args.with_vpn, args.suspended, args.connections, args.cycles,
+          args.discovery_only)
     return 0
 
 

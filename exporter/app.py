@@ -15,7 +15,7 @@ from exporter import memory
 from exporter.frozen_heap import FrozenHeap
 from exporter.sources.aws import AwsAccount, client_config, own_credentials
 from exporter.config import Config, ConfigError, Target, tag_label
-from exporter.sources.discovery import Discovery
+from exporter.sources.discovery import Discovery, run_budget
 from exporter.diagnosis.rules import diagnose
 from exporter.durable import all_saved
 from exporter.exposition.instrumentation import ExporterMetrics
@@ -155,7 +155,8 @@ class Exporter:
             return None
         boto_config = client_config(config.aws.max_attempts, config.aws.connect_timeout, config.aws.read_timeout)
         return Discovery(config.organizations, self.metrics.record_api_call, boto_config, self._discovery_executor,
-                         lambda field: self.metrics.unrecognized.labels(field).inc(), self._own_credentials)
+                         lambda field: self.metrics.unrecognized.labels(field).inc(), self._own_credentials,
+                         budget=lambda: run_budget(self.config.discovery_interval), rediscover=self.discover)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -329,6 +330,8 @@ class Exporter:
             rediscover = (new.organizations, new.aws) != (old.organizations, old.aws)
             explicit_changed = {t.credentials for t in new.targets} != {t.credentials for t in old.targets}
             if rediscover:  # the discovered set is kept until the new discovery has run (at once, below)
+                if self.discovery is not None:
+                    self.discovery.close()
                 self.discovery = self._discovery(new)
                 if self.discovery is None:
                     self._discovered = ()
@@ -415,6 +418,8 @@ class Exporter:
             self.server.server_close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._discovery_executor.shutdown(wait=False, cancel_futures=True)
+        if self.discovery is not None:
+            self.discovery.close()
         if self.tunnel_status is not None:
             self.tunnel_status.close()
         if self.logs is not None:

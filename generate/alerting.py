@@ -314,8 +314,11 @@ def build_alerts() -> list[Alert]:
             fix="ListAccounts answers only the management account or a delegated administrator: point "
                 "organization.role_arn at one, with organizations:ListAccounts. A member account needs the role "
                 "(deploy it with the StackSet; service-managed StackSets skip the management account, see "
-                "management_account), trusting the exporter's identity, with ec2:DescribeRegions. Discovery runs "
-                "again every discovery_interval, or on a config reload."),
+                "management_account), trusting the exporter's identity, with ec2:DescribeRegions. A failing "
+                "account is read again after 1, 2, 4, 8 and 16 minutes, then every discovery_interval, or at once on a "
+                "config reload. An account counted as `pending` had not answered when the run's budget (a quarter of "
+                "discovery_interval) ran out: it keeps its last regions, is read again a minute later, and does not "
+                "fire this alert."),
         Alert(
             # Not `time() - timestamp`: Prometheus's clock against the exporter's, it goes negative (silent) when
             # the exporter's clock is fast or was stepped back, and fires on a slow one. A timestamp that stops

@@ -88,6 +88,7 @@ def test_organisation_benchmark_discovers_every_active_account_and_spreads_the_e
     assert result.returncode == 0, result.stdout + result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
     assert "'ListAccounts': 3" in lines["discovery"] and "'DescribeRegions': 18" in lines["discovery"], result.stdout
+    assert "'watched': 18" in lines["budget"] and "failed" not in lines["budget"], result.stdout
     ratios = dict(zip(("steady", "worst", "first"), (float(part.rsplit(" ", 1)[1]) for part in
                                                       lines["ratios"].split(";"))))
     assert ratios["steady"] < 0.3, result.stdout  # 6.3 of 36 pairs a cycle: 3 busy + 33 empty over 10

@@ -1,4 +1,4 @@
-"""AWS access for one target: a boto3 session (default chain or an assumed role), its clients,
+"""AWS access for one target: a botocore session (default chain or an assumed role), its clients,
 its account id, and a count of every API attempt by outcome.
 
 Endpoints are never set here, so ``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_<SERVICE>`` keep
@@ -12,7 +12,6 @@ import threading
 import time
 from typing import Any, Callable
 
-import boto3
 import botocore.client
 import botocore.session
 from botocore.config import Config as BotoConfig
@@ -188,6 +187,21 @@ def _share_client_classes() -> None:
 _share_client_classes()
 
 
+_builtin_handlers_lock = threading.Lock()
+_builtin_handlers = None
+
+
+def _events_with_builtin_handlers():
+    """A copy of botocore's builtin event handlers, registered once per process. A new botocore session registers
+    its ~130 handlers one by one, inspecting each one's signature: 20 ms of CPU per session, a minute at 3,000
+    discovered accounts (benchmarks/organisation.py). Copying the registered set costs a fraction of that."""
+    global _builtin_handlers
+    with _builtin_handlers_lock:
+        if _builtin_handlers is None:  # (if botocore renames it: None, and each session registers its own)
+            _builtin_handlers = getattr(botocore.session.Session(), "_original_handler", None)
+        return copy.copy(_builtin_handlers) if _builtin_handlers is not None else None
+
+
 def own_credentials() -> botocore.session.Session:
     """A session holding the exporter's own credentials (the default chain), from which roles are assumed. One
     serves every role target: a botocore session costs 12 ms to build and resolves the chain again."""
@@ -242,16 +256,19 @@ class AwsAccount:
 
     def _botocore_session(self) -> botocore.session.Session:
         """A session that counts every attempt and strips secrets from responses before parsing."""
-        session = botocore.session.Session()
+        events = _events_with_builtin_handlers()
+        session = botocore.session.Session(event_hooks=events, include_builtin_handlers=events is None)
         session.register_component("data_loader", _shared_data_loader(session))
         session.register("needs-retry", self._count_attempt)
         session.register("before-call.ec2", self._wait_out_backoff)
         session.register(SECRETS_EVENT, strip_secrets_before_parse)
         return session
 
-    def _make_session(self) -> boto3.Session:
+    def _make_session(self) -> botocore.session.Session:
+        """A botocore session, not boto3's: boto3.Session adds nothing its clients need here, registers handlers
+        of its own (inspecting each) and appends its data path to the shared loader once per session."""
         if not self.target.role_arn:
-            return boto3.Session(botocore_session=self._botocore_session())
+            return self._botocore_session()
         base = self._own or own_credentials()
         extra: dict[str, str] = {"RoleSessionName": "aws-vpn-exporter"}
         if self.target.external_id:
@@ -275,7 +292,7 @@ class AwsAccount:
         assumed._credentials = DeferredRefreshableCredentials(  # botocore's documented refresh pattern
             method="assume-role", refresh_using=fetcher.fetch_credentials
         )
-        return boto3.Session(botocore_session=assumed)
+        return assumed
 
     def sharing(self, target: Target) -> "AwsAccount":
         """The same credentials for another target (other regions): one session, one set of clients and one
@@ -292,7 +309,7 @@ class AwsAccount:
         with self._lock:
             if key not in self._clients:
                 self._clients[key] = _noting_endpoint(
-                    self._session.client(service, region_name=region, config=self._config))
+                    self._session.create_client(service, region_name=region, config=self._config))
             return self._clients[key]
 
     def account_id(self) -> str:

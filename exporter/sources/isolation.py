@@ -17,15 +17,17 @@ class Outcome:
     duration_seconds: float
 
 
+def timed(job: Callable[[], Any]) -> Outcome:
+    """Run one job; its exception becomes its failed Outcome."""
+    started = time.monotonic()
+    try:
+        return Outcome(True, job(), time.monotonic() - started)
+    except Exception as err:  # isolation is the point: recorded against this job only
+        return Outcome(False, describe_error(err), time.monotonic() - started)
+
+
 def run_isolated(executor: Executor, jobs: Mapping[Hashable, Callable[[], Any]], timeout: float) -> dict:
     """Run every job concurrently; an exception or a timeout becomes that job's failed Outcome."""
-    def timed(job: Callable[[], Any]) -> Outcome:
-        started = time.monotonic()
-        try:
-            return Outcome(True, job(), time.monotonic() - started)
-        except Exception as err:  # isolation is the point: recorded against this job only
-            return Outcome(False, describe_error(err), time.monotonic() - started)
-
     futures = {key: executor.submit(timed, job) for key, job in jobs.items()}
     wait(futures.values(), timeout=timeout)
     return {key: future.result() if future.done() else Outcome(False, f"timeout: no answer within {timeout:g}s", timeout)
