@@ -226,9 +226,12 @@ def bench(tunnels: int, scrapers: int, seconds: float, holder: dict, verify: boo
 
     reloads: list[tuple[float, float, float]] = []
 
-    def poller():  # a poll every 30 s re-renders, as the exporter does, while scrapes go on
-        nonlocal accounts
-        while not stop.wait(min(10.0, seconds / 3) if not renders else min(30.0, seconds / 2)):
+    def poller():  # polls re-render while scrapes go on, as the exporter's do: the first two at fixed points of
+        nonlocal accounts  # the run (so a short run on a slow machine still holds both), then every 30 s
+        begun = time.monotonic()
+        due = [min(10.0, seconds / 6), min(30.0, seconds / 2)]
+        while not stop.wait(max(0.0, begun + due[0] - time.monotonic())):
+            due = due[1:] or [due[0] + 30.0]
             started = time.time()
             if accounts and len(renders) > len(reloads):  # every other poll follows a reload: new sessions
                 accounts = aws_sessions(len(accounts))

@@ -22,7 +22,7 @@ def test_scrape_benchmark_serves_complete_bodies_without_errors_across_re_render
     """20 concurrent scrapers decode every body and count every tunnel in it, while the snapshot is
     re-rendered (in a forked child) and swapped twice under them; burst and back-to-back runs too."""
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scrape.py"), "--tunnels", "2000",
-                             "--scrapers", "20", "--seconds", "6", "--verify"],
+                             "--scrapers", "20", "--seconds", "10", "--verify"],
                             capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

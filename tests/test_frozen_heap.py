@@ -17,10 +17,10 @@ from tests.test_discovery import A, B, EAST, MANAGEMENT, WEST, org, organization
 
 
 def _sessions(exporter, account_id: str | None = None) -> list[weakref.ref]:
-    """Weak references to the AWS sessions (and their boto3 sessions) the exporter polls with."""
+    """Weak references to the AWS accounts and their botocore sessions the exporter polls with."""
     accounts = [a for a in exporter.accounts if account_id is None or a.target.account_id_from_role == account_id]
     assert accounts
-    return [weakref.ref(o) for a in accounts for o in (a, a._session, a._session._session)]
+    return [weakref.ref(o) for a in accounts for o in (a, a._session)]
 
 
 def _make_shared_client_classes() -> None:
