@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import time
 from collections import Counter
 from dataclasses import replace
 
@@ -206,3 +207,29 @@ def test_a_log_group_two_regions_log_to_has_one_lag_series_the_furthest_behind()
     lag = value(samples, "aws_vpn_exporter_log_ingestion_lag_seconds", log_group=group.log_group)
     assert lag == snapshot.completed_at - group.read_until + 100
     assert rendered.duplicates == ()
+
+
+def test_an_account_discovery_could_not_tell_is_asked_again_within_minutes(aws, faults, make_exporter, monkeypatch):
+    """(a) across replicas: another replica may own the explicit target's pair, where no poll-time owner can see
+    both. Discovery asks for the default credentials' account again within minutes (RETRY_DELAYS, shortened
+    here), not at the next hourly run, and then leaves the account to the explicit target, as when told at once."""
+    from exporter.sources import discovery
+
+    monkeypatch.setattr(discovery, "RETRY_DELAYS", (0.3, 0.6))
+    boto3.client("organizations", region_name=EAST).create_organization(FeatureSet="ALL")
+    strict_aws.create_role(MANAGEMENT, "org-reader", trusted=MANAGEMENT)
+    organization = Organization(role_name=ROLE, regions=(EAST, WEST), management_account="discovery_credentials",
+                                role_arn=f"arn:aws:iam::{MANAGEMENT}:role/org-reader")
+    exporter = make_exporter([Target(regions=(EAST,))], organizations=(organization,), discovery_interval=3600.0)
+    faults.faults.append(Fault(operation="GetCallerIdentity", status=403, code="AccessDenied", times=1))
+
+    def discovered_management_regions() -> set[str]:
+        return {region for target in exporter._discovered if target.account_id_from_role == MANAGEMENT
+                for region in target.regions}
+
+    exporter.discover()
+    assert discovered_management_regions() == {EAST, WEST}  # not told: the explicit target's EAST too
+    deadline = time.monotonic() + 15
+    while discovered_management_regions() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert discovered_management_regions() == set()

@@ -363,6 +363,7 @@ class Discovery:
         self._retry_due = False  # the next run reads only the accounts due again, not the whole listing
         self._timer: threading.Timer | None = None
         self._closed = False
+        self._identity_failures = 0  # runs in a row that could not tell the default credentials' account
 
     def discover(self, explicit: tuple[Target, ...], shard: Shard) -> tuple[Target, ...]:
         """Run every organization's discovery (or, when a retry is due, read again only its failed and unanswered
@@ -396,6 +397,8 @@ class Discovery:
             self._timer.cancel()
             self._timer = None
         due = [at for at in (o.next_retry() for o in self.organizations) if at is not None]
+        if self._identity_failures:  # an account may be collected twice (by another replica too) until it is known
+            due.append(time.monotonic() + RETRY_DELAYS[min(self._identity_failures, len(RETRY_DELAYS)) - 1])
         if due and self._rediscover is not None and not self._closed:
             self._timer = threading.Timer(max(0.0, min(due) - time.monotonic()), self._retry)
             self._timer.daemon = True
@@ -404,7 +407,7 @@ class Discovery:
     def _retry(self) -> None:
         if self._closed:
             return
-        self._retry_due = True
+        self._retry_due = not self._identity_failures  # else a whole run, which asks for the account again
         try:
             self._rediscover()
         except Exception:  # a timer thread: say it, and let the hourly run try again
@@ -423,6 +426,11 @@ class Discovery:
             try:
                 accounts.add(self._own.account_id())
             except Exception as err:
+                self._identity_failures += 1
                 log.warning("could not tell the default credentials' account error=%r; an organization account "
-                            "that is also an explicit target may be collected twice", describe_error(err))
+                            "that is also an explicit target may be collected twice until a run tells it (the next "
+                            "in %gs)", describe_error(err),
+                            RETRY_DELAYS[min(self._identity_failures, len(RETRY_DELAYS)) - 1])
+                return accounts
+        self._identity_failures = 0
         return accounts
