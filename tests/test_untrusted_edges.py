@@ -20,6 +20,7 @@ from botocore.config import Config as BotoConfig
 from exporter import logsetup
 from exporter.config import Organization
 from exporter.sources.discovery import OrganizationDiscovery
+from exporter.sources.logs.parse import MAX_DETAIL, parse_ike_json
 from tests.hostile_strings import CORPUS, RAW, joined
 from tests.services import alert_sink
 
@@ -133,3 +134,20 @@ def test_discovery_refuses_a_region_name_with_a_newline_or_other_digits():
     unrecognized = Counter()
     regions = _discovery(unrecognized)._enabled_regions(_Regions(["eu-west-1", "us-east-1\n", "us-east-\u0661"]))
     assert regions == ("eu-west-1",) and unrecognized["region_name"] == 2
+
+
+def _phase2(aws_side: str) -> str:
+    return json.dumps({"event_timestamp": 1_700_000_000, "ike_phase2_state": "established",
+                       "details": "AWS tunnel Phase 2 SA is established with inbound SPI: 0xcbf7f2e3: outbound SPI: "
+                                  f"0xc9be76cd: traffic selectors: (AWS-side) {aws_side} <=> (CGW-side) 10.0.0.0/8"})
+
+
+def test_a_logged_selector_list_longer_than_the_state_keeps_is_not_taken():
+    """A 48 KB list of CIDRs in one Phase 2 line became a 48 KB label (traffic_selector_info, the status page,
+    the page's cause), and the saved state holding it failed its check on restart (fact dropped, logged as
+    invalid). Cut short it would read as a mismatch: it is not taken at all."""
+    long = ",".join(f"10.{i // 256}.{i % 256}.0/24" for i in range(3500))
+    assert parse_ike_json(_phase2(long)).selectors is None
+    assert parse_ike_json(_phase2("10.1.0.0/16, 10.2.0.0/16")).selectors == ("10.1.0.0/16,10.2.0.0/16", "10.0.0.0/8")
+    fits = ",".join(f"10.{i}.0.0/16" for i in range(MAX_DETAIL // 13))
+    assert len(fits) <= MAX_DETAIL and parse_ike_json(_phase2(fits)).selectors == (fits, "10.0.0.0/8")
