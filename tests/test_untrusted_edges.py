@@ -16,9 +16,11 @@ import pytest
 import requests
 
 from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
 
 from exporter import logsetup
 from exporter.config import Organization
+from exporter.sources.aws import describe_error
 from exporter.sources.discovery import OrganizationDiscovery
 from exporter.sources.logs.parse import MAX_DETAIL, parse_ike_json
 from tests.hostile_strings import CORPUS, RAW, joined
@@ -151,3 +153,13 @@ def test_a_logged_selector_list_longer_than_the_state_keeps_is_not_taken():
     assert parse_ike_json(_phase2("10.1.0.0/16, 10.2.0.0/16")).selectors == ("10.1.0.0/16,10.2.0.0/16", "10.0.0.0/8")
     fits = ",".join(f"10.{i}.0.0/16" for i in range(MAX_DETAIL // 13))
     assert len(fits) <= MAX_DETAIL and parse_ike_json(_phase2(fits)).selectors == (fits, "10.0.0.0/8")
+
+
+def test_an_error_code_from_aws_is_bounded_like_its_message():
+    """The message was cut at MAX_ERROR_MESSAGE, the code was not: a megabyte code (from a proxy, or a JSON
+    error body) went whole into the status page, ``diagnose`` and every failure's log line."""
+    code = "Throttling" + "\x1b[2J\n" * 200_000
+    described = describe_error(ClientError({"Error": {"Code": code, "Message": CORPUS["newline"]}},
+                                           "DescribeVpnConnections"))
+    assert len(described) < 500 and "\n" not in described, len(described)
+    assert described.startswith("Throttling\x1b[2J \x1b[2J") and "CRITICAL forged-line" in described
