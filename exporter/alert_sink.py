@@ -87,7 +87,8 @@ def _row(at: float, path: str, alert: dict) -> str:
     link = f'<br><a href="{html_text(runbook)}">runbook</a>' if str(runbook).startswith(("https://", "http://")) else ""
     cause = annotations.get("cause") or annotations.get("fix") or ""
     return (f"<tr><td>{time.strftime('%H:%M:%S', time.gmtime(at))}</td><td>{html_text(path)}</td>"
-            f"<td>{html_text(alert.get('status', ''))}</td><td class={html_text(severity)}>{html_text(severity)}</td>"
+            f"<td>{html_text(alert.get('status', ''))}</td>"
+            f'<td class="{html_text(severity)}">{html_text(severity)}</td>'
             f"<td>{html_text(labels.get('alertname', ''))}</td>"
             f"<td>{html_text(annotations.get('description', ''))}<pre>{html_text(cause, lines=True)}</pre>{link}</td></tr>")
 

@@ -37,16 +37,33 @@ def redact(text: str) -> str:
     return text
 
 
+MAX_VALUE_CHARS = 8192  # a logged value (a message, an error, a traceback) is cut here: a 1 MB tag is not a line
+_ESCAPED_CHAR = re.compile(r"\\(?:u[0-9a-f]{4}|x[0-9a-f]{2}|.)|.", re.DOTALL)  # one character, as written
+
+
 def _logfmt_value(value: str) -> str:
-    """A logfmt value: quoted when it must be, and always one line of printable text (a message carries what
-    AWS and clients sent: escape sequences, CRs, lone surrogates)."""
-    if value and not any(c in value for c in ' ="\\') and printable(value) == value:
+    """A logfmt value: redacted, then quoted when it must be, always one line of printable text (a message
+    carries what AWS and clients sent: escape sequences, CRs, lone surrogates), cut to MAX_VALUE_CHARS.
+
+    Redacted first: escaping writes a JSON key's quotes as ``\\"``, which the patterns no longer match, and
+    a cut can drop the closing tag a configuration's pattern needs."""
+    value = redact(value)
+    if value and len(value) <= MAX_VALUE_CHARS and not any(c in value for c in ' ="\\') and printable(value) == value:
         return value
-    return '"' + printable(value.replace("\\", "\\\\").replace('"', '\\"')) + '"'
+    escaped = printable(value[:MAX_VALUE_CHARS].replace("\\", "\\\\").replace('"', '\\"'))
+    if len(escaped) > MAX_VALUE_CHARS or len(value) > MAX_VALUE_CHARS:  # cut between escapes, never inside one
+        kept, size = [], 0
+        for char in _ESCAPED_CHAR.finditer(escaped):
+            size += len(char.group())
+            if size > MAX_VALUE_CHARS:
+                break
+            kept.append(char.group())
+        escaped = "".join(kept) + f"... ({len(value) - len(kept)} more characters)"
+    return '"' + escaped + '"'
 
 
 class LogfmtFormatter(logging.Formatter):
-    """``ts=... level=... logger=... msg="..."`` lines, redacted after formatting."""
+    """``ts=... level=... logger=... msg="..."`` lines: each value redacted, and the whole line again."""
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
@@ -64,7 +81,7 @@ def exception_fields(err: BaseException) -> str:
     innermost frame), never a multi-line traceback that log pipelines split into unrelated lines."""
     frames = traceback.extract_tb(err.__traceback__)
     where = f" where={Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
-    text = " ".join(f"{type(err).__name__}: {err}".split())[:500]
+    text = " ".join(redact(f"{type(err).__name__}: {err}").split())[:500]  # redacted before the cut
     return f"error={_logfmt_value(text)}{where}"
 
 

@@ -14,8 +14,11 @@ import re
 from typing import Any
 
 # C0 and C1 controls and DEL; surrogates; the line and paragraph separators; the bidirectional marks,
-# embeddings, overrides and isolates (Trojan Source).
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# embeddings, overrides and isolates (Trojan Source). One list for every output: the alert texts take it as
+# a Go regular expression (generate/alerting.py).
+UNSAFE_RANGES = ((0x00, 0x1f), (0x7f, 0x9f), (0xd800, 0xdfff), (0x2028, 0x2029), (0x061c, 0x061c),
+                 (0x200e, 0x200f), (0x202a, 0x202e), (0x2066, 0x2069))
+_UNSAFE = re.compile("[" + "".join(f"{chr(low)}-{chr(high)}" for low, high in UNSAFE_RANGES) + "]")
 _SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 

@@ -15,6 +15,7 @@ import yaml
 
 from exporter.exposition import contract as m
 from exporter.diagnosis.findings import FINDINGS, RUNBOOK_BASE
+from exporter.untrusted import UNSAFE_RANGES
 from generate import settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +74,8 @@ TUNNEL = CONNECTION + ", tunnel"
 # A page is read as text (Slack, e-mail, a pager): a label value from AWS (a Name tag, an outside IP, a log's
 # traffic selector) holding a line break, an escape sequence or a bidirectional override could forge a line or
 # hide the rest. Every label value a page shows goes through shown(), which writes those as U+FFFD.
-UNSHOWABLE = r"[\x00-\x1f\x7f-\x9f\x{200e}\x{200f}\x{2028}-\x{202e}\x{2066}-\x{2069}]"
+# The status page's and the log's list (exporter/untrusted.py), without the surrogates a Go string cannot hold.
+UNSHOWABLE = "[" + "".join(f"\\x{{{low:x}}}-\\x{{{high:x}}}" for low, high in UNSAFE_RANGES if low < 0xd800 or low > 0xdfff) + "]"
 
 
 def shown(ref: str) -> str:

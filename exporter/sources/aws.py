@@ -96,6 +96,7 @@ def attempt_outcome(response: Any, caught_exception: Any) -> str:
 
 
 MAX_ERROR_MESSAGE = 240  # characters of AWS's own message kept in a description
+MAX_ERROR_CODE = 100  # AWS's codes are identifiers of a few dozen characters; a longer one is cut here
 
 
 def describe_error(err: BaseException) -> str:
@@ -107,7 +108,8 @@ def describe_error(err: BaseException) -> str:
         endpoint = err.response.get(ENDPOINT_KEY)
         where = f" at {endpoint}" if endpoint else ""
         message = " ".join(str(error.get("Message") or "").split())[:MAX_ERROR_MESSAGE]
-        return f"{error.get('Code', 'Unknown')}: {err.operation_name}{where}" + (f": {message}" if message else "")
+        code = " ".join(str(error.get("Code") or "Unknown").split())[:MAX_ERROR_CODE]
+        return f"{code}: {err.operation_name}{where}" + (f": {message}" if message else "")
     endpoint = getattr(err, "kwargs", {}).get("endpoint_url") if isinstance(err, BotoCoreError) else None
     if endpoint:  # botocore's own errors (timeouts, resets, refused connections) know where they went
         return f"{type(err).__name__} at {endpoint}"

@@ -52,9 +52,10 @@ ACTIVE = "ACTIVE"
 LIFECYCLE_STATES = frozenset({"PENDING_ACTIVATION", "ACTIVE", "SUSPENDED", "PENDING_CLOSURE", "CLOSED"})  # State ∪ Status
 ENABLED_REGION = frozenset({"opt-in-not-required", "opted-in"})  # DescribeRegions' OptInStatus of a usable region
 DISABLED_REGION = "not-opted-in"
-_ACCOUNT_ID = re.compile(r"^\d{12}$")
-_ACCOUNT_ARN = re.compile(r"^arn:(aws[a-z-]*):organizations::(\d{12}):account/o-[a-z0-9]{10,32}/(\d{12})$")
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
+# Matched whole (fullmatch): "$" also matches before a final newline; ASCII digits only: \d takes any script's.
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+_ACCOUNT_ARN = re.compile(r"arn:(aws[a-z-]*):organizations::([0-9]{12}):account/o-[a-z0-9]{10,32}/([0-9]{12})")
+_REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}")
 
 # What became of a listed account: the values of aws_vpn_exporter_discovered_accounts' ``state`` label.
 WATCHED = "watched"  # its regions were read; they are polled
@@ -305,10 +306,10 @@ class OrganizationDiscovery:
         """(account id or None to skip it, a state if it is not read, its partition, is it the management)."""
         org = self.organization
         account_id = entry.get("Id")
-        if not isinstance(account_id, str) or not _ACCOUNT_ID.match(account_id):
+        if not isinstance(account_id, str) or not _ACCOUNT_ID.fullmatch(account_id):
             self._unrecognized("account_id")
             return None, None, "", False
-        arn = _ACCOUNT_ARN.match(str(entry.get("Arn") or ""))
+        arn = _ACCOUNT_ARN.fullmatch(str(entry.get("Arn") or ""))
         if arn is None:
             self._unrecognized("account_arn")  # the management account cannot be told; it is read as a member
         partition = arn.group(1) if arn else partition_of(org.home_region)
@@ -329,7 +330,7 @@ class OrganizationDiscovery:
         enabled = set()
         for region in response.get("Regions") or ():
             name, status = region.get("RegionName"), region.get("OptInStatus")
-            if not isinstance(name, str) or not _REGION.match(name):
+            if not isinstance(name, str) or not _REGION.fullmatch(name):
                 self._unrecognized("region_name")
             elif status == DISABLED_REGION:
                 continue  # AllRegions false should not list it; never poll a region the account cannot use

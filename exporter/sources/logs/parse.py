@@ -154,9 +154,12 @@ def _cidrs(text: str) -> str:
 
 
 def traffic_selectors(details: str) -> tuple[str, str] | None:
-    """``(AWS side, CGW side)`` from a Phase 2 message, each a comma-joined list of CIDRs."""
+    """``(AWS side, CGW side)`` from a Phase 2 message, each a comma-joined list of CIDRs; None when either is
+    longer than MAX_DETAIL (what the log state keeps: a 48 KB list was a label, and dropped on restart), as a
+    list cut short would read as a mismatch."""
     match = _SELECTORS.search(details)
-    return (_cidrs(match.group("aws")), _cidrs(match.group("cgw"))) if match else None
+    sides = (_cidrs(match.group("aws")), _cidrs(match.group("cgw"))) if match else None
+    return sides if sides and max(map(len, sides)) <= MAX_DETAIL else None
 
 
 def classify_bgp(kind: str, status: str, details: str) -> tuple[str, str | None]:
