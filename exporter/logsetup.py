@@ -14,29 +14,9 @@ import time
 import traceback
 from pathlib import Path
 
-from exporter.untrusted import printable
+from exporter.untrusted import printable, redact
 
-_REDACTED = "<redacted>"
-# Each pattern keeps group "keep" and replaces group "secret".
-_SECRET_PATTERNS = (
-    # The customer gateway configuration as an XML element (its content is escaped XML).
-    re.compile(r"(?is)(?P<keep>(?P<lt><|&lt;)customerGatewayConfiguration(?:>|&gt;))(?P<secret>.*?)"
-               r"(?=(?P=lt)/customerGatewayConfiguration)"),
-    # ... or as a JSON / Python-repr value.
-    re.compile(r"(?is)(?P<keep>customerGatewayConfiguration['\"]\s*:\s*(?P<q>['\"]))(?P<secret>(?:\\.|(?!(?P=q)).)*)"),
-    # Any pre-shared key field: XML, escaped XML, JSON, Python repr, key=value.
-    re.compile(r"(?i)(?P<keep>pre_?shared_?key(?:>|&gt;|['\"]?\s*[:=]\s*['\"]?))(?P<secret>[^<&'\"\s,}]+)"),
-)
 _NOISY_LIBRARIES = ("botocore", "boto3", "urllib3", "s3transfer", "werkzeug", "moto")
-
-
-def redact(text: str) -> str:
-    """Replace anything that looks like a pre-shared key or a CGW configuration."""
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda match: match.group("keep") + _REDACTED, text)
-    return text
-
-
 MAX_VALUE_CHARS = 8192  # a logged value (a message, an error, a traceback) is cut here: a 1 MB tag is not a line
 _ESCAPED_CHAR = re.compile(r"\\(?:u[0-9a-f]{4}|x[0-9a-f]{2}|.)|.", re.DOTALL)  # one character, as written
 

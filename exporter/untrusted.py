@@ -48,3 +48,25 @@ def printable_tree(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(printable_tree(item) for item in value)
     return value
+
+
+# Pre-shared keys come back in DescribeVpnConnections; AWS text (an error message, a log line) quoting one must
+# never reach an output.
+_REDACTED = "<redacted>"
+# Each pattern keeps group "keep" and replaces group "secret".
+_SECRET_PATTERNS = (
+    # The customer gateway configuration as an XML element (its content is escaped XML).
+    re.compile(r"(?is)(?P<keep>(?P<lt><|&lt;)customerGatewayConfiguration(?:>|&gt;))(?P<secret>.*?)"
+               r"(?=(?P=lt)/customerGatewayConfiguration)"),
+    # ... or as a JSON / Python-repr value.
+    re.compile(r"(?is)(?P<keep>customerGatewayConfiguration['\"]\s*:\s*(?P<q>['\"]))(?P<secret>(?:\\.|(?!(?P=q)).)*)"),
+    # Any pre-shared key field: XML, escaped XML, JSON, Python repr, key=value.
+    re.compile(r"(?i)(?P<keep>pre_?shared_?key(?:>|&gt;|['\"]?\s*[:=]\s*['\"]?))(?P<secret>[^<&'\"\s,}]+)"),
+)
+
+
+def redact(text: str) -> str:
+    """Replace anything that looks like a pre-shared key or a CGW configuration."""
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda match: match.group("keep") + _REDACTED, text)
+    return text

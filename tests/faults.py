@@ -7,12 +7,14 @@ or the JSON ``X-Amz-Target``); a matching request gets an AWS-shaped error or a 
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+from xml.sax.saxutils import escape as xml_escape
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
@@ -26,6 +28,7 @@ class Fault:
     reset: bool = False  # drop the connection instead of answering
     delay: float = 0.0  # hang this long, then forward the request (a slow or hung endpoint)
     times: int | None = None  # fail only the first this many matching requests (None: every one)
+    message: str = "injected fault"  # AWS's error message (text from AWS: untrusted)
     hits: int = 0
 
     def matches(self, region: str, operation: str) -> bool:
@@ -89,14 +92,14 @@ class FaultProxy:
                     self.connection.shutdown(2)
                     return
                 if protocol == "cbor":
-                    data = _cbor_map({"__type": fault.code, "message": "injected fault"})
+                    data = _cbor_map({"__type": fault.code, "message": fault.message})
                     content_type = "application/cbor"
                 elif protocol == "json":
-                    data = ('{"__type": "%s", "message": "injected fault"}' % fault.code).encode()
+                    data = json.dumps({"__type": fault.code, "message": fault.message}).encode()
                     content_type = "application/x-amz-json-1.1"
                 else:
                     data = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{fault.code}"
-                            "</Code><Message>injected fault</Message></Error></Errors><RequestID>fault</RequestID>"
+                            f"</Code><Message>{xml_escape(fault.message)}</Message></Error></Errors><RequestID>fault</RequestID>"
                             "</Response>").encode()
                     content_type = "text/xml"
                 self.send_response(fault.status)

@@ -161,3 +161,36 @@ def test_the_traffic_path_leaks_no_key(demo, make_exporter):
     assert "GetMetricData" in logs and "aws_vpn_tunnel_received_bytes_total" in body
     for key in demo.pre_shared_keys() + [MOTO_CGW_KEY]:
         assert key not in body and key not in page and key not in logs and key not in state
+
+
+@pytest.mark.parametrize("protocol_operation", ["DescribeVpnConnections", "GetMetricData"])
+def test_an_aws_error_quoting_a_key_shows_it_nowhere(demo, faults, make_exporter, protocol_operation):
+    """An AWS error's message is AWS's text: one quoting a key (as XML, JSON or key=value) is redacted before it
+    becomes the error the status page, diagnose's report and the logs show (the logs redacted it; the others
+    did not)."""
+    from exporter.cli import DEMO_TRAFFIC
+    from exporter.diagnosis.report import build_report
+    from tests.faults import Fault
+
+    keys = ("xml_key_0123456789abcdef", "json_key_0123456789abcdef", "kv_key_0123456789abcdef")
+    message = (f"Value (<PreSharedKey>{keys[0]}</PreSharedKey>) is invalid; "
+               f'{{"PreSharedKey": "{keys[1]}"}}; pre_shared_key={keys[2]}')
+    faults.faults.append(Fault(operation=protocol_operation, status=400, code="InvalidParameterValue",
+                               message=message))
+    stream = io.StringIO()
+    logsetup.configure("info", stream=stream)
+    try:
+        exporter = make_exporter(demo.targets(), traffic=DEMO_TRAFFIC)
+        exporter.poll_once()
+        exporter.poll_traffic()
+        page = requests.get(f"{exporter.url}/", timeout=5).text
+        body = requests.get(f"{exporter.url}/metrics", timeout=5).text
+        report = repr(build_report(exporter.current.snapshot))
+    finally:
+        logsetup.configure("warning")
+    errors = [r.error for r in exporter.current.snapshot.results if r.error]
+    assert any("InvalidParameterValue" in error for error in errors), errors  # the fault was met and reported
+    assert "<redacted>" in " ".join(errors)
+    for key in keys:
+        for output in (page, body, report, stream.getvalue(), *errors):
+            assert key not in output

@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from exporter import __version__
 from exporter.config import Target
+from exporter.untrusted import redact
 from exporter.sources.ec2.telemetry import SECRETS_EVENT, strip_secrets_before_parse
 
 THROTTLE_CODES = frozenset({
@@ -107,7 +108,7 @@ def describe_error(err: BaseException) -> str:
         error = err.response.get("Error", {})
         endpoint = err.response.get(ENDPOINT_KEY)
         where = f" at {endpoint}" if endpoint else ""
-        message = " ".join(str(error.get("Message") or "").split())[:MAX_ERROR_MESSAGE]
+        message = " ".join(redact(str(error.get("Message") or "")).split())[:MAX_ERROR_MESSAGE]
         code = " ".join(str(error.get("Code") or "Unknown").split())[:MAX_ERROR_CODE]
         return f"{code}: {err.operation_name}{where}" + (f": {message}" if message else "")
     endpoint = getattr(err, "kwargs", {}).get("endpoint_url") if isinstance(err, BotoCoreError) else None
