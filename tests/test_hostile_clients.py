@@ -141,7 +141,8 @@ def test_a_post_whose_length_is_not_a_number_gets_400(exporter, length):
 ], ids=["two Content-Length", "chunked POST", "GET with a body", "chunked GET"])
 def test_a_request_body_is_never_read_as_the_next_request(exporter, request_head):
     """Behind a proxy that keeps connections open, a body the server leaves unread would be taken for the next
-    request (a smuggled one): it is read and discarded, or refused with 400 and the connection closed."""
+    request (a smuggled one): it is read and dropped, the connection closed after the answer, or refused with
+    400 and the connection closed."""
     smuggled = b"GET /smuggled HTTP/1.1\r\nX: yz\r\n\r\n"  # 33 bytes
     port = int(exporter.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=5) as client:

@@ -247,17 +247,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         return True
 
-    def _skip_body(self) -> bool:
+    def _skip_body(self, read: bool = True) -> bool:
         """No request body is used, but none may be read as the next request (behind a proxy that keeps the
-        connection, a smuggled one): read and dropped, or the connection closed after the answer; False, once
-        answered 400, when its length is unknown."""
+        connection, a smuggled one): read and dropped (``read``: a small one), or the connection closed after the
+        answer; False, once answered 400, when its length is unknown. A GET's is never read: a client announcing
+        a body it never sends would hold a thread that no longer counts as waiting for headers."""
         length = content_length(self.headers)
         if length is None:
             self.close_connection = True
             self._send(400, "text/plain; charset=utf-8",
                        b"Content-Length is not a number (or given twice, or with a Transfer-Encoding).\n")
             return False
-        if 0 < length <= 65536:
+        if read and 0 < length <= 65536:
             self.rfile.read(length)
         elif length:
             self.close_connection = True
@@ -278,7 +279,7 @@ class _Handler(BaseHTTPRequestHandler):
                        b"Reloaded.\n" if error is None else f"Reload failed: {error}\n".encode())
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        if not self._skip_body() or self._refused():
+        if not self._skip_body(read=False) or self._refused():
             return
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
