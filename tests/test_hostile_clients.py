@@ -81,6 +81,25 @@ def test_slow_header_clients_cannot_starve_scrapes(exporter, caplog):
             client.close()
 
 
+def test_posts_whose_body_never_comes_cannot_starve_scrapes(exporter):
+    """Unauthenticated POSTs announcing a body they never send: each is read for its body (so that it is not
+    taken for the next request), and while it waits it is as evictable as one waiting for headers."""
+    port = int(exporter.url.rsplit(":", 1)[1])
+    slow = []
+    try:
+        for _ in range(MAX_CONNECTIONS + 5):
+            client = socket.create_connection(("127.0.0.1", port), timeout=5)
+            client.sendall(b"POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")  # no body
+            slow.append(client)
+        started = time.monotonic()
+        response = requests.get(f"{exporter.url}/metrics", timeout=5)
+        assert response.ok and "aws_vpn_tunnel_up" in response.text
+        assert time.monotonic() - started < 3
+    finally:
+        for client in slow:
+            client.close()
+
+
 def test_headers_that_trickle_in_forever_hit_one_deadline(exporter, monkeypatch):
     monkeypatch.setattr("exporter.web.server.HEADER_DEADLINE", 1.0)
     port = int(exporter.url.rsplit(":", 1)[1])

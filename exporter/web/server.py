@@ -259,7 +259,11 @@ class _Handler(BaseHTTPRequestHandler):
                        b"Content-Length is not a number (or given twice, or with a Transfer-Encoding).\n")
             return False
         if read and 0 < length <= 65536:
-            self.rfile.read(length)
+            self.server.waiting_for_headers(self.connection, True)  # a body never sent: evictable, as headers are
+            try:
+                self.rfile.read(length)
+            finally:
+                self.server.waiting_for_headers(self.connection, False)
         elif length:
             self.close_connection = True
         return True
