@@ -1,6 +1,7 @@
 """Hostile and careless HTTP clients: slow headers by the thousand, clients that never read, encodings
 refused, resets mid-response, and guessed user names. None of them starves a scrape or the AWS calls."""
 
+import contextlib
 import gzip
 import logging
 import os
@@ -80,6 +81,25 @@ def test_slow_header_clients_cannot_starve_scrapes(exporter, caplog):
             client.close()
 
 
+def test_posts_whose_body_never_comes_cannot_starve_scrapes(exporter):
+    """Unauthenticated POSTs announcing a body they never send: each is read for its body (so that it is not
+    taken for the next request), and while it waits it is as evictable as one waiting for headers."""
+    port = int(exporter.url.rsplit(":", 1)[1])
+    slow = []
+    try:
+        for _ in range(MAX_CONNECTIONS + 5):
+            client = socket.create_connection(("127.0.0.1", port), timeout=5)
+            client.sendall(b"POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")  # no body
+            slow.append(client)
+        started = time.monotonic()
+        response = requests.get(f"{exporter.url}/metrics", timeout=5)
+        assert response.ok and "aws_vpn_tunnel_up" in response.text
+        assert time.monotonic() - started < 3
+    finally:
+        for client in slow:
+            client.close()
+
+
 def test_headers_that_trickle_in_forever_hit_one_deadline(exporter, monkeypatch):
     monkeypatch.setattr("exporter.web.server.HEADER_DEADLINE", 1.0)
     port = int(exporter.url.rsplit(":", 1)[1])
@@ -129,6 +149,31 @@ def test_a_post_whose_length_is_not_a_number_gets_400(exporter, length):
     answer = _answer(port, b"POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: " + length + b"\r\n\r\nxyz")
     assert answer.startswith(b"HTTP/1.1 400 "), answer
     assert b"Connection: close" in answer
+    assert requests.get(f"{exporter.url}/-/healthy", timeout=5).ok
+
+
+@pytest.mark.parametrize("request_head", [
+    b"POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 33\r\n\r\n",  # two lengths
+    b"POST /-/reload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n21\r\n",  # a chunked body
+    b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nContent-Length: 33\r\n\r\n",  # a body on a GET
+    b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n21\r\n",
+], ids=["two Content-Length", "chunked POST", "GET with a body", "chunked GET"])
+def test_a_request_body_is_never_read_as_the_next_request(exporter, request_head):
+    """Behind a proxy that keeps connections open, a body the server leaves unread would be taken for the next
+    request (a smuggled one): it is read and dropped, the connection closed after the answer, or refused with
+    400 and the connection closed."""
+    smuggled = b"GET /smuggled HTTP/1.1\r\nX: yz\r\n\r\n"  # 33 bytes
+    port = int(exporter.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(request_head + smuggled)
+        client.settimeout(2)  # a kept connection is read until quiet: a smuggled answer would come by then
+        answers = b""
+        with contextlib.suppress(TimeoutError):
+            while chunk := client.recv(65536):
+                answers += chunk
+    # one answer only: not the smuggled request's 404, nor an error page for a chunk read as a request line
+    assert answers.count(b"HTTP/1.1 ") == 1 and b"Not found" not in answers and b"Error response" not in answers, \
+        answers
     assert requests.get(f"{exporter.url}/-/healthy", timeout=5).ok
 
 

@@ -403,16 +403,18 @@ def test_values_no_byte_count_can_be_are_skipped_and_counted(aws, monkeypatch, m
     assert unrecognized["TunnelDataIn"] >= 4 * len(IPS) and unrecognized["TunnelDataOut"] >= 4 * len(IPS)
 
 
-def test_timestamps_off_the_grid_count_each_period_once(aws, monkeypatch, make_exporter):
-    """Answers whose timestamps shift by a minute from one call to the next are the same periods: keyed by the
-    5-minute grid, none is counted twice."""
+@pytest.mark.parametrize("shift", [60, -60, 149, -149], ids=["a minute late", "a minute early", "149 s late",
+                                                           "149 s early"])
+def test_timestamps_off_the_grid_count_each_period_once(aws, monkeypatch, make_exporter, shift):
+    """Answers whose timestamps shift by a minute (either way, up to just under half a period) from one call to
+    the next are the same periods: keyed by the nearest point of the 5-minute grid, none is counted twice."""
     calls = {"n": 0}
 
     def change(results):
         calls["n"] += 1
         if calls["n"] % 2:
             for result in results:
-                result["Timestamps"] = [stamp + timedelta(seconds=60) for stamp in result["Timestamps"]]
+                result["Timestamps"] = [stamp + timedelta(seconds=shift) for stamp in result["Timestamps"]]
 
     alter_metric_data(monkeypatch, change)
     _two_tunnels()

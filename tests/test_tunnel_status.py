@@ -169,3 +169,39 @@ def test_tags_read_before_a_reload_never_misalign_the_labels():
 
     assert info((), ("tag_team",))["tag_team"] == ""
     assert "tag_env" not in info(("prod", "net"), ("tag_team",)) and info(("prod",), ())["name"] == "site"
+
+
+def test_one_odd_ec2_answer_during_a_pass_keeps_the_status_and_the_pending_clock(aws, make_exporter):
+    """A connection EC2 answers once without its tunnels (empty VgwTelemetry and TunnelOptions) while a status
+    pass runs: its tunnels' status is kept (the log state's retention, as the traffic counters), so when EC2
+    reports them again, maintenance pending is back at once, not a pass (15 minutes) later, and a provisioning
+    pending since long ago is still pending since then. Meanwhile no status is exported for tunnels EC2 does not
+    report (nor for a deleted connection's, until the next pass)."""
+    from moto.ec2.models import ec2_backends
+
+    vpn = connection_with_status()
+    backend = ec2_backends["123456789012"][REGION].vpn_connections[vpn]
+    backend.tunnel_status[IPS[1]]["active"] = {"ProvisioningStatus": "pending"}
+    exporter = make_exporter([Target(regions=(REGION,))])
+    exporter.tunnel_status.max_calls_per_second = 1000
+    exporter.poll_once()
+    exporter.poll_tunnel_status()
+    since = exporter._tunnel_status_data.statuses[next(k for k in exporter._tunnel_status_data.statuses
+                                                       if k.outside_ip == IPS[1])].pending_since
+    telemetry, options = backend.vgw_telemetry, backend.options
+    backend.vgw_telemetry, backend.options = [], {"StaticRoutesOnly": False, "TunnelOptions": []}
+    exporter.poll_once()
+    exporter.poll_tunnel_status()  # the pass runs on the odd answer
+    assert series(scrape(exporter.url), "aws_vpn_tunnel_maintenance_pending") == []
+    backend.vgw_telemetry, backend.options = telemetry, options
+    exporter.poll_once()  # EC2 reports the tunnels again; the next status pass is 15 minutes away
+    samples = scrape(exporter.url)
+    assert value(samples, "aws_vpn_tunnel_maintenance_pending", tunnel=IPS[0]) == 1
+    assert (IPS[0], "endpoint_maintenance_pending") in {
+        (s["tunnel"], s["finding"]) for s in series(samples, "aws_vpn_tunnel_finding", vpn_connection_id=vpn)}
+    exporter.poll_tunnel_status()
+    assert exporter._tunnel_status_data.statuses[next(k for k in exporter._tunnel_status_data.statuses
+                                                      if k.outside_ip == IPS[1])].pending_since == since
+    backend.state = "deleted"
+    exporter.poll_once()  # deleted: no status series left until the next pass
+    assert series(scrape(exporter.url), "aws_vpn_tunnel_maintenance_pending") == []

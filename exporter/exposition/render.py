@@ -253,7 +253,11 @@ def _tunnel_status_families(snapshot: Snapshot, failed: list[str]) -> Iterator[F
     last, provisioning = Family.of(TUNNEL_LAST_MAINTENANCE), Family.of(TUNNEL_PROVISIONING_STATUS)
     negotiated = Family.of(TUNNEL_NEGOTIATED_INFO)
     isolated = _Isolated((pending, auto_apply, last, provisioning, negotiated), failed)
+    live = {TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip)
+            for region in snapshot.regions for connection in region.connections for tunnel in connection.tunnels}
     for key, status in sorted(snapshot.tunnel_status.items(), key=lambda item: item[0].encode()):
+        if key not in live:  # the pass's status of a tunnel EC2 does not report now (kept for when it is back)
+            continue
         labels = [key.account_id, key.region, key.vpn_connection_id, key.outside_ip]
         with isolated(f"{key.vpn_connection_id} {key.outside_ip}"):
             if status.pending_maintenance is not None:

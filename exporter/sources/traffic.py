@@ -17,8 +17,8 @@ restart neither resets them nor counts a period twice, and catches up (at most a
 tunnel's first pass counts the window before it, and looks back ``idle_after`` at day resolution to learn
 when it last carried traffic.
 
-Exact whatever the clocks do: a period is keyed by its place on the 5-minute grid (not by the timestamp an
-answer gives it), and is closed for good only once CloudWatch itself has data a window later, so a wall clock
+Exact whatever the clocks do: a period is keyed by the nearest point of the 5-minute grid (not by the timestamp
+an answer gives it), and is closed for good only once CloudWatch itself has data a window later, so a wall clock
 running ahead closes nothing CloudWatch has yet to fill. A tunnel EC2 stops reporting keeps its counters for
 the retention the log state uses (``durable.forget_unseen``); a value CloudWatch gives that is no byte count
 (negative, infinite, NaN) is skipped and counted as unrecognised.
@@ -124,8 +124,9 @@ class _Counting:
 
     def count(self, direction: str, stamp: float, value: float) -> None:
         """A period's Sum: what it grew by since last read is added (a late data point counts once). The period
-        is the one on the grid the timestamp falls in: an answer whose timestamps shift is still the same period."""
-        start = stamp // PERIOD * PERIOD
+        is the grid's nearest to the timestamp: an answer whose timestamps shift (late or early, by less than
+        half a period) is still the same period; flooring took one a minute early for the period before."""
+        start = (stamp + PERIOD / 2) // PERIOD * PERIOD
         if direction == "in" and start + PERIOD > (self.data_until or 0.0):
             self.data_until = start + PERIOD
         if start < self.floor:

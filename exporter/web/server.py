@@ -134,9 +134,13 @@ def send(handler: BaseHTTPRequestHandler, code: int, content_type: str, *parts: 
 
 
 def content_length(headers) -> int | None:
-    """A request's ``Content-Length``: 0 when absent, None when it is not a number of bytes (the body's end,
-    and so the next request's start, is unknown: answer 400 and close)."""
-    text = (headers.get("Content-Length") or "0").strip()
+    """A request's ``Content-Length``: 0 when absent, None when it is not a number of bytes, two of them differ,
+    or a ``Transfer-Encoding`` frames the body (read by no handler here): the body's end, and so the next
+    request's start, is unknown (answer 400 and close)."""
+    if headers.get("Transfer-Encoding") is not None:
+        return None
+    lengths = {text.strip() for text in headers.get_all("Content-Length") or ("0",)}
+    text = lengths.pop() if len(lengths) == 1 else ""
     return int(text) if text.isascii() and text.isdigit() else None
 
 
@@ -243,16 +247,30 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         return True
 
-    def do_POST(self) -> None:  # noqa: N802
+    def _skip_body(self, read: bool = True) -> bool:
+        """No request body is used, but none may be read as the next request (behind a proxy that keeps the
+        connection, a smuggled one): read and dropped (``read``: a small one), or the connection closed after the
+        answer; False, once answered 400, when its length is unknown. A GET's is never read: a client announcing
+        a body it never sends would hold a thread that no longer counts as waiting for headers."""
         length = content_length(self.headers)
         if length is None:
             self.close_connection = True
-            self._send(400, "text/plain; charset=utf-8", b"Content-Length is not a number.\n")
-            return
-        if 0 < length <= 65536:
-            self.rfile.read(length)  # a body is not used, but must not be read as the next request
+            self._send(400, "text/plain; charset=utf-8",
+                       b"Content-Length is not a number (or given twice, or with a Transfer-Encoding).\n")
+            return False
+        if read and 0 < length <= 65536:
+            self.server.waiting_for_headers(self.connection, True)  # a body never sent: evictable, as headers are
+            try:
+                self.rfile.read(length)
+            finally:
+                self.server.waiting_for_headers(self.connection, False)
         elif length:
             self.close_connection = True
+        return True
+
+    def do_POST(self) -> None:  # noqa: N802
+        if not self._skip_body():
+            return
         if self._refused():
             return
         if self.path.split("?", 1)[0] != "/-/reload":
@@ -265,7 +283,7 @@ class _Handler(BaseHTTPRequestHandler):
                        b"Reloaded.\n" if error is None else f"Reload failed: {error}\n".encode())
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        if self._refused():
+        if not self._skip_body(read=False) or self._refused():
             return
         path = self.path.split("?", 1)[0]
         if path == "/metrics":

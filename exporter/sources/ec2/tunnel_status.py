@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping
 
 from botocore.exceptions import ClientError
 
+from exporter.durable import RETENTION
 from exporter.model import RegionTelemetry, SourceResult
 from exporter.sources.aws import AwsAccount, describe_error
 from exporter.sources.logs.state import TunnelKey
@@ -62,7 +63,7 @@ class TunnelStatus:
 
 @dataclass(frozen=True)
 class TunnelStatusCollection:
-    statuses: Mapping[TunnelKey, TunnelStatus] = field(default_factory=dict)
+    statuses: Mapping[TunnelKey, TunnelStatus] = field(default_factory=dict)  # tunnels EC2 may not report now
     results: tuple[SourceResult, ...] = ()
     unrecognized: Mapping[str, int] = field(default_factory=dict)  # values read since the last poll, by field
 
@@ -130,6 +131,7 @@ class TunnelStatusPoller:
         self._clock, self._sleep = clock, sleep or self._closed.wait
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=SOURCE)
         self._statuses: dict[TunnelKey, TunnelStatus] = {}
+        self._seen: dict[TunnelKey, float] = {}  # when EC2 last reported each tunnel (kept for RETENTION)
         self._refused: dict[tuple[str, str], str] = {}  # (account, region) -> why this source is off there
         self._last_success: dict[tuple[str, str], float] = {}
         self._odd: Counter = Counter()  # unrecognised values read, by field, until poll() hands them on
@@ -162,8 +164,13 @@ class TunnelStatusPoller:
         live = {TunnelKey(r.account_id, r.region, c.vpn_connection_id, t.outside_ip)
                 for r in regions for c in r.connections for t in c.tunnels}
         with self._lock:  # a refused region's last answers are not kept: they would never be refreshed
+            # a tunnel EC2 did not report this time (one odd answer) keeps its status for the retention the log
+            # and traffic state use: when it is back, so are its maintenance and the time it went pending
+            now = self._clock()
+            self._seen.update(dict.fromkeys(live, now))
+            self._seen = {key: at for key, at in self._seen.items() if at >= now - RETENTION}
             self._statuses = {key: status for key, status in self._statuses.items()
-                              if key in live and (key.account_id, key.region) not in self._refused}
+                              if key in self._seen and (key.account_id, key.region) not in self._refused}
             odd, self._odd = dict(self._odd), Counter()
             return TunnelStatusCollection(dict(self._statuses), tuple(results), odd)
 
