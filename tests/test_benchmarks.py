@@ -93,3 +93,18 @@ def test_organisation_benchmark_discovers_every_active_account_and_spreads_the_e
                                                       lines["ratios"].split(";"))))
     assert ratios["steady"] < 0.3, result.stdout  # 6.3 of 36 pairs a cycle: 3 busy + 33 empty over 10
     assert ratios["worst"] < 0.2 and ratios["first"] < 0.5, result.stdout  # measured 0.002 and 0.008
+
+
+def test_churn_verdict_catches_a_leak_on_top_of_an_earlier_scenarios_memory(monkeypatch):
+    """The discovery churn runs after the reloads in one process: with the old leak (gc.freeze keeping every dropped
+    session) the reloads left 922 MiB, and discovery churn's +4.7 MiB a run over the second half was only 1.07 times
+    that, under FLAT_RATIO: a per-pair slope judges it. Figures as measured with the leak and after its fix."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import churn
+
+    leaking = [922 + 4.67 * step for step in range(30)]
+    assert not churn.flat(leaking, "discovery churn", "", pairs=180)
+    fixed = [200 + min(step, 4) * 0.5 + 0.11 * step for step in range(30)]
+    assert churn.flat(fixed, "discovery churn", "", pairs=180)
+    reloads = [152 + 30 * step for step in range(25)]
+    assert not churn.flat(reloads, "reloads", "", pairs=200)

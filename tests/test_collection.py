@@ -3,7 +3,7 @@
 import boto3
 
 from exporter.sources.aws import AwsAccount
-from exporter.config import Target
+from exporter.config import LogsConfig, Target, TunnelStatusConfig
 from tests.conftest import add_vpn_connection, scrape, series, tunnel_telemetry, value
 from tests.faults import Fault
 
@@ -239,3 +239,19 @@ def test_allowlisted_connection_tags_become_bounded_labels_on_connection_info(aw
     assert info[plain]["tag_team"] == "" and info[plain]["tag_cost_center"] == ""
     assert not any("secret" in name.lower() for labels in info.values() for name in labels)
     assert value(samples, "aws_vpn_exporter_unrecognized_values_total", field="tag_value_too_long") == 1
+
+
+def test_regions_still_queued_when_a_poll_times_out_are_not_asked_after_it(aws, faults, make_exporter):
+    """At scale (3,000 discovered pairs, 16 workers) the first poll outlasts poll_timeout with most pairs still
+    queued: those are given up (marked failed) and must not be asked after all, their answers thrown away, while the
+    next poll asks them again behind them and the logs and traffic passes wait in the same pool."""
+    regions = ("us-east-1", "eu-west-1", "eu-central-1", "ap-southeast-2")
+    faults.faults.append(Fault(operation="DescribeVpnConnections", delay=1.5))  # each answer outlasts the poll
+    exporter = make_exporter([Target(regions=regions)], poll_timeout=1.0, max_concurrency=1,
+                             logs=LogsConfig(enabled=False), tunnel_status=TunnelStatusConfig(enabled=False))
+    exporter.poll_ec2()
+    exporter._executor.shutdown(wait=True)  # whatever the poll left in the pool runs to its end
+    samples = scrape(exporter.url)
+    assert all(value(samples, "aws_vpn_exporter_collection_success", region=r, source="ec2") == 0 for r in regions)
+    asked = [region for region, operation in faults.requests if operation == "DescribeVpnConnections"]
+    assert len(asked) == 1, asked  # the one running when the poll gave up; the queued three were cancelled

@@ -7,6 +7,7 @@ import shutil
 import struct
 import subprocess
 import zlib
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -321,3 +322,16 @@ def test_the_demo_page_says_what_discovery_found(demo, make_exporter):
     exporter.poll_once()
     text = text_of(requests.get(f"{exporter.url}/", timeout=10).text)
     assert "Accounts listed from 123456789012: 1 inactive, 2 watched; this replica polls" in text
+
+
+def test_ages_after_a_wall_clock_step_are_measured_on_the_monotonic_clock(monkeypatch):
+    """A step of the wall clock after a poll (NTP, a VM resumed) does not age the page's data by the step: the
+    snapshot's age is the monotonic time since it was taken, and the sources' ages are counted from it."""
+    results = (SourceResult("123456789012", "us-east-1", "ec2", False, 5.0, NOW - 3600, "timeout"),)
+    taken = replace(snapshot([connection("vpn-0a", "alpha", tunnel("192.0.2.1"))], results),
+                    completed_monotonic=5000.0)
+    monkeypatch.setattr(statuspage.time, "monotonic", lambda: 5600.0)  # ten minutes after the poll
+    for step in (-2 * 3600.0, 2 * 3600.0):  # and the wall clock stepped 2 h meanwhile
+        text = text_of(statuspage.render(taken, now=NOW + 600 + step))
+        assert "Snapshot taken 10m ago" in text, step
+        assert "The data below is stale: it is from the last successful collection, 1h ago" in text, step

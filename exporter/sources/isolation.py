@@ -26,9 +26,16 @@ def timed(job: Callable[[], Any]) -> Outcome:
         return Outcome(False, describe_error(err), time.monotonic() - started)
 
 
-def run_isolated(executor: Executor, jobs: Mapping[Hashable, Callable[[], Any]], timeout: float) -> dict:
-    """Run every job concurrently; an exception or a timeout becomes that job's failed Outcome."""
+def run_isolated(executor: Executor, jobs: Mapping[Hashable, Callable[[], Any]], timeout: float,
+                 cancel_queued: bool = False) -> dict:
+    """Run every job concurrently; an exception or a timeout becomes that job's failed Outcome. With
+    ``cancel_queued``, jobs not yet started at the timeout are cancelled: else they still run after it, their answers
+    thrown away, ahead of the next poll's jobs in the shared pool. (Sources that mark a job running when they submit
+    it, and clear the mark when it ends, keep the default: a cancelled job would never clear it.)"""
     futures = {key: executor.submit(timed, job) for key, job in jobs.items()}
     wait(futures.values(), timeout=timeout)
-    return {key: future.result() if future.done() else Outcome(False, f"timeout: no answer within {timeout:g}s", timeout)
+    if cancel_queued:
+        for future in futures.values():
+            future.cancel()  # only those still queued: a running one goes on, within max_concurrency
+    return {key: future.result() if future.done() and not future.cancelled() else Outcome(False, f"timeout: no answer within {timeout:g}s", timeout)
             for key, future in futures.items()}

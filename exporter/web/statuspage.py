@@ -101,11 +101,19 @@ def render(snapshot: Snapshot | None, now: float | None = None, demo: bool = Fal
         parts.append('<p class="headline warn" role="status">Waiting for the first poll: no data has been '
                      f"collected yet. This page reloads every {WAITING_REFRESH_SECONDS} s.</p>\n")
     else:
-        parts.extend(_body(snapshot, now, page))
+        parts.extend(_body(snapshot, _snapshot_now(snapshot, now), page))
     parts.append(_discovery(discovery, now))
     parts.append(_footer(WAITING_REFRESH_SECONDS if snapshot is None else REFRESH_SECONDS))
     parts.append("</body></html>\n")
     return "".join(parts)
+
+
+def _snapshot_now(snapshot: Snapshot, now: float) -> float:
+    """The wall-clock time the snapshot's own times are compared with: its completion plus the monotonic time
+    since, so a step of the wall clock after the poll neither ages its data by hours nor shows it as new."""
+    if snapshot.completed_monotonic is None:
+        return now
+    return snapshot.completed_at + max(0.0, time.monotonic() - snapshot.completed_monotonic)
 
 
 def _head(snapshot: Snapshot | None) -> str:

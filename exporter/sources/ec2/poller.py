@@ -81,7 +81,7 @@ class Poller:
             owners = self._owners()
             due = {key for key in owners if not self._waiting(key, now)}
             jobs = {key: (lambda a=self._accounts[key], k=key: self._collect_region(k, a)) for key in due}
-            outcomes = run_isolated(self._executor, jobs, self._config.poll_timeout)
+            outcomes = run_isolated(self._executor, jobs, self._config.poll_timeout, cancel_queued=True)
             regions, results, odd = [], [], Counter()
             served: dict[tuple[str, str], Key] = {}  # (account id, region) -> the pair whose data is served
             for key, account in self._accounts.items():
