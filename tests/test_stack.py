@@ -136,7 +136,7 @@ def _drive(sink: AlertSink, demo, prom_url: str) -> None:
     cause = alert["annotations"]["cause"]  # rendered by Prometheus from the exporter's diagnosis
     assert cause.endswith(": IP 203.0.113.10, BGP ASN 65010.") and ("Fix: " in cause or "No specific cause" in cause)
     page = urllib.request.urlopen(f"http://127.0.0.1:{sink.server_address[1]}/", timeout=10).read().decode()
-    assert html.escape(cause) in page and "<td class=critical>critical</td>" in page
+    assert html.escape(cause) in page and '<td class="critical">critical</td>' in page
     assert 'http-equiv=refresh' in page and f'href="{html.escape(alert["annotations"]["runbook_url"])}"' in page
 
     recovered_at = time.time()
