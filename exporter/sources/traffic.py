@@ -48,6 +48,12 @@ log = logging.getLogger(__name__)
 SOURCE = "traffic"
 NAMESPACE = "AWS/VPN"
 PERIOD = 300  # the metrics' resolution
+
+
+def period_of(stamp: float) -> float:
+    """The start of the period a data point belongs to: the grid's nearest to its timestamp, so an answer whose
+    timestamps shift (late or early, by less than half a period) still names the same period."""
+    return (stamp + PERIOD / 2) // PERIOD * PERIOD
 HISTORY_PERIOD = 86400  # the first look-back, at day resolution: one data point per day and query
 MAX_QUERIES = 500  # GetMetricData's limit per request
 DIRECTIONS = (("in", "TunnelDataIn"), ("out", "TunnelDataOut"))  # received from / sent to the customer gateway
@@ -124,9 +130,8 @@ class _Counting:
 
     def count(self, direction: str, stamp: float, value: float) -> None:
         """A period's Sum: what it grew by since last read is added (a late data point counts once). The period
-        is the grid's nearest to the timestamp: an answer whose timestamps shift (late or early, by less than
-        half a period) is still the same period; flooring took one a minute early for the period before."""
-        start = (stamp + PERIOD / 2) // PERIOD * PERIOD
+        is ``period_of`` the timestamp: flooring took one a minute early for the period before."""
+        start = period_of(stamp)
         if direction == "in" and start + PERIOD > (self.data_until or 0.0):
             self.data_until = start + PERIOD
         if start < self.floor:
@@ -181,7 +186,7 @@ class _Counting:
         for direction, start, value in data["periods"]:
             if direction not in ("in", "out"):
                 raise ValueError(f"not a direction: {direction!r}")
-            counting.periods[(direction, number(start) // PERIOD * PERIOD)] = number(value)
+            counting.periods[(direction, period_of(number(start)))] = number(value)
         grid_now = now // PERIOD * PERIOD
         future = counting.counted_until > now + PERIOD
         if future:
