@@ -21,6 +21,7 @@ exporter/frozen_heap.py, gc.freeze() kept every dropped session: 25 reloads took
 moto runs in a process of its own (it keeps deleted resources), so the RSS is the exporter's. Run it with
 PYTHONMALLOC=malloc (as the image does) and without, to compare the allocators.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,9 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -65,26 +66,58 @@ def _create(round_: int, count: int) -> list[tuple[str, str]]:
         cgw = ec2.create_customer_gateway(Type="ipsec.1", PublicIp="203.0.113.1", BgpAsn=65001)
         gateway_id = cgw["CustomerGateway"]["CustomerGatewayId"]
         vgw = ec2.create_vpn_gateway(Type="ipsec.1")["VpnGateway"]["VpnGatewayId"]
-        vpn = ec2.create_vpn_connection(Type="ipsec.1", CustomerGatewayId=gateway_id,
-                                        VpnGatewayId=vgw)["VpnConnection"]["VpnConnectionId"]
+        vpn = ec2.create_vpn_connection(Type="ipsec.1", CustomerGatewayId=gateway_id, VpnGatewayId=vgw)[
+            "VpnConnection"
+        ]["VpnConnectionId"]
         ips = [f"198.{round_ % 250}.{index // 125}.{index % 125 * 2 + t}" for t in (0, 1)]
         backend = ec2_backends["123456789012"][REGION].vpn_connections[vpn]
-        backend.vgw_telemetry = [{"OutsideIpAddress": ip, "Status": "UP", "StatusMessage": "1 BGP ROUTES",
-                                  "AcceptedRouteCount": 1} for ip in ips]
-        backend.options = {"StaticRoutesOnly": False, "TunnelOptions": [
-            {"OutsideIpAddress": ip, "TunnelInsideCidr": "169.254.1.0/30", "LogOptions": {"CloudWatchLogOptions": {
-                "LogEnabled": True, "LogGroupArn": arn, "LogOutputFormat": "json", "BgpLogEnabled": True,
-                "BgpLogGroupArn": arn, "BgpLogOutputFormat": "json"}}} for ip in ips]}
+        backend.vgw_telemetry = [
+            {"OutsideIpAddress": ip, "Status": "UP", "StatusMessage": "1 BGP ROUTES", "AcceptedRouteCount": 1}
+            for ip in ips
+        ]
+        backend.options = {
+            "StaticRoutesOnly": False,
+            "TunnelOptions": [
+                {
+                    "OutsideIpAddress": ip,
+                    "TunnelInsideCidr": "169.254.1.0/30",
+                    "LogOptions": {
+                        "CloudWatchLogOptions": {
+                            "LogEnabled": True,
+                            "LogGroupArn": arn,
+                            "LogOutputFormat": "json",
+                            "BgpLogEnabled": True,
+                            "BgpLogGroupArn": arn,
+                            "BgpLogOutputFormat": "json",
+                        }
+                    },
+                }
+                for ip in ips
+            ],
+        }
         at_ms = int(time.time() * 1000) - 2000
         for ip in ips:
-            for kind, message in (("ike", {"details": "AWS tunnel is sending DPD R-U-THERE", "dpd_enabled": True}),
-                                  ("bgp", {"type": "BGPStatus", "status": "UP", "resource_id": f"{vpn}_{ip}",
-                                           "message": {"details": "AWS-side peer BGP session state has changed "
-                                                                  "from OpenConfirm to Established"}})):
+            for kind, message in (
+                ("ike", {"details": "AWS tunnel is sending DPD R-U-THERE", "dpd_enabled": True}),
+                (
+                    "bgp",
+                    {
+                        "type": "BGPStatus",
+                        "status": "UP",
+                        "resource_id": f"{vpn}_{ip}",
+                        "message": {
+                            "details": "AWS-side peer BGP session state has changed from OpenConfirm to Established"
+                        },
+                    },
+                ),
+            ):
                 stream = stream_name(vpn, ip, kind)
                 logs.create_log_stream(logGroupName=GROUP, logStreamName=stream)
-                logs.put_log_events(logGroupName=GROUP, logStreamName=stream,
-                                    logEvents=[{"timestamp": at_ms, "message": json.dumps(message)}])
+                logs.put_log_events(
+                    logGroupName=GROUP,
+                    logStreamName=stream,
+                    logEvents=[{"timestamp": at_ms, "message": json.dumps(message)}],
+                )
         created.append((vpn, gateway_id))
     return created
 
@@ -138,14 +171,18 @@ def flat(rss: list[float], what: str, before: str, pairs: int) -> bool:
     (accounts x regions polled) is malloc's noise."""
     half = len(rss) // 2
     ratio, second = rss[-1] / rss[0], rss[-1] / rss[half]
-    slope, allowed = (rss[-1] - rss[half]) / max(1, len(rss) - 1 - half), max(SLOPE_FLOOR_MIB,
-                                                                             SLOPE_KIB_PER_PAIR * pairs / 1024)
+    slope, allowed = (
+        (rss[-1] - rss[half]) / max(1, len(rss) - 1 - half),
+        max(SLOPE_FLOOR_MIB, SLOPE_KIB_PER_PAIR * pairs / 1024),
+    )
     ok = second <= FLAT_RATIO and slope <= allowed
-    print(f"{what}: exporter RSS {rss[0]:.0f} -> {rss[-1]:.0f} MiB after {len(rss)} steps "
-          f"(ratio last/first {ratio:.2f}); "
-          f"second half {rss[half]:.0f} -> {rss[-1]:.0f} MiB (ratio {second:.2f}, "
-          f"{slope:+.2f} MiB a step); verdict: {'flat' if ok else 'GROWS'} (thresholds "
-          f"{FLAT_RATIO:.2f} and {allowed:.2f} MiB a step over the second half; {before})")
+    print(
+        f"{what}: exporter RSS {rss[0]:.0f} -> {rss[-1]:.0f} MiB after {len(rss)} steps "
+        f"(ratio last/first {ratio:.2f}); "
+        f"second half {rss[half]:.0f} -> {rss[-1]:.0f} MiB (ratio {second:.2f}, "
+        f"{slope:+.2f} MiB a step); verdict: {'flat' if ok else 'GROWS'} (thresholds "
+        f"{FLAT_RATIO:.2f} and {allowed:.2f} MiB a step over the second half; {before})"
+    )
     return ok
 
 
@@ -158,10 +195,18 @@ def connections(rounds: int, count: int) -> bool:
     os.environ.update(simulated_aws_environment(aws.url))
     state_dir = Path(tempfile.mkdtemp(prefix="churn-"))
     retention = 1.0
-    exporter = Exporter(Config(targets=(Target(regions=(REGION,)),), state_dir=state_dir, poll_timeout=120,
-                               logs=LogsConfig(lookback=600.0, overlap=5.0, retention=retention)))
-    print(f"== connections: {rounds} rounds of {count} connections (2 tunnels each, IKE and BGP logs), created, "
-          f"polled, deleted, polled; logs.retention {retention:.0f} s")
+    exporter = Exporter(
+        Config(
+            targets=(Target(regions=(REGION,)),),
+            state_dir=state_dir,
+            poll_timeout=120,
+            logs=LogsConfig(lookback=600.0, overlap=5.0, retention=retention),
+        )
+    )
+    print(
+        f"== connections: {rounds} rounds of {count} connections (2 tunnels each, IKE and BGP logs), created, "
+        f"polled, deleted, polled; logs.retention {retention:.0f} s"
+    )
     sizes, rss = [], []
     try:
         for round_ in range(rounds):
@@ -174,15 +219,19 @@ def connections(rounds: int, count: int) -> bool:
             sizes.append((state_dir / "logs-state.json").stat().st_size)
             rss.append(rss_mib())
             cached = sum(len(g) for g in exporter.poller._customer_gateways.values())
-            print(f"round {round_ + 1:2d}: {known:4d} tunnels in state after the poll; after deletion and retention: "
-                  f"state file {sizes[-1] / 1024:5.1f} KiB, {len(exporter.logs._state.tunnels)} tunnels, {cached} "
-                  f"cached gateways, exporter RSS {rss[-1]:.0f} MiB")
+            print(
+                f"round {round_ + 1:2d}: {known:4d} tunnels in state after the poll; after deletion and retention: "
+                f"state file {sizes[-1] / 1024:5.1f} KiB, {len(exporter.logs._state.tunnels)} tunnels, {cached} "
+                f"cached gateways, exporter RSS {rss[-1]:.0f} MiB"
+            )
     finally:
         exporter.stop()
         aws.stop()
     half = len(rss) // 2
-    print(f"state file after the last round {sizes[-1] / 1024:.1f} KiB; exporter RSS {rss[0]:.0f} -> {rss[-1]:.0f} "
-          f"MiB, {rss[-1] - rss[half]:+.1f} MiB over the second half of the rounds")
+    print(
+        f"state file after the last round {sizes[-1] / 1024:.1f} KiB; exporter RSS {rss[0]:.0f} -> {rss[-1]:.0f} "
+        f"MiB, {rss[-1] - rss[half]:+.1f} MiB over the second half of the rounds"
+    )
     assert sizes[-1] <= 1.25 * max(sizes[: max(1, len(sizes) // 2)]), "the state file grows with churn"
     return True
 
@@ -193,8 +242,14 @@ def _organisation_exporter(accounts: int, regions: int, state_dir: Path):
     from exporter.config import Config, LogsConfig, TunnelStatusConfig
 
     organization = Organization(role_name=ROLE, regions=REGIONS[:regions], management_account="skip")
-    config = Config(targets=(), organizations=(organization,), poll_timeout=120.0, state_dir=state_dir,
-                    logs=LogsConfig(enabled=False), tunnel_status=TunnelStatusConfig(enabled=False))
+    config = Config(
+        targets=(),
+        organizations=(organization,),
+        poll_timeout=120.0,
+        state_dir=state_dir,
+        logs=LogsConfig(enabled=False),
+        tunnel_status=TunnelStatusConfig(enabled=False),
+    )
     return Exporter(config), organization
 
 
@@ -208,8 +263,16 @@ def _pairs(exporter) -> int:
     return sum(len(account.target.regions) for account in exporter.accounts)
 
 
-def _session_churn(what: str, step_name: str, title: str, accounts: int, regions: int, steps: int,
-                   change: Callable[[object, Organization, int], int], before: str) -> bool:
+def _session_churn(
+    what: str,
+    step_name: str,
+    title: str,
+    accounts: int,
+    regions: int,
+    steps: int,
+    change: Callable[[object, Organization, int], int],
+    before: str,
+) -> bool:
     """``steps`` times: ``change`` (returns the accounts then watched), a discovery run, a poll; the RSS after each."""
     with tempfile.TemporaryDirectory() as state_dir:
         exporter, organization = _organisation_exporter(accounts, regions, Path(state_dir))
@@ -228,8 +291,10 @@ def _session_churn(what: str, step_name: str, title: str, accounts: int, regions
                 pairs = _pairs(exporter)
                 assert pairs == watched * regions, (pairs, watched)
                 rss.append(rss_mib())
-                print(f"{step_name:6} {step + 1:2d}  {pairs} pairs polled, {time.perf_counter() - started:4.1f} "
-                      f"s, {_collections(exporter)}, exporter RSS {rss[-1]:.0f} MiB")
+                print(
+                    f"{step_name:6} {step + 1:2d}  {pairs} pairs polled, {time.perf_counter() - started:4.1f} "
+                    f"s, {_collections(exporter)}, exporter RSS {rss[-1]:.0f} MiB"
+                )
         finally:
             exporter.stop()
     return flat(rss, what, before, pairs)
@@ -237,6 +302,7 @@ def _session_churn(what: str, step_name: str, title: str, accounts: int, regions
 
 def reloads(accounts: int, regions: int, count: int) -> bool:
     """``count`` reloads, each changing the organization target (one account excluded, then not)."""
+
     def reload(exporter, organization: Organization, step: int) -> int:
         excluded = (member(accounts - 1),) if step % 2 == 0 else ()
         changed = replace(exporter.config, organizations=(replace(organization, exclude_accounts=excluded),))
@@ -244,10 +310,18 @@ def reloads(accounts: int, regions: int, count: int) -> bool:
         assert exporter.reload() is None
         return accounts - len(excluded)
 
-    return _session_churn("reloads", "reload", f"{count} config reloads of an organization of {accounts} accounts "
-                          f"x {regions} regions, each changing its target (member {member(accounts - 1)} excluded, "
-                          f"then not): a new discovery and new sessions each time", accounts, regions, count, reload,
-                          "before the fix, +36 MiB a reload at 100 accounts x 2 regions")
+    return _session_churn(
+        "reloads",
+        "reload",
+        f"{count} config reloads of an organization of {accounts} accounts "
+        f"x {regions} regions, each changing its target (member {member(accounts - 1)} excluded, "
+        f"then not): a new discovery and new sessions each time",
+        accounts,
+        regions,
+        count,
+        reload,
+        "before the fix, +36 MiB a reload at 100 accounts x 2 regions",
+    )
 
 
 def discovery_churn(aws: SimulatedAws, accounts: int, regions: int, runs: int) -> bool:
@@ -261,12 +335,19 @@ def discovery_churn(aws: SimulatedAws, accounts: int, regions: int, runs: int) -
         suspended[:] = suspending
         return accounts - share
 
-    return _session_churn("discovery churn", "run", f"{runs} discovery runs over an organization of {accounts} "
-                          f"accounts x {regions} regions (a minute each, as discovery_interval 60 s would: {runs} "
-                          f"minutes), each after {share} accounts are suspended and the {share} suspended before are "
-                          f"reactivated",
-                          accounts, regions, runs, churn,
-                          "before the fix, +0.5 MiB for each account suspended and reactivated")
+    return _session_churn(
+        "discovery churn",
+        "run",
+        f"{runs} discovery runs over an organization of {accounts} "
+        f"accounts x {regions} regions (a minute each, as discovery_interval 60 s would: {runs} "
+        f"minutes), each after {share} accounts are suspended and the {share} suspended before are "
+        f"reactivated",
+        accounts,
+        regions,
+        runs,
+        churn,
+        "before the fix, +0.5 MiB for each account suspended and reactivated",
+    )
 
 
 def main() -> int:
@@ -283,17 +364,21 @@ def main() -> int:
     from exporter import memory
 
     memory.tune_malloc()  # as the command does
-    print(f"python {sys.version.split()[0]}, allocator {os.environ.get('PYTHONMALLOC') or 'pymalloc'} (the image sets "
-          f"PYTHONMALLOC=malloc); moto in its own process")
+    print(
+        f"python {sys.version.split()[0]}, allocator {os.environ.get('PYTHONMALLOC') or 'pymalloc'} (the image sets "
+        f"PYTHONMALLOC=malloc); moto in its own process"
+    )
     results = []
     if "connections" in args.scenario:
         results.append(connections(args.rounds, args.connections))
     if {"reloads", "discovery"} & set(args.scenario):
         with_vpn = max(1, args.accounts // 10)
-        aws = SimulatedAws(seed, args.accounts, REGIONS[:args.regions], with_vpn, 0, 5)
+        aws = SimulatedAws(seed, args.accounts, REGIONS[: args.regions], with_vpn, 0, 5)
         os.environ.update(simulated_aws_environment(aws.url))
-        print(f"organization of {args.accounts} accounts x {args.regions} regions, {with_vpn} with 5 VPN connections; "
-              f"seeded in {aws.seeded:.0f} s")
+        print(
+            f"organization of {args.accounts} accounts x {args.regions} regions, {with_vpn} with 5 VPN connections; "
+            f"seeded in {aws.seeded:.0f} s"
+        )
         try:
             if "reloads" in args.scenario:
                 results.append(reloads(args.accounts, args.regions, args.reloads))

@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from measure import rss_mib  # noqa: E402
 
 from exporter.config import LogsConfig  # noqa: E402
-from exporter.sources.logs.parse import parse  # noqa: E402
 from exporter.demo.tunnel_logs import stream_name  # noqa: E402
+from exporter.model import Connection, LogDestination, RegionTelemetry, Tunnel  # noqa: E402
+from exporter.sources.logs.parse import parse  # noqa: E402
 from exporter.sources.logs.reader import LogIngestor  # noqa: E402
 from exporter.sources.logs.state import StateFile  # noqa: E402
-from exporter.model import Connection, LogDestination, RegionTelemetry, Tunnel  # noqa: E402
 
 TARGET_EVENTS_PER_SECOND = 100_000
 IKE_DETAILS = [
@@ -39,35 +39,57 @@ IKE_DETAILS = [
     "AWS tunnel is sending a CREATE_CHILD_SA request",
 ]
 BGP_DETAILS = [
-    ("BGPStatus", "UP", "AWS-side peer BGP session state has changed from OpenConfirm to Established with neighbor "
-                        "169.254.50.85"),
+    (
+        "BGPStatus",
+        "UP",
+        "AWS-side peer BGP session state has changed from OpenConfirm to Established with neighbor 169.254.50.85",
+    ),
     ("RouteStatus", "ADVERTISED", "Route 10.1.0.0/16 advertised by neighbor 169.254.50.85"),
     ("BGPStatus", "DOWN", "BGP notification sent to neighbor 169.254.50.85: Hold Timer Expired"),
 ]
 
 
 def ike_json(i: int) -> str:
-    return json.dumps({"event_timestamp": 1_700_000_000 + i, "details": IKE_DETAILS[i % len(IKE_DETAILS)],
-                       "dpd_enabled": True, "nat_t_detected": False, "ike_phase1_state": "established",
-                       "ike_phase2_state": "established"})
+    return json.dumps(
+        {
+            "event_timestamp": 1_700_000_000 + i,
+            "details": IKE_DETAILS[i % len(IKE_DETAILS)],
+            "dpd_enabled": True,
+            "nat_t_detected": False,
+            "ike_phase1_state": "established",
+            "ike_phase2_state": "established",
+        }
+    )
 
 
 def ike_text(i: int) -> str:
-    return (f"2026-11-24 18:00:00.000Z vpn-0123 198.51.100.1 dpd_enabled=true nat_t_detected=false "
-            f"ike_phase1_state=established ike_phase2_state=established {IKE_DETAILS[i % len(IKE_DETAILS)]}")
+    return (
+        f"2026-11-24 18:00:00.000Z vpn-0123 198.51.100.1 dpd_enabled=true nat_t_detected=false "
+        f"ike_phase1_state=established ike_phase2_state=established {IKE_DETAILS[i % len(IKE_DETAILS)]}"
+    )
 
 
 def bgp_json(i: int) -> str:
     kind, status, details = BGP_DETAILS[i % len(BGP_DETAILS)]
-    return json.dumps({"resource_id": "vpn-0123_198.51.100.1", "event_timestamp": 1_700_000_000_000 + i,
-                       "timestamp": "2026-11-24 18:00:00.000Z", "type": kind, "status": status,
-                       "message": {"details": details}})
+    return json.dumps(
+        {
+            "resource_id": "vpn-0123_198.51.100.1",
+            "event_timestamp": 1_700_000_000_000 + i,
+            "timestamp": "2026-11-24 18:00:00.000Z",
+            "type": kind,
+            "status": status,
+            "message": {"details": details},
+        }
+    )
 
 
 def bench_parse(count: int) -> None:
     print(f"== parse throughput ({count:,} events per format, one core)")
-    for name, log, fmt, make in (("ike json", "ike", "json", ike_json), ("ike text", "ike", "text", ike_text),
-                                 ("bgp json", "bgp", "json", bgp_json)):
+    for name, log, fmt, make in (
+        ("ike json", "ike", "json", ike_json),
+        ("ike text", "ike", "text", ike_text),
+        ("bgp json", "bgp", "json", bgp_json),
+    ):
         messages = [make(i) for i in range(count)]
         started = time.perf_counter()
         for message in messages:
@@ -112,8 +134,15 @@ class BacklogLogs:
             if timestamp > endTime or (size > PAGE_BYTES and events):
                 last = i
                 break
-            events.append({"eventId": f"{i:056d}", "timestamp": timestamp, "logStreamName": stream,
-                           "message": message, "ingestionTime": timestamp})
+            events.append(
+                {
+                    "eventId": f"{i:056d}",
+                    "timestamp": timestamp,
+                    "logStreamName": stream,
+                    "message": message,
+                    "ingestionTime": timestamp,
+                }
+            )
         return {"events": events, **({"nextToken": str(last)} if last < self.total and events else {})}
 
     def _first_at(self, start_ms: int) -> int:
@@ -132,12 +161,36 @@ def logged_region(tunnels: int) -> tuple[RegionTelemetry, list[str]]:
     """A region whose ``tunnels`` log IKE and BGP to one group, and the names of their streams."""
     group_arn = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/vpn/logs"
     destination = LogDestination(True, group_arn, "json")
-    connections = tuple(Connection(f"vpn-{n:08x}", "", "available", "dynamic", "vgw", "vgw-1", "cgw-1", False,
-                                   tunnels=(Tunnel(f"198.{n // 62500}.{n // 250 % 250}.{n % 250}", "UP", "bgp_routes",
-                                                   1, None, True, True, "169.254.0.0/30", destination, destination),))
-                        for n in range(tunnels))
-    streams = [stream_name(c.vpn_connection_id, c.tunnels[0].outside_ip, kind) for c in connections
-               for kind in ("ike", "bgp")]
+    connections = tuple(
+        Connection(
+            f"vpn-{n:08x}",
+            "",
+            "available",
+            "dynamic",
+            "vgw",
+            "vgw-1",
+            "cgw-1",
+            False,
+            tunnels=(
+                Tunnel(
+                    f"198.{n // 62500}.{n // 250 % 250}.{n % 250}",
+                    "UP",
+                    "bgp_routes",
+                    1,
+                    None,
+                    True,
+                    True,
+                    "169.254.0.0/30",
+                    destination,
+                    destination,
+                ),
+            ),
+        )
+        for n in range(tunnels)
+    )
+    streams = [
+        stream_name(c.vpn_connection_id, c.tunnels[0].outside_ip, kind) for c in connections for kind in ("ike", "bgp")
+    ]
     return RegionTelemetry("123456789012", "us-east-1", connections), streams
 
 
@@ -145,13 +198,18 @@ STEADY_EVENTS_PER_TUNNEL_HOUR = 10  # a steady tunnel: hourly phase 2 rekeys (4 
 STORM_EVENTS_PER_TUNNEL_HOUR = 600  # every tunnel flapping or retrying once every 6 s, IKE and BGP together
 
 
-def bench_api_calls(sizes: tuple[int, ...], config: LogsConfig = LogsConfig()) -> None:
+def bench_api_calls(sizes: tuple[int, ...], config: LogsConfig | None = None) -> None:
     """FilterLogEvents calls per log poll, reading whole groups, against naming every stream (100 a call)."""
+    config = config or LogsConfig()
     window = config.poll_interval + config.overlap  # each poll re-reads the overlap: the volume it pays for
-    print(f"== FilterLogEvents calls per log poll (one group holding IKE and BGP; each poll reads "
-          f"{window:.0f} s: poll_interval + overlap)")
-    print(f"{'tunnels':>8} {'events/h/tunnel':>16} {'events/poll':>12} {'calls, whole group':>19} "
-          f"{'calls, naming streams':>22}  of the 10 TPS quota")
+    print(
+        f"== FilterLogEvents calls per log poll (one group holding IKE and BGP; each poll reads "
+        f"{window:.0f} s: poll_interval + overlap)"
+    )
+    print(
+        f"{'tunnels':>8} {'events/h/tunnel':>16} {'events/poll':>12} {'calls, whole group':>19} "
+        f"{'calls, naming streams':>22}  of the 10 TPS quota"
+    )
     for tunnels in sizes:
         for rate in (STEADY_EVENTS_PER_TUNNEL_HOUR, STORM_EVENTS_PER_TUNNEL_HOUR):
             region, streams = logged_region(tunnels)
@@ -159,14 +217,21 @@ def bench_api_calls(sizes: tuple[int, ...], config: LogsConfig = LogsConfig()) -
             now_ms = int(time.time() * 1000)
             logs = BacklogLogs(total, streams, now_ms - int(window * 1000) + 1000, now_ms - 1000)
             with tempfile.TemporaryDirectory() as state_dir:
-                ingestor = LogIngestor(LogsConfig(lookback=window, overlap=config.overlap), StateFile(Path(state_dir)),
-                                       ThreadPoolExecutor(max_workers=1), poll_timeout=3600, max_pages_per_group=1000)
+                ingestor = LogIngestor(
+                    LogsConfig(lookback=window, overlap=config.overlap),
+                    StateFile(Path(state_dir)),
+                    ThreadPoolExecutor(max_workers=1),
+                    poll_timeout=3600,
+                    max_pages_per_group=1000,
+                )
                 collection = ingestor.poll((region,), {"123456789012": OneAccount(logs)})
             counted = sum(count for view in collection.tunnels.values() for _, count in view.counts)
             assert counted == total, f"counted {counted} of {total}"
             named = max(-(-len(streams) // 100), logs.calls)  # at least one call per 100 names, and per page
-            print(f"{tunnels:>8,} {rate:>16,} {total:>12,} {logs.calls:>19,} {named:>22,}  "
-                  f"{logs.calls / 10:.1f} s vs {named / 10:.1f} s")
+            print(
+                f"{tunnels:>8,} {rate:>16,} {total:>12,} {logs.calls:>19,} {named:>22,}  "
+                f"{logs.calls / 10:.1f} s vs {named / 10:.1f} s"
+            )
 
 
 def bench_backlog(total: int, tunnels: int = 50) -> None:
@@ -176,8 +241,13 @@ def bench_backlog(total: int, tunnels: int = 50) -> None:
     logs = BacklogLogs(total, streams, now_ms - 24 * 3600_000 + 1000, now_ms - 1000)
     with tempfile.TemporaryDirectory() as state_dir:
         samples = []
-        ingestor = LogIngestor(LogsConfig(lookback=24 * 3600.0, overlap=300.0), StateFile(Path(state_dir)),
-                               ThreadPoolExecutor(max_workers=1), poll_timeout=3600, max_pages_per_group=1000)
+        ingestor = LogIngestor(
+            LogsConfig(lookback=24 * 3600.0, overlap=300.0),
+            StateFile(Path(state_dir)),
+            ThreadPoolExecutor(max_workers=1),
+            poll_timeout=3600,
+            max_pages_per_group=1000,
+        )
         original = ingestor._ingest_page
 
         def sampled(*args, **kwargs):
@@ -200,13 +270,19 @@ def bench_backlog(total: int, tunnels: int = 50) -> None:
     print(f"events counted     {counted:,} (exactly the backlog) in {logs.calls} FilterLogEvents pages")
     own = elapsed - logs.seconds
     print(f"time               {elapsed:.1f} s in all, of which {logs.seconds:.1f} s generating the pages (AWS's side)")
-    print(f"exporter's cost    {own:.1f} s, {total / own:,.0f} events/s   "
-          f"{total / own / TARGET_EVENTS_PER_SECOND:.2f}x the parse target")
-    print(f"RSS                {before:.0f} MiB before; during (page: MiB) "
-          + ", ".join(f"{page}: {mib:.0f}" for page, mib in samples[:: max(1, len(samples) // 8)]))
+    print(
+        f"exporter's cost    {own:.1f} s, {total / own:,.0f} events/s   "
+        f"{total / own / TARGET_EVENTS_PER_SECOND:.2f}x the parse target"
+    )
+    print(
+        f"RSS                {before:.0f} MiB before; during (page: MiB) "
+        + ", ".join(f"{page}: {mib:.0f}" for page, mib in samples[:: max(1, len(samples) // 8)])
+    )
     growth = samples[-1][1] - samples[0][1] if len(samples) > 1 else 0.0
-    print(f"RSS growth         {growth:+.1f} MiB from the first sample to the last (flat means bounded by the "
-          f"overlap window, not the backlog)")
+    print(
+        f"RSS growth         {growth:+.1f} MiB from the first sample to the last (flat means bounded by the "
+        f"overlap window, not the backlog)"
+    )
     print(f"state file         {state_size / 1024:.0f} KiB, saved in {save_seconds * 1000:.0f} ms")
 
 
@@ -214,8 +290,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="backlog size")
     parser.add_argument("--parse", type=int, default=300_000, help="messages per format for the parse benchmark")
-    parser.add_argument("--api-tunnels", default="10,1000,10000",
-                        help="tunnel counts for the API-calls-per-poll table, comma-separated")
+    parser.add_argument(
+        "--api-tunnels", default="10,1000,10000", help="tunnel counts for the API-calls-per-poll table, comma-separated"
+    )
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, pid {os.getpid()}")
     bench_parse(args.parse)

@@ -5,7 +5,7 @@ import multiprocessing
 import threading
 import time
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
 
 def rss_mib() -> float:
@@ -48,8 +48,9 @@ class SimulatedAws:
     def __init__(self, seed: Callable, *args, warm_up: Callable[[str], None] | None = None):
         context = multiprocessing.get_context("spawn")
         self._queue, self._calls = context.Queue(), context.Queue()
-        self._process = context.Process(target=_serve, args=(seed, args, warm_up, self._queue, self._calls),
-                                        daemon=True)
+        self._process = context.Process(
+            target=_serve, args=(seed, args, warm_up, self._queue, self._calls), daemon=True
+        )
         self._process.start()
         self.url, self.seeded, self.rss = self._queue.get()
 

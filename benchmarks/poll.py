@@ -43,30 +43,54 @@ def seed(connections: int, regions: tuple[str, ...]) -> None:
     for index in range(connections):
         region = regions[index % len(regions)]
         backend = ec2_backends[DEFAULT_ACCOUNT][region]
-        cgw = backend.create_customer_gateway(gateway_type="ipsec.1", ip_address=f"203.0.{index // 250}.{index % 250}",
-                                              bgp_asn="65000")
+        cgw = backend.create_customer_gateway(
+            gateway_type="ipsec.1", ip_address=f"203.0.{index // 250}.{index % 250}", bgp_asn="65000"
+        )
         vgw = backend.create_vpn_gateway(gateway_type="ipsec.1")
         vpn = backend.create_vpn_connection("ipsec.1", cgw.id, vpn_gateway_id=vgw.id, tags={"Name": f"site-{index}"})
         ips = [f"198.{index % 200}.{index // 200 % 250}.{t}" for t in (1, 2)]
-        vpn.vgw_telemetry = [{"OutsideIpAddress": ip, "Status": "UP", "StatusMessage": "12 BGP ROUTES",
-                              "AcceptedRouteCount": 12, "LastStatusChange": changed} for ip in ips]
-        vpn.options = {"StaticRoutesOnly": False, "EnableAcceleration": False,
-                       "TunnelOptions": [{"OutsideIpAddress": ip, "TunnelInsideCidr": "169.254.1.0/30",
-                                          "PreSharedKey": "benchmark-psk"} for ip in ips]}
+        vpn.vgw_telemetry = [
+            {
+                "OutsideIpAddress": ip,
+                "Status": "UP",
+                "StatusMessage": "12 BGP ROUTES",
+                "AcceptedRouteCount": 12,
+                "LastStatusChange": changed,
+            }
+            for ip in ips
+        ]
+        vpn.options = {
+            "StaticRoutesOnly": False,
+            "EnableAcceleration": False,
+            "TunnelOptions": [
+                {"OutsideIpAddress": ip, "TunnelInsideCidr": "169.254.1.0/30", "PreSharedKey": "benchmark-psk"}
+                for ip in ips
+            ],
+        }
 
 
-def bench(connections: int, regions: tuple[str, ...], polls: int, scrapers: int, scrape_seconds: float,
-          status_seconds: float) -> None:
+def bench(
+    connections: int, regions: tuple[str, ...], polls: int, scrapers: int, scrape_seconds: float, status_seconds: float
+) -> None:
     aws = SimulatedAws(seed, connections, regions)
     os.environ.update(simulated_aws_environment(aws.url))
-    print(f"== {connections:,} connections ({connections * 2:,} tunnels) in {len(regions)} regions "
-          f"(seeded in {aws.seeded:.0f} s; moto's own process {aws.rss:.0f} MiB)")
+    print(
+        f"== {connections:,} connections ({connections * 2:,} tunnels) in {len(regions)} regions "
+        f"(seeded in {aws.seeded:.0f} s; moto's own process {aws.rss:.0f} MiB)"
+    )
     sampler = RssSampler()
     sampler.start()
     with tempfile.TemporaryDirectory() as state_dir:
-        exporter = Exporter(Config(targets=(Target(regions=regions),), poll_timeout=600, max_concurrency=16,
-                                   logs=LogsConfig(enabled=False), state_dir=Path(state_dir)),
-                            listen=("127.0.0.1", 0))
+        exporter = Exporter(
+            Config(
+                targets=(Target(regions=regions),),
+                poll_timeout=600,
+                max_concurrency=16,
+                logs=LogsConfig(enabled=False),
+                state_dir=Path(state_dir),
+            ),
+            listen=("127.0.0.1", 0),
+        )
         exporter.start_server()
         calls: list[Counter] = []
         for _ in range(polls):
@@ -81,24 +105,32 @@ def bench(connections: int, regions: tuple[str, ...], polls: int, scrapers: int,
             render = time.perf_counter() - started
             tunnels = sum(len(c.tunnels) for _, c in snapshot.connections())
             slowest = max(r.duration_seconds for r in snapshot.results)
-            print(f"poll cycle {cycle:6.2f} s (slowest region {slowest:.2f} s, moto serving and botocore parsing "
-                  f"the XML); render {render * 1000:.0f} ms; {tunnels:,} tunnels; calls {dict(calls[-1])}")
+            print(
+                f"poll cycle {cycle:6.2f} s (slowest region {slowest:.2f} s, moto serving and botocore parsing "
+                f"the XML); render {render * 1000:.0f} ms; {tunnels:,} tunnels; calls {dict(calls[-1])}"
+            )
         steady = calls[-1]
         assert steady == Counter({"DescribeVpnConnections": len(regions)}), steady
-        print(f"API calls          steady cycle: {steady['DescribeVpnConnections']} DescribeVpnConnections = 1 per "
-              f"region, nothing else; first cycle also {dict(calls[0] - steady)}")
+        print(
+            f"API calls          steady cycle: {steady['DescribeVpnConnections']} DescribeVpnConnections = 1 per "
+            f"region, nothing else; first cycle also {dict(calls[0] - steady)}"
+        )
         before = calls_by_operation(exporter)
         timed, errors = load(exporter.address[1], scrapers, scrape_seconds, interval=1.0)
         assert calls_by_operation(exporter) == before, "a scrape called AWS"
         latencies = [latency for _, latency in timed]
         body = exporter.current.body_gzip
-        print(f"/metrics           {len(gzip.decompress(body)) / 1e6:.1f} MB text, {len(body) / 1e6:.2f} MB gzip; "
-              f"{scrapers} scrapers x 1/s, {scrape_seconds:.0f} s: {len(latencies):,} scrapes, {errors} errors, "
-              f"p50 {percentile(latencies, 50) * 1000:.1f} ms, p99 {percentile(latencies, 99) * 1000:.1f} ms; "
-              f"0 AWS calls")
+        print(
+            f"/metrics           {len(gzip.decompress(body)) / 1e6:.1f} MB text, {len(body) / 1e6:.2f} MB gzip; "
+            f"{scrapers} scrapers x 1/s, {scrape_seconds:.0f} s: {len(latencies):,} scrapes, {errors} errors, "
+            f"p50 {percentile(latencies, 50) * 1000:.1f} ms, p99 {percentile(latencies, 99) * 1000:.1f} ms; "
+            f"0 AWS calls"
+        )
         sampler.running = False
-        print(f"exporter RSS       {rss_mib():.0f} MiB now, {sampler.peak:.0f} MiB peak over the polls and scrapes "
-              f"(target 150 MB at 10,000 tunnels); moto and the render child are other processes")
+        print(
+            f"exporter RSS       {rss_mib():.0f} MiB now, {sampler.peak:.0f} MiB peak over the polls and scrapes "
+            f"(target 150 MB at 10,000 tunnels); moto and the render child are other processes"
+        )
         _tunnel_status_rate(exporter, regions, status_seconds)
         exporter.stop()
     aws.stop()
@@ -122,9 +154,11 @@ def _tunnel_status_rate(exporter: Exporter, regions: tuple[str, ...], seconds: f
     elapsed, made = time.perf_counter() - started, by_region() - before
     rates = {region: made[region] / elapsed for region in regions}
     tunnels = sum(len(c.tunnels) for _, c in exporter.current.snapshot.connections())
-    print(f"tunnel status      {sum(made.values()):,} calls in {elapsed:.1f} s over {len(regions)} regions: "
-          f"{max(rates.values()):.2f} calls/s in the busiest region, ceiling {ceiling:g}; a full pass over "
-          f"{tunnels:,} tunnels takes {tunnels * 2 / ceiling / len(regions) / 60:.0f} min at the ceiling")
+    print(
+        f"tunnel status      {sum(made.values()):,} calls in {elapsed:.1f} s over {len(regions)} regions: "
+        f"{max(rates.values()):.2f} calls/s in the busiest region, ceiling {ceiling:g}; a full pass over "
+        f"{tunnels:,} tunnels takes {tunnels * 2 / ceiling / len(regions) / 60:.0f} min at the ceiling"
+    )
     assert max(rates.values()) <= ceiling * 1.05, rates
 
 
@@ -139,7 +173,7 @@ def main() -> int:
     args = parser.parse_args()
     memory.tune_malloc()  # as the command does
     for connections in args.connections:
-        bench(connections, REGIONS[:args.regions], args.polls, args.scrapers, args.scrape_seconds, args.status_seconds)
+        bench(connections, REGIONS[: args.regions], args.polls, args.scrapers, args.scrape_seconds, args.status_seconds)
     return 0
 
 

@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scrape import synthetic_snapshot  # noqa: E402
 
-from exporter.web import statuspage  # noqa: E402
 from exporter.diagnosis.rules import diagnose  # noqa: E402
-from exporter.model import LogDestination, Snapshot  # noqa: E402
 from exporter.exposition.render import RenderedSnapshot  # noqa: E402
+from exporter.model import LogDestination, Snapshot  # noqa: E402
+from exporter.web import statuspage  # noqa: E402
 from exporter.web.server import ExporterServer  # noqa: E402
 
 TARGET_MS = 1000.0
@@ -35,11 +35,31 @@ TARGET_MS = 1000.0
 def worst_case(snapshot: Snapshot) -> Snapshot:
     """Every connection needs attention: tunnel logging off everywhere, the first tunnel of each down."""
     off = LogDestination(False)
-    regions = tuple(replace(region, connections=tuple(
-        replace(c, tunnels=tuple(replace(t, ike_log=off, bgp_log=off, **(
-            {"status": "DOWN", "status_message": "ipsec_down", "ipsec_up": False, "bgp_up": False} if i == 0 else {}))
-            for i, t in enumerate(c.tunnels)))
-        for c in region.connections)) for region in snapshot.regions)
+    regions = tuple(
+        replace(
+            region,
+            connections=tuple(
+                replace(
+                    c,
+                    tunnels=tuple(
+                        replace(
+                            t,
+                            ike_log=off,
+                            bgp_log=off,
+                            **(
+                                {"status": "DOWN", "status_message": "ipsec_down", "ipsec_up": False, "bgp_up": False}
+                                if i == 0
+                                else {}
+                            ),
+                        )
+                        for i, t in enumerate(c.tunnels)
+                    ),
+                )
+                for c in region.connections
+            ),
+        )
+        for region in snapshot.regions
+    )
     worst = replace(snapshot, regions=regions, tunnel_logs={}, findings=())
     return replace(worst, findings=diagnose(worst))
 
@@ -70,9 +90,11 @@ def bench(label: str, snapshot: Snapshot, repeat: int) -> bool:
         server.shutdown()
         server.server_close()
     median, worst = statistics.median(times), max(times)
-    print(f"{label:<14} {tunnels:>7,} tunnels  {connections:>6,} connections  {len(snapshot.findings):>6,} findings  "
-          f"render median {median:6.1f} ms  max {worst:6.1f} ms  GET / median {statistics.median(http_times):6.1f} ms  "
-          f"page {len(body.encode()) / 1024:,.0f} KiB")
+    print(
+        f"{label:<14} {tunnels:>7,} tunnels  {connections:>6,} connections  {len(snapshot.findings):>6,} findings  "
+        f"render median {median:6.1f} ms  max {worst:6.1f} ms  GET / median {statistics.median(http_times):6.1f} ms  "
+        f"page {len(body.encode()) / 1024:,.0f} KiB"
+    )
     return worst < TARGET_MS
 
 

@@ -54,25 +54,35 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.notifications.append((time.time(), self.path, payload))
         for alert in payload.get("alerts", []):
             labels = alert.get("labels", {})
-            log.info("notification receiver=%s status=%s severity=%s alertname=%s vpn_connection_id=%s tunnel=%s",
-                     self.path.strip("/"), alert.get("status"), labels.get("severity"), labels.get("alertname"),
-                     labels.get("vpn_connection_id", ""), labels.get("tunnel", ""))
+            log.info(
+                "notification receiver=%s status=%s severity=%s alertname=%s vpn_connection_id=%s tunnel=%s",
+                self.path.strip("/"),
+                alert.get("status"),
+                labels.get("severity"),
+                labels.get("alertname"),
+                labels.get("vpn_connection_id", ""),
+                labels.get("tunnel", ""),
+            )
         send(self, 200, "text/plain", b"ok\n")
 
     def do_GET(self) -> None:  # noqa: N802
         received = self.server.received()
         if self.path.startswith("/notifications"):
-            body = json.dumps([{"received_at": at, "receiver": path, "payload": payload}
-                               for at, path, payload in received], indent=2).encode()
+            body = json.dumps(
+                [{"received_at": at, "receiver": path, "payload": payload} for at, path, payload in received], indent=2
+            ).encode()
             return send(self, 200, "application/json", body)
-        rows = "".join(_row(at, path, alert) for at, path, payload in reversed(received)
-                       for alert in payload.get("alerts", []))
-        page = (f"<!doctype html><meta charset=utf-8><meta http-equiv=refresh content={REFRESH_SECONDS}>"
-                "<title>Alert sink</title><style>td{vertical-align:top} .critical{color:#b00} "
-                "pre{white-space:pre-wrap;margin:0;max-width:70em}</style><h1>Notifications from Alertmanager</h1>"
-                f"<p>Newest first; this page refreshes every {REFRESH_SECONDS} s.</p>"
-                "<table border=1><tr><th>UTC</th><th>receiver</th><th>status</th><th>severity</th><th>alert</th>"
-                f"<th>what and why</th></tr>{rows}</table>").encode()
+        rows = "".join(
+            _row(at, path, alert) for at, path, payload in reversed(received) for alert in payload.get("alerts", [])
+        )
+        page = (
+            f"<!doctype html><meta charset=utf-8><meta http-equiv=refresh content={REFRESH_SECONDS}>"
+            "<title>Alert sink</title><style>td{vertical-align:top} .critical{color:#b00} "
+            "pre{white-space:pre-wrap;margin:0;max-width:70em}</style><h1>Notifications from Alertmanager</h1>"
+            f"<p>Newest first; this page refreshes every {REFRESH_SECONDS} s.</p>"
+            "<table border=1><tr><th>UTC</th><th>receiver</th><th>status</th><th>severity</th><th>alert</th>"
+            f"<th>what and why</th></tr>{rows}</table>"
+        ).encode()
         send(self, 200, "text/html; charset=utf-8", page)
 
     def log_message(self, *args) -> None:
@@ -86,11 +96,13 @@ def _row(at: float, path: str, alert: dict) -> str:
     runbook = annotations.get("runbook_url", "")
     link = f'<br><a href="{html_text(runbook)}">runbook</a>' if str(runbook).startswith(("https://", "http://")) else ""
     cause = annotations.get("cause") or annotations.get("fix") or ""
-    return (f"<tr><td>{time.strftime('%H:%M:%S', time.gmtime(at))}</td><td>{html_text(path)}</td>"
-            f"<td>{html_text(alert.get('status', ''))}</td>"
-            f'<td class="{html_text(severity)}">{html_text(severity)}</td>'
-            f"<td>{html_text(labels.get('alertname', ''))}</td>"
-            f"<td>{html_text(annotations.get('description', ''))}<pre>{html_text(cause, lines=True)}</pre>{link}</td></tr>")
+    return (
+        f"<tr><td>{time.strftime('%H:%M:%S', time.gmtime(at))}</td><td>{html_text(path)}</td>"
+        f"<td>{html_text(alert.get('status', ''))}</td>"
+        f'<td class="{html_text(severity)}">{html_text(severity)}</td>'
+        f"<td>{html_text(labels.get('alertname', ''))}</td>"
+        f"<td>{html_text(annotations.get('description', ''))}<pre>{html_text(cause, lines=True)}</pre>{link}</td></tr>"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,29 +7,29 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Callable
 
 from exporter import memory
-from exporter.frozen_heap import FrozenHeap
-from exporter.sources.aws import AwsAccount, client_config, own_credentials
 from exporter.config import Config, ConfigError, Target, tag_label
-from exporter.sources.discovery import Discovery, run_budget
 from exporter.diagnosis.rules import diagnose
+from exporter.diagnosis.selectors import check_snapshot
 from exporter.durable import all_saved
 from exporter.exposition.instrumentation import ExporterMetrics
+from exporter.exposition.render import RenderedSnapshot, paused_cyclic_gc
+from exporter.frozen_heap import FrozenHeap
+from exporter.model import Snapshot
+from exporter.schedule import Scheduler
+from exporter.sources.aws import AwsAccount, client_config, own_credentials
+from exporter.sources.discovery import Discovery, run_budget
+from exporter.sources.ec2.poller import Ec2Collection, Poller
+from exporter.sources.ec2.tunnel_status import TunnelStatusCollection, TunnelStatusPoller
 from exporter.sources.logs.reader import IngestCounters, LogCollection, LogIngestor
 from exporter.sources.logs.state import StateFile
-from exporter.exposition.render import RenderedSnapshot, paused_cyclic_gc
-from exporter.schedule import Scheduler
-from exporter.model import Snapshot
-from exporter.sources.ec2.tunnel_status import TunnelStatusCollection, TunnelStatusPoller
-from exporter.diagnosis.selectors import check_snapshot
-from exporter.sources.ec2.poller import Ec2Collection, Poller
 from exporter.sources.traffic import TrafficCollection, TrafficPoller
-from exporter.web.server import ExporterServer
 from exporter.web.config import WebConfig
+from exporter.web.server import ExporterServer
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +47,22 @@ def _log_poll_timeout(config: Config) -> float:
 class Exporter:
     """A running exporter: polls on schedules, serves the latest complete snapshot."""
 
-    def __init__(self, config: Config, listen: tuple[str, int] | None = None, web_config: WebConfig | None = None,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        config: Config,
+        listen: tuple[str, int] | None = None,
+        web_config: WebConfig | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         """``clock`` dates the EC2 collections (a benchmark runs an hour of 30 s polls in a minute with its own)."""
         self.config = config
         self._clock = clock
         self.metrics = ExporterMetrics(snapshot_monotonic=self._snapshot_monotonic)
         self._executor = ThreadPoolExecutor(max_workers=config.max_concurrency, thread_name_prefix="collect")
         # discovery's own pool: a slow account or home region never holds a worker an EC2 poll needs
-        self._discovery_executor = ThreadPoolExecutor(max_workers=min(8, config.max_concurrency),
-                                                      thread_name_prefix="discover")
+        self._discovery_executor = ThreadPoolExecutor(
+            max_workers=min(8, config.max_concurrency), thread_name_prefix="discover"
+        )
         self._own_credentials = own_credentials()  # every role is assumed from it
         self.accounts: list[AwsAccount] = []
         self.poller: Poller | None = None
@@ -68,20 +74,37 @@ class Exporter:
         self.logs: LogIngestor | None = None
         if config.logs.enabled:
             counters = IngestCounters(
-                ingested=lambda account, region, kind, n: self.metrics.log_events_ingested.labels(account, region, kind).inc(n),
+                ingested=lambda account, region, kind, n: self.metrics.log_events_ingested.labels(
+                    account, region, kind
+                ).inc(n),
                 duplicates=lambda account, region, n: self.metrics.log_events_duplicate.labels(account, region).inc(n),
                 parse_errors=lambda kind, reason, n: self.metrics.log_parse_errors.labels(kind, reason).inc(n),
-                unattributed=lambda account, region, n: self.metrics.log_events_unattributed.labels(account, region).inc(n),
-                future_dated=lambda account, region, n: self.metrics.log_events_future_dated.labels(account, region).inc(n))
+                unattributed=lambda account, region, n: self.metrics.log_events_unattributed.labels(
+                    account, region
+                ).inc(n),
+                future_dated=lambda account, region, n: self.metrics.log_events_future_dated.labels(
+                    account, region
+                ).inc(n),
+            )
             state_file = StateFile(config.state_dir, on_corrupt=self.metrics.state_file_errors.inc)
-            self.logs = LogIngestor(config.logs, state_file, self._executor,
-                                    poll_timeout=_log_poll_timeout(config), counters=counters)
-        self.tunnel_status = (TunnelStatusPoller(config.tunnel_status.max_calls_per_second)
-                              if config.tunnel_status.enabled else None)
-        self.traffic = (TrafficPoller(config.traffic, self._executor, _traffic_timeout(config),
-                                      state_dir=config.state_dir, on_corrupt=self.metrics.state_file_errors.inc,
-                                      unrecognized=lambda field: self.metrics.unrecognized.labels(field).inc())
-                        if config.traffic.enabled else None)
+            self.logs = LogIngestor(
+                config.logs, state_file, self._executor, poll_timeout=_log_poll_timeout(config), counters=counters
+            )
+        self.tunnel_status = (
+            TunnelStatusPoller(config.tunnel_status.max_calls_per_second) if config.tunnel_status.enabled else None
+        )
+        self.traffic = (
+            TrafficPoller(
+                config.traffic,
+                self._executor,
+                _traffic_timeout(config),
+                state_dir=config.state_dir,
+                on_corrupt=self.metrics.state_file_errors.inc,
+                unrecognized=lambda field: self.metrics.unrecognized.labels(field).inc(),
+            )
+            if config.traffic.enabled
+            else None
+        )
         state_files = [owner.document for owner in (self.logs and state_file, self.traffic) if owner and owner.document]
         self.metrics.state_file_writable.set_function(lambda: 1.0 if all_saved(state_files) else 0.0)
         self._ec2: Ec2Collection | None = None
@@ -142,8 +165,14 @@ class Exporter:
         poller (keeping what the old one knew of the pairs still watched), when anything they depend on changed.
         A config reload and a change in the discovered set both apply here."""
         targets = self._watched(config)
-        collection = (targets, config.aws, config.poll_timeout, config.poll_interval, config.connection_tags,
-                      config.empty_region_interval)
+        collection = (
+            targets,
+            config.aws,
+            config.poll_timeout,
+            config.poll_interval,
+            config.connection_tags,
+            config.empty_region_interval,
+        )
         if collection == self._collection:
             return
         self.accounts = self._accounts(config, targets)
@@ -154,9 +183,16 @@ class Exporter:
         if not config.organizations:
             return None
         boto_config = client_config(config.aws.max_attempts, config.aws.connect_timeout, config.aws.read_timeout)
-        return Discovery(config.organizations, self.metrics.record_api_call, boto_config, self._discovery_executor,
-                         lambda field: self.metrics.unrecognized.labels(field).inc(), self._own_credentials,
-                         budget=lambda: run_budget(self.config.discovery_interval), rediscover=self.discover)
+        return Discovery(
+            config.organizations,
+            self.metrics.record_api_call,
+            boto_config,
+            self._discovery_executor,
+            lambda field: self.metrics.unrecognized.labels(field).inc(),
+            self._own_credentials,
+            budget=lambda: run_budget(self.config.discovery_interval),
+            rediscover=self.discover,
+        )
 
     @property
     def address(self) -> tuple[str, int]:
@@ -182,8 +218,12 @@ class Exporter:
                     before = sum(len(t.regions) for t in self._discovered)
                     self._discovered = found
                     self._apply(self.config)
-                    log.info("discovered targets changed accounts=%d regions=%d (were %d regions); applied",
-                             len(found), sum(len(t.regions) for t in found), before)
+                    log.info(
+                        "discovered targets changed accounts=%d regions=%d (were %d regions); applied",
+                        len(found),
+                        sum(len(t.regions) for t in found),
+                        before,
+                    )
         finally:
             if not self._discovered_once:
                 self._discovered_once = True
@@ -217,10 +257,17 @@ class Exporter:
         ec2 = self._ec2
         if self.tunnel_status is None or ec2 is None:
             return
-        regions = ec2.regions if not only else tuple(
-            replace(region, connections=tuple(c for c in region.connections
-                                              if c.vpn_connection_id in only or c.name in only))
-            for region in ec2.regions)
+        regions = (
+            ec2.regions
+            if not only
+            else tuple(
+                replace(
+                    region,
+                    connections=tuple(c for c in region.connections if c.vpn_connection_id in only or c.name in only),
+                )
+                for region in ec2.regions
+            )
+        )
         self._tunnel_status_data = self.tunnel_status.poll(regions, ec2.accounts, within)
         for field, count in self._tunnel_status_data.unrecognized.items():
             self.metrics.unrecognized.labels(field).inc(count)
@@ -249,12 +296,19 @@ class Exporter:
                 return
             with paused_cyclic_gc():
                 snapshot = Snapshot(
-                    completed_at=time.time(), completed_monotonic=time.monotonic(), regions=ec2.regions,
-                    results=ec2.results + (logs.results if logs else ()) + (status.results if status else ())
+                    completed_at=time.time(),
+                    completed_monotonic=time.monotonic(),
+                    regions=ec2.regions,
+                    results=ec2.results
+                    + (logs.results if logs else ())
+                    + (status.results if status else ())
                     + (traffic.results if traffic else ()),
-                    tunnel_logs=logs.tunnels if logs else {}, log_groups=logs.groups if logs else (),
-                    tunnel_status=status.statuses if status else {}, traffic=traffic,
-                    tag_labels=tuple(tag_label(key) for key in self.config.connection_tags))
+                    tunnel_logs=logs.tunnels if logs else {},
+                    log_groups=logs.groups if logs else (),
+                    tunnel_status=status.statuses if status else {},
+                    traffic=traffic,
+                    tag_labels=tuple(tag_label(key) for key in self.config.connection_tags),
+                )
                 snapshot = replace(snapshot, selector_checks=check_snapshot(snapshot))  # once, for both readers
                 snapshot = replace(snapshot, findings=diagnose(snapshot, on_error=self._diagnosis_failed))
                 self.current = RenderedSnapshot.of(snapshot)
@@ -264,7 +318,9 @@ class Exporter:
                 self._report_once("render", unit, "its series are left out")
             for metric, dropped in self.current.duplicates:  # a bug upstream; /metrics stays valid
                 self.metrics.duplicate_series_dropped.labels(metric).inc(dropped)
-                self._report_once("render", f"{metric} (duplicate series)", "the first of each is kept, the rest dropped")
+                self._report_once(
+                    "render", f"{metric} (duplicate series)", "the first of each is kept, the rest dropped"
+                )
         # The snapshot is long-lived and acyclic (freed by reference counting when replaced): keep the
         # cyclic GC from walking its millions of objects on every full collection, which stalls scrapes.
         # AWS sessions are cycles: when what holds them changes (a reload, a changed discovered set), the heap is
@@ -278,8 +334,10 @@ class Exporter:
         failing = bool(snapshot.results) and not any(result.success for result in snapshot.results)
         if failing and not self._every_source_failing:
             errors = sorted({f"{r.source} {r.account_id}/{r.region}: {r.error}" for r in snapshot.results})
-            log.error("every source failed; no fresh data is served (see / and /metrics) errors=%r",
-                      "; ".join(errors[:5]) + (f"; and {len(errors) - 5} more" if len(errors) > 5 else ""))
+            log.error(
+                "every source failed; no fresh data is served (see / and /metrics) errors=%r",
+                "; ".join(errors[:5]) + (f"; and {len(errors) - 5} more" if len(errors) > 5 else ""),
+            )
         elif not failing and self._every_source_failing:
             log.info("collection works again sources=%d", len(snapshot.results))
         self._every_source_failing = failing
@@ -345,18 +403,25 @@ class Exporter:
                 self.traffic.reconfigure(new.traffic, _traffic_timeout(new))
             self.config = new
             if self.scheduler.running:
-                for job_id, seconds in (("poll-ec2", new.poll_interval), ("poll-logs", new.logs.poll_interval),
-                                        ("poll-tunnel-status", new.tunnel_status.interval),
-                                        ("poll-traffic", new.traffic.interval),
-                                        ("discover", new.discovery_interval)):
+                for job_id, seconds in (
+                    ("poll-ec2", new.poll_interval),
+                    ("poll-logs", new.logs.poll_interval),
+                    ("poll-tunnel-status", new.tunnel_status.interval),
+                    ("poll-traffic", new.traffic.interval),
+                    ("discover", new.discovery_interval),
+                ):
                     if self.scheduler.get_job(job_id) is not None:
                         self.scheduler.reschedule(job_id, seconds)
                 self._schedule_discovery(at_once=rediscover or explicit_changed)
             self.metrics.config_reload_successful.set(1)
             self.metrics.config_reload_timestamp.set(time.time())
             self.metrics.set_shard(new.shard.index, new.shard.count)
-            log.info("config reloaded source=%s targets=%d%s", new.source, len(new.targets),
-                     f" kept_until_restart={','.join(kept)}" if kept else "")
+            log.info(
+                "config reloaded source=%s targets=%d%s",
+                new.source,
+                len(new.targets),
+                f" kept_until_restart={','.join(kept)}" if kept else "",
+            )
             return None
 
     # --- lifecycle ----------------------------------------------------------------------------------
@@ -393,18 +458,29 @@ class Exporter:
         if self.traffic is not None:
             self.add_job(self.poll_traffic, self.config.traffic.interval, "poll-traffic")
         self.scheduler.start()
-        log.info("polling targets=%d organizations=%d poll_interval=%gs logs=%s traffic=%s", len(self.config.targets),
-                 len(self.config.organizations), self.config.poll_interval, "on" if self.logs else "off",
-                 "on" if self.traffic else "off")
+        log.info(
+            "polling targets=%d organizations=%d poll_interval=%gs logs=%s traffic=%s",
+            len(self.config.targets),
+            len(self.config.organizations),
+            self.config.poll_interval,
+            "on" if self.logs else "off",
+            "on" if self.traffic else "off",
+        )
 
     def start_server(self) -> None:
         """Serve HTTP in the background (tests poll by hand and call only this)."""
         # A poll renders for about a second at 10,000 tunnels; a 1 ms GIL switch interval (5 ms by
         # default) keeps scrapes served meanwhile (benchmarks/scrape.py: p99 at 1 ms vs 5 ms).
         sys.setswitchinterval(0.001)
-        self.server = ExporterServer(self._listen, lambda: self.current, self.metrics.render, self._web_config,
-                                     self.reload if self.lifecycle else None, demo=self.demo,
-                                     discovery=lambda: self.metrics.discovery.views)
+        self.server = ExporterServer(
+            self._listen,
+            lambda: self.current,
+            self.metrics.render,
+            self._web_config,
+            self.reload if self.lifecycle else None,
+            demo=self.demo,
+            discovery=lambda: self.metrics.discovery.views,
+        )
         threading.Thread(target=self.server.serve_forever, name="http", daemon=True).start()
         host, port = self.address
         log.info("listening address=%s:%d", host, port)

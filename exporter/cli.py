@@ -18,8 +18,8 @@ from typing import NoReturn
 from exporter import __version__, logsetup, memory
 from exporter.config import Config, ConfigError, LogsConfig, TrafficConfig, TunnelStatusConfig, load_config
 from exporter.healthcheck import SUMMARY as HEALTHCHECK_SUMMARY
-from exporter.web.server import parse_listen_address
 from exporter.web.config import load_web_config
+from exporter.web.server import parse_listen_address
 
 DEFAULT_LISTEN = "127.0.0.1:9798"
 DEMO_POLL_INTERVAL = 10.0
@@ -33,9 +33,11 @@ SIGNAL_CHECK_INTERVAL = 0.2  # seconds between the main thread's checks for a sh
 log = logging.getLogger("exporter")
 
 DIAGNOSE_SUMMARY = "collect once and print each connection's cause, evidence and next step, worst first"
-EXIT_STATUS = ("exit status: 0 nothing critical; 3 a critical finding is active; 4 no critical finding, but a "
-               "source failed (or gave no data) or an --vpn-connection-id matched nothing; 1 a configuration "
-               "error; 2 a usage error.")
+EXIT_STATUS = (
+    "exit status: 0 nothing critical; 3 a critical finding is active; 4 no critical finding, but a "
+    "source failed (or gave no data) or an --vpn-connection-id matched nothing; 1 a configuration "
+    "error; 2 a usage error."
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,23 +46,37 @@ def build_parser() -> argparse.ArgumentParser:
         prog="aws-vpn-exporter",
         usage="%(prog)s [options]\n       %(prog)s {diagnose,healthcheck} [options]",
         description="Prometheus exporter for AWS Site-to-Site VPN tunnels.",
-        epilog="commands (each with its own --help):\n" + "\n".join(
-            f"  {name:<13}{summary}" for name, summary in commands.items()),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", "--config.file", dest="config", metavar="FILE",
-                        help="YAML configuration file (see README)")
-    parser.add_argument("--config.check", dest="check", action="store_true",
-                        help="validate the configuration and exit")
-    parser.add_argument("--demo", action="store_true",
-                        help="run against the built-in simulated AWS (no account needed)")
-    parser.add_argument("--web.listen-address", dest="listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
-                        help=f"address for /metrics (default {DEFAULT_LISTEN})")
-    parser.add_argument("--web.config.file", dest="web_config", metavar="FILE",
-                        help="TLS and basic auth, in the exporter-toolkit web config format (see README)")
-    parser.add_argument("--web.enable-lifecycle", dest="lifecycle", action="store_true",
-                        help="accept POST /-/reload (SIGHUP always reloads the config)")
-    parser.add_argument("--log.level", dest="log_level", default="info",
-                        choices=["debug", "info", "warning", "error"])
+        epilog="commands (each with its own --help):\n"
+        + "\n".join(f"  {name:<13}{summary}" for name, summary in commands.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config", "--config.file", dest="config", metavar="FILE", help="YAML configuration file (see README)"
+    )
+    parser.add_argument("--config.check", dest="check", action="store_true", help="validate the configuration and exit")
+    parser.add_argument(
+        "--demo", action="store_true", help="run against the built-in simulated AWS (no account needed)"
+    )
+    parser.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        default=DEFAULT_LISTEN,
+        metavar="HOST:PORT",
+        help=f"address for /metrics (default {DEFAULT_LISTEN})",
+    )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config",
+        metavar="FILE",
+        help="TLS and basic auth, in the exporter-toolkit web config format (see README)",
+    )
+    parser.add_argument(
+        "--web.enable-lifecycle",
+        dest="lifecycle",
+        action="store_true",
+        help="accept POST /-/reload (SIGHUP always reloads the config)",
+    )
+    parser.add_argument("--log.level", dest="log_level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -73,16 +89,25 @@ def _load(args: argparse.Namespace) -> Config | None:
 
 def build_diagnose_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="aws-vpn-exporter diagnose", description=DIAGNOSE_SUMMARY[0].upper() + DIAGNOSE_SUMMARY[1:] + ".",
-        epilog=EXIT_STATUS)
+        prog="aws-vpn-exporter diagnose",
+        description=DIAGNOSE_SUMMARY[0].upper() + DIAGNOSE_SUMMARY[1:] + ".",
+        epilog=EXIT_STATUS,
+    )
     parser.add_argument("--config", "--config.file", dest="config", metavar="FILE")
     parser.add_argument("--demo", action="store_true", help="diagnose the built-in simulated AWS")
-    parser.add_argument("--vpn-connection-id", dest="ids", action="append", default=[], metavar="ID_OR_NAME",
-                        help="only this connection, by id or exact Name tag (every match of a Name; repeatable)")
+    parser.add_argument(
+        "--vpn-connection-id",
+        dest="ids",
+        action="append",
+        default=[],
+        metavar="ID_OR_NAME",
+        help="only this connection, by id or exact Name tag (every match of a Name; repeatable)",
+    )
     parser.add_argument("--output", choices=["text", "json"], default="text")
     parser.add_argument("--no-color", dest="no_color", action="store_true", help="never colour the text output")
-    parser.add_argument("--log.level", dest="log_level", default="warning",
-                        choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log.level", dest="log_level", default="warning", choices=["debug", "info", "warning", "error"]
+    )
     return parser
 
 
@@ -142,15 +167,22 @@ def _with_demo(config: Config | None, demo_requested: bool):
     except ModuleNotFoundError as err:  # the base install watches real AWS; the simulated one is an extra
         if (err.name or "").partition(".")[0] == "exporter":
             raise
-        raise SystemExit(f"error: --demo needs the simulated AWS, which is not installed (no module "
-                         f"{err.name!r}): {DEMO_EXTRA_INSTALL}") from None
+        raise SystemExit(
+            f"error: --demo needs the simulated AWS, which is not installed (no module "
+            f"{err.name!r}): {DEMO_EXTRA_INSTALL}"
+        ) from None
     demo.start()
     os.environ.update(demo.aws_environment())
     # A simulated AWS starts afresh each time, so its log cursors live in a fresh directory too.
-    base = config or Config(targets=(), poll_interval=DEMO_POLL_INTERVAL, poll_timeout=DEMO_POLL_INTERVAL - 1,
-                            logs=LogsConfig(poll_interval=DEMO_POLL_INTERVAL), tunnel_status=DEMO_TUNNEL_STATUS,
-                            traffic=DEMO_TRAFFIC,
-                            state_dir=Path(tempfile.mkdtemp(prefix="aws-vpn-exporter-demo-")))
+    base = config or Config(
+        targets=(),
+        poll_interval=DEMO_POLL_INTERVAL,
+        poll_timeout=DEMO_POLL_INTERVAL - 1,
+        logs=LogsConfig(poll_interval=DEMO_POLL_INTERVAL),
+        tunnel_status=DEMO_TUNNEL_STATUS,
+        traffic=DEMO_TRAFFIC,
+        state_dir=Path(tempfile.mkdtemp(prefix="aws-vpn-exporter-demo-")),
+    )
     return _demo_targets(base, demo), demo
 
 
@@ -185,30 +217,34 @@ def main(argv: list[str] | None = None) -> int:
         if config is None:
             print("error: --config.check needs --config FILE", file=sys.stderr)
             return 2
+
         def count(n: int, what: str) -> str:
             return f"{n} {what}{'' if n == 1 else 's'}"
 
-        organizations = f", {count(len(config.organizations), 'organization')} to discover" \
-            if config.organizations else ""
+        organizations = (
+            f", {count(len(config.organizations), 'organization')} to discover" if config.organizations else ""
+        )
         print(f"{config.source}: OK ({count(len(config.targets), 'explicit target')}{organizations})")
         return 0
     if config is None and not args.demo:
-        print("error: pass --config FILE to watch AWS, or --demo to try the built-in simulated AWS",
-              file=sys.stderr)
+        print("error: pass --config FILE to watch AWS, or --demo to try the built-in simulated AWS", file=sys.stderr)
         return 2
 
     memory.tune_malloc()  # before the demo's and the exporter's threads start
     config, demo = _with_demo(config, args.demo)
     reload_source = None
     if args.config:
+
         def reload_source() -> Config:
             fresh = load_config(args.config)
             return _demo_targets(fresh, demo) if demo is not None else fresh
+
     return _serve(config, listen, demo, web_config, reload_source, args.lifecycle)
 
 
-def _serve(config: Config, listen: tuple[str, int], demo, web_config=None, reload_source=None,
-           lifecycle: bool = False) -> int:
+def _serve(
+    config: Config, listen: tuple[str, int], demo, web_config=None, reload_source=None, lifecycle: bool = False
+) -> int:
     from exporter.app import Exporter
 
     exporter = Exporter(config, listen, web_config)
@@ -224,8 +260,12 @@ def _serve(config: Config, listen: tuple[str, int], demo, web_config=None, reloa
         exporter.add_job(demo.apply, 5, "demo-apply")
         host, port = exporter.address
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
-        log.info("demo running on a simulated AWS: open %s/ (status page) and %s/metrics, or run "
-                 "aws-vpn-exporter diagnose --demo", url, url)
+        log.info(
+            "demo running on a simulated AWS: open %s/ (status page) and %s/metrics, or run "
+            "aws-vpn-exporter diagnose --demo",
+            url,
+            url,
+        )
     received, hangups = _catch_shutdown_signals()
     exporter.start_polling()
     while not received:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -212,7 +213,15 @@ class _Reader:
             raise self.fail(full, f"must be at least {minimum:g}s, got {data[key]!r}")
         return seconds
 
-    def typed(self, data: dict, key: str, prefix: str, default: Any, kind: type, check: Callable[[Any], str | None] = lambda v: None) -> Any:
+    def typed(
+        self,
+        data: dict,
+        key: str,
+        prefix: str,
+        default: Any,
+        kind: type,
+        check: Callable[[Any], str | None] = lambda v: None,
+    ) -> Any:
         if key not in data:
             return default
         value = data[key]
@@ -248,15 +257,17 @@ def _targets(reader: _Reader, value: Any) -> tuple[tuple[Target, ...], tuple[Org
         positions.append(index)
         data = reader.mapping(item, prefix, {"regions", "role_arn", "external_id", "organization"})
         if data.get("regions") == "all":
-            raise reader.fail(f"{prefix}.regions", "'all' needs an organization target (explicit targets list their "
-                                                   "regions)")
+            raise reader.fail(
+                f"{prefix}.regions", "'all' needs an organization target (explicit targets list their regions)"
+            )
         regions = _regions(reader, data.get("regions"), f"{prefix}.regions")
-        role_arn = reader.typed(data, "role_arn", prefix, None, str,
-                                lambda v: None if _ROLE_ARN.match(v) else f"not an IAM role ARN: {v!r}")
+        role_arn = reader.typed(
+            data, "role_arn", prefix, None, str, lambda v: None if _ROLE_ARN.match(v) else f"not an IAM role ARN: {v!r}"
+        )
         external_id = reader.typed(data, "external_id", prefix, None, str)
         targets.append(Target(regions, role_arn, external_id))
     owner: dict[tuple[str, str], int] = {}  # (account, or the credentials where unknown; region) -> its target
-    for index, target in zip(positions, targets):
+    for index, target in zip(positions, targets, strict=False):
         for region in target.regions:
             first = owner.setdefault((_account_of(target.role_arn), region), index)
             if first == index:
@@ -264,15 +275,21 @@ def _targets(reader: _Reader, value: Any) -> tuple[tuple[Target, ...], tuple[Org
             other = targets[positions.index(first)].role_arn
             if other == target.role_arn:
                 raise reader.fail(f"targets[{index}]", f"region {region} is already watched with the same credentials")
-            raise reader.fail(f"targets[{index}].role_arn", f"account {_account_of(other)} in region {region} is "
-                                                            f"already watched by targets[{first}] ({other}): one role "
-                                                            "per account and region, or every series is exported twice")
+            raise reader.fail(
+                f"targets[{index}].role_arn",
+                f"account {_account_of(other)} in region {region} is "
+                f"already watched by targets[{first}] ({other}): one role "
+                "per account and region, or every series is exported twice",
+            )
     lister = Counter(_account_of(organization.role_arn) for organization in organizations)
     twice = next((account for account, count in lister.items() if count > 1), None)
     if twice is not None:
         reason = "the same credentials" if twice == "default" else f"roles in the same account ({twice})"
-        raise reader.fail("targets", f"two organization targets list accounts with {reason}: make them one "
-                                     "(include_accounts or exclude_accounts choose the accounts)")
+        raise reader.fail(
+            "targets",
+            f"two organization targets list accounts with {reason}: make them one "
+            "(include_accounts or exclude_accounts choose the accounts)",
+        )
     return tuple(targets), tuple(organizations)
 
 
@@ -284,8 +301,12 @@ def _account_of(role_arn: str | None) -> str:
 
 def _regions(reader: _Reader, regions: Any, key: str, all_allowed: bool = False) -> tuple[str, ...]:
     if not isinstance(regions, list) or not regions:
-        raise reader.fail(key, "expected " + ("all (every region each account has enabled), or " if all_allowed
-                                             else "") + f"a non-empty list of region names, got {regions!r}")
+        raise reader.fail(
+            key,
+            "expected "
+            + ("all (every region each account has enabled), or " if all_allowed else "")
+            + f"a non-empty list of region names, got {regions!r}",
+        )
     for position, region in enumerate(regions):
         if not isinstance(region, str) or not _REGION.match(region):
             raise reader.fail(f"{key}[{position}]", f"not an AWS region name: {region!r}")
@@ -298,24 +319,42 @@ def _organization(reader: _Reader, item: dict, prefix: str) -> Organization:
     data = reader.mapping(item, prefix, {"organization", "regions", "role_arn", "external_id"})
     for key in ("role_arn", "external_id"):
         if key in data:
-            raise reader.fail(f"{prefix}.{key}", "an organization target's credentials go inside organization "
-                                                  "(organization.role_arn lists the accounts, organization.role_name "
-                                                  "reaches each)")
+            raise reader.fail(
+                f"{prefix}.{key}",
+                "an organization target's credentials go inside organization "
+                "(organization.role_arn lists the accounts, organization.role_name "
+                "reaches each)",
+            )
     if "regions" not in data:
         raise reader.fail(f"{prefix}.regions", "missing: all (every region each account has enabled) or a list")
-    regions = None if data["regions"] == "all" else _regions(reader, data["regions"], f"{prefix}.regions",
-                                                             all_allowed=True)
+    regions = (
+        None if data["regions"] == "all" else _regions(reader, data["regions"], f"{prefix}.regions", all_allowed=True)
+    )
     where = f"{prefix}.organization"
-    org = reader.mapping(data["organization"], where, {"role_name", "external_id", "include_accounts",
-                                                       "exclude_accounts", "role_arn", "management_account",
-                                                       "home_region"})
+    org = reader.mapping(
+        data["organization"],
+        where,
+        {
+            "role_name",
+            "external_id",
+            "include_accounts",
+            "exclude_accounts",
+            "role_arn",
+            "management_account",
+            "home_region",
+        },
+    )
     if "role_name" not in org:
         raise reader.fail(f"{where}.role_name", "missing: the role to assume in each account (e.g. vpn-exporter)")
-    role_name = reader.typed(org, "role_name", where, None, str,
-                             lambda v: None if _ROLE_NAME.match(v) else f"not an IAM role name: {v!r}")
+    role_name = reader.typed(
+        org, "role_name", where, None, str, lambda v: None if _ROLE_NAME.match(v) else f"not an IAM role name: {v!r}"
+    )
     if "include_accounts" in org and "exclude_accounts" in org:
-        raise reader.fail(where, "include_accounts and exclude_accounts exclude each other: list the accounts to "
-                                 "watch, or those to leave out")
+        raise reader.fail(
+            where,
+            "include_accounts and exclude_accounts exclude each other: list the accounts to "
+            "watch, or those to leave out",
+        )
     default = Organization(role_name)
     return Organization(
         role_name=role_name,
@@ -323,13 +362,27 @@ def _organization(reader: _Reader, item: dict, prefix: str) -> Organization:
         external_id=reader.typed(org, "external_id", where, None, str),
         include_accounts=_account_ids(reader, org, "include_accounts", where),
         exclude_accounts=_account_ids(reader, org, "exclude_accounts", where),
-        role_arn=reader.typed(org, "role_arn", where, None, str,
-                              lambda v: None if _ROLE_ARN.match(v) else f"not an IAM role ARN: {v!r}"),
+        role_arn=reader.typed(
+            org, "role_arn", where, None, str, lambda v: None if _ROLE_ARN.match(v) else f"not an IAM role ARN: {v!r}"
+        ),
         management_account=reader.typed(
-            org, "management_account", where, default.management_account, str,
-            lambda v: None if v in MANAGEMENT_ACCOUNT_MODES else f"expected one of {', '.join(MANAGEMENT_ACCOUNT_MODES)}"),
-        home_region=reader.typed(org, "home_region", where, default.home_region, str,
-                                 lambda v: None if _REGION.match(v) else f"not an AWS region name: {v!r}"),
+            org,
+            "management_account",
+            where,
+            default.management_account,
+            str,
+            lambda v: (
+                None if v in MANAGEMENT_ACCOUNT_MODES else f"expected one of {', '.join(MANAGEMENT_ACCOUNT_MODES)}"
+            ),
+        ),
+        home_region=reader.typed(
+            org,
+            "home_region",
+            where,
+            default.home_region,
+            str,
+            lambda v: None if _REGION.match(v) else f"not an AWS region name: {v!r}",
+        ),
     )
 
 
@@ -341,8 +394,11 @@ def _account_ids(reader: _Reader, data: dict, key: str, prefix: str) -> tuple[st
         raise reader.fail(f"{prefix}.{key}", "expected a non-empty list of 12-digit account ids")
     for position, account in enumerate(ids):
         if isinstance(account, int) and not isinstance(account, bool):
-            raise reader.fail(f"{prefix}.{key}[{position}]", f"quote the account id: {account} is read as a number "
-                                                             "(YAML drops leading zeros or reads them as octal)")
+            raise reader.fail(
+                f"{prefix}.{key}[{position}]",
+                f"quote the account id: {account} is read as a number "
+                "(YAML drops leading zeros or reads them as octal)",
+            )
         if not isinstance(account, str) or not _ACCOUNT_ID.match(account):
             raise reader.fail(f"{prefix}.{key}[{position}]", f"not a 12-digit account id: {account!r}")
     if len(set(ids)) != len(ids):
@@ -368,15 +424,25 @@ def _tunnel_status(reader: _Reader, value: Any) -> TunnelStatusConfig:
     return TunnelStatusConfig(
         enabled=reader.typed(data, "enabled", "tunnel_status", default.enabled, bool),
         interval=reader.duration(data, "interval", "tunnel_status", default.interval, 60),
-        max_calls_per_second=float(reader.typed(
-            data, "max_calls_per_second", "tunnel_status", default.max_calls_per_second, (int, float),
-            lambda v: None if 0.1 <= v <= 20 else "must be between 0.1 and 20 (EC2 refills 20 requests a second)")),
+        max_calls_per_second=float(
+            reader.typed(
+                data,
+                "max_calls_per_second",
+                "tunnel_status",
+                default.max_calls_per_second,
+                (int, float),
+                lambda v: None if 0.1 <= v <= 20 else "must be between 0.1 and 20 (EC2 refills 20 requests a second)",
+            )
+        ),
     )
 
 
 def _traffic(reader: _Reader, value: Any) -> TrafficConfig:
-    data = reader.mapping(value, "traffic", {"enabled", "interval", "delay", "window", "silent_after", "idle_after",
-                                             "price_per_1000_metrics"})
+    data = reader.mapping(
+        value,
+        "traffic",
+        {"enabled", "interval", "delay", "window", "silent_after", "idle_after", "price_per_1000_metrics"},
+    )
     default = TrafficConfig()
     traffic = TrafficConfig(
         enabled=reader.typed(data, "enabled", "traffic", default.enabled, bool),
@@ -385,9 +451,16 @@ def _traffic(reader: _Reader, value: Any) -> TrafficConfig:
         window=reader.duration(data, "window", "traffic", default.window, 300),
         silent_after=reader.duration(data, "silent_after", "traffic", default.silent_after, 600),
         idle_after=reader.duration(data, "idle_after", "traffic", default.idle_after, 86400),
-        price_per_1000_metrics=float(reader.typed(
-            data, "price_per_1000_metrics", "traffic", default.price_per_1000_metrics, (int, float),
-            lambda v: None if 0 <= v <= 10 else "must be between 0 and 10 (USD per 1,000 metrics requested)")),
+        price_per_1000_metrics=float(
+            reader.typed(
+                data,
+                "price_per_1000_metrics",
+                "traffic",
+                default.price_per_1000_metrics,
+                (int, float),
+                lambda v: None if 0 <= v <= 10 else "must be between 0 and 10 (USD per 1,000 metrics requested)",
+            )
+        ),
     )
     if traffic.window > 86400:
         raise reader.fail("traffic.window", "at most 1d (a pass catches up at most a day)")
@@ -410,9 +483,11 @@ def _connection_tags(reader: _Reader, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(key, str) and 0 < len(key) <= 128 for key in value):
         raise reader.fail("connection_tags", "expected a list of tag keys (1 to 128 characters each)")
     if len(value) > MAX_CONNECTION_TAGS:
-        raise reader.fail("connection_tags", f"at most {MAX_CONNECTION_TAGS} tags (each is a label on every connection)")
+        raise reader.fail(
+            "connection_tags", f"at most {MAX_CONNECTION_TAGS} tags (each is a label on every connection)"
+        )
     labels = [tag_label(key) for key in value]
-    clash = next((key for key, label in zip(value, labels) if labels.count(label) > 1), None)
+    clash = next((key for key, label in zip(value, labels, strict=False) if labels.count(label) > 1), None)
     if clash is not None:
         raise reader.fail("connection_tags", f"{clash!r} and another key become the same label {tag_label(clash)}")
     return tuple(value)
@@ -426,8 +501,21 @@ def _default(cls: type, name: str) -> Any:
 def parse_config(data: Any, source: str) -> Config:
     """Build a Config from decoded YAML, or raise ConfigError naming the key."""
     reader = _Reader(source)
-    allowed = {"poll_interval", "poll_timeout", "max_concurrency", "targets", "logs", "tunnel_status", "traffic",
-               "state_dir", "shard", "aws", "connection_tags", "discovery_interval", "empty_region_interval"}
+    allowed = {
+        "poll_interval",
+        "poll_timeout",
+        "max_concurrency",
+        "targets",
+        "logs",
+        "tunnel_status",
+        "traffic",
+        "state_dir",
+        "shard",
+        "aws",
+        "connection_tags",
+        "discovery_interval",
+        "empty_region_interval",
+    }
     data = reader.mapping(data, "", allowed)
     if "targets" not in data:
         raise reader.fail("targets", "missing: list the accounts (credentials) and regions to watch")
@@ -442,18 +530,33 @@ def parse_config(data: Any, source: str) -> Config:
         targets=targets,
         organizations=organizations,
         discovery_interval=reader.duration(data, "discovery_interval", "", _default(Config, "discovery_interval"), 60),
-        empty_region_interval=reader.duration(data, "empty_region_interval", "",
-                                              _default(Config, "empty_region_interval"), 0),
+        empty_region_interval=reader.duration(
+            data, "empty_region_interval", "", _default(Config, "empty_region_interval"), 0
+        ),
         poll_interval=poll_interval,
         poll_timeout=poll_timeout,
-        max_concurrency=reader.typed(data, "max_concurrency", "", _default(Config, "max_concurrency"), int,
-                                     lambda v: None if 1 <= v <= 256 else "must be between 1 and 256"),
+        max_concurrency=reader.typed(
+            data,
+            "max_concurrency",
+            "",
+            _default(Config, "max_concurrency"),
+            int,
+            lambda v: None if 1 <= v <= 256 else "must be between 1 and 256",
+        ),
         logs=_logs(reader, data.get("logs")),
         tunnel_status=_tunnel_status(reader, data.get("tunnel_status")),
         traffic=_traffic(reader, data.get("traffic")),
         connection_tags=_connection_tags(reader, data.get("connection_tags")),
-        state_dir=Path(reader.typed(data, "state_dir", "", str(_default(Config, "state_dir")), str,
-                                    lambda v: None if v.strip() else "must not be empty")),
+        state_dir=Path(
+            reader.typed(
+                data,
+                "state_dir",
+                "",
+                str(_default(Config, "state_dir")),
+                str,
+                lambda v: None if v.strip() else "must not be empty",
+            )
+        ),
         shard=_shard(reader, data.get("shard")),
         aws=_aws(reader, data.get("aws")),
         source=source,
@@ -464,8 +567,14 @@ def _aws(reader: _Reader, value: Any) -> AwsSettings:
     data = reader.mapping(value, "aws", {"max_attempts", "connect_timeout", "read_timeout"})
     default = AwsSettings()
     return AwsSettings(
-        max_attempts=reader.typed(data, "max_attempts", "aws", default.max_attempts, int,
-                                  lambda v: None if 1 <= v <= 10 else "must be between 1 and 10"),
+        max_attempts=reader.typed(
+            data,
+            "max_attempts",
+            "aws",
+            default.max_attempts,
+            int,
+            lambda v: None if 1 <= v <= 10 else "must be between 1 and 10",
+        ),
         connect_timeout=reader.duration(data, "connect_timeout", "aws", default.connect_timeout, 0.1),
         read_timeout=reader.duration(data, "read_timeout", "aws", default.read_timeout, 0.1),
     )
@@ -473,10 +582,17 @@ def _aws(reader: _Reader, value: Any) -> AwsSettings:
 
 def _shard(reader: _Reader, value: Any) -> Shard:
     data = reader.mapping(value, "shard", {"index", "count"})
-    count = reader.typed(data, "count", "shard", _default(Shard, "count"), int,
-                         lambda v: None if v >= 1 else "must be at least 1")
-    index = reader.typed(data, "index", "shard", _default(Shard, "index"), int,
-                         lambda v: None if 0 <= v < count else f"must be between 0 and count - 1 ({count - 1})")
+    count = reader.typed(
+        data, "count", "shard", _default(Shard, "count"), int, lambda v: None if v >= 1 else "must be at least 1"
+    )
+    index = reader.typed(
+        data,
+        "index",
+        "shard",
+        _default(Shard, "index"),
+        int,
+        lambda v: None if 0 <= v < count else f"must be between 0 and count - 1 ({count - 1})",
+    )
     return Shard(index, count)
 
 

@@ -10,8 +10,9 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable, Collection, Hashable, Iterable, MutableMapping
 from pathlib import Path
-from typing import Callable, Collection, Hashable, Iterable, MutableMapping, Protocol
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,9 @@ class Seen(Protocol):
     seen_at: float  # when EC2 last reported what this state belongs to
 
 
-def forget_unseen(entries: MutableMapping[Hashable, Seen], present: Collection[Hashable], now: float,
-                  retention: float) -> None:
+def forget_unseen(
+    entries: MutableMapping[Hashable, Seen], present: Collection[Hashable], now: float, retention: float
+) -> None:
     """Entries EC2 reports now are seen now; those it has not reported for ``retention`` are dropped (deleted
     connections, removed targets). So one odd answer or a failing poll resets nothing, and the state stays
     bounded under churn."""
@@ -35,7 +37,7 @@ def forget_unseen(entries: MutableMapping[Hashable, Seen], present: Collection[H
         del entries[key]
 
 
-def all_saved(documents: Iterable["JsonDocument"]) -> bool:
+def all_saved(documents: Iterable[JsonDocument]) -> bool:
     """The one truth of ``state_file_writable``: the latest save of every state file in use succeeded (or none
     was tried, or none is in use)."""
     return all(document.saved for document in documents)
@@ -66,8 +68,9 @@ class JsonDocument:
 
     def dropped(self, count: int, first_problem: str) -> None:
         """Entries of a loaded document that failed their checks were left out: said once and counted."""
-        log.error("state file had invalid entries path=%s dropped=%d first=%r; kept the rest", self.path, count,
-                  first_problem)
+        log.error(
+            "state file had invalid entries path=%s dropped=%d first=%r; kept the rest", self.path, count, first_problem
+        )
         self._on_corrupt()
 
     def _move_aside(self, reason: str) -> None:

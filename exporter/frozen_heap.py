@@ -19,7 +19,7 @@ import gc
 import logging
 import threading
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,11 @@ class FrozenHeap:
         owners = tuple(owners)
         with self._lock:
             previous, self._owners = self._owners, owners
-            changed = previous is None or len(previous) != len(owners) or any(
-                old is not new for old, new in zip(previous, owners))
+            changed = (
+                previous is None
+                or len(previous) != len(owners)
+                or any(old is not new for old, new in zip(previous, owners, strict=False))
+            )
             del previous  # the old owners must not be kept alive through the collection
             if changed:
                 started = time.perf_counter()
@@ -49,7 +52,10 @@ class FrozenHeap:
                 unreachable = gc.collect()
                 self.full_collections += 1
                 self.last_pause = time.perf_counter() - started
-                log.debug("owners of AWS sessions changed; full collection unreachable=%d pause_ms=%.0f",
-                          unreachable, self.last_pause * 1000)
+                log.debug(
+                    "owners of AWS sessions changed; full collection unreachable=%d pause_ms=%.0f",
+                    unreachable,
+                    self.last_pause * 1000,
+                )
             gc.freeze()
             return changed

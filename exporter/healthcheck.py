@@ -38,8 +38,8 @@ def _option(words: list[str], name: str) -> str | None:
 
 def probe(listen: str, web_config_path: str | None, timeout: float = 3.0) -> tuple[bool, str]:
     """(alive, what was seen) for the exporter listening on ``listen``."""
-    from exporter.web.server import parse_listen_address
     from exporter.web.config import load_web_config
+    from exporter.web.server import parse_listen_address
 
     host, port = parse_listen_address(listen)
     host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
@@ -47,8 +47,9 @@ def probe(listen: str, web_config_path: str | None, timeout: float = 3.0) -> tup
     if tls:
         context = ssl.create_default_context()
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # our own server, on this host
-        connection: http.client.HTTPConnection = http.client.HTTPSConnection(host, port, timeout=timeout,
-                                                                             context=context)
+        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+            host, port, timeout=timeout, context=context
+        )
     else:
         connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
@@ -67,10 +68,10 @@ def probe(listen: str, web_config_path: str | None, timeout: float = 3.0) -> tup
 
 def main(argv: list[str]) -> int:
     inherited = _flags_of_pid1()
-    parser = argparse.ArgumentParser(prog="aws-vpn-exporter healthcheck",
-                                     description=SUMMARY[0].upper() + SUMMARY[1:])
-    parser.add_argument("--web.listen-address", dest="listen",
-                        default=_option(inherited, "--web.listen-address") or "127.0.0.1:9798")
+    parser = argparse.ArgumentParser(prog="aws-vpn-exporter healthcheck", description=SUMMARY[0].upper() + SUMMARY[1:])
+    parser.add_argument(
+        "--web.listen-address", dest="listen", default=_option(inherited, "--web.listen-address") or "127.0.0.1:9798"
+    )
     parser.add_argument("--web.config.file", dest="web_config", default=_option(inherited, "--web.config.file"))
     args = parser.parse_args(argv)
     try:

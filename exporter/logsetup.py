@@ -47,8 +47,9 @@ class LogfmtFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
-        line = (f"ts={stamp} level={record.levelname.lower()} logger={record.name} "
-                f"msg={_logfmt_value(record.getMessage())}")
+        line = (
+            f"ts={stamp} level={record.levelname.lower()} logger={record.name} msg={_logfmt_value(record.getMessage())}"
+        )
         if record.exc_info and record.exc_info[1] is not None:
             line += " " + exception_fields(record.exc_info[1])
             if logging.getLogger().isEnabledFor(logging.DEBUG):  # the whole traceback only when asked for
@@ -84,5 +85,6 @@ def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
     if args.exc_type is SystemExit:
         return
     thread = args.thread.name if args.thread else "?"
-    logging.getLogger("exporter").error("uncaught exception thread=%s", thread,
-                                        exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+    logging.getLogger("exporter").error(
+        "uncaught exception thread=%s", thread, exc_info=(args.exc_type, args.exc_value, args.exc_traceback)
+    )

@@ -5,15 +5,16 @@ Nothing here can hold a secret: the reader in ``sources/ec2/telemetry.py`` copie
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the types of what other stages add to a snapshot (they import this module)
     from exporter.diagnosis.rules import Finding
-    from exporter.sources.logs.reader import LogGroupStatus
-    from exporter.sources.logs.state import TunnelKey, TunnelLogView
     from exporter.diagnosis.selectors import SelectorCheck
     from exporter.sources.ec2.tunnel_status import TunnelStatus
+    from exporter.sources.logs.reader import LogGroupStatus
+    from exporter.sources.logs.state import TunnelKey, TunnelLogView
     from exporter.sources.traffic import TrafficCollection
 
 

@@ -12,7 +12,7 @@ import logging
 import math
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 class Job:
     """One function and its interval; ``due`` is the monotonic instant it runs next (None: paused)."""
 
-    def __init__(self, scheduler: "Scheduler", job_id: str, func: Callable[[], object], interval: float,
-                 due: float | None):
+    def __init__(
+        self, scheduler: Scheduler, job_id: str, func: Callable[[], object], interval: float, due: float | None
+    ):
         self.id, self.func, self.interval, self.due = job_id, func, interval, due
         self._scheduler = scheduler
         self._again = False  # asked to run now while running: once more, straight after

@@ -16,8 +16,16 @@ from typing import Any
 # C0 and C1 controls and DEL; surrogates; the line and paragraph separators; the bidirectional marks,
 # embeddings, overrides and isolates (Trojan Source). One list for every output: the alert texts take it as
 # a Go regular expression (generate/alerting.py).
-UNSAFE_RANGES = ((0x00, 0x1f), (0x7f, 0x9f), (0xd800, 0xdfff), (0x2028, 0x2029), (0x061c, 0x061c),
-                 (0x200e, 0x200f), (0x202a, 0x202e), (0x2066, 0x2069))
+UNSAFE_RANGES = (
+    (0x00, 0x1F),
+    (0x7F, 0x9F),
+    (0xD800, 0xDFFF),
+    (0x2028, 0x2029),
+    (0x061C, 0x061C),
+    (0x200E, 0x200F),
+    (0x202A, 0x202E),
+    (0x2066, 0x2069),
+)
 _UNSAFE = re.compile("[" + "".join(f"{chr(low)}-{chr(high)}" for low, high in UNSAFE_RANGES) + "]")
 _SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
@@ -56,8 +64,10 @@ _REDACTED = "<redacted>"
 # Each pattern keeps group "keep" and replaces group "secret".
 _SECRET_PATTERNS = (
     # The customer gateway configuration as an XML element (its content is escaped XML).
-    re.compile(r"(?is)(?P<keep>(?P<lt><|&lt;)customerGatewayConfiguration(?:>|&gt;))(?P<secret>.*?)"
-               r"(?=(?P=lt)/customerGatewayConfiguration)"),
+    re.compile(
+        r"(?is)(?P<keep>(?P<lt><|&lt;)customerGatewayConfiguration(?:>|&gt;))(?P<secret>.*?)"
+        r"(?=(?P=lt)/customerGatewayConfiguration)"
+    ),
     # ... or as a JSON / Python-repr value.
     re.compile(r"(?is)(?P<keep>customerGatewayConfiguration['\"]\s*:\s*(?P<q>['\"]))(?P<secret>(?:\\.|(?!(?P=q)).)*)"),
     # Any pre-shared key field: XML, escaped XML, JSON, Python repr, key=value.

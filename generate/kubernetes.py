@@ -38,8 +38,16 @@ CONFIG_HASH = "aws-vpn-exporter/config-sha256"  # a changed config rolls the pod
 STATE_LIMIT = "64Mi"  # the log state file: 271 KiB after a million events on 50 tunnels (README, Performance)
 LIVENESS_PATH, READINESS_PATH = "/-/healthy", "/-/ready"  # exporter/web/server.py
 
-TYPES = {"namespace": str, "image": str, "iam_role_arn": str, "release": str, "shards": int,
-         "replicas_per_shard": int, "resources": dict, "config": dict}
+TYPES = {
+    "namespace": str,
+    "image": str,
+    "iam_role_arn": str,
+    "release": str,
+    "shards": int,
+    "replicas_per_shard": int,
+    "resources": dict,
+    "config": dict,
+}
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 IMAGE = re.compile(r"^[^\s@]+(:[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})$")
@@ -88,8 +96,10 @@ def load_settings(path: Path = SETTINGS_FILE) -> dict:
         except ConfigError as err:
             raise SystemExit(str(err)) from None
         if not config.sharded_targets():
-            raise SystemExit(f"{path}: shards: shard {index} of {loaded['shards']} would watch no region "
-                             "(regions are shared out by hash): use fewer shards")
+            raise SystemExit(
+                f"{path}: shards: shard {index} of {loaded['shards']} would watch no region "
+                "(regions are shared out by hash): use fewer shards"
+            )
     return loaded
 
 
@@ -126,8 +136,12 @@ def service_account(s: dict) -> dict:
 
 
 def config_map(s: dict, index: int) -> dict:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(s, f"{shard_name(s, index)}-config", CONTAINER),
-            "data": {CONFIG_KEY: config_text(s, index)}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(s, f"{shard_name(s, index)}-config", CONTAINER),
+        "data": {CONFIG_KEY: config_text(s, index)},
+    }
 
 
 def deployment(s: dict, index: int) -> dict:
@@ -143,63 +157,115 @@ def deployment(s: dict, index: int) -> dict:
         "livenessProbe": {**probe, "httpGet": {"path": LIVENESS_PATH, "port": PORT_NAME}},
         "readinessProbe": {**probe, "httpGet": {"path": READINESS_PATH, "port": PORT_NAME}, "periodSeconds": 5},
         "resources": s["resources"],
-        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]}},
-        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-                         {"name": "state", "mountPath": s["config"]["state_dir"]},
-                         {"name": "tmp", "mountPath": "/tmp"}],  # `diagnose` run with kubectl exec writes there
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "state", "mountPath": s["config"]["state_dir"]},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],  # `diagnose` run with kubectl exec writes there
     }
     pod = {
         "serviceAccountName": APP,
         "automountServiceAccountToken": False,  # no Kubernetes API calls; IRSA mounts its own token
-        "securityContext": {"runAsNonRoot": True, "runAsUser": IMAGE_UID, "runAsGroup": IMAGE_UID,
-                            "fsGroup": IMAGE_UID, "seccompProfile": {"type": "RuntimeDefault"}},
-        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
-                                       "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": selector}}],
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": IMAGE_UID,
+            "runAsGroup": IMAGE_UID,
+            "fsGroup": IMAGE_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": selector},
+            }
+        ],
         "containers": [container],
-        "volumes": [{"name": "config", "configMap": {"name": f"{shard_name(s, index)}-config"}},
-                    {"name": "state", "emptyDir": {"sizeLimit": STATE_LIMIT}},
-                    {"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}],
+        "volumes": [
+            {"name": "config", "configMap": {"name": f"{shard_name(s, index)}-config"}},
+            {"name": "state", "emptyDir": {"sizeLimit": STATE_LIMIT}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}},
+        ],
     }
     digest = hashlib.sha256(config_text(s, index).encode()).hexdigest()
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(s, shard_name(s, index), CONTAINER),
-            "spec": {"replicas": s["replicas_per_shard"], "selector": {"matchLabels": selector},
-                     "template": {"metadata": {"labels": selector, "annotations": {CONFIG_HASH: digest}},
-                                  "spec": pod}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(s, shard_name(s, index), CONTAINER),
+        "spec": {
+            "replicas": s["replicas_per_shard"],
+            "selector": {"matchLabels": selector},
+            "template": {"metadata": {"labels": selector, "annotations": {CONFIG_HASH: digest}}, "spec": pod},
+        },
+    }
 
 
 def disruption_budget(s: dict, index: int) -> dict:
     """One pod of the shard at a time: with one replica a drain evicts it (never blocked), with two one stays."""
-    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-            "metadata": metadata(s, shard_name(s, index), CONTAINER),
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": pod_selector(index)}}}
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(s, shard_name(s, index), CONTAINER),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": pod_selector(index)}},
+    }
 
 
 def service(s: dict) -> dict:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata(s, APP, CONTAINER),
-            "spec": {"selector": labels(CONTAINER),  # every shard's pods
-                     "ports": [{"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(s, APP, CONTAINER),
+        "spec": {
+            "selector": labels(CONTAINER),  # every shard's pods
+            "ports": [{"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
+        },
+    }
 
 
 def service_monitor(s: dict) -> dict:
     # prometheus-operator names the job after the Service: job="aws-vpn-exporter", the alerts' exporter_job.
-    return {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
-            "metadata": metadata(s, APP, CONTAINER, release=s["release"]),
-            "spec": {"selector": {"matchLabels": labels(CONTAINER)},
-                     "endpoints": [{"port": PORT_NAME, "path": "/metrics"}]}}
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": metadata(s, APP, CONTAINER, release=s["release"]),
+        "spec": {
+            "selector": {"matchLabels": labels(CONTAINER)},
+            "endpoints": [{"port": PORT_NAME, "path": "/metrics"}],
+        },
+    }
 
 
 def prometheus_rule(s: dict, rules: dict) -> dict:
-    return {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
-            "metadata": metadata(s, APP, "alerts", release=s["release"]), "spec": {"groups": rules["groups"]}}
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": metadata(s, APP, "alerts", release=s["release"]),
+        "spec": {"groups": rules["groups"]},
+    }
 
 
 def dashboard_config_maps(s: dict) -> list[dict]:
     """One per dashboard, labelled for kube-prometheus-stack's Grafana sidecar, holding the committed JSON."""
-    return [{"apiVersion": "v1", "kind": "ConfigMap",
-             "metadata": metadata(s, f"{APP}-dashboard-{name.removeprefix('aws-vpn-').removesuffix('.json')}",
-                                  "dashboards", grafana_dashboard="1"),
-             "data": {name: text}} for name, text in published_dashboards().items()]
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata(
+                s,
+                f"{APP}-dashboard-{name.removeprefix('aws-vpn-').removesuffix('.json')}",
+                "dashboards",
+                grafana_dashboard="1",
+            ),
+            "data": {name: text},
+        }
+        for name, text in published_dashboards().items()
+    ]
 
 
 # PromQL label matchers: name, operator, "value".
@@ -225,8 +291,10 @@ def selects_job(selector: str, job: str) -> bool:
 def documents(s: dict, alert_settings: dict, rules: dict) -> dict[str, list[dict]]:
     """Each file of the base and its objects."""
     if not selects_job(alert_settings["exporter_job"], APP):
-        raise SystemExit(f"{alerting.SETTINGS_FILE}: exporter_job: {alert_settings['exporter_job']} does not select "
-                         f'job="{APP}", the job of the ServiceMonitor in {DEPLOY_DIR.relative_to(ROOT)}')
+        raise SystemExit(
+            f"{alerting.SETTINGS_FILE}: exporter_job: {alert_settings['exporter_job']} does not select "
+            f'job="{APP}", the job of the ServiceMonitor in {DEPLOY_DIR.relative_to(ROOT)}'
+        )
     shards = range(s["shards"])
     return {
         "serviceaccount.yaml": [service_account(s)],
@@ -247,7 +315,9 @@ def render(s: dict, alert_settings: dict = alerting.SETTINGS) -> dict[str, str]:
     texts = {name: alerting.dump_yaml_documents(objects, COMMAND, source) for name, objects in files.items()}
     texts["kustomization.yaml"] = alerting.dump_yaml(
         {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": list(files)},
-        COMMAND, source)
+        COMMAND,
+        source,
+    )
     return texts
 
 

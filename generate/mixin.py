@@ -29,10 +29,14 @@ def render() -> dict[str, str]:
         groups = alerting.rules_document()["groups"]
         built = [dashboards.build(source) for source in dashboards.sources()]
     is_alerting = [all("alert" in rule for rule in group["rules"]) for group in groups]
-    rules = {"alerts": [g for g, alerts in zip(groups, is_alerting) if alerts],
-             "recording": [g for g, alerts in zip(groups, is_alerting) if not alerts]}
+    rules = {
+        "alerts": [g for g, alerts in zip(groups, is_alerting, strict=False) if alerts],
+        "recording": [g for g, alerts in zip(groups, is_alerting, strict=False) if not alerts],
+    }
     return {
-        "config.json": _json({"defaults": config, "placeholders": {key: token for key, (_, token) in PLACEHOLDERS.items()}}),
+        "config.json": _json(
+            {"defaults": config, "placeholders": {key: token for key, (_, token) in PLACEHOLDERS.items()}}
+        ),
         "rules.json": _json(rules),
         "dashboards.json": _json({dashboards.published_name(dashboard): dashboard for dashboard in built}),
     }

@@ -4,14 +4,19 @@ written."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from exporter.config import ConfigError, read_yaml
 
 
-def load(path: Path, types: dict[str, type], check: Callable[[str, Any], str | None] = lambda key, value: None,
-         defaults: dict | None = None) -> dict:
+def load(
+    path: Path,
+    types: dict[str, type],
+    check: Callable[[str, Any], str | None] = lambda key, value: None,
+    defaults: dict | None = None,
+) -> dict:
     """The settings of ``path``: each key of ``types`` with a value of that type (an int where a float is asked),
     accepted by ``check`` (which returns a reason to refuse, or None). With ``defaults`` a key left out keeps its
     default and the file may be absent; without, every key is required."""

@@ -89,8 +89,13 @@ def series(samples: dict, name: str, /, **labels) -> list[dict]:
     return [dict(ls) for (n, ls) in samples if n == name and set(labels.items()) <= ls]
 
 
-def add_vpn_connection(region: str, telemetry: list | None = None, options: dict | None = None,
-                       name: str = "test", account: str = "123456789012") -> str:
+def add_vpn_connection(
+    region: str,
+    telemetry: list | None = None,
+    options: dict | None = None,
+    name: str = "test",
+    account: str = "123456789012",
+) -> str:
     """Create a VPN connection in the simulated AWS and set the telemetry/options AWS would report."""
     from moto.ec2.models import ec2_backends
 
@@ -98,7 +103,9 @@ def add_vpn_connection(region: str, telemetry: list | None = None, options: dict
     cgw = ec2.create_customer_gateway(Type="ipsec.1", PublicIp="203.0.113.1", BgpAsn=65001)["CustomerGateway"]
     vgw = ec2.create_vpn_gateway(Type="ipsec.1")["VpnGateway"]
     vpn_id = ec2.create_vpn_connection(
-        Type="ipsec.1", CustomerGatewayId=cgw["CustomerGatewayId"], VpnGatewayId=vgw["VpnGatewayId"],
+        Type="ipsec.1",
+        CustomerGatewayId=cgw["CustomerGatewayId"],
+        VpnGatewayId=vgw["VpnGatewayId"],
         TagSpecifications=[{"ResourceType": "vpn-connection", "Tags": [{"Key": "Name", "Value": name}]}],
     )["VpnConnection"]["VpnConnectionId"]
     backend = ec2_backends[account][region].vpn_connections[vpn_id]
@@ -108,8 +115,13 @@ def add_vpn_connection(region: str, telemetry: list | None = None, options: dict
 
 
 def tunnel_telemetry(ip: str, status: str, message: str, routes: int = 0, changed: int = 1_700_000_000) -> dict:
-    return {"OutsideIpAddress": ip, "Status": status, "StatusMessage": message, "AcceptedRouteCount": routes,
-            "LastStatusChange": datetime.fromtimestamp(changed, tz=timezone.utc)}
+    return {
+        "OutsideIpAddress": ip,
+        "Status": status,
+        "StatusMessage": message,
+        "AcceptedRouteCount": routes,
+        "LastStatusChange": datetime.fromtimestamp(changed, tz=timezone.utc),
+    }
 
 
 @pytest.fixture

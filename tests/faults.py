@@ -32,8 +32,11 @@ class Fault:
     hits: int = 0
 
     def matches(self, region: str, operation: str) -> bool:
-        return (self.region in (None, region)) and (self.operation in (None, operation)) and (
-            self.times is None or self.hits < self.times)
+        return (
+            (self.region in (None, region))
+            and (self.operation in (None, operation))
+            and (self.times is None or self.hits < self.times)
+        )
 
 
 class FaultProxy:
@@ -62,8 +65,13 @@ class FaultProxy:
                 region = match.group(1) if match else ""
                 target = self.headers.get("X-Amz-Target") or ""
                 cbor = "/operation/" in self.path  # smithy-rpc-v2-cbor (CloudWatch): the operation is in the path
-                operation = target.rsplit(".", 1)[-1] if target else self.path.rsplit("/", 1)[-1] if cbor else (
-                    parse_qs(body.decode("utf-8", "replace")).get("Action", [""])[0])
+                operation = (
+                    target.rsplit(".", 1)[-1]
+                    if target
+                    else self.path.rsplit("/", 1)[-1]
+                    if cbor
+                    else (parse_qs(body.decode("utf-8", "replace")).get("Action", [""])[0])
+                )
                 proxy.requests.append((region, operation))
                 for fault in proxy.faults:
                     if fault.matches(region, operation):
@@ -98,9 +106,11 @@ class FaultProxy:
                     data = json.dumps({"__type": fault.code, "message": fault.message}).encode()
                     content_type = "application/x-amz-json-1.1"
                 else:
-                    data = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{fault.code}"
-                            f"</Code><Message>{xml_escape(fault.message)}</Message></Error></Errors><RequestID>fault</RequestID>"
-                            "</Response>").encode()
+                    data = (
+                        f'<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>{fault.code}'
+                        f"</Code><Message>{xml_escape(fault.message)}</Message></Error></Errors><RequestID>fault</RequestID>"
+                        "</Response>"
+                    ).encode()
                     content_type = "text/xml"
                 self.send_response(fault.status)
                 self.send_header("Content-Type", content_type)
@@ -118,11 +128,12 @@ class FaultProxy:
 
 def _cbor_map(items: dict[str, str]) -> bytes:
     """A CBOR map of short text strings (RFC 8949), the error body of the smithy-rpc-v2-cbor protocol."""
+
     def text(value: str) -> bytes:
         data = value.encode()
         return (bytes([0x60 + len(data)]) if len(data) < 24 else bytes([0x78, len(data)])) + data
 
-    return bytes([0xa0 + len(items)]) + b"".join(text(k) + text(v) for k, v in items.items())
+    return bytes([0xA0 + len(items)]) + b"".join(text(k) + text(v) for k, v in items.items())
 
 
 def alter_metric_data(monkeypatch, change) -> None:

@@ -24,7 +24,7 @@ CORPUS = {
     "separators": "line\u2028para\u2029end",
     "bidi_override": "site\u202etxt.exe",
     "bidi_isolate": "a\u2066b\u2069c\u200f",
-    "quotes": "it's \"quoted\" `back`",
+    "quotes": 'it\'s "quoted" `back`',
     "promql": '"} or vector(1) or x{a="',
     "braces": "{{ .Labels }} {%s} ${x}",
     "backslashes": "back\\slash\\\\\\",
@@ -40,6 +40,7 @@ RAW = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\u061c\u200e\u200f
 def joined() -> str:
     """Every hostile string in one (a Name tag, a message) that carries them all at once."""
     return " | ".join(value for key, value in CORPUS.items() if key != "long")
+
 
 # What EC2's XML answers cannot carry (XML 1.0 has no way to write them; a CR arrives as an LF).
 _NOT_IN_XML = re.compile("[\x00-\x08\x0b-\x1f\ud800-\udfff]")

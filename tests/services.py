@@ -9,8 +9,8 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 import requests
@@ -70,9 +70,13 @@ def _ready(url: str) -> bool:
 def running(command: list[str], url: str, what: str) -> Iterator[str]:
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_until(lambda: process.poll() is None and _ready(url) or (process.poll() is not None and
-                                                                       pytest.fail(f"{what} exited")),
-                   60, f"{what} to be ready")
+        wait_until(
+            lambda: (
+                process.poll() is None and _ready(url) or (process.poll() is not None and pytest.fail(f"{what} exited"))
+            ),
+            60,
+            f"{what} to be ready",
+        )
         yield url
     finally:
         process.terminate()
@@ -84,23 +88,48 @@ def running(command: list[str], url: str, what: str) -> Iterator[str]:
 
 def prometheus(config: Path, data: Path, *flags: str) -> contextlib.AbstractContextManager[str]:
     port = free_port()
-    return running([tool("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={data}",
-                    f"--web.listen-address=127.0.0.1:{port}", *flags], f"http://127.0.0.1:{port}", "prometheus")
+    return running(
+        [
+            tool("prometheus"),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={data}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            *flags,
+        ],
+        f"http://127.0.0.1:{port}",
+        "prometheus",
+    )
 
 
 def prometheus_agent(config: Path, data: Path) -> contextlib.AbstractContextManager[str]:
     """Prometheus in agent mode (2.42's flags): it scrapes and remote-writes, and keeps only a WAL."""
     port = free_port()
-    return running([tool("prometheus"), "--enable-feature=agent", f"--config.file={config}",
-                    f"--storage.agent.path={data}", f"--web.listen-address=127.0.0.1:{port}"],
-                   f"http://127.0.0.1:{port}", "prometheus agent")
+    return running(
+        [
+            tool("prometheus"),
+            "--enable-feature=agent",
+            f"--config.file={config}",
+            f"--storage.agent.path={data}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        f"http://127.0.0.1:{port}",
+        "prometheus agent",
+    )
 
 
 def alertmanager(config: Path, data: Path) -> contextlib.AbstractContextManager[str]:
     port, cluster = free_port(), free_port()
-    return running([tool("prometheus-alertmanager"), f"--config.file={config}", f"--storage.path={data}",
-                    f"--web.listen-address=127.0.0.1:{port}", f"--cluster.listen-address=127.0.0.1:{cluster}"],
-                   f"http://127.0.0.1:{port}", "alertmanager")
+    return running(
+        [
+            tool("prometheus-alertmanager"),
+            f"--config.file={config}",
+            f"--storage.path={data}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--cluster.listen-address=127.0.0.1:{cluster}",
+        ],
+        f"http://127.0.0.1:{port}",
+        "alertmanager",
+    )
 
 
 def query(url: str, expr: str) -> list:
@@ -122,18 +151,27 @@ def simulated_aws(moto_url: str, scenarios: Scenarios | None = None) -> Iterator
 
 def demo_config(targets: tuple[Target, ...], state_dir: Path, poll_interval: float, **settings) -> Config:
     """The config ``--demo`` runs, with these targets and intervals."""
-    return Config(targets=targets, poll_interval=poll_interval, poll_timeout=max(1.0, poll_interval - 1),
-                  logs=LogsConfig(poll_interval=poll_interval), tunnel_status=DEMO_TUNNEL_STATUS,
-                  traffic=DEMO_TRAFFIC, state_dir=state_dir, **settings)
+    return Config(
+        targets=targets,
+        poll_interval=poll_interval,
+        poll_timeout=max(1.0, poll_interval - 1),
+        logs=LogsConfig(poll_interval=poll_interval),
+        tunnel_status=DEMO_TUNNEL_STATUS,
+        traffic=DEMO_TRAFFIC,
+        state_dir=state_dir,
+        **settings,
+    )
 
 
 @contextlib.contextmanager
-def demo_exporter(moto_url: str, state_dir: Path, poll_interval: float = 10.0,
-                  apply_interval: float = 5.0) -> Iterator[tuple[Exporter, DemoEnvironment]]:
+def demo_exporter(
+    moto_url: str, state_dir: Path, poll_interval: float = 10.0, apply_interval: float = 5.0
+) -> Iterator[tuple[Exporter, DemoEnvironment]]:
     """The demo, as ``--demo`` runs it (intervals as given), on the session's simulated AWS."""
     with simulated_aws(moto_url) as demo:
-        exporter = Exporter(demo_config((), state_dir, poll_interval, organizations=(demo.organization(),)),
-                            ("127.0.0.1", 0))
+        exporter = Exporter(
+            demo_config((), state_dir, poll_interval, organizations=(demo.organization(),)), ("127.0.0.1", 0)
+        )
         exporter.add_job(demo.apply, apply_interval, "demo-apply")
         exporter.start()
         try:

@@ -10,33 +10,44 @@ import pytest
 import requests
 import yaml
 
-from generate import alerting
 from exporter.diagnosis.findings import FINDINGS
-from generate import alert_cases
+from generate import alert_cases, alerting
 from tests import services
 from tests.services import tool
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("path,render", [
-    (alerting.RULES_FILE, alerting.render_rules), (alerting.RUNBOOKS_FILE, alerting.render_runbooks),
-    (alerting.ALERTMANAGER_FILE, alerting.render_alertmanager), (alert_cases.TEST_FILE, alert_cases.render_tests),
-], ids=lambda value: getattr(value, "name", ""))
+@pytest.mark.parametrize(
+    "path,render",
+    [
+        (alerting.RULES_FILE, alerting.render_rules),
+        (alerting.RUNBOOKS_FILE, alerting.render_runbooks),
+        (alerting.ALERTMANAGER_FILE, alerting.render_alertmanager),
+        (alert_cases.TEST_FILE, alert_cases.render_tests),
+    ],
+    ids=lambda value: getattr(value, "name", ""),
+)
 def test_generated_files_are_current(path, render):
     assert path.read_text() == render(), f"{path.name} is stale: run scripts/generate"
 
 
 def test_promtool_checks_the_rules():
-    result = subprocess.run([tool("promtool"), "check", "rules", str(alerting.RULES_FILE)], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [tool("promtool"), "check", "rules", str(alerting.RULES_FILE)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(alerting.build_alerts()) + len(alerting.RECORDING_RULES)} rules found" in result.stdout
 
 
 def test_promtool_unit_tests_pass():
-    result = subprocess.run([tool("promtool"), "test", "rules", alert_cases.TEST_FILE.name], capture_output=True,
-                            text=True, timeout=120, cwd=alert_cases.TEST_FILE.parent)
+    result = subprocess.run(
+        [tool("promtool"), "test", "rules", alert_cases.TEST_FILE.name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=alert_cases.TEST_FILE.parent,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -75,8 +86,9 @@ def test_every_finding_has_an_alert():
 
 
 def test_amtool_checks_the_alertmanager_example():
-    result = subprocess.run([tool("amtool"), "check-config", str(alerting.ALERTMANAGER_FILE)], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [tool("amtool"), "check-config", str(alerting.ALERTMANAGER_FILE)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -99,8 +111,12 @@ def post(url: str, name: str, severity: str, **labels) -> None:
 
 def states(url: str) -> dict:
     alerts = requests.get(f"{url}/api/v2/alerts", timeout=5).json()
-    return {(a["labels"]["alertname"], a["labels"].get("vpn_connection_id"), a["labels"].get("tunnel")):
-            a["status"]["state"] for a in alerts}
+    return {
+        (a["labels"]["alertname"], a["labels"].get("vpn_connection_id"), a["labels"].get("tunnel")): a["status"][
+            "state"
+        ]
+        for a in alerts
+    }
 
 
 def test_one_cause_pages_once(alertmanager):
@@ -124,13 +140,27 @@ def test_one_cause_pages_once(alertmanager):
 
 def generate(tmp_path: Path, settings: str) -> subprocess.CompletedProcess:
     (tmp_path / "settings.yml").write_text(settings)
-    return subprocess.run([sys.executable, "-m", "generate.alerting", "--settings", str(tmp_path / "settings.yml"),
-                           "--output-dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=60,
-                          cwd=ROOT)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "generate.alerting",
+            "--settings",
+            str(tmp_path / "settings.yml"),
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
 
 
 def test_operators_set_receivers_runbooks_job_and_durations_in_one_file(tmp_path):
-    result = generate(tmp_path, """
+    result = generate(
+        tmp_path,
+        """
 runbook_base: https://wiki.example.com/vpn-runbooks
 exporter_job: job="vpn"
 bgp_down_for: 4m
@@ -140,13 +170,16 @@ receivers:
                          details: {cause: '{{ .CommonAnnotations.cause }}'}}]
   ticket:
     slack_configs: [{api_url: 'https://hooks.slack.com/services/T/B/X', channel: '#vpn'}]
-""")
+""",
+    )
     assert result.returncode == 0, result.stderr
     rules = yaml.safe_load((tmp_path / "out" / "alerts" / "aws-vpn.rules.yml").read_text())
     alerts = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"] if "alert" in rule}
     assert alerts["VpnTunnelIpsecUpBgpDown"]["for"] == "4m"
-    assert alerts["VpnTunnelIpsecUpBgpDown"]["annotations"]["runbook_url"] == \
-        "https://wiki.example.com/vpn-runbooks#vpntunnelipsecupbgpdown"
+    assert (
+        alerts["VpnTunnelIpsecUpBgpDown"]["annotations"]["runbook_url"]
+        == "https://wiki.example.com/vpn-runbooks#vpntunnelipsecupbgpdown"
+    )
     assert "https://wiki.example.com/vpn-runbooks#checklist" in alerts["VpnConnectionDown"]["annotations"]["cause"]
     assert alerts["VpnExporterAbsent"]["expr"] == 'absent(up{job="vpn"} == 1)'
     manager = tmp_path / "out" / "alerts" / "alertmanager.yml"
@@ -156,13 +189,16 @@ receivers:
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-@pytest.mark.parametrize("settings,error", [
-    ("bgp_down_fr: 3m", "unknown key 'bgp_down_fr'"),
-    ("bgp_down_for: soon", "bgp_down_for: 'soon' is not a Prometheus duration"),
-    ("receivers: {pager: {}}", "receivers: expected exactly 'pager' and 'ticket'"),
-    ("[1, 2", "invalid YAML"),
-    ("bgp_down_for: 3m\nbgp_down_for: 4m", "duplicate key 'bgp_down_for'"),
-])
+@pytest.mark.parametrize(
+    "settings,error",
+    [
+        ("bgp_down_fr: 3m", "unknown key 'bgp_down_fr'"),
+        ("bgp_down_for: soon", "bgp_down_for: 'soon' is not a Prometheus duration"),
+        ("receivers: {pager: {}}", "receivers: expected exactly 'pager' and 'ticket'"),
+        ("[1, 2", "invalid YAML"),
+        ("bgp_down_for: 3m\nbgp_down_for: 4m", "duplicate key 'bgp_down_for'"),
+    ],
+)
 def test_a_bad_settings_file_fails_naming_the_file_and_key(tmp_path, settings, error):
     result = generate(tmp_path, settings)
     assert result.returncode != 0 and str(tmp_path / "settings.yml") in result.stderr and error in result.stderr

@@ -8,8 +8,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_logs_benchmark_counts_a_backlog_exactly():
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "logs.py"), "--events", "30000",
-                             "--parse", "2000", "--api-tunnels", "10,1000"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "logs.py"),
+            "--events",
+            "30000",
+            "--parse",
+            "2000",
+            "--api-tunnels",
+            "10,1000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "events counted     30,000 (exactly the backlog)" in result.stdout
     assert "events/s" in result.stdout
@@ -21,9 +34,22 @@ def test_logs_benchmark_counts_a_backlog_exactly():
 def test_scrape_benchmark_serves_complete_bodies_without_errors_across_re_renders():
     """20 concurrent scrapers decode every body and count every tunnel in it, while the snapshot is
     re-rendered (in a forked child) and swapped twice under them; burst and back-to-back runs too."""
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scrape.py"), "--tunnels", "2000",
-                             "--scrapers", "20", "--seconds", "10", "--verify"],
-                            capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "scrape.py"),
+            "--tunnels",
+            "2000",
+            "--scrapers",
+            "20",
+            "--seconds",
+            "10",
+            "--verify",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     spread = next(line for line in lines if line.startswith("HTTP, 20 scrapers"))
@@ -35,22 +61,51 @@ def test_scrape_benchmark_serves_complete_bodies_without_errors_across_re_render
 
 
 def test_churn_benchmark_shows_state_returning_to_its_bound():
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "churn.py"), "--scenario", "connections",
-                             "--rounds", "4", "--connections", "20"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "churn.py"),
+            "--scenario",
+            "connections",
+            "--rounds",
+            "4",
+            "--connections",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     rounds = [line for line in result.stdout.splitlines() if line.startswith("round")]
     # 20 connections of 2 tunnels each come and go; one connection (2 tunnels, 1 gateway) stays
-    assert len(rounds) == 4 and all("42 tunnels in state" in line and ", 2 tunnels, 1 cached" in line
-                                    for line in rounds), result.stdout
+    assert len(rounds) == 4 and all(
+        "42 tunnels in state" in line and ", 2 tunnels, 1 cached" in line for line in rounds
+    ), result.stdout
 
 
 def test_churn_benchmark_shows_rss_flat_across_reloads_and_discovery_churn():
     """Small here (the README's figures are 100 accounts x 2 regions, 25 reloads, 30 discovery runs): every
     reload and discovery run polls the pairs expected (asserted inside), and across the reloads the RSS is flat
     (it grew 19 MiB over the second half here before dropped sessions were collected)."""
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "churn.py"), "--scenario", "reloads",
-                             "discovery", "--accounts", "20", "--reloads", "8", "--discoveries", "6"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "churn.py"),
+            "--scenario",
+            "reloads",
+            "discovery",
+            "--accounts",
+            "20",
+            "--reloads",
+            "8",
+            "--discoveries",
+            "6",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert sum(line.startswith("reload ") for line in lines) == 8, result.stdout
@@ -60,8 +115,12 @@ def test_churn_benchmark_shows_rss_flat_across_reloads_and_discovery_churn():
 
 
 def test_status_page_benchmark_runs():
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "status_page.py"), "--tunnels", "400",
-                             "--repeat", "2"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "status_page.py"), "--tunnels", "400", "--repeat", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert [line.split()[0] for line in result.stdout.splitlines()[:2]] == ["mostly", "worst"], result.stdout
     assert "target: every render under 1000 ms: met" in result.stdout
@@ -70,9 +129,25 @@ def test_status_page_benchmark_runs():
 def test_poll_benchmark_keeps_the_per_tunnel_calls_under_their_ceiling():
     """Small here (run it with --connections 5000 for 10,000 tunnels): the steady poll makes one call per
     region, and the per-tunnel status calls stay under their ceiling in every region (asserted inside)."""
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "poll.py"), "--connections", "40",
-                             "--polls", "2", "--scrapers", "5", "--scrape-seconds", "1", "--status-seconds", "3"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "poll.py"),
+            "--connections",
+            "40",
+            "--polls",
+            "2",
+            "--scrapers",
+            "5",
+            "--scrape-seconds",
+            "1",
+            "--status-seconds",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     status = next(line for line in result.stdout.splitlines() if line.startswith("tunnel status"))
     assert "ceiling 5" in status and " 0 calls" not in status, result.stdout
@@ -82,15 +157,36 @@ def test_organisation_benchmark_discovers_every_active_account_and_spreads_the_e
     """Small here (the README's figures are 200 accounts x 4 regions): every active account and region is found
     and polled, suspended ones are not, and over one empty_region_interval the busy regions are asked every
     cycle and each empty one once (asserted inside). The ratios leave room for a machine several times slower."""
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "organisation.py"), "--accounts", "20",
-                             "--regions", "2", "--with-vpn", "3", "--suspended", "2", "--cycles", "20"],
-                            capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "organisation.py"),
+            "--accounts",
+            "20",
+            "--regions",
+            "2",
+            "--with-vpn",
+            "3",
+            "--suspended",
+            "2",
+            "--cycles",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
     assert "'ListAccounts': 3" in lines["discovery"] and "'DescribeRegions': 18" in lines["discovery"], result.stdout
     assert "'watched': 18" in lines["budget"] and "failed" not in lines["budget"], result.stdout
-    ratios = dict(zip(("steady", "worst", "first"), (float(part.rsplit(" ", 1)[1]) for part in
-                                                      lines["ratios"].split(";"))))
+    ratios = dict(
+        zip(
+            ("steady", "worst", "first"),
+            (float(part.rsplit(" ", 1)[1]) for part in lines["ratios"].split(";")),
+            strict=False,
+        )
+    )
     assert ratios["steady"] < 0.3, result.stdout  # 6.3 of 36 pairs a cycle: 3 busy + 33 empty over 10
     assert ratios["worst"] < 0.2 and ratios["first"] < 0.5, result.stdout  # measured 0.002 and 0.008
 

@@ -59,9 +59,14 @@ def wall_clock(monkeypatch):
 @pytest.fixture
 def polling(aws, make_exporter, wall_clock):
     """An exporter polling one region every 0.2 s (EC2 only), its wall clock the stepped one."""
-    exporter = make_exporter([Target(regions=("us-east-1",))], poll_interval=INTERVAL, poll_timeout=5.0,
-                             empty_region_interval=0.0, logs=LogsConfig(enabled=False),
-                             tunnel_status=TunnelStatusConfig(enabled=False))
+    exporter = make_exporter(
+        [Target(regions=("us-east-1",))],
+        poll_interval=INTERVAL,
+        poll_timeout=5.0,
+        empty_region_interval=0.0,
+        logs=LogsConfig(enabled=False),
+        tunnel_status=TunnelStatusConfig(enabled=False),
+    )
     exporter._clock = wall_clock.now
     exporter.poller._clock = wall_clock.now
     exporter.start_polling()
@@ -111,8 +116,13 @@ def test_a_stall_shows_as_growing_age_whatever_the_wall_clock_does(polling, wall
 def test_an_empty_region_is_asked_again_within_its_interval_after_a_step(aws, make_exporter, wall_clock, step):
     from tests.test_discovery import vpn
 
-    exporter = make_exporter([Target(regions=("us-east-1",))], poll_interval=30.0, empty_region_interval=300.0,
-                             logs=LogsConfig(enabled=False), tunnel_status=TunnelStatusConfig(enabled=False))
+    exporter = make_exporter(
+        [Target(regions=("us-east-1",))],
+        poll_interval=30.0,
+        empty_region_interval=300.0,
+        logs=LogsConfig(enabled=False),
+        tunnel_status=TunnelStatusConfig(enabled=False),
+    )
     exporter._clock = exporter.poller._clock = wall_clock.now
     exporter.poll_ec2()  # empty: asked again within 5 minutes
     wall_clock.step(step)

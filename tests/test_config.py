@@ -48,24 +48,31 @@ def test_bad_durations(text):
         parse_duration(text)
 
 
-@pytest.mark.parametrize("text,key,reason", [
-    (VALID + "pol_interval: 1m\n", "pol_interval", "unknown key"),
-    (VALID.replace("30s", "thirty"), "poll_interval", "expected a duration"),
-    (VALID.replace("30s", "0s"), "poll_interval", "at least"),
-    (VALID.replace("eu-west-1", "eu-west"), "targets[0].regions[1]", "not an AWS region"),
-    (VALID.replace("eu-west-1", "us-east-1"), "targets[0].regions", "twice"),
-    (VALID.replace("role/vpn-exporter", "user/bob"), "targets[1].role_arn", "not an IAM role ARN"),
-    (VALID.replace("lookback: 1h", "lookback: forever"), "logs.lookback", "expected a duration"),
-    (VALID.replace("lookback: 1h", "lookbak: 1h"), "logs.lookbak", "unknown key"),
-    (VALID + "max_concurrency: 0\n", "max_concurrency", "between 1 and 256"),
-    (VALID + "max_concurrency: yes\n", "max_concurrency", "expected int"),
-    ("poll_interval: 30s\n", "targets", "missing"),
-    ("targets: []\n", "targets", "non-empty list"),
-    ("targets:\n  - role_arn: arn:aws:iam::111111111111:role/x\n", "targets[0].regions", "non-empty list"),
-    ("targets:\n  - regions: [us-east-1]\n    region: x\n", "targets[0].region", "unknown key"),
-    ("- just\n- a list\n", "(top level)", "expected a mapping"),
-    ("poll_interval: 30s\npoll_timeout: 1m\ntargets:\n  - regions: [us-east-1]\n", "poll_timeout", "must not exceed"),
-])
+@pytest.mark.parametrize(
+    "text,key,reason",
+    [
+        (VALID + "pol_interval: 1m\n", "pol_interval", "unknown key"),
+        (VALID.replace("30s", "thirty"), "poll_interval", "expected a duration"),
+        (VALID.replace("30s", "0s"), "poll_interval", "at least"),
+        (VALID.replace("eu-west-1", "eu-west"), "targets[0].regions[1]", "not an AWS region"),
+        (VALID.replace("eu-west-1", "us-east-1"), "targets[0].regions", "twice"),
+        (VALID.replace("role/vpn-exporter", "user/bob"), "targets[1].role_arn", "not an IAM role ARN"),
+        (VALID.replace("lookback: 1h", "lookback: forever"), "logs.lookback", "expected a duration"),
+        (VALID.replace("lookback: 1h", "lookbak: 1h"), "logs.lookbak", "unknown key"),
+        (VALID + "max_concurrency: 0\n", "max_concurrency", "between 1 and 256"),
+        (VALID + "max_concurrency: yes\n", "max_concurrency", "expected int"),
+        ("poll_interval: 30s\n", "targets", "missing"),
+        ("targets: []\n", "targets", "non-empty list"),
+        ("targets:\n  - role_arn: arn:aws:iam::111111111111:role/x\n", "targets[0].regions", "non-empty list"),
+        ("targets:\n  - regions: [us-east-1]\n    region: x\n", "targets[0].region", "unknown key"),
+        ("- just\n- a list\n", "(top level)", "expected a mapping"),
+        (
+            "poll_interval: 30s\npoll_timeout: 1m\ntargets:\n  - regions: [us-east-1]\n",
+            "poll_timeout",
+            "must not exceed",
+        ),
+    ],
+)
 def test_each_mistake_names_file_key_and_reason(tmp_path, text, key, reason):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
@@ -85,16 +92,29 @@ targets:
 """
 
 
-@pytest.mark.parametrize("text,key,reason", [
-    (TWO_ROLES, "targets[1].role_arn", "account 111111111111 in region eu-west-1 is already watched by targets[0] "
-                                       "(arn:aws:iam::111111111111:role/vpn-exporter)"),
-    # the index is the target's place in the list, organizations included
-    (TWO_ROLES.replace("targets:\n", "targets:\n  - organization: {role_name: r}\n    regions: all\n"),
-     "targets[2].role_arn", "already watched by targets[1]"),
-    ("targets:\n  - organization: {role_name: r, role_arn: 'arn:aws:iam::111111111111:role/a'}\n    regions: all\n"
-     "  - organization: {role_name: r, role_arn: 'arn:aws:iam::111111111111:role/b'}\n    regions: all\n",
-     "targets", "roles in the same account (111111111111)"),
-])
+@pytest.mark.parametrize(
+    "text,key,reason",
+    [
+        (
+            TWO_ROLES,
+            "targets[1].role_arn",
+            "account 111111111111 in region eu-west-1 is already watched by targets[0] "
+            "(arn:aws:iam::111111111111:role/vpn-exporter)",
+        ),
+        # the index is the target's place in the list, organizations included
+        (
+            TWO_ROLES.replace("targets:\n", "targets:\n  - organization: {role_name: r}\n    regions: all\n"),
+            "targets[2].role_arn",
+            "already watched by targets[1]",
+        ),
+        (
+            "targets:\n  - organization: {role_name: r, role_arn: 'arn:aws:iam::111111111111:role/a'}\n    regions: all\n"
+            "  - organization: {role_name: r, role_arn: 'arn:aws:iam::111111111111:role/b'}\n    regions: all\n",
+            "targets",
+            "roles in the same account (111111111111)",
+        ),
+    ],
+)
 def test_two_roles_in_one_account_and_region_are_an_error(tmp_path, text, key, reason):
     """Each would export the account's series in that region: every one twice, which Prometheus rejects."""
     path = write(tmp_path, text)
@@ -163,22 +183,27 @@ def test_cli_rejects_a_bad_listen_address():
 def test_shards_partition_the_regions_without_overlap(tmp_path):
     regions = ["us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1", "ap-southeast-2"]
     text = "targets:\n  - regions: [{}]\n  - regions: [{}]\n    role_arn: arn:aws:iam::111111111111:role/x\n".format(
-        ", ".join(regions), ", ".join(regions))
+        ", ".join(regions), ", ".join(regions)
+    )
     owned = []
     for index in range(3):
         config = load_config(write(tmp_path, text + f"shard: {{index: {index}, count: 3}}\n"))
         owned += [(t.role_arn, r) for t in config.sharded_targets() for r in t.regions]
-    assert sorted(owned, key=str) == sorted([(role, r) for role in (None, "arn:aws:iam::111111111111:role/x")
-                                             for r in regions], key=str)
+    assert sorted(owned, key=str) == sorted(
+        [(role, r) for role in (None, "arn:aws:iam::111111111111:role/x") for r in regions], key=str
+    )
     unsharded = load_config(write(tmp_path, text))
     assert unsharded.sharded_targets() == unsharded.targets
 
 
-@pytest.mark.parametrize("shard,key,reason", [
-    ("{index: 3, count: 3}", "shard.index", "between 0 and count - 1"),
-    ("{index: 0, count: 0}", "shard.count", "at least 1"),
-    ("{idx: 0}", "shard.idx", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "shard,key,reason",
+    [
+        ("{index: 3, count: 3}", "shard.index", "between 0 and count - 1"),
+        ("{index: 0, count: 0}", "shard.count", "at least 1"),
+        ("{idx: 0}", "shard.idx", "unknown key"),
+    ],
+)
 def test_bad_shard(tmp_path, shard, key, reason):
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, VALID + f"shard: {shard}\n"))
@@ -193,11 +218,14 @@ def test_defaults_live_in_the_dataclasses_only():
     assert parsed == Config(targets=(Target(regions=("us-east-1",)),), source="minimal.yaml")
 
 
-@pytest.mark.parametrize("tags,reason", [
-    ("[Team, team]", "become the same label tag_team"),
-    ("[" + ", ".join(f"t{i}" for i in range(11)) + "]", "at most 10 tags"),
-    ("Team", "expected a list of tag keys"),
-])
+@pytest.mark.parametrize(
+    "tags,reason",
+    [
+        ("[Team, team]", "become the same label tag_team"),
+        ("[" + ", ".join(f"t{i}" for i in range(11)) + "]", "at most 10 tags"),
+        ("Team", "expected a list of tag keys"),
+    ],
+)
 def test_connection_tags_stay_few_and_distinct(tmp_path, tags, reason):
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, VALID + f"connection_tags: {tags}\n"))
@@ -225,46 +253,96 @@ def test_an_organization_target_loads_beside_explicit_ones(tmp_path):
 
     config = load_config(write(tmp_path, ORGANIZATION))
     assert config.targets == (Target(regions=("us-east-1",)),)
-    assert config.organizations == (Organization(
-        role_name="vpn-exporter", regions=None, external_id="abc", exclude_accounts=("111111111111", "012345678901"),
-        role_arn="arn:aws:iam::999999999999:role/org-reader", management_account="skip"),)
+    assert config.organizations == (
+        Organization(
+            role_name="vpn-exporter",
+            regions=None,
+            external_id="abc",
+            exclude_accounts=("111111111111", "012345678901"),
+            role_arn="arn:aws:iam::999999999999:role/org-reader",
+            management_account="skip",
+        ),
+    )
     assert (config.discovery_interval, config.empty_region_interval) == (7200, 600)
     listed = load_config(write(tmp_path, "targets:\n  - organization: {role_name: r}\n    regions: [eu-west-1]\n"))
-    assert listed.organizations[0].regions == ("eu-west-1",) and listed.organizations[0].management_account == "member_role"
+    assert (
+        listed.organizations[0].regions == ("eu-west-1",)
+        and listed.organizations[0].management_account == "member_role"
+    )
 
 
 ORG = "targets:\n  - organization: {%s}\n    regions: all\n"
 
 
-@pytest.mark.parametrize("text,key,reason", [
-    (ORG % "role_name: r, rol: x", "targets[0].organization.rol", "unknown key"),
-    (ORG % "external_id: x", "targets[0].organization.role_name", "missing"),
-    (ORG % "role_name: 'bad name'", "targets[0].organization.role_name", "not an IAM role name"),
-    (ORG % "role_name: r, include_accounts: ['111111111111'], exclude_accounts: ['222222222222']",
-     "targets[0].organization", "exclude each other"),
-    (ORG % "role_name: r, include_accounts: [111111111111]", "targets[0].organization.include_accounts[0]",
-     "quote the account id"),
-    (ORG % "role_name: r, exclude_accounts: ['11111111111']", "targets[0].organization.exclude_accounts[0]",
-     "not a 12-digit account id"),
-    (ORG % "role_name: r, exclude_accounts: ['111111111111', '111111111111']", "targets[0].organization.exclude_accounts",
-     "twice"),
-    (ORG % "role_name: r, include_accounts: []", "targets[0].organization.include_accounts", "non-empty list"),
-    (ORG % "role_name: r, management_account: assume", "targets[0].organization.management_account", "expected one of"),
-    (ORG % "role_name: r, home_region: global", "targets[0].organization.home_region", "not an AWS region"),
-    (ORG % "role_name: r, role_arn: 'arn:aws:iam::1:user/x'", "targets[0].organization.role_arn", "not an IAM role ARN"),
-    ("targets:\n  - organization: {role_name: r}\n", "targets[0].regions", "missing"),
-    ("targets:\n  - organization: {role_name: r}\n    regions: [nowhere]\n", "targets[0].regions[0]", "not an AWS region"),
-    ("targets:\n  - organization: {role_name: r}\n    regions: everything\n", "targets[0].regions",
-     "expected all (every region each account has enabled), or a non-empty list"),
-    ("targets:\n  - organization: {role_name: r}\n    regions: all\n    role_arn: arn:aws:iam::111111111111:role/x\n",
-     "targets[0].role_arn", "inside organization"),
-    ("targets:\n  - regions: all\n", "targets[0].regions", "needs an organization target"),
-    ((ORG % "role_name: r") + "  - organization: {role_name: s}\n    regions: all\n", "targets",
-     "same credentials"),
-    ("discovery_interval: 1h\ntargets:\n  - regions: [us-east-1]\n", "discovery_interval", "no organization target"),
-    ("discovery_interval: 30s\n" + ORG % "role_name: r", "discovery_interval", "at least 60s"),
-    ("empty_region_interval: often\n" + ORG % "role_name: r", "empty_region_interval", "expected a duration"),
-])
+@pytest.mark.parametrize(
+    "text,key,reason",
+    [
+        (ORG % "role_name: r, rol: x", "targets[0].organization.rol", "unknown key"),
+        (ORG % "external_id: x", "targets[0].organization.role_name", "missing"),
+        (ORG % "role_name: 'bad name'", "targets[0].organization.role_name", "not an IAM role name"),
+        (
+            ORG % "role_name: r, include_accounts: ['111111111111'], exclude_accounts: ['222222222222']",
+            "targets[0].organization",
+            "exclude each other",
+        ),
+        (
+            ORG % "role_name: r, include_accounts: [111111111111]",
+            "targets[0].organization.include_accounts[0]",
+            "quote the account id",
+        ),
+        (
+            ORG % "role_name: r, exclude_accounts: ['11111111111']",
+            "targets[0].organization.exclude_accounts[0]",
+            "not a 12-digit account id",
+        ),
+        (
+            ORG % "role_name: r, exclude_accounts: ['111111111111', '111111111111']",
+            "targets[0].organization.exclude_accounts",
+            "twice",
+        ),
+        (ORG % "role_name: r, include_accounts: []", "targets[0].organization.include_accounts", "non-empty list"),
+        (
+            ORG % "role_name: r, management_account: assume",
+            "targets[0].organization.management_account",
+            "expected one of",
+        ),
+        (ORG % "role_name: r, home_region: global", "targets[0].organization.home_region", "not an AWS region"),
+        (
+            ORG % "role_name: r, role_arn: 'arn:aws:iam::1:user/x'",
+            "targets[0].organization.role_arn",
+            "not an IAM role ARN",
+        ),
+        ("targets:\n  - organization: {role_name: r}\n", "targets[0].regions", "missing"),
+        (
+            "targets:\n  - organization: {role_name: r}\n    regions: [nowhere]\n",
+            "targets[0].regions[0]",
+            "not an AWS region",
+        ),
+        (
+            "targets:\n  - organization: {role_name: r}\n    regions: everything\n",
+            "targets[0].regions",
+            "expected all (every region each account has enabled), or a non-empty list",
+        ),
+        (
+            "targets:\n  - organization: {role_name: r}\n    regions: all\n    role_arn: arn:aws:iam::111111111111:role/x\n",
+            "targets[0].role_arn",
+            "inside organization",
+        ),
+        ("targets:\n  - regions: all\n", "targets[0].regions", "needs an organization target"),
+        (
+            (ORG % "role_name: r") + "  - organization: {role_name: s}\n    regions: all\n",
+            "targets",
+            "same credentials",
+        ),
+        (
+            "discovery_interval: 1h\ntargets:\n  - regions: [us-east-1]\n",
+            "discovery_interval",
+            "no organization target",
+        ),
+        ("discovery_interval: 30s\n" + ORG % "role_name: r", "discovery_interval", "at least 60s"),
+        ("empty_region_interval: often\n" + ORG % "role_name: r", "empty_region_interval", "expected a duration"),
+    ],
+)
 def test_each_organization_mistake_names_file_key_and_reason(tmp_path, text, key, reason):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as caught:

@@ -43,8 +43,9 @@ def test_every_exposed_family_is_defined_by_the_contract_and_the_other_way_round
 @pytest.mark.parametrize("name", METRICS)
 def test_names_follow_prometheus_conventions(name):
     metric = METRICS[name]
-    assert name.startswith(("aws_vpn_tunnel_", "aws_vpn_connection_", "aws_vpn_customer_gateway_",
-                            "aws_vpn_finding_", "aws_vpn_exporter_"))
+    assert name.startswith(
+        ("aws_vpn_tunnel_", "aws_vpn_connection_", "aws_vpn_customer_gateway_", "aws_vpn_finding_", "aws_vpn_exporter_")
+    )
     assert (metric.kind == "counter") == name.endswith("_total")
     assert not name.endswith("_info") or metric.kind == "gauge"
     if "timestamp" in name:
@@ -56,7 +57,7 @@ def test_names_follow_prometheus_conventions(name):
 
 def test_the_readme_metric_table_lists_each_metric_with_its_type():
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Metrics"):readme.index("## How it works")]
+    section = readme[readme.index("## Metrics") : readme.index("## How it works")]
     rows = dict(re.findall(r"^\| `(aws_vpn_[a-z_]+)` \| (\w+) \|", section, re.M))
     assert rows == {name: metric.kind for name, metric in METRICS.items()}
 
@@ -66,7 +67,11 @@ def test_the_rules_and_dashboards_name_only_defined_metrics():
     recorded = set(re.findall(r"record: (\S+)", rules))
     used = set(NAME.findall(rules))
     for path in (ROOT / "dashboards").glob("*.json"):
-        used |= {name for panel in json.loads(path.read_text()).get("panels", [])
-                 for target in panel.get("targets", []) for name in NAME.findall(target.get("expr", ""))}
+        used |= {
+            name
+            for panel in json.loads(path.read_text()).get("panels", [])
+            for target in panel.get("targets", [])
+            for name in NAME.findall(target.get("expr", ""))
+        }
     families = {name.removesuffix(suffix) for name in METRICS for suffix in ("_total", "")}
     assert used and used - recorded <= set(METRICS) | families, used - recorded - set(METRICS) - families

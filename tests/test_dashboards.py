@@ -13,8 +13,13 @@ SOURCES = generate.sources()
 
 
 def test_the_five_dashboards_exist():
-    assert [s.name for s in SOURCES] == ["configuration.dashboard.py", "connection.dashboard.py",
-                                         "exporter.dashboard.py", "flaps.dashboard.py", "overview.dashboard.py"]
+    assert [s.name for s in SOURCES] == [
+        "configuration.dashboard.py",
+        "connection.dashboard.py",
+        "exporter.dashboard.py",
+        "flaps.dashboard.py",
+        "overview.dashboard.py",
+    ]
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda s: s.name)
@@ -40,5 +45,10 @@ def test_datasource_is_a_variable_everywhere(source):
 
 def test_uids_are_unique_and_stable():
     uids = [json.loads(generate.output_of(s).read_text())["uid"] for s in SOURCES]
-    assert sorted(uids) == ["aws-vpn-configuration", "aws-vpn-connection", "aws-vpn-exporter", "aws-vpn-flaps",
-                            "aws-vpn-overview"]
+    assert sorted(uids) == [
+        "aws-vpn-configuration",
+        "aws-vpn-connection",
+        "aws-vpn-exporter",
+        "aws-vpn-flaps",
+        "aws-vpn-overview",
+    ]

@@ -27,8 +27,15 @@ def test_the_scenarios_cover_every_case_of_the_seed():
 
 def test_a_cycle_runs_through_its_states():
     flapping = next(t for c in load_scenarios().connections for t in c.tunnels if len(t.cycle) > 1)
-    assert [flapping.state_at(s) for s in (0, 149, 150, 189, 190, 219, 220)] == \
-        ["healthy", "healthy", "down", "down", "ipsec_up_bgp_down", "ipsec_up_bgp_down", "healthy"]
+    assert [flapping.state_at(s) for s in (0, 149, 150, 189, 190, 219, 220)] == [
+        "healthy",
+        "healthy",
+        "down",
+        "down",
+        "ipsec_up_bgp_down",
+        "ipsec_up_bgp_down",
+        "healthy",
+    ]
 
 
 def test_telemetry_follows_the_state_and_last_status_change_moves(demo):
@@ -46,8 +53,10 @@ def test_telemetry_follows_the_state_and_last_status_change_moves(demo):
 
 def test_a_tunnel_can_be_driven_and_released(demo):
     demo.set_state("hq-core", 0, "ipsec_up_bgp_down")
-    assert (telemetry(demo, "hq-core")[0]["Status"], telemetry(demo, "hq-core")[0]["StatusMessage"]) == \
-        ("DOWN", "IPSEC IS UP")
+    assert (telemetry(demo, "hq-core")[0]["Status"], telemetry(demo, "hq-core")[0]["StatusMessage"]) == (
+        "DOWN",
+        "IPSEC IS UP",
+    )
     demo.set_state("hq-core", 0, None)
     assert telemetry(demo, "hq-core")[0]["Status"] == "UP"
 
@@ -56,12 +65,15 @@ def test_static_connections_report_an_empty_status_message(demo):
     assert {t["StatusMessage"] for t in telemetry(demo, "legacy-static")} == {""}
 
 
-@pytest.mark.parametrize("change,key", [
-    (("state: healthy, routes: 12}", "state: fine, routes: 12}"), "connections[0].tunnels[0].state"),
-    (("account: \"210987654321\"", "account: \"999999999999\""), "connections[7].account"),
-    (("routing: static", "routing: bgp"), "connections[3].routing"),
-    (("{state: down, for: 40s}", "{state: down, for: soon}"), "connections[5].tunnels[1].cycle[1].for"),
-])
+@pytest.mark.parametrize(
+    "change,key",
+    [
+        (("state: healthy, routes: 12}", "state: fine, routes: 12}"), "connections[0].tunnels[0].state"),
+        (('account: "210987654321"', 'account: "999999999999"'), "connections[7].account"),
+        (("routing: static", "routing: bgp"), "connections[3].routing"),
+        (("{state: down, for: 40s}", "{state: down, for: soon}"), "connections[5].tunnels[1].cycle[1].for"),
+    ],
+)
 def test_a_broken_scenario_file_names_the_key(tmp_path, change, key):
     from exporter.demo.scenario import SCENARIOS
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from exporter.diagnosis.rules import diagnose
 from exporter.diagnosis.findings import FINDINGS
+from exporter.diagnosis.rules import diagnose
+from exporter.model import Connection, LogDestination, RegionTelemetry, Snapshot, Tunnel
 from exporter.sources.logs.parse import LogEvent
 from exporter.sources.logs.state import TunnelKey, TunnelLogState
-from exporter.model import Connection, LogDestination, RegionTelemetry, Snapshot, Tunnel
 
 NOW = 1_800_000_000.0
 LOGGED = LogDestination(True, "arn:aws:logs:us-east-1:1:log-group:g", "json")
@@ -19,17 +19,35 @@ LOGGED = LogDestination(True, "arn:aws:logs:us-east-1:1:log-group:g", "json")
 
 def tunnel(ip="198.51.100.1", status="DOWN", message="ipsec_up", routing="dynamic", logs=True, **extra):
     ipsec = status == "UP" or message == "ipsec_up"
-    fields = dict(outside_ip=ip, status=status, status_message=message, accepted_routes=0 if status == "DOWN" else 5,
-                  last_status_change=NOW - 600, ipsec_up=ipsec, bgp_up=(status == "UP") if routing == "dynamic" else None,
-                  inside_cidr="169.254.1.0/30", ike_log=LOGGED if logs else LogDestination(False),
-                  bgp_log=LOGGED if logs else LogDestination(False))
+    fields = dict(
+        outside_ip=ip,
+        status=status,
+        status_message=message,
+        accepted_routes=0 if status == "DOWN" else 5,
+        last_status_change=NOW - 600,
+        ipsec_up=ipsec,
+        bgp_up=(status == "UP") if routing == "dynamic" else None,
+        inside_cidr="169.254.1.0/30",
+        ike_log=LOGGED if logs else LogDestination(False),
+        bgp_log=LOGGED if logs else LogDestination(False),
+    )
     fields.update(extra)
     return Tunnel(**fields)
 
 
 def connection(*tunnels, routing="dynamic", accelerated=False, **extra):
-    return Connection("vpn-1", "site", "available", routing, "tgw" if accelerated else "vgw", "gw-1", "cgw-1",
-                      accelerated, tunnels=tunnels, **extra)
+    return Connection(
+        "vpn-1",
+        "site",
+        "available",
+        routing,
+        "tgw" if accelerated else "vgw",
+        "gw-1",
+        "cgw-1",
+        accelerated,
+        tunnels=tunnels,
+        **extra,
+    )
 
 
 def log_state(*events, log="ike"):
@@ -41,7 +59,9 @@ def log_state(*events, log="ike"):
 
 def run(conn, logs=None):
     """Findings as {(tunnel, code): evidence} for one connection and, optionally, its first tunnel's logs."""
-    tunnel_logs = {TunnelKey("1", "us-east-1", conn.vpn_connection_id, conn.tunnels[0].outside_ip): logs} if logs else {}
+    tunnel_logs = (
+        {TunnelKey("1", "us-east-1", conn.vpn_connection_id, conn.tunnels[0].outside_ip): logs} if logs else {}
+    )
     snapshot = Snapshot(NOW, (RegionTelemetry("1", "us-east-1", (conn,)),), tunnel_logs=tunnel_logs)
     return {(f.tunnel, f.code): " | ".join(f.evidence) for f in diagnose(snapshot)}
 
@@ -60,20 +80,24 @@ def test_ipsec_up_bgp_down_with_its_duration():
     assert "status message IPSEC IS UP" in found[("198.51.100.1", "ipsec_up_bgp_down")]
     assert "for 10m00s" in found[("198.51.100.1", "ipsec_up_bgp_down")]
     # quiet for a static connection, and for a tunnel that is simply down
-    assert ("198.51.100.1", "ipsec_up_bgp_down") not in run(connection(tunnel(routing="static"), HEALTHY,
-                                                                        routing="static"))
+    assert ("198.51.100.1", "ipsec_up_bgp_down") not in run(
+        connection(tunnel(routing="static"), HEALTHY, routing="static")
+    )
     assert ("198.51.100.1", "ipsec_up_bgp_down") not in run(connection(tunnel(message="ipsec_down"), HEALTHY))
 
 
 def test_static_customer_gateway_on_a_dynamic_connection():
     found = run(connection(tunnel(), HEALTHY), log_state(NARROW))
-    assert "policy-style selectors 172.31.0.0/16 <=> 10.0.0.0/16" in found[("198.51.100.1",
-                                                                            "static_cgw_on_dynamic_connection")]
+    assert (
+        "policy-style selectors 172.31.0.0/16 <=> 10.0.0.0/16"
+        in found[("198.51.100.1", "static_cgw_on_dynamic_connection")]
+    )
     # quiet when BGP has been seen established, or when the selectors are 0.0.0.0/0
     seen_up = log_state(NARROW, LogEvent("bgp_established", NOW - 30, bgp_state="established"))
     assert ("198.51.100.1", "static_cgw_on_dynamic_connection") not in run(connection(tunnel(), HEALTHY), seen_up)
-    assert ("198.51.100.1", "static_cgw_on_dynamic_connection") not in run(connection(tunnel(), HEALTHY),
-                                                                           log_state(WIDE))
+    assert ("198.51.100.1", "static_cgw_on_dynamic_connection") not in run(
+        connection(tunnel(), HEALTHY), log_state(WIDE)
+    )
 
 
 def test_traffic_selectors_mismatch():
@@ -81,16 +105,21 @@ def test_traffic_selectors_mismatch():
     evidence = found[("198.51.100.1", "traffic_selectors_mismatch")]
     assert "(AWS-side) 172.31.0.0/16 <=> (CGW-side) 10.0.0.0/16" in evidence and "inside_cidr_not_covered" in evidence
     assert ("198.51.100.1", "traffic_selectors_mismatch") not in run(connection(tunnel(), HEALTHY), log_state(WIDE))
-    static = connection(tunnel(status="UP", message="empty", routing="static"), routing="static",
-                        local_ipv4_network_cidr="10.0.0.0/16", remote_ipv4_network_cidr="172.31.0.0/16")
+    static = connection(
+        tunnel(status="UP", message="empty", routing="static"),
+        routing="static",
+        local_ipv4_network_cidr="10.0.0.0/16",
+        remote_ipv4_network_cidr="172.31.0.0/16",
+    )
     assert ("198.51.100.1", "traffic_selectors_mismatch") not in run(static, log_state(NARROW))
 
 
 def test_accelerated_without_nat_t():
     found = run(connection(tunnel(), HEALTHY, accelerated=True), log_state(NARROW))
     assert "nat_t_detected false" in found[("198.51.100.1", "accelerated_without_nat_t")]
-    assert ("198.51.100.1", "accelerated_without_nat_t") not in run(connection(tunnel(), HEALTHY, accelerated=True),
-                                                                    log_state(WIDE))
+    assert ("198.51.100.1", "accelerated_without_nat_t") not in run(
+        connection(tunnel(), HEALTHY, accelerated=True), log_state(WIDE)
+    )
     assert ("198.51.100.1", "accelerated_without_nat_t") not in run(connection(tunnel(), HEALTHY), log_state(NARROW))
 
 
@@ -98,8 +127,7 @@ def test_tunnel_logging_disabled():
     found = run(connection(tunnel(logs=False), HEALTHY))
     assert found[("198.51.100.1", "tunnel_logging_disabled")] == "ike log delivery is off | bgp log delivery is off"
     only_bgp = tunnel(bgp_log=LogDestination(False))
-    assert run(connection(only_bgp, HEALTHY))[("198.51.100.1", "tunnel_logging_disabled")] == \
-        "bgp log delivery is off"
+    assert run(connection(only_bgp, HEALTHY))[("198.51.100.1", "tunnel_logging_disabled")] == "bgp log delivery is off"
     static = tunnel(status="UP", message="empty", routing="static", bgp_log=LogDestination(False))
     assert ("198.51.100.1", "tunnel_logging_disabled") not in run(connection(static, routing="static"))
 
@@ -116,18 +144,23 @@ def test_redundancy_lost_and_connection_down():
 
 def test_bgp_stuck_connecting():
     stuck = log_state(WIDE, LogEvent("bgp_state_change", NOW - 30, bgp_state="active"))
-    assert "BGP session state active" in run(connection(tunnel(), HEALTHY), stuck)[("198.51.100.1",
-                                                                                    "bgp_stuck_connecting")]
+    assert (
+        "BGP session state active"
+        in run(connection(tunnel(), HEALTHY), stuck)[("198.51.100.1", "bgp_stuck_connecting")]
+    )
     idle = log_state(WIDE, LogEvent("bgp_state_change", NOW - 30, bgp_state="idle"))
     assert ("198.51.100.1", "bgp_stuck_connecting") not in run(connection(tunnel(), HEALTHY), idle)
 
 
-@pytest.mark.parametrize("event,error,code", [
-    ("bgp_hold_timer_expired", "hold_timer_expired", "bgp_hold_timer_expired"),
-    ("bgp_open_error", "open_message_error", "bgp_open_message_error"),
-    ("bgp_max_prefix_exceeded", "max_prefix_exceeded", "bgp_max_prefix_exceeded"),
-    ("bgp_route_denied", "route_denied", "bgp_routes_denied"),
-])
+@pytest.mark.parametrize(
+    "event,error,code",
+    [
+        ("bgp_hold_timer_expired", "hold_timer_expired", "bgp_hold_timer_expired"),
+        ("bgp_open_error", "open_message_error", "bgp_open_message_error"),
+        ("bgp_max_prefix_exceeded", "max_prefix_exceeded", "bgp_max_prefix_exceeded"),
+        ("bgp_route_denied", "route_denied", "bgp_routes_denied"),
+    ],
+)
 def test_recent_bgp_errors(event, error, code):
     recent = log_state(LogEvent(event, NOW - 120, bgp_error=error))
     assert "2m00s ago" in run(connection(tunnel(), HEALTHY), recent)[("198.51.100.1", code)]
@@ -136,12 +169,19 @@ def test_recent_bgp_errors(event, error, code):
     assert ("198.51.100.1", code) not in run(connection(tunnel(), HEALTHY), old)
 
 
-@pytest.mark.parametrize("event,code", [
-    ("psk_mismatch", "ike_authentication_failed"), ("authentication_failed", "ike_authentication_failed"),
-    ("no_proposal_chosen", "ike_proposal_mismatch"), ("dpd_timeout", "ike_peer_unresponsive"),
-    ("peer_dead", "ike_peer_unresponsive"), ("phase1_timeout", "ike_peer_unresponsive"),
-    ("traffic_selector_unacceptable", "traffic_selectors_mismatch"), ("phase2_failed", "ike_phase2_failed"),
-])
+@pytest.mark.parametrize(
+    "event,code",
+    [
+        ("psk_mismatch", "ike_authentication_failed"),
+        ("authentication_failed", "ike_authentication_failed"),
+        ("no_proposal_chosen", "ike_proposal_mismatch"),
+        ("dpd_timeout", "ike_peer_unresponsive"),
+        ("peer_dead", "ike_peer_unresponsive"),
+        ("phase1_timeout", "ike_peer_unresponsive"),
+        ("traffic_selector_unacceptable", "traffic_selectors_mismatch"),
+        ("phase2_failed", "ike_phase2_failed"),
+    ],
+)
 def test_recent_ike_errors_explain_a_tunnel_whose_ipsec_is_down(event, code):
     ipsec_down = tunnel(message="ipsec_down")
     recent = log_state(LogEvent(event, NOW - 120, ike_error=event), LogEvent(event, NOW - 90, ike_error=event))
@@ -152,28 +192,45 @@ def test_recent_ike_errors_explain_a_tunnel_whose_ipsec_is_down(event, code):
     assert ("198.51.100.1", code) not in run(connection(ipsec_down, HEALTHY), old)
 
 
-@pytest.mark.parametrize("event,error,detail,code", [
-    ("bgp_open_error", "open_message_error", "remote AS 65001, expected 65100", "bgp_open_message_error"),
-    ("bgp_notification_sent", "max_prefix_exceeded", "Cease 6/1 (Maximum Number of Prefixes Reached) sent",
-     "bgp_max_prefix_exceeded"),
-    ("bgp_route_denied", "route_denied", "prefix 10.9.0.0/16, AS path 64512, next hop 169.254.1.1: as-path contains "
-     "our own AS", "bgp_routes_denied"),
-])
+@pytest.mark.parametrize(
+    "event,error,detail,code",
+    [
+        ("bgp_open_error", "open_message_error", "remote AS 65001, expected 65100", "bgp_open_message_error"),
+        (
+            "bgp_notification_sent",
+            "max_prefix_exceeded",
+            "Cease 6/1 (Maximum Number of Prefixes Reached) sent",
+            "bgp_max_prefix_exceeded",
+        ),
+        (
+            "bgp_route_denied",
+            "route_denied",
+            "prefix 10.9.0.0/16, AS path 64512, next hop 169.254.1.1: as-path contains our own AS",
+            "bgp_routes_denied",
+        ),
+    ],
+)
 def test_a_bgp_error_finding_carries_the_detail_that_decides_the_fix(event, error, detail, code):
     logs = log_state(LogEvent(event, NOW - 60, bgp_error=error, bgp_error_detail=detail))
     assert f"1m00s ago: {detail}" in run(connection(tunnel(), HEALTHY), logs)[("198.51.100.1", code)]
-    newer = log_state(LogEvent(event, NOW - 60, bgp_error=error, bgp_error_detail=detail),
-                      LogEvent("bgp_hold_timer_expired", NOW - 30, bgp_error="hold_timer_expired", bgp_error_detail=""))
+    newer = log_state(
+        LogEvent(event, NOW - 60, bgp_error=error, bgp_error_detail=detail),
+        LogEvent("bgp_hold_timer_expired", NOW - 30, bgp_error="hold_timer_expired", bgp_error_detail=""),
+    )
     evidence = run(connection(tunnel(), HEALTHY), newer)[("198.51.100.1", "bgp_hold_timer_expired")]
     assert detail not in evidence  # a newer error without detail never inherits the older one's
 
 
 def test_selectors_found_twice_make_one_finding():
     """A narrow Phase 2 and a TS_UNACCEPTABLE both mean traffic_selectors_mismatch: one series, both evidences."""
-    logs = log_state(NARROW, LogEvent("traffic_selector_unacceptable", NOW - 30,
-                                      ike_error="traffic_selector_unacceptable"))
-    snapshot = Snapshot(NOW, (RegionTelemetry("1", "us-east-1", (connection(tunnel(message="ipsec_down"), HEALTHY),)),),
-                        tunnel_logs={TunnelKey("1", "us-east-1", "vpn-1", "198.51.100.1"): logs})
+    logs = log_state(
+        NARROW, LogEvent("traffic_selector_unacceptable", NOW - 30, ike_error="traffic_selector_unacceptable")
+    )
+    snapshot = Snapshot(
+        NOW,
+        (RegionTelemetry("1", "us-east-1", (connection(tunnel(message="ipsec_down"), HEALTHY),)),),
+        tunnel_logs={TunnelKey("1", "us-east-1", "vpn-1", "198.51.100.1"): logs},
+    )
     findings = [f for f in diagnose(snapshot) if f.code == "traffic_selectors_mismatch"]
     assert len(findings) == 1
     assert any("negotiated" in e for e in findings[0].evidence)
@@ -181,8 +238,10 @@ def test_selectors_found_twice_make_one_finding():
 
 
 def test_the_latest_ike_error_wins():
-    states = log_state(LogEvent("psk_mismatch", NOW - 300, ike_error="psk_mismatch"),
-                       LogEvent("no_proposal_chosen", NOW - 60, ike_error="no_proposal_chosen"))
+    states = log_state(
+        LogEvent("psk_mismatch", NOW - 300, ike_error="psk_mismatch"),
+        LogEvent("no_proposal_chosen", NOW - 60, ike_error="no_proposal_chosen"),
+    )
     found = run(connection(tunnel(message="ipsec_down"), HEALTHY), states)
     assert ("198.51.100.1", "ike_proposal_mismatch") in found
     assert ("198.51.100.1", "ike_authentication_failed") not in found
@@ -195,8 +254,9 @@ def test_every_catalogued_finding_is_documented_in_the_readme():
 
 
 def diagnose_cli(*args):
-    return subprocess.run([sys.executable, "-m", "exporter", "diagnose", "--demo", *args], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", "diagnose", "--demo", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_every_finding_is_shown_by_the_demo_connection_its_catalogue_entry_names(demo, make_exporter):
@@ -222,12 +282,20 @@ def test_the_diagnose_command_on_the_demo():
     assert result.returncode == 3, result.stderr  # critical findings are active
     report = json.loads(result.stdout)
     codes = {(c["name"], f["code"]) for c in report["connections"] for f in c["findings"]}
-    assert {("branch-tokyo", "ipsec_up_bgp_down"), ("branch-tokyo", "static_cgw_on_dynamic_connection"),
-            ("branch-tokyo", "traffic_selectors_mismatch"), ("dc-accelerated", "accelerated_without_nat_t"),
-            ("legacy-static", "tunnel_logging_disabled"), ("lab-down", "connection_down"),
-            ("subsidiary-edge", "redundancy_lost"), ("partner-asn", "bgp_open_message_error"),
-            ("partner-asn", "ipsec_up_bgp_down"), ("lab-down", "ike_authentication_failed"),
-            ("lab-down", "ike_proposal_mismatch"), ("subsidiary-edge", "ike_peer_unresponsive")} <= codes
+    assert {
+        ("branch-tokyo", "ipsec_up_bgp_down"),
+        ("branch-tokyo", "static_cgw_on_dynamic_connection"),
+        ("branch-tokyo", "traffic_selectors_mismatch"),
+        ("dc-accelerated", "accelerated_without_nat_t"),
+        ("legacy-static", "tunnel_logging_disabled"),
+        ("lab-down", "connection_down"),
+        ("subsidiary-edge", "redundancy_lost"),
+        ("partner-asn", "bgp_open_message_error"),
+        ("partner-asn", "ipsec_up_bgp_down"),
+        ("lab-down", "ike_authentication_failed"),
+        ("lab-down", "ike_proposal_mismatch"),
+        ("subsidiary-edge", "ike_peer_unresponsive"),
+    } <= codes
     assert ("partner-asn", "static_cgw_on_dynamic_connection") not in codes  # its selectors are 0.0.0.0/0
     refused = next(f for c in report["connections"] for f in c["findings"] if f["code"] == "bgp_open_message_error")
     assert any("remote AS 65001, expected 65100" in e for e in refused["evidence"])
@@ -257,16 +325,41 @@ def test_findings_are_exported_while_active(demo, make_exporter):
     exporter.poll_once()
     samples = scrape(exporter.url)
     headline, healthy = demo.connection_id("branch-tokyo"), demo.connection_id("hq-core")
-    assert value(samples, "aws_vpn_tunnel_finding", vpn_connection_id=headline, tunnel="198.51.100.21",
-                 finding="ipsec_up_bgp_down", severity="critical") == 1
-    assert value(samples, "aws_vpn_tunnel_finding", vpn_connection_id=demo.connection_id("lab-down"), tunnel="",
-                 finding="connection_down", severity="critical") == 1
+    assert (
+        value(
+            samples,
+            "aws_vpn_tunnel_finding",
+            vpn_connection_id=headline,
+            tunnel="198.51.100.21",
+            finding="ipsec_up_bgp_down",
+            severity="critical",
+        )
+        == 1
+    )
+    assert (
+        value(
+            samples,
+            "aws_vpn_tunnel_finding",
+            vpn_connection_id=demo.connection_id("lab-down"),
+            tunnel="",
+            finding="connection_down",
+            severity="critical",
+        )
+        == 1
+    )
     assert series(samples, "aws_vpn_tunnel_finding", vpn_connection_id=healthy) == []
 
     demo.set_state("branch-tokyo", 0, "healthy")  # BGP comes up: the finding goes away at the next poll
     exporter.poll_once()
     after = scrape(exporter.url)
-    assert value(after, "aws_vpn_tunnel_finding", vpn_connection_id=headline, tunnel="198.51.100.21",
-                 finding="ipsec_up_bgp_down") is None
-    assert value(after, "aws_vpn_tunnel_finding", vpn_connection_id=headline, tunnel="",
-                 finding="redundancy_lost") == 1
+    assert (
+        value(
+            after,
+            "aws_vpn_tunnel_finding",
+            vpn_connection_id=headline,
+            tunnel="198.51.100.21",
+            finding="ipsec_up_bgp_down",
+        )
+        is None
+    )
+    assert value(after, "aws_vpn_tunnel_finding", vpn_connection_id=headline, tunnel="", finding="redundancy_lost") == 1

@@ -29,8 +29,9 @@ def organization(*members: str, role: str | None = ROLE, **states: str) -> None:
     StackSet deploys it (``role=None``: without); ``states``: account id (as ``_<id>``) -> State."""
     boto3.client("organizations", region_name=EAST).create_organization(FeatureSet="ALL")
     for account in members:
-        strict_aws.join_organization(MANAGEMENT, account, f"member-{account}",
-                                     state=states.get(f"_{account}", "ACTIVE"))
+        strict_aws.join_organization(
+            MANAGEMENT, account, f"member-{account}", state=states.get(f"_{account}", "ACTIVE")
+        )
         if role:
             strict_aws.create_role(account, role, trusted=MANAGEMENT)
 
@@ -60,9 +61,12 @@ def polled(exporter) -> set[tuple[str, str]]:
 
 
 def calls(exporter, operation: str, **labels) -> int:
-    return sum(int(s.value) for metric in exporter.metrics.api_calls.collect() for s in metric.samples
-               if s.name.endswith("_total") and s.labels["operation"] == operation
-               and labels.items() <= s.labels.items())
+    return sum(
+        int(s.value)
+        for metric in exporter.metrics.api_calls.collect()
+        for s in metric.samples
+        if s.name.endswith("_total") and s.labels["operation"] == operation and labels.items() <= s.labels.items()
+    )
 
 
 def test_the_active_accounts_of_the_organization_are_discovered_and_polled(aws, make_exporter):
@@ -77,8 +81,10 @@ def test_the_active_accounts_of_the_organization_are_discovered_and_polled(aws, 
     assert value(samples, "aws_vpn_tunnel_up", account_id=A, vpn_connection_id=member_vpn) == 1
     assert value(samples, "aws_vpn_exporter_discovery_success", account_id=MANAGEMENT) == 1
     assert value(samples, "aws_vpn_exporter_discovered_targets", account_id=MANAGEMENT) == 6
-    assert {labels["state"]: value(samples, "aws_vpn_exporter_discovered_accounts", **labels)
-            for labels in series(samples, "aws_vpn_exporter_discovered_accounts")} == {"watched": 3, "inactive": 2}
+    assert {
+        labels["state"]: value(samples, "aws_vpn_exporter_discovered_accounts", **labels)
+        for labels in series(samples, "aws_vpn_exporter_discovered_accounts")
+    } == {"watched": 3, "inactive": 2}
     assert value(samples, "aws_vpn_exporter_discovery_last_success_timestamp_seconds") > time.time() - 60
     assert calls(exporter, "ListAccounts") == 1 and calls(exporter, "DescribeRegions") == 3
 
@@ -198,8 +204,9 @@ def test_shards_partition_the_discovered_pairs_exactly(aws, make_exporter):
     organization(*members)
     owned = []
     for index in range(3):
-        exporter = make_exporter([Target(regions=(EAST,))], organizations=(org(management_account="skip"),),
-                                 shard=Shard(index, 3))
+        exporter = make_exporter(
+            [Target(regions=(EAST,))], organizations=(org(management_account="skip"),), shard=Shard(index, 3)
+        )
         exporter.discover()
         owned += [(a.target.credentials, region) for a in exporter.accounts for region in a.target.regions]
     everything = [(f"arn:aws:iam::{m}:role/{ROLE}", r) for m in members for r in (EAST, WEST)] + [("default", EAST)]
@@ -209,7 +216,9 @@ def test_shards_partition_the_discovered_pairs_exactly(aws, make_exporter):
 def test_an_account_watched_by_an_explicit_target_is_left_to_it(aws, make_exporter):
     organization(A)
     explicit = Target(regions=(EAST,), role_arn=f"arn:aws:iam::{A}:role/{ROLE}")
-    exporter = make_exporter([explicit, Target(regions=(WEST,))], organizations=(org(management_account="member_role"),))
+    exporter = make_exporter(
+        [explicit, Target(regions=(WEST,))], organizations=(org(management_account="member_role"),)
+    )
     exporter.discover()
     assert [a.target for a in exporter.accounts] == [explicit, Target(regions=(WEST,))]
     samples = parse_exposition(exporter.metrics.render().decode())
@@ -220,7 +229,8 @@ def test_a_delegated_administrator_lists_the_accounts_but_is_not_the_management_
     organization(A, B)
     strict_aws.create_role(A, "org-reader", trusted=MANAGEMENT)
     boto3.client("organizations", region_name=EAST).register_delegated_administrator(
-        AccountId=A, ServicePrincipal="ssm.amazonaws.com")
+        AccountId=A, ServicePrincipal="ssm.amazonaws.com"
+    )
     exporter = make_exporter([], organizations=(org(role_arn=f"arn:aws:iam::{A}:role/org-reader"),))
     exporter.discover()
     samples = parse_exposition(exporter.metrics.render().decode())
@@ -243,8 +253,12 @@ def test_an_account_leaving_the_organization_leaves_no_series(aws, make_exporter
 def test_a_reload_that_adds_an_organization_discovers_it(aws, make_exporter):
     organization(A)
     exporter = make_exporter([Target(regions=(EAST,))])
-    exporter.reload_source = lambda: Config(targets=(Target(regions=(EAST,)),), organizations=(
-        org(management_account="skip"),), state_dir=exporter.config.state_dir, source="reloaded")
+    exporter.reload_source = lambda: Config(
+        targets=(Target(regions=(EAST,)),),
+        organizations=(org(management_account="skip"),),
+        state_dir=exporter.config.state_dir,
+        source="reloaded",
+    )
     assert exporter.reload() is None
     exporter.discover()
     exporter.poll_ec2()
@@ -260,8 +274,10 @@ def test_an_empty_region_is_asked_every_tenth_poll_and_served_with_its_real_age(
     seen within the interval."""
     clock = [1_000_000.0]
     asked: list[str] = []
-    account = AwsAccount(Target(regions=(EAST, WEST)),
-                         lambda _a, region, op, _o: asked.append(region) if op == "DescribeVpnConnections" else None)
+    account = AwsAccount(
+        Target(regions=(EAST, WEST)),
+        lambda _a, region, op, _o: asked.append(region) if op == "DescribeVpnConnections" else None,
+    )
     vpn(MANAGEMENT, EAST, "busy")
     config = Config(targets=(), poll_interval=30.0, empty_region_interval=300.0, poll_timeout=20.0)
     with ThreadPoolExecutor(4) as executor:
@@ -276,7 +292,7 @@ def test_an_empty_region_is_asked_every_tenth_poll_and_served_with_its_real_age(
         assert 4 <= asked.count(WEST) <= 5  # once at first, then every 10th poll (its first wait is shorter)
         assert max(ages) == pytest.approx(270, abs=1) and min(ages) == 0
         created = vpn(MANAGEMENT, WEST, "new")
-        for polls in range(1, 12):
+        for polls in range(1, 12):  # noqa: B007 (read after the loop)
             region = next(r for r in poller.poll().regions if r.region == WEST)
             clock[0] += 30
             if region.connections:
@@ -289,10 +305,15 @@ def test_an_empty_region_is_asked_every_tenth_poll_and_served_with_its_real_age(
 
 def _client_of(service: str, account: str, role: str = ROLE):
     credentials = boto3.client("sts", region_name=EAST).assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/{role}", RoleSessionName="test")["Credentials"]
-    return boto3.client(service, region_name=EAST, aws_access_key_id=credentials["AccessKeyId"],
-                        aws_secret_access_key=credentials["SecretAccessKey"],
-                        aws_session_token=credentials["SessionToken"])
+        RoleArn=f"arn:aws:iam::{account}:role/{role}", RoleSessionName="test"
+    )["Credentials"]
+    return boto3.client(
+        service,
+        region_name=EAST,
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
 
 
 def test_list_accounts_answers_only_the_management_account_or_a_delegated_administrator(aws):
@@ -303,7 +324,8 @@ def test_list_accounts_answers_only_the_management_account_or_a_delegated_admini
     with pytest.raises(ClientError, match="AccessDeniedException"):  # moto: an empty list
         member.list_accounts()
     boto3.client("organizations", region_name=EAST).register_delegated_administrator(
-        AccountId=A, ServicePrincipal="ssm.amazonaws.com")
+        AccountId=A, ServicePrincipal="ssm.amazonaws.com"
+    )
     assert {a["Id"] for a in member.list_accounts()["Accounts"]} == {MANAGEMENT, A, B}
 
 
@@ -349,5 +371,6 @@ def test_assume_role_needs_a_role_that_trusts_the_caller(aws):
     strict_aws.create_role(C, ROLE, trusted=MANAGEMENT, external_id="secret-id")
     with pytest.raises(ClientError, match="AccessDenied"):
         sts.assume_role(RoleArn=f"arn:aws:iam::{C}:role/{ROLE}", RoleSessionName="test")
-    assert sts.assume_role(RoleArn=f"arn:aws:iam::{C}:role/{ROLE}", RoleSessionName="test",
-                           ExternalId="secret-id")["Credentials"]["AccessKeyId"]
+    assert sts.assume_role(RoleArn=f"arn:aws:iam::{C}:role/{ROLE}", RoleSessionName="test", ExternalId="secret-id")[
+        "Credentials"
+    ]["AccessKeyId"]

@@ -1,6 +1,7 @@
 """Discovery while things change: a reload that adds or removes an explicit target for a discovered account (never
 collected twice, never left unwatched), a shorter empty_region_interval (at once), a slow discovery beside healthy
 polls (its own pool); and each discovered account's calls counted under its own label, its keys stripped."""
+
 from __future__ import annotations
 
 import threading
@@ -11,7 +12,7 @@ import requests
 
 from exporter.config import Target
 from exporter.demo import strict_aws
-from tests.test_discovery import A, B, EAST, MANAGEMENT, ROLE, WEST, calls, org, organization, vpn
+from tests.test_discovery import EAST, MANAGEMENT, ROLE, WEST, A, B, calls, org, organization, vpn
 
 
 def test_reload_adding_an_explicit_target_for_a_discovered_account_does_not_collect_it_twice(aws, make_exporter):
@@ -91,7 +92,9 @@ def test_pre_shared_keys_are_stripped_for_every_discovered_account(aws, make_exp
     for account in exporter.accounts:
         for (service, region), client in account._clients.items():
             if service == "ec2":
-                handlers = list(client.meta.events._emitter._lookup_cache.get("before-parse.ec2.DescribeVpnConnections", []))
+                handlers = list(
+                    client.meta.events._emitter._lookup_cache.get("before-parse.ec2.DescribeVpnConnections", [])
+                )
                 names = [getattr(h, "__name__", "") for h in handlers]
                 seen.append((account.account_label, region, "strip_secrets_before_parse" in names))
     assert seen and all(ok for *_, ok in seen), seen
@@ -116,8 +119,9 @@ def test_a_slow_discovery_does_not_time_out_the_polls_of_healthy_regions(aws, fa
     members = [f"{800000000000 + n}" for n in range(4)]
     organization(*members)
     vpn(MANAGEMENT, WEST, "healthy")
-    exporter = make_exporter([Target(regions=(WEST,))], organizations=(org(regions=(EAST,)),),
-                             max_concurrency=2, poll_timeout=2.0)
+    exporter = make_exporter(
+        [Target(regions=(WEST,))], organizations=(org(regions=(EAST,)),), max_concurrency=2, poll_timeout=2.0
+    )
     exporter.poll_once()
     faults.faults.append(Fault(region=EAST, operation="DescribeRegions", delay=3.0))
     runner = threading.Thread(target=exporter.discover)
@@ -127,4 +131,3 @@ def test_a_slow_discovery_does_not_time_out_the_polls_of_healthy_regions(aws, fa
     runner.join()
     result = next(r for r in exporter._ec2.results if r.region == WEST and r.account_id == MANAGEMENT)
     assert result.success, result.error
-

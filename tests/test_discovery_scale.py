@@ -2,6 +2,7 @@
 answered by then keeps its regions (pending, not failed); a failed one is read again within minutes, not at the
 next hourly run; a shard does not assume roles it cannot own when the regions are listed; an account listed twice
 counts once."""
+
 from __future__ import annotations
 
 import time
@@ -10,7 +11,7 @@ from exporter.config import Shard
 from exporter.demo import strict_aws
 from exporter.sources import discovery
 from tests.conftest import parse_exposition, value
-from tests.test_discovery import A, B, EAST, MANAGEMENT, ROLE, WEST, calls, org, organization
+from tests.test_discovery import EAST, MANAGEMENT, ROLE, WEST, A, B, calls, org, organization
 
 
 def watched_accounts(exporter) -> set[str]:
@@ -66,11 +67,17 @@ def test_a_shard_does_not_assume_roles_in_accounts_it_cannot_own_when_regions_ar
     organization(*members)
     assumed, owned = 0, set()
     for index in range(3):
-        exporter = make_exporter([], organizations=(org(management_account="skip", regions=(EAST,)),),
-                                 shard=Shard(index, 3))
+        exporter = make_exporter(
+            [], organizations=(org(management_account="skip", regions=(EAST,)),), shard=Shard(index, 3)
+        )
         exporter.discover()
-        shard_owns = {m for m in members if exporter.config.shard.owns(
-            discovery.Target(regions=(EAST,), role_arn=f"arn:aws:iam::{m}:role/{ROLE}"), EAST)}
+        shard_owns = {
+            m
+            for m in members
+            if exporter.config.shard.owns(
+                discovery.Target(regions=(EAST,), role_arn=f"arn:aws:iam::{m}:role/{ROLE}"), EAST
+            )
+        }
         assert calls(exporter, "AssumeRole") == len(shard_owns)  # only the accounts whose pair it owns
         assert watched_accounts(exporter) == shard_owns
         samples = parse_exposition(exporter.metrics.render().decode())
@@ -105,9 +112,14 @@ def test_with_regions_all_a_shard_keeps_the_sessions_only_of_the_accounts_it_pol
     members_read = exporter.discovery.organizations[0]._accounts
     assert set(members_read) == set(members)
     kept = {account for account, member in members_read.items() if member.session is not None}
-    polled = {account for account in members
-              if any(shard.owns(discovery.Target(regions=(r,), role_arn=f"arn:aws:iam::{account}:role/{ROLE}"), r)
-                     for r in strict_aws.DEFAULT_REGIONS)}
+    polled = {
+        account
+        for account in members
+        if any(
+            shard.owns(discovery.Target(regions=(r,), role_arn=f"arn:aws:iam::{account}:role/{ROLE}"), r)
+            for r in strict_aws.DEFAULT_REGIONS
+        )
+    }
     assert kept == polled and polled != set(members), (kept, polled)
     assert {a.target.account_id_from_role for a in exporter.accounts} == polled
 

@@ -40,8 +40,10 @@ def test_a_family_renders_each_series_once_and_counts_the_rest():
     for tunnel, up in (("a", 1), ("b", 0), ("a", 0), ("a", 1)):
         family.add_metric([tunnel], up)
     dropped = Counter()
-    assert family.render(dropped).splitlines()[2:] == ['aws_vpn_tunnel_up{tunnel="a"} 1.0',
-                                                       'aws_vpn_tunnel_up{tunnel="b"} 0.0']
+    assert family.render(dropped).splitlines()[2:] == [
+        'aws_vpn_tunnel_up{tunnel="a"} 1.0',
+        'aws_vpn_tunnel_up{tunnel="b"} 0.0',
+    ]
     assert dropped == {"aws_vpn_tunnel_up": 2}
     unlabelled = Family("aws_vpn_exporter_poll_timestamp_seconds", "help")
     unlabelled.add_metric((), 1.0)
@@ -59,7 +61,8 @@ def test_a_family_given_twice_is_rendered_once():
     dropped = Counter()
     text = render_families(families, dropped).decode()
     assert text.count("# TYPE aws_vpn_tunnel_up") == 1 and parse_exposition(text) == {
-        ("aws_vpn_tunnel_up", frozenset({("tunnel", "a")})): 1.0}
+        ("aws_vpn_tunnel_up", frozenset({("tunnel", "a")})): 1.0
+    }
     assert dropped == {"aws_vpn_tunnel_up": 1}
 
 
@@ -97,11 +100,16 @@ def test_dropped_series_are_counted_and_logged_once(aws, make_exporter, caplog):
 
 
 def test_a_connection_listed_twice_is_read_once_and_counted():
-    item = {"VpnConnectionId": "vpn-1", "State": "available", "Options": {"StaticRoutesOnly": False},
-            "VgwTelemetry": [{"OutsideIpAddress": "198.51.100.1", "Status": "UP", "StatusMessage": "1 BGP ROUTES"}]}
+    item = {
+        "VpnConnectionId": "vpn-1",
+        "State": "available",
+        "Options": {"StaticRoutesOnly": False},
+        "VgwTelemetry": [{"OutsideIpAddress": "198.51.100.1", "Status": "UP", "StatusMessage": "1 BGP ROUTES"}],
+    }
     odd = Counter()
-    connections = read_connections([item, {**item, "State": "deleted"}, dict(item, State="pending"),
-                                    dict(item, VpnConnectionId="vpn-2")], odd)
+    connections = read_connections(
+        [item, {**item, "State": "deleted"}, dict(item, State="pending"), dict(item, VpnConnectionId="vpn-2")], odd
+    )
     assert [(c.vpn_connection_id, c.state) for c in connections] == [("vpn-1", "available"), ("vpn-2", "available")]
     assert odd["duplicate_vpn_connection"] == 1
 
@@ -109,8 +117,13 @@ def test_a_connection_listed_twice_is_read_once_and_counted():
 def test_describe_vpn_connections_answering_a_connection_twice_exports_it_once(aws, make_exporter, monkeypatch):
     from moto.ec2.models import ec2_backends
 
-    vpn_id = add_vpn_connection(EAST, [tunnel_telemetry("198.51.100.1", "UP", "1 BGP ROUTES", 1),
-                                       tunnel_telemetry("198.51.100.2", "DOWN", "IPSEC IS DOWN")])
+    vpn_id = add_vpn_connection(
+        EAST,
+        [
+            tunnel_telemetry("198.51.100.1", "UP", "1 BGP ROUTES", 1),
+            tunnel_telemetry("198.51.100.2", "DOWN", "IPSEC IS DOWN"),
+        ],
+    )
     backend = ec2_backends[MANAGEMENT][EAST]
     listed = backend.describe_vpn_connections
     monkeypatch.setattr(backend, "describe_vpn_connections", lambda *a, **k: listed(*a, **k) * 2)
@@ -126,9 +139,14 @@ def test_describe_vpn_connections_answering_a_connection_twice_exports_it_once(a
 
 
 def describe_calls(exporter, account: str, region: str) -> int:
-    return sum(int(s.value) for metric in exporter.metrics.api_calls.collect() for s in metric.samples
-               if s.name.endswith("_total") and s.labels["operation"] == "DescribeVpnConnections"
-               and (s.labels["account_id"], s.labels["region"]) == (account, region))
+    return sum(
+        int(s.value)
+        for metric in exporter.metrics.api_calls.collect()
+        for s in metric.samples
+        if s.name.endswith("_total")
+        and s.labels["operation"] == "DescribeVpnConnections"
+        and (s.labels["account_id"], s.labels["region"]) == (account, region)
+    )
 
 
 def test_default_credentials_and_the_organizations_management_account_poll_it_once(aws, faults, make_exporter):
@@ -139,8 +157,12 @@ def test_default_credentials_and_the_organizations_management_account_poll_it_on
     boto3.client("organizations", region_name=EAST).create_organization(FeatureSet="ALL")
     strict_aws.create_role(MANAGEMENT, "org-reader", trusted=MANAGEMENT)
     vpn_id = add_vpn_connection(EAST, [tunnel_telemetry("198.51.100.1", "UP", "1 BGP ROUTES", 1)])
-    organization = Organization(role_name=ROLE, regions=(EAST, WEST), management_account="discovery_credentials",
-                                role_arn=f"arn:aws:iam::{MANAGEMENT}:role/org-reader")
+    organization = Organization(
+        role_name=ROLE,
+        regions=(EAST, WEST),
+        management_account="discovery_credentials",
+        role_arn=f"arn:aws:iam::{MANAGEMENT}:role/org-reader",
+    )
     exporter = make_exporter([Target(regions=(EAST,))], organizations=(organization,))
     identity = Fault(operation="GetCallerIdentity", status=403, code="AccessDenied", times=1)
     faults.faults.append(identity)
@@ -151,8 +173,10 @@ def test_default_credentials_and_the_organizations_management_account_poll_it_on
         exporter.poll_ec2()
         samples = scrape(exporter.url)  # fails on a duplicate
         assert value(samples, "aws_vpn_tunnel_up", vpn_connection_id=vpn_id) == 1
-        assert {(s["region"], s["source"]) for s in series(samples, "aws_vpn_exporter_collection_success",
-                                                           account_id=MANAGEMENT)} == {(EAST, "ec2"), (WEST, "ec2")}
+        assert {
+            (s["region"], s["source"])
+            for s in series(samples, "aws_vpn_exporter_collection_success", account_id=MANAGEMENT)
+        } == {(EAST, "ec2"), (WEST, "ec2")}
     assert describe_calls(exporter, MANAGEMENT, EAST) == 3  # both on the first poll, then the owner only
     assert exporter._ec2.accounts[MANAGEMENT].target == Target(regions=(EAST,))  # its logs are read as its EC2
 
@@ -162,8 +186,10 @@ def test_two_roles_in_one_account_poll_each_region_once(aws, make_exporter):
     with the first target's role."""
     for role in ("first", "second"):
         strict_aws.create_role(MEMBER, role, trusted=MANAGEMENT)
-    first, second = (Target(regions=(EAST, WEST) if role == "second" else (EAST,),
-                            role_arn=f"arn:aws:iam::{MEMBER}:role/{role}") for role in ("first", "second"))
+    first, second = (
+        Target(regions=(EAST, WEST) if role == "second" else (EAST,), role_arn=f"arn:aws:iam::{MEMBER}:role/{role}")
+        for role in ("first", "second")
+    )
     from moto.ec2.models import ec2_backends
 
     backend = ec2_backends[MEMBER][EAST]
@@ -180,7 +206,6 @@ def test_two_roles_in_one_account_poll_each_region_once(aws, make_exporter):
     assert exporter._ec2.accounts[MEMBER].target == first
 
 
-
 def test_two_organizations_listed_from_one_account_give_its_discovery_series_once():
     """Known only at run time (the default credentials and a role of the same account): the first one's."""
     from exporter.exposition.instrumentation import ExporterMetrics
@@ -188,8 +213,9 @@ def test_two_organizations_listed_from_one_account_give_its_discovery_series_onc
 
     metrics = ExporterMetrics(lambda: None)
     first = OrganizationView(MANAGEMENT, True, 1.0, accounts={"watched": 2}, account_success={MEMBER: True})
-    second = OrganizationView(MANAGEMENT, False, None, "AccessDenied", accounts={"watched": 1},
-                              account_success={MEMBER: False})
+    second = OrganizationView(
+        MANAGEMENT, False, None, "AccessDenied", accounts={"watched": 1}, account_success={MEMBER: False}
+    )
     metrics.discovery.views = (first, second)
     samples = parse_exposition(metrics.render().decode())  # fails on a duplicate
     assert value(samples, "aws_vpn_exporter_discovery_success", account_id=MANAGEMENT) == 1
@@ -218,14 +244,22 @@ def test_an_account_discovery_could_not_tell_is_asked_again_within_minutes(aws, 
     monkeypatch.setattr(discovery, "RETRY_DELAYS", (0.3, 0.6))
     boto3.client("organizations", region_name=EAST).create_organization(FeatureSet="ALL")
     strict_aws.create_role(MANAGEMENT, "org-reader", trusted=MANAGEMENT)
-    organization = Organization(role_name=ROLE, regions=(EAST, WEST), management_account="discovery_credentials",
-                                role_arn=f"arn:aws:iam::{MANAGEMENT}:role/org-reader")
+    organization = Organization(
+        role_name=ROLE,
+        regions=(EAST, WEST),
+        management_account="discovery_credentials",
+        role_arn=f"arn:aws:iam::{MANAGEMENT}:role/org-reader",
+    )
     exporter = make_exporter([Target(regions=(EAST,))], organizations=(organization,), discovery_interval=3600.0)
     faults.faults.append(Fault(operation="GetCallerIdentity", status=403, code="AccessDenied", times=1))
 
     def discovered_management_regions() -> set[str]:
-        return {region for target in exporter._discovered if target.account_id_from_role == MANAGEMENT
-                for region in target.regions}
+        return {
+            region
+            for target in exporter._discovered
+            if target.account_id_from_role == MANAGEMENT
+            for region in target.regions
+        }
 
     exporter.discover()
     assert discovered_management_regions() == {EAST, WEST}  # not told: the explicit target's EAST too

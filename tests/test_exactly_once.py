@@ -26,12 +26,23 @@ def write_dpd(vpn, count, span_seconds, batch=2000):
     logs.create_log_stream(logGroupName=GROUP, logStreamName=stream)
     end = int(time.time() * 1000) - 5_000
     step = span_seconds * 1000 // count
-    message = json.dumps({"event_timestamp": 1, "details": "AWS tunnel is sending DPD R-U-THERE",
-                          "ike_phase1_state": "established", "ike_phase2_state": "established"})
+    message = json.dumps(
+        {
+            "event_timestamp": 1,
+            "details": "AWS tunnel is sending DPD R-U-THERE",
+            "ike_phase1_state": "established",
+            "ike_phase2_state": "established",
+        }
+    )
     for offset in range(0, count, batch):
-        logs.put_log_events(logGroupName=GROUP, logStreamName=stream, logEvents=[
-            {"timestamp": end - (count - i) * step, "message": message}
-            for i in range(offset, min(count, offset + batch))])
+        logs.put_log_events(
+            logGroupName=GROUP,
+            logStreamName=stream,
+            logEvents=[
+                {"timestamp": end - (count - i) * step, "message": message}
+                for i in range(offset, min(count, offset + batch))
+            ],
+        )
 
 
 @pytest.mark.parametrize("page_delay", [0.1, 0.4])
@@ -40,8 +51,11 @@ def test_a_read_longer_than_its_interval_is_never_overlapped(aws, faults, make_e
     vpn = logged_vpn(bgp=False)
     write_dpd(vpn, 200, span_seconds=600)
     faults.faults.append(Fault(operation="FilterLogEvents", delay=page_delay))
-    exporter = make_exporter([Target(regions=(REGION,))], state_dir=tmp_path / "state",
-                             logs=LogsConfig(lookback=3600.0, overlap=30.0, poll_interval=0.5))
+    exporter = make_exporter(
+        [Target(regions=(REGION,))],
+        state_dir=tmp_path / "state",
+        logs=LogsConfig(lookback=3600.0, overlap=30.0, poll_interval=0.5),
+    )
     exporter.logs._page_size = 20
     exporter.poll_ec2()
     seen_busy = False
@@ -68,8 +82,10 @@ def test_a_catch_up_cut_by_sigterm_or_kill_resumes_exactly(aws, faults, tmp_path
     write_dpd(vpn, 30_000, span_seconds=1800)  # half an hour: six times the 300 s overlap window
     faults.faults.append(Fault(operation="FilterLogEvents", delay=2.0))
     config = tmp_path / "config.yaml"
-    config.write_text(f"poll_interval: 2s\ntargets:\n  - regions: [us-east-1]\nlogs:\n  poll_interval: 1s\n"
-                      f"state_dir: {tmp_path / 'state'}\n")
+    config.write_text(
+        f"poll_interval: 2s\ntargets:\n  - regions: [us-east-1]\nlogs:\n  poll_interval: 1s\n"
+        f"state_dir: {tmp_path / 'state'}\n"
+    )
     port = free_port()
     first = start(config, port)
     try:

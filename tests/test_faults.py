@@ -32,8 +32,16 @@ def test_server_errors_are_retried_boundedly_then_recovered(aws, faults, make_ex
     exporter.poll_once()
     samples = scrape(exporter.url)
     assert (ec2_success(samples, EAST), ec2_success(samples, WEST)) == (0, 1)
-    assert value(samples, "aws_vpn_exporter_aws_api_calls_total", region=EAST, operation="DescribeVpnConnections",
-                 outcome="error") == 3  # bounded by aws.max_attempts
+    assert (
+        value(
+            samples,
+            "aws_vpn_exporter_aws_api_calls_total",
+            region=EAST,
+            operation="DescribeVpnConnections",
+            outcome="error",
+        )
+        == 3
+    )  # bounded by aws.max_attempts
     assert value(samples, "aws_vpn_tunnel_accepted_routes", vpn_connection_id=east) == 2  # last value kept
     faults.faults.clear()
     exporter.poll_once()
@@ -42,8 +50,9 @@ def test_server_errors_are_retried_boundedly_then_recovered(aws, faults, make_ex
 
 def test_a_hung_endpoint_times_out_without_delaying_the_others(aws, faults, make_exporter):
     two_regions()
-    exporter = make_exporter([Target(regions=(EAST, WEST))],
-                             aws=AwsSettings(max_attempts=2, connect_timeout=1, read_timeout=1))
+    exporter = make_exporter(
+        [Target(regions=(EAST, WEST))], aws=AwsSettings(max_attempts=2, connect_timeout=1, read_timeout=1)
+    )
     faults.faults.append(Fault(region=EAST, operation="DescribeVpnConnections", delay=3))
     started = time.monotonic()
     exporter.poll_once()
@@ -57,8 +66,9 @@ def test_a_hung_endpoint_times_out_without_delaying_the_others(aws, faults, make
 def test_expired_credentials_in_one_account_never_hide_another(aws, faults, make_exporter):
     two_regions()
     strict_aws.create_role("111111111111", "vpn", trusted="123456789012")  # the simulated STS checks, as AWS does
-    exporter = make_exporter([Target(regions=(EAST,)),
-                              Target(regions=(WEST,), role_arn="arn:aws:iam::111111111111:role/vpn")])
+    exporter = make_exporter(
+        [Target(regions=(EAST,)), Target(regions=(WEST,), role_arn="arn:aws:iam::111111111111:role/vpn")]
+    )
     faults.faults.append(Fault(region=WEST, status=400, code="ExpiredToken"))
     exporter.poll_once()
     samples = scrape(exporter.url)
@@ -66,22 +76,25 @@ def test_expired_credentials_in_one_account_never_hide_another(aws, faults, make
     assert value(samples, "aws_vpn_exporter_collection_success", account_id="123456789012", source="ec2") == 1
     faults.faults.clear()
     exporter.poll_once()
-    assert value(scrape(exporter.url), "aws_vpn_exporter_collection_success", account_id="111111111111",
-                 source="ec2") == 1
+    assert (
+        value(scrape(exporter.url), "aws_vpn_exporter_collection_success", account_id="111111111111", source="ec2") == 1
+    )
 
 
 def test_throttled_log_reads_fail_only_the_logs_source_and_lose_nothing(aws, faults, make_exporter, tmp_path):
     vpn = logged_vpn()
     put(vpn, dpd(3))
-    exporter = make_exporter([Target(regions=(EAST,))], aws=AwsSettings(max_attempts=2),
-                             logs=LogsConfig(lookback=3600.0, overlap=300.0))
+    exporter = make_exporter(
+        [Target(regions=(EAST,))], aws=AwsSettings(max_attempts=2), logs=LogsConfig(lookback=3600.0, overlap=300.0)
+    )
     faults.faults.append(Fault(operation="FilterLogEvents", status=400, code="ThrottlingException"))
     exporter.poll_once()
     samples = scrape(exporter.url)
     assert value(samples, "aws_vpn_exporter_collection_success", source="logs") == 0
     assert value(samples, "aws_vpn_exporter_collection_success", source="ec2") == 1
-    assert value(samples, "aws_vpn_exporter_aws_api_calls_total", operation="FilterLogEvents",
-                 outcome="throttled") == 4  # 2 attempts x 2 log groups
+    assert (
+        value(samples, "aws_vpn_exporter_aws_api_calls_total", operation="FilterLogEvents", outcome="throttled") == 4
+    )  # 2 attempts x 2 log groups
     faults.faults.clear()
     put(vpn, dpd(2))
     exporter.poll_once()

@@ -11,9 +11,9 @@ from dataclasses import replace
 
 from exporter.config import Target
 from exporter.demo import strict_aws
-from exporter.sources.aws import AwsAccount
 from exporter.frozen_heap import FrozenHeap
-from tests.test_discovery import A, B, EAST, MANAGEMENT, WEST, org, organization, polled, vpn
+from exporter.sources.aws import AwsAccount
+from tests.test_discovery import EAST, MANAGEMENT, WEST, A, B, org, organization, polled, vpn
 
 
 def _sessions(exporter, account_id: str | None = None) -> list[weakref.ref]:
@@ -53,8 +53,9 @@ def test_a_reload_that_changes_an_organization_target_leaves_no_old_session(aws,
     exporter.poll_ec2()  # published (and frozen) twice with these sessions
     old = _sessions(exporter) + [weakref.ref(exporter.discovery)]
     for regions in ((EAST,), (EAST, WEST), (EAST,)):  # each reload changes the organization target
-        exporter.reload_source = lambda r=regions: replace(exporter.config, organizations=(org(regions=r),),
-                                                           source="reloaded")
+        exporter.reload_source = lambda r=regions: replace(
+            exporter.config, organizations=(org(regions=r),), source="reloaded"
+        )
         assert exporter.reload() is None
         exporter.discover()
         exporter.poll_ec2()

@@ -11,29 +11,74 @@ from exporter.exposition.render import render_families, snapshot_families
 from exporter.model import RegionTelemetry, Snapshot
 from exporter.sources.ec2.telemetry import read_connections
 
-anything = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
-                                                                                      max_size=4), max_leaves=12)
+anything = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
 status = st.sampled_from(["UP", "DOWN", "up", "", None, 3, "DEGRADED"]) | anything
-telemetry = st.fixed_dictionaries({}, optional={
-    "OutsideIpAddress": st.sampled_from(["1.1.1.1", "2001:db8::1", "", None]) | anything, "Status": status,
-    "StatusMessage": st.sampled_from(["IPSEC IS UP", "IPSEC IS DOWN", "5 BGP ROUTES", ""]) | anything,
-    "AcceptedRouteCount": st.integers(-5, 500) | anything, "LastStatusChange": anything, "CertificateArn": anything})
-tunnel_options = st.fixed_dictionaries({}, optional={
-    "OutsideIpAddress": st.sampled_from(["1.1.1.1", "3.3.3.3"]) | anything, "TunnelInsideCidr": anything,
-    "PreSharedKey": st.text(), "LogOptions": st.fixed_dictionaries({}, optional={
-        "CloudWatchLogOptions": st.fixed_dictionaries({}, optional={
-            k: anything for k in ("LogEnabled", "LogGroupArn", "LogOutputFormat", "BgpLogEnabled",
-                                  "BgpLogGroupArn", "BgpLogOutputFormat")})}) | anything})
-connection = st.fixed_dictionaries({}, optional={
-    "VpnConnectionId": st.sampled_from(["vpn-1", "vpn-2", ""]) | anything,
-    "State": st.sampled_from(["available", "pending", "deleted", "deleting"]) | anything,
-    "VpnGatewayId": anything, "TransitGatewayId": anything, "CustomerGatewayId": anything, "Tags": anything,
-    "CustomerGatewayConfiguration": st.text(),
-    "Options": st.fixed_dictionaries({}, optional={
-        "StaticRoutesOnly": anything, "EnableAcceleration": anything, "LocalIpv4NetworkCidr": anything,
-        "TunnelOptions": st.lists(tunnel_options, max_size=3) | anything}) | anything,
-    "VgwTelemetry": st.lists(telemetry, max_size=3) | anything})
+telemetry = st.fixed_dictionaries(
+    {},
+    optional={
+        "OutsideIpAddress": st.sampled_from(["1.1.1.1", "2001:db8::1", "", None]) | anything,
+        "Status": status,
+        "StatusMessage": st.sampled_from(["IPSEC IS UP", "IPSEC IS DOWN", "5 BGP ROUTES", ""]) | anything,
+        "AcceptedRouteCount": st.integers(-5, 500) | anything,
+        "LastStatusChange": anything,
+        "CertificateArn": anything,
+    },
+)
+tunnel_options = st.fixed_dictionaries(
+    {},
+    optional={
+        "OutsideIpAddress": st.sampled_from(["1.1.1.1", "3.3.3.3"]) | anything,
+        "TunnelInsideCidr": anything,
+        "PreSharedKey": st.text(),
+        "LogOptions": st.fixed_dictionaries(
+            {},
+            optional={
+                "CloudWatchLogOptions": st.fixed_dictionaries(
+                    {},
+                    optional={
+                        k: anything
+                        for k in (
+                            "LogEnabled",
+                            "LogGroupArn",
+                            "LogOutputFormat",
+                            "BgpLogEnabled",
+                            "BgpLogGroupArn",
+                            "BgpLogOutputFormat",
+                        )
+                    },
+                )
+            },
+        )
+        | anything,
+    },
+)
+connection = st.fixed_dictionaries(
+    {},
+    optional={
+        "VpnConnectionId": st.sampled_from(["vpn-1", "vpn-2", ""]) | anything,
+        "State": st.sampled_from(["available", "pending", "deleted", "deleting"]) | anything,
+        "VpnGatewayId": anything,
+        "TransitGatewayId": anything,
+        "CustomerGatewayId": anything,
+        "Tags": anything,
+        "CustomerGatewayConfiguration": st.text(),
+        "Options": st.fixed_dictionaries(
+            {},
+            optional={
+                "StaticRoutesOnly": anything,
+                "EnableAcceleration": anything,
+                "LocalIpv4NetworkCidr": anything,
+                "TunnelOptions": st.lists(tunnel_options, max_size=3) | anything,
+            },
+        )
+        | anything,
+        "VgwTelemetry": st.lists(telemetry, max_size=3) | anything,
+    },
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -51,12 +96,37 @@ def test_any_describe_vpn_connections_response_is_read_and_rendered(items):
     render_families(snapshot_families(snapshot))  # the exposition can always be produced
 
 
-config_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=12),
-                             lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-                                 st.sampled_from(["targets", "regions", "role_arn", "poll_interval", "logs",
-                                                  "lookback", "state_dir", "shard", "index", "count", "aws",
-                                                  "max_attempts", "organization", "role_name", "include_accounts",
-                                                  "x"]), inner, max_size=4), max_leaves=10)
+config_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "targets",
+                    "regions",
+                    "role_arn",
+                    "poll_interval",
+                    "logs",
+                    "lookback",
+                    "state_dir",
+                    "shard",
+                    "index",
+                    "count",
+                    "aws",
+                    "max_attempts",
+                    "organization",
+                    "role_name",
+                    "include_accounts",
+                    "x",
+                ]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=10,
+)
 
 
 @settings(max_examples=300, deadline=None)

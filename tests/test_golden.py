@@ -16,76 +16,177 @@ from pathlib import Path
 
 import pytest
 
-from exporter.diagnosis.rules import Finding
 from exporter.diagnosis.findings import FINDINGS
+from exporter.diagnosis.rules import Finding
+from exporter.exposition.render import RenderedSnapshot
+from exporter.model import (
+    Connection,
+    CustomerGateway,
+    LogDestination,
+    RegionTelemetry,
+    Snapshot,
+    SourceResult,
+    Tunnel,
+    TunnelConfig,
+)
 from exporter.sources.ec2.tunnel_status import TunnelStatus
-from exporter.sources.traffic import TrafficCollection, TunnelTraffic
 from exporter.sources.logs.reader import LogGroupStatus
 from exporter.sources.logs.state import TunnelKey, TunnelLogView
-from exporter.exposition.render import RenderedSnapshot
+from exporter.sources.traffic import TrafficCollection, TunnelTraffic
 from tests.conftest import parse_exposition
-from exporter.model import (Connection, CustomerGateway, LogDestination, RegionTelemetry, Snapshot, SourceResult,
-                            Tunnel, TunnelConfig)
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 NOW = 1_800_000_000.0
 ACCOUNT, REGION = "111122223333", "eu-west-1"
 ARN = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/vpn/tunnels"
 LOGGED = LogDestination(True, ARN, "json")
-CONFIGURED = TunnelConfig("add", "clear", 30.0, False, ("ikev1", "ikev2"), ("AES128", "AES256"), ("AES128",),
-                          ("SHA1", "SHA2-256"), ("SHA2-256",), ("2", "14", "24"), ("14",), 28800.0, 3600.0, "certificate")
+CONFIGURED = TunnelConfig(
+    "add",
+    "clear",
+    30.0,
+    False,
+    ("ikev1", "ikev2"),
+    ("AES128", "AES256"),
+    ("AES128",),
+    ("SHA1", "SHA2-256"),
+    ("SHA2-256",),
+    ("2", "14", "24"),
+    ("14",),
+    28800.0,
+    3600.0,
+    "certificate",
+)
 ODD_NAME = 'site "A" \\ north\nsecond line ünïcode'  # every character the text format must escape
 
 
 def full_snapshot() -> Snapshot:
     """Every metric family with at least one series, every finding, and label values that need escaping."""
     dynamic = Connection(
-        "vpn-0aaa", ODD_NAME, "available", "dynamic", "vgw", "vgw-0aaa", "cgw-0aaa", True,
-        tunnel_bandwidth="standard", outside_ip_address_type="PublicIpv4", tunnel_inside_ip_version="ipv4",
-        gateway_association_state="associated", tunnels=(
-            Tunnel("198.51.100.1", "DOWN", "ipsec_up", 0, NOW - 600, True, False, "169.254.10.0/30", LOGGED, LOGGED,
-                   CONFIGURED),
-            Tunnel("198.51.100.2", "UP", "bgp_routes", 12, NOW - 86_400, True, True, "169.254.10.4/30", LOGGED,
-                   LOGGED)))
+        "vpn-0aaa",
+        ODD_NAME,
+        "available",
+        "dynamic",
+        "vgw",
+        "vgw-0aaa",
+        "cgw-0aaa",
+        True,
+        tunnel_bandwidth="standard",
+        outside_ip_address_type="PublicIpv4",
+        tunnel_inside_ip_version="ipv4",
+        gateway_association_state="associated",
+        tunnels=(
+            Tunnel(
+                "198.51.100.1",
+                "DOWN",
+                "ipsec_up",
+                0,
+                NOW - 600,
+                True,
+                False,
+                "169.254.10.0/30",
+                LOGGED,
+                LOGGED,
+                CONFIGURED,
+            ),
+            Tunnel("198.51.100.2", "UP", "bgp_routes", 12, NOW - 86_400, True, True, "169.254.10.4/30", LOGGED, LOGGED),
+        ),
+    )
     static = Connection(
-        "vpn-0bbb", "", "available", "static", "tgw", "tgw-0bbb", "cgw-0bbb", False,
+        "vpn-0bbb",
+        "",
+        "available",
+        "static",
+        "tgw",
+        "tgw-0bbb",
+        "cgw-0bbb",
+        False,
         static_routes=(("10.1.0.0/16", "available"), ("10.2.0.0/16", "available"), ("10.3.0.0/16", "pending")),
-        gateway_association_state="other", tunnels=(
+        gateway_association_state="other",
+        tunnels=(
             Tunnel("2001:db8::1", "UNKNOWN", "missing", None, None, None, None),
-            Tunnel("198.51.100.4", "DOWN", "empty", 0, NOW - 30.5, False, None, "169.254.11.4/30")))
-    region = RegionTelemetry(ACCOUNT, REGION, (dynamic, static), (
-        CustomerGateway("cgw-0aaa", "65010", "203.0.113.10", ODD_NAME), CustomerGateway("cgw-0bbb", "", "", "")))
+            Tunnel("198.51.100.4", "DOWN", "empty", 0, NOW - 30.5, False, None, "169.254.11.4/30"),
+        ),
+    )
+    region = RegionTelemetry(
+        ACCOUNT,
+        REGION,
+        (dynamic, static),
+        (CustomerGateway("cgw-0aaa", "65010", "203.0.113.10", ODD_NAME), CustomerGateway("cgw-0bbb", "", "", "")),
+    )
     logs = {
         TunnelKey(ACCOUNT, REGION, "vpn-0aaa", "198.51.100.1"): TunnelLogView(
             counts=(("bgp_open_message_error", 2), ("dpd", 1_000_000), ("phase2_established", 3)),
             last_event=(("bgp", NOW - 5), ("ike", NOW - 61.25)),
-            facts=(("selectors", ("10.0.0.0/16", "192.168.0.0/24"), NOW - 61), ("nat_t", False, NOW - 61),
-                   ("dpd", True, NOW - 61), ("phase1", "established", NOW - 61), ("phase2", "weird", NOW - 61),
-                   ("bgp_state", "active", NOW - 5), ("bgp_error", "open_message_error", NOW - 5))),
+            facts=(
+                ("selectors", ("10.0.0.0/16", "192.168.0.0/24"), NOW - 61),
+                ("nat_t", False, NOW - 61),
+                ("dpd", True, NOW - 61),
+                ("phase1", "established", NOW - 61),
+                ("phase2", "weird", NOW - 61),
+                ("bgp_state", "active", NOW - 5),
+                ("bgp_error", "open_message_error", NOW - 5),
+            ),
+        ),
         TunnelKey(ACCOUNT, REGION, "vpn-0aaa", "198.51.100.2"): TunnelLogView(last_event=(("ike", NOW - 3600),)),
     }
-    findings = tuple(sorted(
-        (Finding(ACCOUNT, REGION, "vpn-0aaa", "" if spec.scope == "connection" else "198.51.100.1", code, ())
-         for code, spec in FINDINGS.items()), key=lambda f: (f.tunnel, f.code)))
-    results = (SourceResult(ACCOUNT, REGION, "ec2", True, 0.25, NOW - 1),
-               SourceResult(ACCOUNT, REGION, "logs", False, 15.0, NOW - 900, "ThrottlingException: FilterLogEvents"),
-               SourceResult("444455556666", "us-east-1", "ec2", False, 3.0, None, "AccessDenied"))
+    findings = tuple(
+        sorted(
+            (
+                Finding(ACCOUNT, REGION, "vpn-0aaa", "" if spec.scope == "connection" else "198.51.100.1", code, ())
+                for code, spec in FINDINGS.items()
+            ),
+            key=lambda f: (f.tunnel, f.code),
+        )
+    )
+    results = (
+        SourceResult(ACCOUNT, REGION, "ec2", True, 0.25, NOW - 1),
+        SourceResult(ACCOUNT, REGION, "logs", False, 15.0, NOW - 900, "ThrottlingException: FilterLogEvents"),
+        SourceResult("444455556666", "us-east-1", "ec2", False, 3.0, None, "AccessDenied"),
+    )
     status = {
         TunnelKey(ACCOUNT, REGION, "vpn-0aaa", "198.51.100.1"): TunnelStatus(
-            NOW - 60, True, NOW + 86_400, NOW - 90 * 86_400, "failed", 'no "route" \\ here', None, "ikev1", "AES128",
-            "AES128", "SHA1", "SHA1", "2", "2"),
-        TunnelKey(ACCOUNT, REGION, "vpn-0aaa", "198.51.100.2"): TunnelStatus(NOW - 60, False, provisioning_status="pending",
-                                                                              pending_since=NOW - 7200)}
+            NOW - 60,
+            True,
+            NOW + 86_400,
+            NOW - 90 * 86_400,
+            "failed",
+            'no "route" \\ here',
+            None,
+            "ikev1",
+            "AES128",
+            "AES128",
+            "SHA1",
+            "SHA1",
+            "2",
+            "2",
+        ),
+        TunnelKey(ACCOUNT, REGION, "vpn-0aaa", "198.51.100.2"): TunnelStatus(
+            NOW - 60, False, provisioning_status="pending", pending_since=NOW - 7200
+        ),
+    }
     traffic = TrafficCollection(
-        tunnels={TunnelKey(ACCOUNT, REGION, "vpn-0aaa", "198.51.100.1"): TunnelTraffic(
-                     0.0, 1500.0, NOW - 600, NOW - 8 * 86_400, None, NOW - 900, NOW - 600, None),
-                 TunnelKey(ACCOUNT, REGION, "vpn-0aaa", "198.51.100.2"): TunnelTraffic(
-                     12_345_678_901.0, 9.5e9, NOW - 600, NOW - 8 * 86_400, NOW - 600, NOW - 600, NOW - 600,
-                     NOW - 600)},
-        metrics_requested={(ACCOUNT, REGION): 16}, monthly_cost={(ACCOUNT, REGION): 0.6912},
-        unattributable={(ACCOUNT, REGION): 0})
-    return Snapshot(NOW, (region,), results, logs, (LogGroupStatus(ACCOUNT, REGION, "/aws/vpn/tunnels", NOW - 42.5),),
-                    findings, tunnel_status=status, traffic=traffic)
+        tunnels={
+            TunnelKey(ACCOUNT, REGION, "vpn-0aaa", "198.51.100.1"): TunnelTraffic(
+                0.0, 1500.0, NOW - 600, NOW - 8 * 86_400, None, NOW - 900, NOW - 600, None
+            ),
+            TunnelKey(ACCOUNT, REGION, "vpn-0aaa", "198.51.100.2"): TunnelTraffic(
+                12_345_678_901.0, 9.5e9, NOW - 600, NOW - 8 * 86_400, NOW - 600, NOW - 600, NOW - 600, NOW - 600
+            ),
+        },
+        metrics_requested={(ACCOUNT, REGION): 16},
+        monthly_cost={(ACCOUNT, REGION): 0.6912},
+        unattributable={(ACCOUNT, REGION): 0},
+    )
+    return Snapshot(
+        NOW,
+        (region,),
+        results,
+        logs,
+        (LogGroupStatus(ACCOUNT, REGION, "/aws/vpn/tunnels", NOW - 42.5),),
+        findings,
+        tunnel_status=status,
+        traffic=traffic,
+    )
 
 
 SNAPSHOTS = {

@@ -17,8 +17,8 @@ import requests
 import yaml
 
 from exporter.config import Target
-from exporter.web.server import MAX_CONNECTIONS, accepts_gzip
 from exporter.web.config import load_web_config
+from exporter.web.server import MAX_CONNECTIONS, accepts_gzip
 from tests.conftest import add_vpn_connection, parse_exposition, tunnel_telemetry, value
 from tests.services import alert_sink, free_port, stop_within, wait_until
 
@@ -31,11 +31,23 @@ def exporter(aws, make_exporter):
     return running
 
 
-@pytest.mark.parametrize("header,gzip_ok", [
-    ("gzip", True), ("gzip, deflate", True), ("deflate, gzip;q=0.5", True), ("*", True), ("identity", False),
-    ("gzip;q=0", False), ("gzip;q=0.0, identity", False), ("*;q=0", False), ("*, gzip;q=0", False), ("", False),
-    ("GZIP", True), ("gzip;q=bad", False),
-])
+@pytest.mark.parametrize(
+    "header,gzip_ok",
+    [
+        ("gzip", True),
+        ("gzip, deflate", True),
+        ("deflate, gzip;q=0.5", True),
+        ("*", True),
+        ("identity", False),
+        ("gzip;q=0", False),
+        ("gzip;q=0.0, identity", False),
+        ("*;q=0", False),
+        ("*, gzip;q=0", False),
+        ("", False),
+        ("GZIP", True),
+        ("gzip;q=bad", False),
+    ],
+)
 def test_accept_encoding_q_values_are_honoured(header, gzip_ok):
     assert accepts_gzip(header) is gzip_ok
 
@@ -152,12 +164,16 @@ def test_a_post_whose_length_is_not_a_number_gets_400(exporter, length):
     assert requests.get(f"{exporter.url}/-/healthy", timeout=5).ok
 
 
-@pytest.mark.parametrize("request_head", [
-    b"POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 33\r\n\r\n",  # two lengths
-    b"POST /-/reload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n21\r\n",  # a chunked body
-    b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nContent-Length: 33\r\n\r\n",  # a body on a GET
-    b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n21\r\n",
-], ids=["two Content-Length", "chunked POST", "GET with a body", "chunked GET"])
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        b"POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 33\r\n\r\n",  # two lengths
+        b"POST /-/reload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n21\r\n",  # a chunked body
+        b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nContent-Length: 33\r\n\r\n",  # a body on a GET
+        b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n21\r\n",
+    ],
+    ids=["two Content-Length", "chunked POST", "GET with a body", "chunked GET"],
+)
 def test_a_request_body_is_never_read_as_the_next_request(exporter, request_head):
     """Behind a proxy that keeps connections open, a body the server leaves unread would be taken for the next
     request (a smuggled one): it is read and dropped, the connection closed after the answer, or refused with
@@ -172,8 +188,9 @@ def test_a_request_body_is_never_read_as_the_next_request(exporter, request_head
             while chunk := client.recv(65536):
                 answers += chunk
     # one answer only: not the smuggled request's 404, nor an error page for a chunk read as a request line
-    assert answers.count(b"HTTP/1.1 ") == 1 and b"Not found" not in answers and b"Error response" not in answers, \
+    assert answers.count(b"HTTP/1.1 ") == 1 and b"Not found" not in answers and b"Error response" not in answers, (
         answers
+    )
     assert requests.get(f"{exporter.url}/-/healthy", timeout=5).ok
 
 
@@ -212,9 +229,13 @@ def test_thousands_of_slow_clients_under_a_low_file_limit_starve_nothing(aws, tm
     config = tmp_path / "config.yaml"
     config.write_text(f"poll_interval: 2s\ntargets:\n  - regions: [us-east-1]\nstate_dir: {tmp_path / 'state'}\n")
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "exporter", "--config", str(config), "--web.listen-address",
-                                f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=(tmp_path / "stderr").open("w"),
-                               env=dict(os.environ), preexec_fn=_limit_files)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "--config", str(config), "--web.listen-address", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "stderr").open("w"),
+        env=dict(os.environ),
+        preexec_fn=_limit_files,
+    )
     slow = []
     try:
         wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=5).ok, 60, "readiness")
@@ -225,8 +246,10 @@ def test_thousands_of_slow_clients_under_a_low_file_limit_starve_nothing(aws, tm
                 slow.append(client)
             except OSError:
                 pass  # refused or reset by the server: fine, that is the point
-        polls_before = value(parse_exposition(requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text),
-                             "aws_vpn_exporter_poll_timestamp_seconds")
+        polls_before = value(
+            parse_exposition(requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text),
+            "aws_vpn_exporter_poll_timestamp_seconds",
+        )
         time.sleep(4)  # two more EC2 polls: they need file descriptors for their HTTPS connections
         samples = parse_exposition(requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
         assert value(samples, "aws_vpn_exporter_poll_timestamp_seconds") > polls_before

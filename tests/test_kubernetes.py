@@ -33,8 +33,10 @@ CORE_API_VERSIONS = ("v1", "apps/v1", "policy/v1")
 
 
 def load_tree(directory: Path) -> dict[str, list[dict]]:
-    return {path.name: [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-            for path in sorted(directory.glob("*.yaml"))}
+    return {
+        path.name: [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+        for path in sorted(directory.glob("*.yaml"))
+    }
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +55,7 @@ def only(objects: list[dict], kind: str) -> list[dict]:
 
 # --- prometheus-operator's CRDs as JSON Schema, as strict as the API server with field validation "Strict" ---
 
+
 def structural(schema: dict) -> dict:
     """An openAPIV3Schema of a CRD as JSON Schema: unknown fields refused where the API server prunes (or, with
     kubectl's default strict field validation, refuses) them, int-or-string and nullable spelled out."""
@@ -70,8 +73,12 @@ def structural(schema: dict) -> dict:
         schema.setdefault("anyOf", [{"type": "integer"}, {"type": "string"}])
     if schema.pop("nullable", False) and "type" in schema:
         schema["type"] = [schema["type"], "null"]
-    if (schema.get("type") == "object" and "properties" in schema and "additionalProperties" not in schema
-            and not schema.get("x-kubernetes-preserve-unknown-fields")):
+    if (
+        schema.get("type") == "object"
+        and "properties" in schema
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
         schema["additionalProperties"] = False
     if "(?i)" in schema.get("pattern", ""):  # Go's regexp takes a flag group anywhere, Python's only first
         schema["pattern"] = "(?i)" + schema["pattern"].replace("(?i)", "")
@@ -88,12 +95,13 @@ def _unique_map_keys(validator, keys, instance, schema):
     for item in filter(lambda item: isinstance(item, dict), instance):
         key = json.dumps([item.get(name) for name in keys])
         if key in seen:
-            yield jsonschema.ValidationError(f"duplicate entry for key {({name: item.get(name) for name in keys})}")
+            yield jsonschema.ValidationError(f"duplicate entry for key { ({name: item.get(name) for name in keys}) }")
         seen.add(key)
 
 
-CrdValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator,
-                                            {"x-kubernetes-list-map-keys": _unique_map_keys})
+CrdValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, {"x-kubernetes-list-map-keys": _unique_map_keys}
+)
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +112,9 @@ def crd_validators() -> dict[tuple[str, str], jsonschema.protocols.Validator]:
         for version in crd["spec"]["versions"]:
             schema = structural(version["schema"]["openAPIV3Schema"])
             CrdValidator.check_schema(schema)
-            validators[(f"{crd['spec']['group']}/{version['name']}", crd["spec"]["names"]["kind"])] = CrdValidator(schema)
+            validators[(f"{crd['spec']['group']}/{version['name']}", crd["spec"]["names"]["kind"])] = CrdValidator(
+                schema
+            )
     return validators
 
 
@@ -117,25 +127,39 @@ def validate(obj: dict, crd_validators) -> None:
     assert validator, f"no vendored CRD for {obj['apiVersion']} {obj['kind']} in {SCHEMAS}"
     validator.validate(obj)
     # A CRD's schema leaves metadata to the API server, which checks it as any object's: as a ConfigMap's.
-    kubernetes_validate.validate({"apiVersion": "v1", "kind": "ConfigMap", "metadata": obj["metadata"]},
-                                 KUBERNETES_VERSION, strict=True)
+    kubernetes_validate.validate(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": obj["metadata"]}, KUBERNETES_VERSION, strict=True
+    )
 
 
 # --- generated, current, valid ---
 
+
 def test_the_tree_is_current_with_its_generator(tmp_path):
     written = generate.write_all(tmp_path)
-    assert sorted(p.name for p in written) == sorted(p.name for p in generate.DEPLOY_DIR.glob("*.yaml")), \
+    assert sorted(p.name for p in written) == sorted(p.name for p in generate.DEPLOY_DIR.glob("*.yaml")), (
         "a file in deploy/kubernetes that the generator does not write"
+    )
     for path in written:
-        assert (generate.DEPLOY_DIR / path.name).read_text() == path.read_text(), \
+        assert (generate.DEPLOY_DIR / path.name).read_text() == path.read_text(), (
             f"deploy/kubernetes/{path.name} is stale: run scripts/generate"
+        )
 
 
 def test_every_object_is_valid(objects, crd_validators):
     kinds = sorted(obj["kind"] for obj in objects)
-    assert kinds == sorted(["ServiceAccount", "ConfigMap", "Deployment", "PodDisruptionBudget", "Service",
-                            "ServiceMonitor", "PrometheusRule"] + ["ConfigMap"] * 5), kinds
+    assert kinds == sorted(
+        [
+            "ServiceAccount",
+            "ConfigMap",
+            "Deployment",
+            "PodDisruptionBudget",
+            "Service",
+            "ServiceMonitor",
+            "PrometheusRule",
+        ]
+        + ["ConfigMap"] * 5
+    ), kinds
     for obj in objects:
         validate(obj, crd_validators)
         assert obj["metadata"]["namespace"] == generate.load_settings()["namespace"]
@@ -143,6 +167,7 @@ def test_every_object_is_valid(objects, crd_validators):
 
 def _set(path: str, value):
     """A mutation: the value at a dotted path (list indexes as numbers) replaced, or a new key added."""
+
     def mutate(obj: dict) -> dict:
         obj = copy.deepcopy(obj)
         *parents, last = [int(part) if part.isdigit() else part for part in path.split(".")]
@@ -151,6 +176,7 @@ def _set(path: str, value):
             target = target[part]
         target[last] = value
         return obj
+
     return mutate
 
 
@@ -199,8 +225,11 @@ MUTATIONS = {  # kind -> (what is wrong, mutation): each must fail validation, o
 }
 
 
-@pytest.mark.parametrize("kind,what,mutation", [(kind, what, mutation) for kind, cases in MUTATIONS.items()
-                                                for what, mutation in cases], ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "kind,what,mutation",
+    [(kind, what, mutation) for kind, cases in MUTATIONS.items() for what, mutation in cases],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
 def test_validation_refuses_a_broken_object(objects, crd_validators, kind, what, mutation):
     original = only(objects, kind)[0]
     validate(original, crd_validators)
@@ -220,6 +249,7 @@ def test_kustomization_lists_every_manifest_once(tree):
 
 
 # --- one source: the same rules and dashboards ---
+
 
 def test_the_prometheus_rule_holds_exactly_the_rules_file(objects):
     committed = yaml.safe_load(alerting.RULES_FILE.read_text())["groups"]
@@ -249,15 +279,19 @@ def test_the_dashboard_config_maps_hold_exactly_the_dashboards(objects):
 
 # --- wired together, and to the exporter itself ---
 
+
 def test_objects_select_each_other(objects):
-    (account,), (service,), (monitor,) = only(objects, "ServiceAccount"), only(objects, "Service"), \
-        only(objects, "ServiceMonitor")
-    rule, = only(objects, "PrometheusRule")
+    (account,), (service,), (monitor,) = (
+        only(objects, "ServiceAccount"),
+        only(objects, "Service"),
+        only(objects, "ServiceMonitor"),
+    )
+    (rule,) = only(objects, "PrometheusRule")
     settings = generate.load_settings()
     assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == settings["iam_role_arn"]
     assert monitor["metadata"]["labels"]["release"] == rule["metadata"]["labels"]["release"] == settings["release"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
-    port, = service["spec"]["ports"]
+    (port,) = service["spec"]["ports"]
     assert [e["port"] for e in monitor["spec"]["endpoints"]] == [port["name"]] == [generate.PORT_NAME]
     # prometheus-operator's job label is the Service's name; the alerts' exporter_job must select it.
     assert "jobLabel" not in monitor["spec"] and service["metadata"]["name"] == "aws-vpn-exporter"
@@ -272,28 +306,32 @@ def test_objects_select_each_other(objects):
         assert service["spec"]["selector"].items() <= pod_labels.items()
         assert budgets[deployment["metadata"]["name"]]["spec"]["selector"]["matchLabels"] == pod_labels
         assert template["spec"]["serviceAccountName"] == account["metadata"]["name"]
-        container, = template["spec"]["containers"]
+        (container,) = template["spec"]["containers"]
         assert port["targetPort"] in [p["name"] for p in container["ports"]]
         volumes = {v["name"]: v for v in template["spec"]["volumes"]}
         config = config_maps[volumes["config"]["configMap"]["name"]]
         text = config["data"][generate.CONFIG_KEY]
-        assert template["metadata"]["annotations"][generate.CONFIG_HASH] == \
-            hashlib.sha256(text.encode()).hexdigest()  # a config change rolls the pods
+        assert (
+            template["metadata"]["annotations"][generate.CONFIG_HASH] == hashlib.sha256(text.encode()).hexdigest()
+        )  # a config change rolls the pods
         assert parse_config(yaml.safe_load(text), "configmap").targets
 
 
 def test_the_container_runs_the_exporter_as_its_flags_and_config_say(objects):
     for deployment in only(objects, "Deployment"):
         pod = deployment["spec"]["template"]["spec"]
-        container, = pod["containers"]
+        (container,) = pod["containers"]
         args = build_parser().parse_args(container["args"])  # the exporter's own parser
         mounts = {m["name"]: m for m in container["volumeMounts"]}
         assert args.config == f"{mounts['config']['mountPath']}/{generate.CONFIG_KEY}" and mounts["config"]["readOnly"]
         host, port = parse_listen_address(args.listen)
         assert host == "0.0.0.0" and [p["containerPort"] for p in container["ports"]] == [port] == [9798]
         volumes = {v["name"]: v for v in pod["volumes"]}
-        config_map, = [obj for obj in only(objects, "ConfigMap")
-                       if obj["metadata"]["name"] == volumes["config"]["configMap"]["name"]]
+        (config_map,) = [
+            obj
+            for obj in only(objects, "ConfigMap")
+            if obj["metadata"]["name"] == volumes["config"]["configMap"]["name"]
+        ]
         config = parse_config(yaml.safe_load(config_map["data"][generate.CONFIG_KEY]), "configmap")
         assert mounts["state"]["mountPath"] == str(config.state_dir) and "emptyDir" in volumes["state"]
         assert "readOnly" not in mounts["state"]
@@ -301,7 +339,7 @@ def test_the_container_runs_the_exporter_as_its_flags_and_config_say(objects):
 
 def test_the_probes_ask_what_the_exporter_answers(objects):
     """Liveness is 200 from start-up (a slow first poll never restarts the pod); readiness waits for a snapshot."""
-    container, = only(objects, "Deployment")[0]["spec"]["template"]["spec"]["containers"]
+    (container,) = only(objects, "Deployment")[0]["spec"]["template"]["spec"]["containers"]
     snapshot = []
     server = ExporterServer(("127.0.0.1", 0), lambda: snapshot[0] if snapshot else None, lambda: b"")
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
@@ -330,9 +368,18 @@ def test_the_pod_matches_the_image():
 
 # --- locked down (Pod Security Standards, "restricted") ---
 
+
 def test_pods_meet_the_restricted_pod_security_standard(objects):
-    allowed_volumes = {"configMap", "emptyDir", "projected", "secret", "downwardAPI", "persistentVolumeClaim",
-                       "ephemeral", "csi"}
+    allowed_volumes = {
+        "configMap",
+        "emptyDir",
+        "projected",
+        "secret",
+        "downwardAPI",
+        "persistentVolumeClaim",
+        "ephemeral",
+        "csi",
+    }
     for deployment in only(objects, "Deployment"):
         pod = deployment["spec"]["template"]["spec"]
         context = pod["securityContext"]
@@ -404,29 +451,38 @@ def test_shards_and_replicas_cover_every_region_once(tmp_path, crd_validators):
                 owners.setdefault((target.role_arn, region), []).append(config.shard.index)
     assert len(owners) == 8 and all(len(shards) == 1 for shards in owners.values()), owners
     # the hash the exporter uses, so the split above is the exporter's own
-    assert all(zlib.crc32(f"{role or 'default'}|{region}".encode()) % 3 == shards[0]
-               for (role, region), shards in owners.items())
+    assert all(
+        zlib.crc32(f"{role or 'default'}|{region}".encode()) % 3 == shards[0]
+        for (role, region), shards in owners.items()
+    )
 
 
 VALID = SHARDED.replace("shards: 3", "shards: 1")
 
 
-@pytest.mark.parametrize("change,error", [
-    (("namespace: vpn", "namespace: VPN"), "namespace: 'VPN' is not a namespace name"),
-    (("namespace: vpn\n", "namespace: vpn\nnamespaces: x\n"), "unknown key 'namespaces'"),
-    (("namespace: vpn\n", ""), "missing namespace"),
-    (("image: registry.example.com/aws-vpn-exporter@sha256:" + "a" * 64, "image: aws-vpn-exporter"),
-     "image: 'aws-vpn-exporter': name a pinned tag or digest"),
-    (("iam_role_arn: arn:aws:iam::123456789012:role/vpn-exporter", "iam_role_arn: vpn-exporter"),
-     "iam_role_arn: 'vpn-exporter' is not an IAM role ARN"),
-    (("replicas_per_shard: 2", "replicas_per_shard: '2'"), "replicas_per_shard: expected int"),
-    (("cpu: 100m", "cpu: 100"), "resources: requests.cpu: 100 is not a quantity in quotes"),
-    (("state_dir: /state", "state_dir: state"), "config: state_dir: an absolute path in the pod"),
-    (("state_dir: /state", "state_dir: /state\n  shard: {index: 0, count: 2}"), "config: shard: set by `shards`"),
-    (("us-east-2", "us-east-9x"), "config: targets[0].regions[1]: not an AWS region name"),
-    (("state_dir: /state", "state_dir: /state\n  poll_intervall: 30s"), "config: poll_intervall: unknown key"),
-    (("shards: 1", "shards: 9"), "of 9 would watch no region"),
-])
+@pytest.mark.parametrize(
+    "change,error",
+    [
+        (("namespace: vpn", "namespace: VPN"), "namespace: 'VPN' is not a namespace name"),
+        (("namespace: vpn\n", "namespace: vpn\nnamespaces: x\n"), "unknown key 'namespaces'"),
+        (("namespace: vpn\n", ""), "missing namespace"),
+        (
+            ("image: registry.example.com/aws-vpn-exporter@sha256:" + "a" * 64, "image: aws-vpn-exporter"),
+            "image: 'aws-vpn-exporter': name a pinned tag or digest",
+        ),
+        (
+            ("iam_role_arn: arn:aws:iam::123456789012:role/vpn-exporter", "iam_role_arn: vpn-exporter"),
+            "iam_role_arn: 'vpn-exporter' is not an IAM role ARN",
+        ),
+        (("replicas_per_shard: 2", "replicas_per_shard: '2'"), "replicas_per_shard: expected int"),
+        (("cpu: 100m", "cpu: 100"), "resources: requests.cpu: 100 is not a quantity in quotes"),
+        (("state_dir: /state", "state_dir: state"), "config: state_dir: an absolute path in the pod"),
+        (("state_dir: /state", "state_dir: /state\n  shard: {index: 0, count: 2}"), "config: shard: set by `shards`"),
+        (("us-east-2", "us-east-9x"), "config: targets[0].regions[1]: not an AWS region name"),
+        (("state_dir: /state", "state_dir: /state\n  poll_intervall: 30s"), "config: poll_intervall: unknown key"),
+        (("shards: 1", "shards: 9"), "of 9 would watch no region"),
+    ],
+)
 def test_a_bad_settings_file_fails_naming_the_file_and_key(tmp_path, change, error):
     old, new = change
     assert old in VALID

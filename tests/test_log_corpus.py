@@ -22,19 +22,41 @@ STAMP = "2025-11-08 05:40:29.641Z"
 
 def ike_layouts(details):
     """(format, message, fields present) for one IKE ``details`` message."""
-    fields = {"event_timestamp": 1762580429, "details": details, "dpd_enabled": True, "nat_t_detected": False,
-              "ike_phase1_state": "Established", "ike_phase2_state": "Down"}
+    fields = {
+        "event_timestamp": 1762580429,
+        "details": details,
+        "dpd_enabled": True,
+        "nat_t_detected": False,
+        "ike_phase1_state": "Established",
+        "ike_phase2_state": "Down",
+    }
     return [
         ("json", json.dumps(fields), True),
-        ("text", f"{STAMP} vpn-1234abcd 1.2.3.4 dpd_enabled=true nat_t_detected=false ike_phase1_state=Established "
-                 f"ike_phase2_state=Down {details}", True),
-        ("text", f"{STAMP} {details} dpd_enabled=true nat_t_detected=false ike_phase1_state=Established "
-                 "ike_phase2_state=Down", True),
-        ("text", f"VpnLogCreationTimestamp: {STAMP} VpnConnectionId: vpn-1234abcd TunnelOutsideIPAddress: 1.2.3.4 "
-                 "TunnelDPDEnabled: True TunnelCGWNATTDetectionStatus: False TunnelIKEPhase1State: Established "
-                 f"TunnelIKEPhase2State: Down VpnLogDetail: {details}", True),
-        ("text", f'timestamp="{STAMP}" "dpd_enabled": "true", "nat_t_detected": "false", "ike_phase1_state": '
-                 f'"Established", "ike_phase2_state": "Down", details="{details}"', True),
+        (
+            "text",
+            f"{STAMP} vpn-1234abcd 1.2.3.4 dpd_enabled=true nat_t_detected=false ike_phase1_state=Established "
+            f"ike_phase2_state=Down {details}",
+            True,
+        ),
+        (
+            "text",
+            f"{STAMP} {details} dpd_enabled=true nat_t_detected=false ike_phase1_state=Established "
+            "ike_phase2_state=Down",
+            True,
+        ),
+        (
+            "text",
+            f"VpnLogCreationTimestamp: {STAMP} VpnConnectionId: vpn-1234abcd TunnelOutsideIPAddress: 1.2.3.4 "
+            "TunnelDPDEnabled: True TunnelCGWNATTDetectionStatus: False TunnelIKEPhase1State: Established "
+            f"TunnelIKEPhase2State: Down VpnLogDetail: {details}",
+            True,
+        ),
+        (
+            "text",
+            f'timestamp="{STAMP}" "dpd_enabled": "true", "nat_t_detected": "false", "ike_phase1_state": '
+            f'"Established", "ike_phase2_state": "Down", details="{details}"',
+            True,
+        ),
         ("text", f"{STAMP}\tvpn-1234abcd\t1.2.3.4\ttrue\tfalse\tEstablished\tDown\t{details}", False),
     ]
 
@@ -58,14 +80,30 @@ def bgp_layouts(entry):
     body = dict(entry.get("route") or {})
     if entry.get("details_present", True):
         body["details"] = entry["details"]
-    route_text = " ".join(f"{key}={value}" for key, value in (entry.get("route") or {}).items()
-                          if key in ("prefix", "nextHopIp"))
+    route_text = " ".join(
+        f"{key}={value}" for key, value in (entry.get("route") or {}).items() if key in ("prefix", "nextHopIp")
+    )
     kind, status, details = entry["type"], entry["status"], entry["details"]
     layouts = [
-        ("json", json.dumps({"resource_id": "vpn-1234abcd_1.2.3.4", "event_timestamp": 1762580429641,
-                             "timestamp": STAMP, "type": kind, "status": status, "message": body}), True),
-        ("text", f"{STAMP} vpn-1234abcd_1.2.3.4 type={kind} status={status} {route_text} {details}".strip(),
-         bool(route_text)),
+        (
+            "json",
+            json.dumps(
+                {
+                    "resource_id": "vpn-1234abcd_1.2.3.4",
+                    "event_timestamp": 1762580429641,
+                    "timestamp": STAMP,
+                    "type": kind,
+                    "status": status,
+                    "message": body,
+                }
+            ),
+            True,
+        ),
+        (
+            "text",
+            f"{STAMP} vpn-1234abcd_1.2.3.4 type={kind} status={status} {route_text} {details}".strip(),
+            bool(route_text),
+        ),
         ("text", f"{STAMP} {details} type={kind} status={status} {route_text}".strip(), bool(route_text)),
     ]
     if details:  # with no field names at all, only a message can say what happened
@@ -99,17 +137,23 @@ def test_every_documented_bgp_message_in_every_layout(entry):
 
 def test_a_cease_for_too_many_prefixes_feeds_the_max_prefix_cause():
     entry = next(e for e in BGP if e.get("expect", {}).get("cease_subcode") == "6/1")
-    event = parse("bgp", "json", json.dumps({"type": "BGPStatus", "status": "DOWN",
-                                             "message": {"details": entry["details"]}}))
+    event = parse(
+        "bgp", "json", json.dumps({"type": "BGPStatus", "status": "DOWN", "message": {"details": entry["details"]}})
+    )
     assert (event.event, event.bgp_error) == (entry["class"], "max_prefix_exceeded")
-    received = next(e for e in BGP if e.get("expect", {}).get("cease_subcode") == "6/1"
-                    and e["class"] == "bgp_notification_received")
-    event = parse("bgp", "json", json.dumps({"type": "BGPStatus", "status": "DOWN",
-                                             "message": {"details": received["details"]}}))
+    received = next(
+        e
+        for e in BGP
+        if e.get("expect", {}).get("cease_subcode") == "6/1" and e["class"] == "bgp_notification_received"
+    )
+    event = parse(
+        "bgp", "json", json.dumps({"type": "BGPStatus", "status": "DOWN", "message": {"details": received["details"]}})
+    )
     assert event.bgp_error == "notification_received"  # the gateway's own limit tripped on AWS's routes
     other = next(e for e in BGP if e.get("expect", {}).get("cease_subcode") == "6/2")
-    event = parse("bgp", "json", json.dumps({"type": "BGPStatus", "status": "DOWN",
-                                             "message": {"details": other["details"]}}))
+    event = parse(
+        "bgp", "json", json.dumps({"type": "BGPStatus", "status": "DOWN", "message": {"details": other["details"]}})
+    )
     assert event.bgp_error == BGP_ERRORS[other["class"]]
 
 
@@ -124,16 +168,20 @@ def test_the_documented_json_examples_verbatim(raw):
 @pytest.mark.parametrize("message", [None, {}, {"details": None}])
 def test_a_bgp_event_with_an_empty_or_null_message_is_read(message):
     """AWS's BGP logs of the same schema send "message": null (VPC Route Server peer logging)."""
-    event = parse("bgp", "json", json.dumps({"type": "BGPStatus", "status": "UP", "event_timestamp": 1,
-                                             "message": message}))
+    event = parse(
+        "bgp", "json", json.dumps({"type": "BGPStatus", "status": "UP", "event_timestamp": 1, "message": message})
+    )
     assert event.event == "bgp_other"
 
 
-@pytest.mark.parametrize("message", [
-    "2025-11-08 05:40:29.641Z\tvpn-1234abcd_1.2.3.4\tAWS-side peer sent an End-of-RIB message to neighbor 169.254.50.85",
-    "2025-11-08 05:40:29.641Z type=bgpstatus status=up something new",
-    '{"resource_id": "vpn-1234abcd_1.2.3.4", "type": "BGPStatus", "status": "UP", "message": null}',
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "2025-11-08 05:40:29.641Z\tvpn-1234abcd_1.2.3.4\tAWS-side peer sent an End-of-RIB message to neighbor 169.254.50.85",
+        "2025-11-08 05:40:29.641Z type=bgpstatus status=up something new",
+        '{"resource_id": "vpn-1234abcd_1.2.3.4", "type": "BGPStatus", "status": "UP", "message": null}',
+    ],
+)
 def test_a_bgp_line_is_told_from_an_ike_line_by_its_shape(message):
     assert log_kind_of(message) == "bgp"
 
@@ -145,8 +193,21 @@ def test_no_documented_ike_line_looks_like_bgp(entry):
 
 
 def test_deny_in_a_session_message_is_not_a_denied_route():
-    event = parse("bgp", "json", json.dumps({"type": "BGPStatus", "status": "UP", "message": {"details": (
-        "AWS-side peer BGP session state has changed from OpenConfirm to Established with neighbor deny-all")}}))
+    event = parse(
+        "bgp",
+        "json",
+        json.dumps(
+            {
+                "type": "BGPStatus",
+                "status": "UP",
+                "message": {
+                    "details": (
+                        "AWS-side peer BGP session state has changed from OpenConfirm to Established with neighbor deny-all"
+                    )
+                },
+            }
+        ),
+    )
     assert (event.event, event.bgp_state) == ("bgp_established", "established")
 
 
@@ -154,5 +215,7 @@ def test_the_corpus_covers_every_documented_class():
     """A class the parser knows but no documented message produces would be a guess; list them here."""
     documented = {e["class"] for e in IKE} | {e["class"] for e in BGP}
     undocumented = {"phase1_established", "dpd", "bgp_end_of_rib"} - documented  # demo / knowledge-center
-    assert set(IKE_EVENTS + BGP_EVENTS) - documented - {"other", "bgp_other"} <= {
-        "phase1_established", "dpd"} | undocumented
+    assert (
+        set(IKE_EVENTS + BGP_EVENTS) - documented - {"other", "bgp_other"}
+        <= {"phase1_established", "dpd"} | undocumented
+    )

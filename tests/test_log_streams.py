@@ -24,16 +24,33 @@ IPS = ("198.51.100.1", "198.51.100.12", "198.51.100.123")  # each a prefix of th
 
 
 def phase2(aws_side="0.0.0.0/0", cgw_side="0.0.0.0/0", nat_t=True):
-    return json.dumps({"event_timestamp": int(time.time()), "details": "AWS tunnel Phase 2 SA is established with "
-                       f"inbound SPI: 0x1: outbound SPI: 0x2: traffic selectors: (AWS-side) {aws_side} <=> "
-                       f"(CGW-side) {cgw_side}", "dpd_enabled": True, "nat_t_detected": nat_t,
-                       "ike_phase1_state": "established", "ike_phase2_state": "established"})
+    return json.dumps(
+        {
+            "event_timestamp": int(time.time()),
+            "details": "AWS tunnel Phase 2 SA is established with "
+            f"inbound SPI: 0x1: outbound SPI: 0x2: traffic selectors: (AWS-side) {aws_side} <=> "
+            f"(CGW-side) {cgw_side}",
+            "dpd_enabled": True,
+            "nat_t_detected": nat_t,
+            "ike_phase1_state": "established",
+            "ike_phase2_state": "established",
+        }
+    )
 
 
 def bgp_up(vpn, ip):
-    return json.dumps({"resource_id": f"{vpn}_{ip}", "event_timestamp": int(time.time() * 1000), "type": "BGPStatus",
-                       "status": "UP", "message": {"details": "AWS-side peer BGP session state has changed from "
-                                                              "OpenConfirm to Established with neighbor 169.254.9.1"}})
+    return json.dumps(
+        {
+            "resource_id": f"{vpn}_{ip}",
+            "event_timestamp": int(time.time() * 1000),
+            "type": "BGPStatus",
+            "status": "UP",
+            "message": {
+                "details": "AWS-side peer BGP session state has changed from "
+                "OpenConfirm to Established with neighbor 169.254.9.1"
+            },
+        }
+    )
 
 
 def connection(ips=IPS, ike_group=GROUP, bgp_group=BGP_GROUP, bgp_format="json"):
@@ -42,20 +59,36 @@ def connection(ips=IPS, ike_group=GROUP, bgp_group=BGP_GROUP, bgp_format="json")
     for group in {ike_group, bgp_group}:
         if group not in {g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]}:
             logs.create_log_group(logGroupName=group)
-    options = {"StaticRoutesOnly": False, "TunnelOptions": [
-        {"OutsideIpAddress": ip, "TunnelInsideCidr": f"169.254.{9 + index}.0/30", "LogOptions": {
-            "CloudWatchLogOptions": {"LogEnabled": True, "LogGroupArn": ARN + ike_group, "LogOutputFormat": "json",
-                                     "BgpLogEnabled": True, "BgpLogGroupArn": ARN + bgp_group,
-                                     "BgpLogOutputFormat": bgp_format}}}
-        for index, ip in enumerate(ips)]}
+    options = {
+        "StaticRoutesOnly": False,
+        "TunnelOptions": [
+            {
+                "OutsideIpAddress": ip,
+                "TunnelInsideCidr": f"169.254.{9 + index}.0/30",
+                "LogOptions": {
+                    "CloudWatchLogOptions": {
+                        "LogEnabled": True,
+                        "LogGroupArn": ARN + ike_group,
+                        "LogOutputFormat": "json",
+                        "BgpLogEnabled": True,
+                        "BgpLogGroupArn": ARN + bgp_group,
+                        "BgpLogOutputFormat": bgp_format,
+                    }
+                },
+            }
+            for index, ip in enumerate(ips)
+        ],
+    }
     return add_vpn_connection(REGION, [tunnel_telemetry(ip, "UP", "1 BGP ROUTES", 1) for ip in ips], options)
 
 
 @pytest.fixture
 def exporter(aws, make_exporter, tmp_path):
     def make():
-        return make_exporter([Target(regions=(REGION,))], state_dir=tmp_path / "state",
-                             logs=LogsConfig(lookback=3600.0, overlap=300.0))
+        return make_exporter(
+            [Target(regions=(REGION,))], state_dir=tmp_path / "state", logs=LogsConfig(lookback=3600.0, overlap=300.0)
+        )
+
     return make
 
 
@@ -73,7 +106,9 @@ def test_the_simulated_aws_rejects_a_missing_stream_name_as_aws_does(aws):
     with pytest.raises(ClientError) as both:
         logs.filter_log_events(logGroupName=GROUP, logStreamNames=["exists"], logStreamNamePrefix="ex")
     assert both.value.response["Error"]["Code"] == "InvalidParameterException"
-    logs.put_log_events(logGroupName=GROUP, logStreamName="exists", logEvents=[{"timestamp": int(time.time() * 1000), "message": "m"}])
+    logs.put_log_events(
+        logGroupName=GROUP, logStreamName="exists", logEvents=[{"timestamp": int(time.time() * 1000), "message": "m"}]
+    )
     assert logs.filter_log_events(logGroupName=GROUP, logStreamNamePrefix="nothing")["events"] == []
     assert len(logs.filter_log_events(logGroupName=GROUP, logStreamNamePrefix="ex")["events"]) == 1
 
@@ -105,14 +140,24 @@ def test_tunnels_that_never_logged_cost_nothing_and_a_later_stream_is_picked_up(
     assert strict_aws.rejected_missing_streams == rejected  # the exporter never named a stream
 
 
-@pytest.mark.parametrize("name", [
-    "{vpn}-{ip}-BGP.log", "{vpn}_{ip}", "{ip}-{vpn}", "bgp/{vpn}/{ip}", "{vpn}-{ip}-bgp-log", "{vpn}.{ip}.BGP",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "{vpn}-{ip}-BGP.log",
+        "{vpn}_{ip}",
+        "{ip}-{vpn}",
+        "bgp/{vpn}/{ip}",
+        "{vpn}-{ip}-bgp-log",
+        "{vpn}.{ip}.BGP",
+    ],
+)
 def test_a_bgp_stream_is_found_whatever_its_name_holds_around_the_connection_and_ip(exporter, name):
     """Text lines carry no resource_id here, so only the stream name can place them."""
     vpn = connection(bgp_format="text")
-    line = ("2026-11-25 10:00:00.000Z type=BGPStatus status=UP AWS-side peer BGP session state has changed from "
-            "OpenConfirm to Established with neighbor 169.254.10.1")
+    line = (
+        "2026-11-25 10:00:00.000Z type=BGPStatus status=UP AWS-side peer BGP session state has changed from "
+        "OpenConfirm to Established with neighbor 169.254.10.1"
+    )
     put(vpn, [line], kind="bgp", stream=name.format(vpn=vpn, ip=IPS[1]))
     running = exporter()
     running.poll_once()
@@ -175,15 +220,18 @@ def test_a_deleted_group_costs_that_group_only(exporter):
     assert value(samples, "aws_vpn_tunnel_log_has_events", tunnel=IPS[1], log="bgp") is None  # unknown, not "none"
 
 
-@pytest.mark.parametrize("name,ip,claimed", [
-    ("vpn-0abc1234.198.51.100.12.BGP", "198.51.100.12", True),  # the id's last digit is not part of the address
-    ("vpn-0abc1234-198.51.100.12-BGP.log", "198.51.100.1", False),  # a prefix of another tunnel's address
-    ("vpn-0abc1234-198.51.100.1-BGP.log", "198.51.100.1", True),
-    ("vpn-0abc1234-2001-db8--1-BGP.log", "2001:db8::1", True),  # CloudWatch forbids ":" in stream names
-    ("vpn-0abc1234_2001_0db8_0000_0000_0000_0000_0000_0001", "2001:db8::1", True),
-    ("vpn-0abc1234-2001-db8--10-BGP.log", "2001:db8::1", False),
-    ("vpn-0abc12345-198.51.100.1-BGP.log", "198.51.100.1", False),  # another connection whose id starts alike
-])
+@pytest.mark.parametrize(
+    "name,ip,claimed",
+    [
+        ("vpn-0abc1234.198.51.100.12.BGP", "198.51.100.12", True),  # the id's last digit is not part of the address
+        ("vpn-0abc1234-198.51.100.12-BGP.log", "198.51.100.1", False),  # a prefix of another tunnel's address
+        ("vpn-0abc1234-198.51.100.1-BGP.log", "198.51.100.1", True),
+        ("vpn-0abc1234-2001-db8--1-BGP.log", "2001:db8::1", True),  # CloudWatch forbids ":" in stream names
+        ("vpn-0abc1234_2001_0db8_0000_0000_0000_0000_0000_0001", "2001:db8::1", True),
+        ("vpn-0abc1234-2001-db8--10-BGP.log", "2001:db8::1", False),
+        ("vpn-0abc12345-198.51.100.1-BGP.log", "198.51.100.1", False),  # another connection whose id starts alike
+    ],
+)
 def test_stream_names_are_matched_as_whole_ids_and_addresses(name, ip, claimed):
     plan = GroupPlan()
     plan.add(TunnelKey("1", REGION, "vpn-0abc1234", ip), "bgp", "json")
@@ -202,8 +250,11 @@ def test_a_pass_of_only_re_read_events_still_moves_on(exporter):
     running.logs._page_size, running.logs._max_pages = 3, 1
     for _ in range(8):
         running.poll_once()
-    put(vpn, [json.dumps({"event_timestamp": int(time.time()), "details": "AWS tunnel DPD timed out after 3 "
-                                                                           "retransmits"})], ip=IPS[0])
+    put(
+        vpn,
+        [json.dumps({"event_timestamp": int(time.time()), "details": "AWS tunnel DPD timed out after 3 retransmits"})],
+        ip=IPS[0],
+    )
     for _ in range(8):
         running.poll_once()
     samples = scrape(running.url)
@@ -213,7 +264,9 @@ def test_a_pass_of_only_re_read_events_still_moves_on(exporter):
 
 def test_unclaimed_events_are_not_kept_in_the_state_file(exporter, tmp_path):
     vpn = connection()
-    put(vpn, [f"an application's line {i}" for i in range(50)], stream="app/web-1", at_ms=int(time.time() * 1000) - 5000)
+    put(
+        vpn, [f"an application's line {i}" for i in range(50)], stream="app/web-1", at_ms=int(time.time() * 1000) - 5000
+    )
     running = exporter()
     running.poll_once()
     state = json.loads((tmp_path / "state" / "logs-state.json").read_text())

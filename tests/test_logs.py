@@ -19,11 +19,27 @@ def logged_vpn(ike_format="json", bgp=True, group=GROUP):
     """A dynamic connection whose one tunnel logs IKE (and BGP) to CloudWatch; as on AWS, its streams
     appear only with their first event (``put``)."""
     arn = f"arn:aws:logs:{REGION}:123456789012:log-group:"
-    options = {"StaticRoutesOnly": False, "LocalIpv4NetworkCidr": "0.0.0.0/0", "RemoteIpv4NetworkCidr": "0.0.0.0/0",
-               "TunnelOptions": [{"OutsideIpAddress": IP, "TunnelInsideCidr": "169.254.9.0/30", "LogOptions": {
-                   "CloudWatchLogOptions": {"LogEnabled": True, "LogGroupArn": arn + group + ":*",
-                                            "LogOutputFormat": ike_format, "BgpLogEnabled": bgp,
-                                            "BgpLogGroupArn": arn + BGP_GROUP, "BgpLogOutputFormat": "json"}}}]}
+    options = {
+        "StaticRoutesOnly": False,
+        "LocalIpv4NetworkCidr": "0.0.0.0/0",
+        "RemoteIpv4NetworkCidr": "0.0.0.0/0",
+        "TunnelOptions": [
+            {
+                "OutsideIpAddress": IP,
+                "TunnelInsideCidr": "169.254.9.0/30",
+                "LogOptions": {
+                    "CloudWatchLogOptions": {
+                        "LogEnabled": True,
+                        "LogGroupArn": arn + group + ":*",
+                        "LogOutputFormat": ike_format,
+                        "BgpLogEnabled": bgp,
+                        "BgpLogGroupArn": arn + BGP_GROUP,
+                        "BgpLogOutputFormat": "json",
+                    }
+                },
+            }
+        ],
+    }
     vpn = add_vpn_connection(REGION, [tunnel_telemetry(IP, "DOWN", "IPSEC IS UP")], options)
     logs = boto3.client("logs", region_name=REGION)
     for name in (group, BGP_GROUP):
@@ -40,14 +56,27 @@ def put(vpn, messages, kind="ike", at_ms=None, group=None, ip=IP, stream=None):
     stream = stream or stream_name(vpn, ip, kind)
     if not logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=stream)["logStreams"]:
         logs.create_log_stream(logGroupName=group, logStreamName=stream)
-    logs.put_log_events(logGroupName=group, logStreamName=stream,
-                        logEvents=[{"timestamp": at_ms + index, "message": m} for index, m in enumerate(messages)])
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": at_ms + index, "message": m} for index, m in enumerate(messages)],
+    )
 
 
 def dpd(n):
-    return [json.dumps({"event_timestamp": 1, "details": f"AWS tunnel is sending DPD R-U-THERE {i}",
-                        "dpd_enabled": True, "nat_t_detected": False, "ike_phase1_state": "established",
-                        "ike_phase2_state": "established"}) for i in range(n)]
+    return [
+        json.dumps(
+            {
+                "event_timestamp": 1,
+                "details": f"AWS tunnel is sending DPD R-U-THERE {i}",
+                "dpd_enabled": True,
+                "nat_t_detected": False,
+                "ike_phase1_state": "established",
+                "ike_phase2_state": "established",
+            }
+        )
+        for i in range(n)
+    ]
 
 
 def events(samples, vpn, event="dpd"):
@@ -55,8 +84,11 @@ def events(samples, vpn, event="dpd"):
 
 
 def make(make_exporter, tmp_path, **logs):
-    return make_exporter([Target(regions=(REGION,))], state_dir=tmp_path / "state",
-                         logs=LogsConfig(**{"lookback": 3600.0, "overlap": 300.0, **logs}))
+    return make_exporter(
+        [Target(regions=(REGION,))],
+        state_dir=tmp_path / "state",
+        logs=LogsConfig(**{"lookback": 3600.0, "overlap": 300.0, **logs}),
+    )
 
 
 def test_each_event_is_counted_once_across_polls(aws, make_exporter, tmp_path):
@@ -152,25 +184,67 @@ def test_malformed_lines_are_counted_and_skipped(aws, make_exporter, tmp_path):
 
 def test_text_format_and_bgp_logs(aws, make_exporter, tmp_path):
     vpn = logged_vpn(ike_format="text")
-    put(vpn, ["2026-01-01 00:00:00.000Z nat_t_detected=true ike_phase1_state=established ike_phase2_state="
-              "established AWS tunnel Phase 2 SA is established with inbound SPI: 0x1: outbound SPI: 0x2: traffic "
-              "selectors: (AWS-side) 172.31.0.0/16 <=> (CGW-side) 10.0.0.0/16"])
-    put(vpn, [json.dumps({"type": "BGPStatus", "status": "DOWN", "event_timestamp": 1767225600000, "message": {
-        "details": "AWS-side peer BGP session state has changed from Established to Idle with neighbor x"}}),
-        json.dumps({"type": "BGPStatus", "status": "DOWN", "event_timestamp": 1767225601000,
-                    "message": {"details": "BGP notification sent: Hold Timer Expired"}})], kind="bgp")
+    put(
+        vpn,
+        [
+            "2026-01-01 00:00:00.000Z nat_t_detected=true ike_phase1_state=established ike_phase2_state="
+            "established AWS tunnel Phase 2 SA is established with inbound SPI: 0x1: outbound SPI: 0x2: traffic "
+            "selectors: (AWS-side) 172.31.0.0/16 <=> (CGW-side) 10.0.0.0/16"
+        ],
+    )
+    put(
+        vpn,
+        [
+            json.dumps(
+                {
+                    "type": "BGPStatus",
+                    "status": "DOWN",
+                    "event_timestamp": 1767225600000,
+                    "message": {
+                        "details": "AWS-side peer BGP session state has changed from Established to Idle with neighbor x"
+                    },
+                }
+            ),
+            json.dumps(
+                {
+                    "type": "BGPStatus",
+                    "status": "DOWN",
+                    "event_timestamp": 1767225601000,
+                    "message": {"details": "BGP notification sent: Hold Timer Expired"},
+                }
+            ),
+        ],
+        kind="bgp",
+    )
     exporter = make(make_exporter, tmp_path)
     exporter.poll_once()
     samples = scrape(exporter.url)
-    assert value(samples, "aws_vpn_tunnel_traffic_selector_info", vpn_connection_id=vpn, aws_side="172.31.0.0/16",
-                 cgw_side="10.0.0.0/16") == 1
+    assert (
+        value(
+            samples,
+            "aws_vpn_tunnel_traffic_selector_info",
+            vpn_connection_id=vpn,
+            aws_side="172.31.0.0/16",
+            cgw_side="10.0.0.0/16",
+        )
+        == 1
+    )
     assert value(samples, "aws_vpn_tunnel_selector_mismatch", vpn_connection_id=vpn) == 1
     assert value(samples, "aws_vpn_tunnel_nat_t_detected", vpn_connection_id=vpn) == 1
     assert value(samples, "aws_vpn_tunnel_bgp_session_state", vpn_connection_id=vpn, state="idle") == 1
-    assert value(samples, "aws_vpn_tunnel_bgp_last_error_timestamp_seconds", vpn_connection_id=vpn,
-                 error="hold_timer_expired") == 1767225601.0
-    assert value(samples, "aws_vpn_tunnel_log_last_event_timestamp_seconds", vpn_connection_id=vpn,
-                 log="bgp") == 1767225601.0
+    assert (
+        value(
+            samples,
+            "aws_vpn_tunnel_bgp_last_error_timestamp_seconds",
+            vpn_connection_id=vpn,
+            error="hold_timer_expired",
+        )
+        == 1767225601.0
+    )
+    assert (
+        value(samples, "aws_vpn_tunnel_log_last_event_timestamp_seconds", vpn_connection_id=vpn, log="bgp")
+        == 1767225601.0
+    )
 
 
 def test_a_corrupt_state_file_is_reported_and_replaced(aws, make_exporter, tmp_path):
@@ -190,13 +264,19 @@ def test_a_corrupt_state_file_is_reported_and_replaced(aws, make_exporter, tmp_p
 def test_a_deleted_log_group_fails_only_its_source(aws, make_exporter, tmp_path):
     vpn = logged_vpn()
     put(vpn, dpd(1))
-    put(vpn, [json.dumps({"type": "BGPStatus", "status": "UP", "message": {"details": "End-of-RIB received"}})],
-        kind="bgp")
+    put(
+        vpn,
+        [json.dumps({"type": "BGPStatus", "status": "UP", "message": {"details": "End-of-RIB received"}})],
+        kind="bgp",
+    )
     exporter = make(make_exporter, tmp_path)
     exporter.poll_once()
     boto3.client("logs", region_name=REGION).delete_log_group(logGroupName=GROUP)
-    put(vpn, [json.dumps({"type": "BGPStatus", "status": "UP", "message": {"details": "End-of-RIB received"}})],
-        kind="bgp")
+    put(
+        vpn,
+        [json.dumps({"type": "BGPStatus", "status": "UP", "message": {"details": "End-of-RIB received"}})],
+        kind="bgp",
+    )
     exporter.poll_once()
     samples = scrape(exporter.url)
     assert value(samples, "aws_vpn_exporter_collection_success", source="logs") == 0
@@ -209,8 +289,11 @@ def test_only_known_tunnels_streams_are_read(aws, make_exporter, tmp_path):
     vpn = logged_vpn()
     logs = boto3.client("logs", region_name=REGION)
     logs.create_log_stream(logGroupName=GROUP, logStreamName="vpn-unknown-203.0.113.9-IKE.log")
-    logs.put_log_events(logGroupName=GROUP, logStreamName="vpn-unknown-203.0.113.9-IKE.log",
-                        logEvents=[{"timestamp": int(time.time() * 1000), "message": dpd(1)[0]}])
+    logs.put_log_events(
+        logGroupName=GROUP,
+        logStreamName="vpn-unknown-203.0.113.9-IKE.log",
+        logEvents=[{"timestamp": int(time.time() * 1000), "message": dpd(1)[0]}],
+    )
     put(vpn, dpd(1))
     exporter = make(make_exporter, tmp_path)
     exporter.poll_once()
@@ -225,28 +308,72 @@ def test_the_demo_shows_the_seed_checks_in_its_logs(demo, make_exporter, tmp_pat
     headline, healthy = demo.connection_id("branch-tokyo"), demo.connection_id("hq-core")
     accelerated, static = demo.connection_id("dc-accelerated"), demo.connection_id("legacy-static")
     assert value(samples, "aws_vpn_tunnel_selector_mismatch", vpn_connection_id=headline, tunnel="198.51.100.21") == 1
-    assert value(samples, "aws_vpn_tunnel_traffic_selector_info", vpn_connection_id=headline, tunnel="198.51.100.21",
-                 aws_side="172.31.0.0/16", cgw_side="10.0.0.0/16") == 1
+    assert (
+        value(
+            samples,
+            "aws_vpn_tunnel_traffic_selector_info",
+            vpn_connection_id=headline,
+            tunnel="198.51.100.21",
+            aws_side="172.31.0.0/16",
+            cgw_side="10.0.0.0/16",
+        )
+        == 1
+    )
     assert value(samples, "aws_vpn_tunnel_selector_mismatch", vpn_connection_id=healthy, tunnel="198.51.100.11") == 0
     assert value(samples, "aws_vpn_tunnel_nat_t_detected", vpn_connection_id=accelerated, tunnel="198.51.100.31") == 0
-    assert value(samples, "aws_vpn_tunnel_bgp_session_state", vpn_connection_id=healthy, tunnel="198.51.100.11",
-                 state="established") == 1
-    assert value(samples, "aws_vpn_tunnel_bgp_session_state", vpn_connection_id=headline, tunnel="198.51.100.21",
-                 state="active") == 1
+    assert (
+        value(
+            samples,
+            "aws_vpn_tunnel_bgp_session_state",
+            vpn_connection_id=healthy,
+            tunnel="198.51.100.11",
+            state="established",
+        )
+        == 1
+    )
+    assert (
+        value(
+            samples,
+            "aws_vpn_tunnel_bgp_session_state",
+            vpn_connection_id=headline,
+            tunnel="198.51.100.21",
+            state="active",
+        )
+        == 1
+    )
     assert series(samples, "aws_vpn_tunnel_log_events_total", vpn_connection_id=static) == []
     flapping = demo.connection_id("partner-flapping")  # its tunnel .62 logs IKE in text format
-    assert value(samples, "aws_vpn_tunnel_ike_phase_state", vpn_connection_id=flapping, tunnel="198.51.100.62",
-                 phase="2", state="established") == 1
+    assert (
+        value(
+            samples,
+            "aws_vpn_tunnel_ike_phase_state",
+            vpn_connection_id=flapping,
+            tunnel="198.51.100.62",
+            phase="2",
+            state="established",
+        )
+        == 1
+    )
     # As on AWS, a tunnel that has not logged has no stream: not an error, and visible per tunnel.
     subsidiary = demo.connection_id("subsidiary-edge")
-    assert value(samples, "aws_vpn_tunnel_log_has_events", vpn_connection_id=subsidiary, tunnel="198.51.100.71",
-                 log="ike") == 0
-    assert value(samples, "aws_vpn_tunnel_log_has_events", vpn_connection_id=subsidiary, tunnel="198.51.100.72",
-                 log="ike") == 1
-    assert value(samples, "aws_vpn_tunnel_log_has_events", vpn_connection_id=subsidiary, tunnel="198.51.100.72",
-                 log="bgp") == 0
+    assert (
+        value(samples, "aws_vpn_tunnel_log_has_events", vpn_connection_id=subsidiary, tunnel="198.51.100.71", log="ike")
+        == 0
+    )
+    assert (
+        value(samples, "aws_vpn_tunnel_log_has_events", vpn_connection_id=subsidiary, tunnel="198.51.100.72", log="ike")
+        == 1
+    )
+    assert (
+        value(samples, "aws_vpn_tunnel_log_has_events", vpn_connection_id=subsidiary, tunnel="198.51.100.72", log="bgp")
+        == 0
+    )
     assert value(samples, "aws_vpn_tunnel_log_has_events", vpn_connection_id=static) is None  # logging off
-    for account, region in (("123456789012", "us-east-1"), ("123456789012", "eu-west-1"),
-                            ("210987654321", "us-east-1")):
-        assert value(samples, "aws_vpn_exporter_collection_success", account_id=account, region=region,
-                     source="logs") == 1
+    for account, region in (
+        ("123456789012", "us-east-1"),
+        ("123456789012", "eu-west-1"),
+        ("210987654321", "us-east-1"),
+    ):
+        assert (
+            value(samples, "aws_vpn_exporter_collection_success", account_id=account, region=region, source="logs") == 1
+        )

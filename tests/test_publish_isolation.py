@@ -24,7 +24,7 @@ def connection(vpn: str, *tunnels: Tunnel) -> Connection:
 
 
 BAD_VALUES = {  # what the EC2 reader never produces, but a future change or a bad state might
-    "route count too large for a float": {"accepted_routes": 10 ** 400},
+    "route count too large for a float": {"accepted_routes": 10**400},
     "label value not a string": {"status_message": None},
     "time not a number": {"last_status_change": "yesterday"},
 }
@@ -33,9 +33,19 @@ BAD_VALUES = {  # what the EC2 reader never produces, but a future change or a b
 @pytest.mark.parametrize("isolate", [False, True], ids=["in process", "forked child"])
 @pytest.mark.parametrize("bad", BAD_VALUES.values(), ids=BAD_VALUES.keys())
 def test_a_tunnel_that_cannot_be_rendered_is_left_out_and_named(bad, isolate):
-    snapshot = Snapshot(1_700_000_100.0, (RegionTelemetry("111", REGION, (
-        connection("vpn-good", tunnel("198.51.100.1"), tunnel("198.51.100.2")),
-        connection("vpn-odd", tunnel("198.51.100.3"), tunnel("198.51.100.4", **bad)))),))
+    snapshot = Snapshot(
+        1_700_000_100.0,
+        (
+            RegionTelemetry(
+                "111",
+                REGION,
+                (
+                    connection("vpn-good", tunnel("198.51.100.1"), tunnel("198.51.100.2")),
+                    connection("vpn-odd", tunnel("198.51.100.3"), tunnel("198.51.100.4", **bad)),
+                ),
+            ),
+        ),
+    )
     rendered = RenderedSnapshot.of(snapshot, isolate=isolate)
     samples = parse_exposition(rendered.body.decode())
     assert rendered.failed and all("vpn-odd 198.51.100.4" in unit for unit in rendered.failed)
@@ -45,16 +55,28 @@ def test_a_tunnel_that_cannot_be_rendered_is_left_out_and_named(bad, isolate):
 
 
 def test_a_snapshot_without_bad_values_leaves_nothing_out():
-    snapshot = Snapshot(1_700_000_100.0, (RegionTelemetry("111", REGION, (connection("vpn-good", tunnel("1.1.1.1")),)),))
+    snapshot = Snapshot(
+        1_700_000_100.0, (RegionTelemetry("111", REGION, (connection("vpn-good", tunnel("1.1.1.1")),)),)
+    )
     assert RenderedSnapshot.of(snapshot, isolate=True).failed == ()
     assert RenderedSnapshot.of(snapshot, isolate=True).body == RenderedSnapshot.of(snapshot, isolate=False).body
 
 
 def test_failures_are_counted_and_the_rest_keeps_publishing(aws, make_exporter, monkeypatch):
-    good = add_vpn_connection(REGION, [tunnel_telemetry("198.51.100.1", "DOWN", "IPSEC IS UP"),
-                                       tunnel_telemetry("198.51.100.2", "UP", "1 BGP ROUTES", 1)])
-    odd = add_vpn_connection(REGION, [tunnel_telemetry("198.51.100.3", "DOWN", "IPSEC IS UP"),
-                                      tunnel_telemetry("198.51.100.4", "UP", "1 BGP ROUTES", 1)])
+    good = add_vpn_connection(
+        REGION,
+        [
+            tunnel_telemetry("198.51.100.1", "DOWN", "IPSEC IS UP"),
+            tunnel_telemetry("198.51.100.2", "UP", "1 BGP ROUTES", 1),
+        ],
+    )
+    odd = add_vpn_connection(
+        REGION,
+        [
+            tunnel_telemetry("198.51.100.3", "DOWN", "IPSEC IS UP"),
+            tunnel_telemetry("198.51.100.4", "UP", "1 BGP ROUTES", 1),
+        ],
+    )
     real_rows, real_diagnosis = exporter.exposition.render._tunnel_rows, exporter.diagnosis.rules.diagnose_connection
 
     def rows(labels, *args):

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generate import alerting
 from exporter.diagnosis.findings import FINDINGS
+from generate import alerting
 from tests import services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,14 +42,22 @@ def prometheus(moto_url, tmp_path_factory):
     """The demo exporter, scraped every second by a real Prometheus that evaluates the rule file."""
     workdir = tmp_path_factory.mktemp("prometheus")
     with services.demo_exporter(moto_url, workdir / "state", poll_interval=2, apply_interval=2) as (exporter, demo):
-        config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                  "rule_files": [str(alerting.RULES_FILE)],
-                  "scrape_configs": [{"job_name": "aws-vpn-exporter",
-                                      "static_configs": [{"targets": [f"127.0.0.1:{exporter.address[1]}"]}]}]}
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(alerting.RULES_FILE)],
+            "scrape_configs": [
+                {"job_name": "aws-vpn-exporter", "static_configs": [{"targets": [f"127.0.0.1:{exporter.address[1]}"]}]}
+            ],
+        }
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
         with services.prometheus(workdir / "prometheus.yml", workdir / "data") as url:
-            services.wait_until(lambda: query(url, "aws_vpn_tunnel_log_events_total")
-                                and query(url, "aws_vpn_tunnel:ipsec_up_bgp_down"), 60, "the demo's data")
+            services.wait_until(
+                lambda: (
+                    query(url, "aws_vpn_tunnel_log_events_total") and query(url, "aws_vpn_tunnel:ipsec_up_bgp_down")
+                ),
+                60,
+                "the demo's data",
+            )
             time.sleep(8)  # enough samples for rate() and increase() over 30s windows
             yield url, demo
 
@@ -59,8 +67,14 @@ query = services.query
 
 def substitute(expr: str, connection_id: str) -> str:
     """Grafana's variables as Grafana would fill them for this demo."""
-    for variable, value in (("$__rate_interval", "30s"), ("$__range_s", "3600"), ("$__range", "1h"),
-                            ("$account_id", ".*"), ("$region", ".*"), ("$vpn_connection_id", connection_id)):
+    for variable, value in (
+        ("$__rate_interval", "30s"),
+        ("$__range_s", "3600"),
+        ("$__range", "1h"),
+        ("$account_id", ".*"),
+        ("$region", ".*"),
+        ("$vpn_connection_id", connection_id),
+    ):
         expr = expr.replace(variable, value)
     return expr
 
@@ -141,6 +155,11 @@ def _alerts(url: str, *connections: str) -> dict | None:
     """(alert name, connection, tunnel) -> cause annotation, once every connection has one."""
     with urllib.request.urlopen(f"{url}/api/v1/alerts", timeout=10) as response:
         active = json.load(response)["data"]["alerts"]
-    causes = {(a["labels"]["alertname"], a["labels"].get("vpn_connection_id"), a["labels"].get("tunnel", "")):
-              a["annotations"]["cause"] for a in active if "cause" in a["annotations"]}
+    causes = {
+        (a["labels"]["alertname"], a["labels"].get("vpn_connection_id"), a["labels"].get("tunnel", "")): a[
+            "annotations"
+        ]["cause"]
+        for a in active
+        if "cause" in a["annotations"]
+    }
     return causes if {key[1] for key in causes} >= set(connections) else None

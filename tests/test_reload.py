@@ -15,9 +15,21 @@ CONFIG = "poll_interval: 1s\ntargets:\n  - regions: [{regions}]\nstate_dir: {sta
 
 
 def start(config, port, *flags):
-    return subprocess.Popen([sys.executable, "-m", "exporter", "--config", str(config), "--web.listen-address",
-                             f"127.0.0.1:{port}", *flags], stdout=subprocess.DEVNULL,
-                            stderr=(config.parent / "stderr").open("w"), env=dict(os.environ))
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "--config",
+            str(config),
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            *flags,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(config.parent / "stderr").open("w"),
+        env=dict(os.environ),
+    )
 
 
 def samples(port):
@@ -45,8 +57,11 @@ def test_sighup_applies_a_good_config_and_refuses_a_bad_one(aws, tmp_path):
 
         config.write_text("poll_interval: soon\n")
         process.send_signal(signal.SIGHUP)
-        wait_until(lambda: value(samples(port), "aws_vpn_exporter_config_last_reload_successful") == 0, 30,
-                   "the bad config to be refused")
+        wait_until(
+            lambda: value(samples(port), "aws_vpn_exporter_config_last_reload_successful") == 0,
+            30,
+            "the bad config to be refused",
+        )
         assert process.poll() is None
         assert regions(port) == {"us-east-1", "eu-west-1"}  # the old config keeps running
     finally:

@@ -46,8 +46,10 @@ TUNNEL_METRICS = (m.TUNNEL_UP, m.TUNNEL_INFO, m.TUNNEL_IPSEC_UP, m.TUNNEL_ACCEPT
 # All the exporters say about accounts (no rule output) but discovery's: every replica lists the organization
 # itself (its identity, ListAccounts, the member roles, DescribeRegions: few calls an hour), so those come from
 # each, by design.
-AWS_SERIES = ('({__name__=~"aws_vpn_[^:]+", __name__!~"aws_vpn_exporter_discover.*", account_id!=""} unless '
-              'aws_vpn_exporter_aws_api_calls_total{operation=~"ListAccounts|AssumeRole|DescribeRegions|GetCallerIdentity"})')
+AWS_SERIES = (
+    '({__name__=~"aws_vpn_[^:]+", __name__!~"aws_vpn_exporter_discover.*", account_id!=""} unless '
+    'aws_vpn_exporter_aws_api_calls_total{operation=~"ListAccounts|AssumeRole|DescribeRegions|GetCallerIdentity"})'
+)
 
 
 def scaled_out_scenarios() -> Scenarios:
@@ -60,9 +62,11 @@ def scaled_out_scenarios() -> Scenarios:
         tunnels = tuple(replace(t, outside_ip="192.0.2." + t.outside_ip.rsplit(".", 1)[1]) for t in base.tunnels)
         return replace(base, name=new_name, account=BRANCHES, region=region, tunnels=tunnels)
 
-    return Scenarios(accounts={**demo.accounts, BRANCHES: "vpn-exporter"},
-                     connections=demo.connections + (copy("hq-core", "hq-sydney", "ap-southeast-2"),
-                                                     copy("branch-tokyo", "branch-oregon", "us-west-2")))
+    return Scenarios(
+        accounts={**demo.accounts, BRANCHES: "vpn-exporter"},
+        connections=demo.connections
+        + (copy("hq-core", "hq-sydney", "ap-southeast-2"), copy("branch-tokyo", "branch-oregon", "us-west-2")),
+    )
 
 
 def watched(aws: DemoEnvironment) -> dict:
@@ -109,8 +113,18 @@ def tunnels_in_aws(targets: tuple[Target, ...]) -> list[Tunnel]:
             for connection in ec2.describe_vpn_connections()["VpnConnections"]:
                 name = next((t["Value"] for t in connection.get("Tags", []) if t["Key"] == "Name"), "")
                 for telemetry in connection["VgwTelemetry"]:
-                    found.append(Tunnel(account, region, connection["VpnConnectionId"], telemetry["OutsideIpAddress"],
-                                        name, telemetry["Status"], telemetry["StatusMessage"], owner[0]))
+                    found.append(
+                        Tunnel(
+                            account,
+                            region,
+                            connection["VpnConnectionId"],
+                            telemetry["OutsideIpAddress"],
+                            name,
+                            telemetry["Status"],
+                            telemetry["StatusMessage"],
+                            owner[0],
+                        )
+                    )
     return found
 
 
@@ -124,9 +138,13 @@ def _ec2(target: Target, region: str):
         return boto3.client("ec2", region_name=region), sts.get_caller_identity()["Account"]
     extra = {"ExternalId": target.external_id} if target.external_id else {}
     credentials = sts.assume_role(RoleArn=target.role_arn, RoleSessionName="test-remote-write", **extra)["Credentials"]
-    ec2 = boto3.client("ec2", region_name=region, aws_access_key_id=credentials["AccessKeyId"],
-                       aws_secret_access_key=credentials["SecretAccessKey"],
-                       aws_session_token=credentials["SessionToken"])
+    ec2 = boto3.client(
+        "ec2",
+        region_name=region,
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
     return ec2, target.role_arn.split(":")[4]
 
 
@@ -144,14 +162,21 @@ def short_hold_rules(workdir: Path) -> Path:
 
 def _expressions(path: Path) -> list:
     document = yaml.safe_load(path.read_text())
-    return [(rule.get("alert") or rule["record"], rule["expr"], rule.get("labels"))
-            for group in document["groups"] for rule in group["rules"]]
+    return [
+        (rule.get("alert") or rule["record"], rule["expr"], rule.get("labels"))
+        for group in document["groups"]
+        for rule in group["rules"]
+    ]
 
 
 @contextlib.contextmanager
 def replica(watch: dict, shard: Shard, state_dir: Path):
-    exporter = Exporter(services.demo_config(watch["targets"], state_dir, POLL_INTERVAL, shard=shard,
-                                             organizations=watch["organizations"]), ("127.0.0.1", 0))
+    exporter = Exporter(
+        services.demo_config(
+            watch["targets"], state_dir, POLL_INTERVAL, shard=shard, organizations=watch["organizations"]
+        ),
+        ("127.0.0.1", 0),
+    )
     exporter.start()
     try:
         yield f"127.0.0.1:{exporter.address[1]}"
@@ -161,10 +186,18 @@ def replica(watch: dict, shard: Shard, state_dir: Path):
 
 def agent_config(workdir: Path, shard: int, exporter: str, central_url: str) -> Path:
     path = workdir / f"{agent_name(shard)}.yml"
-    path.write_text(rewrite(AGENT_FILE.read_text(), {
-        "agent: agent-0": f"agent: {agent_name(shard)}", "exporter-0:9798": exporter,
-        "http://central:9090": central_url, "scrape_interval: 15s": "scrape_interval: 1s",
-        "batch_send_deadline: 5s": "batch_send_deadline: 1s"}))
+    path.write_text(
+        rewrite(
+            AGENT_FILE.read_text(),
+            {
+                "agent: agent-0": f"agent: {agent_name(shard)}",
+                "exporter-0:9798": exporter,
+                "http://central:9090": central_url,
+                "scrape_interval: 15s": "scrape_interval: 1s",
+                "batch_send_deadline: 5s": "batch_send_deadline: 1s",
+            },
+        )
+    )
     return path
 
 
@@ -173,9 +206,15 @@ def central_config(workdir: Path, rules: Path, alertmanager_url: str) -> Path:
     directory.mkdir()
     (directory / "rules").symlink_to(rules)  # as stack/scaling/rules is alerts/
     path = directory / CENTRAL_FILE.name
-    path.write_text(rewrite(CENTRAL_FILE.read_text(), {
-        "alertmanager:9093": alertmanager_url.removeprefix("http://"),
-        "evaluation_interval: 15s": "evaluation_interval: 1s"}))
+    path.write_text(
+        rewrite(
+            CENTRAL_FILE.read_text(),
+            {
+                "alertmanager:9093": alertmanager_url.removeprefix("http://"),
+                "evaluation_interval: 15s": "evaluation_interval: 1s",
+            },
+        )
+    )
     return path
 
 
@@ -196,20 +235,35 @@ def topology(moto_url, tmp_path_factory):
         aws = stack.enter_context(services.simulated_aws(moto_url, scaled_out_scenarios()))
         targets = expected_targets(aws)
         tunnels = tunnels_in_aws(targets)
-        exporters = {i: stack.enter_context(replica(watched(aws), Shard(i, SHARDS), workdir / f"state-{i}"))
-                     for i in range(SHARDS)}
+        exporters = {
+            i: stack.enter_context(replica(watched(aws), Shard(i, SHARDS), workdir / f"state-{i}"))
+            for i in range(SHARDS)
+        }
         alertmanager = stack.enter_context(services.alertmanager(ALERTMANAGER_FILE, workdir / "alertmanager"))
-        central = stack.enter_context(services.prometheus(central_config(workdir, rules, alertmanager),
-                                                          workdir / "central-data", "--web.enable-remote-write-receiver"))
+        central = stack.enter_context(
+            services.prometheus(
+                central_config(workdir, rules, alertmanager),
+                workdir / "central-data",
+                "--web.enable-remote-write-receiver",
+            )
+        )
         started = time.time()
         for shard, exporter in exporters.items():
-            stack.enter_context(services.prometheus_agent(agent_config(workdir, shard, exporter, central),
-                                                          workdir / f"{agent_name(shard)}-wal"))
-        services.wait_until(lambda: _arrived(central, tunnels), ARRIVAL_DEADLINE,
-                            "every tunnel and every agent's `up` in the central store")
+            stack.enter_context(
+                services.prometheus_agent(
+                    agent_config(workdir, shard, exporter, central), workdir / f"{agent_name(shard)}-wal"
+                )
+            )
+        services.wait_until(
+            lambda: _arrived(central, tunnels),
+            ARRIVAL_DEADLINE,
+            "every tunnel and every agent's `up` in the central store",
+        )
         owned = "/".join(str(sum(t.shard == shard for t in tunnels)) for shard in range(SHARDS))
-        FIGURES.append(f"remote write: {len(tunnels)} tunnels ({owned} by shard) from {SHARDS} agents in the "
-                       f"central store {time.time() - started:.1f} s after the agents started")
+        FIGURES.append(
+            f"remote write: {len(tunnels)} tunnels ({owned} by shard) from {SHARDS} agents in the "
+            f"central store {time.time() - started:.1f} s after the agents started"
+        )
         yield Topology(central, alertmanager, tunnels, exporters, targets)
 
 
@@ -222,8 +276,9 @@ def _arrived(url: str, tunnels: list[Tunnel]) -> bool:
 
 def test_the_shipped_scaling_configs_pass_promtool():
     for arguments in (["--agent", str(AGENT_FILE)], [str(CENTRAL_FILE)]):
-        checked = subprocess.run([services.tool("promtool"), "check", "config", *arguments], capture_output=True,
-                                 text=True, timeout=60)
+        checked = subprocess.run(
+            [services.tool("promtool"), "check", "config", *arguments], capture_output=True, text=True, timeout=60
+        )
         assert checked.returncode == 0, checked.stdout + checked.stderr
     assert (CENTRAL_FILE.parent / "rules" / RULES_FILE.name).resolve() == RULES_FILE.resolve()
     readme = (ROOT / "README.md").read_text()
@@ -243,7 +298,9 @@ def test_the_simulated_aws_spreads_over_both_shards(topology):
 def test_every_tunnel_is_in_the_central_store_exactly_once(topology):
     expected = {t.key for t in topology.tunnels}
     for metric in TUNNEL_METRICS:
-        counted = services.query(topology.central, f"count by (account_id, region, vpn_connection_id, tunnel) ({metric})")
+        counted = services.query(
+            topology.central, f"count by (account_id, region, vpn_connection_id, tunnel) ({metric})"
+        )
         keys = [_key(series["metric"]) for series in counted]
         assert set(keys) == expected and len(keys) == len(expected), metric
         assert {series["value"][1] for series in counted} == {"1"}, f"{metric}: a tunnel has several series"
@@ -256,8 +313,10 @@ def test_each_tunnel_comes_from_its_shard_and_agent_with_aws_status(topology):
         assert labels["agent"] == agent_name(tunnel.shard), labels
         assert labels["instance"] == topology.exporters[tunnel.shard] and labels["job"] == "aws-vpn-exporter", labels
         assert series["value"][1] == ("1" if tunnel.status == "UP" else "0"), labels
-    per_agent = {s["metric"]["agent"]: int(s["value"][1])
-                 for s in services.query(topology.central, f"count by (agent) ({m.TUNNEL_UP})")}
+    per_agent = {
+        s["metric"]["agent"]: int(s["value"][1])
+        for s in services.query(topology.central, f"count by (agent) ({m.TUNNEL_UP})")
+    }
     assert per_agent == {agent_name(shard): sum(t.shard == shard for t in topology.tunnels) for shard in range(SHARDS)}
 
 
@@ -270,7 +329,8 @@ def test_no_series_is_duplicated_across_shards(topology):
     by_pair = {}
     for series in sources:
         by_pair.setdefault((series["metric"]["account_id"], series["metric"]["region"]), []).append(
-            series["metric"]["agent"])
+            series["metric"]["agent"]
+        )
     assert {pair: agents for pair, agents in by_pair.items() if len(agents) != 1} == {}
     assert {(t.account_id, t.region): [agent_name(t.shard)] for t in topology.tunnels}.items() <= by_pair.items()
     # the discovered regions with no VPN (collection series only) come from the shard that owns them too
@@ -279,8 +339,9 @@ def test_no_series_is_duplicated_across_shards(topology):
         owner = next(i for i in range(SHARDS) if Shard(i, SHARDS).owns(credentials[account], region))
         assert agent == agent_name(owner), (account, region, agent)
     up = services.query(url, 'up{job="aws-vpn-exporter"}')
-    assert sorted((s["metric"]["agent"], s["metric"]["instance"], s["value"][1]) for s in up) == \
-        [(agent_name(shard), address, "1") for shard, address in sorted(topology.exporters.items())]
+    assert sorted((s["metric"]["agent"], s["metric"]["instance"], s["value"][1]) for s in up) == [
+        (agent_name(shard), address, "1") for shard, address in sorted(topology.exporters.items())
+    ]
     assert not services.query(url, _rule("VpnExporterAbsent")["expr"])
     reporting = services.query(url, f"count by (shard_index) ({m.SHARDS})")
     assert sorted(s["metric"]["shard_index"] for s in reporting) == [str(i) for i in range(SHARDS)]
@@ -296,8 +357,9 @@ def _expected_alerts(tunnels: list[Tunnel]) -> dict[str, set]:
         "VpnTunnelIpsecUpBgpDown": {t.key for t in tunnels if t.status == "DOWN" and t.message == "IPSEC IS UP"},
         "VpnTunnelDown": {t.key for t in tunnels if t.status == "DOWN" and t.message != "IPSEC IS UP"},
         "VpnConnectionDown": {c for c, ts in connections.items() if all(t.status == "DOWN" for t in ts)},
-        "VpnRedundancyLost": {c for c, ts in connections.items() if len(ts) > 1 and
-                              sum(t.status == "UP" for t in ts) == 1},
+        "VpnRedundancyLost": {
+            c for c, ts in connections.items() if len(ts) > 1 and sum(t.status == "UP" for t in ts) == 1
+        },
     }
 
 
@@ -315,8 +377,14 @@ def test_the_shipped_rules_fire_once_per_tunnel_and_connection_on_the_central_st
 
     def firing_as_expected():
         firing = _firing(topology.central)
-        seen = {name: [_key(labels, connection=name.startswith("VpnConnection") or name == "VpnRedundancyLost")
-                       for labels in firing if labels["alertname"] == name] for name in expected}
+        seen = {
+            name: [
+                _key(labels, connection=name.startswith("VpnConnection") or name == "VpnRedundancyLost")
+                for labels in firing
+                if labels["alertname"] == name
+            ]
+            for name in expected
+        }
         return (firing, seen) if all(set(seen[name]) == keys for name, keys in expected.items()) else None
 
     firing, seen = services.wait_until(firing_as_expected, ALERTS_DEADLINE, "the expected alerts firing", step=1)
@@ -327,8 +395,11 @@ def test_the_shipped_rules_fire_once_per_tunnel_and_connection_on_the_central_st
             assert labels["agent"] == agent_name(shard_of[_key(labels)]), labels
         elif labels["alertname"] in ("VpnConnectionDown", "VpnRedundancyLost"):
             assert "agent" not in labels and "instance" not in labels, labels
-    FIGURES.append("remote write: " + ", ".join(f"{name} x{len(keys)}" for name, keys in expected.items())
-                   + " firing on the central store")
+    FIGURES.append(
+        "remote write: "
+        + ", ".join(f"{name} x{len(keys)}" for name, keys in expected.items())
+        + " firing on the central store"
+    )
 
 
 def test_alertmanager_groups_by_connection_not_by_agent(topology):
@@ -342,8 +413,9 @@ def test_alertmanager_groups_by_connection_not_by_agent(topology):
         return found if sum(len(g["alerts"]) for g in found) == len(expected) else None
 
     found = services.wait_until(groups, ALERTS_DEADLINE, "Alertmanager to hold every IPsec-up/BGP-down tunnel", step=1)
-    assert {(g["labels"]["account_id"], g["labels"]["region"], g["labels"]["vpn_connection_id"]) for g in found} == \
-        connections and len(found) == len(connections)
+    assert {
+        (g["labels"]["account_id"], g["labels"]["region"], g["labels"]["vpn_connection_id"]) for g in found
+    } == connections and len(found) == len(connections)
     for group in found:
         assert set(group["labels"]) == {"alertname", "account_id", "region", "vpn_connection_id"}, group["labels"]
         assert len({a["labels"]["agent"] for a in group["alerts"]}) == 1

@@ -8,30 +8,36 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from exporter.demo.environment import simulated_aws_environment
-from exporter.diagnosis.rules import diagnose
 from exporter.diagnosis.findings import CRITICAL
+from exporter.diagnosis.report import HEALTHY, RANKS, build_report, exit_code, render_text, summary_line
+from exporter.diagnosis.rules import diagnose
+from exporter.model import CustomerGateway, RegionTelemetry, Snapshot, SourceResult
 from exporter.sources.logs.parse import LogEvent
 from exporter.sources.logs.state import TunnelKey
-from exporter.model import CustomerGateway, RegionTelemetry, Snapshot, SourceResult
-from exporter.diagnosis.report import HEALTHY, RANKS, build_report, exit_code, render_text, summary_line
-from tests.test_diagnosis import HEALTHY as HEALTHY_TUNNEL, NOW, connection, log_state, tunnel
+from tests.test_diagnosis import HEALTHY as HEALTHY_TUNNEL
+from tests.test_diagnosis import NOW, connection, log_state, tunnel
 from tests.test_secrets import MOTO_CGW_KEY
 
-REFUSED = LogEvent("bgp_open_error", NOW - 60, bgp_error="open_message_error",
-                   bgp_error_detail="remote AS 65001, expected 65100")
+REFUSED = LogEvent(
+    "bgp_open_error", NOW - 60, bgp_error="open_message_error", bgp_error_detail="remote AS 65001, expected 65100"
+)
 
 
 def snapshot_of(*connections, logs=None, gateways=()):
     """A diagnosed snapshot of connections in one region; ``logs`` maps a tunnel's outside IP to its log view."""
     region = RegionTelemetry("1", "us-east-1", connections, gateways)
-    tunnel_logs = {TunnelKey("1", "us-east-1", c.vpn_connection_id, t.outside_ip): logs[t.outside_ip]
-                   for c in connections for t in c.tunnels if t.outside_ip in (logs or {})}
+    tunnel_logs = {
+        TunnelKey("1", "us-east-1", c.vpn_connection_id, t.outside_ip): logs[t.outside_ip]
+        for c in connections
+        for t in c.tunnels
+        if t.outside_ip in (logs or {})
+    }
     snapshot = Snapshot(NOW, (region,), tunnel_logs=tunnel_logs)
     return Snapshot(NOW, (region,), tunnel_logs=tunnel_logs, findings=diagnose(snapshot))
 
@@ -47,8 +53,9 @@ REFUSED_BOTH = {"198.51.100.1": log_state(REFUSED), "198.51.100.2": log_state(RE
 
 
 def test_summary_counts_and_worst_connection_first():
-    lonely = named("lonely", "vpn-3", tunnel("198.51.100.5", message="ipsec_down"),
-                   tunnel("198.51.100.6", "UP", "bgp_routes"))
+    lonely = named(
+        "lonely", "vpn-3", tunnel("198.51.100.5", message="ipsec_down"), tunnel("198.51.100.6", "UP", "bgp_routes")
+    )
     report = build_report(snapshot_of(FINE, lonely, PARTNER, logs=REFUSED_BOTH))
     assert report["summary"] == {"connections": 3, CRITICAL: 1, "warning": 1, "info": 0, HEALTHY: 1}
     assert [c["name"] for c in report["connections"]] == ["partner", "lonely", "fine"]
@@ -61,12 +68,17 @@ def test_summary_counts_and_worst_connection_first():
 
 
 def test_ties_keep_a_stable_order_between_runs():
-    ones = [named(name, vpn_id, tunnel("198.51.100.1", "UP", "bgp_routes"), HEALTHY_TUNNEL)
-            for name, vpn_id in (("b", "vpn-9"), ("a", "vpn-8"), ("a", "vpn-7"))]
+    ones = [
+        named(name, vpn_id, tunnel("198.51.100.1", "UP", "bgp_routes"), HEALTHY_TUNNEL)
+        for name, vpn_id in (("b", "vpn-9"), ("a", "vpn-8"), ("a", "vpn-7"))
+    ]
     forwards = build_report(snapshot_of(*ones))["connections"]
     backwards = build_report(snapshot_of(*reversed(ones)))["connections"]
-    assert [c["vpn_connection_id"] for c in forwards] == [c["vpn_connection_id"] for c in backwards] == \
-        ["vpn-7", "vpn-8", "vpn-9"]
+    assert (
+        [c["vpn_connection_id"] for c in forwards]
+        == [c["vpn_connection_id"] for c in backwards]
+        == ["vpn-7", "vpn-8", "vpn-9"]
+    )
 
 
 def test_the_cause_comes_before_the_symptoms_it_explains():
@@ -101,8 +113,11 @@ def test_the_customer_gateway_and_the_as_numbers_decide_the_fix():
     gateway = CustomerGateway("cgw-1", "65100", "203.0.113.80", "partner-cgw")
     report = build_report(snapshot_of(PARTNER, logs=REFUSED_BOTH, gateways=(gateway,)))
     connection_report = report["connections"][0]
-    assert connection_report["customer_gateway"] == {"customer_gateway_id": "cgw-1", "ip_address": "203.0.113.80",
-                                                     "bgp_asn": "65100"}
+    assert connection_report["customer_gateway"] == {
+        "customer_gateway_id": "cgw-1",
+        "ip_address": "203.0.113.80",
+        "bgp_asn": "65100",
+    }
     refused = connection_report["grouped_findings"][0]
     assert "customer gateway cgw-1: IP 203.0.113.80, BGP ASN 65100" in refused["evidence"]
     text = render_text(report)
@@ -132,8 +147,12 @@ def test_a_run_without_any_data_says_no_data_and_why():
 
 
 def diagnose_demo(*args):
-    return subprocess.run([sys.executable, "-m", "exporter", "diagnose", "--demo", "--no-color", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", "diagnose", "--demo", "--no-color", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +176,10 @@ def test_the_demo_triage(demo_text_and_json):
     assert max(position[n] for n, s in severity.items() if s == CRITICAL) < position["hq-core"]
     assert lines[position["hq-core"]].startswith("HEALTHY")
     partner = next(c for c in report["connections"] if c["name"] == "partner-asn")
-    assert partner["customer_gateway"]["ip_address"] == "203.0.113.80" and partner["customer_gateway"]["bgp_asn"] == "65100"
+    assert (
+        partner["customer_gateway"]["ip_address"] == "203.0.113.80"
+        and partner["customer_gateway"]["bgp_asn"] == "65100"
+    )
     assert partner["grouped_findings"][0]["code"] == "bgp_open_message_error"
     assert len(partner["grouped_findings"][0]["tunnels"]) == 2
     for key in ("demo-psk-", MOTO_CGW_KEY):
@@ -205,12 +227,18 @@ def hung_endpoint():
 def test_a_hung_endpoint_ends_the_command_within_poll_timeout(hung_endpoint, tmp_path):
     poll_timeout = 3.0
     config = tmp_path / "config.yaml"
-    config.write_text(f"poll_interval: 10s\npoll_timeout: {poll_timeout:g}s\ntargets:\n  - regions: [us-east-1]\n"
-                      f"state_dir: {tmp_path / 'state'}\n")  # botocore alone would wait 4 attempts x 15 s
+    config.write_text(
+        f"poll_interval: 10s\npoll_timeout: {poll_timeout:g}s\ntargets:\n  - regions: [us-east-1]\n"
+        f"state_dir: {tmp_path / 'state'}\n"
+    )  # botocore alone would wait 4 attempts x 15 s
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "exporter", "diagnose", "--config", str(config), "--no-color"],
-                            capture_output=True, text=True, timeout=120,
-                            env={**os.environ, **simulated_aws_environment(hung_endpoint)})
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "diagnose", "--config", str(config), "--no-color"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **simulated_aws_environment(hung_endpoint)},
+    )
     elapsed = time.monotonic() - started
     assert elapsed < poll_timeout + 10, (elapsed, result.stdout, result.stderr)  # start-up on a busy machine
     assert result.returncode == 4
@@ -220,14 +248,16 @@ def test_a_hung_endpoint_ends_the_command_within_poll_timeout(hung_endpoint, tmp
 
 def test_the_readme_diagnose_example_works_as_written():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme[readme.index("### The `diagnose` command"):readme.index("## Alerts")]
-    commands = [line.split() for line in section.splitlines()
-                if line.startswith(".venv/bin/aws-vpn-exporter diagnose --demo")]
-    printed = section[section.index("```text\n") + len("```text\n"):].splitlines()
+    section = readme[readme.index("### The `diagnose` command") : readme.index("## Alerts")]
+    commands = [
+        line.split() for line in section.splitlines() if line.startswith(".venv/bin/aws-vpn-exporter diagnose --demo")
+    ]
+    printed = section[section.index("```text\n") + len("```text\n") :].splitlines()
     assert commands and printed
     for command in commands:
-        result = subprocess.run([sys.executable, "-m", "exporter", *command[1:]], capture_output=True, text=True,
-                                timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "exporter", *command[1:]], capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 3, result.stderr
         assert result.stdout.splitlines()[0] == printed[0]
         codes = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("  CRITICAL")]
@@ -242,12 +272,18 @@ def test_a_hung_logs_endpoint_ends_the_command_within_poll_timeout_too(aws, hung
     logged_vpn()
     poll_timeout = 3.0
     config = tmp_path / "config.yaml"
-    config.write_text(f"poll_timeout: {poll_timeout:g}s\nlogs: {{poll_interval: 60s}}\ntargets:\n"
-                      f"  - regions: [{REGION}]\nstate_dir: {tmp_path / 'state'}\n")
+    config.write_text(
+        f"poll_timeout: {poll_timeout:g}s\nlogs: {{poll_interval: 60s}}\ntargets:\n"
+        f"  - regions: [{REGION}]\nstate_dir: {tmp_path / 'state'}\n"
+    )
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "exporter", "diagnose", "--config", str(config), "--no-color"],
-                            capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": hung_endpoint})
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "diagnose", "--config", str(config), "--no-color"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": hung_endpoint},
+    )
     elapsed = time.monotonic() - started
     assert elapsed < 2 * poll_timeout + 10, (elapsed, result.stdout, result.stderr)  # the EC2 poll, then the logs
     assert "logs" in result.stdout and f"timeout: no answer within {poll_timeout:g}s" in result.stdout

@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from exporter import logsetup
-from exporter.sources.aws import AwsAccount
 from exporter.logsetup import redact
+from exporter.sources.aws import AwsAccount
 from exporter.sources.ec2.telemetry import strip_secrets
 from tests.conftest import parse_exposition
 from tests.services import stop_within
@@ -70,14 +70,17 @@ def test_the_running_demo_leaks_no_key(tmp_path):
     # was read ahead (the lines logged in the same instant as "listening")
     log_file = tmp_path / "stderr"
     with log_file.open("w") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "exporter", "--demo", "--log.level", "debug",
-                                    "--web.listen-address", "127.0.0.1:0"], stderr=stderr, text=True,
-                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        process = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "--demo", "--log.level", "debug", "--web.listen-address", "127.0.0.1:0"],
+            stderr=stderr,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     try:
         port = None
         deadline = time.time() + 60
         while time.time() < deadline and port is None:
-            listening = [line for line in log_file.read_text().splitlines() if "msg=\"listening address=" in line]
+            listening = [line for line in log_file.read_text().splitlines() if 'msg="listening address=' in line]
             if listening:
                 port = int(listening[0].split("address=")[1].split(":")[1].split('"')[0])
             time.sleep(0.05)
@@ -95,8 +98,10 @@ def test_the_running_demo_leaks_no_key(tmp_path):
     assert code == 0
     logs = log_file.read_text()
     assert "shutting down" in logs
-    assert f"open http://127.0.0.1:{port}/ (status page) and http://127.0.0.1:{port}/metrics, or run " \
-           "aws-vpn-exporter diagnose --demo" in logs  # the demo says where to look
+    assert (
+        f"open http://127.0.0.1:{port}/ (status page) and http://127.0.0.1:{port}/metrics, or run "
+        "aws-vpn-exporter diagnose --demo" in logs
+    )  # the demo says where to look
     assert all(line.startswith("ts=") for line in logs.splitlines() if line), "every line is logfmt"
     for leak in (MOTO_CGW_KEY, "demo-psk-"):
         assert leak not in body and leak not in page and leak not in logs
@@ -129,13 +134,21 @@ def test_keys_are_cut_from_the_raw_response_before_botocore_parses_it(demo):
         assert key not in stream.getvalue() and key not in repr(connections)
 
 
-@pytest.mark.parametrize("body, expected", [
-    (b"<a><customerGatewayConfiguration>&lt;psk&gt;</customerGatewayConfiguration><b>1</b></a>", b"<a><b>1</b></a>"),
-    (b"<i><preSharedKey>k1</preSharedKey><preSharedKeyArn>arn</preSharedKeyArn></i><i><preSharedKey>k2\n</preSharedKey></i>",
-     b"<i><preSharedKeyArn>arn</preSharedKeyArn></i><i></i>"),
-    (b"<a><customerGatewayConfiguration/><preSharedKey /></a>", b"<a></a>"),
-    (b"<a>no secrets</a>", b"<a>no secrets</a>"),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        (
+            b"<a><customerGatewayConfiguration>&lt;psk&gt;</customerGatewayConfiguration><b>1</b></a>",
+            b"<a><b>1</b></a>",
+        ),
+        (
+            b"<i><preSharedKey>k1</preSharedKey><preSharedKeyArn>arn</preSharedKeyArn></i><i><preSharedKey>k2\n</preSharedKey></i>",
+            b"<i><preSharedKeyArn>arn</preSharedKeyArn></i><i></i>",
+        ),
+        (b"<a><customerGatewayConfiguration/><preSharedKey /></a>", b"<a></a>"),
+        (b"<a>no secrets</a>", b"<a>no secrets</a>"),
+    ],
+)
 def test_strip_secrets(body, expected):
     assert strip_secrets(body) == expected
 
@@ -173,10 +186,11 @@ def test_an_aws_error_quoting_a_key_shows_it_nowhere(demo, faults, make_exporter
     from tests.faults import Fault
 
     keys = ("xml_key_0123456789abcdef", "json_key_0123456789abcdef", "kv_key_0123456789abcdef")
-    message = (f"Value (<PreSharedKey>{keys[0]}</PreSharedKey>) is invalid; "
-               f'{{"PreSharedKey": "{keys[1]}"}}; pre_shared_key={keys[2]}')
-    faults.faults.append(Fault(operation=protocol_operation, status=400, code="InvalidParameterValue",
-                               message=message))
+    message = (
+        f"Value (<PreSharedKey>{keys[0]}</PreSharedKey>) is invalid; "
+        f'{{"PreSharedKey": "{keys[1]}"}}; pre_shared_key={keys[2]}'
+    )
+    faults.faults.append(Fault(operation=protocol_operation, status=400, code="InvalidParameterValue", message=message))
     stream = io.StringIO()
     logsetup.configure("info", stream=stream)
     try:

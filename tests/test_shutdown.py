@@ -15,9 +15,13 @@ from tests.test_logs import dpd, logged_vpn, put
 
 
 def start(config, port):
-    return subprocess.Popen([sys.executable, "-m", "exporter", "--config", str(config), "--web.listen-address",
-                             f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ))
+    return subprocess.Popen(
+        [sys.executable, "-m", "exporter", "--config", str(config), "--web.listen-address", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
 
 
 def events(port, vpn):
@@ -33,8 +37,10 @@ def logged_exporter(tmp_path, dpd_events):
     vpn = logged_vpn()
     put(vpn, dpd(dpd_events))
     config = tmp_path / "config.yaml"
-    config.write_text(f"poll_interval: 2s\ntargets:\n  - regions: [us-east-1]\nlogs:\n  poll_interval: 1s\n"
-                      f"state_dir: {tmp_path / 'state'}\n")
+    config.write_text(
+        f"poll_interval: 2s\ntargets:\n  - regions: [us-east-1]\nlogs:\n  poll_interval: 1s\n"
+        f"state_dir: {tmp_path / 'state'}\n"
+    )
     port = free_port()
     return vpn, config, port, start(config, port)
 
@@ -93,4 +99,4 @@ def test_sigquit_dumps_every_thread_and_keeps_running(aws, tmp_path):
         if process.poll() is None:
             process.kill()
     assert code == 0
-    assert 'Thread 0x' in errors and 'File "' in errors and "serve_forever" in errors
+    assert "Thread 0x" in errors and 'File "' in errors and "serve_forever" in errors

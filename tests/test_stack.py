@@ -29,12 +29,14 @@ COMPOSE_FILE = ROOT / "compose.yaml"
 
 
 def test_promtool_and_amtool_accept_the_stack_configs():
-    checked = subprocess.run([services.tool("promtool"), "check", "config", str(PROMETHEUS_FILE)],
-                             capture_output=True, text=True, timeout=60)
+    checked = subprocess.run(
+        [services.tool("promtool"), "check", "config", str(PROMETHEUS_FILE)], capture_output=True, text=True, timeout=60
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS" in checked.stdout + checked.stderr
-    checked = subprocess.run([services.tool("amtool"), "check-config", str(ALERTMANAGER_FILE)], capture_output=True,
-                             text=True, timeout=60)
+    checked = subprocess.run(
+        [services.tool("amtool"), "check-config", str(ALERTMANAGER_FILE)], capture_output=True, text=True, timeout=60
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
@@ -105,14 +107,26 @@ def test_from_tunnel_failure_to_page_and_back(moto_url, tmp_path):
                 prom_dir.mkdir()
                 (prom_dir / "rules").symlink_to(RULES_FILE.parent)  # the same rules, as compose mounts them
                 prom_port = services.free_port()
-                (prom_dir / "prometheus.yml").write_text(_rewrite(PROMETHEUS_FILE.read_text(), {
-                    "alertmanager:9093": am_url.removeprefix("http://"),
-                    "exporter:9798": f"127.0.0.1:{exporter.address[1]}",
-                    "localhost:9090": f"127.0.0.1:{prom_port}"}))
-                with services.running([services.tool("prometheus"), f"--config.file={prom_dir / 'prometheus.yml'}",
-                                       f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-                                       f"--web.listen-address=127.0.0.1:{prom_port}"],
-                                      f"http://127.0.0.1:{prom_port}", "prometheus") as prom_url:
+                (prom_dir / "prometheus.yml").write_text(
+                    _rewrite(
+                        PROMETHEUS_FILE.read_text(),
+                        {
+                            "alertmanager:9093": am_url.removeprefix("http://"),
+                            "exporter:9798": f"127.0.0.1:{exporter.address[1]}",
+                            "localhost:9090": f"127.0.0.1:{prom_port}",
+                        },
+                    )
+                )
+                with services.running(
+                    [
+                        services.tool("prometheus"),
+                        f"--config.file={prom_dir / 'prometheus.yml'}",
+                        f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+                        f"--web.listen-address=127.0.0.1:{prom_port}",
+                    ],
+                    f"http://127.0.0.1:{prom_port}",
+                    "prometheus",
+                ) as prom_url:
                     _drive(sink, demo, prom_url)
     finally:
         sink.shutdown()
@@ -122,13 +136,21 @@ def _drive(sink: AlertSink, demo, prom_url: str) -> None:
     vpn = demo.connection_id("hq-core")
     healthy = f'aws_vpn_tunnel_bgp_up{{vpn_connection_id="{vpn}", tunnel="198.51.100.11"}} == 1'
     services.wait_until(lambda: services.query(prom_url, healthy), 90, "Prometheus to see hq-core healthy")
-    labels = {"alertname": "VpnTunnelIpsecUpBgpDown", "vpn_connection_id": vpn, "tunnel": "198.51.100.11",
-              "name": "hq-core", "severity": "critical", "account_id": "123456789012", "region": "us-east-1"}
+    labels = {
+        "alertname": "VpnTunnelIpsecUpBgpDown",
+        "vpn_connection_id": vpn,
+        "tunnel": "198.51.100.11",
+        "name": "hq-core",
+        "severity": "critical",
+        "account_id": "123456789012",
+        "region": "us-east-1",
+    }
 
     failed_at = time.time()
     demo.set_state("hq-core", 0, "ipsec_up_bgp_down")
-    paged_at, receiver, alert = services.wait_until(lambda: _notification(sink, "firing", labels, failed_at), 480,
-                                                    "the page", step=1)
+    paged_at, receiver, alert = services.wait_until(
+        lambda: _notification(sink, "firing", labels, failed_at), 480, "the page", step=1
+    )
     assert receiver == "/pager"
     assert alert["annotations"]["summary"] == "VPN tunnel has IPsec up but BGP down."
     assert "(hq-core)" in alert["annotations"]["description"]
@@ -137,15 +159,18 @@ def _drive(sink: AlertSink, demo, prom_url: str) -> None:
     assert cause.endswith(": IP 203.0.113.10, BGP ASN 65010.") and ("Fix: " in cause or "No specific cause" in cause)
     page = urllib.request.urlopen(f"http://127.0.0.1:{sink.server_address[1]}/", timeout=10).read().decode()
     assert html.escape(cause) in page and '<td class="critical">critical</td>' in page
-    assert 'http-equiv=refresh' in page and f'href="{html.escape(alert["annotations"]["runbook_url"])}"' in page
+    assert "http-equiv=refresh" in page and f'href="{html.escape(alert["annotations"]["runbook_url"])}"' in page
 
     recovered_at = time.time()
     demo.set_state("hq-core", 0, None)
-    resolved_at, _, _ = services.wait_until(lambda: _notification(sink, "resolved", labels, recovered_at), 300,
-                                            "the resolution", step=1)
+    resolved_at, _, _ = services.wait_until(
+        lambda: _notification(sink, "resolved", labels, recovered_at), 300, "the resolution", step=1
+    )
     detect, resolve = paged_at - failed_at, resolved_at - recovered_at
-    FIGURES.append(f"end to end: tunnel IPsec-up-BGP-down to page {detect:.0f} s "
-                   f"(rule for {SETTINGS['bgp_down_for']}); BGP back to resolved notification {resolve:.0f} s")
+    FIGURES.append(
+        f"end to end: tunnel IPsec-up-BGP-down to page {detect:.0f} s "
+        f"(rule for {SETTINGS['bgp_down_for']}); BGP back to resolved notification {resolve:.0f} s"
+    )
     hold = int(SETTINGS["bgp_down_for"].removesuffix("m")) * 60
     assert hold <= detect <= hold + 120, detect
     assert resolve <= 150, resolve

@@ -16,8 +16,11 @@ from tests.conftest import scrape, value
 from tests.test_logs import GROUP, REGION, dpd, logged_vpn, put
 
 NOW = time.time()
-GOOD_TUNNEL = {"counts": {"dpd": 3}, "last_event": {"ike": NOW - 60},
-               "facts": {"nat_t": [True, NOW - 60], "selectors": [["10.0.0.0/8", "0.0.0.0/0"], NOW - 60]}}
+GOOD_TUNNEL = {
+    "counts": {"dpd": 3},
+    "last_event": {"ike": NOW - 60},
+    "facts": {"nat_t": [True, NOW - 60], "selectors": [["10.0.0.0/8", "0.0.0.0/0"], NOW - 60]},
+}
 
 
 def document(tunnels=None, cursors=None):
@@ -25,15 +28,20 @@ def document(tunnels=None, cursors=None):
 
 
 def make(make_exporter, tmp_path, **logs):
-    return make_exporter([Target(regions=(REGION,))], state_dir=tmp_path / "state",
-                         logs=LogsConfig(**{"lookback": 3600.0, "overlap": 300.0, **logs}))
+    return make_exporter(
+        [Target(regions=(REGION,))],
+        state_dir=tmp_path / "state",
+        logs=LogsConfig(**{"lookback": 3600.0, "overlap": 300.0, **logs}),
+    )
 
 
 WHOLE_FILE = {  # content, and whether the file as a whole is moved aside (else its bad entries are dropped)
     "random bytes": (os.urandom(4096), True),
     "deep nesting": (b"[" * 200_000, True),
-    "1e999 everywhere": (b'{"version": 1, "cursors": {"a": {"read_until_ms": 1e999, "seen": {}}}, "tunnels": 1e999}',
-                         False),
+    "1e999 everywhere": (
+        b'{"version": 1, "cursors": {"a": {"read_until_ms": 1e999, "seen": {}}}, "tunnels": 1e999}',
+        False,
+    ),
     "not an object": (b"[1, 2, 3]", True),
     "wrong version": (b'{"version": 99}', True),
     "not UTF-8": (b'{"version": 1, "x": "\xff\xfe"}', True),
@@ -42,8 +50,7 @@ WHOLE_FILE = {  # content, and whether the file as a whole is moved aside (else 
 
 
 @pytest.mark.parametrize("content,moved", WHOLE_FILE.values(), ids=WHOLE_FILE.keys())
-def test_an_unreadable_state_file_is_moved_aside_and_the_exporter_serves(aws, make_exporter, tmp_path, content,
-                                                                          moved):
+def test_an_unreadable_state_file_is_moved_aside_and_the_exporter_serves(aws, make_exporter, tmp_path, content, moved):
     vpn = logged_vpn()
     put(vpn, dpd(2))
     (tmp_path / "state").mkdir()
@@ -60,12 +67,24 @@ def test_an_unreadable_state_file_is_moved_aside_and_the_exporter_serves(aws, ma
 def test_wrongly_shaped_entries_are_dropped_one_by_one_and_the_rest_kept(aws, make_exporter, tmp_path):
     vpn = logged_vpn()
     key = f"123456789012|{REGION}|{vpn}|198.51.100.1"
-    bad_facts = {"bgp_error": [7, NOW], "bgp_error_detail": [5, NOW], "phase2": ["weird", NOW], "ike_error": [[], NOW],
-                 "bgp_state": ["established", "soon"], "dpd": [True, float("nan")], "unknown_fact": [1, NOW]}
-    tunnels = {key: {**GOOD_TUNNEL, "counts": {"dpd": 3, "phase1_established": -1, "no_such_event": 5,
-                                               "peer_dead": 10 ** 400},
-                     "facts": {**GOOD_TUNNEL["facts"], **bad_facts}},
-               "not|a|key": GOOD_TUNNEL, f"123456789012|{REGION}|vpn-gone|1.2.3.4": "not a mapping"}
+    bad_facts = {
+        "bgp_error": [7, NOW],
+        "bgp_error_detail": [5, NOW],
+        "phase2": ["weird", NOW],
+        "ike_error": [[], NOW],
+        "bgp_state": ["established", "soon"],
+        "dpd": [True, float("nan")],
+        "unknown_fact": [1, NOW],
+    }
+    tunnels = {
+        key: {
+            **GOOD_TUNNEL,
+            "counts": {"dpd": 3, "phase1_established": -1, "no_such_event": 5, "peer_dead": 10**400},
+            "facts": {**GOOD_TUNNEL["facts"], **bad_facts},
+        },
+        "not|a|key": GOOD_TUNNEL,
+        f"123456789012|{REGION}|vpn-gone|1.2.3.4": "not a mapping",
+    }
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / "logs-state.json").write_text(document(tunnels))
     put(vpn, dpd(1))
@@ -87,8 +106,9 @@ def test_a_cursor_in_the_future_is_clamped_and_reading_goes_on(aws, make_exporte
     group = f"123456789012|{REGION}|{GROUP}"
     future_ms = int((NOW + 30 * 86400) * 1000)
     (tmp_path / "state").mkdir()
-    (tmp_path / "state" / "logs-state.json").write_text(document(cursors={group: {
-        "read_until_ms": future_ms, "resume_ms": future_ms, "seen": {}}}))
+    (tmp_path / "state" / "logs-state.json").write_text(
+        document(cursors={group: {"read_until_ms": future_ms, "resume_ms": future_ms, "seen": {}}})
+    )
     exporter = make(make_exporter, tmp_path, overlap=60.0)
     put(vpn, dpd(2))
     exporter.poll_once()
@@ -100,19 +120,31 @@ def test_a_cursor_in_the_future_is_clamped_and_reading_goes_on(aws, make_exporte
 def test_an_event_dated_far_ahead_cannot_pin_a_fact():
     state = TunnelLogState()
     logged_at = 1_800_000_000.0
-    assert not state.apply("bgp", LogEvent("bgp_open_error", 4_102_444_800.0, bgp_error="open_message_error"),
-                           logged_at)  # 2100
+    assert not state.apply(
+        "bgp", LogEvent("bgp_open_error", 4_102_444_800.0, bgp_error="open_message_error"), logged_at
+    )  # 2100
     assert state.facts["bgp_error"] == ("open_message_error", logged_at)
     assert state.apply("bgp", LogEvent("bgp_established", logged_at + 10, bgp_state="established"), logged_at + 5)
-    assert state.apply("bgp", LogEvent("bgp_session_down", logged_at + CLOCK_SKEW_SECONDS - 1, bgp_state="idle"),
-                       logged_at)  # within the skew: the message's own time is kept
+    assert state.apply(
+        "bgp", LogEvent("bgp_session_down", logged_at + CLOCK_SKEW_SECONDS - 1, bgp_state="idle"), logged_at
+    )  # within the skew: the message's own time is kept
     assert state.facts["bgp_state"] == ("idle", logged_at + CLOCK_SKEW_SECONDS - 1)
 
 
 def test_future_dated_events_are_counted(aws, make_exporter, tmp_path):
     vpn = logged_vpn()
-    put(vpn, [json.dumps({"event_timestamp": 4_102_444_800, "details": "Peer is not responsive - Declaring peer "
-                                                                        "dead", "ike_phase1_state": "down"})])
+    put(
+        vpn,
+        [
+            json.dumps(
+                {
+                    "event_timestamp": 4_102_444_800,
+                    "details": "Peer is not responsive - Declaring peer dead",
+                    "ike_phase1_state": "down",
+                }
+            )
+        ],
+    )
     exporter = make(make_exporter, tmp_path)
     exporter.poll_once()
     samples = scrape(exporter.url)
@@ -124,8 +156,11 @@ def test_a_state_file_that_cannot_be_written_is_reported_and_shutdown_stays_quic
     vpn = logged_vpn()
     put(vpn, dpd(2))
     (tmp_path / "blocker").write_text("a file where the state directory's parent should be")
-    exporter = make_exporter([Target(regions=(REGION,))], state_dir=tmp_path / "blocker" / "state",
-                             logs=LogsConfig(lookback=3600.0, overlap=300.0))
+    exporter = make_exporter(
+        [Target(regions=(REGION,))],
+        state_dir=tmp_path / "blocker" / "state",
+        logs=LogsConfig(lookback=3600.0, overlap=300.0),
+    )
     exporter.poll_once()
     samples = scrape(exporter.url)
     assert value(samples, "aws_vpn_exporter_state_file_writable") == 0

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import requests
 
-from exporter.web import statuspage
 from exporter.config import Target
-from exporter.diagnosis.rules import diagnose
 from exporter.diagnosis.findings import FINDINGS, runbook_url
+from exporter.diagnosis.rules import diagnose
 from exporter.model import Connection, RegionTelemetry, Snapshot, SourceResult, Tunnel
+from exporter.web import statuspage
 from tests.conftest import add_vpn_connection, tunnel_telemetry
 
 NOW = 1_800_000_000.0
@@ -25,8 +25,16 @@ HOSTILE = "<script>alert(1)</script>\"&'"
 
 
 def tunnel(ip: str, up: bool = True) -> Tunnel:
-    return Tunnel(ip, "UP" if up else "DOWN", "bgp_routes" if up else "ipsec_down", 5 if up else 0, NOW - 7200,
-                  up, up, "169.254.1.0/30")
+    return Tunnel(
+        ip,
+        "UP" if up else "DOWN",
+        "bgp_routes" if up else "ipsec_down",
+        5 if up else 0,
+        NOW - 7200,
+        up,
+        up,
+        "169.254.1.0/30",
+    )
 
 
 def connection(vpn: str, name: str, *tunnels: Tunnel) -> Connection:
@@ -94,8 +102,7 @@ def test_headline_connections_worst_first_and_findings():
 def test_values_from_aws_are_escaped():
     error = f"AccessDenied: {HOSTILE}"
     results = (SourceResult("123456789012", "us-east-1", "ec2", False, 1.0, NOW - 600, error),)
-    page = statuspage.render(snapshot([connection("vpn-0a", HOSTILE, tunnel("192.0.2.1", up=False))], results),
-                             now=NOW)
+    page = statuspage.render(snapshot([connection("vpn-0a", HOSTILE, tunnel("192.0.2.1", up=False))], results), now=NOW)
     assert "<script>" not in page and "alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&amp;&#x27;" in page
     assert text_of(page).count(HOSTILE) >= 3  # the connection, the findings table, the failure banner
@@ -104,7 +111,8 @@ def test_values_from_aws_are_escaped():
 def test_every_source_failing_is_said_with_the_errors_and_the_data_marked_stale():
     results = (
         SourceResult("123456789012", "us-east-1", "ec2", False, 5.0, NOW - 3600, "throttled (RequestLimitExceeded)"),
-        SourceResult("123456789012", "us-east-1", "logs", False, 1.0, NOW - 7200, "AccessDeniedException"))
+        SourceResult("123456789012", "us-east-1", "logs", False, 1.0, NOW - 7200, "AccessDeniedException"),
+    )
     page = statuspage.render(snapshot([connection("vpn-0a", "alpha", tunnel("192.0.2.1"))], results), now=NOW)
     text = text_of(page)
     assert 'role="alert"' in page
@@ -123,13 +131,22 @@ def test_every_source_failing_is_said_with_the_errors_and_the_data_marked_stale(
     some = results[:1] + (SourceResult("123456789012", "eu-west-1", "ec2", True, 0.3, NOW),)
     text = text_of(statuspage.render(snapshot([], some), now=NOW))
     assert "Collection is failing" not in text and "1 of 2 sources succeeded" in text
-    assert "1 of 2 sources failed on the latest poll: what they last collected is still shown, the oldest from 1h ago" \
+    assert (
+        "1 of 2 sources failed on the latest poll: what they last collected is still shown, the oldest from 1h ago"
         in text
+    )
 
 
 def test_large_snapshots_are_paged_worst_first():
-    many = [connection(f"vpn-{i:05d}", f"site-{i:05d}", tunnel(f"10.0.{i // 200}.{i % 200}"),
-                       tunnel(f"10.1.{i // 200}.{i % 200}", up=i % 50 != 0)) for i in range(250)]
+    many = [
+        connection(
+            f"vpn-{i:05d}",
+            f"site-{i:05d}",
+            tunnel(f"10.0.{i // 200}.{i % 200}"),
+            tunnel(f"10.1.{i // 200}.{i % 200}", up=i % 50 != 0),
+        )
+        for i in range(250)
+    ]
     shot = snapshot(many)
     first = text_of(statuspage.render(shot, now=NOW))
     assert "5 of 250 VPN connections need attention." in first
@@ -162,8 +179,9 @@ def test_render_time_at_10000_tunnels():
 
 
 def test_served_at_root_with_a_hostile_name_tag(aws, make_exporter):
-    add_vpn_connection("us-east-1", [tunnel_telemetry("192.0.2.10", "DOWN", "IPSEC IS UP")],
-                       {"StaticRoutesOnly": False}, name=HOSTILE)
+    add_vpn_connection(
+        "us-east-1", [tunnel_telemetry("192.0.2.10", "DOWN", "IPSEC IS UP")], {"StaticRoutesOnly": False}, name=HOSTILE
+    )
     exporter = make_exporter([Target(regions=("us-east-1",))])
     exporter.poll_once()
     page = requests.get(exporter.url + "/", timeout=10).text
@@ -177,9 +195,20 @@ def test_served_at_root_with_a_hostile_name_tag(aws, make_exporter):
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     binary = shutil.which("chromium")
     assert binary, "chromium is installed by scripts/test (Debian package chromium)"
-    return subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                           f"--user-data-dir={tmp_path / 'chromium-profile'}", *args],
-                          capture_output=True, text=True, timeout=90)
+    return subprocess.run(
+        [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
 
 
 def png_rows(data: bytes, rows: int) -> tuple[int, list[bytes]]:
@@ -187,8 +216,8 @@ def png_rows(data: bytes, rows: int) -> tuple[int, list[bytes]]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     offset, idat, header = 8, [], None
     while offset < len(data):
-        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
-        chunk = data[offset + 8:offset + 8 + length]
+        length, kind = struct.unpack(">I4s", data[offset : offset + 8])
+        chunk = data[offset + 8 : offset + 8 + length]
         if kind == b"IHDR":
             header = struct.unpack(">IIBBBBB", chunk)
         elif kind == b"IDAT":
@@ -201,7 +230,7 @@ def png_rows(data: bytes, rows: int) -> tuple[int, list[bytes]]:
     raw = zlib.decompressobj().decompress(b"".join(idat), rows * (stride + 1))
     out, previous = [], bytearray(stride)
     for y in range(rows):
-        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
         for x in range(stride):
             left = line[x - bpp] if x >= bpp else 0
             up, corner = previous[x], previous[x - bpp] if x >= bpp else 0
@@ -242,9 +271,9 @@ def test_a_real_browser_shows_the_demo(demo, make_exporter, tmp_path):
     data = screenshot.read_bytes()
     assert len(data) > 50_000, len(data)  # a blank 1280x2000 page compresses to a few KiB
     bpp, rows = png_rows(data, 150)  # the heading, the demo note and the headline
-    pixels = {row[x:x + 3] for row in rows[::5] for x in range(0, len(row), bpp * 7)}
+    pixels = {row[x : x + 3] for row in rows[::5] for x in range(0, len(row), bpp * 7)}
     assert len(pixels) >= 5, pixels  # text, background, the coloured headline: not a single colour
-    headline = {row[x:x + 3] for row in rows[120:150] for x in range(0, 400 * bpp, bpp)}
+    headline = {row[x : x + 3] for row in rows[120:150] for x in range(0, 400 * bpp, bpp)}
     assert any(r > g + 40 and r > b + 40 for r, g, b in headline), headline  # the red "need attention" band
 
 
@@ -253,10 +282,15 @@ def test_every_source_failing_on_the_real_path_is_ready_and_said(aws, faults, ma
     from exporter.config import AwsSettings, LogsConfig
     from tests.faults import Fault
 
-    add_vpn_connection("us-east-1", [tunnel_telemetry("192.0.2.10", "UP", "2 BGP ROUTES", 2)],
-                       {"StaticRoutesOnly": False}, name="east-site")
-    exporter = make_exporter([Target(regions=("us-east-1",))], aws=AwsSettings(max_attempts=1),
-                             logs=LogsConfig(enabled=False))
+    add_vpn_connection(
+        "us-east-1",
+        [tunnel_telemetry("192.0.2.10", "UP", "2 BGP ROUTES", 2)],
+        {"StaticRoutesOnly": False},
+        name="east-site",
+    )
+    exporter = make_exporter(
+        [Target(regions=("us-east-1",))], aws=AwsSettings(max_attempts=1), logs=LogsConfig(enabled=False)
+    )
     faults.faults.append(Fault(operation="DescribeVpnConnections", status=403, code="UnauthorizedOperation"))
     exporter.poll_once()
     assert requests.get(exporter.url + "/-/ready", timeout=5).status_code == 200
@@ -284,16 +318,18 @@ def test_a_tunnels_cause_is_listed_before_the_symptom_it_explains():
     page = text_of(statuspage.render(replace(taken, findings=taken.findings + causes), now=NOW))
     assert "ipsec_up_bgp_down" in page
     assert page.index("bgp_stuck_connecting") < page.index("ipsec_up_bgp_down")  # in the tunnel's row
-    findings_table = page[page.index("Active findings"):]
+    findings_table = page[page.index("Active findings") :]
     assert findings_table.index("bgp_stuck_connecting") < findings_table.index("ipsec_up_bgp_down")
 
 
 def test_regions_with_no_connection_are_counted_not_listed_unless_they_fail():
     """An organization watched with ``regions: all`` has mostly empty regions: their rows would bury the ones
     that matter."""
-    results = (SourceResult("123456789012", "us-east-1", "ec2", True, 0.2, NOW),
-               *(SourceResult("123456789012", region, "ec2", True, 0.1, NOW) for region in ("eu-west-2", "sa-east-1")),
-               SourceResult("123456789012", "ap-south-1", "ec2", False, 5.0, NOW - 600, "AccessDenied"))
+    results = (
+        SourceResult("123456789012", "us-east-1", "ec2", True, 0.2, NOW),
+        *(SourceResult("123456789012", region, "ec2", True, 0.1, NOW) for region in ("eu-west-2", "sa-east-1")),
+        SourceResult("123456789012", "ap-south-1", "ec2", False, 5.0, NOW - 600, "AccessDenied"),
+    )
     text = text_of(statuspage.render(snapshot([connection("vpn-0a", "alpha", tunnel("192.0.2.1"))], results), now=NOW))
     assert "3 of 4 sources succeeded" in text
     assert "us-east-1ec2ok" in text and "ap-south-1ec2FAILED" in text  # listed: a busy region, a failure
@@ -304,13 +340,23 @@ def test_regions_with_no_connection_are_counted_not_listed_unless_they_fail():
 def test_the_organizations_discovery_is_said():
     from exporter.sources.discovery import OrganizationView
 
-    views = (OrganizationView("111111111111", True, NOW - 120, accounts={"watched": 40, "inactive": 2},
-                              account_success={"222222222222": True, "333333333333": False}, owned_pairs=160),
-             OrganizationView("444444444444", False, None, "AccessDeniedException: ListAccounts <b>"))
+    views = (
+        OrganizationView(
+            "111111111111",
+            True,
+            NOW - 120,
+            accounts={"watched": 40, "inactive": 2},
+            account_success={"222222222222": True, "333333333333": False},
+            owned_pairs=160,
+        ),
+        OrganizationView("444444444444", False, None, "AccessDeniedException: ListAccounts <b>"),
+    )
     page = statuspage.render(snapshot([connection("vpn-0a", "alpha", tunnel("192.0.2.1"))]), now=NOW, discovery=views)
     text = text_of(page)
-    assert ("Accounts listed from 111111111111: 2 inactive, 40 watched; this replica polls 160 account and region "
-            "pairs; listed 2m ago. 1 account could not be read (its role or DescribeRegions): 333333333333.") in text
+    assert (
+        "Accounts listed from 111111111111: 2 inactive, 40 watched; this replica polls 160 account and region "
+        "pairs; listed 2m ago. 1 account could not be read (its role or DescribeRegions): 333333333333."
+    ) in text
     assert "never listed. The latest listing failed: AccessDeniedException: ListAccounts <b>; the last good" in text
     assert "<b>;" not in page  # AWS's words are escaped
     assert "Organization discovery" not in text_of(statuspage.render(snapshot([]), now=NOW))
@@ -328,8 +374,7 @@ def test_ages_after_a_wall_clock_step_are_measured_on_the_monotonic_clock(monkey
     """A step of the wall clock after a poll (NTP, a VM resumed) does not age the page's data by the step: the
     snapshot's age is the monotonic time since it was taken, and the sources' ages are counted from it."""
     results = (SourceResult("123456789012", "us-east-1", "ec2", False, 5.0, NOW - 3600, "timeout"),)
-    taken = replace(snapshot([connection("vpn-0a", "alpha", tunnel("192.0.2.1"))], results),
-                    completed_monotonic=5000.0)
+    taken = replace(snapshot([connection("vpn-0a", "alpha", tunnel("192.0.2.1"))], results), completed_monotonic=5000.0)
     monkeypatch.setattr(statuspage.time, "monotonic", lambda: 5600.0)  # ten minutes after the poll
     for step in (-2 * 3600.0, 2 * 3600.0):  # and the wall clock stepped 2 h meanwhile
         text = text_of(statuspage.render(taken, now=NOW + 600 + step))

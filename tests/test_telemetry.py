@@ -12,13 +12,22 @@ PSK = "Sup3rSecretPsk_for_tests"
 
 def item(telemetry, static=False, **extra):
     base = {
-        "VpnConnectionId": "vpn-0123", "State": "available", "CustomerGatewayId": "cgw-1", "VpnGatewayId": "vgw-1",
-        "Type": "ipsec.1", "Tags": [{"Key": "Env", "Value": "x"}, {"Key": "Name", "Value": "hq"}],
+        "VpnConnectionId": "vpn-0123",
+        "State": "available",
+        "CustomerGatewayId": "cgw-1",
+        "VpnGatewayId": "vgw-1",
+        "Type": "ipsec.1",
+        "Tags": [{"Key": "Env", "Value": "x"}, {"Key": "Name", "Value": "hq"}],
         "CustomerGatewayConfiguration": f"<vpn_connection><pre_shared_key>{PSK}</pre_shared_key></vpn_connection>",
-        "Options": {"StaticRoutesOnly": static, "EnableAcceleration": False, "LocalIpv4NetworkCidr": "0.0.0.0/0",
-                    "RemoteIpv4NetworkCidr": "10.0.0.0/16",
-                    "TunnelOptions": [{"OutsideIpAddress": "1.1.1.1", "TunnelInsideCidr": "169.254.1.0/30",
-                                       "PreSharedKey": PSK}]},
+        "Options": {
+            "StaticRoutesOnly": static,
+            "EnableAcceleration": False,
+            "LocalIpv4NetworkCidr": "0.0.0.0/0",
+            "RemoteIpv4NetworkCidr": "10.0.0.0/16",
+            "TunnelOptions": [
+                {"OutsideIpAddress": "1.1.1.1", "TunnelInsideCidr": "169.254.1.0/30", "PreSharedKey": PSK}
+            ],
+        },
         "VgwTelemetry": telemetry,
     }
     base.update(extra)
@@ -26,27 +35,46 @@ def item(telemetry, static=False, **extra):
 
 
 def tel(status, message, routes=0, ip="1.1.1.1"):
-    return {"OutsideIpAddress": ip, "Status": status, "StatusMessage": message, "AcceptedRouteCount": routes,
-            "LastStatusChange": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)}
+    return {
+        "OutsideIpAddress": ip,
+        "Status": status,
+        "StatusMessage": message,
+        "AcceptedRouteCount": routes,
+        "LastStatusChange": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+    }
 
 
-@pytest.mark.parametrize("message,kind", [
-    ("IPSEC IS UP", "ipsec_up"), ("ipsec is up", "ipsec_up"), ("IPSEC IS DOWN", "ipsec_down"),
-    ("12 BGP ROUTES", "bgp_routes"), ("0 BGP ROUTES", "bgp_routes"), ("1 BGP ROUTE", "bgp_routes"),
-    ("", "empty"), ("  ", "empty"), (None, "missing"), ("SOMETHING NEW", "other"), (42, "other"),
-])
+@pytest.mark.parametrize(
+    "message,kind",
+    [
+        ("IPSEC IS UP", "ipsec_up"),
+        ("ipsec is up", "ipsec_up"),
+        ("IPSEC IS DOWN", "ipsec_down"),
+        ("12 BGP ROUTES", "bgp_routes"),
+        ("0 BGP ROUTES", "bgp_routes"),
+        ("1 BGP ROUTE", "bgp_routes"),
+        ("", "empty"),
+        ("  ", "empty"),
+        (None, "missing"),
+        ("SOMETHING NEW", "other"),
+        (42, "other"),
+    ],
+)
 def test_status_messages_are_classified_into_a_bounded_set(message, kind):
     assert classify_status_message(message) == kind
 
 
-@pytest.mark.parametrize("static,status,message,routes,ipsec,bgp", [
-    (False, "DOWN", "IPSEC IS UP", 0, True, False),    # the seed's headline state
-    (False, "UP", "5 BGP ROUTES", 5, True, True),
-    (False, "UP", "IPSEC IS UP", 0, True, True),       # seen in real output
-    (False, "DOWN", "IPSEC IS DOWN", 0, False, False),
-    (True, "UP", "", 0, True, None),                   # static: no BGP series at all
-    (True, "DOWN", "", 0, False, None),
-])
+@pytest.mark.parametrize(
+    "static,status,message,routes,ipsec,bgp",
+    [
+        (False, "DOWN", "IPSEC IS UP", 0, True, False),  # the seed's headline state
+        (False, "UP", "5 BGP ROUTES", 5, True, True),
+        (False, "UP", "IPSEC IS UP", 0, True, True),  # seen in real output
+        (False, "DOWN", "IPSEC IS DOWN", 0, False, False),
+        (True, "UP", "", 0, True, None),  # static: no BGP series at all
+        (True, "DOWN", "", 0, False, None),
+    ],
+)
 def test_ipsec_and_bgp_from_status(static, status, message, routes, ipsec, bgp):
     connection = read_connection(item([tel(status, message, routes)], static=static), Counter())
     tunnel = connection.tunnels[0]
@@ -57,8 +85,12 @@ def test_ipsec_and_bgp_from_status(static, status, message, routes, ipsec, bgp):
 
 def test_connection_fields():
     connection = read_connection(item([tel("UP", "1 BGP ROUTES", 1)]), Counter())
-    assert (connection.name, connection.gateway_type, connection.gateway_id, connection.accelerated) == \
-        ("hq", "vgw", "vgw-1", False)
+    assert (connection.name, connection.gateway_type, connection.gateway_id, connection.accelerated) == (
+        "hq",
+        "vgw",
+        "vgw-1",
+        False,
+    )
     assert connection.remote_ipv4_network_cidr == "10.0.0.0/16"
     assert connection.tunnels[0].inside_cidr == "169.254.1.0/30"
 
@@ -94,7 +126,9 @@ def test_missing_options_and_telemetry():
 
 def test_tunnel_known_only_from_options_has_unknown_status():
     connection = read_connection(item([]), Counter())
-    assert [(t.outside_ip, t.status, t.status_message) for t in connection.tunnels] == [("1.1.1.1", "UNKNOWN", "missing")]
+    assert [(t.outside_ip, t.status, t.status_message) for t in connection.tunnels] == [
+        ("1.1.1.1", "UNKNOWN", "missing")
+    ]
 
 
 def test_ipv6_outside_address_and_single_tunnel():
@@ -112,12 +146,22 @@ def test_deleted_connections_and_junk_items_are_dropped():
 
 def test_log_options_are_read():
     raw = item([])
-    raw["Options"]["TunnelOptions"][0]["LogOptions"] = {"CloudWatchLogOptions": {
-        "LogEnabled": True, "LogGroupArn": "arn:aws:logs:us-east-1:1:log-group:g", "LogOutputFormat": "JSON",
-        "BgpLogEnabled": False, "BgpLogGroupArn": "arn:ignored", "BgpLogOutputFormat": "bogus"}}
+    raw["Options"]["TunnelOptions"][0]["LogOptions"] = {
+        "CloudWatchLogOptions": {
+            "LogEnabled": True,
+            "LogGroupArn": "arn:aws:logs:us-east-1:1:log-group:g",
+            "LogOutputFormat": "JSON",
+            "BgpLogEnabled": False,
+            "BgpLogGroupArn": "arn:ignored",
+            "BgpLogOutputFormat": "bogus",
+        }
+    }
     tunnel = read_connection(raw, Counter()).tunnels[0]
-    assert (tunnel.ike_log.enabled, tunnel.ike_log.log_group_arn, tunnel.ike_log.output_format) == \
-        (True, "arn:aws:logs:us-east-1:1:log-group:g", "json")
+    assert (tunnel.ike_log.enabled, tunnel.ike_log.log_group_arn, tunnel.ike_log.output_format) == (
+        True,
+        "arn:aws:logs:us-east-1:1:log-group:g",
+        "json",
+    )
     assert (tunnel.bgp_log.enabled, tunnel.bgp_log.log_group_arn, tunnel.bgp_log.output_format) == (False, "", "")
 
 
@@ -125,8 +169,13 @@ def test_absurd_values_are_counted_and_bounded_never_passed_on():
     """A route count of 10**400 once froze the renderer; a 10 KB Name tag became a 10,257-character label;
     a second tunnel with the same outside IP silently replaced the first."""
     odd = Counter()
-    connection = read_connection(item([tel("UP", "1 BGP ROUTES", routes=10 ** 400), tel("DOWN", "IPSEC IS DOWN")],
-                                      Tags=[{"Key": "Name", "Value": "n" * 10_000}]), odd)
+    connection = read_connection(
+        item(
+            [tel("UP", "1 BGP ROUTES", routes=10**400), tel("DOWN", "IPSEC IS DOWN")],
+            Tags=[{"Key": "Name", "Value": "n" * 10_000}],
+        ),
+        odd,
+    )
     assert connection.tunnels[0].accepted_routes is None and odd["accepted_route_count"] == 1
     assert len(connection.tunnels) == 1 and connection.tunnels[0].status == "UP"
     assert odd["duplicate_outside_ip"] == 1
@@ -138,19 +187,37 @@ def test_absurd_values_are_counted_and_bounded_never_passed_on():
 def test_tunnel_and_connection_options_are_read_with_bounded_values():
     """TunnelOptions as the EC2 API reference shapes them (lists of {"Value": ...}); a value AWS does not
     document reads "other" and is counted, so the options' label values stay bounded."""
-    options = {"OutsideIpAddress": "1.1.1.1", "StartupAction": "start", "DpdTimeoutAction": "restart",
-               "DpdTimeoutSeconds": 40, "EnableTunnelLifecycleControl": True,
-               "IkeVersions": [{"Value": "ikev2"}, {"Value": "ikev1"}, {"Value": "ikev2"}],
-               "Phase1EncryptionAlgorithms": [{"Value": "AES256"}, {"Value": "3DES"}],
-               "Phase1IntegrityAlgorithms": [{"Value": "SHA2-256"}, {"Value": "SHA1"}],
-               "Phase1DHGroupNumbers": [{"Value": 24}, {"Value": 14}, {"Value": 2}],
-               "Phase2DHGroupNumbers": "not a list", "Phase1LifetimeSeconds": 28800, "Phase2LifetimeSeconds": -1}
-    item = {"VpnConnectionId": "vpn-1", "State": "available", "GatewayAssociationState": "not-associated",
-            "Options": {"StaticRoutesOnly": True, "TunnelBandwidth": "large", "OutsideIpAddressType": "PrivateIpv4",
-                        "TunnelInsideIpVersion": "ipv4", "TunnelOptions": [options]},
-            "Routes": [{"DestinationCidrBlock": "10.0.0.0/16", "State": "available"},
-                       {"DestinationCidrBlock": "10.1.0.0/16", "State": "failed-somehow"}],
-            "VgwTelemetry": [{"OutsideIpAddress": "1.1.1.1", "Status": "UP", "CertificateArn": "arn:aws:acm:x"}]}
+    options = {
+        "OutsideIpAddress": "1.1.1.1",
+        "StartupAction": "start",
+        "DpdTimeoutAction": "restart",
+        "DpdTimeoutSeconds": 40,
+        "EnableTunnelLifecycleControl": True,
+        "IkeVersions": [{"Value": "ikev2"}, {"Value": "ikev1"}, {"Value": "ikev2"}],
+        "Phase1EncryptionAlgorithms": [{"Value": "AES256"}, {"Value": "3DES"}],
+        "Phase1IntegrityAlgorithms": [{"Value": "SHA2-256"}, {"Value": "SHA1"}],
+        "Phase1DHGroupNumbers": [{"Value": 24}, {"Value": 14}, {"Value": 2}],
+        "Phase2DHGroupNumbers": "not a list",
+        "Phase1LifetimeSeconds": 28800,
+        "Phase2LifetimeSeconds": -1,
+    }
+    item = {
+        "VpnConnectionId": "vpn-1",
+        "State": "available",
+        "GatewayAssociationState": "not-associated",
+        "Options": {
+            "StaticRoutesOnly": True,
+            "TunnelBandwidth": "large",
+            "OutsideIpAddressType": "PrivateIpv4",
+            "TunnelInsideIpVersion": "ipv4",
+            "TunnelOptions": [options],
+        },
+        "Routes": [
+            {"DestinationCidrBlock": "10.0.0.0/16", "State": "available"},
+            {"DestinationCidrBlock": "10.1.0.0/16", "State": "failed-somehow"},
+        ],
+        "VgwTelemetry": [{"OutsideIpAddress": "1.1.1.1", "Status": "UP", "CertificateArn": "arn:aws:acm:x"}],
+    }
     odd = Counter()
     connection = read_connection(item, odd)
     config = connection.tunnels[0].config
@@ -160,7 +227,10 @@ def test_tunnel_and_connection_options_are_read_with_bounded_values():
     assert config.phase1_dh_groups == ("2", "14", "24") and config.phase2_dh_groups == ()
     assert (config.phase1_lifetime_seconds, config.phase2_lifetime_seconds) == (28800.0, None)
     assert config.authentication == "certificate"
-    assert (connection.tunnel_bandwidth, connection.outside_ip_address_type, connection.gateway_association_state) \
-        == ("large", "PrivateIpv4", "not-associated")
+    assert (connection.tunnel_bandwidth, connection.outside_ip_address_type, connection.gateway_association_state) == (
+        "large",
+        "PrivateIpv4",
+        "not-associated",
+    )
     assert connection.static_routes == (("10.0.0.0/16", "available"), ("10.1.0.0/16", "other"))
     assert odd == Counter({"encryption": 1, "phase2_lifetime_seconds": 1, "static_route_state": 1})

@@ -113,8 +113,11 @@ def test_the_backoff_is_thread_safe():
 def connections() -> None:
     for region in REGIONS:
         ips = ("198.51.100.1", "198.51.100.2")
-        add_vpn_connection(region, [tunnel_telemetry(ip, "UP", "1 BGP ROUTES", 1) for ip in ips],
-                           {"StaticRoutesOnly": False, "TunnelOptions": [{"OutsideIpAddress": ip} for ip in ips]})
+        add_vpn_connection(
+            region,
+            [tunnel_telemetry(ip, "UP", "1 BGP ROUTES", 1) for ip in ips],
+            {"StaticRoutesOnly": False, "TunnelOptions": [{"OutsideIpAddress": ip} for ip in ips]},
+        )
 
 
 def exporter_for_both_regions(make_exporter):
@@ -138,8 +141,10 @@ def test_a_throttled_tunnel_status_pass_pauses_the_ec2_polls_of_its_region_only(
     assert value(samples, "aws_vpn_exporter_collection_success", region="eu-west-1", source="ec2") == 1
     assert value(samples, "aws_vpn_exporter_collection_success", region="eu-west-1", source="tunnel_status") == 1
     assert value(samples, "aws_vpn_exporter_collection_success", region="us-east-1", source="tunnel_status") == 0
-    assert value(samples, THROTTLED, region="us-east-1", operation="GetVpnTunnelReplacementStatus",
-                 outcome="throttled") == 1  # the throttle is counted where it happened
+    assert (
+        value(samples, THROTTLED, region="us-east-1", operation="GetVpnTunnelReplacementStatus", outcome="throttled")
+        == 1
+    )  # the throttle is counted where it happened
 
 
 def test_a_throttled_ec2_poll_pauses_the_tunnel_status_pass_of_its_region_only(small_bucket, make_exporter):

@@ -22,8 +22,15 @@ TRAFFIC = TrafficConfig(enabled=True)
 
 
 def _query(query_id: str, ip: str, period: int = 300, unit: str | None = "Bytes") -> dict:
-    stat = {"Metric": {"Namespace": "AWS/VPN", "MetricName": "TunnelDataIn",
-                       "Dimensions": [{"Name": "TunnelIpAddress", "Value": ip}]}, "Period": period, "Stat": "Sum"}
+    stat = {
+        "Metric": {
+            "Namespace": "AWS/VPN",
+            "MetricName": "TunnelDataIn",
+            "Dimensions": [{"Name": "TunnelIpAddress", "Value": ip}],
+        },
+        "Period": period,
+        "Stat": "Sum",
+    }
     if unit:
         stat["Unit"] = unit
     return {"Id": query_id, "MetricStat": stat}
@@ -32,9 +39,18 @@ def _query(query_id: str, ip: str, period: int = 300, unit: str | None = "Bytes"
 def _put(ip: str, at: datetime, value: float, unit: str = "Bytes") -> None:
     from moto.cloudwatch.models import cloudwatch_backends
 
-    cloudwatch_backends["123456789012"]["us-east-1"].put_metric_data("AWS/VPN", [
-        {"MetricName": "TunnelDataIn", "Dimensions": [{"Name": "TunnelIpAddress", "Value": ip}],
-         "Timestamp": at, "Value": value, "Unit": unit}])
+    cloudwatch_backends["123456789012"]["us-east-1"].put_metric_data(
+        "AWS/VPN",
+        [
+            {
+                "MetricName": "TunnelDataIn",
+                "Dimensions": [{"Name": "TunnelIpAddress", "Value": ip}],
+                "Timestamp": at,
+                "Value": value,
+                "Unit": unit,
+            }
+        ],
+    )
 
 
 def test_the_simulated_aws_answers_get_metric_data_as_aws_does(aws, monkeypatch):
@@ -46,8 +62,9 @@ def test_the_simulated_aws_answers_get_metric_data_as_aws_does(aws, monkeypatch)
         _put("198.51.100.1", start + timedelta(minutes=minute, seconds=30), 100.0 + minute)
     _put("198.51.100.1", start + timedelta(seconds=40), 7.0, unit="Count")  # another unit: not in a Bytes query
     with pytest.raises(cloudwatch.exceptions.ClientError, match="ValidationError.*500"):
-        cloudwatch.get_metric_data(MetricDataQueries=[_query(f"q{i}", "198.51.100.1") for i in range(501)],
-                                   StartTime=start, EndTime=end)
+        cloudwatch.get_metric_data(
+            MetricDataQueries=[_query(f"q{i}", "198.51.100.1") for i in range(501)], StartTime=start, EndTime=end
+        )
     for bad in ("Q1", "1q", "q-1"):
         with pytest.raises(cloudwatch.exceptions.ClientError, match="ValidationError"):
             cloudwatch.get_metric_data(MetricDataQueries=[_query(bad, "198.51.100.1")], StartTime=start, EndTime=end)
@@ -61,7 +78,8 @@ def test_the_simulated_aws_answers_get_metric_data_as_aws_does(aws, monkeypatch)
     first = cloudwatch.get_metric_data(MetricDataQueries=[_query("q", "198.51.100.1")], StartTime=start, EndTime=end)
     assert first["MetricDataResults"][0]["StatusCode"] == "PartialData" and first["NextToken"]
     pages = cloudwatch.get_paginator("get_metric_data").paginate(
-        MetricDataQueries=[_query("q", "198.51.100.1")], StartTime=start, EndTime=end)
+        MetricDataQueries=[_query("q", "198.51.100.1")], StartTime=start, EndTime=end
+    )
     values = [v for page in pages for r in page["MetricDataResults"] for v in r["Values"]]
     assert sorted(values) == [100.0, 105.0, 110.0]
 
@@ -75,31 +93,57 @@ def test_every_demo_tunnel_has_its_bytes_joined_to_its_connection(demo, make_exp
     exporter.poll_once()
     exporter.poll_traffic()
     samples = scrape(exporter.url)
-    tunnels = {(s["account_id"], s["region"], s["vpn_connection_id"], s["tunnel"])
-               for s in series(samples, "aws_vpn_tunnel_info")}
+    tunnels = {
+        (s["account_id"], s["region"], s["vpn_connection_id"], s["tunnel"])
+        for s in series(samples, "aws_vpn_tunnel_info")
+    }
     assert len(tunnels) == sum(len(c.tunnels) for c in demo.connections)
-    for name in ("aws_vpn_tunnel_received_bytes_total", "aws_vpn_tunnel_sent_bytes_total",
-                 "aws_vpn_tunnel_traffic_counted_until_timestamp_seconds"):
+    for name in (
+        "aws_vpn_tunnel_received_bytes_total",
+        "aws_vpn_tunnel_sent_bytes_total",
+        "aws_vpn_tunnel_traffic_counted_until_timestamp_seconds",
+    ):
         joined = {(s["account_id"], s["region"], s["vpn_connection_id"], s["tunnel"]) for s in series(samples, name)}
         assert joined == tunnels, name
     by_name = {c.scenario.name: c.vpn_connection_id for c in demo.connections}
     # traffic in the last nine days on every tunnel but those of the idle connection and of the new one
     silent = {t for t in tunnels if t[2] in (by_name["legacy-static"], by_name["new-branch"])}
-    carried = {(s["account_id"], s["region"], s["vpn_connection_id"], s["tunnel"])
-               for s in series(samples, "aws_vpn_tunnel_last_traffic_timestamp_seconds")}
+    carried = {
+        (s["account_id"], s["region"], s["vpn_connection_id"], s["tunnel"])
+        for s in series(samples, "aws_vpn_tunnel_last_traffic_timestamp_seconds")
+    }
     assert carried == tunnels - silent and len(silent) == 4
     for region in {(t[0], t[1]) for t in tunnels}:
         count = sum(1 for t in tunnels if (t[0], t[1]) == region)
-        assert value(samples, "aws_vpn_exporter_traffic_estimated_monthly_cost_usd",
-                     account_id=region[0], region=region[1]) == pytest.approx(count * 2 * 8640 * 0.01 / 1000)
+        assert value(
+            samples, "aws_vpn_exporter_traffic_estimated_monthly_cost_usd", account_id=region[0], region=region[1]
+        ) == pytest.approx(count * 2 * 8640 * 0.01 / 1000)
         # the first pass: a look-back and a window, two metrics per tunnel each
-        assert value(samples, "aws_vpn_exporter_cloudwatch_metrics_requested_total",
-                     account_id=region[0], region=region[1]) == 4 * count
-    assert value(samples, "aws_vpn_exporter_collection_success", source="traffic", region="eu-west-1",
-                 account_id="123456789012") == 1
-    findings = {(s["vpn_connection_id"], s["finding"]) for s in series(samples, "aws_vpn_tunnel_finding")
-                if s["finding"] in ("ipsec_up_no_traffic", "connection_idle")}
-    assert findings == {(by_name["dc-accelerated"], "ipsec_up_no_traffic"), (by_name["legacy-static"], "connection_idle")}
+        assert (
+            value(
+                samples, "aws_vpn_exporter_cloudwatch_metrics_requested_total", account_id=region[0], region=region[1]
+            )
+            == 4 * count
+        )
+    assert (
+        value(
+            samples,
+            "aws_vpn_exporter_collection_success",
+            source="traffic",
+            region="eu-west-1",
+            account_id="123456789012",
+        )
+        == 1
+    )
+    findings = {
+        (s["vpn_connection_id"], s["finding"])
+        for s in series(samples, "aws_vpn_tunnel_finding")
+        if s["finding"] in ("ipsec_up_no_traffic", "connection_idle")
+    }
+    assert findings == {
+        (by_name["dc-accelerated"], "ipsec_up_no_traffic"),
+        (by_name["legacy-static"], "connection_idle"),
+    }
 
 
 def test_late_data_counts_once_and_exactly(demo, make_exporter):
@@ -130,11 +174,14 @@ def test_late_data_counts_once_and_exactly(demo, make_exporter):
     counted = range(first_end - 3600, last_end, PERIOD)
     assert len(counted) >= 10 and published(counted[-1]) < 1 == published(counted[-2])  # both cases occur
     for tunnel in hq.tunnels:
-        expected = [[share * b for b in tunnel_traffic.bytes_in_period(hq.scenario, tunnel.scenario, "healthy", start)]
-                    for start, share in ((start, published(start)) for start in counted)]
+        expected = [
+            [share * b for b in tunnel_traffic.bytes_in_period(hq.scenario, tunnel.scenario, "healthy", start)]
+            for start, share in ((start, published(start)) for start in counted)
+        ]
         labels = {"vpn_connection_id": hq.vpn_connection_id, "tunnel": tunnel.scenario.outside_ip}
         assert value(samples, "aws_vpn_tunnel_received_bytes_total", **labels) == pytest.approx(
-            sum(e[0] for e in expected))
+            sum(e[0] for e in expected)
+        )
         assert value(samples, "aws_vpn_tunnel_sent_bytes_total", **labels) == pytest.approx(sum(e[1] for e in expected))
         assert value(samples, "aws_vpn_tunnel_traffic_counted_until_timestamp_seconds", **labels) == last_end
 
@@ -153,8 +200,12 @@ def test_a_restart_continues_the_counters_without_counting_a_period_twice(demo, 
             clock["now"] += PERIOD
             demo.apply(clock["now"])
             exporter.poll_traffic()
-        totals = {s["tunnel"]: v for (name, labels), v in scrape(exporter.url).items()
-                  for s in [dict(labels)] if name == "aws_vpn_tunnel_received_bytes_total"}
+        totals = {
+            s["tunnel"]: v
+            for (name, labels), v in scrape(exporter.url).items()
+            for s in [dict(labels)]
+            if name == "aws_vpn_tunnel_received_bytes_total"
+        }
         exporter.stop()
         return totals
 
@@ -169,8 +220,10 @@ def test_a_restart_continues_the_counters_without_counting_a_period_twice(demo, 
         ip = tunnel.scenario.outside_ip
         first_end = (started + PERIOD - 300) // PERIOD * PERIOD
         last_end = (int(clock["now"]) - 300) // PERIOD * PERIOD
-        straight[ip] = sum(tunnel_traffic.bytes_in_period(hq.scenario, tunnel.scenario, "healthy", start)[0]
-                           for start in range(first_end - 3600, last_end - PERIOD, PERIOD))
+        straight[ip] = sum(
+            tunnel_traffic.bytes_in_period(hq.scenario, tunnel.scenario, "healthy", start)[0]
+            for start in range(first_end - 3600, last_end - PERIOD, PERIOD)
+        )
         assert before[ip] < after[ip]
         # all but the newest period (still missing its late share) exactly as if it had never stopped
         newest = tunnel_traffic.bytes_in_period(hq.scenario, tunnel.scenario, "healthy", last_end - PERIOD)[0]
@@ -202,8 +255,16 @@ def test_a_refused_get_metric_data_turns_traffic_off_there_and_nothing_else(demo
     refused = {"account_id": "123456789012", "region": "eu-west-1"}
     assert value(samples, "aws_vpn_exporter_collection_success", source="traffic", **refused) == 0
     assert value(samples, "aws_vpn_exporter_collection_success", source="ec2", **refused) == 1
-    assert value(samples, "aws_vpn_exporter_collection_success", source="traffic", account_id="123456789012",
-                 region="us-east-1") == 1
+    assert (
+        value(
+            samples,
+            "aws_vpn_exporter_collection_success",
+            source="traffic",
+            account_id="123456789012",
+            region="us-east-1",
+        )
+        == 1
+    )
     assert not series(samples, "aws_vpn_tunnel_received_bytes_total", **refused)
     assert series(samples, "aws_vpn_tunnel_received_bytes_total", region="us-east-1")
     hits = faults.faults[0].hits
@@ -216,10 +277,14 @@ def test_a_refused_get_metric_data_turns_traffic_off_there_and_nothing_else(demo
 
 def test_tunnels_sharing_an_outside_ip_are_counted_not_guessed(aws, make_exporter):
     telemetry = [tunnel_telemetry("10.0.0.1", "UP", "1 BGP ROUTES", 1), tunnel_telemetry("10.0.0.2", "UP", "")]
-    options = {"StaticRoutesOnly": False, "TunnelOptions": [{"OutsideIpAddress": "10.0.0.1"},
-                                                            {"OutsideIpAddress": "10.0.0.2"}]}
+    options = {
+        "StaticRoutesOnly": False,
+        "TunnelOptions": [{"OutsideIpAddress": "10.0.0.1"}, {"OutsideIpAddress": "10.0.0.2"}],
+    }
     add_vpn_connection("us-east-1", telemetry, options, name="a")
-    add_vpn_connection("us-east-1", [telemetry[0]], {**options, "TunnelOptions": options["TunnelOptions"][:1]}, name="b")
+    add_vpn_connection(
+        "us-east-1", [telemetry[0]], {**options, "TunnelOptions": options["TunnelOptions"][:1]}, name="b"
+    )
     exporter = traffic_exporter(make_exporter, [Target(regions=("us-east-1",))])
     exporter.poll_once()
     exporter.poll_traffic()
@@ -235,20 +300,30 @@ def test_cost_estimate_follows_the_interval():
 
 def _connection(routing="dynamic", accelerated=False, ipsec_up=True, changed=NOW - 86400) -> tuple:
     tunnel = Tunnel("198.51.100.1", "DOWN", "ipsec_up", 0, changed, ipsec_up, False if routing == "dynamic" else None)
-    return Connection("vpn-1", "x", "available", routing, "vgw", "vgw-1", "cgw-1", accelerated,
-                      tunnels=(tunnel,)), tunnel
+    return Connection(
+        "vpn-1", "x", "available", routing, "vgw", "vgw-1", "cgw-1", accelerated, tunnels=(tunnel,)
+    ), tunnel
 
 
-@pytest.mark.parametrize("case,fires", [
-    ({}, True),
-    ({"routing": "static"}, False),  # a static connection may be idle and healthy
-    ({"ipsec_up": False}, False),  # the bytes report while down: never a down tunnel's cause
-    ({"changed": NOW - 900 - 600}, False),  # IPsec changed 15 minutes before the data's end
-])
+@pytest.mark.parametrize(
+    "case,fires",
+    [
+        ({}, True),
+        ({"routing": "static"}, False),  # a static connection may be idle and healthy
+        ({"ipsec_up": False}, False),  # the bytes report while down: never a down tunnel's cause
+        ({"changed": NOW - 900 - 600}, False),  # IPsec changed 15 minutes before the data's end
+    ],
+)
 def test_ipsec_up_no_traffic(case, fires):
     connection, tunnel = _connection(**case)
-    traffic = TunnelTraffic(0, 0, counted_until=NOW - 600, observed_since=NOW - 8 * 86400,
-                            last_received=NOW - 3 * 3600, received_data_until=NOW - 600)
+    traffic = TunnelTraffic(
+        0,
+        0,
+        counted_until=NOW - 600,
+        observed_since=NOW - 8 * 86400,
+        last_received=NOW - 3 * 3600,
+        received_data_until=NOW - 600,
+    )
     found = dict(traffic_rules.tunnel_rules(connection, tunnel, traffic, 1800, NOW))
     assert ("ipsec_up_no_traffic" in found) is fires
     received = TunnelTraffic(1, 0, counted_until=NOW - 600, observed_since=NOW - 8 * 86400, last_received=NOW - 900)
@@ -258,11 +333,13 @@ def test_ipsec_up_no_traffic(case, fires):
 def test_connection_idle_needs_every_tunnel_known_and_the_whole_time():
     connection, _ = _connection()
     idle = TunnelTraffic(0, 0, counted_until=NOW, observed_since=NOW - 8 * 86400)
-    assert [code for code, _ in traffic_rules.connection_rules(connection, [idle, idle], 7 * 86400, NOW)] == \
-        ["connection_idle"]
+    assert [code for code, _ in traffic_rules.connection_rules(connection, [idle, idle], 7 * 86400, NOW)] == [
+        "connection_idle"
+    ]
     assert not list(traffic_rules.connection_rules(connection, [idle, None], 7 * 86400, NOW))
-    recent = TunnelTraffic(0, 5e6, counted_until=NOW, observed_since=NOW - 8 * 86400, last_sent=NOW - 86400,
-                           last_traffic=NOW - 86400)
+    recent = TunnelTraffic(
+        0, 5e6, counted_until=NOW, observed_since=NOW - 8 * 86400, last_sent=NOW - 86400, last_traffic=NOW - 86400
+    )
     assert not list(traffic_rules.connection_rules(connection, [idle, recent], 7 * 86400, NOW))
     short = TunnelTraffic(0, 0, counted_until=NOW, observed_since=NOW - 3 * 86400)
     assert not list(traffic_rules.connection_rules(connection, [short, short], 7 * 86400, NOW))
@@ -297,9 +374,14 @@ class _Published:
                 if due > now or (start, part) in self.parts:
                     continue
                 self.parts.add((start, part))
-                backend.put_metric_data("AWS/VPN", [
-                    tunnel_traffic.datum(name, ip, start + 30 + part, _bytes(ip, direction, start) * share)
-                    for ip in IPS + LATER for direction, name in (("in", "TunnelDataIn"), ("out", "TunnelDataOut"))])
+                backend.put_metric_data(
+                    "AWS/VPN",
+                    [
+                        tunnel_traffic.datum(name, ip, start + 30 + part, _bytes(ip, direction, start) * share)
+                        for ip in IPS + LATER
+                        for direction, name in (("in", "TunnelDataIn"), ("out", "TunnelDataOut"))
+                    ],
+                )
 
     @staticmethod
     def truth(ip: str, direction: str, first: int, end: int, skip=()) -> float:
@@ -308,15 +390,18 @@ class _Published:
 
 def _two_tunnels(ips=IPS) -> str:
     telemetry = [tunnel_telemetry(ip, "UP", "1 BGP ROUTES", 1) for ip in ips]
-    return add_vpn_connection("us-east-1", telemetry, {"StaticRoutesOnly": False, "TunnelOptions": [
-        {"OutsideIpAddress": ip} for ip in ips]})
+    return add_vpn_connection(
+        "us-east-1", telemetry, {"StaticRoutesOnly": False, "TunnelOptions": [{"OutsideIpAddress": ip} for ip in ips]}
+    )
 
 
 def _counters(exporter) -> dict[tuple[str, str], float]:
     samples = scrape(exporter.url)
-    return {(s["tunnel"], direction): value(samples, f"aws_vpn_tunnel_{name}_bytes_total", **s)
-            for direction, name in (("in", "received"), ("out", "sent"))
-            for s in series(samples, f"aws_vpn_tunnel_{name}_bytes_total")}
+    return {
+        (s["tunnel"], direction): value(samples, f"aws_vpn_tunnel_{name}_bytes_total", **s)
+        for direction, name in (("in", "received"), ("out", "sent"))
+        for s in series(samples, f"aws_vpn_tunnel_{name}_bytes_total")
+    }
 
 
 class _Run:
@@ -386,25 +471,32 @@ def test_values_no_byte_count_can_be_are_skipped_and_counted(aws, monkeypatch, m
 
     def change(results):
         for result in results:
-            result["Values"] = [poisoned.get(int(stamp.timestamp()), v)
-                                for stamp, v in zip(result["Timestamps"], result["Values"])]
+            result["Values"] = [
+                poisoned.get(int(stamp.timestamp()), v)
+                for stamp, v in zip(result["Timestamps"], result["Values"], strict=False)
+            ]
 
     alter_metric_data(monkeypatch, change)
     _two_tunnels()
     run = _Run(make_exporter, 1_800_000_000 // PERIOD * PERIOD + 10)
     run.step()
-    for step, odd in enumerate((math.inf, -4096.0, math.nan, -math.inf)):
+    for _step, odd in enumerate((math.inf, -4096.0, math.nan, -math.inf)):
         poisoned[run.end() - PERIOD] = odd  # the newest period the next pass reads
         run.step()
     run.step()
     run.check(skip=poisoned)
-    unrecognized = {labels["field"]: count for (name, ls), count in scrape(run.exporter.url).items()
-                    for labels in [dict(ls)] if name == "aws_vpn_exporter_unrecognized_values_total"}
+    unrecognized = {
+        labels["field"]: count
+        for (name, ls), count in scrape(run.exporter.url).items()
+        for labels in [dict(ls)]
+        if name == "aws_vpn_exporter_unrecognized_values_total"
+    }
     assert unrecognized["TunnelDataIn"] >= 4 * len(IPS) and unrecognized["TunnelDataOut"] >= 4 * len(IPS)
 
 
-@pytest.mark.parametrize("shift", [60, -60, 149, -149], ids=["a minute late", "a minute early", "149 s late",
-                                                           "149 s early"])
+@pytest.mark.parametrize(
+    "shift", [60, -60, 149, -149], ids=["a minute late", "a minute early", "149 s late", "149 s early"]
+)
 def test_timestamps_off_the_grid_count_each_period_once(aws, monkeypatch, make_exporter, shift):
     """Answers whose timestamps shift by a minute (either way, up to just under half a period) from one call to
     the next are the same periods: keyed by the nearest point of the 5-minute grid, none is counted twice."""
@@ -445,7 +537,8 @@ def test_a_wall_clock_two_hours_off_for_a_pass_loses_and_doubles_nothing(aws, ma
 
 
 def test_a_tunnel_first_seen_while_the_wall_clock_is_ahead_counts_the_window_before_cloudwatchs_data(
-        aws, make_exporter):
+    aws, make_exporter
+):
     """Its first window is CloudWatch's: the hour before the newest period AWS had published, not an hour
     before a time CloudWatch has yet to reach (whose periods would then never count)."""
     _two_tunnels()
@@ -467,8 +560,9 @@ def test_state_file_writable_is_every_state_files_last_save(aws, make_exporter, 
     _two_tunnels()
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the state directory should be: every save fails")
-    exporter = make_exporter([Target(regions=("us-east-1",))], traffic=TRAFFIC, logs=LogsConfig(enabled=False),
-                             state_dir=blocked)
+    exporter = make_exporter(
+        [Target(regions=("us-east-1",))], traffic=TRAFFIC, logs=LogsConfig(enabled=False), state_dir=blocked
+    )
     assert value(scrape(exporter.url), "aws_vpn_exporter_state_file_writable") == 1  # nothing saved yet
     exporter.poll_once()
     exporter.poll_traffic()

@@ -53,7 +53,7 @@ class FakeCloudWatch:
                     buckets[b] = buckets.get(b, 0.0) + v
             series.append((q["Id"], sorted(buckets.items())))
         flat = [(qid, b, v) for qid, pts in series for b, v in pts]
-        pages = [flat[i:i + self.page_size] for i in range(0, max(len(flat), 1), self.page_size)]
+        pages = [flat[i : i + self.page_size] for i in range(0, max(len(flat), 1), self.page_size)]
         for number, chunk in enumerate(pages):
             self.before_page(call, number)
             results = {}
@@ -69,13 +69,19 @@ class FakeCloudWatch:
 
 def region(*tunnels, routing="dynamic", changed=T0 - 30 * 86400, vpn="vpn-1"):
     ts = tuple(Tunnel(ip, "UP", "bgp_routes", 1, changed, True, True) for ip in tunnels)
-    return RegionTelemetry(ACCOUNT, REGION, (Connection(vpn, "x", "available", routing, "vgw", "vgw-1", "cgw-1",
-                                                        False, tunnels=ts),))
+    return RegionTelemetry(
+        ACCOUNT, REGION, (Connection(vpn, "x", "available", routing, "vgw", "vgw-1", "cgw-1", False, tunnels=ts),)
+    )
 
 
 def poller(clock, tmp_path=None, executor=None, **config):
-    return TrafficPoller(TrafficConfig(enabled=True, **config), executor or ThreadPoolExecutor(4), 30,
-                         clock=lambda: clock["now"], state_dir=tmp_path)
+    return TrafficPoller(
+        TrafficConfig(enabled=True, **config),
+        executor or ThreadPoolExecutor(4),
+        30,
+        clock=lambda: clock["now"],
+        state_dir=tmp_path,
+    )
 
 
 def healthy(cw, ip, start, end, per_period=1000.0):
@@ -104,6 +110,7 @@ def test_pagination_and_a_failure_mid_pass_neither_double_nor_undercount(tmp_pat
     def before_page(call, page):
         if fail["on"] and page == 2:
             raise RuntimeError("throttled on page 3")
+
     cw.before_page = before_page
     for step in range(1, 40):
         clock["now"] = T0 + 600 + step * PERIOD
@@ -179,12 +186,13 @@ def test_the_save_races_with_a_pass_that_outlived_its_timeout(tmp_path):
     r = region(*ips)
     p.poll((r,), {ACCOUNT: cw})  # every tunnel known
     errors = []
-    for attempt in range(30):
+    for _attempt in range(30):
         clock["now"] += PERIOD * 12
         started = threading.Event()
 
         def before_page(call, page, started=started):
             started.set()
+
         cw.before_page = before_page
         try:
             p.poll((r,), {ACCOUNT: cw}, within=0.0001)  # the pass outlives the poll, the save runs meanwhile
@@ -199,6 +207,7 @@ def test_a_pass_that_outlived_its_poll_and_the_next_never_count_a_period_twice(m
     """A pass that timed out still counts when the next poll comes: the next poll's pass of that region waits
     its turn (said as its outcome) instead of counting the same periods beside it."""
     import sys
+
     cw = FakeCloudWatch()
     ips = [f"10.0.0.{i}" for i in range(1, 120)]
     for ip in ips:
@@ -215,6 +224,7 @@ def test_a_pass_that_outlived_its_poll_and_the_next_never_count_a_period_twice(m
             go.wait(10)  # pass 1 waits for pass 2 to start
         if call == 4:
             go.set()
+
     cw.before_page = before_page
     old = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)
@@ -261,7 +271,7 @@ def test_an_odd_window_counts_once_when_the_grid_would_change(change):
         clock["now"] += 86400 + 600  # down for a day and ten minutes: read back MAX_CATCH_UP (aligned)
     else:
         p.reconfigure(TrafficConfig(enabled=True, window=1020), 30)
-    for step in range(6):
+    for _ in range(6):
         clock["now"] += PERIOD
         out = p.poll((r,), {ACCOUNT: cw}).tunnels[key("1.1.1.1")]
     new_periods = (out.counted_until - start_total.counted_until) / PERIOD
@@ -271,8 +281,10 @@ def test_an_odd_window_counts_once_when_the_grid_would_change(change):
     assert grew <= new_periods * 1000, f"grew by {grew / 1000:.0f} periods' bytes, {new_periods:.0f} new periods"
 
 
-@pytest.mark.parametrize("per_period,idle,idle_after", [(0.0, True, 7 * 86400), (1500.0, True, 7 * 86400),
-                                                        (50_000.0, False, 7 * 86400), (0.0, True, 36 * 3600)])
+@pytest.mark.parametrize(
+    "per_period,idle,idle_after",
+    [(0.0, True, 7 * 86400), (1500.0, True, 7 * 86400), (50_000.0, False, 7 * 86400), (0.0, True, 36 * 3600)],
+)
 def test_bgp_keepalives_alone_leave_a_connection_idle(per_period, idle, idle_after):
     """A dynamic connection nobody uses still carries BGP's keepalives (about 2 kB a period each way): idle is
     judged above KEEPALIVE_BYTES, at day resolution before the exporter saw it and per period after."""
@@ -319,10 +331,21 @@ def test_a_state_saved_by_an_older_version_while_the_clock_was_ahead_keeps_its_c
     cw = FakeCloudWatch()
     healthy(cw, "1.1.1.1", T0 - 86400, T0 + 86400)
     ahead = T0 + 2 * 3600
-    saved = {"in": 5000.0, "out": 5000.0, "last_in": ahead, "last_out": T0, "last_used": None,
-             "observed_since": T0 - 3600, "counted_until": ahead, "floor": ahead - 3600, "data_until": T0 - 1800,
-             "periods": []}  # that pass read CloudWatch up to T0 - 1800, then closed everything before its floor
-    (tmp_path / "traffic-state.json").write_text(json.dumps({"version": 1, "tunnels": {key("1.1.1.1").encode(): saved}}))
+    saved = {
+        "in": 5000.0,
+        "out": 5000.0,
+        "last_in": ahead,
+        "last_out": T0,
+        "last_used": None,
+        "observed_since": T0 - 3600,
+        "counted_until": ahead,
+        "floor": ahead - 3600,
+        "data_until": T0 - 1800,
+        "periods": [],
+    }  # that pass read CloudWatch up to T0 - 1800, then closed everything before its floor
+    (tmp_path / "traffic-state.json").write_text(
+        json.dumps({"version": 1, "tunnels": {key("1.1.1.1").encode(): saved}})
+    )
     clock = {"now": T0 + 600}
     out = poller(clock, tmp_path).poll((region("1.1.1.1"),), {ACCOUNT: cw}).tunnels[key("1.1.1.1")]
     assert "counted until the future" in caplog.text

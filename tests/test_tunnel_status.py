@@ -19,15 +19,26 @@ AUTO_APPLY = datetime(2030, 1, 1, tzinfo=timezone.utc)
 
 
 def connection_with_status() -> str:
-    vpn = add_vpn_connection(REGION, [tunnel_telemetry(ip, "DOWN", "IPSEC IS DOWN") for ip in IPS],
-                             {"StaticRoutesOnly": False, "TunnelOptions": [{"OutsideIpAddress": ip} for ip in IPS]})
+    vpn = add_vpn_connection(
+        REGION,
+        [tunnel_telemetry(ip, "DOWN", "IPSEC IS DOWN") for ip in IPS],
+        {"StaticRoutesOnly": False, "TunnelOptions": [{"OutsideIpAddress": ip} for ip in IPS]},
+    )
     from moto.ec2.models import ec2_backends
 
     ec2_backends["123456789012"][REGION].vpn_connections[vpn].tunnel_status = {
-        IPS[0]: {"maintenance": {"PendingMaintenance": "Available", "MaintenanceAutoAppliedAfter": AUTO_APPLY},
-                 "active": {"ProvisioningStatus": "failed", "ProvisioningStatusReason": "Inside CIDR in use",
-                            "IkeVersion": "ikev1", "Phase1IntegrityAlgorithm": "SHA1", "Phase1DHGroup": 2}},
-        IPS[1]: {"maintenance": {"PendingMaintenance": "None"}, "active": {"ProvisioningStatus": "available"}}}
+        IPS[0]: {
+            "maintenance": {"PendingMaintenance": "Available", "MaintenanceAutoAppliedAfter": AUTO_APPLY},
+            "active": {
+                "ProvisioningStatus": "failed",
+                "ProvisioningStatusReason": "Inside CIDR in use",
+                "IkeVersion": "ikev1",
+                "Phase1IntegrityAlgorithm": "SHA1",
+                "Phase1DHGroup": 2,
+            },
+        },
+        IPS[1]: {"maintenance": {"PendingMaintenance": "None"}, "active": {"ProvisioningStatus": "available"}},
+    }
     return vpn
 
 
@@ -63,17 +74,34 @@ def test_status_is_exported_and_diagnosed(aws, make_exporter):
     samples = scrape(exporter.url)
     assert value(samples, "aws_vpn_tunnel_maintenance_pending", tunnel=IPS[0]) == 1
     assert value(samples, "aws_vpn_tunnel_maintenance_pending", tunnel=IPS[1]) == 0
-    assert value(samples, "aws_vpn_tunnel_maintenance_auto_apply_timestamp_seconds", tunnel=IPS[0]) == \
-        AUTO_APPLY.timestamp()
+    assert (
+        value(samples, "aws_vpn_tunnel_maintenance_auto_apply_timestamp_seconds", tunnel=IPS[0])
+        == AUTO_APPLY.timestamp()
+    )
     assert value(samples, "aws_vpn_tunnel_provisioning_status", tunnel=IPS[0], status="failed") == 1
-    assert value(samples, "aws_vpn_tunnel_negotiated_info", tunnel=IPS[0], ike_version="ikev1",
-                 phase1_integrity="SHA1", phase1_dh_group="2") == 1
+    assert (
+        value(
+            samples,
+            "aws_vpn_tunnel_negotiated_info",
+            tunnel=IPS[0],
+            ike_version="ikev1",
+            phase1_integrity="SHA1",
+            phase1_dh_group="2",
+        )
+        == 1
+    )
     assert value(samples, "aws_vpn_exporter_collection_success", source="tunnel_status") == 1
     found = {(s["tunnel"], s["finding"]) for s in series(samples, "aws_vpn_tunnel_finding", vpn_connection_id=vpn)}
-    assert {(IPS[0], "tunnel_provisioning_failed"), (IPS[0], "endpoint_maintenance_pending"),
-            (IPS[0], "weak_cryptography_negotiated")} <= found
+    assert {
+        (IPS[0], "tunnel_provisioning_failed"),
+        (IPS[0], "endpoint_maintenance_pending"),
+        (IPS[0], "weak_cryptography_negotiated"),
+    } <= found
     assert not {code for tunnel, code in found if tunnel == IPS[1]} & {
-        "tunnel_provisioning_failed", "endpoint_maintenance_pending", "weak_cryptography_negotiated"}
+        "tunnel_provisioning_failed",
+        "endpoint_maintenance_pending",
+        "weak_cryptography_negotiated",
+    }
     evidence = next(f.evidence for f in exporter.current.snapshot.findings if f.code == "tunnel_provisioning_failed")
     assert evidence == ("provisioning failed: Inside CIDR in use",)
 
@@ -162,8 +190,9 @@ def test_tags_read_before_a_reload_never_misalign_the_labels():
 
     def info(tags, labels):
         connection = Connection("vpn-1", "site", "available", "dynamic", "vgw", "vgw-1", "cgw-1", False, tags=tags)
-        rendered = RenderedSnapshot.of(Snapshot(1.0, (RegionTelemetry("1", REGION, (connection,)),),
-                                                tag_labels=labels), isolate=False)
+        rendered = RenderedSnapshot.of(
+            Snapshot(1.0, (RegionTelemetry("1", REGION, (connection,)),), tag_labels=labels), isolate=False
+        )
         assert rendered.failed == ()
         return series(parse_exposition(rendered.body.decode()), "aws_vpn_connection_info")[0]
 
@@ -186,8 +215,9 @@ def test_one_odd_ec2_answer_during_a_pass_keeps_the_status_and_the_pending_clock
     exporter.tunnel_status.max_calls_per_second = 1000
     exporter.poll_once()
     exporter.poll_tunnel_status()
-    since = exporter._tunnel_status_data.statuses[next(k for k in exporter._tunnel_status_data.statuses
-                                                       if k.outside_ip == IPS[1])].pending_since
+    since = exporter._tunnel_status_data.statuses[
+        next(k for k in exporter._tunnel_status_data.statuses if k.outside_ip == IPS[1])
+    ].pending_since
     telemetry, options = backend.vgw_telemetry, backend.options
     backend.vgw_telemetry, backend.options = [], {"StaticRoutesOnly": False, "TunnelOptions": []}
     exporter.poll_once()
@@ -198,10 +228,15 @@ def test_one_odd_ec2_answer_during_a_pass_keeps_the_status_and_the_pending_clock
     samples = scrape(exporter.url)
     assert value(samples, "aws_vpn_tunnel_maintenance_pending", tunnel=IPS[0]) == 1
     assert (IPS[0], "endpoint_maintenance_pending") in {
-        (s["tunnel"], s["finding"]) for s in series(samples, "aws_vpn_tunnel_finding", vpn_connection_id=vpn)}
+        (s["tunnel"], s["finding"]) for s in series(samples, "aws_vpn_tunnel_finding", vpn_connection_id=vpn)
+    }
     exporter.poll_tunnel_status()
-    assert exporter._tunnel_status_data.statuses[next(k for k in exporter._tunnel_status_data.statuses
-                                                      if k.outside_ip == IPS[1])].pending_since == since
+    assert (
+        exporter._tunnel_status_data.statuses[
+            next(k for k in exporter._tunnel_status_data.statuses if k.outside_ip == IPS[1])
+        ].pending_since
+        == since
+    )
     backend.state = "deleted"
     exporter.poll_once()  # deleted: no status series left until the next pass
     assert series(scrape(exporter.url), "aws_vpn_tunnel_maintenance_pending") == []

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
@@ -48,12 +47,19 @@ def _logged(*args, error: BaseException | None = None, level: str = "info") -> s
     return stream.getvalue()
 
 
-@pytest.mark.parametrize("body", [
-    json.dumps({"PreSharedKey": SECRET, "TunnelInsideCidr": "169.254.1.0/30"}),
-    json.dumps({"CustomerGatewayConfiguration": f"<vpn><ike><pre_shared_key>{SECRET}</pre_shared_key></ike>"
-                                                 f"</vpn>", "CustomerGatewayId": "cgw-1"}),
-    repr({"PreSharedKey": SECRET, "Note": "it's"}),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps({"PreSharedKey": SECRET, "TunnelInsideCidr": "169.254.1.0/30"}),
+        json.dumps(
+            {
+                "CustomerGatewayConfiguration": f"<vpn><ike><pre_shared_key>{SECRET}</pre_shared_key></ike></vpn>",
+                "CustomerGatewayId": "cgw-1",
+            }
+        ),
+        repr({"PreSharedKey": SECRET, "Note": "it's"}),
+    ],
+)
 def test_a_key_quoted_as_json_is_redacted_in_the_message_and_in_an_error(body):
     """logfmt escapes a message's quotes before the line is redacted: ``"PreSharedKey": "..."`` became
     ``\\"PreSharedKey\\": \\"...\\"``, which no pattern matched, so the key was written out."""
@@ -66,8 +72,13 @@ def test_a_key_quoted_as_json_is_redacted_in_the_message_and_in_an_error(body):
 
 def test_a_key_beyond_the_cut_of_a_long_error_is_still_redacted():
     """The configuration's XML is redacted up to its closing tag: cutting first left no closing tag."""
-    body = ("<customerGatewayConfiguration>" + "&lt;x&gt;" * 40 + SECRET + "&lt;y&gt;" * 100
-            + "</customerGatewayConfiguration>")
+    body = (
+        "<customerGatewayConfiguration>"
+        + "&lt;x&gt;" * 40
+        + SECRET
+        + "&lt;y&gt;" * 100
+        + "</customerGatewayConfiguration>"
+    )
     text = _logged("poll failed", error=RuntimeError(body))
     assert SECRET not in text and SECRET[:8] not in text, text
 
@@ -92,8 +103,9 @@ def test_the_alert_sink_quotes_every_attribute_it_fills():
         assert requests.post(f"{url}/page", data=json.dumps({"alerts": [alert]}), timeout=5).status_code == 200
         body = requests.get(f"{url}/", timeout=5).text
     attributes = _attributes(body)
-    assert attributes and all(names <= {"class", "href", "charset", "http-equiv", "content", "border"}
-                              for names in attributes), attributes
+    assert attributes and all(
+        names <= {"class", "href", "charset", "http-equiv", "content", "border"} for names in attributes
+    ), attributes
     assert 'class="x onmouseover=alert(1) ' in body
 
 
@@ -110,8 +122,13 @@ def _attributes(body: str) -> list[set[str]]:
 
 
 def _discovery(unrecognized: Counter) -> OrganizationDiscovery:
-    return OrganizationDiscovery(Organization(role_name="VpnExporter"), lambda *a, **k: None, BotoConfig(),
-                                 ThreadPoolExecutor(1), lambda field: unrecognized.update([field]))
+    return OrganizationDiscovery(
+        Organization(role_name="VpnExporter"),
+        lambda *a, **k: None,
+        BotoConfig(),
+        ThreadPoolExecutor(1),
+        lambda field: unrecognized.update([field]),
+    )
 
 
 @pytest.mark.parametrize("account_id", ["123456789012\n", "١٢٣٤٥٦٧٨٩٠١٢", "12345678901\u0662"])
@@ -142,9 +159,14 @@ def test_discovery_refuses_a_region_name_with_a_newline_or_other_digits():
 
 
 def _phase2(aws_side: str) -> str:
-    return json.dumps({"event_timestamp": 1_700_000_000, "ike_phase2_state": "established",
-                       "details": "AWS tunnel Phase 2 SA is established with inbound SPI: 0xcbf7f2e3: outbound SPI: "
-                                  f"0xc9be76cd: traffic selectors: (AWS-side) {aws_side} <=> (CGW-side) 10.0.0.0/8"})
+    return json.dumps(
+        {
+            "event_timestamp": 1_700_000_000,
+            "ike_phase2_state": "established",
+            "details": "AWS tunnel Phase 2 SA is established with inbound SPI: 0xcbf7f2e3: outbound SPI: "
+            f"0xc9be76cd: traffic selectors: (AWS-side) {aws_side} <=> (CGW-side) 10.0.0.0/8",
+        }
+    )
 
 
 def test_a_logged_selector_list_longer_than_the_state_keeps_is_not_taken():
@@ -162,8 +184,9 @@ def test_an_error_code_from_aws_is_bounded_like_its_message():
     """The message was cut at MAX_ERROR_MESSAGE, the code was not: a megabyte code (from a proxy, or a JSON
     error body) went whole into the status page, ``diagnose`` and every failure's log line."""
     code = "Throttling" + "\x1b[2J\n" * 200_000
-    described = describe_error(ClientError({"Error": {"Code": code, "Message": CORPUS["newline"]}},
-                                           "DescribeVpnConnections"))
+    described = describe_error(
+        ClientError({"Error": {"Code": code, "Message": CORPUS["newline"]}}, "DescribeVpnConnections")
+    )
     assert len(described) < 500 and "\n" not in described, len(described)
     assert described.startswith("Throttling\x1b[2J \x1b[2J") and "CRITICAL forged-line" in described
 
@@ -172,8 +195,8 @@ def test_the_alert_texts_replace_every_character_the_other_outputs_escape():
     """The rules' own list (a Go character class) missed U+061C, the Arabic letter mark the status page and
     the log escape: one list now serves both (exporter/untrusted.py)."""
     go_class = re.compile(re.sub(r"\\x\{([0-9a-f]+)\}", lambda m: f"\\U{int(m.group(1), 16):08x}", UNSHOWABLE))
-    unsafe = [chr(code) for code in range(0x3000) if RAW.match(chr(code)) and not 0xd800 <= code <= 0xdfff]
+    unsafe = [chr(code) for code in range(0x3000) if RAW.match(chr(code)) and not 0xD800 <= code <= 0xDFFF]
     assert "\u061c" in unsafe and [char for char in unsafe if not go_class.match(char)] == []
-    assert not go_class.search("café ✓ 東京 \"} {{ }} \\")
+    assert not go_class.search('café ✓ 東京 "} {{ }} \\')
     rules = (Path(__file__).parent.parent / "alerts" / "aws-vpn.rules.yml").read_text()
     assert rules.count(UNSHOWABLE) > 20  # the generated rules carry it

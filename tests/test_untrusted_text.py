@@ -64,8 +64,20 @@ def _tag_and_log(name: str, detail: str) -> str:
 
     vpn = logged_vpn()
     boto3.client("ec2", region_name=REGION).create_tags(Resources=[vpn], Tags=[{"Key": "Name", "Value": name}])
-    put(vpn, [json.dumps({"type": "RouteStatus", "status": "UPDATED", "event_timestamp": int(time.time() * 1000),
-                          "message": {"details": f"Route denied due to: {detail}", "prefix": detail}})], kind="bgp")
+    put(
+        vpn,
+        [
+            json.dumps(
+                {
+                    "type": "RouteStatus",
+                    "status": "UPDATED",
+                    "event_timestamp": int(time.time() * 1000),
+                    "message": {"details": f"Route denied due to: {detail}", "prefix": detail},
+                }
+            )
+        ],
+        kind="bgp",
+    )
     return vpn
 
 
@@ -86,8 +98,9 @@ def test_the_diagnose_command_survives_hostile_tags_and_log_lines(aws, tmp_path)
     assert not any(line.startswith("CRITICAL forged-line") for line in out.splitlines())
     assert printable(name) in out and "\\ud800" in out and "\\x1b[2J" in out
     assert vpn in out
-    ascii_terminal = subprocess.run(command, capture_output=True, timeout=120,
-                                    env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    ascii_terminal = subprocess.run(
+        command, capture_output=True, timeout=120, env={**os.environ, "PYTHONIOENCODING": "ascii"}
+    )
     assert ascii_terminal.returncode == 3, ascii_terminal.stderr.decode(errors="replace")[-2000:]
     assert "caf\\xe9" in ascii_terminal.stdout.decode("ascii")
     raw_json = subprocess.run([*command, "--output", "json"], capture_output=True, timeout=120)
@@ -125,8 +138,11 @@ def test_an_unauthenticated_request_line_is_logged_escaped(aws, make_exporter):
     try:
         exporter = make_exporter([Target(regions=("us-east-1",))])
         port = int(exporter.url.rsplit(":", 1)[1])
-        for line in (b"GET /\x1b[2J\x1b]0;owned\x07x HTTP/1.1\r\n\r\n", b"GET /a\rb\x1b[31m HTTP/1.1\r\n\r\n",
-                     b"GET /\xed\xa0\x80\xff HTTP/1.1\r\n\r\n"):
+        for line in (
+            b"GET /\x1b[2J\x1b]0;owned\x07x HTTP/1.1\r\n\r\n",
+            b"GET /a\rb\x1b[31m HTTP/1.1\r\n\r\n",
+            b"GET /\xed\xa0\x80\xff HTTP/1.1\r\n\r\n",
+        ):
             with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
                 client.sendall(line)
                 assert client.recv(65536).startswith(b"HTTP/1.")
@@ -154,9 +170,15 @@ def test_the_alert_sink_page_shows_hostile_labels_and_annotations_escaped():
     """Alertmanager passes on what the rules rendered from AWS's labels: the pager's page stays up (a lone
     surrogate failed it for every notification) and shows a multi-line cause as lines, each escaped."""
     hostile = joined()
-    alert = {"status": "firing", "labels": {"alertname": hostile, "severity": hostile},
-             "annotations": {"description": hostile, "cause": f"first {hostile}\nsecond line",
-                             "runbook_url": "https://example.com/" + hostile}}
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": hostile, "severity": hostile},
+        "annotations": {
+            "description": hostile,
+            "cause": f"first {hostile}\nsecond line",
+            "runbook_url": "https://example.com/" + hostile,
+        },
+    }
     with alert_sink() as url:
         posted = requests.post(f"{url}/page", data=json.dumps({"alerts": [alert]}), timeout=5)
         page = requests.get(f"{url}/", timeout=5)

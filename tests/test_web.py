@@ -46,8 +46,14 @@ def test_gzip_body_decodes_to_the_plain_body(exporter):
     raw = requests.get(f"{exporter.url}/metrics", headers={"Accept-Encoding": "gzip"}, timeout=5, stream=True)
     assert raw.headers["Content-Encoding"] == "gzip"
     unzipped = gzip.decompress(raw.raw.read()).decode()
-    strip = lambda text: {k: v for k, v in parse_exposition(text).items()  # noqa: E731
-                          if not k[0].startswith(("process_", "python_gc", "aws_vpn_exporter_snapshot_age"))}
+
+    def strip(text):
+        return {
+            k: v
+            for k, v in parse_exposition(text).items()
+            if not k[0].startswith(("process_", "python_gc", "aws_vpn_exporter_snapshot_age"))
+        }
+
     assert strip(unzipped) == strip(plain.text)
     assert "aws_vpn_tunnel_ipsec_up" in unzipped
 
@@ -61,8 +67,9 @@ def test_promtool_accepts_the_exposition(exporter):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("text,expected", [("127.0.0.1:9798", ("127.0.0.1", 9798)), (":9798", ("0.0.0.0", 9798)),
-                                           ("[::1]:80", ("::1", 80))])
+@pytest.mark.parametrize(
+    "text,expected", [("127.0.0.1:9798", ("127.0.0.1", 9798)), (":9798", ("0.0.0.0", 9798)), ("[::1]:80", ("::1", 80))]
+)
 def test_listen_address(text, expected):
     assert parse_listen_address(text) == expected
 

@@ -18,9 +18,29 @@ PASSWORD = "s3cret-scrape"
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory):
     directory = tmp_path_factory.mktemp("tls")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(directory / "server.key"),
-                    "-out", str(directory / "server.crt")], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(directory / "server.key"),
+            "-out",
+            str(directory / "server.crt"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return directory
 
 
@@ -37,10 +57,18 @@ def secured(aws, make_exporter, certificate):
 
     add_vpn_connection("us-east-1", [tunnel_telemetry("1.1.1.1", "UP", "1 BGP ROUTES", 1)], {"StaticRoutesOnly": False})
     hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-    web = load_web_config(write(certificate, {"tls_server_config": {"cert_file": "server.crt", "key_file": "server.key"},
-                                              "basic_auth_users": {"prometheus": hashed}}))
-    exporter = Exporter(Config(targets=(Target(regions=("us-east-1",)),), state_dir=certificate / "state"),
-                        ("127.0.0.1", 0), web)
+    web = load_web_config(
+        write(
+            certificate,
+            {
+                "tls_server_config": {"cert_file": "server.crt", "key_file": "server.key"},
+                "basic_auth_users": {"prometheus": hashed},
+            },
+        )
+    )
+    exporter = Exporter(
+        Config(targets=(Target(regions=("us-east-1",)),), state_dir=certificate / "state"), ("127.0.0.1", 0), web
+    )
     exporter.start_server()
     exporter.poll_once()
     yield f"https://127.0.0.1:{exporter.address[1]}", str(certificate / "server.crt")
@@ -70,18 +98,35 @@ def test_a_plain_client_on_the_tls_port_does_not_block_others(secured):
     assert ok.status_code == 200
 
 
-@pytest.mark.parametrize("document,key,reason", [
-    ({"tls_server_config": {"cert_file": "server.crt"}}, "tls_server_config.key_file", "missing"),
-    ({"tls_server_config": {"cert_file": "nope.crt", "key_file": "server.key"}}, "tls_server_config.cert_file",
-     "cannot load"),
-    ({"tls_server_config": {"cert_file": "server.crt", "key_file": "server.key", "min_version": "SSL3"}},
-     "tls_server_config.min_version", "expected one of"),
-    ({"tls_server_config": {"cert_file": "server.crt", "key_file": "server.key",
-                            "client_auth_type": "RequireAndVerifyClientCert"}}, "tls_server_config.client_ca_file",
-     "required"),
-    ({"basic_auth_users": {"prometheus": "plaintext"}}, "basic_auth_users.prometheus", "bcrypt hash"),
-    ({"tls_config": {}}, "tls_config", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "document,key,reason",
+    [
+        ({"tls_server_config": {"cert_file": "server.crt"}}, "tls_server_config.key_file", "missing"),
+        (
+            {"tls_server_config": {"cert_file": "nope.crt", "key_file": "server.key"}},
+            "tls_server_config.cert_file",
+            "cannot load",
+        ),
+        (
+            {"tls_server_config": {"cert_file": "server.crt", "key_file": "server.key", "min_version": "SSL3"}},
+            "tls_server_config.min_version",
+            "expected one of",
+        ),
+        (
+            {
+                "tls_server_config": {
+                    "cert_file": "server.crt",
+                    "key_file": "server.key",
+                    "client_auth_type": "RequireAndVerifyClientCert",
+                }
+            },
+            "tls_server_config.client_ca_file",
+            "required",
+        ),
+        ({"basic_auth_users": {"prometheus": "plaintext"}}, "basic_auth_users.prometheus", "bcrypt hash"),
+        ({"tls_config": {}}, "tls_config", "unknown key"),
+    ],
+)
 def test_web_config_mistakes_name_the_key(certificate, document, key, reason):
     with pytest.raises(ConfigError) as caught:
         load_web_config(write(certificate, document))
@@ -93,8 +138,12 @@ def test_the_cli_refuses_a_bad_web_config(tmp_path):
 
     path = tmp_path / "web.yml"
     path.write_text("basic_auth_users: {prometheus: secret}\n")
-    result = subprocess.run([sys.executable, "-m", "exporter", "--demo", "--web.config.file", str(path)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "--demo", "--web.config.file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1 and f"{path}: basic_auth_users.prometheus: expected a bcrypt hash" in result.stderr
 
 
@@ -107,24 +156,43 @@ def test_the_healthcheck_works_with_tls_and_basic_auth(secured, certificate):
     alive, seen = probe(listen, str(certificate / "web.yml"))
     assert alive and seen == "HTTP 401"
     assert not probe(listen, None)[0]  # plain HTTP against the TLS port: not mistaken for healthy
-    result = subprocess.run([sys.executable, "-m", "exporter", "healthcheck", "--web.listen-address", listen,
-                             "--web.config.file", str(certificate / "web.yml")], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "healthcheck",
+            "--web.listen-address",
+            listen,
+            "--web.config.file",
+            str(certificate / "web.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0 and result.stdout.startswith("healthy"), result.stdout + result.stderr
 
 
 def test_the_healthcheck_fails_when_nothing_answers():
     from tests.services import free_port
 
-    result = subprocess.run([sys.executable, "-m", "exporter", "healthcheck", "--web.listen-address",
-                             f"127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "healthcheck", "--web.listen-address", f"127.0.0.1:{free_port()}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1 and result.stdout.startswith("unhealthy")
 
 
-@pytest.mark.parametrize("text,key,reason", [
-    ("http_server_config: {http2: true}\n", "http_server_config", "not supported"),
-    ("basic_auth_users: {a: x}\nbasic_auth_users: {b: y}\n", "", "duplicate key 'basic_auth_users'"),
-])
+@pytest.mark.parametrize(
+    "text,key,reason",
+    [
+        ("http_server_config: {http2: true}\n", "http_server_config", "not supported"),
+        ("basic_auth_users: {a: x}\nbasic_auth_users: {b: y}\n", "", "duplicate key 'basic_auth_users'"),
+    ],
+)
 def test_a_web_config_that_would_be_ignored_is_refused(tmp_path, text, key, reason):
     path = tmp_path / "web.yml"
     path.write_text(text)

@@ -18,9 +18,8 @@ from typing import Any
 import boto3
 
 from exporter.config import Organization, Target
-from exporter.demo import strict_aws
+from exporter.demo import strict_aws, tunnel_traffic
 from exporter.demo.scenario import ConnectionScenario, Scenarios, TunnelScenario, load_scenarios
-from exporter.demo import tunnel_traffic
 from exporter.demo.tunnel_logs import heartbeat, stream_name, transition
 
 log = logging.getLogger(__name__)
@@ -61,9 +60,10 @@ def _aws_status(status: dict[str, str], state: str, now: float) -> dict[str, dic
     """What GetVpnTunnelReplacementStatus and GetActiveVpnTunnelStatus answer for a tunnel in this state."""
     maintenance = {"PendingMaintenance": strict_aws.NO_MAINTENANCE}  # the API's words, not the console's "None"
     if status["maintenance"] == "pending":
-        maintenance = {"PendingMaintenance": "Available",
-                       "MaintenanceAutoAppliedAfter": datetime.fromtimestamp(int(now) // 3600 * 3600 + 3 * 86400,
-                                                                             tz=timezone.utc)}
+        maintenance = {
+            "PendingMaintenance": "Available",
+            "MaintenanceAutoAppliedAfter": datetime.fromtimestamp(int(now) // 3600 * 3600 + 3 * 86400, tz=timezone.utc),
+        }
     elif status["maintenance"] == "applied":
         maintenance["LastMaintenanceApplied"] = datetime.fromtimestamp(int(now) - 600, tz=timezone.utc)
     active: dict = {"ProvisioningStatus": status["provisioning"]}
@@ -71,12 +71,17 @@ def _aws_status(status: dict[str, str], state: str, now: float) -> dict[str, dic
         active["ProvisioningStatusReason"] = "The tunnel inside CIDR conflicts with another tunnel of the gateway"
     elif state != "down":  # what an established tunnel negotiated
         weak = status["negotiated"] == "weak"
-        active.update({"IkeVersion": "ikev1" if weak else "ikev2",
-                       "Phase1EncryptionAlgorithm": "AES128" if weak else "AES256-GCM-16",
-                       "Phase2EncryptionAlgorithm": "AES128" if weak else "AES256-GCM-16",
-                       "Phase1IntegrityAlgorithm": "SHA1" if weak else "SHA2-256",
-                       "Phase2IntegrityAlgorithm": "SHA1" if weak else "SHA2-256",
-                       "Phase1DHGroup": 2 if weak else 20, "Phase2DHGroup": 2 if weak else 20})
+        active.update(
+            {
+                "IkeVersion": "ikev1" if weak else "ikev2",
+                "Phase1EncryptionAlgorithm": "AES128" if weak else "AES256-GCM-16",
+                "Phase2EncryptionAlgorithm": "AES128" if weak else "AES256-GCM-16",
+                "Phase1IntegrityAlgorithm": "SHA1" if weak else "SHA2-256",
+                "Phase2IntegrityAlgorithm": "SHA1" if weak else "SHA2-256",
+                "Phase1DHGroup": 2 if weak else 20,
+                "Phase2DHGroup": 2 if weak else 20,
+            }
+        )
     return {"maintenance": maintenance, "active": active}
 
 
@@ -123,7 +128,7 @@ class DemoEnvironment:
         self._traffic_next = 0.0  # the start of the next CloudWatch period to publish
         self._traffic_late: list[tuple[str, str, dict]] = []  # (account, region, datum) due one period late
 
-    def start(self) -> "DemoEnvironment":
+    def start(self) -> DemoEnvironment:
         if self._server is not None:
             self._server.start()
             host, port = self._server.get_host_and_port()
@@ -160,7 +165,9 @@ class DemoEnvironment:
         roles = {role for role in self.scenarios.accounts.values() if role}
         if len(roles) > 1:
             raise ValueError(f"the demo's member accounts use several roles ({sorted(roles)}); discovery needs one")
-        return Organization(role_name=roles.pop() if roles else "vpn-exporter", management_account="discovery_credentials")
+        return Organization(
+            role_name=roles.pop() if roles else "vpn-exporter", management_account="discovery_credentials"
+        )
 
     def _organize(self) -> None:
         """The scenario accounts as one AWS Organization, managed by the default account: the members with the
@@ -193,19 +200,25 @@ class DemoEnvironment:
         keys = {"aws_access_key_id": "demo-seed", "aws_secret_access_key": "demo-seed"}
         if account != DEFAULT_ACCOUNT:
             sts = boto3.client("sts", **common, **keys)
-            credentials = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/{SEEDER_ROLE}",
-                                          RoleSessionName="demo-seeder")["Credentials"]
-            keys = {"aws_access_key_id": credentials["AccessKeyId"],
-                    "aws_secret_access_key": credentials["SecretAccessKey"],
-                    "aws_session_token": credentials["SessionToken"]}
+            credentials = sts.assume_role(
+                RoleArn=f"arn:aws:iam::{account}:role/{SEEDER_ROLE}", RoleSessionName="demo-seeder"
+            )["Credentials"]
+            keys = {
+                "aws_access_key_id": credentials["AccessKeyId"],
+                "aws_secret_access_key": credentials["SecretAccessKey"],
+                "aws_session_token": credentials["SessionToken"],
+            }
         return boto3.client(service, **common, **keys)
 
     def _create(self, scenario: ConnectionScenario) -> _LiveConnection:
         ec2 = self._client("ec2", scenario.account, scenario.region)
         cgw = ec2.create_customer_gateway(
-            Type="ipsec.1", PublicIp=scenario.customer_gateway_ip, BgpAsn=scenario.customer_gateway_asn,
-            TagSpecifications=[{"ResourceType": "customer-gateway",
-                                "Tags": [{"Key": "Name", "Value": f"{scenario.name}-cgw"}]}],
+            Type="ipsec.1",
+            PublicIp=scenario.customer_gateway_ip,
+            BgpAsn=scenario.customer_gateway_asn,
+            TagSpecifications=[
+                {"ResourceType": "customer-gateway", "Tags": [{"Key": "Name", "Value": f"{scenario.name}-cgw"}]}
+            ],
         )["CustomerGateway"]["CustomerGatewayId"]
         gateway: dict[str, str] = {}
         if scenario.gateway == "tgw":
@@ -213,7 +226,9 @@ class DemoEnvironment:
         else:
             gateway["VpnGatewayId"] = ec2.create_vpn_gateway(Type="ipsec.1")["VpnGateway"]["VpnGatewayId"]
         vpn_id = ec2.create_vpn_connection(
-            Type="ipsec.1", CustomerGatewayId=cgw, **gateway,
+            Type="ipsec.1",
+            CustomerGatewayId=cgw,
+            **gateway,
             TagSpecifications=[{"ResourceType": "vpn-connection", "Tags": [{"Key": "Name", "Value": scenario.name}]}],
         )["VpnConnection"]["VpnConnectionId"]
         live = _LiveConnection(scenario, vpn_id)
@@ -223,8 +238,10 @@ class DemoEnvironment:
         backend.options = self._options(live)
         # moto serialises these attributes when set, though it never sets them itself
         backend.gateway_association_state = live.scenario.gateway_association_state
-        backend.routes = [{"DestinationCidrBlock": cidr, "Source": "Static", "State": state}
-                          for cidr, state in live.scenario.static_routes] or None
+        backend.routes = [
+            {"DestinationCidrBlock": cidr, "Source": "Static", "State": state}
+            for cidr, state in live.scenario.static_routes
+        ] or None
         self._create_log_groups(live)
         return live
 
@@ -255,14 +272,16 @@ class DemoEnvironment:
         arn = "arn:aws:logs:{region}:{account}:log-group:{group}"
 
         def log_options(tunnel: TunnelScenario) -> dict[str, Any]:
-            options: dict[str, Any] = {"LogEnabled": tunnel.ike_log != "off",
-                                       "BgpLogEnabled": tunnel.bgp_log != "off"}
+            options: dict[str, Any] = {"LogEnabled": tunnel.ike_log != "off", "BgpLogEnabled": tunnel.bgp_log != "off"}
             if tunnel.ike_log != "off":
-                options["LogGroupArn"] = arn.format(region=scenario.region, account=scenario.account, group=IKE_LOG_GROUP)
+                options["LogGroupArn"] = arn.format(
+                    region=scenario.region, account=scenario.account, group=IKE_LOG_GROUP
+                )
                 options["LogOutputFormat"] = tunnel.ike_log
             if tunnel.bgp_log != "off":
-                options["BgpLogGroupArn"] = arn.format(region=scenario.region, account=scenario.account,
-                                                       group=BGP_LOG_GROUP)
+                options["BgpLogGroupArn"] = arn.format(
+                    region=scenario.region, account=scenario.account, group=BGP_LOG_GROUP
+                )
                 options["BgpLogOutputFormat"] = tunnel.bgp_log
             return {"CloudWatchLogOptions": options}
 
@@ -275,9 +294,13 @@ class DemoEnvironment:
             "TunnelBandwidth": "standard",
             "TunnelInsideIpVersion": "ipv4",
             "TunnelOptions": [
-                {"OutsideIpAddress": t.scenario.outside_ip, "TunnelInsideCidr": t.scenario.inside_cidr,
-                 "PreSharedKey": t.pre_shared_key, **dict(t.scenario.options),
-                 "LogOptions": log_options(t.scenario)}
+                {
+                    "OutsideIpAddress": t.scenario.outside_ip,
+                    "TunnelInsideCidr": t.scenario.inside_cidr,
+                    "PreSharedKey": t.pre_shared_key,
+                    **dict(t.scenario.options),
+                    "LogOptions": log_options(t.scenario),
+                }
                 for t in live.tunnels
             ],
         }
@@ -309,17 +332,20 @@ class DemoEnvironment:
                         self._write_logs(live, tunnel, heartbeat(tunnel.scenario, live.vpn_connection_id, state, now))
                     status, message = _TELEMETRY[(state, live.scenario.routing)]
                     up_dynamic = status == "UP" and live.scenario.routing == "dynamic"
-                    telemetry.append({
-                        "OutsideIpAddress": tunnel.scenario.outside_ip,
-                        "Status": status,
-                        "StatusMessage": message.format(routes=tunnel.scenario.routes),
-                        "AcceptedRouteCount": tunnel.scenario.routes if up_dynamic else 0,
-                        "LastStatusChange": datetime.fromtimestamp(int(tunnel.changed_at), tz=timezone.utc),
-                    })
+                    telemetry.append(
+                        {
+                            "OutsideIpAddress": tunnel.scenario.outside_ip,
+                            "Status": status,
+                            "StatusMessage": message.format(routes=tunnel.scenario.routes),
+                            "AcceptedRouteCount": tunnel.scenario.routes if up_dynamic else 0,
+                            "LastStatusChange": datetime.fromtimestamp(int(tunnel.changed_at), tz=timezone.utc),
+                        }
+                    )
                 backend = self._backend_connection(live)
                 backend.vgw_telemetry = telemetry
-                backend.tunnel_status = {t.scenario.outside_ip: _aws_status(dict(t.scenario.aws_status), t.state, now)
-                                         for t in live.tunnels}
+                backend.tunnel_status = {
+                    t.scenario.outside_ip: _aws_status(dict(t.scenario.aws_status), t.state, now) for t in live.tunnels
+                }
             self._publish_traffic(now)
 
     # --- CloudWatch tunnel traffic (AWS/VPN), published as AWS does: per period, some minutes late -----------
@@ -355,9 +381,13 @@ class DemoEnvironment:
             for tunnel in live.tunnels:
                 received, sent = tunnel_traffic.bytes_in_period(live.scenario, tunnel.scenario, state_of(tunnel), start)
                 for name, value in (("TunnelDataIn", received), ("TunnelDataOut", sent)):
-                    data.append((live.scenario.account, live.scenario.region,
-                                 tunnel_traffic.datum(name, tunnel.scenario.outside_ip, start + 1,
-                                                      value * scale)))
+                    data.append(
+                        (
+                            live.scenario.account,
+                            live.scenario.region,
+                            tunnel_traffic.datum(name, tunnel.scenario.outside_ip, start + 1, value * scale),
+                        )
+                    )
         return data
 
     @staticmethod

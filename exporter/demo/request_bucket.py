@@ -12,20 +12,23 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 CAPACITY, REFILL_PER_SECOND = 100, 20.0  # EC2's non-mutating actions, per account and region
 THROTTLED_ACTIONS = ("Describe", "Get")
-THROTTLED_BODY = ('<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>RequestLimitExceeded'
-                  '</Code><Message>Request limit exceeded.</Message></Error></Errors>'
-                  '<RequestID>{request_id}</RequestID></Response>')
+THROTTLED_BODY = (
+    '<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>RequestLimitExceeded'
+    "</Code><Message>Request limit exceeded.</Message></Error></Errors>"
+    "<RequestID>{request_id}</RequestID></Response>"
+)
 
 
 class TokenBuckets:
     """One token bucket per key (account, region): full at first, refilled continuously."""
 
-    def __init__(self, capacity: float = CAPACITY, refill: float = REFILL_PER_SECOND,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, capacity: float = CAPACITY, refill: float = REFILL_PER_SECOND, clock: Callable[[], float] = time.monotonic
+    ):
         self.capacity, self.refill, self.clock = capacity, refill, clock
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str], tuple[float, float]] = {}  # key -> (tokens, when counted)

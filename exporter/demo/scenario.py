@@ -20,8 +20,11 @@ LOG_FORMATS = ("json", "text", "off")
 BGP_CAUSES = ("", "asn_mismatch")
 IKE_CAUSES = ("", "psk_mismatch", "no_proposal")
 TRAFFIC = ("", "normal", "idle", "new")
-AWS_STATUS = {"maintenance": ("", "pending", "applied"), "provisioning": ("available", "pending", "failed"),
-              "negotiated": ("strong", "weak")}  # what GetVpnTunnelReplacementStatus / GetActiveVpnTunnelStatus say
+AWS_STATUS = {
+    "maintenance": ("", "pending", "applied"),
+    "provisioning": ("available", "pending", "failed"),
+    "negotiated": ("strong", "weak"),
+}  # what GetVpnTunnelReplacementStatus / GetActiveVpnTunnelStatus say
 
 
 def _values(*values) -> list[dict]:
@@ -31,25 +34,35 @@ def _values(*values) -> list[dict]:
 # A tunnel's options as AWS reports them. "hardened" is what a careful operator sets: AWS brings the
 # tunnel back itself, IKEv2 only, SHA2, DH groups 14 and up. Scenarios use it unless they say otherwise.
 HARDENED_TUNNEL = {
-    "StartupAction": "start", "DpdTimeoutAction": "restart", "DpdTimeoutSeconds": 40,
-    "EnableTunnelLifecycleControl": False, "IkeVersions": _values("ikev2"),
+    "StartupAction": "start",
+    "DpdTimeoutAction": "restart",
+    "DpdTimeoutSeconds": 40,
+    "EnableTunnelLifecycleControl": False,
+    "IkeVersions": _values("ikev2"),
     "Phase1EncryptionAlgorithms": _values("AES256", "AES256-GCM-16"),
     "Phase2EncryptionAlgorithms": _values("AES256", "AES256-GCM-16"),
     "Phase1IntegrityAlgorithms": _values("SHA2-256", "SHA2-384"),
     "Phase2IntegrityAlgorithms": _values("SHA2-256", "SHA2-384"),
-    "Phase1DHGroupNumbers": _values(*range(14, 25)), "Phase2DHGroupNumbers": _values(*range(14, 25)),
-    "Phase1LifetimeSeconds": 28800, "Phase2LifetimeSeconds": 3600,
+    "Phase1DHGroupNumbers": _values(*range(14, 25)),
+    "Phase2DHGroupNumbers": _values(*range(14, 25)),
+    "Phase1LifetimeSeconds": 28800,
+    "Phase2LifetimeSeconds": 3600,
 }
 # What AWS answers for a tunnel created with its defaults (the EC2 API reference's defaults).
 AWS_DEFAULT_TUNNEL = {
-    "StartupAction": "add", "DpdTimeoutAction": "clear", "DpdTimeoutSeconds": 40,
-    "EnableTunnelLifecycleControl": False, "IkeVersions": _values("ikev1", "ikev2"),
+    "StartupAction": "add",
+    "DpdTimeoutAction": "clear",
+    "DpdTimeoutSeconds": 40,
+    "EnableTunnelLifecycleControl": False,
+    "IkeVersions": _values("ikev1", "ikev2"),
     "Phase1EncryptionAlgorithms": _values("AES128", "AES256", "AES128-GCM-16", "AES256-GCM-16"),
     "Phase2EncryptionAlgorithms": _values("AES128", "AES256", "AES128-GCM-16", "AES256-GCM-16"),
     "Phase1IntegrityAlgorithms": _values("SHA1", "SHA2-256", "SHA2-384", "SHA2-512"),
     "Phase2IntegrityAlgorithms": _values("SHA1", "SHA2-256", "SHA2-384", "SHA2-512"),
-    "Phase1DHGroupNumbers": _values(2, *range(14, 25)), "Phase2DHGroupNumbers": _values(2, 5, *range(14, 25)),
-    "Phase1LifetimeSeconds": 28800, "Phase2LifetimeSeconds": 3600,
+    "Phase1DHGroupNumbers": _values(2, *range(14, 25)),
+    "Phase2DHGroupNumbers": _values(2, 5, *range(14, 25)),
+    "Phase1LifetimeSeconds": 28800,
+    "Phase2LifetimeSeconds": 3600,
 }
 PRESETS = {"hardened": HARDENED_TUNNEL, "aws-defaults": AWS_DEFAULT_TUNNEL}
 
@@ -215,17 +228,28 @@ def load_scenarios(path: Path = SCENARIOS) -> Scenarios:
         if accelerated and gateway != "tgw":
             raise ConfigError(source, f"{where}.accelerated", "acceleration needs a transit gateway (gateway: tgw)")
         cgw = _require(item, "customer_gateway", where, source)
-        tunnels = tuple(_tunnel(t, f"{where}.tunnels[{i}]", source)
-                        for i, t in enumerate(_require(item, "tunnels", where, source)))
-        connections.append(ConnectionScenario(
-            name=_require(item, "name", where, source), account=account,
-            region=_require(item, "region", where, source), routing=routing, gateway=gateway,
-            accelerated=accelerated, customer_gateway_ip=_require(cgw, "ip", f"{where}.customer_gateway", source),
-            customer_gateway_asn=int(cgw.get("asn", 65000)),
-            local_cidr=item.get("local_cidr", "0.0.0.0/0"), remote_cidr=item.get("remote_cidr", "0.0.0.0/0"),
-            tunnels=tunnels, description=item.get("description", ""),
-            static_routes=tuple((str(cidr), str(state)) for cidr, state in
-                                _mapping(item, "static_routes", where, source).items()),
-            gateway_association_state=str(item.get("gateway_association_state", "associated")),
-            traffic=_choice(item, "traffic", TRAFFIC, where, source) or "normal"))
+        tunnels = tuple(
+            _tunnel(t, f"{where}.tunnels[{i}]", source) for i, t in enumerate(_require(item, "tunnels", where, source))
+        )
+        connections.append(
+            ConnectionScenario(
+                name=_require(item, "name", where, source),
+                account=account,
+                region=_require(item, "region", where, source),
+                routing=routing,
+                gateway=gateway,
+                accelerated=accelerated,
+                customer_gateway_ip=_require(cgw, "ip", f"{where}.customer_gateway", source),
+                customer_gateway_asn=int(cgw.get("asn", 65000)),
+                local_cidr=item.get("local_cidr", "0.0.0.0/0"),
+                remote_cidr=item.get("remote_cidr", "0.0.0.0/0"),
+                tunnels=tunnels,
+                description=item.get("description", ""),
+                static_routes=tuple(
+                    (str(cidr), str(state)) for cidr, state in _mapping(item, "static_routes", where, source).items()
+                ),
+                gateway_association_state=str(item.get("gateway_association_state", "associated")),
+                traffic=_choice(item, "traffic", TRAFFIC, where, source) or "normal",
+            )
+        )
     return Scenarios(accounts, tuple(connections))

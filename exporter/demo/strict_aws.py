@@ -88,10 +88,27 @@ unplaced_conditions = 0  # trust policy conditions this simulation cannot evalua
 
 # Regions enabled by default in every standard account: those launched before 20 March 2019 (AWS Account
 # Management guide). Every other region of the aws partition is an opt-in region, disabled until enabled.
-DEFAULT_REGIONS = frozenset({
-    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ap-south-1", "ap-northeast-1", "ap-northeast-2",
-    "ap-northeast-3", "ap-southeast-1", "ap-southeast-2", "ca-central-1", "eu-central-1", "eu-west-1", "eu-west-2",
-    "eu-west-3", "eu-north-1", "sa-east-1"})
+DEFAULT_REGIONS = frozenset(
+    {
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "ap-south-1",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-northeast-3",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ca-central-1",
+        "eu-central-1",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "eu-north-1",
+        "sa-east-1",
+    }
+)
 LIST_ACCOUNTS_MAX = 20  # ListAccounts' MaxResults range is 1 to 20
 
 
@@ -126,9 +143,15 @@ def install() -> None:
                 if not names:
                     return json.dumps({"events": [], "searchedLogStreams": []})
             events, next_token, searched = self.logs_backend.filter_log_events(
-                group_name, names, self._get_param("startTime"), self._get_param("endTime"),
-                self._get_param("limit"), self._get_param("nextToken"), self._get_param("filterPattern"),
-                True)
+                group_name,
+                names,
+                self._get_param("startTime"),
+                self._get_param("endTime"),
+                self._get_param("limit"),
+                self._get_param("nextToken"),
+                self._get_param("filterPattern"),
+                True,
+            )
             return json.dumps({"events": events, "nextToken": next_token, "searchedLogStreams": searched})
 
         LogsResponse.filter_log_events = filter_log_events
@@ -158,8 +181,13 @@ def _serve_tunnel_status() -> None:
 
     def get_vpn_tunnel_replacement_status(self) -> ActionResult:
         vpn_id, address, status = tunnel(self)
-        return ActionResult({"VpnConnectionId": vpn_id, "VpnTunnelOutsideIpAddress": address,
-                             "MaintenanceDetails": status.get("maintenance", {"PendingMaintenance": NO_MAINTENANCE})})
+        return ActionResult(
+            {
+                "VpnConnectionId": vpn_id,
+                "VpnTunnelOutsideIpAddress": address,
+                "MaintenanceDetails": status.get("maintenance", {"PendingMaintenance": NO_MAINTENANCE}),
+            }
+        )
 
     def get_active_vpn_tunnel_status(self) -> ActionResult:
         _, _, status = tunnel(self)
@@ -175,8 +203,9 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _statistic(stat: str, values: list[float]) -> float:
-    return {"Sum": sum, "Maximum": max, "Minimum": min, "SampleCount": len,
-            "Average": lambda v: sum(v) / len(v)}[stat](values)
+    return {"Sum": sum, "Maximum": max, "Minimum": min, "SampleCount": len, "Average": lambda v: sum(v) / len(v)}[stat](
+        values
+    )
 
 
 def _serve_metric_data() -> None:
@@ -188,13 +217,16 @@ def _serve_metric_data() -> None:
         params = self._get_params()
         queries = params.get("MetricDataQueries") or []
         if len(queries) > MAX_METRIC_DATA_QUERIES:
-            raise ValidationError(f"The collection MetricDataQueries must not have a size greater than "
-                                  f"{MAX_METRIC_DATA_QUERIES}.")
+            raise ValidationError(
+                f"The collection MetricDataQueries must not have a size greater than {MAX_METRIC_DATA_QUERIES}."
+            )
         ids = [query.get("Id") or "" for query in queries]
         for query_id in ids:
             if not _QUERY_ID.fullmatch(query_id):
-                raise ValidationError(f"Invalid metric data query id {query_id!r}: it must start with a lower-case "
-                                      "letter and hold only letters, digits and underscores.")
+                raise ValidationError(
+                    f"Invalid metric data query id {query_id!r}: it must start with a lower-case "
+                    "letter and hold only letters, digits and underscores."
+                )
         if len(set(ids)) != len(ids):
             raise ValidationError("The values of MetricDataQueries.member.N.Id must be unique.")
         start, end = _utc(params["StartTime"]), _utc(params["EndTime"])
@@ -212,19 +244,27 @@ def _serve_metric_data() -> None:
                 raise ValidationError("The simulated AWS answers MetricStat queries only.")
             period = int(stat["Period"])
             if period < 60 or period % 60:
-                raise ValidationError("The parameter MetricDataQueries.member.N.MetricStat.Period must be a multiple "
-                                      "of 60.")
+                raise ValidationError(
+                    "The parameter MetricDataQueries.member.N.MetricStat.Period must be a multiple of 60."
+                )
             metric = stat["Metric"]
-            key = (metric["Namespace"], metric["MetricName"],
-                   frozenset((d["Name"], d["Value"]) for d in metric.get("Dimensions") or ()))
+            key = (
+                metric["Namespace"],
+                metric["MetricName"],
+                frozenset((d["Name"], d["Value"]) for d in metric.get("Dimensions") or ()),
+            )
             buckets = defaultdict(list)
             for datum in index.get(key, ()):
                 if stat.get("Unit") and datum.unit != stat["Unit"]:
                     continue
                 buckets[int((_utc(datum.timestamp) - start).total_seconds()) // period].append(datum.value)
-            points = sorted(((start + timedelta(seconds=bucket * period), _statistic(stat["Stat"], values))
-                             for bucket, values in buckets.items()),
-                            reverse=(params.get("ScanBy") or "TimestampDescending") == "TimestampDescending")
+            points = sorted(
+                (
+                    (start + timedelta(seconds=bucket * period), _statistic(stat["Stat"], values))
+                    for bucket, values in buckets.items()
+                ),
+                reverse=(params.get("ScanBy") or "TimestampDescending") == "TimestampDescending",
+            )
             series.append((query["Id"], query.get("Label") or f"{metric['MetricName']} {stat['Stat']}", points))
         page_size = min(int(params.get("MaxDatapoints") or 100_800), metric_data_page_datapoints)
         offset = int(params.get("NextToken") or 0)
@@ -232,10 +272,15 @@ def _serve_metric_data() -> None:
         for query_id, label, points in series:  # the flattened data points, a page of them from ``offset``
             first, last = max(offset - position, 0), min(offset + page_size - position, len(points))
             if (points and first < last) or (not points and offset == 0):
-                results.append({"Id": query_id, "Label": label,
-                                "Timestamps": [stamp for stamp, _ in points[first:last]],
-                                "Values": [value for _, value in points[first:last]],
-                                "StatusCode": "PartialData" if last < len(points) else "Complete"})
+                results.append(
+                    {
+                        "Id": query_id,
+                        "Label": label,
+                        "Timestamps": [stamp for stamp, _ in points[first:last]],
+                        "Values": [value for _, value in points[first:last]],
+                        "StatusCode": "PartialData" if last < len(points) else "Complete",
+                    }
+                )
             position += len(points)
         answer = {"MetricDataResults": results, "Messages": []}
         if offset + page_size < position:
@@ -282,14 +327,17 @@ def _strict_organizations() -> None:
             raise _organizations_error("AccessDeniedException", "You don't have permissions to access this resource.")
         size = self._get_param("MaxResults")
         if size is not None and not (isinstance(size, int) and 1 <= size <= LIST_ACCOUNTS_MAX):
-            raise _organizations_error("InvalidInputException", "You provided a numeric parameter that has a "
-                                       "larger value than allowed.", "MAX_VALUE_EXCEEDED")
+            raise _organizations_error(
+                "InvalidInputException",
+                "You provided a numeric parameter that has a larger value than allowed.",
+                "MAX_VALUE_EXCEEDED",
+            )
         size = size or LIST_ACCOUNTS_MAX
         offset, empty_served = _read_token(self._get_param("NextToken"), backend.org.id)
         accounts = sorted(backend.accounts, key=lambda account: (account.create_time, account.id))
         if offset == size and not empty_served and offset < len(accounts):  # AWS: "occasionally" an empty page
             return json.dumps({"Accounts": [], "NextToken": _token(backend.org.id, offset, True)})
-        page = accounts[offset:offset + size]
+        page = accounts[offset : offset + size]
         following = offset + len(page)
         body = {"Accounts": [_describe_account(account) for account in page]}
         if following < len(accounts):
@@ -318,7 +366,9 @@ def _read_token(token: str | None, organization_id: str) -> tuple[int, bool]:
             return offset, bool(empty_served)
     except (ValueError, TypeError):
         pass
-    raise _organizations_error("InvalidInputException", "The pagination token is not valid.", "INVALID_PAGINATION_TOKEN")
+    raise _organizations_error(
+        "InvalidInputException", "The pagination token is not valid.", "INVALID_PAGINATION_TOKEN"
+    )
 
 
 def _describe_account(account) -> dict:
@@ -326,8 +376,9 @@ def _describe_account(account) -> dict:
     return {key: value for key, value in account.describe().items() if value is not None}
 
 
-def join_organization(management_account: str, account_id: str, name: str, state: str = "ACTIVE",
-                      status: str | None = "same") -> None:
+def join_organization(
+    management_account: str, account_id: str, name: str, state: str = "ACTIVE", status: str | None = "same"
+) -> None:
     """Add an account with a fixed id to ``management_account``'s organization, as an invited account joins
     (``create_account`` picks random ids). ``status`` "same" reports the deprecated Status as State does (it has
     fewer values: PENDING_ACTIVATION and CLOSED have none); None leaves it out, as AWS will from 9 September 2026."""
@@ -335,11 +386,21 @@ def join_organization(management_account: str, account_id: str, name: str, state
 
     backend = organizations_backends[management_account]["aws"]
     account = FakeAccount.__new__(FakeAccount)  # FakeAccount() would create a role in a random account
-    account.__dict__.update(type="ACCOUNT", region=backend.org.region, organization_id=backend.org.id,
-                            master_account_id=backend.org.master_account_id, id=account_id, name=name,
-                            email=f"{name}@example.com", create_time=_now(), joined_method="INVITED",
-                            parent_id=backend.org.root_id, attached_policies=[], tags={},
-                            create_account_status_id=f"car-{account_id}")
+    account.__dict__.update(
+        type="ACCOUNT",
+        region=backend.org.region,
+        organization_id=backend.org.id,
+        master_account_id=backend.org.master_account_id,
+        id=account_id,
+        name=name,
+        email=f"{name}@example.com",
+        create_time=_now(),
+        joined_method="INVITED",
+        parent_id=backend.org.root_id,
+        attached_policies=[],
+        tags={},
+        create_account_status_id=f"car-{account_id}",
+    )
     set_account_state(account, state, status)
     backend.accounts.append(account)
     organizations_backends.master_accounts[account_id] = (management_account, "aws")
@@ -347,8 +408,9 @@ def join_organization(management_account: str, account_id: str, name: str, state
 
 def set_account_state(account, state: str, status: str | None = "same") -> None:
     account.state = state
-    account.status = (state if state in ("ACTIVE", "SUSPENDED", "PENDING_CLOSURE") else None) \
-        if status == "same" else status
+    account.status = (
+        (state if state in ("ACTIVE", "SUSPENDED", "PENDING_CLOSURE") else None) if status == "same" else status
+    )
 
 
 def _now():
@@ -377,8 +439,14 @@ def create_role(account_id: str, role_name: str, trusted: str, external_id: str 
     if external_id:
         statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
     role = iam_backends[account_id]["aws"].create_role(
-        role_name=role_name, assume_role_policy_document=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
-        path="/", permissions_boundary=None, description="", tags=[], max_session_duration="3600")
+        role_name=role_name,
+        assume_role_policy_document=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+        path="/",
+        permissions_boundary=None,
+        description="",
+        tags=[],
+        max_session_duration="3600",
+    )
     return role.arn
 
 
@@ -387,10 +455,9 @@ _ASSUMED_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:sts::(\d{12}):assumed-role/([^/
 
 
 def _strict_assume_role() -> None:
+    from moto.core.errors import COMMON_ERROR_CODES
     from moto.sts.exceptions import STSClientError
     from moto.sts.responses import TokenResponse
-
-    from moto.core.errors import COMMON_ERROR_CODES
 
     # AccessDenied is one of AWS's common errors, so botocore's STS model has no shape for it: without this
     # moto would warn on every refusal.
@@ -402,8 +469,10 @@ def _strict_assume_role() -> None:
         role_arn = self._get_param("RoleArn") or ""
         _, caller_arn, caller_account = self.backend.get_caller_identity(self.get_access_key(), self.region)
         if not _may_assume(role_arn, caller_arn, caller_account, self._get_param("ExternalId")):
-            raise STSClientError("AccessDenied", f"User: {caller_arn} is not authorized to perform: sts:AssumeRole "
-                                                 f"on resource: {role_arn}")
+            raise STSClientError(
+                "AccessDenied",
+                f"User: {caller_arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
+            )
         return original(self)
 
     TokenResponse.assume_role = assume_role
@@ -440,9 +509,16 @@ def _applies(statement: dict, caller_arn: str, caller_account: str, external_id:
     names = ["*"] if principal == "*" else _listed(principal.get("AWS", [])) if isinstance(principal, dict) else []
     assumed = _ASSUMED_ROLE_ARN.match(caller_arn)
     accepted = {"*", caller_account, f"arn:aws:iam::{caller_account}:root", caller_arn}
-    if not any(name in accepted or (assumed and re.fullmatch(
-            rf"arn:aws[a-z-]*:iam::{assumed.group(1)}:role/(?:.*/)?{re.escape(assumed.group(2))}", name))
-               for name in names):
+    if not any(
+        name in accepted
+        or (
+            assumed
+            and re.fullmatch(
+                rf"arn:aws[a-z-]*:iam::{assumed.group(1)}:role/(?:.*/)?{re.escape(assumed.group(2))}", name
+            )
+        )
+        for name in names
+    ):
         return False
     for operator, keys in (statement.get("Condition") or {}).items():
         for key, values in keys.items():
@@ -473,7 +549,7 @@ def _opted_in(account_id: str) -> set:
     return backend.opted_in_regions
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def regions_of(partition: str) -> tuple[str, ...]:
     """The partition's EC2 regions, as botocore's endpoint data lists them."""
     import boto3
@@ -498,8 +574,14 @@ def _strict_regions() -> None:
         account = self.current_account
         partition = get_partition(self.region)
         suffix = ".amazonaws.com.cn" if partition == "aws-cn" else ".amazonaws.com"
-        regions = [{"RegionName": name, "Endpoint": f"ec2.{name}{suffix}",
-                    "OptInStatus": region_opt_in_status(account, name, partition)} for name in regions_of(partition)]
+        regions = [
+            {
+                "RegionName": name,
+                "Endpoint": f"ec2.{name}{suffix}",
+                "OptInStatus": region_opt_in_status(account, name, partition),
+            }
+            for name in regions_of(partition)
+        ]
         names = self._get_param("RegionNames", [])
         all_regions = str(self._get_param("AllRegions", False)).lower() == "true"
         if names:  # "You can specify any Regions, whether they are enabled and disabled for your account."

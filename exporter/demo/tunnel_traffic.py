@@ -22,8 +22,9 @@ SELECTED_APP_BYTES = 5e6  # a policy-based gateway's traffic within its narrow s
 BGP_ONLY_BYTES = 1500  # BGP's own OPEN and keepalive attempts per period, each way
 
 
-def bytes_in_period(connection: ConnectionScenario, tunnel: TunnelScenario, state: str,
-                    period_start: float) -> tuple[float, float]:
+def bytes_in_period(
+    connection: ConnectionScenario, tunnel: TunnelScenario, state: str, period_start: float
+) -> tuple[float, float]:
     """(TunnelDataIn, TunnelDataOut) of one tunnel in one period: in is what AWS received from the customer
     gateway, out what it sent."""
     if connection.traffic == "idle" or state == "down":
@@ -42,5 +43,10 @@ def datum(name: str, outside_ip: str, timestamp: float, value: float) -> dict:
     """One PutMetricData entry, as AWS publishes the metric."""
     from datetime import datetime, timezone
 
-    return {"MetricName": name, "Dimensions": [{"Name": "TunnelIpAddress", "Value": outside_ip}],
-            "Timestamp": datetime.fromtimestamp(timestamp, tz=timezone.utc), "Value": value, "Unit": "Bytes"}
+    return {
+        "MetricName": name,
+        "Dimensions": [{"Name": "TunnelIpAddress", "Value": outside_ip}],
+        "Timestamp": datetime.fromtimestamp(timestamp, tz=timezone.utc),
+        "Value": value,
+        "Unit": "Bytes",
+    }

@@ -3,7 +3,7 @@ was negotiated (``GetVpnTunnelReplacementStatus``, ``GetActiveVpnTunnelStatus``)
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from exporter.diagnosis.configuration import WEAK_DH_GROUPS
 from exporter.sources.ec2.tunnel_status import TunnelStatus
@@ -17,18 +17,30 @@ def tunnel_rules(status: TunnelStatus | None, now: float) -> Iterator[tuple[str,
         return
     if status.provisioning_status == "failed":
         yield "tunnel_provisioning_failed", (f"provisioning failed: {status.provisioning_reason or 'no reason given'}",)
-    if status.provisioning_status == "pending" and status.pending_since is not None \
-            and now - status.pending_since > PENDING_TOO_LONG:
-        yield "tunnel_provisioning_pending", (f"pending for {duration(now - status.pending_since)}, since "
-                                              f"{utc(status.pending_since, now)}",)
+    if (
+        status.provisioning_status == "pending"
+        and status.pending_since is not None
+        and now - status.pending_since > PENDING_TOO_LONG
+    ):
+        yield (
+            "tunnel_provisioning_pending",
+            (f"pending for {duration(now - status.pending_since)}, since {utc(status.pending_since, now)}",),
+        )
     if status.pending_maintenance:
         after = status.maintenance_auto_applied_after
-        yield "endpoint_maintenance_pending", (
-            f"AWS applies it by itself after {utc(after, now)} (in {duration(after - now)})" if after and after > now
-            else "AWS may apply it at any time now",)
+        yield (
+            "endpoint_maintenance_pending",
+            (
+                f"AWS applies it by itself after {utc(after, now)} (in {duration(after - now)})"
+                if after and after > now
+                else "AWS may apply it at any time now",
+            ),
+        )
     weak = ["IKE version ikev1"] if status.ike_version.lower() == "ikev1" else []
-    for phase, integrity, group in (("1", status.phase1_integrity, status.phase1_dh_group),
-                                    ("2", status.phase2_integrity, status.phase2_dh_group)):
+    for phase, integrity, group in (
+        ("1", status.phase1_integrity, status.phase1_dh_group),
+        ("2", status.phase2_integrity, status.phase2_dh_group),
+    ):
         weak += [f"phase {phase} integrity SHA1"] if integrity == "SHA1" else []
         weak += [f"phase {phase} DH group {group}"] if group in WEAK_DH_GROUPS else []
     if weak:

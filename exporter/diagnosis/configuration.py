@@ -21,26 +21,36 @@ The rules, and the AWS guidance each one implements:
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from exporter.model import Connection, Tunnel, TunnelConfig
 
 WEAK_DH_GROUPS = ("2", "5")  # below 14; AWS allows 2 in both phases and 5 in phase 2
-COMPARED = (("IKE versions", "ike_versions"), ("phase 1 encryption", "phase1_encryption"),
-            ("phase 2 encryption", "phase2_encryption"), ("phase 1 integrity", "phase1_integrity"),
-            ("phase 2 integrity", "phase2_integrity"), ("phase 1 DH groups", "phase1_dh_groups"),
-            ("phase 2 DH groups", "phase2_dh_groups"))
+COMPARED = (
+    ("IKE versions", "ike_versions"),
+    ("phase 1 encryption", "phase1_encryption"),
+    ("phase 2 encryption", "phase2_encryption"),
+    ("phase 1 integrity", "phase1_integrity"),
+    ("phase 2 integrity", "phase2_integrity"),
+    ("phase 1 DH groups", "phase1_dh_groups"),
+    ("phase 2 DH groups", "phase2_dh_groups"),
+)
 
 
 def tunnel_rules(tunnel: Tunnel) -> Iterator[tuple[str, tuple[str, ...]]]:
     config = tunnel.config
     ikev1_only = config.ike_versions == ("ikev1",)
     if (config.startup_action == "add" or ikev1_only) and config.dpd_timeout_action == "clear":
-        yield "tunnel_restart_depends_on_customer_gateway", (
-            f"startup action {config.startup_action or 'unknown'}" + (" (IKEv1 only: AWS cannot initiate)"
-                                                                       if ikev1_only else ""),
-            f"DPD timeout action clear after {config.dpd_timeout_seconds:g} s" if config.dpd_timeout_seconds
-            else "DPD timeout action clear")
+        yield (
+            "tunnel_restart_depends_on_customer_gateway",
+            (
+                f"startup action {config.startup_action or 'unknown'}"
+                + (" (IKEv1 only: AWS cannot initiate)" if ikev1_only else ""),
+                f"DPD timeout action clear after {config.dpd_timeout_seconds:g} s"
+                if config.dpd_timeout_seconds
+                else "DPD timeout action clear",
+            ),
+        )
     weak = _weak(config)
     if weak:
         yield "weak_cryptography_allowed", tuple(weak)
@@ -50,23 +60,33 @@ def _weak(config: TunnelConfig) -> list[str]:
     found = []
     if "ikev1" in config.ike_versions:
         found.append("IKEv1 allowed (AWS strongly recommends IKEv2)")
-    for phase, integrity, groups in (("1", config.phase1_integrity, config.phase1_dh_groups),
-                                     ("2", config.phase2_integrity, config.phase2_dh_groups)):
+    for phase, integrity, groups in (
+        ("1", config.phase1_integrity, config.phase1_dh_groups),
+        ("2", config.phase2_integrity, config.phase2_dh_groups),
+    ):
         if "SHA1" in integrity:
             found.append(f"SHA1 allowed in phase {phase}")
         weak_groups = [group for group in groups if group in WEAK_DH_GROUPS]
         if weak_groups:
-            found.append(f"DH group{'s' if len(weak_groups) > 1 else ''} {', '.join(weak_groups)} allowed in phase "
-                         f"{phase} (14 or higher recommended)")
+            found.append(
+                f"DH group{'s' if len(weak_groups) > 1 else ''} {', '.join(weak_groups)} allowed in phase "
+                f"{phase} (14 or higher recommended)"
+            )
     return found
 
 
 def connection_rules(connection: Connection) -> Iterator[tuple[str, tuple[str, ...]]]:
     if connection.gateway_association_state in ("not-associated", "disassociating"):
-        yield "gateway_not_associated", (f"GatewayAssociationState {connection.gateway_association_state}",
-                                         f"{connection.gateway_type} {connection.gateway_id or '(none)'}")
-    unavailable = [f"{cidr}: {state}" for cidr, state in connection.static_routes
-                   if state not in ("available", "deleted")]
+        yield (
+            "gateway_not_associated",
+            (
+                f"GatewayAssociationState {connection.gateway_association_state}",
+                f"{connection.gateway_type} {connection.gateway_id or '(none)'}",
+            ),
+        )
+    unavailable = [
+        f"{cidr}: {state}" for cidr, state in connection.static_routes if state not in ("available", "deleted")
+    ]
     if unavailable:
         yield "static_route_not_available", tuple(unavailable)
     differences = _differences(connection.tunnels)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import re
 import textwrap
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-from exporter.diagnosis.rules import Finding
 from exporter.diagnosis.findings import CRITICAL, FINDINGS, INFO, WARNING, triage_order
+from exporter.diagnosis.rules import Finding
 from exporter.model import Connection, CustomerGateway, Snapshot, Tunnel
 from exporter.timefmt import duration, utc
 from exporter.untrusted import printable_tree
@@ -17,8 +18,16 @@ from exporter.untrusted import printable_tree
 HEALTHY = "healthy"  # a connection without findings
 RANKS = (CRITICAL, WARNING, INFO, HEALTHY)  # worst first
 _RANK = {severity: index for index, severity in enumerate(RANKS)}
-_COLOURS = {CRITICAL: "31", WARNING: "33", INFO: "36", HEALTHY: "32", "good": "32", "bad": "31", "dim": "2",
-            "bold": "1"}
+_COLOURS = {
+    CRITICAL: "31",
+    WARNING: "33",
+    INFO: "36",
+    HEALTHY: "32",
+    "good": "32",
+    "bad": "31",
+    "dim": "2",
+    "bold": "1",
+}
 # A tunnel's own addresses in its evidence: set aside so that the same finding on two tunnels is seen
 # as one. Bounded so that 198.51.100.1 never matches inside 198.51.100.12.
 _OUTSIDE, _INSIDE = "\0outside\0", "\0inside\0"
@@ -53,36 +62,54 @@ def build_report(snapshot: Snapshot, wanted: Iterable[str] = ()) -> dict[str, An
             if wanted and not hits:
                 continue
             matched |= hits
-            connections.append(_connection(region.account_id, region.region, connection,
-                                           gateways.get(connection.customer_gateway_id),
-                                           by_connection.get(connection.vpn_connection_id, ())))
-    connections.sort(key=lambda c: (_RANK[c["severity"]], c["account_id"], c["region"], c["name"],
-                                    c["vpn_connection_id"]))
-    sources = [{"account_id": r.account_id, "region": r.region, "source": r.source, "success": r.success,
-                "error": r.error} for r in snapshot.results]
+            connections.append(
+                _connection(
+                    region.account_id,
+                    region.region,
+                    connection,
+                    gateways.get(connection.customer_gateway_id),
+                    by_connection.get(connection.vpn_connection_id, ()),
+                )
+            )
+    connections.sort(
+        key=lambda c: (_RANK[c["severity"]], c["account_id"], c["region"], c["name"], c["vpn_connection_id"])
+    )
+    sources = [
+        {"account_id": r.account_id, "region": r.region, "source": r.source, "success": r.success, "error": r.error}
+        for r in snapshot.results
+    ]
     failed = [s for s in sources if not s["success"]]
     return {
         "generated_at": snapshot.completed_at,
         # A one-shot run has no earlier data to fall back on: nothing collected is "no data", with why.
         "no_data": "; ".join(_source_name(s) + f": {s['error']}" for s in failed)
-                   if failed and not snapshot.regions else None,
-        "summary": {"connections": len(connections),
-                    **{rank: sum(c["severity"] == rank for c in connections) for rank in RANKS}},
+        if failed and not snapshot.regions
+        else None,
+        "summary": {
+            "connections": len(connections),
+            **{rank: sum(c["severity"] == rank for c in connections) for rank in RANKS},
+        },
         "sources": sources,
         "not_found": [w for w in wanted if w not in matched],
         "connections": connections,
     }
 
 
-def _connection(account_id: str, region: str, connection: Connection, gateway: CustomerGateway | None,
-                found: Iterable[Finding]) -> dict[str, Any]:
+def _connection(
+    account_id: str, region: str, connection: Connection, gateway: CustomerGateway | None, found: Iterable[Finding]
+) -> dict[str, Any]:
     findings = sorted(found, key=_finding_order)
     return {
-        "vpn_connection_id": connection.vpn_connection_id, "name": connection.name,
-        "account_id": account_id, "region": region, "state": connection.state,
+        "vpn_connection_id": connection.vpn_connection_id,
+        "name": connection.name,
+        "account_id": account_id,
+        "region": region,
+        "state": connection.state,
         "severity": min((f.severity for f in findings), key=_RANK.__getitem__, default=HEALTHY),
-        "routing": connection.routing, "gateway_type": connection.gateway_type,
-        "gateway_id": connection.gateway_id, "accelerated": connection.accelerated,
+        "routing": connection.routing,
+        "gateway_type": connection.gateway_type,
+        "gateway_id": connection.gateway_id,
+        "accelerated": connection.accelerated,
         "customer_gateway": _customer_gateway(connection, gateway),
         "tunnels": [_tunnel(t) for t in connection.tunnels],
         "findings": [{"tunnel": f.tunnel, **_described(f.code), "evidence": list(f.evidence)} for f in findings],
@@ -96,14 +123,23 @@ def _described(code: str) -> dict[str, str]:
 
 
 def _customer_gateway(connection: Connection, gateway: CustomerGateway | None) -> dict[str, Any]:
-    return {"customer_gateway_id": connection.customer_gateway_id,
-            "ip_address": gateway.ip_address if gateway else None, "bgp_asn": gateway.bgp_asn if gateway else None}
+    return {
+        "customer_gateway_id": connection.customer_gateway_id,
+        "ip_address": gateway.ip_address if gateway else None,
+        "bgp_asn": gateway.bgp_asn if gateway else None,
+    }
 
 
 def _tunnel(tunnel: Tunnel) -> dict[str, Any]:
-    return {"outside_ip": tunnel.outside_ip, "status": tunnel.status, "status_message": tunnel.status_message,
-            "ipsec_up": tunnel.ipsec_up, "bgp_up": tunnel.bgp_up, "accepted_routes": tunnel.accepted_routes,
-            "last_status_change": tunnel.last_status_change}
+    return {
+        "outside_ip": tunnel.outside_ip,
+        "status": tunnel.status,
+        "status_message": tunnel.status_message,
+        "ipsec_up": tunnel.ipsec_up,
+        "bgp_up": tunnel.bgp_up,
+        "accepted_routes": tunnel.accepted_routes,
+        "last_status_change": tunnel.last_status_change,
+    }
 
 
 def _address(value: str) -> re.Pattern:
@@ -114,8 +150,11 @@ def _generalised(evidence: tuple[str, ...], tunnel: Tunnel | None) -> tuple[str,
     """The evidence with the tunnel's own addresses replaced by placeholders."""
     if tunnel is None:
         return evidence
-    swaps = [(_address(value), token) for value, token in ((tunnel.inside_cidr, _INSIDE), (tunnel.outside_ip, _OUTSIDE))
-             if value]
+    swaps = [
+        (_address(value), token)
+        for value, token in ((tunnel.inside_cidr, _INSIDE), (tunnel.outside_ip, _OUTSIDE))
+        if value
+    ]
     generalised = []
     for line in evidence:
         for pattern, token in swaps:
@@ -136,11 +175,14 @@ def _grouped(connection: Connection, findings: list[Finding]) -> list[dict[str, 
     for (code, template), members in groups.items():
         ips = [m.tunnel for m in members if m.tunnel]
         own = [tunnels[ip] for ip in ips if ip in tunnels]
-        fill = {_OUTSIDE: " / ".join(dict.fromkeys(t.outside_ip for t in own)),
-                _INSIDE: " / ".join(dict.fromkeys(t.inside_cidr for t in own))}
-        evidence = [re.sub("|".join(map(re.escape, fill)), lambda m: fill[m.group(0)], line) for line in template]
-        result.append({**_described(code), "tunnels": ips, "where": _where(ips, connection),
-                       "evidence": evidence})
+        fill = {
+            _OUTSIDE: " / ".join(dict.fromkeys(t.outside_ip for t in own)),
+            _INSIDE: " / ".join(dict.fromkeys(t.inside_cidr for t in own)),
+        }
+        evidence = [
+            re.sub("|".join(map(re.escape, fill)), lambda m, fill=fill: fill[m.group(0)], line) for line in template
+        ]
+        result.append({**_described(code), "tunnels": ips, "where": _where(ips, connection), "evidence": evidence})
     return result
 
 
@@ -189,11 +231,17 @@ def render_text(report: dict[str, Any], colour: bool = False, width: int = 100) 
     lines = [paint(summary_line(report), "bold")]
     for source in report["sources"]:
         if not source["success"]:
-            lines.append(paint(f"! {_source_name(source)} collection failed: {source['error']}; "
-                               f"no {source['source']} data from it in this run", WARNING))
+            lines.append(
+                paint(
+                    f"! {_source_name(source)} collection failed: {source['error']}; "
+                    f"no {source['source']} data from it in this run",
+                    WARNING,
+                )
+            )
     for missing in report["not_found"]:
-        lines.append(paint(f"! {missing}: no connection has this id or Name tag in any watched account or region",
-                           WARNING))
+        lines.append(
+            paint(f"! {missing}: no connection has this id or Name tag in any watched account or region", WARNING)
+        )
     now = report["generated_at"]
     for connection in report["connections"]:
         if connection["severity"] != HEALTHY:
@@ -208,30 +256,46 @@ def render_text(report: dict[str, Any], colour: bool = False, width: int = 100) 
 
 def _heading(connection: dict[str, Any], paint) -> str:
     severity = connection["severity"]
-    return (paint(severity.upper().ljust(8), severity) + " " + paint(connection["name"] or "(no Name tag)", "bold")
-            + f"  {connection['vpn_connection_id']}  {connection['account_id']}/{connection['region']}")
+    return (
+        paint(severity.upper().ljust(8), severity)
+        + " "
+        + paint(connection["name"] or "(no Name tag)", "bold")
+        + f"  {connection['vpn_connection_id']}  {connection['account_id']}/{connection['region']}"
+    )
 
 
 def _healthy_line(connection: dict[str, Any], paint) -> str:
-    tunnels = ", ".join(f"{t['outside_ip']} {t['status']}"
-                        + (f" ({t['accepted_routes']} routes)" if t["bgp_up"] and t["accepted_routes"] is not None
-                           else "") for t in connection["tunnels"])
+    tunnels = ", ".join(
+        f"{t['outside_ip']} {t['status']}"
+        + (f" ({t['accepted_routes']} routes)" if t["bgp_up"] and t["accepted_routes"] is not None else "")
+        for t in connection["tunnels"]
+    )
     return f"{_heading(connection, paint)}  {connection['routing']}: {tunnels}"
 
 
 def _connection_block(connection: dict[str, Any], now: float, paint, width: int) -> list[str]:
     gateway = connection["customer_gateway"]
     accelerated = ", accelerated" if connection["accelerated"] else ""
-    lines = [_heading(connection, paint),
-             f"  {connection['routing']}, {connection['gateway_type']} {connection['gateway_id']}{accelerated}, "
-             f"{connection['state']}; customer gateway {gateway['customer_gateway_id'] or '-'}"
-             + (f" {gateway['ip_address']}, BGP ASN {gateway['bgp_asn']}" if gateway["ip_address"] else "")]
+    lines = [
+        _heading(connection, paint),
+        f"  {connection['routing']}, {connection['gateway_type']} {connection['gateway_id']}{accelerated}, "
+        f"{connection['state']}; customer gateway {gateway['customer_gateway_id'] or '-'}"
+        + (f" {gateway['ip_address']}, BGP ASN {gateway['bgp_asn']}" if gateway["ip_address"] else ""),
+    ]
     rows = [("tunnel", "AWS", "IPsec", "BGP", "routes", "status since")]
     for tunnel in connection["tunnels"]:
         changed = tunnel["last_status_change"]
         since = "-" if changed is None else f"{duration(now - changed)} ago, {utc(changed, now)}"
-        rows.append((tunnel["outside_ip"], tunnel["status"], up_down(tunnel["ipsec_up"]), up_down(tunnel["bgp_up"]),
-                     "-" if tunnel["accepted_routes"] is None else str(tunnel["accepted_routes"]), since))
+        rows.append(
+            (
+                tunnel["outside_ip"],
+                tunnel["status"],
+                up_down(tunnel["ipsec_up"]),
+                up_down(tunnel["bgp_up"]),
+                "-" if tunnel["accepted_routes"] is None else str(tunnel["accepted_routes"]),
+                since,
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for index, row in enumerate(rows):
         cells = []
@@ -249,6 +313,13 @@ def _connection_block(connection: dict[str, Any], now: float, paint, width: int)
         if not (explained and FINDINGS[finding["code"]].symptom):  # a found cause's next step is the one to take
             parts.append(("next step: ", finding["remedy"]))
         for label, text in parts:
-            lines.extend(textwrap.wrap(label + text, width=width, initial_indent="      ",
-                                       subsequent_indent="        ", break_on_hyphens=False))
+            lines.extend(
+                textwrap.wrap(
+                    label + text,
+                    width=width,
+                    initial_indent="      ",
+                    subsequent_indent="        ",
+                    break_on_hyphens=False,
+                )
+            )
     return lines

@@ -7,32 +7,41 @@ are missing they say so (``tunnel_logging_disabled``) rather than guess.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
-from exporter.diagnosis import aws_side, configuration, traffic as traffic_rules
+from exporter.diagnosis import aws_side, configuration
+from exporter.diagnosis import traffic as traffic_rules
 from exporter.diagnosis.findings import FINDINGS
-from exporter.sources.logs.state import CLOCK_SKEW_SECONDS, TunnelKey, TunnelLogView
+from exporter.diagnosis.selectors import ANY, SelectorCheck, check_tunnel_selectors, checks_of
 from exporter.model import Connection, CustomerGateway, RegionTelemetry, Snapshot, Tunnel
 from exporter.sources.logs.parse import BGP_ERRORS
-from exporter.diagnosis.selectors import ANY, SelectorCheck, check_tunnel_selectors, checks_of
+from exporter.sources.logs.state import CLOCK_SKEW_SECONDS, TunnelKey, TunnelLogView
 from exporter.timefmt import duration, utc
 
 RECENT_SECONDS = 3600.0  # a BGP or IKE error older than this no longer counts as a current finding
 _EVENT_OF_ERROR = {error: event for event, error in BGP_ERRORS.items()}
-STATUS_MESSAGES = {"ipsec_up": "IPSEC IS UP", "ipsec_down": "IPSEC IS DOWN", "bgp_routes": "N BGP ROUTES",
-                    "empty": "(empty)", "missing": "(missing)", "other": "(unrecognised)"}
+STATUS_MESSAGES = {
+    "ipsec_up": "IPSEC IS UP",
+    "ipsec_down": "IPSEC IS DOWN",
+    "bgp_routes": "N BGP ROUTES",
+    "empty": "(empty)",
+    "missing": "(missing)",
+    "other": "(unrecognised)",
+}
 _IKE_ERROR_FINDINGS = {
-    "psk_mismatch": "ike_authentication_failed", "authentication_failed": "ike_authentication_failed",
+    "psk_mismatch": "ike_authentication_failed",
+    "authentication_failed": "ike_authentication_failed",
     "no_proposal_chosen": "ike_proposal_mismatch",
-    "dpd_timeout": "ike_peer_unresponsive", "peer_dead": "ike_peer_unresponsive",
+    "dpd_timeout": "ike_peer_unresponsive",
+    "peer_dead": "ike_peer_unresponsive",
     "phase1_timeout": "ike_peer_unresponsive",
-    "traffic_selector_unacceptable": "traffic_selectors_mismatch", "phase2_failed": "ike_phase2_failed",
+    "traffic_selector_unacceptable": "traffic_selectors_mismatch",
+    "phase2_failed": "ike_phase2_failed",
 }
 # Findings whose fix turns on the customer gateway as AWS knows it: the ASN a refused OPEN is checked
 # against, the IP address the device must use as its IKE identity and answer IKE from.
-_CUSTOMER_GATEWAY_FINDINGS = frozenset({"bgp_open_message_error", "ike_authentication_failed",
-                                        "ike_peer_unresponsive"})
+_CUSTOMER_GATEWAY_FINDINGS = frozenset({"bgp_open_message_error", "ike_authentication_failed", "ike_peer_unresponsive"})
 _BGP_ERROR_FINDINGS = {
     "hold_timer_expired": "bgp_hold_timer_expired",
     "open_message_error": "bgp_open_message_error",
@@ -58,22 +67,30 @@ class Finding:
 def _ipsec_up_bgp_down(connection: Connection, tunnel: Tunnel, now: float) -> list[str] | None:
     if connection.routing != "dynamic" or not tunnel.ipsec_up or tunnel.bgp_up is not False:
         return None
-    evidence = [f"AWS status {tunnel.status}, status message {STATUS_MESSAGES[tunnel.status_message]}",
-                f"accepted routes {tunnel.accepted_routes if tunnel.accepted_routes is not None else 'unknown'}"]
+    evidence = [
+        f"AWS status {tunnel.status}, status message {STATUS_MESSAGES[tunnel.status_message]}",
+        f"accepted routes {tunnel.accepted_routes if tunnel.accepted_routes is not None else 'unknown'}",
+    ]
     if tunnel.last_status_change is not None:
-        evidence.append(f"for {duration(now - tunnel.last_status_change)}, since "
-                        f"{utc(tunnel.last_status_change, now)} (last status change)")
+        evidence.append(
+            f"for {duration(now - tunnel.last_status_change)}, since "
+            f"{utc(tunnel.last_status_change, now)} (last status change)"
+        )
     return evidence
 
 
-def _tunnel_rules(connection: Connection, tunnel: Tunnel, logs: TunnelLogView | None, now: float,
-                  check: SelectorCheck | None = None) -> Iterator[tuple]:
+def _tunnel_rules(
+    connection: Connection, tunnel: Tunnel, logs: TunnelLogView | None, now: float, check: SelectorCheck | None = None
+) -> Iterator[tuple]:
     headline = _ipsec_up_bgp_down(connection, tunnel, now)
     if headline:
         yield "ipsec_up_bgp_down", headline
 
-    missing = [kind for kind, destination in (("ike", tunnel.ike_log), ("bgp", tunnel.bgp_log))
-               if not destination.enabled and (kind == "ike" or connection.routing == "dynamic")]
+    missing = [
+        kind
+        for kind, destination in (("ike", tunnel.ike_log), ("bgp", tunnel.bgp_log))
+        if not destination.enabled and (kind == "ike" or connection.routing == "dynamic")
+    ]
     if missing:
         yield "tunnel_logging_disabled", tuple(f"{kind} log delivery is off" for kind in missing)
     if logs is None:
@@ -84,46 +101,70 @@ def _tunnel_rules(connection: Connection, tunnel: Tunnel, logs: TunnelLogView | 
         aws_side, cgw_side = selectors
         check = check or check_tunnel_selectors(connection, tunnel, selectors)
         if check.mismatch:
-            yield "traffic_selectors_mismatch", (
-                f"negotiated (AWS-side) {aws_side} <=> (CGW-side) {cgw_side}",
-                f"expected (connection options) (AWS-side) {connection.remote_ipv4_network_cidr or ANY} <=> "
-                f"(CGW-side) {connection.local_ipv4_network_cidr or ANY}, covering tunnel inside {tunnel.inside_cidr}",
-                "problems: " + ", ".join(check.reasons))
+            yield (
+                "traffic_selectors_mismatch",
+                (
+                    f"negotiated (AWS-side) {aws_side} <=> (CGW-side) {cgw_side}",
+                    f"expected (connection options) (AWS-side) {connection.remote_ipv4_network_cidr or ANY} <=> "
+                    f"(CGW-side) {connection.local_ipv4_network_cidr or ANY}, covering tunnel inside {tunnel.inside_cidr}",
+                    "problems: " + ", ".join(check.reasons),
+                ),
+            )
 
     counts = dict(logs.counts)
     if headline:
         bgp_seen = counts.get("bgp_established", 0) + counts.get("bgp_open_received", 0)
         narrow = selectors is not None and (selectors[0] != ANY or selectors[1] != ANY)
         if narrow and not bgp_seen:
-            evidence = [f"policy-style selectors {selectors[0]} <=> {selectors[1]}",
-                        "no BGP OPEN received and BGP never established in the BGP log" if tunnel.bgp_log.enabled
-                        else "BGP log off: BGP activity unknown",
-                        "AWS reports 0 accepted routes" if not tunnel.accepted_routes else ""]
+            evidence = [
+                f"policy-style selectors {selectors[0]} <=> {selectors[1]}",
+                "no BGP OPEN received and BGP never established in the BGP log"
+                if tunnel.bgp_log.enabled
+                else "BGP log off: BGP activity unknown",
+                "AWS reports 0 accepted routes" if not tunnel.accepted_routes else "",
+            ]
             yield "static_cgw_on_dynamic_connection", tuple(e for e in evidence if e)
         state = logs.fact("bgp_state")
         if state in ("connect", "active"):
-            yield "bgp_stuck_connecting", (f"BGP session state {state} (BGP log)",
-                                           f"no session established in {sum(counts.values())} log events read"
-                                           if not counts.get("bgp_established") else "")
+            yield (
+                "bgp_stuck_connecting",
+                (
+                    f"BGP session state {state} (BGP log)",
+                    f"no session established in {sum(counts.values())} log events read"
+                    if not counts.get("bgp_established")
+                    else "",
+                ),
+            )
 
     if connection.accelerated and logs.fact("nat_t") is False and tunnel.ipsec_up:
-        yield "accelerated_without_nat_t", ("connection has acceleration enabled",
-                                            "latest IKE log event: nat_t_detected false")
+        yield (
+            "accelerated_without_nat_t",
+            ("connection has acceleration enabled", "latest IKE log event: nat_t_detected false"),
+        )
 
     if recent := _recent_error(logs, "bgp_error", _BGP_ERROR_FINDINGS, now):
         code, error, age = recent
         detail = logs.fact("bgp_error_detail")
-        yield code, (f"BGP log: {error.replace('_', ' ')} {duration(age)} ago" + (f": {detail}" if detail else ""),
-                     f"{counts.get(_EVENT_OF_ERROR[error], 0)} such events counted, the latest at "
-                     f"{utc(now - age, now)}")
+        yield (
+            code,
+            (
+                f"BGP log: {error.replace('_', ' ')} {duration(age)} ago" + (f": {detail}" if detail else ""),
+                f"{counts.get(_EVENT_OF_ERROR[error], 0)} such events counted, the latest at {utc(now - age, now)}",
+            ),
+        )
 
     # An IKE failure explains a tunnel only while its IPsec is down; once up again, it is history.
     if tunnel.ipsec_up is False and (recent := _recent_error(logs, "ike_error", _IKE_ERROR_FINDINGS, now)):
         code, error, age = recent
-        yield code, (f"IKE log: {error.replace('_', ' ')} {duration(age)} ago",
-                     f"{counts.get(error, 0)} such events counted, the latest at {utc(now - age, now)}",
-                     f"AWS status {tunnel.status}, status message {STATUS_MESSAGES[tunnel.status_message]}",
-                     configuration.allowed(tunnel.config) if code == "ike_proposal_mismatch" else "")
+        yield (
+            code,
+            (
+                f"IKE log: {error.replace('_', ' ')} {duration(age)} ago",
+                f"{counts.get(error, 0)} such events counted, the latest at {utc(now - age, now)}",
+                f"AWS status {tunnel.status}, status message {STATUS_MESSAGES[tunnel.status_message]}",
+                configuration.allowed(tunnel.config) if code == "ike_proposal_mismatch" else "",
+            ),
+        )
 
 
 def _recent_error(logs: TunnelLogView, fact: str, findings: dict[str, str], now: float) -> tuple | None:
@@ -142,12 +183,16 @@ def _connection_rules(connection: Connection) -> Iterator[tuple]:
     if not known:
         return
     if not up:
-        yield "connection_down", tuple(f"tunnel {t.outside_ip}: DOWN, {STATUS_MESSAGES[t.status_message]}"
-                                       for t in known)
+        yield (
+            "connection_down",
+            tuple(f"tunnel {t.outside_ip}: DOWN, {STATUS_MESSAGES[t.status_message]}" for t in known),
+        )
     elif len(known) >= 2 and len(up) == 1:
         down = next(t for t in known if t.status == "DOWN")
-        yield "redundancy_lost", (f"tunnel {up[0].outside_ip} UP",
-                                  f"tunnel {down.outside_ip} DOWN, {STATUS_MESSAGES[down.status_message]}")
+        yield (
+            "redundancy_lost",
+            (f"tunnel {up[0].outside_ip} UP", f"tunnel {down.outside_ip} DOWN, {STATUS_MESSAGES[down.status_message]}"),
+        )
 
 
 def _customer_gateway_evidence(connection: Connection, gateway: CustomerGateway | None) -> str:
@@ -156,27 +201,49 @@ def _customer_gateway_evidence(connection: Connection, gateway: CustomerGateway 
     return f"customer gateway {gateway.customer_gateway_id}: IP {gateway.ip_address}, BGP ASN {gateway.bgp_asn}"
 
 
-def diagnose_connection(region: RegionTelemetry, connection: Connection, tunnel_logs, now: float,
-                        gateway: CustomerGateway | None = None, selector_checks=None,
-                        tunnel_status=None, traffic=None) -> list[Finding]:
+def diagnose_connection(
+    region: RegionTelemetry,
+    connection: Connection,
+    tunnel_logs,
+    now: float,
+    gateway: CustomerGateway | None = None,
+    selector_checks=None,
+    tunnel_status=None,
+    traffic=None,
+) -> list[Finding]:
     base = (region.account_id, region.region, connection.vpn_connection_id)
-    bytes_of = {t.outside_ip: traffic.tunnels.get(TunnelKey(*base, t.outside_ip)) for t in connection.tunnels} \
-        if traffic is not None else {}
-    idle = traffic_rules.connection_rules(connection, list(bytes_of.values()), traffic.idle_after, now) \
-        if traffic is not None else ()
-    findings = [Finding(*base, "", code, tuple(e for e in evidence if e))
-                for rules in (_connection_rules(connection), configuration.connection_rules(connection), idle)
-                for code, evidence in rules]
+    bytes_of = (
+        {t.outside_ip: traffic.tunnels.get(TunnelKey(*base, t.outside_ip)) for t in connection.tunnels}
+        if traffic is not None
+        else {}
+    )
+    idle = (
+        traffic_rules.connection_rules(connection, list(bytes_of.values()), traffic.idle_after, now)
+        if traffic is not None
+        else ()
+    )
+    findings = [
+        Finding(*base, "", code, tuple(e for e in evidence if e))
+        for rules in (_connection_rules(connection), configuration.connection_rules(connection), idle)
+        for code, evidence in rules
+    ]
     for tunnel in connection.tunnels:
         key = TunnelKey(*base, tunnel.outside_ip)
         check = selector_checks.get(key) if selector_checks is not None else None
         found: dict[str, list[str]] = {}  # one finding per code: two rules may reach the same cause
         for code, evidence in _tunnel_rules(connection, tunnel, tunnel_logs.get(key), now, check):
             found.setdefault(code, []).extend(e for e in evidence if e)
-        for code, evidence in (*configuration.tunnel_rules(tunnel),
-                               *aws_side.tunnel_rules((tunnel_status or {}).get(key), now),
-                               *(traffic_rules.tunnel_rules(connection, tunnel, bytes_of.get(tunnel.outside_ip),
-                                                            traffic.silent_after, now) if traffic is not None else ())):
+        for code, evidence in (
+            *configuration.tunnel_rules(tunnel),
+            *aws_side.tunnel_rules((tunnel_status or {}).get(key), now),
+            *(
+                traffic_rules.tunnel_rules(
+                    connection, tunnel, bytes_of.get(tunnel.outside_ip), traffic.silent_after, now
+                )
+                if traffic is not None
+                else ()
+            ),
+        ):
             found.setdefault(code, []).extend(evidence)
         for code in found.keys() & _CUSTOMER_GATEWAY_FINDINGS:
             found[code].append(_customer_gateway_evidence(connection, gateway))
@@ -184,8 +251,9 @@ def diagnose_connection(region: RegionTelemetry, connection: Connection, tunnel_
     return findings
 
 
-def diagnose(snapshot: Snapshot, now: float | None = None,
-             on_error: Callable[[str, Exception], None] | None = None) -> tuple[Finding, ...]:
+def diagnose(
+    snapshot: Snapshot, now: float | None = None, on_error: Callable[[str, Exception], None] | None = None
+) -> tuple[Finding, ...]:
     """Every active finding of a snapshot, in a stable order. A connection whose rules fail (a value no
     rule expected) loses its findings for this snapshot, reported to ``on_error``; the others keep theirs."""
     now = snapshot.completed_at if now is None else now
@@ -195,9 +263,18 @@ def diagnose(snapshot: Snapshot, now: float | None = None,
         gateways = region.customer_gateways_by_id()
         for connection in region.connections:
             try:
-                found.extend(diagnose_connection(region, connection, snapshot.tunnel_logs, now,
-                                                 gateways.get(connection.customer_gateway_id), checks,
-                                                 snapshot.tunnel_status, snapshot.traffic))
+                found.extend(
+                    diagnose_connection(
+                        region,
+                        connection,
+                        snapshot.tunnel_logs,
+                        now,
+                        gateways.get(connection.customer_gateway_id),
+                        checks,
+                        snapshot.tunnel_status,
+                        snapshot.traffic,
+                    )
+                )
             except Exception as err:  # isolation: one odd connection never freezes the snapshot
                 if on_error is None:
                     raise

@@ -22,8 +22,9 @@ class SelectorCheck:
 
 def _networks(text: str) -> list | None:
     try:
-        return list(ipaddress.collapse_addresses(
-            ipaddress.ip_network(part, strict=False) for part in text.split(",") if part))
+        return list(
+            ipaddress.collapse_addresses(ipaddress.ip_network(part, strict=False) for part in text.split(",") if part)
+        )
     except (ValueError, TypeError):
         return None
 
@@ -36,8 +37,9 @@ def _covers(networks: list, cidr: str) -> bool:
     return any(inside.version == net.version and inside.subnet_of(net) for net in networks)
 
 
-def check_selectors(aws_side: str, cgw_side: str, routing: str, remote_cidr: str, local_cidr: str,
-                    inside_cidr: str) -> SelectorCheck:
+def check_selectors(
+    aws_side: str, cgw_side: str, routing: str, remote_cidr: str, local_cidr: str, inside_cidr: str
+) -> SelectorCheck:
     """Compare negotiated selectors with what the connection needs."""
     aws, cgw = _networks(aws_side), _networks(cgw_side)
     expected_aws, expected_cgw = _networks(remote_cidr or ANY), _networks(local_cidr or ANY)
@@ -56,8 +58,14 @@ def check_selectors(aws_side: str, cgw_side: str, routing: str, remote_cidr: str
 def check_tunnel_selectors(connection, tunnel, negotiated: tuple[str, str]) -> SelectorCheck:
     """``check_selectors`` for a model Connection and Tunnel and the (AWS, CGW) selectors negotiated."""
     aws_side, cgw_side = negotiated
-    return check_selectors(aws_side, cgw_side, connection.routing, connection.remote_ipv4_network_cidr,
-                           connection.local_ipv4_network_cidr, tunnel.inside_cidr)
+    return check_selectors(
+        aws_side,
+        cgw_side,
+        connection.routing,
+        connection.remote_ipv4_network_cidr,
+        connection.local_ipv4_network_cidr,
+        tunnel.inside_cidr,
+    )
 
 
 def check_snapshot(snapshot) -> dict:

@@ -11,8 +11,18 @@ from dataclasses import dataclass
 
 TUNNEL_LABELS = ("account_id", "region", "vpn_connection_id", "tunnel")
 SOURCE_LABELS = ("account_id", "region", "source")
-CONNECTION_INFO_LABELS = ("account_id", "region", "vpn_connection_id", "name", "state", "routing",
-                          "gateway_type", "gateway_id", "customer_gateway_id", "accelerated")
+CONNECTION_INFO_LABELS = (
+    "account_id",
+    "region",
+    "vpn_connection_id",
+    "name",
+    "state",
+    "routing",
+    "gateway_type",
+    "gateway_id",
+    "customer_gateway_id",
+    "accelerated",
+)
 CACHED = " Cached from the latest poll; /metrics never calls AWS."
 
 PREFIX = "aws_vpn"
@@ -102,235 +112,426 @@ class Metric:
         return self.help + (CACHED if self.cached and not self.live else "")
 
 
-METRICS: dict[str, Metric] = {metric.name: metric for metric in (
-    Metric(CONNECTION_INFO, "gauge",
-           "VPN connection metadata; always 1.",
-           CONNECTION_INFO_LABELS),
-    Metric(TUNNEL_INFO, "gauge",
-           "Tunnel metadata; always 1. status_message is AWS's StatusMessage classified.",
-           TUNNEL_LABELS + ("inside_cidr", "status", "status_message")),
-    Metric(TUNNEL_UP, "gauge",
-           "AWS's reported tunnel status (VgwTelemetry Status): 1 UP, 0 DOWN.",
-           TUNNEL_LABELS),
-    Metric(TUNNEL_IPSEC_UP, "gauge",
-           "1 when IPsec is established: Status UP, or DOWN with StatusMessage IPSEC IS UP.",
-           TUNNEL_LABELS),
-    Metric(TUNNEL_BGP_UP, "gauge",
-           "1 when the BGP session is established (dynamic connections only).",
-           TUNNEL_LABELS),
-    Metric(TUNNEL_ACCEPTED_ROUTES, "gauge",
-           "Routes AWS accepted from the customer gateway (AcceptedRouteCount).",
-           TUNNEL_LABELS),
-    Metric(TUNNEL_LAST_STATUS_CHANGE, "gauge",
-           "When the tunnel's IKE, IPsec or BGP state last changed (LastStatusChange).",
-           TUNNEL_LABELS),
-    Metric(TUNNEL_LOG_ENABLED, "gauge",
-           "1 when the tunnel's log (ike or bgp) is delivered to CloudWatch Logs.",
-           TUNNEL_LABELS + ("log",)),
-    Metric(CUSTOMER_GATEWAY_INFO, "gauge",
-           "Customer gateway metadata; always 1.",
-           ("account_id", "region", "customer_gateway_id", "name", "bgp_asn", "ip_address")),
-    Metric(TUNNEL_OPTIONS_INFO, "gauge",
-           "The tunnel's options (DescribeVpnConnections TunnelOptions); always 1. Lists are comma-joined in a "
-           "stable order; empty where AWS omits the option.",
-           TUNNEL_LABELS + ("startup_action", "dpd_timeout_action", "lifecycle_control", "ike_versions",
-                            "phase1_encryption", "phase1_integrity", "phase1_dh_groups", "phase2_encryption",
-                            "phase2_integrity", "phase2_dh_groups", "authentication")),
-    Metric(TUNNEL_DPD_TIMEOUT, "gauge",
-           "Dead peer detection timeout of the tunnel (DpdTimeoutSeconds).",
-           TUNNEL_LABELS),
-    Metric(TUNNEL_IKE_LIFETIME, "gauge",
-           "Configured lifetime of the tunnel's IKE phase 1 or phase 2 SA (Phase1/2LifetimeSeconds).",
-           TUNNEL_LABELS + ("phase",)),
-    Metric(CONNECTION_OPTIONS_INFO, "gauge",
-           "The connection's options and gateway association; always 1. Empty where AWS omits one.",
-           ("account_id", "region", "vpn_connection_id", "tunnel_bandwidth", "outside_ip_address_type",
-            "tunnel_inside_ip_version", "gateway_association_state")),
-    Metric(CONNECTION_STATIC_ROUTES, "gauge",
-           "The connection's static routes by state (pending, available, deleting, deleted).",
-           ("account_id", "region", "vpn_connection_id", "state")),
-    Metric(TUNNEL_MAINTENANCE_PENDING, "gauge",
-           "1 while AWS has an endpoint replacement pending for the tunnel (GetVpnTunnelReplacementStatus).",
-           TUNNEL_LABELS),
-    Metric(TUNNEL_MAINTENANCE_AUTO_APPLY, "gauge",
-           "When AWS applies the pending endpoint replacement by itself (MaintenanceAutoAppliedAfter).",
-           TUNNEL_LABELS),
-    Metric(TUNNEL_LAST_MAINTENANCE, "gauge",
-           "When AWS last replaced the tunnel's endpoint (LastMaintenanceApplied).",
-           TUNNEL_LABELS),
-    Metric(TUNNEL_PROVISIONING_STATUS, "gauge",
-           "The tunnel's provisioning status (GetActiveVpnTunnelStatus): one series, for the current status "
-           "(available, pending, failed, other), = 1.",
-           TUNNEL_LABELS + ("status",)),
-    Metric(TUNNEL_NEGOTIATED_INFO, "gauge",
-           "The IKE version, algorithms and DH groups the tunnel negotiated (GetActiveVpnTunnelStatus); always 1.",
-           TUNNEL_LABELS + ("ike_version", "phase1_encryption", "phase1_integrity", "phase1_dh_group",
-                            "phase2_encryption", "phase2_integrity", "phase2_dh_group")),
-    Metric(TUNNEL_RECEIVED_BYTES, "counter",
-           "Bytes AWS received through the tunnel from the customer gateway, after decryption (CloudWatch "
-           "AWS/VPN TunnelDataIn), counted from a traffic.window before the tunnel was first seen (kept across "
-           "restarts in state_dir), up to the counted_until time. Reported even while the tunnel is down: not a "
-           "sign of liveness.",
-           TUNNEL_LABELS),
-    Metric(TUNNEL_SENT_BYTES, "counter",
-           "Bytes AWS sent through the tunnel to the customer gateway, before encryption (CloudWatch AWS/VPN "
-           "TunnelDataOut), counted like aws_vpn_tunnel_received_bytes_total.",
-           TUNNEL_LABELS),
-    Metric(TUNNEL_TRAFFIC_COUNTED_UNTIL, "gauge",
-           "The end of the newest CloudWatch period counted into the tunnel's byte counters (CloudWatch "
-           "publishes a period minutes after it ends).",
-           TUNNEL_LABELS),
-    Metric(TUNNEL_LAST_TRAFFIC, "gauge",
-           "The end of the newest period in which more than keepalives (10 kB in 5 minutes) crossed the tunnel "
-           "either way; absent when none did as far back as CloudWatch has data points (traffic.idle_after).",
-           TUNNEL_LABELS),
-    Metric(TRAFFIC_METRICS_REQUESTED, "counter",
-           "CloudWatch metrics requested with GetMetricData for tunnel traffic, the unit AWS bills.",
-           ("account_id", "region")),
-    Metric(TRAFFIC_MONTHLY_COST, "gauge",
-           "Estimated GetMetricData cost of tunnel traffic collection for 30 days at the current tunnel count "
-           "and traffic.interval, in US dollars (traffic.price_per_1000_metrics).",
-           ("account_id", "region")),
-    Metric(TRAFFIC_UNATTRIBUTABLE, "gauge",
-           "Tunnels whose traffic is not collected because another tunnel of the account and region has the "
-           "same outside IP (CloudWatch's TunnelIpAddress cannot tell them apart).",
-           ("account_id", "region")),
-    Metric(TUNNEL_LOG_EVENTS, "counter",
-           "Tunnel log events by type, each counted once (kept across restarts in state_dir).",
-           TUNNEL_LABELS + ("event",)),
-    Metric(TUNNEL_SELECTOR_MISMATCH, "gauge",
-           "1 when the latest Phase 2 traffic selectors do not fit the connection (CIDR options, or "
-           "the inside CIDR BGP needs).",
-           TUNNEL_LABELS),
-    Metric(TUNNEL_SELECTOR_INFO, "gauge",
-           "Traffic selectors of the latest Phase 2 SA; always 1.",
-           TUNNEL_LABELS + ("aws_side", "cgw_side")),
-    Metric(TUNNEL_NAT_T, "gauge",
-           "1 when the latest IKE log event saw NAT-T on the customer gateway.",
-           TUNNEL_LABELS),
-    Metric(TUNNEL_DPD, "gauge",
-           "1 when the latest IKE log event had dead peer detection enabled.",
-           TUNNEL_LABELS),
-    Metric(TUNNEL_IKE_PHASE_STATE, "gauge",
-           "IKE phase 1 and 2 state from the latest IKE log event: one series, for the current state,"
-           " = 1.",
-           TUNNEL_LABELS + ("phase", "state")),
-    Metric(TUNNEL_LOG_LAST_EVENT, "gauge",
-           "Time of the newest event in the tunnel's log (ike or bgp).",
-           TUNNEL_LABELS + ("log",)),
-    Metric(TUNNEL_LOG_HAS_EVENTS, "gauge",
-           "For a log (ike or bgp) delivered to CloudWatch Logs: 1 once an event of it has been read,"
-           " 0 while none has (normal for a tunnel that has not logged yet: AWS creates the stream "
-           "with the first event).",
-           TUNNEL_LABELS + ("log",)),
-    Metric(TUNNEL_BGP_SESSION_STATE, "gauge",
-           "BGP session state from the latest BGP log transition: one series, for the current state, "
-           "= 1.",
-           TUNNEL_LABELS + ("state",)),
-    Metric(TUNNEL_BGP_LAST_ERROR, "gauge",
-           "Time of the latest BGP error in the BGP log, labelled with its kind.",
-           TUNNEL_LABELS + ("error",)),
-    Metric(LOG_INGESTION_LAG, "gauge",
-           "How far behind the log reader was when this snapshot was made: snapshot time minus the "
-           "time up to which the group has been read.",
-           ("account_id", "region", "log_group")),
-    Metric(TUNNEL_FINDING, "gauge",
-           "1 while a diagnosis finding is active; codes and remedies in the README (tunnel is empty "
-           "for connection-level findings).",
-           TUNNEL_LABELS + ("finding", "severity")),
-    Metric(FINDING_INFO, "gauge",
-           "The diagnosis findings this exporter knows, with their summary, fix and the alert that "
-           "stands for each; always 1.",
-           ("finding", "severity", "alert", "summary", "remedy")),
-    Metric(COLLECTION_SUCCESS, "gauge",
-           "1 when the latest collection of this source succeeded.",
-           SOURCE_LABELS),
-    Metric(COLLECTION_DURATION, "gauge",
-           "How long the latest collection of this source took.",
-           SOURCE_LABELS),
-    Metric(COLLECTION_LAST_SUCCESS, "gauge",
-           "When this source last collected successfully; older data is served unchanged while it "
-           "fails.",
-           SOURCE_LABELS),
-    Metric(POLL_TIMESTAMP, "gauge",
-           "When the poll that produced the served snapshot completed.",
-           (), cached=False),
-    Metric(BUILD_INFO, "gauge",
-           "The exporter's version; always 1.",
-           ("version", "python_version"), live=True),
-    Metric(API_CALLS, "counter",
-           "AWS API attempts (each retry counts) by operation and outcome: ok, throttled or error.",
-           ("account_id", "region", "operation", "outcome"), live=True),
-    Metric(UNRECOGNIZED_VALUES, "counter",
-           "Values from AWS that the exporter did not recognise (per poll and occurrence), by field.",
-           ("field",), live=True),
-    Metric(LOG_EVENTS_INGESTED, "counter",
-           "Tunnel log events read and parsed, by log (ike, bgp).",
-           ("account_id", "region", "log"), live=True),
-    Metric(LOG_EVENTS_DUPLICATE, "counter",
-           "Log events seen again in the overlap window and dropped.",
-           ("account_id", "region"), live=True),
-    Metric(LOG_PARSE_ERRORS, "counter",
-           "Malformed log events, counted and skipped, by reason.",
-           ("log", "reason"), live=True),
-    Metric(LOG_EVENTS_UNATTRIBUTED, "counter",
-           "Events in a tunnel log group that no watched tunnel claims by stream name or resource_id "
-           "(another shard's, a deleted connection's, another writer's); counted and skipped.",
-           ("account_id", "region"), live=True),
-    Metric(LOG_EVENTS_FUTURE_DATED, "counter",
-           "Log events whose own time lies more than 5 minutes after CloudWatch's time for them (a "
-           "wrong clock); counted, and their facts dated by CloudWatch's time instead.",
-           ("account_id", "region"), live=True),
-    Metric(STATE_FILE_ERRORS, "counter",
-           "Unreadable or corrupt state files (moved aside) and loads that dropped invalid entries.",
-           (), live=True),
-    Metric(SHARDS, "gauge",
-           "How many shards the configuration divides the accounts and regions into (shard.count), labelled "
-           "with this replica's shard.index: a rule counts the indexes that report.",
-           ("shard_index",), live=True),
-    Metric(CONFIG_RELOAD_SUCCESSFUL, "gauge",
-           "1 when the latest config reload (SIGHUP, POST /-/reload) succeeded.",
-           (), live=True),
-    Metric(CONFIG_RELOAD_TIMESTAMP, "gauge",
-           "When the config was last loaded successfully.",
-           (), live=True),
-    Metric(DIAGNOSIS_ERRORS, "counter",
-           "Connections whose diagnosis failed on a snapshot (their findings are left out; the rest "
-           "publish).",
-           (), live=True),
-    Metric(RENDER_ERRORS, "counter",
-           "Tunnels, connections or findings left out of a snapshot's exposition because a value "
-           "could not be rendered (the rest publish).",
-           (), live=True),
-    Metric(DUPLICATE_SERIES_DROPPED, "counter",
-           "Series a snapshot's exposition had twice (same metric and labels): the first is kept, the others "
-           "dropped, as Prometheus rejects a scrape's samples for a duplicate. Any is a bug; it is logged once.",
-           ("metric",), live=True),
-    Metric(STATE_FILE_WRITABLE, "gauge",
-           "1 when the latest save of every state file in use (log state, traffic counters) succeeded, or none "
-           "is in use; 0 when the disk refused any (full, read-only, permissions): counts still grow, but would "
-           "not survive a restart.",
-           (), live=True),
-    Metric(DISCOVERY_SUCCESS, "gauge",
-           "1 when the latest organizations:ListAccounts of an organization target succeeded (account_id: where it "
-           "is called); on failure the last good set of accounts and regions is kept.",
-           ("account_id",), live=True),
-    Metric(DISCOVERY_LAST_SUCCESS, "gauge",
-           "When that organization's accounts and regions were last discovered successfully.",
-           ("account_id",), live=True),
-    Metric(DISCOVERED_TARGETS, "gauge",
-           "Account and region pairs found by the organization's discovery that this replica polls (its shard).",
-           ("account_id",), live=True),
-    Metric(DISCOVERED_ACCOUNTS, "gauge",
-           "The organization's accounts by what discovery did with them: watched, failed (its last regions kept), "
-           "inactive, excluded, management_skipped, elsewhere (another target watches it).",
-           ("account_id", "state"), live=True),
-    Metric(DISCOVERY_ACCOUNT_SUCCESS, "gauge",
-           "Per discovered account: 1 when its role was assumed and its enabled regions read (DescribeRegions) on "
-           "the latest discovery.",
-           ("account_id",), live=True),
-    Metric(SNAPSHOT_AGE, "gauge",
-           "Seconds since the served snapshot was completed, on the monotonic clock (a step of the wall clock "
-           "changes nothing); NaN before the first poll.",
-           (), live=True),
-)}
+METRICS: dict[str, Metric] = {
+    metric.name: metric
+    for metric in (
+        Metric(CONNECTION_INFO, "gauge", "VPN connection metadata; always 1.", CONNECTION_INFO_LABELS),
+        Metric(
+            TUNNEL_INFO,
+            "gauge",
+            "Tunnel metadata; always 1. status_message is AWS's StatusMessage classified.",
+            TUNNEL_LABELS + ("inside_cidr", "status", "status_message"),
+        ),
+        Metric(TUNNEL_UP, "gauge", "AWS's reported tunnel status (VgwTelemetry Status): 1 UP, 0 DOWN.", TUNNEL_LABELS),
+        Metric(
+            TUNNEL_IPSEC_UP,
+            "gauge",
+            "1 when IPsec is established: Status UP, or DOWN with StatusMessage IPSEC IS UP.",
+            TUNNEL_LABELS,
+        ),
+        Metric(
+            TUNNEL_BGP_UP, "gauge", "1 when the BGP session is established (dynamic connections only).", TUNNEL_LABELS
+        ),
+        Metric(
+            TUNNEL_ACCEPTED_ROUTES,
+            "gauge",
+            "Routes AWS accepted from the customer gateway (AcceptedRouteCount).",
+            TUNNEL_LABELS,
+        ),
+        Metric(
+            TUNNEL_LAST_STATUS_CHANGE,
+            "gauge",
+            "When the tunnel's IKE, IPsec or BGP state last changed (LastStatusChange).",
+            TUNNEL_LABELS,
+        ),
+        Metric(
+            TUNNEL_LOG_ENABLED,
+            "gauge",
+            "1 when the tunnel's log (ike or bgp) is delivered to CloudWatch Logs.",
+            TUNNEL_LABELS + ("log",),
+        ),
+        Metric(
+            CUSTOMER_GATEWAY_INFO,
+            "gauge",
+            "Customer gateway metadata; always 1.",
+            ("account_id", "region", "customer_gateway_id", "name", "bgp_asn", "ip_address"),
+        ),
+        Metric(
+            TUNNEL_OPTIONS_INFO,
+            "gauge",
+            "The tunnel's options (DescribeVpnConnections TunnelOptions); always 1. Lists are comma-joined in a "
+            "stable order; empty where AWS omits the option.",
+            TUNNEL_LABELS
+            + (
+                "startup_action",
+                "dpd_timeout_action",
+                "lifecycle_control",
+                "ike_versions",
+                "phase1_encryption",
+                "phase1_integrity",
+                "phase1_dh_groups",
+                "phase2_encryption",
+                "phase2_integrity",
+                "phase2_dh_groups",
+                "authentication",
+            ),
+        ),
+        Metric(
+            TUNNEL_DPD_TIMEOUT, "gauge", "Dead peer detection timeout of the tunnel (DpdTimeoutSeconds).", TUNNEL_LABELS
+        ),
+        Metric(
+            TUNNEL_IKE_LIFETIME,
+            "gauge",
+            "Configured lifetime of the tunnel's IKE phase 1 or phase 2 SA (Phase1/2LifetimeSeconds).",
+            TUNNEL_LABELS + ("phase",),
+        ),
+        Metric(
+            CONNECTION_OPTIONS_INFO,
+            "gauge",
+            "The connection's options and gateway association; always 1. Empty where AWS omits one.",
+            (
+                "account_id",
+                "region",
+                "vpn_connection_id",
+                "tunnel_bandwidth",
+                "outside_ip_address_type",
+                "tunnel_inside_ip_version",
+                "gateway_association_state",
+            ),
+        ),
+        Metric(
+            CONNECTION_STATIC_ROUTES,
+            "gauge",
+            "The connection's static routes by state (pending, available, deleting, deleted).",
+            ("account_id", "region", "vpn_connection_id", "state"),
+        ),
+        Metric(
+            TUNNEL_MAINTENANCE_PENDING,
+            "gauge",
+            "1 while AWS has an endpoint replacement pending for the tunnel (GetVpnTunnelReplacementStatus).",
+            TUNNEL_LABELS,
+        ),
+        Metric(
+            TUNNEL_MAINTENANCE_AUTO_APPLY,
+            "gauge",
+            "When AWS applies the pending endpoint replacement by itself (MaintenanceAutoAppliedAfter).",
+            TUNNEL_LABELS,
+        ),
+        Metric(
+            TUNNEL_LAST_MAINTENANCE,
+            "gauge",
+            "When AWS last replaced the tunnel's endpoint (LastMaintenanceApplied).",
+            TUNNEL_LABELS,
+        ),
+        Metric(
+            TUNNEL_PROVISIONING_STATUS,
+            "gauge",
+            "The tunnel's provisioning status (GetActiveVpnTunnelStatus): one series, for the current status "
+            "(available, pending, failed, other), = 1.",
+            TUNNEL_LABELS + ("status",),
+        ),
+        Metric(
+            TUNNEL_NEGOTIATED_INFO,
+            "gauge",
+            "The IKE version, algorithms and DH groups the tunnel negotiated (GetActiveVpnTunnelStatus); always 1.",
+            TUNNEL_LABELS
+            + (
+                "ike_version",
+                "phase1_encryption",
+                "phase1_integrity",
+                "phase1_dh_group",
+                "phase2_encryption",
+                "phase2_integrity",
+                "phase2_dh_group",
+            ),
+        ),
+        Metric(
+            TUNNEL_RECEIVED_BYTES,
+            "counter",
+            "Bytes AWS received through the tunnel from the customer gateway, after decryption (CloudWatch "
+            "AWS/VPN TunnelDataIn), counted from a traffic.window before the tunnel was first seen (kept across "
+            "restarts in state_dir), up to the counted_until time. Reported even while the tunnel is down: not a "
+            "sign of liveness.",
+            TUNNEL_LABELS,
+        ),
+        Metric(
+            TUNNEL_SENT_BYTES,
+            "counter",
+            "Bytes AWS sent through the tunnel to the customer gateway, before encryption (CloudWatch AWS/VPN "
+            "TunnelDataOut), counted like aws_vpn_tunnel_received_bytes_total.",
+            TUNNEL_LABELS,
+        ),
+        Metric(
+            TUNNEL_TRAFFIC_COUNTED_UNTIL,
+            "gauge",
+            "The end of the newest CloudWatch period counted into the tunnel's byte counters (CloudWatch "
+            "publishes a period minutes after it ends).",
+            TUNNEL_LABELS,
+        ),
+        Metric(
+            TUNNEL_LAST_TRAFFIC,
+            "gauge",
+            "The end of the newest period in which more than keepalives (10 kB in 5 minutes) crossed the tunnel "
+            "either way; absent when none did as far back as CloudWatch has data points (traffic.idle_after).",
+            TUNNEL_LABELS,
+        ),
+        Metric(
+            TRAFFIC_METRICS_REQUESTED,
+            "counter",
+            "CloudWatch metrics requested with GetMetricData for tunnel traffic, the unit AWS bills.",
+            ("account_id", "region"),
+        ),
+        Metric(
+            TRAFFIC_MONTHLY_COST,
+            "gauge",
+            "Estimated GetMetricData cost of tunnel traffic collection for 30 days at the current tunnel count "
+            "and traffic.interval, in US dollars (traffic.price_per_1000_metrics).",
+            ("account_id", "region"),
+        ),
+        Metric(
+            TRAFFIC_UNATTRIBUTABLE,
+            "gauge",
+            "Tunnels whose traffic is not collected because another tunnel of the account and region has the "
+            "same outside IP (CloudWatch's TunnelIpAddress cannot tell them apart).",
+            ("account_id", "region"),
+        ),
+        Metric(
+            TUNNEL_LOG_EVENTS,
+            "counter",
+            "Tunnel log events by type, each counted once (kept across restarts in state_dir).",
+            TUNNEL_LABELS + ("event",),
+        ),
+        Metric(
+            TUNNEL_SELECTOR_MISMATCH,
+            "gauge",
+            "1 when the latest Phase 2 traffic selectors do not fit the connection (CIDR options, or "
+            "the inside CIDR BGP needs).",
+            TUNNEL_LABELS,
+        ),
+        Metric(
+            TUNNEL_SELECTOR_INFO,
+            "gauge",
+            "Traffic selectors of the latest Phase 2 SA; always 1.",
+            TUNNEL_LABELS + ("aws_side", "cgw_side"),
+        ),
+        Metric(
+            TUNNEL_NAT_T, "gauge", "1 when the latest IKE log event saw NAT-T on the customer gateway.", TUNNEL_LABELS
+        ),
+        Metric(TUNNEL_DPD, "gauge", "1 when the latest IKE log event had dead peer detection enabled.", TUNNEL_LABELS),
+        Metric(
+            TUNNEL_IKE_PHASE_STATE,
+            "gauge",
+            "IKE phase 1 and 2 state from the latest IKE log event: one series, for the current state, = 1.",
+            TUNNEL_LABELS + ("phase", "state"),
+        ),
+        Metric(
+            TUNNEL_LOG_LAST_EVENT,
+            "gauge",
+            "Time of the newest event in the tunnel's log (ike or bgp).",
+            TUNNEL_LABELS + ("log",),
+        ),
+        Metric(
+            TUNNEL_LOG_HAS_EVENTS,
+            "gauge",
+            "For a log (ike or bgp) delivered to CloudWatch Logs: 1 once an event of it has been read,"
+            " 0 while none has (normal for a tunnel that has not logged yet: AWS creates the stream "
+            "with the first event).",
+            TUNNEL_LABELS + ("log",),
+        ),
+        Metric(
+            TUNNEL_BGP_SESSION_STATE,
+            "gauge",
+            "BGP session state from the latest BGP log transition: one series, for the current state, = 1.",
+            TUNNEL_LABELS + ("state",),
+        ),
+        Metric(
+            TUNNEL_BGP_LAST_ERROR,
+            "gauge",
+            "Time of the latest BGP error in the BGP log, labelled with its kind.",
+            TUNNEL_LABELS + ("error",),
+        ),
+        Metric(
+            LOG_INGESTION_LAG,
+            "gauge",
+            "How far behind the log reader was when this snapshot was made: snapshot time minus the "
+            "time up to which the group has been read.",
+            ("account_id", "region", "log_group"),
+        ),
+        Metric(
+            TUNNEL_FINDING,
+            "gauge",
+            "1 while a diagnosis finding is active; codes and remedies in the README (tunnel is empty "
+            "for connection-level findings).",
+            TUNNEL_LABELS + ("finding", "severity"),
+        ),
+        Metric(
+            FINDING_INFO,
+            "gauge",
+            "The diagnosis findings this exporter knows, with their summary, fix and the alert that "
+            "stands for each; always 1.",
+            ("finding", "severity", "alert", "summary", "remedy"),
+        ),
+        Metric(COLLECTION_SUCCESS, "gauge", "1 when the latest collection of this source succeeded.", SOURCE_LABELS),
+        Metric(COLLECTION_DURATION, "gauge", "How long the latest collection of this source took.", SOURCE_LABELS),
+        Metric(
+            COLLECTION_LAST_SUCCESS,
+            "gauge",
+            "When this source last collected successfully; older data is served unchanged while it fails.",
+            SOURCE_LABELS,
+        ),
+        Metric(POLL_TIMESTAMP, "gauge", "When the poll that produced the served snapshot completed.", (), cached=False),
+        Metric(BUILD_INFO, "gauge", "The exporter's version; always 1.", ("version", "python_version"), live=True),
+        Metric(
+            API_CALLS,
+            "counter",
+            "AWS API attempts (each retry counts) by operation and outcome: ok, throttled or error.",
+            ("account_id", "region", "operation", "outcome"),
+            live=True,
+        ),
+        Metric(
+            UNRECOGNIZED_VALUES,
+            "counter",
+            "Values from AWS that the exporter did not recognise (per poll and occurrence), by field.",
+            ("field",),
+            live=True,
+        ),
+        Metric(
+            LOG_EVENTS_INGESTED,
+            "counter",
+            "Tunnel log events read and parsed, by log (ike, bgp).",
+            ("account_id", "region", "log"),
+            live=True,
+        ),
+        Metric(
+            LOG_EVENTS_DUPLICATE,
+            "counter",
+            "Log events seen again in the overlap window and dropped.",
+            ("account_id", "region"),
+            live=True,
+        ),
+        Metric(
+            LOG_PARSE_ERRORS,
+            "counter",
+            "Malformed log events, counted and skipped, by reason.",
+            ("log", "reason"),
+            live=True,
+        ),
+        Metric(
+            LOG_EVENTS_UNATTRIBUTED,
+            "counter",
+            "Events in a tunnel log group that no watched tunnel claims by stream name or resource_id "
+            "(another shard's, a deleted connection's, another writer's); counted and skipped.",
+            ("account_id", "region"),
+            live=True,
+        ),
+        Metric(
+            LOG_EVENTS_FUTURE_DATED,
+            "counter",
+            "Log events whose own time lies more than 5 minutes after CloudWatch's time for them (a "
+            "wrong clock); counted, and their facts dated by CloudWatch's time instead.",
+            ("account_id", "region"),
+            live=True,
+        ),
+        Metric(
+            STATE_FILE_ERRORS,
+            "counter",
+            "Unreadable or corrupt state files (moved aside) and loads that dropped invalid entries.",
+            (),
+            live=True,
+        ),
+        Metric(
+            SHARDS,
+            "gauge",
+            "How many shards the configuration divides the accounts and regions into (shard.count), labelled "
+            "with this replica's shard.index: a rule counts the indexes that report.",
+            ("shard_index",),
+            live=True,
+        ),
+        Metric(
+            CONFIG_RELOAD_SUCCESSFUL,
+            "gauge",
+            "1 when the latest config reload (SIGHUP, POST /-/reload) succeeded.",
+            (),
+            live=True,
+        ),
+        Metric(CONFIG_RELOAD_TIMESTAMP, "gauge", "When the config was last loaded successfully.", (), live=True),
+        Metric(
+            DIAGNOSIS_ERRORS,
+            "counter",
+            "Connections whose diagnosis failed on a snapshot (their findings are left out; the rest publish).",
+            (),
+            live=True,
+        ),
+        Metric(
+            RENDER_ERRORS,
+            "counter",
+            "Tunnels, connections or findings left out of a snapshot's exposition because a value "
+            "could not be rendered (the rest publish).",
+            (),
+            live=True,
+        ),
+        Metric(
+            DUPLICATE_SERIES_DROPPED,
+            "counter",
+            "Series a snapshot's exposition had twice (same metric and labels): the first is kept, the others "
+            "dropped, as Prometheus rejects a scrape's samples for a duplicate. Any is a bug; it is logged once.",
+            ("metric",),
+            live=True,
+        ),
+        Metric(
+            STATE_FILE_WRITABLE,
+            "gauge",
+            "1 when the latest save of every state file in use (log state, traffic counters) succeeded, or none "
+            "is in use; 0 when the disk refused any (full, read-only, permissions): counts still grow, but would "
+            "not survive a restart.",
+            (),
+            live=True,
+        ),
+        Metric(
+            DISCOVERY_SUCCESS,
+            "gauge",
+            "1 when the latest organizations:ListAccounts of an organization target succeeded (account_id: where it "
+            "is called); on failure the last good set of accounts and regions is kept.",
+            ("account_id",),
+            live=True,
+        ),
+        Metric(
+            DISCOVERY_LAST_SUCCESS,
+            "gauge",
+            "When that organization's accounts and regions were last discovered successfully.",
+            ("account_id",),
+            live=True,
+        ),
+        Metric(
+            DISCOVERED_TARGETS,
+            "gauge",
+            "Account and region pairs found by the organization's discovery that this replica polls (its shard).",
+            ("account_id",),
+            live=True,
+        ),
+        Metric(
+            DISCOVERED_ACCOUNTS,
+            "gauge",
+            "The organization's accounts by what discovery did with them: watched, failed (its last regions kept), "
+            "inactive, excluded, management_skipped, elsewhere (another target watches it).",
+            ("account_id", "state"),
+            live=True,
+        ),
+        Metric(
+            DISCOVERY_ACCOUNT_SUCCESS,
+            "gauge",
+            "Per discovered account: 1 when its role was assumed and its enabled regions read (DescribeRegions) on "
+            "the latest discovery.",
+            ("account_id",),
+            live=True,
+        ),
+        Metric(
+            SNAPSHOT_AGE,
+            "gauge",
+            "Seconds since the served snapshot was completed, on the monotonic clock (a step of the wall clock "
+            "changes nothing); NaN before the first poll.",
+            (),
+            live=True,
+        ),
+    )
+}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import platform
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -18,7 +18,6 @@ from prometheus_client.process_collector import ProcessCollector
 
 from exporter import __version__
 from exporter.exposition import contract as names
-
 
 disable_created_metrics()  # *_created series double the counters and help no query here
 
@@ -99,8 +98,11 @@ class DiscoveryCollector:
             metric = names.METRICS[name]
             return GaugeMetricFamily(name, metric.help, labels=metric.labels)
 
-        success, last, targets = (family(names.DISCOVERY_SUCCESS), family(names.DISCOVERY_LAST_SUCCESS),
-                                  family(names.DISCOVERED_TARGETS))
+        success, last, targets = (
+            family(names.DISCOVERY_SUCCESS),
+            family(names.DISCOVERY_LAST_SUCCESS),
+            family(names.DISCOVERED_TARGETS),
+        )
         accounts, account_success = family(names.DISCOVERED_ACCOUNTS), family(names.DISCOVERY_ACCOUNT_SUCCESS)
         # Two organizations listed from one account (known only at run time) give its series once, from the
         # first; likewise each account's: no series twice.

@@ -20,35 +20,68 @@ import struct
 import time
 import zlib
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Iterable, Iterator, Sequence
 
 from prometheus_client.utils import floatToGoString
 
-from exporter.exposition.contract import (
-    COLLECTION_DURATION, COLLECTION_LAST_SUCCESS, COLLECTION_SUCCESS, CONNECTION_INFO, CONNECTION_OPTIONS_INFO,
-    CONNECTION_STATIC_ROUTES, CUSTOMER_GATEWAY_INFO, FINDING_INFO, LOG_INGESTION_LAG, METRICS, POLL_TIMESTAMP,
-    TUNNEL_ACCEPTED_ROUTES, TUNNEL_BGP_LAST_ERROR, TUNNEL_BGP_SESSION_STATE, TUNNEL_BGP_UP, TUNNEL_DPD,
-    TUNNEL_DPD_TIMEOUT, TUNNEL_FINDING, TUNNEL_IKE_LIFETIME, TUNNEL_IKE_PHASE_STATE, TUNNEL_INFO, TUNNEL_IPSEC_UP,
-    TUNNEL_LAST_MAINTENANCE, TUNNEL_LAST_STATUS_CHANGE, TUNNEL_LOG_ENABLED, TUNNEL_LOG_EVENTS,
-    TUNNEL_LOG_HAS_EVENTS, TUNNEL_LOG_LAST_EVENT, TUNNEL_MAINTENANCE_AUTO_APPLY, TUNNEL_MAINTENANCE_PENDING,
-    TUNNEL_NAT_T, TUNNEL_NEGOTIATED_INFO, TUNNEL_OPTIONS_INFO, TUNNEL_PROVISIONING_STATUS, TUNNEL_SELECTOR_INFO,
-    TUNNEL_SELECTOR_MISMATCH, TUNNEL_UP, TUNNEL_RECEIVED_BYTES, TUNNEL_SENT_BYTES, TUNNEL_TRAFFIC_COUNTED_UNTIL,
-    TUNNEL_LAST_TRAFFIC, TRAFFIC_METRICS_REQUESTED, TRAFFIC_MONTHLY_COST, TRAFFIC_UNATTRIBUTABLE,
-)
 from exporter.diagnosis.findings import FINDINGS
+from exporter.diagnosis.selectors import SelectorCheck, check_tunnel_selectors, checks_of
+from exporter.exposition.contract import (
+    COLLECTION_DURATION,
+    COLLECTION_LAST_SUCCESS,
+    COLLECTION_SUCCESS,
+    CONNECTION_INFO,
+    CONNECTION_OPTIONS_INFO,
+    CONNECTION_STATIC_ROUTES,
+    CUSTOMER_GATEWAY_INFO,
+    FINDING_INFO,
+    LOG_INGESTION_LAG,
+    METRICS,
+    POLL_TIMESTAMP,
+    TRAFFIC_METRICS_REQUESTED,
+    TRAFFIC_MONTHLY_COST,
+    TRAFFIC_UNATTRIBUTABLE,
+    TUNNEL_ACCEPTED_ROUTES,
+    TUNNEL_BGP_LAST_ERROR,
+    TUNNEL_BGP_SESSION_STATE,
+    TUNNEL_BGP_UP,
+    TUNNEL_DPD,
+    TUNNEL_DPD_TIMEOUT,
+    TUNNEL_FINDING,
+    TUNNEL_IKE_LIFETIME,
+    TUNNEL_IKE_PHASE_STATE,
+    TUNNEL_INFO,
+    TUNNEL_IPSEC_UP,
+    TUNNEL_LAST_MAINTENANCE,
+    TUNNEL_LAST_STATUS_CHANGE,
+    TUNNEL_LAST_TRAFFIC,
+    TUNNEL_LOG_ENABLED,
+    TUNNEL_LOG_EVENTS,
+    TUNNEL_LOG_HAS_EVENTS,
+    TUNNEL_LOG_LAST_EVENT,
+    TUNNEL_MAINTENANCE_AUTO_APPLY,
+    TUNNEL_MAINTENANCE_PENDING,
+    TUNNEL_NAT_T,
+    TUNNEL_NEGOTIATED_INFO,
+    TUNNEL_OPTIONS_INFO,
+    TUNNEL_PROVISIONING_STATUS,
+    TUNNEL_RECEIVED_BYTES,
+    TUNNEL_SELECTOR_INFO,
+    TUNNEL_SELECTOR_MISMATCH,
+    TUNNEL_SENT_BYTES,
+    TUNNEL_TRAFFIC_COUNTED_UNTIL,
+    TUNNEL_UP,
+)
+from exporter.model import Snapshot
 from exporter.sources.logs.parse import BGP_STATES, IKE_STATES
 from exporter.sources.logs.state import TunnelKey, TunnelLogView
-from exporter.model import Snapshot
-from exporter.diagnosis.selectors import SelectorCheck, check_tunnel_selectors, checks_of
-
 
 log = logging.getLogger(__name__)
 FORK_RENDER_MIN_TUNNELS = 2000  # below this an in-process render is quicker than a fork
 FORK_RENDER_TIMEOUT = 120.0
 YIELD_EVERY = 200  # connections between yields of the GIL while rendering, so scrapes are served meanwhile
-
 
 
 class Family:
@@ -61,7 +94,7 @@ class Family:
         self.rows: list[tuple[Sequence[str], float]] = []
 
     @classmethod
-    def of(cls, name: str) -> "Family":
+    def of(cls, name: str) -> Family:
         """An empty family as the contract defines it."""
         metric = METRICS[name]
         return cls(name, metric.help_text, metric.labels, metric.kind)
@@ -79,9 +112,15 @@ class Family:
         help_text = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
         lines = [f"# HELP {self.name} {help_text}\n# TYPE {self.name} {self.kind}\n"]
         names = self.labels
-        keys = [",".join(f'{name}="{_escape(v)}"' for name, v in zip(names, values, strict=True))
-                for values, _ in self.rows] if names else [""] * len(self.rows)
-        rows: Iterable[tuple[str, float]] = zip(keys, map(itemgetter(1), self.rows))
+        keys = (
+            [
+                ",".join(f'{name}="{_escape(v)}"' for name, v in zip(names, values, strict=True))
+                for values, _ in self.rows
+            ]
+            if names
+            else [""] * len(self.rows)
+        )
+        rows: Iterable[tuple[str, float]] = zip(keys, map(itemgetter(1), self.rows), strict=False)
         if len(set(keys)) != len(keys):  # a bug upstream: keep each series' first row
             first: dict[str, float] = {}
             for pairs, value in rows:
@@ -105,7 +144,7 @@ class _Isolated:
     def __init__(self, families: Sequence[Family], failed: list[str]):
         self.families, self.failed = families, failed
 
-    def __call__(self, unit: str) -> "_Isolated":
+    def __call__(self, unit: str) -> _Isolated:
         self.unit = unit
         return self
 
@@ -117,7 +156,7 @@ class _Isolated:
             return False
         if not isinstance(err, Exception):
             return False  # KeyboardInterrupt and the like are not a bad value
-        for family, mark in zip(self.families, self._marks):
+        for family, mark in zip(self.families, self._marks, strict=False):
             del family.rows[mark:]
         self.failed.append(f"{self.unit} ({type(err).__name__})")
         return True
@@ -125,7 +164,7 @@ class _Isolated:
 
 def _escape(value: str) -> str:
     if "\\" in value or '"' in value or "\n" in value:
-        return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
+        return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
     return value
 
 
@@ -139,8 +178,9 @@ def snapshot_families(snapshot: Snapshot, failed: list[str] | None = None) -> It
     failed = [] if failed is None else failed
     connection_info = Family.of(CONNECTION_INFO)
     if snapshot.tag_labels:  # the operator's tag allowlist (config connection_tags), after the contract's labels
-        connection_info = Family(CONNECTION_INFO, connection_info.documentation,
-                                 connection_info.labels + snapshot.tag_labels)
+        connection_info = Family(
+            CONNECTION_INFO, connection_info.documentation, connection_info.labels + snapshot.tag_labels
+        )
     no_tags = ("",) * len(snapshot.tag_labels)
     tunnel_info = Family.of(TUNNEL_INFO)
     up = Family.of(TUNNEL_UP)
@@ -159,18 +199,38 @@ def snapshot_families(snapshot: Snapshot, failed: list[str] | None = None) -> It
         account, where = region.account_id, region.region
         with isolated(connection.vpn_connection_id):
             connection_info.add_metric(
-                [account, where, connection.vpn_connection_id, connection.name, connection.state, connection.routing,
-                 connection.gateway_type, connection.gateway_id, connection.customer_gateway_id,
-                 "true" if connection.accelerated else "false",
-                 *(connection.tags + no_tags)[:len(no_tags)]], 1.0)  # tags read before a reload changed the list
+                [
+                    account,
+                    where,
+                    connection.vpn_connection_id,
+                    connection.name,
+                    connection.state,
+                    connection.routing,
+                    connection.gateway_type,
+                    connection.gateway_id,
+                    connection.customer_gateway_id,
+                    "true" if connection.accelerated else "false",
+                    *(connection.tags + no_tags)[: len(no_tags)],
+                ],
+                1.0,
+            )  # tags read before a reload changed the list
         for tunnel in connection.tunnels:
             with isolated(f"{connection.vpn_connection_id} {tunnel.outside_ip}"):
                 _tunnel_rows([account, where, connection.vpn_connection_id, tunnel.outside_ip], tunnel, *families[1:8])
     for region in snapshot.regions:
         for gateway in region.customer_gateways:
             with isolated(gateway.customer_gateway_id):
-                gateways.add_metric([region.account_id, region.region, gateway.customer_gateway_id, gateway.name,
-                                     gateway.bgp_asn, gateway.ip_address], 1.0)
+                gateways.add_metric(
+                    [
+                        region.account_id,
+                        region.region,
+                        gateway.customer_gateway_id,
+                        gateway.name,
+                        gateway.bgp_asn,
+                        gateway.ip_address,
+                    ],
+                    1.0,
+                )
     yield from families
     yield from _configuration_families(snapshot, failed)
     yield from _tunnel_status_families(snapshot, failed)
@@ -180,8 +240,9 @@ def snapshot_families(snapshot: Snapshot, failed: list[str] | None = None) -> It
     isolated = _Isolated((finding,), failed)
     for item in snapshot.findings:
         with isolated(f"{item.vpn_connection_id} {item.tunnel} {item.code}"):
-            finding.add_metric([item.account_id, item.region, item.vpn_connection_id, item.tunnel, item.code,
-                                item.severity], 1.0)
+            finding.add_metric(
+                [item.account_id, item.region, item.vpn_connection_id, item.tunnel, item.code, item.severity], 1.0
+            )
     yield finding
     yield _finding_catalogue()
     yield from _collection_families(snapshot)
@@ -196,8 +257,17 @@ def _finding_catalogue() -> Family:
     return catalogue
 
 
-def _tunnel_rows(labels: list[str], tunnel, tunnel_info: Family, up: Family, ipsec: Family, bgp: Family,
-                 routes: Family, changed: Family, log_enabled: Family) -> None:
+def _tunnel_rows(
+    labels: list[str],
+    tunnel,
+    tunnel_info: Family,
+    up: Family,
+    ipsec: Family,
+    bgp: Family,
+    routes: Family,
+    changed: Family,
+    log_enabled: Family,
+) -> None:
     """One tunnel's EC2 series."""
     tunnel_info.add_metric(labels + [tunnel.inside_cidr, tunnel.status.lower(), tunnel.status_message], 1.0)
     if tunnel.status != "UNKNOWN":
@@ -225,20 +295,39 @@ def _configuration_families(snapshot: Snapshot, failed: list[str]) -> Iterator[F
             time.sleep(0)
         where = [region.account_id, region.region, connection.vpn_connection_id]
         with isolated(connection.vpn_connection_id):
-            connection_options.add_metric(where + [connection.tunnel_bandwidth, connection.outside_ip_address_type,
-                                                   connection.tunnel_inside_ip_version,
-                                                   connection.gateway_association_state], 1.0)
+            connection_options.add_metric(
+                where
+                + [
+                    connection.tunnel_bandwidth,
+                    connection.outside_ip_address_type,
+                    connection.tunnel_inside_ip_version,
+                    connection.gateway_association_state,
+                ],
+                1.0,
+            )
             for state, routes in sorted(Counter(state for _, state in connection.static_routes).items()):
                 static_routes.add_metric(where + [state], float(routes))
         for tunnel in connection.tunnels:
             with isolated(f"{connection.vpn_connection_id} {tunnel.outside_ip}"):
                 config, labels = tunnel.config, where + [tunnel.outside_ip]
                 lifecycle = "" if config.lifecycle_control is None else str(config.lifecycle_control).lower()
-                options.add_metric(labels + [
-                    config.startup_action, config.dpd_timeout_action, lifecycle, ",".join(config.ike_versions),
-                    ",".join(config.phase1_encryption), ",".join(config.phase1_integrity),
-                    ",".join(config.phase1_dh_groups), ",".join(config.phase2_encryption),
-                    ",".join(config.phase2_integrity), ",".join(config.phase2_dh_groups), config.authentication], 1.0)
+                options.add_metric(
+                    labels
+                    + [
+                        config.startup_action,
+                        config.dpd_timeout_action,
+                        lifecycle,
+                        ",".join(config.ike_versions),
+                        ",".join(config.phase1_encryption),
+                        ",".join(config.phase1_integrity),
+                        ",".join(config.phase1_dh_groups),
+                        ",".join(config.phase2_encryption),
+                        ",".join(config.phase2_integrity),
+                        ",".join(config.phase2_dh_groups),
+                        config.authentication,
+                    ],
+                    1.0,
+                )
                 if config.dpd_timeout_seconds is not None:
                     dpd.add_metric(labels, config.dpd_timeout_seconds)
                 for phase, seconds in (("1", config.phase1_lifetime_seconds), ("2", config.phase2_lifetime_seconds)):
@@ -253,8 +342,12 @@ def _tunnel_status_families(snapshot: Snapshot, failed: list[str]) -> Iterator[F
     last, provisioning = Family.of(TUNNEL_LAST_MAINTENANCE), Family.of(TUNNEL_PROVISIONING_STATUS)
     negotiated = Family.of(TUNNEL_NEGOTIATED_INFO)
     isolated = _Isolated((pending, auto_apply, last, provisioning, negotiated), failed)
-    live = {TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip)
-            for region in snapshot.regions for connection in region.connections for tunnel in connection.tunnels}
+    live = {
+        TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip)
+        for region in snapshot.regions
+        for connection in region.connections
+        for tunnel in connection.tunnels
+    }
     for key, status in sorted(snapshot.tunnel_status.items(), key=lambda item: item[0].encode()):
         if key not in live:  # the pass's status of a tunnel EC2 does not report now (kept for when it is back)
             continue
@@ -269,9 +362,19 @@ def _tunnel_status_families(snapshot: Snapshot, failed: list[str]) -> Iterator[F
             if status.provisioning_status:
                 provisioning.add_metric(labels + [status.provisioning_status], 1.0)
             if status.ike_version:
-                negotiated.add_metric(labels + [status.ike_version, status.phase1_encryption, status.phase1_integrity,
-                                                status.phase1_dh_group, status.phase2_encryption,
-                                                status.phase2_integrity, status.phase2_dh_group], 1.0)
+                negotiated.add_metric(
+                    labels
+                    + [
+                        status.ike_version,
+                        status.phase1_encryption,
+                        status.phase1_integrity,
+                        status.phase1_dh_group,
+                        status.phase2_encryption,
+                        status.phase2_integrity,
+                        status.phase2_dh_group,
+                    ],
+                    1.0,
+                )
     yield from (pending, auto_apply, last, provisioning, negotiated)
 
 
@@ -293,8 +396,11 @@ def _traffic_families(snapshot: Snapshot, failed: list[str]) -> Iterator[Family]
                 last.add_metric(labels, tunnel.last_traffic)
     requested, cost = Family.of(TRAFFIC_METRICS_REQUESTED), Family.of(TRAFFIC_MONTHLY_COST)
     unattributable = Family.of(TRAFFIC_UNATTRIBUTABLE)
-    for family, values in ((requested, traffic.metrics_requested), (cost, traffic.monthly_cost),
-                           (unattributable, traffic.unattributable)):
+    for family, values in (
+        (requested, traffic.metrics_requested),
+        (cost, traffic.monthly_cost),
+        (unattributable, traffic.unattributable),
+    ):
         for where, value in sorted(values.items()):
             family.add_metric(list(where), float(value))
     yield from (received, sent, until, last, requested, cost, unattributable)
@@ -347,9 +453,22 @@ def _log_families(snapshot: Snapshot, failed: list[str]) -> Iterator[Family]:
     yield from (events, mismatch, selectors, nat_t, dpd, phases, last_event, has_events, bgp_state, bgp_error, lag)
 
 
-def _tunnel_log_rows(labels: list[str], connection, tunnel, view: TunnelLogView, check: SelectorCheck | None,
-                     events: Family, mismatch: Family, selectors: Family, nat_t: Family, dpd: Family,
-                     phases: Family, last_event: Family, bgp_state: Family, bgp_error: Family) -> None:
+def _tunnel_log_rows(
+    labels: list[str],
+    connection,
+    tunnel,
+    view: TunnelLogView,
+    check: SelectorCheck | None,
+    events: Family,
+    mismatch: Family,
+    selectors: Family,
+    nat_t: Family,
+    dpd: Family,
+    phases: Family,
+    last_event: Family,
+    bgp_state: Family,
+    bgp_error: Family,
+) -> None:
     """One tunnel's series from its logs."""
     for event, count in view.counts:
         events.add_metric(labels + [event], float(count))
@@ -358,8 +477,9 @@ def _tunnel_log_rows(labels: list[str], connection, tunnel, view: TunnelLogView,
     negotiated = view.fact("selectors")
     if negotiated is not None:
         selectors.add_metric(labels + list(negotiated), 1.0)
-        mismatch.add_metric(labels, _flag(check.mismatch if check else
-                                          check_tunnel_selectors(connection, tunnel, negotiated).mismatch))
+        mismatch.add_metric(
+            labels, _flag(check.mismatch if check else check_tunnel_selectors(connection, tunnel, negotiated).mismatch)
+        )
     for fact, family in (("nat_t", nat_t), ("dpd", dpd)):
         if view.fact(fact) is not None:
             family.add_metric(labels, _flag(view.fact(fact)))
@@ -448,12 +568,14 @@ class RenderedSnapshot:
         return gzip.decompress(self.body_gzip)
 
     @classmethod
-    def of(cls, snapshot: Snapshot, isolate: bool | None = None) -> "RenderedSnapshot":
+    def of(cls, snapshot: Snapshot, isolate: bool | None = None) -> RenderedSnapshot:
         """Render a snapshot. Large ones (``isolate``: by default from FORK_RENDER_MIN_TUNNELS) are
         rendered in a forked child, so the CPU-bound render never holds the GIL that scrapes need."""
         if isolate is None:
-            isolate = hasattr(os, "fork") and sum(len(c.tunnels) for _, c in snapshot.connections()) \
-                >= FORK_RENDER_MIN_TUNNELS
+            isolate = (
+                hasattr(os, "fork")
+                and sum(len(c.tunnels) for _, c in snapshot.connections()) >= FORK_RENDER_MIN_TUNNELS
+            )
         rendered = _render_in_child(snapshot) if isolate else None
         if rendered is None:
             failed: list[str] = []
@@ -508,5 +630,5 @@ def _render_in_child(snapshot: Snapshot) -> tuple[bytes, list[str], Counter] | N
         return None
     output = b"".join(chunks)
     (trailer_length,) = struct.unpack("!I", output[-4:])
-    failed, dropped = json.loads(output[-4 - trailer_length:-4])
-    return output[:-4 - trailer_length], failed, Counter(dropped)
+    failed, dropped = json.loads(output[-4 - trailer_length : -4])
+    return output[: -4 - trailer_length], failed, Counter(dropped)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import botocore.client
 import botocore.session
@@ -20,14 +21,22 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from exporter import __version__
 from exporter.config import Target
-from exporter.untrusted import redact
 from exporter.sources.ec2.telemetry import SECRETS_EVENT, strip_secrets_before_parse
+from exporter.untrusted import redact
 
-THROTTLE_CODES = frozenset({
-    "RequestLimitExceeded", "Throttling", "ThrottlingException", "ThrottledException",
-    "TooManyRequestsException", "RequestThrottled", "RequestThrottledException", "SlowDown",
-    "LimitExceededException",
-})
+THROTTLE_CODES = frozenset(
+    {
+        "RequestLimitExceeded",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+        "LimitExceededException",
+    }
+)
 
 # One attempt's outcome: (account_id, region, operation, outcome) -> recorded by the caller.
 ApiCallRecorder = Callable[[str, str, str, str], None]
@@ -159,7 +168,10 @@ def _share_client_classes() -> None:
     (tests/test_collection.py checks the sharing holds; if botocore renames these methods, nothing is shared
     and nothing breaks)."""
     creator = botocore.client.ClientCreator
-    create_class, load_model = getattr(creator, "_create_client_class", None), getattr(creator, "_load_service_model", None)
+    create_class, load_model = (
+        getattr(creator, "_create_client_class", None),
+        getattr(creator, "_load_service_model", None),
+    )
     if create_class is None or load_model is None or getattr(creator, "_shared_by_exporter", False):
         return
     classes: dict[tuple, type] = {}
@@ -216,8 +228,13 @@ def own_credentials() -> botocore.session.Session:
 class AwsAccount:
     """The credentials of one configured target, and the clients made from them."""
 
-    def __init__(self, target: Target, record: ApiCallRecorder, config: BotoConfig | None = None,
-                 own: botocore.session.Session | None = None):
+    def __init__(
+        self,
+        target: Target,
+        record: ApiCallRecorder,
+        config: BotoConfig | None = None,
+        own: botocore.session.Session | None = None,
+    ):
         """``own``: the exporter's own credentials (``own_credentials()``), shared by every target that assumes
         a role with them; by default a session of its own."""
         self.target = target
@@ -297,7 +314,7 @@ class AwsAccount:
         )
         return assumed
 
-    def sharing(self, target: Target) -> "AwsAccount":
+    def sharing(self, target: Target) -> AwsAccount:
         """The same credentials for another target (other regions): one session, one set of clients and one
         AssumeRole for both (discovery reads an account's regions with it, the poller polls them)."""
         if (target.role_arn, target.external_id) != (self.target.role_arn, self.target.external_id):
@@ -312,7 +329,8 @@ class AwsAccount:
         with self._lock:
             if key not in self._clients:
                 self._clients[key] = _noting_endpoint(
-                    self._session.create_client(service, region_name=region, config=self._config))
+                    self._session.create_client(service, region_name=region, config=self._config)
+                )
             return self._clients[key]
 
     def account_id(self) -> str:

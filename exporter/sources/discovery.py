@@ -32,9 +32,9 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping
 
 import botocore.session
 from botocore.config import Config as BotoConfig
@@ -49,7 +49,9 @@ DISCOVERY_TIMEOUT = 120.0  # the least a run may take before its unanswered acco
 RETRY_DELAYS = (60.0, 120.0, 240.0, 480.0, 960.0)  # a failed or unanswered account is read again after these
 PAGE_SIZE = 20  # ListAccounts' MaxResults is at most 20 (API reference)
 ACTIVE = "ACTIVE"
-LIFECYCLE_STATES = frozenset({"PENDING_ACTIVATION", "ACTIVE", "SUSPENDED", "PENDING_CLOSURE", "CLOSED"})  # State ∪ Status
+LIFECYCLE_STATES = frozenset(
+    {"PENDING_ACTIVATION", "ACTIVE", "SUSPENDED", "PENDING_CLOSURE", "CLOSED"}
+)  # State ∪ Status
 ENABLED_REGION = frozenset({"opt-in-not-required", "opted-in"})  # DescribeRegions' OptInStatus of a usable region
 DISABLED_REGION = "not-opted-in"
 # Matched whole (fullmatch): "$" also matches before a final newline; ASCII digits only: \d takes any script's.
@@ -111,24 +113,41 @@ class _Member:
 class OrganizationDiscovery:
     """Discovery for one organization target; keeps its sessions and the last good answer per account."""
 
-    def __init__(self, organization: Organization, record: ApiCallRecorder, boto_config: BotoConfig,
-                 executor: Executor, unrecognized: Callable[[str], None], own: botocore.session.Session | None = None,
-                 budget: float = DISCOVERY_TIMEOUT):
+    def __init__(
+        self,
+        organization: Organization,
+        record: ApiCallRecorder,
+        boto_config: BotoConfig,
+        executor: Executor,
+        unrecognized: Callable[[str], None],
+        own: botocore.session.Session | None = None,
+        budget: float = DISCOVERY_TIMEOUT,
+    ):
         self.organization = organization
         self._record, self._boto_config, self._executor, self._own = record, boto_config, executor, own
         self._unrecognized = unrecognized
         self.budget = budget
-        self.lister = AwsAccount(Target(regions=(organization.home_region,), role_arn=organization.role_arn,
-                                        external_id=organization.external_id), record, boto_config, own)
+        self.lister = AwsAccount(
+            Target(
+                regions=(organization.home_region,),
+                role_arn=organization.role_arn,
+                external_id=organization.external_id,
+            ),
+            record,
+            boto_config,
+            own,
+        )
         self._accounts: dict[str, _Member] = {}  # the latest listing's accounts read here
         self._listed: Counter = Counter()  # the latest listing's other accounts, by state
         self._shard = Shard()
         self.view: OrganizationView | None = None
 
-    def discover(self, claimed: set[str], shard: Shard = Shard(), clock: Callable[[], float] = time.time
-                 ) -> OrganizationView:
+    def discover(
+        self, claimed: set[str], shard: Shard | None = None, clock: Callable[[], float] = time.time
+    ) -> OrganizationView:
         """One run: list the accounts, reading each one's regions as its page arrives, until the run's budget
         runs out; ``claimed`` holds the accounts watched elsewhere (this run adds its own to it)."""
+        shard = shard or Shard()
         deadline = time.monotonic() + self.budget
         accounts: dict[str, _Member] = {}
         try:
@@ -155,8 +174,7 @@ class OrganizationDiscovery:
             if member.reading is None:
                 member.reading = self._read(member)
         self._settle(due, now + self.budget)
-        self.view = self._view(self.view.discovery_account, self.view.success, self.view.last_success,
-                               self.view.error)
+        self.view = self._view(self.view.discovery_account, self.view.success, self.view.last_success, self.view.error)
         return self.view
 
     def next_retry(self) -> float | None:
@@ -171,8 +189,9 @@ class OrganizationDiscovery:
         session = member.session if member is not None else None
         return session if session is not None and session.target.role_arn == target.role_arn else None
 
-    def _list(self, caller: str, claimed: set[str], shard: Shard, accounts: dict[str, _Member]
-              ) -> tuple[Counter, set[str]]:
+    def _list(
+        self, caller: str, claimed: set[str], shard: Shard, accounts: dict[str, _Member]
+    ) -> tuple[Counter, set[str]]:
         """Page by page: each account to read is submitted as soon as its page arrives (into ``accounts``)."""
         org = self.organization
         states: Counter = Counter()
@@ -203,8 +222,10 @@ class OrganizationDiscovery:
                 accounts[account_id] = member
                 if by_lister and caller != account_id:
                     member.state, member.ok, member.retry_at, member.reading = FAILED, False, None, None
-                    member.error = (f"management_account is discovery_credentials, but the accounts are listed "
-                                    f"from {caller} (a delegated administrator), not from the management account")
+                    member.error = (
+                        f"management_account is discovery_credentials, but the accounts are listed "
+                        f"from {caller} (a delegated administrator), not from the management account"
+                    )
                 elif member.reading is None:
                     member.reading = self._read(member)
         return states, mine
@@ -229,19 +250,33 @@ class OrganizationDiscovery:
     def _read(self, member: _Member) -> Future:
         """Submit the account's AssumeRole and DescribeRegions (its session made now, so a shard's pool of
         sessions holds only the accounts it reads)."""
+
         def read() -> tuple[str, ...]:
             if member.session is None:  # made in the pool, so the listing goes on meanwhile
-                member.session = self.lister if member.role_arn == self.organization.role_arn else AwsAccount(
-                    Target(regions=(self.organization.home_region,), role_arn=member.role_arn,
-                           external_id=self.organization.external_id), self._record, self._boto_config, self._own)
+                member.session = (
+                    self.lister
+                    if member.role_arn == self.organization.role_arn
+                    else AwsAccount(
+                        Target(
+                            regions=(self.organization.home_region,),
+                            role_arn=member.role_arn,
+                            external_id=self.organization.external_id,
+                        ),
+                        self._record,
+                        self._boto_config,
+                        self._own,
+                    )
+                )
             return self._enabled_regions(member.session)
 
         return self._executor.submit(timed, read)
 
     def _settle(self, members: dict[str, _Member], deadline: float) -> None:
         """Wait for the members' reads until the deadline; take each answer, or mark it pending."""
-        wait([m.reading for m in members.values() if m.reading is not None],
-             timeout=max(0.0, deadline - time.monotonic()))
+        wait(
+            [m.reading for m in members.values() if m.reading is not None],
+            timeout=max(0.0, deadline - time.monotonic()),
+        )
         now = time.monotonic()
         for member in members.values():
             reading = member.reading
@@ -260,8 +295,9 @@ class OrganizationDiscovery:
             else:
                 member.state, member.ok, member.error = FAILED, False, outcome.value
                 member.failures += 1
-                member.retry_at = (now + RETRY_DELAYS[member.failures - 1]
-                                   if member.failures <= len(RETRY_DELAYS) else None)
+                member.retry_at = (
+                    now + RETRY_DELAYS[member.failures - 1] if member.failures <= len(RETRY_DELAYS) else None
+                )
 
     def _view(self, caller: str, success: bool, last_success: float | None, error: str = "") -> OrganizationView:
         org, shard = self.organization, self._shard
@@ -275,31 +311,57 @@ class OrganizationDiscovery:
             if member.state == FAILED:
                 failures.append(f"{account_id}: {member.error}")
             if member.regions:
-                target = Target(regions=member.regions, role_arn=member.role_arn, external_id=org.external_id,
-                                sts_region=org.home_region)
+                target = Target(
+                    regions=member.regions,
+                    role_arn=member.role_arn,
+                    external_id=org.external_id,
+                    sts_region=org.home_region,
+                )
                 targets.append(target)
-                if (shard.count > 1 and member.session is not None and member.session is not self.lister
-                        and not shard.select((target,))):
+                if (
+                    shard.count > 1
+                    and member.session is not None
+                    and member.session is not self.lister
+                    and not shard.select((target,))
+                ):
                     member.session = None  # another replica polls all its regions: its clients are not kept
         if failures:
-            log.warning("organization discovery could not read %d of %d accounts (AssumeRole or DescribeRegions); "
-                        "their last regions are kept and they are read again within minutes errors=%r",
-                        len(failures), len(self._accounts),
-                        "; ".join(failures[:5]) + (f"; and {len(failures) - 5} more" if len(failures) > 5 else ""))
+            log.warning(
+                "organization discovery could not read %d of %d accounts (AssumeRole or DescribeRegions); "
+                "their last regions are kept and they are read again within minutes errors=%r",
+                len(failures),
+                len(self._accounts),
+                "; ".join(failures[:5]) + (f"; and {len(failures) - 5} more" if len(failures) > 5 else ""),
+            )
         if pending:
-            log.warning("organization discovery had no answer from %d of %d accounts within its budget of %gs; "
-                        "their last regions are kept and they are read again in %gs", pending, len(self._accounts),
-                        self.budget, RETRY_DELAYS[0])
+            log.warning(
+                "organization discovery had no answer from %d of %d accounts within its budget of %gs; "
+                "their last regions are kept and they are read again in %gs",
+                pending,
+                len(self._accounts),
+                self.budget,
+                RETRY_DELAYS[0],
+            )
         return OrganizationView(caller, success, last_success, error, tuple(targets), dict(states), answered)
 
     def _failed(self, error: str) -> OrganizationView:
         previous = self.view
-        kept = (f"{len(previous.targets)} accounts, {sum(len(t.regions) for t in previous.targets)} regions"
-                if previous else "nothing discovered yet")
-        log.error("organization discovery failed account=%s error=%r; keeping the last good set (%s)",
-                  self.lister.account_label, error, kept)
-        self.view = (replace(previous, success=False, error=error) if previous else
-                     OrganizationView(self.lister.account_label, False, None, error))
+        kept = (
+            f"{len(previous.targets)} accounts, {sum(len(t.regions) for t in previous.targets)} regions"
+            if previous
+            else "nothing discovered yet"
+        )
+        log.error(
+            "organization discovery failed account=%s error=%r; keeping the last good set (%s)",
+            self.lister.account_label,
+            error,
+            kept,
+        )
+        self.view = (
+            replace(previous, success=False, error=error)
+            if previous
+            else OrganizationView(self.lister.account_label, False, None, error)
+        )
         return self.view
 
     def _classify(self, entry: dict, claimed: set[str]) -> tuple[str | None, str | None, str, bool]:
@@ -346,16 +408,24 @@ class OrganizationDiscovery:
 class Discovery:
     """Every organization target of the config, discovered in turn; the targets they add to the explicit ones."""
 
-    def __init__(self, organizations: tuple[Organization, ...], record: ApiCallRecorder, boto_config: BotoConfig,
-                 executor: Executor, unrecognized: Callable[[str], None], own: botocore.session.Session | None = None,
-                 budget: Callable[[], float] = lambda: DISCOVERY_TIMEOUT,
-                 rediscover: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        organizations: tuple[Organization, ...],
+        record: ApiCallRecorder,
+        boto_config: BotoConfig,
+        executor: Executor,
+        unrecognized: Callable[[str], None],
+        own: botocore.session.Session | None = None,
+        budget: Callable[[], float] = lambda: DISCOVERY_TIMEOUT,
+        rediscover: Callable[[], None] | None = None,
+    ):
         """``budget``: the seconds a run may read accounts (run_budget of the current discovery_interval, asked at
         each run so a reload applies); ``rediscover``: what the discovery job runs (Exporter.discover), called
         again when a failed or unanswered account is due to be read again."""
         self._record, self._boto_config = record, boto_config
-        self.organizations = [OrganizationDiscovery(o, record, boto_config, executor, unrecognized, own)
-                              for o in organizations]
+        self.organizations = [
+            OrganizationDiscovery(o, record, boto_config, executor, unrecognized, own) for o in organizations
+        ]
         self._budget = budget
         self._own: AwsAccount | None = None  # the exporter's own credentials, to learn their account once
         self.views: tuple[OrganizationView, ...] = ()
@@ -375,13 +445,19 @@ class Discovery:
                 organization.budget = self._budget()
             retrying, self._retry_due = self._retry_due and bool(self.views), False
             if retrying:
-                views = [organization.retry() or view for organization, view in zip(self.organizations, self.views)]
+                views = [
+                    organization.retry() or view
+                    for organization, view in zip(self.organizations, self.views, strict=False)
+                ]
             else:
                 claimed = self._explicit_accounts(explicit)
-                views = [organization.discover(claimed, shard)  # adds the accounts it reads to ``claimed``
-                         for organization in self.organizations]
-            self.views = tuple(replace(view, owned_pairs=sum(len(t.regions) for t in shard.select(view.targets)))
-                               for view in views)
+                views = [
+                    organization.discover(claimed, shard)  # adds the accounts it reads to ``claimed``
+                    for organization in self.organizations
+                ]
+            self.views = tuple(
+                replace(view, owned_pairs=sum(len(t.regions) for t in shard.select(view.targets))) for view in views
+            )
             self._schedule_retry()
             return tuple(target for view in self.views for target in view.targets)
 
@@ -428,10 +504,13 @@ class Discovery:
                 accounts.add(self._own.account_id())
             except Exception as err:
                 self._identity_failures += 1
-                log.warning("could not tell the default credentials' account error=%r; an organization account "
-                            "that is also an explicit target may be collected twice until a run tells it (the next "
-                            "in %gs)", describe_error(err),
-                            RETRY_DELAYS[min(self._identity_failures, len(RETRY_DELAYS)) - 1])
+                log.warning(
+                    "could not tell the default credentials' account error=%r; an organization account "
+                    "that is also an explicit target may be collected twice until a run tells it (the next "
+                    "in %gs)",
+                    describe_error(err),
+                    RETRY_DELAYS[min(self._identity_failures, len(RETRY_DELAYS)) - 1],
+                )
                 return accounts
         self._identity_failures = 0
         return accounts

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import Executor, wait
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Mapping
+from typing import Any
 
 from exporter.sources.aws import describe_error
 
@@ -26,8 +27,9 @@ def timed(job: Callable[[], Any]) -> Outcome:
         return Outcome(False, describe_error(err), time.monotonic() - started)
 
 
-def run_isolated(executor: Executor, jobs: Mapping[Hashable, Callable[[], Any]], timeout: float,
-                 cancel_queued: bool = False) -> dict:
+def run_isolated(
+    executor: Executor, jobs: Mapping[Hashable, Callable[[], Any]], timeout: float, cancel_queued: bool = False
+) -> dict:
     """Run every job concurrently; an exception or a timeout becomes that job's failed Outcome. With
     ``cancel_queued``, jobs not yet started at the timeout are cancelled: else they still run after it, their answers
     thrown away, ahead of the next poll's jobs in the shared pool. (Sources that mark a job running when they submit
@@ -37,5 +39,9 @@ def run_isolated(executor: Executor, jobs: Mapping[Hashable, Callable[[], Any]],
     if cancel_queued:
         for future in futures.values():
             future.cancel()  # only those still queued: a running one goes on, within max_concurrency
-    return {key: future.result() if future.done() and not future.cancelled() else Outcome(False, f"timeout: no answer within {timeout:g}s", timeout)
-            for key, future in futures.items()}
+    return {
+        key: future.result()
+        if future.done() and not future.cancelled()
+        else Outcome(False, f"timeout: no answer within {timeout:g}s", timeout)
+        for key, future in futures.items()
+    }

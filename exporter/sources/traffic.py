@@ -30,10 +30,10 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping
 
 from botocore.exceptions import ClientError
 
@@ -54,6 +54,8 @@ def period_of(stamp: float) -> float:
     """The start of the period a data point belongs to: the grid's nearest to its timestamp, so an answer whose
     timestamps shift (late or early, by less than half a period) still names the same period."""
     return (stamp + PERIOD / 2) // PERIOD * PERIOD
+
+
 HISTORY_PERIOD = 86400  # the first look-back, at day resolution: one data point per day and query
 MAX_QUERIES = 500  # GetMetricData's limit per request
 DIRECTIONS = (("in", "TunnelDataIn"), ("out", "TunnelDataOut"))  # received from / sent to the customer gateway
@@ -152,34 +154,53 @@ class _Counting:
         self.periods = {k: v for k, v in self.periods.items() if k[1] >= self.floor}
 
     def view(self) -> TunnelTraffic:
-        return TunnelTraffic(self.totals["in"], self.totals["out"], self.counted_until, self.observed_since,
-                             self.last["in"], self.last["out"], self.data_until, self.last["used"])
+        return TunnelTraffic(
+            self.totals["in"],
+            self.totals["out"],
+            self.counted_until,
+            self.observed_since,
+            self.last["in"],
+            self.last["out"],
+            self.data_until,
+            self.last["used"],
+        )
 
     def encode(self) -> dict:
-        return {"in": self.totals["in"], "out": self.totals["out"], "last_in": self.last["in"],
-                "last_out": self.last["out"], "last_used": self.last["used"], "observed_since": self.observed_since,
-                "counted_until": self.counted_until, "floor": self.floor, "data_until": self.data_until,
-                "seen_at": self.seen_at,
-                "periods": [[direction, start, value] for (direction, start), value in self.periods.items()]}
+        return {
+            "in": self.totals["in"],
+            "out": self.totals["out"],
+            "last_in": self.last["in"],
+            "last_out": self.last["out"],
+            "last_used": self.last["used"],
+            "observed_since": self.observed_since,
+            "counted_until": self.counted_until,
+            "floor": self.floor,
+            "data_until": self.data_until,
+            "seen_at": self.seen_at,
+            "periods": [[direction, start, value] for (direction, start), value in self.periods.items()],
+        }
 
     @classmethod
-    def decode(cls, data: dict, now: float) -> tuple["_Counting", bool]:
+    def decode(cls, data: dict, now: float) -> tuple[_Counting, bool]:
         """A saved tunnel and whether its times were in the future, or ValueError (numbers finite, none negative).
 
         Times ahead of now (saved while the wall clock was fast) are clamped to the grid's now; the counters and
         the periods still open are kept as they are, so the next pass goes on from them exactly."""
+
         def number(value, optional: bool = False) -> float | None:
             if value is None and optional:
                 return None
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or value < 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"not a count or time: {value!r}")
             return float(value)
 
         counting = cls(number(data["observed_since"]))
         counting.totals = {"in": number(data["in"]), "out": number(data["out"])}
-        counting.last = {"in": number(data["last_in"], True), "out": number(data["last_out"], True),
-                         "used": number(data.get("last_used"), True)}
+        counting.last = {
+            "in": number(data["last_in"], True),
+            "out": number(data["last_out"], True),
+            "used": number(data.get("last_used"), True),
+        }
         counting.counted_until, counting.floor = number(data["counted_until"]), number(data["floor"])
         counting.data_until = number(data.get("data_until"), True)
         counting.seen_at = number(data.get("seen_at", now))
@@ -207,25 +228,45 @@ def _query_id(index: int, direction: str) -> str:
 
 
 def _queries(ips: Iterable[str], period: int) -> list[dict]:
-    return [{"Id": _query_id(index, direction), "ReturnData": True,
-             "MetricStat": {"Metric": {"Namespace": NAMESPACE, "MetricName": name,
-                                       "Dimensions": [{"Name": "TunnelIpAddress", "Value": ip}]},
-                            "Period": period, "Stat": "Sum", "Unit": "Bytes"}}
-            for index, ip in enumerate(ips) for direction, name in DIRECTIONS]
+    return [
+        {
+            "Id": _query_id(index, direction),
+            "ReturnData": True,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": NAMESPACE,
+                    "MetricName": name,
+                    "Dimensions": [{"Name": "TunnelIpAddress", "Value": ip}],
+                },
+                "Period": period,
+                "Stat": "Sum",
+                "Unit": "Bytes",
+            },
+        }
+        for index, ip in enumerate(ips)
+        for direction, name in DIRECTIONS
+    ]
 
 
 def _batches(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 class TrafficPoller:
     """One pass over every tunnel EC2 last reported: a GetMetricData call per 250 tunnels and region."""
 
-    def __init__(self, config: TrafficConfig, executor: Executor, timeout: float,
-                 clock: Callable[[], float] = time.time, state_dir: Path | None = None,
-                 on_corrupt: Callable[[], object] = lambda: None,
-                 unrecognized: Callable[[str], object] = lambda field: None, retention: float = RETENTION):
+    def __init__(
+        self,
+        config: TrafficConfig,
+        executor: Executor,
+        timeout: float,
+        clock: Callable[[], float] = time.time,
+        state_dir: Path | None = None,
+        on_corrupt: Callable[[], object] = lambda: None,
+        unrecognized: Callable[[str], object] = lambda field: None,
+        retention: float = RETENTION,
+    ):
         self.config, self._executor, self._timeout, self._clock = config, executor, timeout, clock
         self.document = JsonDocument(Path(state_dir) / STATE_FILE, STATE_VERSION, on_corrupt) if state_dir else None
         self._unrecognized, self._retention = unrecognized, retention
@@ -254,8 +295,12 @@ class TrafficPoller:
         if dropped:
             self.document.dropped(dropped, first)
         if future:
-            log.warning("traffic state counted until the future path=%s tunnels=%d: saved while the clock was ahead; "
-                        "counters kept, their times clamped to now", self.document.path, future)
+            log.warning(
+                "traffic state counted until the future path=%s tunnels=%d: saved while the clock was ahead; "
+                "counters kept, their times clamped to now",
+                self.document.path,
+                future,
+            )
         return tunnels
 
     def _save(self) -> None:
@@ -266,8 +311,11 @@ class TrafficPoller:
             self.document.save({"tunnels": {key.encode(): c.encode() for key, c in self._counting.items()}})
         except OSError as err:
             if not failing:  # said once per outage: the counts go on in memory
-                log.error("traffic state not saved path=%s error=%r; counts go on, but a restart resets them",
-                          self.document.path, err.strerror)
+                log.error(
+                    "traffic state not saved path=%s error=%r; counts go on, but a restart resets them",
+                    self.document.path,
+                    err.strerror,
+                )
             return
         if failing:
             log.info("traffic state saved again path=%s", self.document.path)
@@ -277,8 +325,9 @@ class TrafficPoller:
         self.config, self._timeout = config, timeout
         self._refused.clear()
 
-    def poll(self, regions: tuple[RegionTelemetry, ...], accounts: Mapping[str, AwsAccount],
-             within: float | None = None) -> TrafficCollection:
+    def poll(
+        self, regions: tuple[RegionTelemetry, ...], accounts: Mapping[str, AwsAccount], within: float | None = None
+    ) -> TrafficCollection:
         """One pass; a region not done ``within`` seconds (by default the configured timeout) fails this pass."""
         with self._lock:
             now = self._clock()
@@ -305,20 +354,35 @@ class TrafficPoller:
                 if outcome.ok:
                     self._last_success[where] = self._clock()
                 else:
-                    log.warning("collection failed account=%s region=%s source=%s error=%r", *where, SOURCE,
-                                outcome.value)
-                results.append(SourceResult(*where, SOURCE, outcome.ok, outcome.duration_seconds,
-                                            self._last_success.get(where), "" if outcome.ok else outcome.value))
-            live = {TunnelKey(r.account_id, r.region, c.vpn_connection_id, t.outside_ip)
-                    for r in regions for c in r.connections for t in c.tunnels}
+                    log.warning(
+                        "collection failed account=%s region=%s source=%s error=%r", *where, SOURCE, outcome.value
+                    )
+                results.append(
+                    SourceResult(
+                        *where,
+                        SOURCE,
+                        outcome.ok,
+                        outcome.duration_seconds,
+                        self._last_success.get(where),
+                        "" if outcome.ok else outcome.value,
+                    )
+                )
+            live = {
+                TunnelKey(r.account_id, r.region, c.vpn_connection_id, t.outside_ip)
+                for r in regions
+                for c in r.connections
+                for t in c.tunnels
+            }
             with self._state_lock:
                 # a tunnel EC2 did not report (its region's first poll after a restart failed, an answer without
                 # the connection's tunnels, a target removed) keeps its counters a while: a passing gap is no reset
                 forget_unseen(self._counting, live, now, self._retention)
                 requested, unattributable = dict(self._requested), dict(self._unattributable)
-                views = {key: counting.view() for key, counting in self._counting.items()
-                         if key in live and key not in self._shared
-                         and (key.account_id, key.region) not in self._refused}
+                views = {
+                    key: counting.view()
+                    for key, counting in self._counting.items()
+                    if key in live and key not in self._shared and (key.account_id, key.region) not in self._refused
+                }
                 self._save()
             size = {(r.account_id, r.region): sum(len(c.tunnels) for c in r.connections) for r in regions}
             asked = {where: n - unattributable.get(where, 0) for where, n in size.items()}
@@ -326,10 +390,15 @@ class TrafficPoller:
                 tunnels=views,
                 results=tuple(results),
                 metrics_requested={where: n for where, n in requested.items() if where in size},
-                monthly_cost={where: monthly_cost(n, self.config) for where, n in asked.items()
-                              if where not in self._refused and where in outcomes},
+                monthly_cost={
+                    where: monthly_cost(n, self.config)
+                    for where, n in asked.items()
+                    if where not in self._refused and where in outcomes
+                },
                 unattributable={where: n for where, n in unattributable.items() if where in size},
-                silent_after=self.config.silent_after, idle_after=self.config.idle_after)
+                silent_after=self.config.silent_after,
+                idle_after=self.config.idle_after,
+            )
 
     def _run(self, where, region: RegionTelemetry, account: AwsAccount, end: float) -> None:
         try:
@@ -346,7 +415,8 @@ class TrafficPoller:
         for connection in region.connections:
             for tunnel in connection.tunnels:
                 by_ip.setdefault(tunnel.outside_ip, []).append(
-                    TunnelKey(*where, connection.vpn_connection_id, tunnel.outside_ip))
+                    TunnelKey(*where, connection.vpn_connection_id, tunnel.outside_ip)
+                )
         shared = {key for keys in by_ip.values() if len(keys) > 1 for key in keys}
         with self._state_lock:
             self._unattributable[where] = len(shared)
@@ -385,21 +455,29 @@ class TrafficPoller:
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in REFUSED:
                 self._refused[where] = describe_error(err)
-                log.warning("source turned off account=%s region=%s source=%s error=%r; the other sources are "
-                            "unaffected; a config reload tries again", *where, SOURCE, self._refused[where])
+                log.warning(
+                    "source turned off account=%s region=%s source=%s error=%r; the other sources are "
+                    "unaffected; a config reload tries again",
+                    *where,
+                    SOURCE,
+                    self._refused[where],
+                )
             raise
 
-    def _read(self, client, where: tuple[str, str], ips: list[str], start: float, end: float,
-              period: int) -> Iterator[tuple[str, str, float, float]]:
+    def _read(
+        self, client, where: tuple[str, str], ips: list[str], start: float, end: float, period: int
+    ) -> Iterator[tuple[str, str, float, float]]:
         """(outside IP, direction, period start, Sum) for every data point of these tunnels; a query AWS could
         not answer fails the pass (its tunnels keep their counts, and the next pass reads the window again)."""
         queries = _queries(ips, period)
-        by_id = {_query_id(index, direction): (ip, direction)
-                 for index, ip in enumerate(ips) for direction, _ in DIRECTIONS}
+        by_id = {
+            _query_id(index, direction): (ip, direction) for index, ip in enumerate(ips) for direction, _ in DIRECTIONS
+        }
         paginator = client.get_paginator("get_metric_data")
         failed = set()
-        for page in paginator.paginate(MetricDataQueries=queries, StartTime=start, EndTime=end,
-                                       ScanBy="TimestampAscending"):
+        for page in paginator.paginate(
+            MetricDataQueries=queries, StartTime=start, EndTime=end, ScanBy="TimestampAscending"
+        ):
             with self._state_lock:  # each page is a call that names every query again: billed again
                 self._requested[where] = self._requested.get(where, 0) + len(queries)
             for result in page.get("MetricDataResults") or ():
@@ -409,7 +487,7 @@ class TrafficPoller:
                 if result.get("StatusCode") not in ("Complete", "PartialData"):
                     failed.add(str(result.get("StatusCode")))
                     continue
-                for stamp, value in zip(result.get("Timestamps") or (), result.get("Values") or ()):
+                for stamp, value in zip(result.get("Timestamps") or (), result.get("Values") or (), strict=False):
                     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
                         self._unrecognized(dict(DIRECTIONS)[target[1]])  # no byte count: never a counter's +Inf
                         continue

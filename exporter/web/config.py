@@ -24,9 +24,13 @@ from pathlib import Path
 
 from exporter.config import ConfigError, read_yaml
 
-_CLIENT_AUTH = {"NoClientCert": ssl.CERT_NONE, "RequestClientCert": ssl.CERT_OPTIONAL,
-                "RequireAnyClientCert": ssl.CERT_REQUIRED, "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
-                "RequireAndVerifyClientCert": ssl.CERT_REQUIRED}
+_CLIENT_AUTH = {
+    "NoClientCert": ssl.CERT_NONE,
+    "RequestClientCert": ssl.CERT_OPTIONAL,
+    "RequireAnyClientCert": ssl.CERT_REQUIRED,
+    "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+    "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+}
 _VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
 _CACHE_LIMIT = 1024
 
@@ -66,7 +70,6 @@ class WebConfig:
             self._verified[key] = ok
         return ok
 
-
     def _dummy_hash(self) -> bytes:
         with self._lock:
             if self._dummy is None:
@@ -84,13 +87,17 @@ def load_web_config(path: str | Path) -> WebConfig:
         raise ConfigError(source, "(top level)", "expected a mapping")
     for key in data:
         if key == "http_server_config":  # refused rather than accepted and ignored
-            raise ConfigError(source, key, "not supported by this exporter (it serves HTTP/1.1 without custom "
-                                           "headers); remove the key")
+            raise ConfigError(
+                source,
+                key,
+                "not supported by this exporter (it serves HTTP/1.1 without custom headers); remove the key",
+            )
         if key not in ("tls_server_config", "basic_auth_users"):
             raise ConfigError(source, str(key), "unknown key (known: basic_auth_users, tls_server_config)")
     base = Path(path).resolve().parent
-    return WebConfig(tls=_tls(source, base, data.get("tls_server_config")),
-                     users=_users(source, data.get("basic_auth_users")))
+    return WebConfig(
+        tls=_tls(source, base, data.get("tls_server_config")), users=_users(source, data.get("basic_auth_users"))
+    )
 
 
 def _tls(source: str, base: Path, data) -> ssl.SSLContext | None:

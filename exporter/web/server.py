@@ -21,14 +21,14 @@ import sys
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from exporter.web import statuspage
 from exporter.exposition.render import RenderedSnapshot
+from exporter.web import statuspage
 from exporter.web.config import WebConfig
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,16 @@ class ExporterServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128  # socketserver's default backlog of 5 drops SYNs when many scrapers connect at once
 
-    def __init__(self, address: tuple[str, int], current: Callable[[], RenderedSnapshot | None],
-                 live_metrics: Callable[[], bytes], web_config: WebConfig | None = None,
-                 reload: Callable[[], str | None] | None = None, demo: bool = False,
-                 discovery: Callable[[], tuple] = tuple):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        current: Callable[[], RenderedSnapshot | None],
+        live_metrics: Callable[[], bytes],
+        web_config: WebConfig | None = None,
+        reload: Callable[[], str | None] | None = None,
+        demo: bool = False,
+        discovery: Callable[[], tuple] = tuple,
+    ):
         self.current = current
         self.discovery = discovery  # the organizations' latest discovery, for the status page
         self.demo = demo  # the status page says it shows the simulated AWS
@@ -117,8 +123,9 @@ class ExporterServer(ThreadingHTTPServer):
         _client_error("failed", client_address[0] if client_address else "", sys.exc_info()[1])
 
 
-def send(handler: BaseHTTPRequestHandler, code: int, content_type: str, *parts: bytes,
-         encoding: str | None = None) -> None:
+def send(
+    handler: BaseHTTPRequestHandler, code: int, content_type: str, *parts: bytes, encoding: str | None = None
+) -> None:
     """A whole response with its length; the parts are written as they are, never joined into a new buffer.
     A connection about to be closed says so (``Connection: close``), so the client does not reuse it."""
     handler.send_response(code)
@@ -161,8 +168,7 @@ class _ClientErrorLog:
                 self._suppressed += 1
                 return
             suppressed, self._suppressed, self._last = self._suppressed, 0, now
-        log.info("client connection %s client=%s error=%r suppressed=%d", what, client, type(err).__name__,
-                 suppressed)
+        log.info("client connection %s client=%s error=%r suppressed=%d", what, client, type(err).__name__, suppressed)
 
 
 _client_error = _ClientErrorLog()
@@ -255,8 +261,11 @@ class _Handler(BaseHTTPRequestHandler):
         length = content_length(self.headers)
         if length is None:
             self.close_connection = True
-            self._send(400, "text/plain; charset=utf-8",
-                       b"Content-Length is not a number (or given twice, or with a Transfer-Encoding).\n")
+            self._send(
+                400,
+                "text/plain; charset=utf-8",
+                b"Content-Length is not a number (or given twice, or with a Transfer-Encoding).\n",
+            )
             return False
         if read and 0 < length <= 65536:
             self.server.waiting_for_headers(self.connection, True)  # a body never sent: evictable, as headers are
@@ -279,8 +288,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(403, "text/plain; charset=utf-8", b"Lifecycle API is not enabled (--web.enable-lifecycle).\n")
         else:
             error = self.server.reload()
-            self._send(200 if error is None else 500, "text/plain; charset=utf-8",
-                       b"Reloaded.\n" if error is None else f"Reload failed: {error}\n".encode())
+            self._send(
+                200 if error is None else 500,
+                "text/plain; charset=utf-8",
+                b"Reloaded.\n" if error is None else f"Reload failed: {error}\n".encode(),
+            )
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         if not self._skip_body(read=False) or self._refused():
@@ -292,8 +304,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, "text/plain; charset=utf-8", b"Healthy.\n")
         elif path == "/-/ready":
             ready = self.server.current() is not None
-            self._send(200 if ready else 503, "text/plain; charset=utf-8",
-                       b"Ready.\n" if ready else b"Waiting for the first poll.\n")
+            self._send(
+                200 if ready else 503,
+                "text/plain; charset=utf-8",
+                b"Ready.\n" if ready else b"Waiting for the first poll.\n",
+            )
         elif path == "/":
             self._status_page()
         else:
@@ -302,12 +317,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _status_page(self) -> None:
         rendered = self.server.current()
         try:
-            body = statuspage.render(rendered.snapshot if rendered else None, demo=self.server.demo,
-                                     page=_page_number(self.path), discovery=self.server.discovery()).encode()
+            body = statuspage.render(
+                rendered.snapshot if rendered else None,
+                demo=self.server.demo,
+                page=_page_number(self.path),
+                discovery=self.server.discovery(),
+            ).encode()
         except Exception:  # isolation: a value the page cannot show never costs /metrics or the server
             log.exception("status page failed")
-            self._send(500, "text/plain; charset=utf-8",
-                       b"The status page failed; see the log. /metrics is unaffected.\n")
+            self._send(
+                500, "text/plain; charset=utf-8", b"The status page failed; see the log. /metrics is unaffected.\n"
+            )
             return
         self._send(200, "text/html; charset=utf-8", body)
 
@@ -338,7 +358,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         decompressor = zlib.decompressobj(31)
         for start in range(0, len(body_gzip), PLAIN_CHUNK // 8):
-            data = decompressor.decompress(body_gzip[start:start + PLAIN_CHUNK // 8], PLAIN_CHUNK)
+            data = decompressor.decompress(body_gzip[start : start + PLAIN_CHUNK // 8], PLAIN_CHUNK)
             while data:
                 write(data)
                 data = decompressor.decompress(decompressor.unconsumed_tail, PLAIN_CHUNK)

@@ -15,10 +15,18 @@ import time
 from dataclasses import dataclass, field
 
 from exporter import __version__
-from exporter.diagnosis.rules import STATUS_MESSAGES, Finding
-from exporter.diagnosis.findings import CRITICAL, FINDINGS, SEVERITIES, SEVERITY_RANK, WARNING, runbook_url, triage_order
-from exporter.model import Connection, RegionTelemetry, Snapshot, SourceResult, Tunnel
+from exporter.diagnosis.findings import (
+    CRITICAL,
+    FINDINGS,
+    SEVERITIES,
+    SEVERITY_RANK,
+    WARNING,
+    runbook_url,
+    triage_order,
+)
 from exporter.diagnosis.report import up_down
+from exporter.diagnosis.rules import STATUS_MESSAGES, Finding
+from exporter.model import Connection, RegionTelemetry, Snapshot, SourceResult, Tunnel
 from exporter.timefmt import ago
 from exporter.untrusted import html_text
 
@@ -88,18 +96,23 @@ class _Row:
         return (self.worst, -down, self.connection.name, self.connection.vpn_connection_id, self.region.account_id)
 
 
-def render(snapshot: Snapshot | None, now: float | None = None, demo: bool = False, page: int = 1,
-           discovery: tuple = ()) -> str:
+def render(
+    snapshot: Snapshot | None, now: float | None = None, demo: bool = False, page: int = 1, discovery: tuple = ()
+) -> str:
     """The whole page, as text; ``page`` (from 1) selects which PAGE_SIZE connections are shown in full;
     ``discovery`` holds each organization target's latest discovery (``sources.discovery.OrganizationView``)."""
     now = time.time() if now is None else now
     parts = [_head(snapshot), "<body>\n<h1>AWS Site-to-Site VPN status</h1>\n"]
     if demo:
-        parts.append('<p class="demo"><strong>Demo.</strong> This exporter watches the built-in simulated AWS '
-                     "(<code>--demo</code>), not a real account.</p>\n")
+        parts.append(
+            '<p class="demo"><strong>Demo.</strong> This exporter watches the built-in simulated AWS '
+            "(<code>--demo</code>), not a real account.</p>\n"
+        )
     if snapshot is None:
-        parts.append('<p class="headline warn" role="status">Waiting for the first poll: no data has been '
-                     f"collected yet. This page reloads every {WAITING_REFRESH_SECONDS} s.</p>\n")
+        parts.append(
+            '<p class="headline warn" role="status">Waiting for the first poll: no data has been '
+            f"collected yet. This page reloads every {WAITING_REFRESH_SECONDS} s.</p>\n"
+        )
     else:
         parts.extend(_body(snapshot, _snapshot_now(snapshot, now), page))
     parts.append(_discovery(discovery, now))
@@ -118,10 +131,12 @@ def _snapshot_now(snapshot: Snapshot, now: float) -> float:
 
 def _head(snapshot: Snapshot | None) -> str:
     refresh = WAITING_REFRESH_SECONDS if snapshot is None else REFRESH_SECONDS
-    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-            f'<meta http-equiv="refresh" content="{refresh}">\n'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>AWS VPN status</title>\n<style>{_STYLE}</style></head>\n")
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">\n'
+        f'<meta http-equiv="refresh" content="{refresh}">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>AWS VPN status</title>\n<style>{_STYLE}</style></head>\n"
+    )
 
 
 def _discovery(views: tuple, now: float) -> str:
@@ -133,34 +148,46 @@ def _discovery(views: tuple, now: float) -> str:
         states = ", ".join(f"{count:,} {state}" for state, count in sorted(view.accounts.items())) or "no account"
         failing = sorted(account for account, ok in view.account_success.items() if not ok)
         listed = ("listed " + _when(now, view.last_success)) if view.last_success is not None else "never listed"
-        line = (f"Accounts listed from {_e(view.discovery_account)}: {_e(states)}; this replica polls "
-                f"{view.owned_pairs:,} account and region pairs; {listed}.")
+        line = (
+            f"Accounts listed from {_e(view.discovery_account)}: {_e(states)}; this replica polls "
+            f"{view.owned_pairs:,} account and region pairs; {listed}."
+        )
         if not view.success:
             line += f' <span class="bad">The latest listing failed: {_e(view.error)}; the last good set is kept.</span>'
         if failing:
-            which = "1 account could not be read (its" if len(failing) == 1 else \
-                f"{len(failing):,} accounts could not be read (their"
-            line += (f' <span class="bad">{which} role or DescribeRegions): {_e(", ".join(failing[:10]))}'
-                     f"{' and more' if len(failing) > 10 else ''}.</span>")
+            which = (
+                "1 account could not be read (its"
+                if len(failing) == 1
+                else f"{len(failing):,} accounts could not be read (their"
+            )
+            line += (
+                f' <span class="bad">{which} role or DescribeRegions): {_e(", ".join(failing[:10]))}'
+                f"{' and more' if len(failing) > 10 else ''}.</span>"
+            )
         out.append(f"<li>{line}</li>\n")
     out.append("</ul>\n")
     return "".join(out)
 
 
 def _footer(refresh: int) -> str:
-    return ('<h2 id="links">Links</h2>\n<nav><a href="/metrics">Metrics (/metrics)</a> '
-            '<a href="/-/healthy">Health (/-/healthy)</a> <a href="/-/ready">Readiness (/-/ready)</a></nav>\n'
-            f'<p class="meta">aws-vpn-exporter {_e(__version__)}. Values are cached from the latest poll; '
-            f"this page never calls AWS. It reloads every {refresh} s.</p>\n")
+    return (
+        '<h2 id="links">Links</h2>\n<nav><a href="/metrics">Metrics (/metrics)</a> '
+        '<a href="/-/healthy">Health (/-/healthy)</a> <a href="/-/ready">Readiness (/-/ready)</a></nav>\n'
+        f'<p class="meta">aws-vpn-exporter {_e(__version__)}. Values are cached from the latest poll; '
+        f"this page never calls AWS. It reloads every {refresh} s.</p>\n"
+    )
 
 
 def _body(snapshot: Snapshot, now: float, page: int) -> list[str]:
     by_connection: dict[tuple[str, str, str], list[Finding]] = {}
     for finding in snapshot.findings:
         by_connection.setdefault((finding.account_id, finding.region, finding.vpn_connection_id), []).append(finding)
-    rows = [_Row(region, connection, by_connection.get(
-                (region.account_id, region.region, connection.vpn_connection_id), []))
-            for region, connection in snapshot.connections()]
+    rows = [
+        _Row(
+            region, connection, by_connection.get((region.account_id, region.region, connection.vpn_connection_id), [])
+        )
+        for region, connection in snapshot.connections()
+    ]
     rows.sort(key=_Row.sort_key)
     attention = sum(1 for row in rows if row.needs_attention)
     tunnels = [t for row in rows for t in row.connection.tunnels]
@@ -178,11 +205,15 @@ def _body(snapshot: Snapshot, now: float, page: int) -> list[str]:
         headline, css = f"Stale data: {headline[0].lower()}{headline[1:]}", "bad"
     parts.append(f'<p class="headline {css}" role="status">{_e(headline)}</p>\n')
     if 0 < len(failed) < len(snapshot.results):
-        parts.append(f'<p class="warn" role="alert"><strong>{len(failed):,} of {len(snapshot.results):,} sources '
-                     f"failed on the latest poll</strong>: {_e(_stale(failed, now))} (see "
-                     '<a href="#sources">Collection</a>).</p>\n')
-    parts.append(f"<p>{up:,} of {len(tunnels):,} tunnels UP (AWS status). Snapshot taken "
-                 f"{_when(now, snapshot.completed_at)} ({_e(_utc(snapshot.completed_at))}).</p>\n")
+        parts.append(
+            f'<p class="warn" role="alert"><strong>{len(failed):,} of {len(snapshot.results):,} sources '
+            f"failed on the latest poll</strong>: {_e(_stale(failed, now))} (see "
+            '<a href="#sources">Collection</a>).</p>\n'
+        )
+    parts.append(
+        f"<p>{up:,} of {len(tunnels):,} tunnels UP (AWS status). Snapshot taken "
+        f"{_when(now, snapshot.completed_at)} ({_e(_utc(snapshot.completed_at))}).</p>\n"
+    )
     parts.append(_connections(rows, attention, now, page))
     parts.append(_findings_summary(snapshot.findings, rows))
     busy = {(region.account_id, region.region) for region in snapshot.regions if region.connections}
@@ -196,14 +227,21 @@ def _failures(snapshot: Snapshot, now: float) -> str:
     if not results or any(r.success for r in results):
         return ""
     last = max((r.last_success_timestamp for r in results if r.last_success_timestamp is not None), default=None)
-    stale = ("No source has ever succeeded: there is no data to show." if last is None else
-             f"The data below is stale: it is from the last successful collection, {_e(ago(now - last))} "
-             f"({_e(_utc(last))}).")
-    errors = "".join(f"<li>{_e(r.account_id)} {_e(r.region)} {_e(r.source)}: {_e(r.error or 'failed')}</li>"
-                     for r in results[:SOURCES_SHOWN])
+    stale = (
+        "No source has ever succeeded: there is no data to show."
+        if last is None
+        else f"The data below is stale: it is from the last successful collection, {_e(ago(now - last))} "
+        f"({_e(_utc(last))})."
+    )
+    errors = "".join(
+        f"<li>{_e(r.account_id)} {_e(r.region)} {_e(r.source)}: {_e(r.error or 'failed')}</li>"
+        for r in results[:SOURCES_SHOWN]
+    )
     more = f"<li>and {len(results) - SOURCES_SHOWN:,} more</li>" if len(results) > SOURCES_SHOWN else ""
-    return (f'<section class="banner" role="alert"><h2>Collection is failing: every source '
-            f"({len(results):,}) failed on the latest poll</h2>\n<p>{stale}</p>\n<ul>{errors}{more}</ul></section>\n")
+    return (
+        f'<section class="banner" role="alert"><h2>Collection is failing: every source '
+        f"({len(results):,}) failed on the latest poll</h2>\n<p>{stale}</p>\n<ul>{errors}{more}</ul></section>\n"
+    )
 
 
 def _stale(failed: list[SourceResult], now: float) -> str:
@@ -217,15 +255,20 @@ def _stale(failed: list[SourceResult], now: float) -> str:
 def _findings_summary(findings: tuple[Finding, ...], rows: list[_Row]) -> str:
     if not findings:
         return '<h2 id="findings">Active findings</h2>\n<p class="ok">No active findings.</p>\n'
-    names = {(r.region.account_id, r.region.region, r.connection.vpn_connection_id): r.connection.name or
-             r.connection.vpn_connection_id for r in rows}
+    names = {
+        (r.region.account_id, r.region.region, r.connection.vpn_connection_id): r.connection.name
+        or r.connection.vpn_connection_id
+        for r in rows
+    }
     tunnels: dict[str, int] = {}
     connections: dict[str, set] = {}
     for f in findings:
         tunnels[f.code] = tunnels.get(f.code, 0) + (1 if f.tunnel else 0)
         connections.setdefault(f.code, set()).add((f.account_id, f.region, f.vpn_connection_id))
-    out = ['<h2 id="findings">Active findings</h2>\n<table><thead><tr><th>Severity</th><th>Finding</th>'
-           "<th>Where</th><th>Fix</th></tr></thead><tbody>\n"]
+    out = [
+        '<h2 id="findings">Active findings</h2>\n<table><thead><tr><th>Severity</th><th>Finding</th>'
+        "<th>Where</th><th>Fix</th></tr></thead><tbody>\n"
+    ]
     for code in sorted(connections, key=triage_order):
         spec = FINDINGS[code]
         affected = sorted(names.get(key, key[2]) for key in connections[code])
@@ -235,10 +278,12 @@ def _findings_summary(findings: tuple[Finding, ...], rows: list[_Row]) -> str:
         where = f"{len(affected):,} connection{'s' if len(affected) != 1 else ''}"
         if tunnels[code]:
             where += f", {tunnels[code]:,} tunnel{'s' if tunnels[code] != 1 else ''}"
-        out.append(f'<tr id="finding-{_e(code)}"><td class="{spec.severity}">{_e(spec.severity)}</td>'
-                   f'<td class="summary"><strong>{_e(spec.summary)}</strong><br><code>{_e(code)}</code></td>'
-                   f'<td class="where">{where}: {shown}</td><td>{_e(spec.remedy)}<br>'
-                   f'Runbook: <a class="name" href="{_e(runbook_url(code))}">{_e(spec.alert)}</a></td></tr>\n')
+        out.append(
+            f'<tr id="finding-{_e(code)}"><td class="{spec.severity}">{_e(spec.severity)}</td>'
+            f'<td class="summary"><strong>{_e(spec.summary)}</strong><br><code>{_e(code)}</code></td>'
+            f'<td class="where">{where}: {shown}</td><td>{_e(spec.remedy)}<br>'
+            f'Runbook: <a class="name" href="{_e(runbook_url(code))}">{_e(spec.alert)}</a></td></tr>\n'
+        )
     out.append("</tbody></table>\n")
     return "".join(out)
 
@@ -247,11 +292,13 @@ def _connections(rows: list[_Row], attention: int, now: float, page: int) -> str
     pages = max(1, -(-len(rows) // PAGE_SIZE))
     page = min(max(1, page), pages)
     start = (page - 1) * PAGE_SIZE
-    shown = rows[start:start + PAGE_SIZE]
+    shown = rows[start : start + PAGE_SIZE]
     out = ['<h2 id="connections">VPN connections, worst first</h2>\n']
     if pages > 1:
-        out.append(f"<p>{attention:,} need attention, {len(rows) - attention:,} are fine. Showing "
-                   f"{start + 1:,}–{start + len(shown):,} of {len(rows):,} (page {page} of {pages}).</p>\n")
+        out.append(
+            f"<p>{attention:,} need attention, {len(rows) - attention:,} are fine. Showing "
+            f"{start + 1:,}–{start + len(shown):,} of {len(rows):,} (page {page} of {pages}).</p>\n"
+        )
         out.append(_pager(page, pages))
     for row in shown:
         out.append(_connection(row, now))
@@ -274,17 +321,24 @@ def _pager(page: int, pages: int) -> str:
 def _connection(row: _Row, now: float) -> str:
     c, region = row.connection, row.region
     title = _e(c.name) if c.name else "<em>(no Name tag)</em>"
-    status = (f'<span class="{SEVERITIES[row.worst]}">{_e(SEVERITIES[row.worst])}</span>' if row.findings
-              else '<span class="ok">fine</span>')
-    out = [f'<section><h3 class="name">{title} <code>{_e(c.vpn_connection_id)}</code>: {status}</h3>\n'
-           f'<p class="meta">{_e(region.account_id)} / {_e(region.region)}; {_e(c.routing)} routing; '
-           f"{_e(c.gateway_type)} {_e(c.gateway_id)}; {'accelerated; ' if c.accelerated else ''}"
-           f"state {_e(c.state)}</p>\n"]
+    status = (
+        f'<span class="{SEVERITIES[row.worst]}">{_e(SEVERITIES[row.worst])}</span>'
+        if row.findings
+        else '<span class="ok">fine</span>'
+    )
+    out = [
+        f'<section><h3 class="name">{title} <code>{_e(c.vpn_connection_id)}</code>: {status}</h3>\n'
+        f'<p class="meta">{_e(region.account_id)} / {_e(region.region)}; {_e(c.routing)} routing; '
+        f"{_e(c.gateway_type)} {_e(c.gateway_id)}; {'accelerated; ' if c.accelerated else ''}"
+        f"state {_e(c.state)}</p>\n"
+    ]
     by_tunnel: dict[str, list[Finding]] = {}
     for f in row.findings:
         by_tunnel.setdefault(f.tunnel, []).append(f)
-    out.append("<table><thead><tr><th>Tunnel</th><th>AWS status</th><th>IPsec</th><th>BGP</th><th>Accepted routes</th>"
-               "<th>Status message</th><th>Since</th><th>Findings</th></tr></thead><tbody>\n")
+    out.append(
+        "<table><thead><tr><th>Tunnel</th><th>AWS status</th><th>IPsec</th><th>BGP</th><th>Accepted routes</th>"
+        "<th>Status message</th><th>Since</th><th>Findings</th></tr></thead><tbody>\n"
+    )
     for tunnel in c.tunnels:
         out.append(_tunnel_row(tunnel, by_tunnel.get(tunnel.outside_ip, ()), now))
     out.append("</tbody></table>\n")
@@ -296,10 +350,12 @@ def _connection(row: _Row, now: float) -> str:
 
 def _tunnel_row(tunnel: Tunnel, findings, now: float) -> str:
     routes = "-" if tunnel.accepted_routes is None else f"{tunnel.accepted_routes:,}"
-    return (f"<tr><td>{_e(tunnel.outside_ip)}</td>{_state_cell(tunnel.status)}{_state_cell(up_down(tunnel.ipsec_up))}"
-            f"{_state_cell(up_down(tunnel.bgp_up))}<td class=\"n\">{routes}</td>"
-            f"<td>{_e(_status_message(tunnel))}</td>"
-            f"<td>{_when(now, tunnel.last_status_change)}</td><td>{_finding_links(findings) or '-'}</td></tr>\n")
+    return (
+        f"<tr><td>{_e(tunnel.outside_ip)}</td>{_state_cell(tunnel.status)}{_state_cell(up_down(tunnel.ipsec_up))}"
+        f'{_state_cell(up_down(tunnel.bgp_up))}<td class="n">{routes}</td>'
+        f"<td>{_e(_status_message(tunnel))}</td>"
+        f"<td>{_when(now, tunnel.last_status_change)}</td><td>{_finding_links(findings) or '-'}</td></tr>\n"
+    )
 
 
 def _status_message(tunnel: Tunnel) -> str:
@@ -310,8 +366,10 @@ def _status_message(tunnel: Tunnel) -> str:
 
 
 def _finding_links(findings) -> str:
-    return "<br>".join(f'<span class="{f.severity}">{_e(f.severity)}</span> <a href="#finding-{_e(f.code)}">'
-                       f"{_e(f.code)}</a>" for f in sorted(findings, key=lambda f: triage_order(f.code)))
+    return "<br>".join(
+        f'<span class="{f.severity}">{_e(f.severity)}</span> <a href="#finding-{_e(f.code)}">{_e(f.code)}</a>'
+        for f in sorted(findings, key=lambda f: triage_order(f.code))
+    )
 
 
 def _sources(results: tuple[SourceResult, ...], now: float, busy: set[tuple[str, str]]) -> str:
@@ -323,19 +381,26 @@ def _sources(results: tuple[SourceResult, ...], now: float, busy: set[tuple[str,
     out = [f'<h2 id="sources">Collection: {len(results) - len(failed):,} of {len(results):,} sources succeeded</h2>\n']
     listed = failed + (good if len(good) <= SOURCES_SHOWN else [])
     if listed:
-        out.append("<table><thead><tr><th>Account</th><th>Region</th><th>Source</th><th>Latest collection</th>"
-                   "<th>Error</th><th>Last success (data age)</th><th>Duration</th></tr></thead><tbody>\n")
+        out.append(
+            "<table><thead><tr><th>Account</th><th>Region</th><th>Source</th><th>Latest collection</th>"
+            "<th>Error</th><th>Last success (data age)</th><th>Duration</th></tr></thead><tbody>\n"
+        )
         for r in listed:
             result = '<td class="ok">ok</td>' if r.success else '<td class="bad">FAILED</td>'
-            out.append(f"<tr><td>{_e(r.account_id)}</td><td>{_e(r.region)}</td><td>{_e(r.source)}</td>{result}"
-                       f"<td>{_e(r.error) or '-'}</td><td>{_e(_age(now, r.last_success_timestamp))}</td>"
-                       f'<td class="n">{r.duration_seconds:.2f} s</td></tr>\n')
+            out.append(
+                f"<tr><td>{_e(r.account_id)}</td><td>{_e(r.region)}</td><td>{_e(r.source)}</td>{result}"
+                f"<td>{_e(r.error) or '-'}</td><td>{_e(_age(now, r.last_success_timestamp))}</td>"
+                f'<td class="n">{r.duration_seconds:.2f} s</td></tr>\n'
+            )
         out.append("</tbody></table>\n")
     if len(good) > SOURCES_SHOWN:
         oldest = min((r.last_success_timestamp for r in good if r.last_success_timestamp is not None), default=None)
-        out.append(f"<p>{len(good):,} sources succeeded (not listed); the oldest data among them is "
-                   f"{_e(_age(now, oldest))}.</p>\n")
+        out.append(
+            f"<p>{len(good):,} sources succeeded (not listed); the oldest data among them is "
+            f"{_e(_age(now, oldest))}.</p>\n"
+        )
     if empty:
-        out.append(f"<p>{empty:,} sources of account and region pairs with no VPN connection succeeded (not "
-                   "listed).</p>\n")
+        out.append(
+            f"<p>{empty:,} sources of account and region pairs with no VPN connection succeeded (not listed).</p>\n"
+        )
     return "".join(out)

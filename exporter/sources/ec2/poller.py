@@ -11,15 +11,15 @@ import threading
 import time
 import zlib
 from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
-from exporter.sources.aws import AwsAccount, describe_error
 from exporter.config import Config
-from exporter.sources.isolation import run_isolated
 from exporter.model import CustomerGateway, RegionTelemetry, SourceResult
+from exporter.sources.aws import AwsAccount, describe_error
 from exporter.sources.ec2.telemetry import read_connections, read_customer_gateway
+from exporter.sources.isolation import run_isolated
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,18 @@ class Poller:
     interval, so the calls are spread over the polls rather than all falling on one.
     """
 
-    def __init__(self, config: Config, accounts: Sequence[AwsAccount], executor: ThreadPoolExecutor,
-                 clock: Callable[[], float] = time.time, inherit: "Poller | None" = None):
+    def __init__(
+        self,
+        config: Config,
+        accounts: Sequence[AwsAccount],
+        executor: ThreadPoolExecutor,
+        clock: Callable[[], float] = time.time,
+        inherit: Poller | None = None,
+    ):
         self._config = config
-        self._accounts = {(account.target.credentials, region): account
-                          for account in accounts for region in account.target.regions}
+        self._accounts = {
+            (account.target.credentials, region): account for account in accounts for region in account.target.regions
+        }
         self._executor = executor
         self._clock = clock
         self._previous: dict[Key, RegionTelemetry] = {}
@@ -63,7 +70,7 @@ class Poller:
         if inherit is not None and inherit._config.connection_tags == config.connection_tags:
             self._inherit(inherit)
 
-    def _inherit(self, old: "Poller") -> None:
+    def _inherit(self, old: Poller) -> None:
         """Keep what the previous poller knew of the pairs still watched (a reload, a discovery change): their
         last data and its age, the empty regions' schedule, the customer gateways. Each dict is copied whole
         first (atomic under the GIL), as the old poller may still be finishing a poll."""
@@ -107,8 +114,9 @@ class Poller:
                 accounts.setdefault(self._accounts[key].account_label, self._accounts[key])
             return Ec2Collection(tuple(regions), tuple(results), dict(odd), accounts)
 
-    def _record(self, key: Key, account: AwsAccount, outcome, odd: Counter,
-                now: float) -> tuple[RegionTelemetry | None, SourceResult]:
+    def _record(
+        self, key: Key, account: AwsAccount, outcome, odd: Counter, now: float
+    ) -> tuple[RegionTelemetry | None, SourceResult]:
         """A polled pair's telemetry (its last good one when the poll failed) and result, remembered."""
         region = key[1]
         if outcome.ok:
@@ -117,13 +125,23 @@ class Poller:
             self._previous[key] = telemetry
             self._last_success[key] = self._clock()
         else:
-            log.warning("collection failed account=%s region=%s source=ec2 error=%r",
-                        account.account_label, region, outcome.value)
+            log.warning(
+                "collection failed account=%s region=%s source=ec2 error=%r",
+                account.account_label,
+                region,
+                outcome.value,
+            )
             telemetry = self._previous.get(key)
         self._schedule_empty(key, outcome.ok and not telemetry.connections, now)
         result = SourceResult(
-            telemetry.account_id if telemetry else account.account_label, region, "ec2", outcome.ok,
-            outcome.duration_seconds, self._last_success.get(key), "" if outcome.ok else outcome.value)
+            telemetry.account_id if telemetry else account.account_label,
+            region,
+            "ec2",
+            outcome.ok,
+            outcome.duration_seconds,
+            self._last_success.get(key),
+            "" if outcome.ok else outcome.value,
+        )
         self._latest[key] = result
         return telemetry, result
 
@@ -144,16 +162,25 @@ class Poller:
     def _report_twin(self, key: Key, owner: Key, account_id: str) -> None:
         if key not in self._reported_twins:
             self._reported_twins.add(key)
-            log.warning("two targets reach account=%s region=%s; polled with the first only credentials=%s "
-                        "left_out=%s", account_id, key[1], owner[0], key[0])
+            log.warning(
+                "two targets reach account=%s region=%s; polled with the first only credentials=%s left_out=%s",
+                account_id,
+                key[1],
+                owner[0],
+                key[0],
+            )
 
     def _waiting(self, key: Key, now: float) -> bool:
         """An empty region not yet due. Half a poll interval of slack, so that with 30 s polls and 5 min, a
         region is asked every 10th poll, not every 11th. A due time further away than one interval was set before
         the wall clock stepped back: the region is asked now, not hours later."""
         due = self._empty_due.get(key)
-        return due is not None and key in self._latest and now < due - self._config.poll_interval / 2 \
+        return (
+            due is not None
+            and key in self._latest
+            and now < due - self._config.poll_interval / 2
             and due - now <= self._config.empty_region_interval
+        )
 
     def _schedule_empty(self, key: Key, empty: bool, now: float) -> None:
         interval = self._config.empty_region_interval
@@ -181,15 +208,19 @@ class Poller:
             del cache[gone]  # deleted connections' gateways: the cache stays as small as the account
         missing = sorted(gateway_id for gateway_id in wanted if gateway_id and gateway_id not in cache)
         for start in range(0, len(missing), _FILTER_VALUES_MAX):
-            chunk = missing[start:start + _FILTER_VALUES_MAX]
+            chunk = missing[start : start + _FILTER_VALUES_MAX]
             try:
                 response = account.client("ec2", region).describe_customer_gateways(
-                    Filters=[{"Name": "customer-gateway-id", "Values": chunk}])
+                    Filters=[{"Name": "customer-gateway-id", "Values": chunk}]
+                )
             except Exception as err:  # optional metadata: never fails the region
                 log.warning("customer gateway lookup failed region=%s error=%r", region, describe_error(err))
                 break
-            found = {g.customer_gateway_id: g for g in map(read_customer_gateway, response.get("CustomerGateways") or ())
-                     if g is not None}
+            found = {
+                g.customer_gateway_id: g
+                for g in map(read_customer_gateway, response.get("CustomerGateways") or ())
+                if g is not None
+            }
             for gateway_id in chunk:
                 cache[gateway_id] = found.get(gateway_id)
         return tuple(cache[g] for g in sorted(wanted) if cache.get(g) is not None)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from exporter.model import Connection, CustomerGateway, LogDestination, Tunnel, TunnelConfig
 
@@ -22,7 +23,8 @@ _BGP_ROUTES = re.compile(r"^\d+ BGP ROUTES?$")
 # EC2's query protocol answers in XML; both elements hold escaped text, so no nested closing tag.
 _SECRET_ELEMENTS = re.compile(
     rb"<(customerGatewayConfiguration|preSharedKey)>.*?</\1>|<(?:customerGatewayConfiguration|preSharedKey)\s*/>",
-    re.DOTALL)
+    re.DOTALL,
+)
 SECRETS_EVENT = "before-parse.ec2.DescribeVpnConnections"  # botocore event the stripper is registered on
 _LOG_FORMATS = {"json", "text"}
 # The values AWS documents for each option (EC2 API reference, VpnTunnelOptionsSpecification and
@@ -83,7 +85,7 @@ def _list(value: Any, field: str, odd: Counter) -> list | tuple:
 
 MAX_LABEL_CHARS = 256  # a label value longer than this (a 10 KB Name tag) is cut here and counted
 _MAX_TEXT_CHARS = 1024  # ids, CIDRs and states are short; anything longer is not AWS's
-_MAX_COUNT = 10 ** 9  # far above any route quota: a larger "count" is not one
+_MAX_COUNT = 10**9  # far above any route quota: a larger "count" is not one
 
 
 def _text(value: Any) -> str:
@@ -138,7 +140,7 @@ def _values(entries: Any, kind: str, odd: Counter) -> tuple[str, ...]:
 def _seconds(value: Any, odd: Counter, field: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 10 ** 9:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 10**9:
         odd[field] += 1
         return None
     return float(value)

@@ -16,11 +16,12 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -33,8 +34,16 @@ log = logging.getLogger(__name__)
 SOURCE = "tunnel_status"
 CALLS_PER_TUNNEL = 2
 # Errors that will not go away by retrying next pass: the source is off for that account and region.
-REFUSED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "InvalidAction",
-                     "UnsupportedOperation", "OptInRequired"})
+REFUSED = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "InvalidAction",
+        "UnsupportedOperation",
+        "OptInRequired",
+    }
+)
 PROVISIONING_STATES = ("available", "pending", "failed")
 # PendingMaintenance is free text. AWS documents only the console's words, "Available" and "None"; the API has
 # been quoted saying "None Available" for nothing pending. Only "Available" says pending; any other text is
@@ -91,8 +100,9 @@ def maintenance_pending(maintenance: Mapping, now: float, odd: Counter) -> bool 
     return False if "PendingMaintenance" in maintenance else None
 
 
-def read_status(maintenance: Mapping, active: Mapping, now: float, previous: TunnelStatus | None,
-                odd: Counter | None = None) -> TunnelStatus:
+def read_status(
+    maintenance: Mapping, active: Mapping, now: float, previous: TunnelStatus | None, odd: Counter | None = None
+) -> TunnelStatus:
     """The two responses of one tunnel in the model; unknown values are kept short and counted by field in
     ``odd`` (for ``aws_vpn_exporter_unrecognized_values_total``), never raised."""
     odd = Counter() if odd is None else odd
@@ -124,8 +134,13 @@ def read_status(maintenance: Mapping, active: Mapping, now: float, previous: Tun
 class TunnelStatusPoller:
     """One pass over every tunnel EC2 last reported, rate-limited per account and region."""
 
-    def __init__(self, max_calls_per_second: float, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], object] | None = None, workers: int = 4):
+    def __init__(
+        self,
+        max_calls_per_second: float,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], object] | None = None,
+        workers: int = 4,
+    ):
         self.max_calls_per_second = max_calls_per_second
         self._closed = threading.Event()  # close() ends a pass at its next call, however long it had to go
         self._clock, self._sleep = clock, sleep or self._closed.wait
@@ -138,14 +153,19 @@ class TunnelStatusPoller:
         self._lock = threading.Lock()
         self.calls = 0  # every call made, for the benchmark
 
-    def poll(self, regions: tuple[RegionTelemetry, ...], accounts: Mapping[str, AwsAccount],
-             within: float | None = None) -> TunnelStatusCollection:
+    def poll(
+        self, regions: tuple[RegionTelemetry, ...], accounts: Mapping[str, AwsAccount], within: float | None = None
+    ) -> TunnelStatusCollection:
         """One pass; ``within`` seconds at most (a region not done by then keeps what it read and fails)."""
         deadline = None if within is None else time.monotonic() + within
         try:
-            jobs = {(region.account_id, region.region): self._executor.submit(self._pass, region,
-                                                                              accounts[region.account_id], deadline)
-                    for region in regions if region.account_id in accounts and region.connections}
+            jobs = {
+                (region.account_id, region.region): self._executor.submit(
+                    self._pass, region, accounts[region.account_id], deadline
+                )
+                for region in regions
+                if region.account_id in accounts and region.connections
+            }
         except RuntimeError:  # closed meanwhile (shutdown): nothing to ask
             return TunnelStatusCollection(dict(self._statuses), ())
         results = []
@@ -159,18 +179,34 @@ class TunnelStatusPoller:
                 ok, duration, error = False, 0.0, "stopped: the exporter is shutting down"
             if ok:
                 self._last_success[(account_id, region_name)] = self._clock()
-            results.append(SourceResult(account_id, region_name, SOURCE, ok, duration,
-                                        self._last_success.get((account_id, region_name)), error))
-        live = {TunnelKey(r.account_id, r.region, c.vpn_connection_id, t.outside_ip)
-                for r in regions for c in r.connections for t in c.tunnels}
+            results.append(
+                SourceResult(
+                    account_id,
+                    region_name,
+                    SOURCE,
+                    ok,
+                    duration,
+                    self._last_success.get((account_id, region_name)),
+                    error,
+                )
+            )
+        live = {
+            TunnelKey(r.account_id, r.region, c.vpn_connection_id, t.outside_ip)
+            for r in regions
+            for c in r.connections
+            for t in c.tunnels
+        }
         with self._lock:  # a refused region's last answers are not kept: they would never be refreshed
             # a tunnel EC2 did not report this time (one odd answer) keeps its status for the retention the log
             # and traffic state use: when it is back, so are its maintenance and the time it went pending
             now = self._clock()
             self._seen.update(dict.fromkeys(live, now))
             self._seen = {key: at for key, at in self._seen.items() if at >= now - RETENTION}
-            self._statuses = {key: status for key, status in self._statuses.items()
-                              if key in self._seen and (key.account_id, key.region) not in self._refused}
+            self._statuses = {
+                key: status
+                for key, status in self._statuses.items()
+                if key in self._seen and (key.account_id, key.region) not in self._refused
+            }
             odd, self._odd = dict(self._odd), Counter()
             return TunnelStatusCollection(dict(self._statuses), tuple(results), odd)
 
@@ -200,8 +236,10 @@ class TunnelStatusPoller:
                         self._sleep(pause)
                     if self._closed.is_set():
                         return False, time.monotonic() - started, "stopped: the exporter is shutting down"
-                    arguments = {"VpnConnectionId": connection.vpn_connection_id,
-                                 "VpnTunnelOutsideIpAddress": tunnel.outside_ip}
+                    arguments = {
+                        "VpnConnectionId": connection.vpn_connection_id,
+                        "VpnTunnelOutsideIpAddress": tunnel.outside_ip,
+                    }
                     maintenance = client.get_vpn_tunnel_replacement_status(**arguments).get("MaintenanceDetails") or {}
                     self._sleep(gap)
                     active = client.get_active_vpn_tunnel_status(**arguments).get("ActiveVpnTunnelStatus") or {}
@@ -209,13 +247,19 @@ class TunnelStatusPoller:
                     key = TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip)
                     with self._lock:
                         self.calls += CALLS_PER_TUNNEL
-                        self._statuses[key] = read_status(maintenance, active, self._clock(), self._statuses.get(key),
-                                                           self._odd)
+                        self._statuses[key] = read_status(
+                            maintenance, active, self._clock(), self._statuses.get(key), self._odd
+                        )
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in REFUSED:
                 self._refused[where] = describe_error(err)
-                log.warning("source turned off account=%s region=%s source=%s error=%r; EC2 collection is "
-                            "unaffected; a config reload tries again", *where, SOURCE, self._refused[where])
+                log.warning(
+                    "source turned off account=%s region=%s source=%s error=%r; EC2 collection is "
+                    "unaffected; a config reload tries again",
+                    *where,
+                    SOURCE,
+                    self._refused[where],
+                )
             return False, time.monotonic() - started, describe_error(err)
         except Exception as err:  # one region's failure stays with it
             return False, time.monotonic() - started, describe_error(err)

@@ -24,50 +24,95 @@ from datetime import datetime
 MAX_MESSAGE_BYTES = 64 * 1024  # CloudWatch allows 256 KiB; VPN log lines are a few hundred bytes
 
 IKE_EVENTS = (
-    "phase1_established", "phase2_established", "phase1_deleted", "phase2_deleted", "phase1_timeout",
-    "phase2_failed", "dpd", "dpd_timeout", "peer_dead", "psk_mismatch", "authentication_failed",
-    "no_proposal_chosen", "traffic_selector_unacceptable", "rekey_collision", "child_sa_exchange", "other",
+    "phase1_established",
+    "phase2_established",
+    "phase1_deleted",
+    "phase2_deleted",
+    "phase1_timeout",
+    "phase2_failed",
+    "dpd",
+    "dpd_timeout",
+    "peer_dead",
+    "psk_mismatch",
+    "authentication_failed",
+    "no_proposal_chosen",
+    "traffic_selector_unacceptable",
+    "rekey_collision",
+    "child_sa_exchange",
+    "other",
 )
 BGP_EVENTS = (
-    "bgp_established", "bgp_session_down", "bgp_state_change", "bgp_hold_timer_expired", "bgp_open_error",
-    "bgp_open_sent", "bgp_open_received", "bgp_notification_sent", "bgp_notification_received",
-    "bgp_max_prefix_warning", "bgp_max_prefix_exceeded", "bgp_end_of_rib", "bgp_route_advertised",
-    "bgp_route_updated", "bgp_route_withdrawn", "bgp_route_denied", "bgp_connect_attempt", "bgp_update_received",
+    "bgp_established",
+    "bgp_session_down",
+    "bgp_state_change",
+    "bgp_hold_timer_expired",
+    "bgp_open_error",
+    "bgp_open_sent",
+    "bgp_open_received",
+    "bgp_notification_sent",
+    "bgp_notification_received",
+    "bgp_max_prefix_warning",
+    "bgp_max_prefix_exceeded",
+    "bgp_end_of_rib",
+    "bgp_route_advertised",
+    "bgp_route_updated",
+    "bgp_route_withdrawn",
+    "bgp_route_denied",
+    "bgp_connect_attempt",
+    "bgp_update_received",
     "bgp_other",
 )
 # BGP events that are errors; the latest one per tunnel is exported.
 BGP_ERRORS = {
-    "bgp_hold_timer_expired": "hold_timer_expired", "bgp_open_error": "open_message_error",
-    "bgp_notification_sent": "notification_sent", "bgp_notification_received": "notification_received",
-    "bgp_max_prefix_exceeded": "max_prefix_exceeded", "bgp_route_denied": "route_denied",
+    "bgp_hold_timer_expired": "hold_timer_expired",
+    "bgp_open_error": "open_message_error",
+    "bgp_notification_sent": "notification_sent",
+    "bgp_notification_received": "notification_received",
+    "bgp_max_prefix_exceeded": "max_prefix_exceeded",
+    "bgp_route_denied": "route_denied",
     "bgp_session_down": "session_down",
 }
 # IKE events that explain a tunnel whose IPsec is down; the latest one per tunnel is kept.
-IKE_ERRORS = ("psk_mismatch", "authentication_failed", "no_proposal_chosen", "dpd_timeout", "peer_dead",
-              "phase1_timeout", "traffic_selector_unacceptable", "phase2_failed")
+IKE_ERRORS = (
+    "psk_mismatch",
+    "authentication_failed",
+    "no_proposal_chosen",
+    "dpd_timeout",
+    "peer_dead",
+    "phase1_timeout",
+    "traffic_selector_unacceptable",
+    "phase2_failed",
+)
 CEASE_MAX_PREFIXES = "6/1"  # Cease subcode "Maximum Number of Prefixes Reached" (RFC 4486)
 IKE_STATES = ("established", "rekeying", "negotiating", "down")
 BGP_STATES = ("idle", "connect", "active", "opensent", "openconfirm", "established")
 
-_SELECTORS = re.compile(r"\(AWS-side\)\s*(?P<aws>[0-9a-fA-F:./,\s]+?)\s*<=>\s*\(CGW-side\)\s*(?P<cgw>[0-9a-fA-F:./,\s]+)",
-                        re.IGNORECASE)
+_SELECTORS = re.compile(
+    r"\(AWS-side\)\s*(?P<aws>[0-9a-fA-F:./,\s]+?)\s*<=>\s*\(CGW-side\)\s*(?P<cgw>[0-9a-fA-F:./,\s]+)", re.IGNORECASE
+)
 _BGP_TRANSITION = re.compile(r"from (\w+) to (\w+)", re.IGNORECASE)
 _OPEN_AS = re.compile(r"remote AS (?:is )?(\d+),? expected (?:AS )?(\d+)", re.IGNORECASE)
 _CEASE = re.compile(r"\b(6/\d+)\b(?:\s*\((?:Cease/)?([^)]*)\))?", re.IGNORECASE)
 _PREFIX_COUNT = re.compile(r"received (\d+) prefixes.*?limit is (\d+)", re.IGNORECASE)
 _DENIED = re.compile(r"denied(?: due to)?:?\s*(.+)", re.IGNORECASE)
-_TEXT_ROUTE = re.compile(r"\b(prefix|aspath|as_path|nexthopip|next_hop)\"?\s*[=:]\s*\"?([0-9A-Fa-f.:/]+(?: \d+)*)",
-                         re.IGNORECASE)
+_TEXT_ROUTE = re.compile(
+    r"\b(prefix|aspath|as_path|nexthopip|next_hop)\"?\s*[=:]\s*\"?([0-9A-Fa-f.:/]+(?: \d+)*)", re.IGNORECASE
+)
 _TEXT_VALUE = re.compile(r"\"?\s*[=:]\s*\"?([A-Za-z0-9_.:-]+)")  # what follows a field name (maybe quoted)
 _TEXT_TIMESTAMP = re.compile(r"\b(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d+)?)Z?")
 
 # Text-format field names, both the JSON-style and the documented console-style spellings.
 _TEXT_KEYS = {
-    "dpd_enabled": "dpd", "tunneldpdenabled": "dpd",
-    "nat_t_detected": "nat_t", "tunnelcgwnattdetectionstatus": "nat_t",
-    "ike_phase1_state": "phase1", "tunnelikephase1state": "phase1",
-    "ike_phase2_state": "phase2", "tunnelikephase2state": "phase2",
-    "type": "type", "status": "status",
+    "dpd_enabled": "dpd",
+    "tunneldpdenabled": "dpd",
+    "nat_t_detected": "nat_t",
+    "tunnelcgwnattdetectionstatus": "nat_t",
+    "ike_phase1_state": "phase1",
+    "tunnelikephase1state": "phase1",
+    "ike_phase2_state": "phase2",
+    "tunnelikephase2state": "phase2",
+    "type": "type",
+    "status": "status",
 }
 _IKE_TEXT_KEYS = tuple((key, name, len(key)) for key, name in _TEXT_KEYS.items() if name not in ("type", "status"))
 _BGP_TEXT_KEYS = tuple((key, name, len(key)) for key, name in _TEXT_KEYS.items() if name in ("type", "status"))
@@ -170,8 +215,11 @@ def classify_bgp(kind: str, status: str, details: str) -> tuple[str, str | None]
     if kind == "RouteStatus" or status in ("ADVERTISED", "UPDATED", "WITHDRAWN"):
         if "denied" in text or "deny" in text:
             return "bgp_route_denied", None
-        return {"ADVERTISED": "bgp_route_advertised", "UPDATED": "bgp_route_updated",
-                "WITHDRAWN": "bgp_route_withdrawn"}.get(status, "bgp_other"), None
+        return {
+            "ADVERTISED": "bgp_route_advertised",
+            "UPDATED": "bgp_route_updated",
+            "WITHDRAWN": "bgp_route_withdrawn",
+        }.get(status, "bgp_other"), None
     transition = _BGP_TRANSITION.search(details) if "state" in text else None
     if transition:
         before, after = transition.group(1).lower(), transition.group(2).lower()
@@ -222,9 +270,11 @@ def _bgp_detail(event: str, details: str, route: dict) -> str:
         match = _PREFIX_COUNT.search(details)
         return f"received {match.group(1)} prefixes, limit {match.group(2)}" if match else ""
     if event == "bgp_route_denied":
-        parts = [f"{label} {route[key]}" for key, label in (("prefix", "prefix"), ("asPath", "AS path"),
-                                                              ("nextHopIp", "next hop"))
-                 if isinstance(route.get(key), (str, int)) and route[key] != ""]
+        parts = [
+            f"{label} {route[key]}"
+            for key, label in (("prefix", "prefix"), ("asPath", "AS path"), ("nextHopIp", "next hop"))
+            if isinstance(route.get(key), (str, int)) and route[key] != ""
+        ]
         match = _DENIED.search(details)
         reason = match.group(1).strip().rstrip(".")[:120] if match else ""
         return ", ".join(parts) + (f": {reason}" if parts and reason else reason)
@@ -296,9 +346,16 @@ def parse_ike_json(message: object) -> LogEvent:
     details = data.get("details", "")
     if not isinstance(details, str):
         raise LogParseError("wrong_type")
-    return _ike_event(details, _number(data.get("event_timestamp")), {
-        "phase1": data.get("ike_phase1_state"), "phase2": data.get("ike_phase2_state"),
-        "nat_t": data.get("nat_t_detected"), "dpd": data.get("dpd_enabled")})
+    return _ike_event(
+        details,
+        _number(data.get("event_timestamp")),
+        {
+            "phase1": data.get("ike_phase1_state"),
+            "phase2": data.get("ike_phase2_state"),
+            "nat_t": data.get("nat_t_detected"),
+            "dpd": data.get("dpd_enabled"),
+        },
+    )
 
 
 def _text_fields(message: str, keys: tuple[tuple[str, str, int], ...], lowered: bool = False) -> tuple[dict, str]:
@@ -376,8 +433,13 @@ def parse_bgp_json(message: object) -> LogEvent:
     return _bgp_event(kind, status.upper(), details, stamp / 1000.0 if stamp is not None else None, body)
 
 
-_TEXT_ROUTE_KEYS = {"prefix": "prefix", "aspath": "asPath", "as_path": "asPath", "nexthopip": "nextHopIp",
-                    "next_hop": "nextHopIp"}
+_TEXT_ROUTE_KEYS = {
+    "prefix": "prefix",
+    "aspath": "asPath",
+    "as_path": "asPath",
+    "nexthopip": "nextHopIp",
+    "next_hop": "nextHopIp",
+}
 
 
 def parse_bgp_text(message: object) -> LogEvent:
@@ -394,8 +456,10 @@ def parse_bgp_text(message: object) -> LogEvent:
 
 
 PARSERS = {
-    ("ike", "json"): parse_ike_json, ("ike", "text"): parse_ike_text,
-    ("bgp", "json"): parse_bgp_json, ("bgp", "text"): parse_bgp_text,
+    ("ike", "json"): parse_ike_json,
+    ("ike", "text"): parse_ike_text,
+    ("bgp", "json"): parse_bgp_json,
+    ("bgp", "text"): parse_bgp_text,
 }
 PARSE_ERROR_REASONS = ("invalid_json", "wrong_type", "too_large", "binary", "empty")
 

@@ -22,17 +22,17 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Callable
 
-from exporter.sources.aws import AwsAccount, describe_error
 from exporter.config import LogsConfig
 from exporter.durable import forget_unseen
+from exporter.model import RegionTelemetry, SourceResult
+from exporter.sources.aws import AwsAccount, describe_error
 from exporter.sources.isolation import Outcome, run_isolated
 from exporter.sources.logs.parse import LogParseError, log_kind_of, parse
 from exporter.sources.logs.state import GroupCursor, StateFile, TunnelKey, TunnelLogState, TunnelLogView
-from exporter.model import RegionTelemetry, SourceResult
 
 log = logging.getLogger(__name__)
 
@@ -166,11 +166,14 @@ def _stream_kind(tunnel: TunnelLogs, name: str) -> str | None:
 class IngestCounters:
     """Callbacks into the live metrics; counted per page, not per event."""
 
-    def __init__(self, ingested: Callable[[str, str, str, int], None] = lambda *a: None,
-                 duplicates: Callable[[str, str, int], None] = lambda *a: None,
-                 parse_errors: Callable[[str, str, int], None] = lambda *a: None,
-                 unattributed: Callable[[str, str, int], None] = lambda *a: None,
-                 future_dated: Callable[[str, str, int], None] = lambda *a: None):
+    def __init__(
+        self,
+        ingested: Callable[[str, str, str, int], None] = lambda *a: None,
+        duplicates: Callable[[str, str, int], None] = lambda *a: None,
+        parse_errors: Callable[[str, str, int], None] = lambda *a: None,
+        unattributed: Callable[[str, str, int], None] = lambda *a: None,
+        future_dated: Callable[[str, str, int], None] = lambda *a: None,
+    ):
         self.ingested, self.duplicates, self.parse_errors = ingested, duplicates, parse_errors
         self.unattributed, self.future_dated = unattributed, future_dated
 
@@ -201,9 +204,17 @@ def discover(region: RegionTelemetry, addresses: AddressPatterns | None = None) 
 class LogIngestor:
     """Reads new log events for every tunnel that has logging on, and keeps what they say."""
 
-    def __init__(self, config: LogsConfig, state_file: StateFile, executor: Executor, poll_timeout: float,
-                 counters: IngestCounters | None = None, clock: Callable[[], float] = time.time,
-                 max_pages_per_group: int = 200, page_size: int | None = None):
+    def __init__(
+        self,
+        config: LogsConfig,
+        state_file: StateFile,
+        executor: Executor,
+        poll_timeout: float,
+        counters: IngestCounters | None = None,
+        clock: Callable[[], float] = time.time,
+        max_pages_per_group: int = 200,
+        page_size: int | None = None,
+    ):
         self._config = config
         self._state_file = state_file
         self._state = state_file.load(clock())
@@ -253,10 +264,23 @@ class LogIngestor:
                 if not errors:
                     self._last_success[(account_id, region)] = self._clock()
                 else:
-                    log.warning("collection failed account=%s region=%s source=logs error=%r",
-                                account_id, region, "; ".join(errors))
-                results.append(SourceResult(account_id, region, "logs", not errors, outcome.duration_seconds,
-                                            self._last_success.get((account_id, region)), "; ".join(errors)))
+                    log.warning(
+                        "collection failed account=%s region=%s source=logs error=%r",
+                        account_id,
+                        region,
+                        "; ".join(errors),
+                    )
+                results.append(
+                    SourceResult(
+                        account_id,
+                        region,
+                        "logs",
+                        not errors,
+                        outcome.duration_seconds,
+                        self._last_success.get((account_id, region)),
+                        "; ".join(errors),
+                    )
+                )
             self._forget_gone(regions, now)
             self.save()
             with self._state_lock:
@@ -267,8 +291,12 @@ class LogIngestor:
         """Drop the state of tunnels EC2 has not reported, and of groups not read, for ``logs.retention``
         (deleted connections, removed targets): the state file and memory stay bounded under churn. A
         region whose EC2 poll fails keeps its last data, so its tunnels are not forgotten meanwhile."""
-        present = {TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip)
-                   for region in regions for connection in region.connections for tunnel in connection.tunnels}
+        present = {
+            TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip)
+            for region in regions
+            for connection in region.connections
+            for tunnel in connection.tunnels
+        }
         self._addresses.retain({key.outside_ip for key in present})
         cutoff = now - self._config.retention
         with self._state_lock:
@@ -291,8 +319,11 @@ class LogIngestor:
                 self._state_file.save(self._state)
             except OSError as err:
                 if failing is False:
-                    log.error("cannot write state file path=%s error=%r; log counts will not survive a restart "
-                              "until it can", self._state_file.path, err.strerror or str(err))
+                    log.error(
+                        "cannot write state file path=%s error=%r; log counts will not survive a restart until it can",
+                        self._state_file.path,
+                        err.strerror or str(err),
+                    )
                 return False
             if failing:
                 log.info("state file writable again path=%s", self._state_file.path)
@@ -316,8 +347,9 @@ class LogIngestor:
         statuses, errors = [], []
         for (group_region, group_name), plan in sorted(discover(region, self._addresses).items()):
             try:
-                read_until_ms = self._read_group(account.client("logs", group_region), region.account_id,
-                                                 group_region, group_name, plan, now_ms)
+                read_until_ms = self._read_group(
+                    account.client("logs", group_region), region.account_id, group_region, group_name, plan, now_ms
+                )
             except Exception as err:  # one group's failure (e.g. deleted) must not stop the others
                 errors.append(f"{group_name}: {describe_error(err)}")
                 cursor = self._state.cursors.get(f"{region.account_id}|{group_region}|{group_name}")
@@ -342,8 +374,9 @@ class LogIngestor:
         complete = False
         for _ in range(self._max_pages):
             response = client.filter_log_events(**request)
-            newest = self._ingest_page(response.get("events") or (), plan, cursor, account_id, region, overlap_ms,
-                                       newest)
+            newest = self._ingest_page(
+                response.get("events") or (), plan, cursor, account_id, region, overlap_ms, newest
+            )
             request["nextToken"] = response.get("nextToken")
             if not request["nextToken"]:
                 complete = True
@@ -356,8 +389,9 @@ class LogIngestor:
             cursor.prune(min(cursor.start_ms(overlap_ms), now_ms - overlap_ms))
         return cursor.read_until_ms if cursor.resume_ms is None else cursor.resume_ms
 
-    def _ingest_page(self, events, plan: GroupPlan, cursor: GroupCursor, account_id: str, region: str,
-                     overlap_ms: int, newest: int) -> int:
+    def _ingest_page(
+        self, events, plan: GroupPlan, cursor: GroupCursor, account_id: str, region: str, overlap_ms: int, newest: int
+    ) -> int:
         """Apply one page and move the cursor past it, atomically: a save between pages (a poll's end, a
         shutdown) always holds counts and a cursor that agree, so a restart neither loses nor recounts.
         Returns the newest event time of the pass so far (``newest`` on entry)."""

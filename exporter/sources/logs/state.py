@@ -11,19 +11,28 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from exporter.durable import JsonDocument
-from exporter.sources.logs.parse import (BGP_ERRORS, BGP_EVENTS, BGP_STATES, IKE_ERRORS, IKE_EVENTS, IKE_STATES, MAX_DETAIL,
-                               LogEvent)
+from exporter.sources.logs.parse import (
+    BGP_ERRORS,
+    BGP_EVENTS,
+    BGP_STATES,
+    IKE_ERRORS,
+    IKE_EVENTS,
+    IKE_STATES,
+    MAX_DETAIL,
+    LogEvent,
+)
 
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
 CLOCK_SKEW_SECONDS = 300.0  # an event or cursor further ahead of now than this is not trusted
-MAX_COUNT = 2 ** 53  # counts stay exact as floats in the exposition
+MAX_COUNT = 2**53  # counts stay exact as floats in the exposition
 
 
 def _is_state(values: tuple[str, ...]) -> Callable[[Any], bool]:
@@ -36,11 +45,15 @@ def _is_text(value: Any) -> bool:
 
 # Every fact a tunnel keeps, with the test a value read back from the state file must pass.
 _FACT_CHECKS: dict[str, Callable[[Any], bool]] = {
-    "phase1": _is_state(IKE_STATES + ("unknown",)), "phase2": _is_state(IKE_STATES + ("unknown",)),
-    "nat_t": lambda value: isinstance(value, bool), "dpd": lambda value: isinstance(value, bool),
+    "phase1": _is_state(IKE_STATES + ("unknown",)),
+    "phase2": _is_state(IKE_STATES + ("unknown",)),
+    "nat_t": lambda value: isinstance(value, bool),
+    "dpd": lambda value: isinstance(value, bool),
     "selectors": lambda value: isinstance(value, (list, tuple)) and len(value) == 2 and all(map(_is_text, value)),
-    "bgp_state": _is_state(BGP_STATES + ("unknown",)), "bgp_error": _is_state(tuple(BGP_ERRORS.values())),
-    "bgp_error_detail": _is_text, "ike_error": _is_state(IKE_ERRORS),
+    "bgp_state": _is_state(BGP_STATES + ("unknown",)),
+    "bgp_error": _is_state(tuple(BGP_ERRORS.values())),
+    "bgp_error_detail": _is_text,
+    "ike_error": _is_state(IKE_ERRORS),
 }
 _FACTS = tuple(_FACT_CHECKS)
 _EVENTS = frozenset(IKE_EVENTS + BGP_EVENTS)
@@ -57,7 +70,7 @@ class TunnelKey:
         return "|".join((self.account_id, self.region, self.vpn_connection_id, self.outside_ip))
 
     @classmethod
-    def decode(cls, text: str) -> "TunnelKey":
+    def decode(cls, text: str) -> TunnelKey:
         account_id, region, vpn_connection_id, outside_ip = text.split("|")
         return cls(account_id, region, vpn_connection_id, outside_ip)
 
@@ -113,9 +126,15 @@ class TunnelLogState:
         )
 
     def encode(self) -> dict:
-        return {"counts": self.counts, "last_event": self.last_event, "seen_at": self.seen_at,
-                "facts": {name: [list(value) if isinstance(value, tuple) else value, at]
-                          for name, (value, at) in self.facts.items()}}
+        return {
+            "counts": self.counts,
+            "last_event": self.last_event,
+            "seen_at": self.seen_at,
+            "facts": {
+                name: [list(value) if isinstance(value, tuple) else value, at]
+                for name, (value, at) in self.facts.items()
+            },
+        }
 
 
 @dataclass
@@ -165,12 +184,20 @@ class StateFile:
         return state
 
     def save(self, state: LogState) -> None:
-        self.document.save({
-            "cursors": {group: {"read_until_ms": c.read_until_ms, "seen": c.seen, "resume_ms": c.resume_ms,
-                                "used_at": c.used_at}
-                        for group, c in state.cursors.items()},
-            "tunnels": {key.encode(): value.encode() for key, value in state.tunnels.items()},
-        })
+        self.document.save(
+            {
+                "cursors": {
+                    group: {
+                        "read_until_ms": c.read_until_ms,
+                        "seen": c.seen,
+                        "resume_ms": c.resume_ms,
+                        "used_at": c.used_at,
+                    }
+                    for group, c in state.cursors.items()
+                },
+                "tunnels": {key.encode(): value.encode() for key, value in state.tunnels.items()},
+            }
+        )
 
 
 class _StateReader:
@@ -200,18 +227,19 @@ class _StateReader:
         return float(value)
 
     def _milliseconds(self, value: Any, what: str) -> int | None:
-        seconds = self._time(value / 1000 if isinstance(value, (int, float)) and not isinstance(value, bool)
-                             else value, what)
+        seconds = self._time(
+            value / 1000 if isinstance(value, (int, float)) and not isinstance(value, bool) else value, what
+        )
         return None if seconds is None else int(seconds * 1000)
 
     def read(self, data: dict) -> LogState:
         state = LogState()
         cursors, tunnels = data.get("cursors"), data.get("tunnels")
-        for group, cursor in (cursors.items() if isinstance(cursors, dict) else ()):
+        for group, cursor in cursors.items() if isinstance(cursors, dict) else ():
             read = self._cursor(cursor, str(group)[:100])
             if read is not None:
                 state.cursors[str(group)] = read
-        for key, tunnel in (tunnels.items() if isinstance(tunnels, dict) else ()):
+        for key, tunnel in tunnels.items() if isinstance(tunnels, dict) else ():
             try:
                 tunnel_key = TunnelKey.decode(key)
             except (AttributeError, ValueError):
@@ -236,7 +264,7 @@ class _StateReader:
             resume = self._milliseconds(resume, f"cursor {group} resume")
         seen = {}
         raw_seen = data.get("seen")
-        for event_id, at in (raw_seen.items() if isinstance(raw_seen, dict) else ()):
+        for event_id, at in raw_seen.items() if isinstance(raw_seen, dict) else ():
             if isinstance(at, int) and not isinstance(at, bool) and 0 <= at <= (self.now + CLOCK_SKEW_SECONDS) * 1000:
                 seen[str(event_id)] = at
             else:
@@ -247,16 +275,16 @@ class _StateReader:
     def _tunnel(self, data: dict, key: str) -> TunnelLogState:
         state = TunnelLogState(seen_at=self._time(data.get("seen_at", self.now), f"{key} seen_at") or self.now)
         counts, last_event, facts = data.get("counts"), data.get("last_event"), data.get("facts")
-        for event, count in (counts.items() if isinstance(counts, dict) else ()):
+        for event, count in counts.items() if isinstance(counts, dict) else ():
             if event in _EVENTS and isinstance(count, int) and not isinstance(count, bool) and 0 <= count < MAX_COUNT:
                 state.counts[event] = count
             else:
                 self._drop(f"{key}: count {str(event)[:40]}")
-        for kind, at in (last_event.items() if isinstance(last_event, dict) else ()):
+        for kind, at in last_event.items() if isinstance(last_event, dict) else ():
             at = self._time(at, f"{key}: last {str(kind)[:10]} event") if kind in ("ike", "bgp") else None
             if at is not None:
                 state.last_event[kind] = at
-        for name, entry in (facts.items() if isinstance(facts, dict) else ()):
+        for name, entry in facts.items() if isinstance(facts, dict) else ():
             check = _FACT_CHECKS.get(name)
             if check is None or not isinstance(entry, list) or len(entry) != 2 or not check(entry[0]):
                 self._drop(f"{key}: fact {str(name)[:40]}")
