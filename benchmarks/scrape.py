@@ -35,7 +35,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily  # noq
 
 from exporter import memory  # noqa: E402
 from exporter.config import Target  # noqa: E402
-from exporter.diagnosis.rules import diagnose  # noqa: E402
+from exporter.diagnosis.rules import diagnosed  # noqa: E402
 from exporter.exposition.contract import TUNNEL_IPSEC_UP  # noqa: E402
 from exporter.exposition.instrumentation import ExporterMetrics  # noqa: E402
 from exporter.exposition.render import RenderedSnapshot, snapshot_families  # noqa: E402
@@ -43,14 +43,16 @@ from exporter.frozen_heap import FrozenHeap  # noqa: E402
 from exporter.model import (  # noqa: E402
     Connection,
     LogDestination,
+    Observation,  # noqa: E402
     RegionTelemetry,
     Snapshot,
     SourceResult,
     Tunnel,
+    TunnelKey,
 )
 from exporter.sources.aws import AwsAccount  # noqa: E402
 from exporter.sources.logs.parse import LogEvent  # noqa: E402
-from exporter.sources.logs.state import TunnelKey, TunnelLogState  # noqa: E402
+from exporter.sources.logs.state import TunnelLogState
 from exporter.web import server as web  # noqa: E402
 from exporter.web.server import ExporterServer  # noqa: E402
 
@@ -122,8 +124,7 @@ def synthetic_snapshot(tunnels: int) -> Snapshot:
     results = tuple(
         SourceResult("111122223333", region, source, True, 0.5, now) for region in REGIONS for source in ("ec2", "logs")
     )
-    snapshot = Snapshot(now, tuple(regions), results, views)
-    return Snapshot(now, snapshot.regions, results, views, findings=diagnose(snapshot))
+    return diagnosed(Observation(now, tuple(regions), results, views))
 
 
 def generate_latest_exposition(snapshot: Snapshot) -> bytes:

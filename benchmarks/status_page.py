@@ -60,7 +60,7 @@ def worst_case(snapshot: Snapshot) -> Snapshot:
         )
         for region in snapshot.regions
     )
-    worst = replace(snapshot, regions=regions, tunnel_logs={}, findings=())
+    worst = replace(snapshot, regions=regions, tunnel_logs={}, selector_checks={}, findings=())
     return replace(worst, findings=diagnose(worst))
 
 

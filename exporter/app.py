@@ -13,21 +13,20 @@ from dataclasses import replace
 
 from exporter import memory
 from exporter.config import Config, ConfigError, Target, tag_label
-from exporter.diagnosis.rules import diagnose
-from exporter.diagnosis.selectors import check_snapshot
+from exporter.diagnosis.rules import diagnosed
 from exporter.durable import all_saved
 from exporter.exposition.instrumentation import ExporterMetrics
 from exporter.exposition.render import RenderedSnapshot, paused_cyclic_gc
 from exporter.frozen_heap import FrozenHeap
-from exporter.model import Snapshot
+from exporter.model import LogCollection, Observation, Snapshot, TrafficCollection, TunnelStatusCollection
 from exporter.schedule import Scheduler
 from exporter.sources.aws import AwsAccount, client_config, own_credentials
 from exporter.sources.discovery import Discovery, run_budget
 from exporter.sources.ec2.poller import Ec2Collection, Poller
-from exporter.sources.ec2.tunnel_status import TunnelStatusCollection, TunnelStatusPoller
-from exporter.sources.logs.reader import IngestCounters, LogCollection, LogIngestor
+from exporter.sources.ec2.tunnel_status import TunnelStatusPoller
+from exporter.sources.logs.reader import IngestCounters, LogIngestor
 from exporter.sources.logs.state import StateFile
-from exporter.sources.traffic import TrafficCollection, TrafficPoller
+from exporter.sources.traffic import TrafficPoller
 from exporter.web.config import WebConfig
 from exporter.web.server import ExporterServer
 
@@ -295,7 +294,7 @@ class Exporter:
             if ec2 is None:
                 return
             with paused_cyclic_gc():
-                snapshot = Snapshot(
+                observation = Observation(
                     completed_at=time.time(),
                     completed_monotonic=time.monotonic(),
                     regions=ec2.regions,
@@ -309,8 +308,7 @@ class Exporter:
                     traffic=traffic,
                     tag_labels=tuple(tag_label(key) for key in self.config.connection_tags),
                 )
-                snapshot = replace(snapshot, selector_checks=check_snapshot(snapshot))  # once, for both readers
-                snapshot = replace(snapshot, findings=diagnose(snapshot, on_error=self._diagnosis_failed))
+                snapshot = diagnosed(observation, on_error=self._diagnosis_failed)
                 self.current = RenderedSnapshot.of(snapshot)
             self._say_if_every_source_fails(snapshot)
             for unit in self.current.failed:

@@ -9,9 +9,9 @@ import pytest
 
 from exporter.diagnosis.findings import FINDINGS
 from exporter.diagnosis.rules import diagnose
-from exporter.model import Connection, LogDestination, RegionTelemetry, Snapshot, Tunnel
+from exporter.model import Connection, LogDestination, Observation, RegionTelemetry, Tunnel, TunnelKey
 from exporter.sources.logs.parse import LogEvent
-from exporter.sources.logs.state import TunnelKey, TunnelLogState
+from exporter.sources.logs.state import TunnelLogState
 
 NOW = 1_800_000_000.0
 LOGGED = LogDestination(True, "arn:aws:logs:us-east-1:1:log-group:g", "json")
@@ -62,7 +62,7 @@ def run(conn, logs=None):
     tunnel_logs = (
         {TunnelKey("1", "us-east-1", conn.vpn_connection_id, conn.tunnels[0].outside_ip): logs} if logs else {}
     )
-    snapshot = Snapshot(NOW, (RegionTelemetry("1", "us-east-1", (conn,)),), tunnel_logs=tunnel_logs)
+    snapshot = Observation(NOW, (RegionTelemetry("1", "us-east-1", (conn,)),), tunnel_logs=tunnel_logs)
     return {(f.tunnel, f.code): " | ".join(f.evidence) for f in diagnose(snapshot)}
 
 
@@ -226,7 +226,7 @@ def test_selectors_found_twice_make_one_finding():
     logs = log_state(
         NARROW, LogEvent("traffic_selector_unacceptable", NOW - 30, ike_error="traffic_selector_unacceptable")
     )
-    snapshot = Snapshot(
+    snapshot = Observation(
         NOW,
         (RegionTelemetry("1", "us-east-1", (connection(tunnel(message="ipsec_down"), HEALTHY),)),),
         tunnel_logs={TunnelKey("1", "us-east-1", "vpn-1", "198.51.100.1"): logs},

@@ -7,8 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.config import ConfigError, parse_config
+from exporter.diagnosis.rules import diagnosed
 from exporter.exposition.render import render_families, snapshot_families
-from exporter.model import RegionTelemetry, Snapshot
+from exporter.model import Observation, RegionTelemetry
 from exporter.sources.ec2.telemetry import read_connections
 
 anything = st.recursive(
@@ -92,7 +93,7 @@ def test_any_describe_vpn_connections_response_is_read_and_rendered(items):
             assert tunnel.status in ("UP", "DOWN", "UNKNOWN")
             assert tunnel.accepted_routes is None or tunnel.accepted_routes >= 0
     assert all(isinstance(count, int) and count > 0 for count in odd.values())
-    snapshot = Snapshot(0.0, (RegionTelemetry("1", "us-east-1", connections),))
+    snapshot = diagnosed(Observation(0.0, (RegionTelemetry("1", "us-east-1", connections),)))
     render_families(snapshot_families(snapshot))  # the exposition can always be produced
 
 

@@ -16,23 +16,29 @@ from pathlib import Path
 
 import pytest
 
+from exporter.config import TrafficConfig
 from exporter.diagnosis.findings import FINDINGS
-from exporter.diagnosis.rules import Finding
+from exporter.diagnosis.rules import diagnosed
+from exporter.diagnosis.selectors import check_snapshot
 from exporter.exposition.render import RenderedSnapshot
 from exporter.model import (
     Connection,
     CustomerGateway,
+    Finding,
     LogDestination,
+    LogGroupStatus,
+    Observation,
     RegionTelemetry,
     Snapshot,
     SourceResult,
+    TrafficCollection,
     Tunnel,
     TunnelConfig,
+    TunnelKey,
+    TunnelLogView,
+    TunnelStatus,
+    TunnelTraffic,
 )
-from exporter.sources.ec2.tunnel_status import TunnelStatus
-from exporter.sources.logs.reader import LogGroupStatus
-from exporter.sources.logs.state import TunnelKey, TunnelLogView
-from exporter.sources.traffic import TrafficCollection, TunnelTraffic
 from tests.conftest import parse_exposition
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -59,7 +65,7 @@ CONFIGURED = TunnelConfig(
 ODD_NAME = 'site "A" \\ north\nsecond line ünïcode'  # every character the text format must escape
 
 
-def full_snapshot() -> Snapshot:
+def full_observation() -> tuple[Observation, tuple[Finding, ...]]:
     """Every metric family with at least one series, every finding, and label values that need escaping."""
     dynamic = Connection(
         "vpn-0aaa",
@@ -132,7 +138,15 @@ def full_snapshot() -> Snapshot:
     findings = tuple(
         sorted(
             (
-                Finding(ACCOUNT, REGION, "vpn-0aaa", "" if spec.scope == "connection" else "198.51.100.1", code, ())
+                Finding(
+                    ACCOUNT,
+                    REGION,
+                    "vpn-0aaa",
+                    "" if spec.scope == "connection" else "198.51.100.1",
+                    code,
+                    (),
+                    spec.severity,
+                )
                 for code, spec in FINDINGS.items()
             ),
             key=lambda f: (f.tunnel, f.code),
@@ -165,6 +179,8 @@ def full_snapshot() -> Snapshot:
         ),
     }
     traffic = TrafficCollection(
+        silent_after=TrafficConfig.silent_after,
+        idle_after=TrafficConfig.idle_after,
         tunnels={
             TunnelKey(ACCOUNT, REGION, "vpn-0aaa", "198.51.100.1"): TunnelTraffic(
                 0.0, 1500.0, NOW - 600, NOW - 8 * 86_400, None, NOW - 900, NOW - 600, None
@@ -177,20 +193,26 @@ def full_snapshot() -> Snapshot:
         monthly_cost={(ACCOUNT, REGION): 0.6912},
         unattributable={(ACCOUNT, REGION): 0},
     )
-    return Snapshot(
+    observation = Observation(
         NOW,
         (region,),
         results,
         logs,
         (LogGroupStatus(ACCOUNT, REGION, "/aws/vpn/tunnels", NOW - 42.5),),
-        findings,
         tunnel_status=status,
         traffic=traffic,
     )
+    return observation, findings
+
+
+def full_snapshot() -> Snapshot:
+    """Every metric family and finding at once: the observation's own selector checks, every finding code."""
+    observation, findings = full_observation()
+    return Snapshot.of(observation, check_snapshot(observation), findings)
 
 
 SNAPSHOTS = {
-    "empty": lambda: Snapshot(NOW),
+    "empty": lambda: diagnosed(Observation(NOW)),
     "full": full_snapshot,
 }
 

@@ -14,8 +14,8 @@ from botocore.exceptions import ClientError
 
 from exporter.config import LogsConfig, Target
 from exporter.demo import strict_aws
+from exporter.model import TunnelKey
 from exporter.sources.logs.reader import GroupPlan
-from exporter.sources.logs.state import TunnelKey
 from tests.conftest import add_vpn_connection, scrape, tunnel_telemetry, value
 from tests.test_logs import BGP_GROUP, GROUP, REGION, put
 

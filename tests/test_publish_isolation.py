@@ -9,10 +9,15 @@ import exporter.diagnosis.rules
 import exporter.exposition.render
 from exporter.config import Target
 from exporter.exposition.render import RenderedSnapshot
-from exporter.model import Connection, RegionTelemetry, Snapshot, Tunnel
+from exporter.model import Connection, Observation, RegionTelemetry, Snapshot, Tunnel
 from tests.conftest import add_vpn_connection, parse_exposition, scrape, series, tunnel_telemetry, value
 
 REGION = "eu-west-1"
+
+
+def undiagnosed(*fields) -> Snapshot:
+    """A snapshot of these regions with nothing diagnosed: what the renderer alone makes of them."""
+    return Snapshot.of(Observation(*fields), {}, ())
 
 
 def tunnel(ip: str, **changes) -> Tunnel:
@@ -33,7 +38,7 @@ BAD_VALUES = {  # what the EC2 reader never produces, but a future change or a b
 @pytest.mark.parametrize("isolate", [False, True], ids=["in process", "forked child"])
 @pytest.mark.parametrize("bad", BAD_VALUES.values(), ids=BAD_VALUES.keys())
 def test_a_tunnel_that_cannot_be_rendered_is_left_out_and_named(bad, isolate):
-    snapshot = Snapshot(
+    snapshot = undiagnosed(
         1_700_000_100.0,
         (
             RegionTelemetry(
@@ -55,7 +60,7 @@ def test_a_tunnel_that_cannot_be_rendered_is_left_out_and_named(bad, isolate):
 
 
 def test_a_snapshot_without_bad_values_leaves_nothing_out():
-    snapshot = Snapshot(
+    snapshot = undiagnosed(
         1_700_000_100.0, (RegionTelemetry("111", REGION, (connection("vpn-good", tunnel("1.1.1.1")),)),)
     )
     assert RenderedSnapshot.of(snapshot, isolate=True).failed == ()

@@ -16,10 +16,9 @@ import pytest
 from exporter.demo.environment import simulated_aws_environment
 from exporter.diagnosis.findings import CRITICAL
 from exporter.diagnosis.report import HEALTHY, RANKS, build_report, exit_code, render_text, summary_line
-from exporter.diagnosis.rules import diagnose
-from exporter.model import CustomerGateway, RegionTelemetry, Snapshot, SourceResult
+from exporter.diagnosis.rules import diagnosed
+from exporter.model import CustomerGateway, Observation, RegionTelemetry, SourceResult, TunnelKey
 from exporter.sources.logs.parse import LogEvent
-from exporter.sources.logs.state import TunnelKey
 from tests.test_diagnosis import HEALTHY as HEALTHY_TUNNEL
 from tests.test_diagnosis import NOW, connection, log_state, tunnel
 from tests.test_secrets import MOTO_CGW_KEY
@@ -38,8 +37,7 @@ def snapshot_of(*connections, logs=None, gateways=()):
         for t in c.tunnels
         if t.outside_ip in (logs or {})
     }
-    snapshot = Snapshot(NOW, (region,), tunnel_logs=tunnel_logs)
-    return Snapshot(NOW, (region,), tunnel_logs=tunnel_logs, findings=diagnose(snapshot))
+    return diagnosed(Observation(NOW, (region,), tunnel_logs=tunnel_logs))
 
 
 def named(name, vpn_id, *tunnels):
@@ -139,7 +137,7 @@ def test_a_name_tag_selects_every_connection_that_carries_it():
 
 def test_a_run_without_any_data_says_no_data_and_why():
     failed = SourceResult("unknown", "us-east-1", "ec2", False, 3.0, None, "timeout: no answer within 3s")
-    report = build_report(Snapshot(NOW, (), (failed,)))
+    report = build_report(diagnosed(Observation(NOW, (), (failed,))))
     text = render_text(report)
     assert text.startswith("no data") and "ec2 unknown/us-east-1: timeout: no answer within 3s" in text
     assert "stale" not in text

@@ -45,15 +45,12 @@ def test_selector_checks(aws, cgw, routing, remote, local, mismatch, reasons):
 
 def test_a_published_snapshot_checks_each_tunnels_selectors_once(monkeypatch):
     """The diagnosis and the exposition read one check per tunnel, made when the snapshot is published."""
-    from dataclasses import replace
 
     import exporter.diagnosis.rules
     import exporter.diagnosis.selectors
-    import exporter.exposition.render
-    from exporter.diagnosis.rules import diagnose
-    from exporter.diagnosis.selectors import check_snapshot
+    from exporter.diagnosis.rules import diagnosed
     from exporter.exposition.render import RenderedSnapshot
-    from tests.test_golden import full_snapshot
+    from tests.test_golden import full_observation
 
     calls = []
     real = exporter.diagnosis.selectors.check_tunnel_selectors
@@ -62,11 +59,10 @@ def test_a_published_snapshot_checks_each_tunnels_selectors_once(monkeypatch):
         calls.append(args[1].outside_ip)
         return real(*args)
 
-    for module in (exporter.diagnosis.selectors, exporter.diagnosis.rules, exporter.exposition.render):
+    for module in (exporter.diagnosis.selectors, exporter.diagnosis.rules):
         monkeypatch.setattr(module, "check_tunnel_selectors", counting)
-    snapshot = full_snapshot()  # one tunnel has negotiated selectors, and they do not fit
-    snapshot = replace(snapshot, selector_checks=check_snapshot(snapshot))
-    snapshot = replace(snapshot, findings=diagnose(snapshot))
+    observation, _ = full_observation()  # one tunnel has negotiated selectors, and they do not fit
+    snapshot = diagnosed(observation)
     body = RenderedSnapshot.of(snapshot, isolate=False).body.decode()
     parse_exposition(body)  # no series twice
     assert calls == ["198.51.100.1"]

@@ -15,8 +15,8 @@ import requests
 
 from exporter.config import Target
 from exporter.diagnosis.findings import FINDINGS, runbook_url
-from exporter.diagnosis.rules import diagnose
-from exporter.model import Connection, RegionTelemetry, Snapshot, SourceResult, Tunnel
+from exporter.diagnosis.rules import diagnosed
+from exporter.model import Connection, Observation, RegionTelemetry, Snapshot, SourceResult, Tunnel
 from exporter.web import statuspage
 from tests.conftest import add_vpn_connection, tunnel_telemetry
 
@@ -44,8 +44,7 @@ def connection(vpn: str, name: str, *tunnels: Tunnel) -> Connection:
 def snapshot(connections, results=None, completed_at: float = NOW) -> Snapshot:
     region = RegionTelemetry("123456789012", "us-east-1", tuple(connections))
     results = results if results is not None else (SourceResult("123456789012", "us-east-1", "ec2", True, 0.2, NOW),)
-    taken = Snapshot(completed_at, (region,), tuple(results))
-    return Snapshot(completed_at, taken.regions, taken.results, findings=diagnose(taken))
+    return diagnosed(Observation(completed_at, (region,), tuple(results)))
 
 
 class _Text(HTMLParser):
@@ -310,11 +309,11 @@ def test_every_source_failing_on_the_real_path_is_ready_and_said(aws, faults, ma
 def test_a_tunnels_cause_is_listed_before_the_symptom_it_explains():
     from dataclasses import replace
 
-    from exporter.diagnosis.rules import Finding
+    from exporter.model import Finding
 
     stuck = replace(tunnel("192.0.2.9", up=False), ipsec_up=True, status_message="ipsec_up")
     taken = snapshot([connection("vpn-0c", "charlie", stuck)])
-    causes = (Finding("123456789012", "us-east-1", "vpn-0c", "192.0.2.9", "bgp_stuck_connecting", ()),)
+    causes = (Finding("123456789012", "us-east-1", "vpn-0c", "192.0.2.9", "bgp_stuck_connecting", (), "warning"),)
     page = text_of(statuspage.render(replace(taken, findings=taken.findings + causes), now=NOW))
     assert "ipsec_up_bgp_down" in page
     assert page.index("bgp_stuck_connecting") < page.index("ipsec_up_bgp_down")  # in the tunnel's row

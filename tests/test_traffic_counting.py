@@ -13,8 +13,7 @@ import pytest
 
 from exporter.config import TrafficConfig
 from exporter.diagnosis import traffic as traffic_rules
-from exporter.model import Connection, RegionTelemetry, Tunnel
-from exporter.sources.logs.state import TunnelKey
+from exporter.model import Connection, RegionTelemetry, Tunnel, TunnelKey
 from exporter.sources.traffic import PERIOD, TrafficPoller
 
 ACCOUNT, REGION = "123456789012", "us-east-1"

@@ -9,7 +9,9 @@ import pytest
 
 from exporter.config import Target
 from exporter.diagnosis import aws_side
-from exporter.sources.ec2.tunnel_status import TunnelStatus, TunnelStatusPoller
+from exporter.diagnosis.rules import diagnosed
+from exporter.model import Observation, TunnelStatus
+from exporter.sources.ec2.tunnel_status import TunnelStatusPoller
 from tests.conftest import add_vpn_connection, scrape, series, tunnel_telemetry, value
 from tests.faults import Fault
 
@@ -185,13 +187,14 @@ def test_a_hung_endpoint_cannot_hold_a_pass_past_its_time(aws, faults, make_expo
 def test_tags_read_before_a_reload_never_misalign_the_labels():
     """A reload changes connection_tags before the next EC2 poll reads them: the labels win."""
     from exporter.exposition.render import RenderedSnapshot
-    from exporter.model import Connection, RegionTelemetry, Snapshot
+    from exporter.model import Connection, RegionTelemetry
     from tests.conftest import parse_exposition
 
     def info(tags, labels):
         connection = Connection("vpn-1", "site", "available", "dynamic", "vgw", "vgw-1", "cgw-1", False, tags=tags)
         rendered = RenderedSnapshot.of(
-            Snapshot(1.0, (RegionTelemetry("1", REGION, (connection,)),), tag_labels=labels), isolate=False
+            diagnosed(Observation(1.0, (RegionTelemetry("1", REGION, (connection,)),), tag_labels=labels)),
+            isolate=False,
         )
         assert rendered.failed == ()
         return series(parse_exposition(rendered.body.decode()), "aws_vpn_connection_info")[0]

@@ -10,8 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from exporter.diagnosis.findings import CRITICAL, FINDINGS, INFO, WARNING, triage_order
-from exporter.diagnosis.rules import Finding
-from exporter.model import Connection, CustomerGateway, Snapshot, Tunnel
+from exporter.model import Connection, CustomerGateway, Finding, Snapshot, Tunnel
 from exporter.timefmt import duration, utc
 from exporter.untrusted import printable_tree
 

@@ -7,16 +7,26 @@ are missing they say so (``tunnel_logging_disabled``) rather than guess.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
 
 from exporter.diagnosis import aws_side, configuration
 from exporter.diagnosis import traffic as traffic_rules
 from exporter.diagnosis.findings import FINDINGS
-from exporter.diagnosis.selectors import ANY, SelectorCheck, check_tunnel_selectors, checks_of
-from exporter.model import Connection, CustomerGateway, RegionTelemetry, Snapshot, Tunnel
+from exporter.diagnosis.selectors import ANY, check_snapshot, check_tunnel_selectors
+from exporter.model import (
+    Connection,
+    CustomerGateway,
+    Finding,
+    Observation,
+    RegionTelemetry,
+    SelectorCheck,
+    Snapshot,
+    Tunnel,
+    TunnelKey,
+    TunnelLogView,
+)
 from exporter.sources.logs.parse import BGP_ERRORS
-from exporter.sources.logs.state import CLOCK_SKEW_SECONDS, TunnelKey, TunnelLogView
+from exporter.sources.logs.state import CLOCK_SKEW_SECONDS
 from exporter.timefmt import duration, utc
 
 RECENT_SECONDS = 3600.0  # a BGP or IKE error older than this no longer counts as a current finding
@@ -48,20 +58,6 @@ _BGP_ERROR_FINDINGS = {
     "max_prefix_exceeded": "bgp_max_prefix_exceeded",
     "route_denied": "bgp_routes_denied",
 }
-
-
-@dataclass(frozen=True)
-class Finding:
-    account_id: str
-    region: str
-    vpn_connection_id: str
-    tunnel: str  # "" for a connection-level finding
-    code: str
-    evidence: tuple[str, ...]
-
-    @property
-    def severity(self) -> str:
-        return FINDINGS[self.code].severity
 
 
 def _ipsec_up_bgp_down(connection: Connection, tunnel: Tunnel, now: float) -> list[str] | None:
@@ -213,7 +209,7 @@ def diagnose_connection(
 ) -> list[Finding]:
     base = (region.account_id, region.region, connection.vpn_connection_id)
     bytes_of = (
-        {t.outside_ip: traffic.tunnels.get(TunnelKey(*base, t.outside_ip)) for t in connection.tunnels}
+        {t.outside_ip: traffic.tunnels.get(TunnelKey.of(region, connection, t)) for t in connection.tunnels}
         if traffic is not None
         else {}
     )
@@ -223,12 +219,12 @@ def diagnose_connection(
         else ()
     )
     findings = [
-        Finding(*base, "", code, tuple(e for e in evidence if e))
+        Finding(*base, "", code, tuple(e for e in evidence if e), FINDINGS[code].severity)
         for rules in (_connection_rules(connection), configuration.connection_rules(connection), idle)
         for code, evidence in rules
     ]
     for tunnel in connection.tunnels:
-        key = TunnelKey(*base, tunnel.outside_ip)
+        key = TunnelKey.of(region, connection, tunnel)
         check = selector_checks.get(key) if selector_checks is not None else None
         found: dict[str, list[str]] = {}  # one finding per code: two rules may reach the same cause
         for code, evidence in _tunnel_rules(connection, tunnel, tunnel_logs.get(key), now, check):
@@ -247,19 +243,25 @@ def diagnose_connection(
             found.setdefault(code, []).extend(evidence)
         for code in found.keys() & _CUSTOMER_GATEWAY_FINDINGS:
             found[code].append(_customer_gateway_evidence(connection, gateway))
-        findings.extend(Finding(*base, tunnel.outside_ip, code, tuple(evidence)) for code, evidence in found.items())
+        findings.extend(
+            Finding(*base, tunnel.outside_ip, code, tuple(evidence), FINDINGS[code].severity)
+            for code, evidence in found.items()
+        )
     return findings
 
 
 def diagnose(
-    snapshot: Snapshot, now: float | None = None, on_error: Callable[[str, Exception], None] | None = None
+    observation: Observation,
+    now: float | None = None,
+    on_error: Callable[[str, Exception], None] | None = None,
+    checks: Mapping[TunnelKey, SelectorCheck] | None = None,
 ) -> tuple[Finding, ...]:
-    """Every active finding of a snapshot, in a stable order. A connection whose rules fail (a value no
+    """Every active finding of an observation, in a stable order. A connection whose rules fail (a value no
     rule expected) loses its findings for this snapshot, reported to ``on_error``; the others keep theirs."""
-    now = snapshot.completed_at if now is None else now
+    now = observation.completed_at if now is None else now
+    checks = check_snapshot(observation) if checks is None else checks
     found: list[Finding] = []
-    checks = checks_of(snapshot)
-    for region in snapshot.regions:
+    for region in observation.regions:
         gateways = region.customer_gateways_by_id()
         for connection in region.connections:
             try:
@@ -267,12 +269,12 @@ def diagnose(
                     diagnose_connection(
                         region,
                         connection,
-                        snapshot.tunnel_logs,
+                        observation.tunnel_logs,
                         now,
                         gateways.get(connection.customer_gateway_id),
                         checks,
-                        snapshot.tunnel_status,
-                        snapshot.traffic,
+                        observation.tunnel_status,
+                        observation.traffic,
                     )
                 )
             except Exception as err:  # isolation: one odd connection never freezes the snapshot
@@ -280,3 +282,11 @@ def diagnose(
                     raise
                 on_error(connection.vpn_connection_id, err)
     return tuple(sorted(found, key=lambda f: (f.account_id, f.region, f.vpn_connection_id, f.tunnel, f.code)))
+
+
+def diagnosed(observation: Observation, on_error: Callable[[str, Exception], None] | None = None) -> Snapshot:
+    """The observation with its diagnosis: the selector checks made once (the rules and the exposition both read
+    them), then the findings. The one way a ``Snapshot`` is made."""
+    checks = check_snapshot(observation)
+    findings = diagnose(observation, on_error=on_error, checks=checks)
+    return Snapshot.of(observation, checks, findings)

@@ -9,15 +9,10 @@ cover the tunnel inside CIDR, or the BGP peers' link-local addresses never cross
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+
+from exporter.model import Observation, SelectorCheck, TunnelKey
 
 ANY = "0.0.0.0/0"
-
-
-@dataclass(frozen=True)
-class SelectorCheck:
-    mismatch: bool
-    reasons: tuple[str, ...]  # aws_side_differs | cgw_side_differs | inside_cidr_not_covered | unreadable
 
 
 def _networks(text: str) -> list | None:
@@ -68,22 +63,12 @@ def check_tunnel_selectors(connection, tunnel, negotiated: tuple[str, str]) -> S
     )
 
 
-def check_snapshot(snapshot) -> dict:
+def check_snapshot(observation: Observation) -> dict[TunnelKey, SelectorCheck]:
     """TunnelKey -> SelectorCheck for every tunnel whose logs have shown its negotiated selectors."""
-    from exporter.sources.logs.state import TunnelKey
-
     checks = {}
-    for region, connection in snapshot.connections():
-        for tunnel in connection.tunnels:
-            key = TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip)
-            view = snapshot.tunnel_logs.get(key)
-            negotiated = view.fact("selectors") if view is not None else None
-            if negotiated is not None:
-                checks[key] = check_tunnel_selectors(connection, tunnel, negotiated)
+    for _, connection, tunnel, key in observation.tunnels():
+        view = observation.tunnel_logs.get(key)
+        negotiated = view.fact("selectors") if view is not None else None
+        if negotiated is not None:
+            checks[key] = check_tunnel_selectors(connection, tunnel, negotiated)
     return checks
-
-
-def checks_of(snapshot) -> dict:
-    """The snapshot's selector checks: made once when it is published, and read by both the diagnosis and
-    the exposition (computed here for a snapshot built without them, as in tests)."""
-    return snapshot.selector_checks if snapshot.selector_checks is not None else check_snapshot(snapshot)

@@ -27,7 +27,6 @@ from operator import itemgetter
 from prometheus_client.utils import floatToGoString
 
 from exporter.diagnosis.findings import FINDINGS
-from exporter.diagnosis.selectors import SelectorCheck, check_tunnel_selectors, checks_of
 from exporter.exposition.contract import (
     COLLECTION_DURATION,
     COLLECTION_LAST_SUCCESS,
@@ -74,9 +73,8 @@ from exporter.exposition.contract import (
     TUNNEL_TRAFFIC_COUNTED_UNTIL,
     TUNNEL_UP,
 )
-from exporter.model import Snapshot
+from exporter.model import SelectorCheck, Snapshot, TunnelKey, TunnelLogView
 from exporter.sources.logs.parse import BGP_STATES, IKE_STATES
-from exporter.sources.logs.state import TunnelKey, TunnelLogView
 
 log = logging.getLogger(__name__)
 FORK_RENDER_MIN_TUNNELS = 2000  # below this an in-process render is quicker than a fork
@@ -342,12 +340,7 @@ def _tunnel_status_families(snapshot: Snapshot, failed: list[str]) -> Iterator[F
     last, provisioning = Family.of(TUNNEL_LAST_MAINTENANCE), Family.of(TUNNEL_PROVISIONING_STATUS)
     negotiated = Family.of(TUNNEL_NEGOTIATED_INFO)
     isolated = _Isolated((pending, auto_apply, last, provisioning, negotiated), failed)
-    live = {
-        TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip)
-        for region in snapshot.regions
-        for connection in region.connections
-        for tunnel in connection.tunnels
-    }
+    live = {key for *_, key in snapshot.tunnels()}
     for key, status in sorted(snapshot.tunnel_status.items(), key=lambda item: item[0].encode()):
         if key not in live:  # the pass's status of a tunnel EC2 does not report now (kept for when it is back)
             continue
@@ -428,12 +421,12 @@ def _log_families(snapshot: Snapshot, failed: list[str]) -> Iterator[Family]:
     # "No event yet" is only known where the read succeeded: a region whose read failed says nothing.
     read = {(r.account_id, r.region) for r in snapshot.results if r.source == "logs" and r.success}
     isolated = _Isolated(families, failed)
-    checks = checks_of(snapshot)
+    checks = snapshot.selector_checks
     for count, (region, connection) in enumerate(snapshot.connections()):
         if count % YIELD_EVERY == 0:
             time.sleep(0)
         for tunnel in connection.tunnels:
-            key = TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip)
+            key = TunnelKey.of(region, connection, tunnel)
             view: TunnelLogView | None = snapshot.tunnel_logs.get(key)
             labels = [region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip]
             with isolated(f"{connection.vpn_connection_id} {tunnel.outside_ip}"):
@@ -477,9 +470,8 @@ def _tunnel_log_rows(
     negotiated = view.fact("selectors")
     if negotiated is not None:
         selectors.add_metric(labels + list(negotiated), 1.0)
-        mismatch.add_metric(
-            labels, _flag(check.mismatch if check else check_tunnel_selectors(connection, tunnel, negotiated).mismatch)
-        )
+        if check is not None:  # made for every tunnel with negotiated selectors (diagnosis.selectors)
+            mismatch.add_metric(labels, _flag(check.mismatch))
     for fact, family in (("nat_t", nat_t), ("dpd", dpd)):
         if view.fact(fact) is not None:
             family.add_metric(labels, _flag(view.fact(fact)))

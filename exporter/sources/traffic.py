@@ -32,17 +32,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from botocore.exceptions import ClientError
 
 from exporter.config import TrafficConfig
 from exporter.durable import RETENTION, JsonDocument, forget_unseen
-from exporter.model import RegionTelemetry, SourceResult
+from exporter.model import RegionTelemetry, SourceResult, TrafficCollection, TunnelKey, TunnelTraffic
 from exporter.sources.aws import AwsAccount, describe_error
 from exporter.sources.isolation import Outcome, run_isolated
-from exporter.sources.logs.state import TunnelKey
 
 log = logging.getLogger(__name__)
 SOURCE = "traffic"
@@ -70,31 +68,6 @@ STATE_VERSION = 1
 STATE_FILE = "traffic-state.json"
 # Errors that retrying next pass will not mend: the source is off for that account and region until a reload.
 REFUSED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "OptInRequired"})
-
-
-@dataclass(frozen=True, slots=True)
-class TunnelTraffic:
-    """What CloudWatch said of one tunnel's bytes, as of the latest pass."""
-
-    received_bytes: float  # TunnelDataIn counted since the tunnel was first seen (from a window before)
-    sent_bytes: float  # TunnelDataOut likewise
-    counted_until: float  # the end of the newest period read (CloudWatch's data lags by ``delay``)
-    observed_since: float  # the oldest data point seen: how far back "no bytes" is known
-    last_received: float | None = None  # the newest period's end with bytes in; None: none since observed_since
-    last_sent: float | None = None
-    received_data_until: float | None = None  # the end of the newest period CloudWatch had a TunnelDataIn point for
-    last_traffic: float | None = None  # the newest period's end with more than keepalives either way
-
-
-@dataclass(frozen=True)
-class TrafficCollection:
-    tunnels: Mapping[TunnelKey, TunnelTraffic] = field(default_factory=dict)
-    results: tuple[SourceResult, ...] = ()
-    metrics_requested: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (account, region): billed
-    monthly_cost: Mapping[tuple[str, str], float] = field(default_factory=dict)  # USD per 30 days at this size
-    unattributable: Mapping[tuple[str, str], int] = field(default_factory=dict)  # tunnels sharing an outside IP
-    silent_after: float = TrafficConfig.silent_after  # the findings' thresholds, from the config
-    idle_after: float = TrafficConfig.idle_after
 
 
 def monthly_cost(tunnels: int, config: TrafficConfig) -> float:
@@ -367,12 +340,7 @@ class TrafficPoller:
                         "" if outcome.ok else outcome.value,
                     )
                 )
-            live = {
-                TunnelKey(r.account_id, r.region, c.vpn_connection_id, t.outside_ip)
-                for r in regions
-                for c in r.connections
-                for t in c.tunnels
-            }
+            live = {TunnelKey.of(r, c, t) for r in regions for c in r.connections for t in c.tunnels}
             with self._state_lock:
                 # a tunnel EC2 did not report (its region's first poll after a restart failed, an answer without
                 # the connection's tunnels, a target removed) keeps its counters a while: a passing gap is no reset

@@ -25,8 +25,8 @@ from exporter.diagnosis.findings import (
     triage_order,
 )
 from exporter.diagnosis.report import up_down
-from exporter.diagnosis.rules import STATUS_MESSAGES, Finding
-from exporter.model import Connection, RegionTelemetry, Snapshot, SourceResult, Tunnel
+from exporter.diagnosis.rules import STATUS_MESSAGES
+from exporter.model import Connection, Finding, RegionTelemetry, Snapshot, SourceResult, Tunnel
 from exporter.timefmt import ago
 from exporter.untrusted import html_text
 

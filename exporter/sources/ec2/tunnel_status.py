@@ -19,16 +19,14 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from exporter.durable import RETENTION
-from exporter.model import RegionTelemetry, SourceResult
+from exporter.model import RegionTelemetry, SourceResult, TunnelKey, TunnelStatus, TunnelStatusCollection
 from exporter.sources.aws import AwsAccount, describe_error
-from exporter.sources.logs.state import TunnelKey
 
 log = logging.getLogger(__name__)
 SOURCE = "tunnel_status"
@@ -50,31 +48,6 @@ PROVISIONING_STATES = ("available", "pending", "failed")
 # counted as unrecognised and read as not pending, so an unknown wording can never raise an alert.
 MAINTENANCE_PENDING = "available"
 MAINTENANCE_NONE = frozenset({"", "none", "none available"})
-
-
-@dataclass(frozen=True, slots=True)
-class TunnelStatus:
-    checked_at: float
-    pending_maintenance: bool | None = None  # see maintenance_pending; None when AWS said nothing of it
-    maintenance_auto_applied_after: float | None = None
-    last_maintenance_applied: float | None = None
-    provisioning_status: str = ""  # available | pending | failed | other | "" (not reported)
-    provisioning_reason: str = ""
-    pending_since: float | None = None  # when this exporter first saw provisioning pending
-    ike_version: str = ""
-    phase1_encryption: str = ""
-    phase2_encryption: str = ""
-    phase1_integrity: str = ""
-    phase2_integrity: str = ""
-    phase1_dh_group: str = ""
-    phase2_dh_group: str = ""
-
-
-@dataclass(frozen=True)
-class TunnelStatusCollection:
-    statuses: Mapping[TunnelKey, TunnelStatus] = field(default_factory=dict)  # tunnels EC2 may not report now
-    results: tuple[SourceResult, ...] = ()
-    unrecognized: Mapping[str, int] = field(default_factory=dict)  # values read since the last poll, by field
 
 
 def _epoch(value: Any) -> float | None:
@@ -190,12 +163,7 @@ class TunnelStatusPoller:
                     error,
                 )
             )
-        live = {
-            TunnelKey(r.account_id, r.region, c.vpn_connection_id, t.outside_ip)
-            for r in regions
-            for c in r.connections
-            for t in c.tunnels
-        }
+        live = {TunnelKey.of(r, c, t) for r in regions for c in r.connections for t in c.tunnels}
         with self._lock:  # a refused region's last answers are not kept: they would never be refreshed
             # a tunnel EC2 did not report this time (one odd answer) keeps its status for the retention the log
             # and traffic state use: when it is back, so are its maintenance and the time it went pending
@@ -244,7 +212,7 @@ class TunnelStatusPoller:
                     self._sleep(gap)
                     active = client.get_active_vpn_tunnel_status(**arguments).get("ActiveVpnTunnelStatus") or {}
                     self._sleep(gap)
-                    key = TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip)
+                    key = TunnelKey.of(region, connection, tunnel)
                     with self._lock:
                         self.calls += CALLS_PER_TUNNEL
                         self._statuses[key] = read_status(

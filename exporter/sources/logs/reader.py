@@ -28,32 +28,17 @@ from dataclasses import dataclass, field
 
 from exporter.config import LogsConfig
 from exporter.durable import forget_unseen
-from exporter.model import RegionTelemetry, SourceResult
+from exporter.model import LogCollection, LogGroupStatus, RegionTelemetry, SourceResult, TunnelKey
 from exporter.sources.aws import AwsAccount, describe_error
 from exporter.sources.isolation import Outcome, run_isolated
 from exporter.sources.logs.parse import LogParseError, log_kind_of, parse
-from exporter.sources.logs.state import GroupCursor, StateFile, TunnelKey, TunnelLogState, TunnelLogView
+from exporter.sources.logs.state import GroupCursor, StateFile, TunnelLogState
 
 log = logging.getLogger(__name__)
 
 LOG_KINDS = ("ike", "bgp")
 _CONNECTION_ID = re.compile(r"vpn-[0-9a-f]+")
 _RESOURCE_ID = re.compile(r"(vpn-[0-9a-f]+)_([0-9A-Fa-f.:]+)")  # a BGP event's resource_id
-
-
-@dataclass(frozen=True, slots=True)
-class LogGroupStatus:
-    account_id: str
-    region: str
-    log_group: str
-    read_until: float  # epoch seconds: every event before this has been read (bar late delivery)
-
-
-@dataclass(frozen=True)
-class LogCollection:
-    tunnels: dict[TunnelKey, TunnelLogView]
-    groups: tuple[LogGroupStatus, ...]
-    results: tuple[SourceResult, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +178,7 @@ def discover(region: RegionTelemetry, addresses: AddressPatterns | None = None) 
     groups: dict[tuple[str, str], GroupPlan] = {}
     for connection in region.connections:
         for tunnel in connection.tunnels:
-            key = TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip)
+            key = TunnelKey.of(region, connection, tunnel)
             for kind, destination in (("ike", tunnel.ike_log), ("bgp", tunnel.bgp_log)):
                 group = parse_log_group_arn(destination.log_group_arn) if destination.enabled else None
                 if group is not None:
@@ -292,7 +277,7 @@ class LogIngestor:
         (deleted connections, removed targets): the state file and memory stay bounded under churn. A
         region whose EC2 poll fails keeps its last data, so its tunnels are not forgotten meanwhile."""
         present = {
-            TunnelKey(region.account_id, region.region, connection.vpn_connection_id, tunnel.outside_ip)
+            TunnelKey.of(region, connection, tunnel)
             for region in regions
             for connection in region.connections
             for tunnel in connection.tunnels

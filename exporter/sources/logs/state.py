@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.durable import JsonDocument
+from exporter.model import TunnelKey, TunnelLogView
 from exporter.sources.logs.parse import (
     BGP_ERRORS,
     BGP_EVENTS,
@@ -57,37 +58,6 @@ _FACT_CHECKS: dict[str, Callable[[Any], bool]] = {
 }
 _FACTS = tuple(_FACT_CHECKS)
 _EVENTS = frozenset(IKE_EVENTS + BGP_EVENTS)
-
-
-@dataclass(frozen=True, slots=True)
-class TunnelKey:
-    account_id: str
-    region: str
-    vpn_connection_id: str
-    outside_ip: str
-
-    def encode(self) -> str:
-        return "|".join((self.account_id, self.region, self.vpn_connection_id, self.outside_ip))
-
-    @classmethod
-    def decode(cls, text: str) -> TunnelKey:
-        account_id, region, vpn_connection_id, outside_ip = text.split("|")
-        return cls(account_id, region, vpn_connection_id, outside_ip)
-
-
-@dataclass(frozen=True, slots=True)
-class TunnelLogView:
-    """An immutable copy of a tunnel's log state, for a snapshot."""
-
-    counts: tuple[tuple[str, int], ...] = ()
-    last_event: tuple[tuple[str, float], ...] = ()  # (log, epoch seconds)
-    facts: tuple[tuple[str, Any, float], ...] = ()  # (fact, value, observed at)
-
-    def fact(self, name: str) -> Any:
-        return next((value for fact, value, _ in self.facts if fact == name), None)
-
-    def fact_time(self, name: str) -> float | None:
-        return next((at for fact, _, at in self.facts if fact == name), None)
 
 
 @dataclass

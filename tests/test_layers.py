@@ -1,0 +1,95 @@
+"""The import contract: the layers depend downwards only.
+
+- ``exporter/model.py`` is the lowest layer and imports nothing of the project;
+- the sources (``exporter/sources/``) collect, and never import the diagnosis, the exposition or the web pages;
+- the running exporter (``exporter/``) never imports the generators (``generate/``), which the wheel leaves out.
+
+Every import counts: at the top, inside a function, or under ``TYPE_CHECKING``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# (the modules a rule covers, the imports they may not make, why)
+RULES = (
+    ("exporter.model", ("exporter", "generate"), "the model is the lowest layer"),
+    (
+        "exporter.sources",
+        ("exporter.diagnosis", "exporter.exposition", "exporter.web", "exporter.app", "exporter.cli"),
+        "a source collects; the layers above read what it returns",
+    ),
+    ("exporter", ("generate",), "the generators are not part of the running exporter (nor of the wheel)"),
+)
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path, module: str) -> set[str]:
+    """Every module ``path`` imports, relative imports resolved, ``from a import b`` read as both a and a.b."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def violations(root: Path) -> list[str]:
+    """What breaks the contract in the tree at ``root``: "module imports name (why)"."""
+    found = []
+    for path in sorted((root / "exporter").rglob("*.py")):
+        module = module_name(path, root)
+        for covered, forbidden, why in RULES:
+            if not _within(module, covered):
+                continue
+            for name in sorted(imports_of(path, module)):
+                if any(_within(name, prefix) for prefix in forbidden) and not _within(name, covered):
+                    found.append(f"{module} imports {name} ({why})")
+    return found
+
+
+def test_the_layers_depend_downwards_only():
+    assert violations(ROOT) == []
+
+
+@pytest.mark.parametrize(
+    ("module", "statement"),
+    [
+        ("exporter/model.py", "from exporter.config import Config"),
+        ("exporter/model.py", "if TYPE_CHECKING:\n    from exporter.sources.logs.state import StateFile"),
+        ("exporter/sources/traffic.py", "from exporter.diagnosis.findings import FINDINGS"),
+        ("exporter/sources/ec2/poller.py", "def late():\n    from ...exposition import render"),
+        ("exporter/sources/logs/reader.py", "from ...web import statuspage"),
+        ("exporter/cli.py", "import generate.alerting"),
+    ],
+)
+def test_a_forbidden_import_is_caught(tmp_path, module, statement):
+    """The check is run on a copy of the tree with one forbidden import added (absolute, relative, late, typed)."""
+    for path in (ROOT / "exporter").rglob("*.py"):
+        copy = tmp_path / path.relative_to(ROOT)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(path.read_text())
+    target = tmp_path / module
+    target.write_text(target.read_text() + "\n" + statement + "\n")
+    assert violations(tmp_path) != []
+    assert all(module.replace("/", ".").removesuffix(".py") in line for line in violations(tmp_path))
