@@ -212,16 +212,16 @@ def connections(rounds: int, count: int) -> bool:
         for round_ in range(rounds):
             created = aws.call(_create, round_, count)
             exporter.poll_once()
-            known = len(exporter.logs._state.tunnels)
+            known = len(exporter.sources["logs"].ingestor._state.tunnels)
             aws.call(_delete, created)
             time.sleep(retention + 0.1)
             exporter.poll_once()
             sizes.append((state_dir / "logs-state.json").stat().st_size)
             rss.append(rss_mib())
-            cached = sum(len(g) for g in exporter.poller._customer_gateways.values())
+            cached = sum(len(g) for g in exporter.sources["ec2"].poller._customer_gateways.values())
             print(
                 f"round {round_ + 1:2d}: {known:4d} tunnels in state after the poll; after deletion and retention: "
-                f"state file {sizes[-1] / 1024:5.1f} KiB, {len(exporter.logs._state.tunnels)} tunnels, {cached} "
+                f"state file {sizes[-1] / 1024:5.1f} KiB, {len(exporter.sources['logs'].ingestor._state.tunnels)} tunnels, {cached} "
                 f"cached gateways, exporter RSS {rss[-1]:.0f} MiB"
             )
     finally:
@@ -260,7 +260,7 @@ def _collections(exporter) -> str:
 
 
 def _pairs(exporter) -> int:
-    return sum(len(account.target.regions) for account in exporter.accounts)
+    return sum(len(account.target.regions) for account in exporter.sources["ec2"].accounts)
 
 
 def _session_churn(
@@ -277,8 +277,8 @@ def _session_churn(
     with tempfile.TemporaryDirectory() as state_dir:
         exporter, organization = _organisation_exporter(accounts, regions, Path(state_dir))
         print(f"== {what}: {title}, then a discovery run and a poll")
-        exporter.discover()
-        exporter.poll_ec2()
+        exporter.poll("discovery")
+        exporter.poll("ec2")
         pairs = _pairs(exporter)
         print(f"start      {pairs} pairs polled, exporter RSS {rss_mib():.0f} MiB")
         rss = []
@@ -286,8 +286,8 @@ def _session_churn(
             for step in range(steps):
                 started = time.perf_counter()
                 watched = change(exporter, organization, step)
-                exporter.discover()  # a reload that changes an organization rediscovers at once
-                exporter.poll_ec2()
+                exporter.poll("discovery")  # a reload that changes an organization rediscovers at once
+                exporter.poll("ec2")
                 pairs = _pairs(exporter)
                 assert pairs == watched * regions, (pairs, watched)
                 rss.append(rss_mib())

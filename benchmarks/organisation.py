@@ -165,13 +165,13 @@ def bench(
         budget = run_budget(config.discovery_interval)
         rss_before = rss_mib()
         started, cpu = time.perf_counter(), time.process_time()
-        exporter.discover()
+        exporter.poll("discovery")
         discovery_wall, discovery_cpu = time.perf_counter() - started, time.process_time() - cpu
         discovery_calls = calls_by_operation(exporter)
-        watched = {a.target.account_id_from_role for a in exporter.accounts}
+        watched = {a.target.account_id_from_role for a in exporter.sources["ec2"].accounts}
         assert len(watched) == active and all(member(n) in watched for n in range(active)), len(watched)
-        assert sum(len(a.target.regions) for a in exporter.accounts) == pairs
-        states = exporter.discovery.views[0].accounts
+        assert sum(len(a.target.regions) for a in exporter.sources["ec2"].accounts) == pairs
+        states = exporter.sources["discovery"].discovery.views[0].accounts
         assert states.get(WATCHED) == active and not states.get(FAILED) and not states.get(PENDING), states
         rss_discovered = rss_mib()
         print(
@@ -193,7 +193,7 @@ def bench(
         for cycle in range(cycles):
             before = calls_by_operation(exporter)
             started, cpu = time.perf_counter(), time.process_time()
-            exporter.poll_ec2()
+            exporter.poll("ec2")
             wall, used = time.perf_counter() - started, time.process_time() - cpu
             made = calls_by_operation(exporter) - before
             results = exporter.current.snapshot.results

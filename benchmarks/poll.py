@@ -96,7 +96,7 @@ def bench(
         for _ in range(polls):
             before = calls_by_operation(exporter)
             started = time.perf_counter()
-            exporter.poll_ec2()
+            exporter.poll("ec2")
             cycle = time.perf_counter() - started
             calls.append(calls_by_operation(exporter) - before)
             snapshot = exporter.current.snapshot
@@ -150,7 +150,7 @@ def _tunnel_status_rate(exporter: Exporter, regions: tuple[str, ...], seconds: f
         return counted
 
     before, started = by_region(), time.perf_counter()
-    exporter.poll_tunnel_status(within=seconds)
+    exporter.poll("tunnel_status", within=seconds)
     elapsed, made = time.perf_counter() - started, by_region() - before
     rates = {region: made[region] / elapsed for region in regions}
     tunnels = sum(len(c.tunnels) for _, c in exporter.current.snapshot.connections())

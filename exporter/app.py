@@ -1,5 +1,5 @@
-"""Wires the parts together: AWS accounts, EC2 and log collection on schedules, one published
-snapshot, and the web server."""
+"""Wires the parts together: every registered source (sources/registry.py) on its schedule, one published
+snapshot, and the web server. It names no source: what a source needs, and what it contributes, it declares."""
 
 from __future__ import annotations
 
@@ -10,41 +10,28 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any
 
 from exporter import memory
-from exporter.config import Config, ConfigError, Target, tag_label
+from exporter.config import Config, ConfigError, tag_label
 from exporter.diagnosis.rules import diagnosed
 from exporter.durable import all_saved
 from exporter.exposition.instrumentation import ExporterMetrics
 from exporter.exposition.render import RenderedSnapshot, paused_cyclic_gc
 from exporter.frozen_heap import FrozenHeap
-from exporter.model import LogCollection, Observation, Snapshot, TrafficCollection, TunnelStatusCollection
+from exporter.model import Observation, Snapshot
 from exporter.schedule import Scheduler
-from exporter.sources.aws import AwsAccount, client_config, own_credentials
-from exporter.sources.discovery import Discovery, run_budget
-from exporter.sources.ec2.poller import Ec2Collection, Poller
-from exporter.sources.ec2.tunnel_status import TunnelStatusPoller
-from exporter.sources.logs.reader import IngestCounters, LogIngestor
-from exporter.sources.logs.state import StateFile
-from exporter.sources.traffic import TrafficPoller
+from exporter.sources.aws import own_credentials
+from exporter.sources.registry import SOURCES
+from exporter.sources.source import Context, Source
 from exporter.web.config import WebConfig
 from exporter.web.server import ExporterServer
 
 log = logging.getLogger(__name__)
 
 
-def _traffic_timeout(config: Config) -> float:
-    """A traffic pass is reported as failed after its interval, at most 2 min (a call per 250 tunnels)."""
-    return min(config.traffic.interval, 120.0)
-
-
-def _log_poll_timeout(config: Config) -> float:
-    """A log read is reported as failed (and goes on in the background) after its interval, at most 5 min."""
-    return min(config.logs.poll_interval, 300.0)
-
-
 class Exporter:
-    """A running exporter: polls on schedules, serves the latest complete snapshot."""
+    """A running exporter: polls its sources on schedules, serves the latest complete snapshot."""
 
     def __init__(
         self,
@@ -55,67 +42,35 @@ class Exporter:
     ):
         """``clock`` dates the EC2 collections (a benchmark runs an hour of 30 s polls in a minute with its own)."""
         self.config = config
-        self._clock = clock
         self.metrics = ExporterMetrics(snapshot_monotonic=self._snapshot_monotonic)
         self._executor = ThreadPoolExecutor(max_workers=config.max_concurrency, thread_name_prefix="collect")
         # discovery's own pool: a slow account or home region never holds a worker an EC2 poll needs
         self._discovery_executor = ThreadPoolExecutor(
             max_workers=min(8, config.max_concurrency), thread_name_prefix="discover"
         )
-        self._own_credentials = own_credentials()  # every role is assumed from it
-        self.accounts: list[AwsAccount] = []
-        self.poller: Poller | None = None
-        self._collection: tuple | None = None  # what the running poller was built for (see _apply)
-        self._discovered: tuple[Target, ...] = ()  # the organizations' targets, unsharded
-        self._discovered_once = False
-        self.discovery = self._discovery(config)
-        self._apply(config)
-        self.logs: LogIngestor | None = None
-        if config.logs.enabled:
-            counters = IngestCounters(
-                ingested=lambda account, region, kind, n: self.metrics.log_events_ingested.labels(
-                    account, region, kind
-                ).inc(n),
-                duplicates=lambda account, region, n: self.metrics.log_events_duplicate.labels(account, region).inc(n),
-                parse_errors=lambda kind, reason, n: self.metrics.log_parse_errors.labels(kind, reason).inc(n),
-                unattributed=lambda account, region, n: self.metrics.log_events_unattributed.labels(
-                    account, region
-                ).inc(n),
-                future_dated=lambda account, region, n: self.metrics.log_events_future_dated.labels(
-                    account, region
-                ).inc(n),
-            )
-            state_file = StateFile(config.state_dir, on_corrupt=self.metrics.state_file_errors.inc)
-            self.logs = LogIngestor(
-                config.logs, state_file, self._executor, poll_timeout=_log_poll_timeout(config), counters=counters
-            )
-        self.tunnel_status = (
-            TunnelStatusPoller(config.tunnel_status.max_calls_per_second) if config.tunnel_status.enabled else None
+        self.scheduler = Scheduler()  # on the monotonic clock: a step of the wall clock stops no poll
+        context = Context(
+            executor=self._executor,
+            discovery_executor=self._discovery_executor,
+            clock=clock,
+            own_credentials=own_credentials(),  # every role is assumed from it
+            metrics=self.metrics,
+            run_now=self._poll_soon,
         )
-        self.traffic = (
-            TrafficPoller(
-                config.traffic,
-                self._executor,
-                _traffic_timeout(config),
-                state_dir=config.state_dir,
-                on_corrupt=self.metrics.state_file_errors.inc,
-                unrecognized=lambda field: self.metrics.unrecognized.labels(field).inc(),
-            )
-            if config.traffic.enabled
-            else None
-        )
-        state_files = [owner.document for owner in (self.logs and state_file, self.traffic) if owner and owner.document]
-        self.metrics.state_file_writable.set_function(lambda: 1.0 if all_saved(state_files) else 0.0)
-        self._ec2: Ec2Collection | None = None
-        self._traffic_data: TrafficCollection | None = None
-        self._log_data: LogCollection | None = None
-        self._tunnel_status_data: TunnelStatusCollection | None = None
+        # every registered source the config enables, in the registry's order (each after those it needs)
+        self.sources: dict[str, Source] = {
+            source.name: source(config, context) for source in SOURCES if source.enabled(config)
+        }
+        self._outputs: dict[str, Any] = {}  # each source's latest output, read by the sources that need it
+        self._attempted: set[str] = set()  # sources polled at least once
+        self._produced: set[str] = set()  # sources with an output
+        documents = [document for source in self.sources.values() for document in source.state_documents()]
+        self.metrics.state_file_writable.set_function(lambda: 1.0 if all_saved(documents) else 0.0)
         self._publish_lock = threading.Lock()
         self._heap = FrozenHeap()
         self._reported_failures: set[tuple[str, str]] = set()
         self._every_source_failing = False
         self.current: RenderedSnapshot | None = None
-        self.scheduler = Scheduler()  # on the monotonic clock: a step of the wall clock stops no poll
         self._listen = listen
         self._web_config = web_config
         self.server: ExporterServer | None = None  # bound by start_server(); a one-shot diagnose binds nothing
@@ -127,72 +82,6 @@ class Exporter:
         self.metrics.config_reload_timestamp.set(time.time())
         self.metrics.set_shard(config.shard.index, config.shard.count)
 
-    def _accounts(self, config: Config, targets: tuple[Target, ...]) -> list[AwsAccount]:
-        """One AWS session per (sharded) target, with the config's retry and timeout settings. A target the running
-        poller already has keeps its session when the AWS settings are unchanged, and a discovered one shares the
-        session discovery read it with: no new AssumeRole, no new clients."""
-        same_settings = self._collection is not None and self._collection[1] == config.aws
-        running = {account.target: account for account in self.accounts} if same_settings else {}
-        boto_config = client_config(config.aws.max_attempts, config.aws.connect_timeout, config.aws.read_timeout)
-
-        def session(target: Target) -> AwsAccount:
-            if target in running:
-                return running[target]
-            discovered = self.discovery.session_for(target) if self.discovery is not None else None
-            if discovered is not None:  # the session discovery read the account with (made with these settings)
-                return discovered.sharing(target)
-            return AwsAccount(target, self.metrics.record_api_call, boto_config, self._own_credentials)
-
-        return [session(target) for target in targets]
-
-    def _watched(self, config: Config) -> tuple[Target, ...]:
-        """This shard's targets: the explicit ones, then the discovered ones (a pair both name is the explicit's).
-        The order is kept: where an account is known only at run time, the poller gives it to the first."""
-        explicit = {(target.credentials, region) for target in config.targets for region in target.regions}
-        explicit_accounts = {target.account_id_from_role for target in config.targets if target.role_arn}
-        discovered = []
-        for target in self._discovered:
-            if target.role_arn and target.account_id_from_role in explicit_accounts:
-                continue  # an explicit target (perhaps just reloaded) watches this account: never twice
-            regions = tuple(r for r in target.regions if (target.credentials, r) not in explicit)
-            if regions:
-                discovered.append(replace(target, regions=regions))
-        return config.shard.select(config.targets + tuple(discovered))
-
-    def _apply(self, config: Config) -> None:
-        """Point EC2 collection at the config's and the discovered targets: new sessions where needed and a new
-        poller (keeping what the old one knew of the pairs still watched), when anything they depend on changed.
-        A config reload and a change in the discovered set both apply here."""
-        targets = self._watched(config)
-        collection = (
-            targets,
-            config.aws,
-            config.poll_timeout,
-            config.poll_interval,
-            config.connection_tags,
-            config.empty_region_interval,
-        )
-        if collection == self._collection:
-            return
-        self.accounts = self._accounts(config, targets)
-        self.poller = Poller(config, self.accounts, self._executor, clock=self._clock, inherit=self.poller)
-        self._collection = collection
-
-    def _discovery(self, config: Config) -> Discovery | None:
-        if not config.organizations:
-            return None
-        boto_config = client_config(config.aws.max_attempts, config.aws.connect_timeout, config.aws.read_timeout)
-        return Discovery(
-            config.organizations,
-            self.metrics.record_api_call,
-            boto_config,
-            self._discovery_executor,
-            lambda field: self.metrics.unrecognized.labels(field).inc(),
-            self._own_credentials,
-            budget=lambda: run_budget(self.config.discovery_interval),
-            rediscover=self.discover,
-        )
-
     @property
     def address(self) -> tuple[str, int]:
         return self.server.server_address[:2]
@@ -203,110 +92,77 @@ class Exporter:
 
     # --- collection ---------------------------------------------------------------------------------
 
-    def discover(self) -> None:
-        """List the organizations' accounts and regions again (its own job, hourly); a changed set applies at
-        once, through the same path as a config reload. The first run starts the EC2 polls."""
-        discovery = self.discovery
+    def poll(self, name: str, within: float | None = None, only: frozenset[str] = frozenset()) -> None:
+        """Poll one source (its job, or a one-shot ``diagnose`` with ``within`` seconds and ``only`` these
+        connections), first polling once what it needs that never ran. Its output is kept for the sources that need
+        it, which follow it at once, and published. The first time a source ends a poll (and the first time it has an
+        output), the sources that need it run at once."""
+        source = self.sources.get(name)
+        if source is None:
+            return
+        for need in source.needs:
+            if need in self.sources and need not in self._attempted:
+                self.poll(need)  # poll_once (diagnose, tests): what it needs first
+        output = None
         try:
-            if discovery is None:
-                return
-            found = discovery.discover(self.config.targets, self.config.shard)
-            self.metrics.discovery.views = discovery.views
-            with self._reload_lock:
-                if discovery is self.discovery and found != self._discovered:
-                    before = sum(len(t.regions) for t in self._discovered)
-                    self._discovered = found
-                    self._apply(self.config)
-                    log.info(
-                        "discovered targets changed accounts=%d regions=%d (were %d regions); applied",
-                        len(found),
-                        sum(len(t.regions) for t in found),
-                        before,
-                    )
+            output = source.poll(self._outputs, within, only)
+            if output is not None:
+                with self._reload_lock:
+                    self._outputs[name] = output
+                    for dependent in self._dependents(name):
+                        dependent.follow(self._outputs)
+                if output.results or output.observed():
+                    self._publish()
         finally:
-            if not self._discovered_once:
-                self._discovered_once = True
-                if self.scheduler.running and self.scheduler.get_job("poll-ec2") is not None:
-                    self.scheduler.run_now("poll-ec2")
+            fresh = name not in self._attempted or (output is not None and name not in self._produced)
+            self._attempted.add(name)
+            if output is not None:
+                self._produced.add(name)
+            if fresh:
+                for dependent in self._dependents(name):
+                    self._run_now(dependent.name)
 
-    def poll_ec2(self) -> None:
-        if self.discovery is not None and not self._discovered_once:
-            self.discover()  # poll_once (diagnose, tests): the organizations' accounts first
-        ec2 = self.poller.poll()
-        for field, count in ec2.unrecognized.items():
-            self.metrics.unrecognized.labels(field).inc(count)
-        first = self._ec2 is None
-        self._ec2 = ec2
-        self._publish()
-        for job in ("poll-logs", "poll-tunnel-status", "poll-traffic"):  # they need EC2's tunnels first
-            if first and self.scheduler.get_job(job) is not None:
-                self.scheduler.run_now(job)
+    def _dependents(self, name: str) -> list[Source]:
+        return [source for source in self.sources.values() if name in source.needs]
 
-    def poll_logs(self) -> None:
-        """Read new log events for the tunnels EC2 last reported (nothing before the first EC2 poll)."""
-        ec2 = self._ec2
-        if self.logs is None or ec2 is None:
-            return
-        self._log_data = self.logs.poll(ec2.regions, ec2.accounts)
-        self._publish()
+    def _poll_soon(self, name: str) -> None:
+        """A source asks to be polled again now (a retry that is due): through its job, or here and now."""
+        if self.scheduler.running and self.scheduler.get_job(_job(name)) is not None:
+            self.scheduler.run_now(_job(name))
+        elif not self.scheduler.stopped:
+            self.poll(name)
 
-    def poll_tunnel_status(self, only: set[str] = frozenset(), within: float | None = None) -> None:
-        """AWS's maintenance and provisioning status of the tunnels EC2 last reported (its own slow schedule);
-        ``only`` these connections (ids or Name tags) and ``within`` seconds for a one-shot ``diagnose``."""
-        ec2 = self._ec2
-        if self.tunnel_status is None or ec2 is None:
-            return
-        regions = (
-            ec2.regions
-            if not only
-            else tuple(
-                replace(
-                    region,
-                    connections=tuple(c for c in region.connections if c.vpn_connection_id in only or c.name in only),
-                )
-                for region in ec2.regions
-            )
-        )
-        self._tunnel_status_data = self.tunnel_status.poll(regions, ec2.accounts, within)
-        for field, count in self._tunnel_status_data.unrecognized.items():
-            self.metrics.unrecognized.labels(field).inc(count)
-        self._publish()
+    def _run_now(self, name: str) -> None:
+        """Run a source's job at once (when the scheduler runs it)."""
+        if self.scheduler.running and self.scheduler.get_job(_job(name)) is not None:
+            self.scheduler.run_now(_job(name))
 
-    def poll_traffic(self, within: float | None = None) -> None:
-        """CloudWatch's bytes for the tunnels EC2 last reported (its own schedule, the metrics' resolution);
-        ``within`` seconds for a one-shot ``diagnose``."""
-        ec2 = self._ec2
-        if self.traffic is None or ec2 is None:
-            return
-        self._traffic_data = self.traffic.poll(ec2.regions, ec2.accounts, within)
-        self._publish()
-
-    def poll_once(self) -> RenderedSnapshot:
-        """EC2 then logs, once, in the calling thread (tests, the diagnose command)."""
-        self.poll_ec2()
-        self.poll_logs()
+    def poll_once(self, every: bool = False, within: float | None = None, only: frozenset[str] = frozenset()):
+        """Poll the quick sources (EC2, after what it needs, then logs), or ``every`` source, once each in the
+        calling thread (tests; the diagnose command, with ``within`` and ``only``); return what is published."""
+        for name, source in self.sources.items():
+            if every or source.quick:
+                self.poll(name, within, only)
         return self.current
 
     def _publish(self) -> None:
-        """Combine the latest EC2 and log data into one snapshot, render it, and swap it in."""
+        """Combine every source's latest output into one observation, diagnose it, render it, and swap it in
+        (nothing before each required source, EC2, has an output)."""
         with self._publish_lock:
-            ec2, logs, status, traffic = self._ec2, self._log_data, self._tunnel_status_data, self._traffic_data
-            if ec2 is None:
+            outputs = [self._outputs.get(name) for name in self.sources]
+            if any(source.required and name not in self._outputs for name, source in self.sources.items()):
                 return
+            observed: dict[str, Any] = {}
+            for output in outputs:
+                if output is not None:
+                    observed.update(output.observed())
             with paused_cyclic_gc():
                 observation = Observation(
                     completed_at=time.time(),
                     completed_monotonic=time.monotonic(),
-                    regions=ec2.regions,
-                    results=ec2.results
-                    + (logs.results if logs else ())
-                    + (status.results if status else ())
-                    + (traffic.results if traffic else ()),
-                    tunnel_logs=logs.tunnels if logs else {},
-                    log_groups=logs.groups if logs else (),
-                    tunnel_status=status.statuses if status else {},
-                    traffic=traffic,
+                    results=tuple(result for output in outputs if output is not None for result in output.results),
                     tag_labels=tuple(tag_label(key) for key in self.config.connection_tags),
+                    **observed,
                 )
                 snapshot = diagnosed(observation, on_error=self._diagnosis_failed)
                 self.current = RenderedSnapshot.of(snapshot)
@@ -323,7 +179,7 @@ class Exporter:
         # cyclic GC from walking its millions of objects on every full collection, which stalls scrapes.
         # AWS sessions are cycles: when what holds them changes (a reload, a changed discovered set), the heap is
         # collected first, so the sessions dropped are freed; an ordinary poll or discovery run costs nothing.
-        self._heap.freeze((self.discovery, self._discovered, *self.accounts, *ec2.accounts.values()))
+        self._heap.freeze(tuple(held for source in self.sources.values() for held in source.holds()))
         memory.release_free_memory()  # what the poll parsed and the old snapshot held
 
     def _say_if_every_source_fails(self, snapshot: Snapshot) -> None:
@@ -357,8 +213,9 @@ class Exporter:
     def reload(self) -> str | None:
         """Re-read the config and apply it; None on success, else why not (the old config keeps running).
 
-        Targets, AWS settings, sharding, intervals and log settings take effect at once; the state
-        directory, the listen address and max_concurrency need a restart and are kept (logged).
+        Targets, AWS settings, sharding, intervals and every source's settings take effect at once; the state
+        directory, the listen address, max_concurrency and whether a source is enabled need a restart and are kept
+        (logged).
         """
         with self._reload_lock:
             try:
@@ -374,43 +231,24 @@ class Exporter:
                 if getattr(new, name) != getattr(old, name):
                     kept.append(name)
                     new = replace(new, **{name: getattr(old, name)})
-            if new.logs.enabled != old.logs.enabled:
-                kept.append("logs.enabled")
-                new = replace(new, logs=replace(new.logs, enabled=old.logs.enabled))
-            if new.tunnel_status.enabled != old.tunnel_status.enabled:
-                kept.append("tunnel_status.enabled")
-                new = replace(new, tunnel_status=replace(new.tunnel_status, enabled=old.tunnel_status.enabled))
-            if new.traffic.enabled != old.traffic.enabled:
-                kept.append("traffic.enabled")
-                new = replace(new, traffic=replace(new.traffic, enabled=old.traffic.enabled))
-            rediscover = (new.organizations, new.aws) != (old.organizations, old.aws)
-            explicit_changed = {t.credentials for t in new.targets} != {t.credentials for t in old.targets}
-            if rediscover:  # the discovered set is kept until the new discovery has run (at once, below)
-                if self.discovery is not None:
-                    self.discovery.close()
-                self.discovery = self._discovery(new)
-                if self.discovery is None:
-                    self._discovered = ()
-                    self.metrics.discovery.views = ()
-            self._apply(new)
-            if self.logs is not None:
-                self.logs.reconfigure(new.logs, poll_timeout=_log_poll_timeout(new))
-            if self.tunnel_status is not None:  # a reload also retries the accounts that refused the calls
-                self.tunnel_status.reconfigure(new.tunnel_status.max_calls_per_second)
-            if self.traffic is not None:  # likewise where GetMetricData was refused
-                self.traffic.reconfigure(new.traffic, _traffic_timeout(new))
+            for section in (source.section for source in SOURCES if source.section):
+                was, now = getattr(old, section), getattr(new, section)
+                if now.enabled != was.enabled:
+                    kept.append(f"{section}.enabled")
+                    new = replace(new, **{section: replace(now, enabled=was.enabled)})
+            run_now = [name for name, source in self.sources.items() if source.reconfigure(new)]
             self.config = new
+            for name, source in self.sources.items():
+                standing = source.standing_output()
+                if standing is not None:  # e.g. the organizations removed: nothing discovered any more
+                    self._outputs[name] = standing
+                    for dependent in self._dependents(name):
+                        dependent.follow(self._outputs)
             if self.scheduler.running:
-                for job_id, seconds in (
-                    ("poll-ec2", new.poll_interval),
-                    ("poll-logs", new.logs.poll_interval),
-                    ("poll-tunnel-status", new.tunnel_status.interval),
-                    ("poll-traffic", new.traffic.interval),
-                    ("discover", new.discovery_interval),
-                ):
-                    if self.scheduler.get_job(job_id) is not None:
-                        self.scheduler.reschedule(job_id, seconds)
-                self._schedule_discovery(at_once=rediscover or explicit_changed)
+                for name, source in self.sources.items():
+                    self.scheduler.reschedule(_job(name), source.interval(new))
+                for name in run_now:
+                    self._run_now(name)
             self.metrics.config_reload_successful.set(1)
             self.metrics.config_reload_timestamp.set(time.time())
             self.metrics.set_shard(new.shard.index, new.shard.count)
@@ -433,36 +271,18 @@ class Exporter:
         self.start_server()
         self.start_polling()
 
-    def _schedule_discovery(self, at_once: bool) -> None:
-        """The discovery job exists while organization targets do; a reload that changed them runs it now."""
-        job = self.scheduler.get_job("discover")
-        if self.discovery is None:
-            if job is not None:
-                job.remove()
-        elif job is None:
-            self.add_job(self.discover, self.config.discovery_interval, "discover")
-        elif at_once:
-            self.scheduler.run_now("discover")
-
     def start_polling(self) -> None:
-        # With organization targets, the first EC2 poll waits for the first discovery (which starts it).
-        self.add_job(self.poll_ec2, self.config.poll_interval, "poll-ec2", start=self.discovery is None)
-        if self.discovery is not None:
-            self.add_job(self.discover, self.config.discovery_interval, "discover")
-        if self.logs is not None:
-            self.add_job(self.poll_logs, self.config.logs.poll_interval, "poll-logs")
-        if self.tunnel_status is not None:
-            self.add_job(self.poll_tunnel_status, self.config.tunnel_status.interval, "poll-tunnel-status")
-        if self.traffic is not None:
-            self.add_job(self.poll_traffic, self.config.traffic.interval, "poll-traffic")
+        """A job per source on its interval; a source that needs another waits, paused, until that one has run."""
+        for name, source in self.sources.items():
+            waits = any(need in self.sources for need in source.needs)
+            self.add_job(lambda name=name: self.poll(name), source.interval(self.config), _job(name), start=not waits)
         self.scheduler.start()
         log.info(
-            "polling targets=%d organizations=%d poll_interval=%gs logs=%s traffic=%s",
+            "polling targets=%d organizations=%d poll_interval=%gs sources=%s",
             len(self.config.targets),
             len(self.config.organizations),
             self.config.poll_interval,
-            "on" if self.logs else "off",
-            "on" if self.traffic else "off",
+            ",".join(self.sources),
         )
 
     def start_server(self) -> None:
@@ -492,9 +312,9 @@ class Exporter:
             self.server.server_close()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._discovery_executor.shutdown(wait=False, cancel_futures=True)
-        if self.discovery is not None:
-            self.discovery.close()
-        if self.tunnel_status is not None:
-            self.tunnel_status.close()
-        if self.logs is not None:
-            self.logs.close()
+        for source in self.sources.values():
+            source.close()
+
+
+def _job(source: str) -> str:
+    return f"poll-{source}"

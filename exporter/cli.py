@@ -135,13 +135,8 @@ def diagnose_main(argv: list[str]) -> int:
         logs = replace(config.logs, poll_interval=min(config.logs.poll_interval, config.poll_timeout))
         exporter = Exporter(replace(config, state_dir=Path(state_dir), logs=logs))
         try:
-            rendered = exporter.poll_once()
-            if exporter.tunnel_status is not None:  # AWS's own status of the tunnels asked about, as time allows
-                exporter.poll_tunnel_status(only=set(args.ids), within=config.poll_timeout)
-                rendered = exporter.current
-            if exporter.traffic is not None:  # a first pass: when each tunnel last carried traffic
-                exporter.poll_traffic(within=config.poll_timeout)
-                rendered = exporter.current
+            # every source once: AWS's own status of the tunnels asked about and a first traffic pass, as time allows
+            rendered = exporter.poll_once(every=True, within=config.poll_timeout, only=frozenset(args.ids))
         finally:
             exporter.stop()
             if demo is not None:

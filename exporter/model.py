@@ -176,6 +176,10 @@ class LogCollection:
     groups: tuple[LogGroupStatus, ...]
     results: tuple[SourceResult, ...]
 
+    def observed(self) -> dict[str, Any]:
+        """The Observation fields it fills."""
+        return {"tunnel_logs": self.tunnels, "log_groups": self.groups}
+
 
 @dataclass(frozen=True, slots=True)
 class TunnelStatus:
@@ -206,6 +210,9 @@ class TunnelStatusCollection:
     results: tuple[SourceResult, ...] = ()
     unrecognized: Mapping[str, int] = field(default_factory=dict)  # values read since the last poll, by field
 
+    def observed(self) -> dict[str, Any]:
+        return {"tunnel_status": self.statuses}
+
 
 @dataclass(frozen=True, slots=True)
 class TunnelTraffic:
@@ -232,6 +239,9 @@ class TrafficCollection:
     metrics_requested: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (account, region): billed
     monthly_cost: Mapping[tuple[str, str], float] = field(default_factory=dict)  # USD per 30 days at this size
     unattributable: Mapping[tuple[str, str], int] = field(default_factory=dict)  # tunnels sharing an outside IP
+
+    def observed(self) -> dict[str, Any]:
+        return {"traffic": self}
 
 
 @dataclass(frozen=True)

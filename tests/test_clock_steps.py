@@ -67,8 +67,8 @@ def polling(aws, make_exporter, wall_clock):
         logs=LogsConfig(enabled=False),
         tunnel_status=TunnelStatusConfig(enabled=False),
     )
-    exporter._clock = wall_clock.now
-    exporter.poller._clock = wall_clock.now
+    exporter.sources["ec2"].clock = wall_clock.now
+    exporter.sources["ec2"].poller._clock = wall_clock.now
     exporter.start_polling()
     assert snapshots_within(exporter, 10.0, wanted=2) >= 2
     return exporter
@@ -100,7 +100,9 @@ def test_polls_go_on_after_the_wall_clock_steps(polling, wall_clock, step):
 @pytest.mark.parametrize("step", [-HOURS_2, HOURS_2], ids=["back-2h", "forward-2h"])
 def test_a_stall_shows_as_growing_age_whatever_the_wall_clock_does(polling, wall_clock, step):
     release = threading.Event()
-    polling.poller.poll = lambda: release.wait(30) and None  # every further poll hangs: the snapshot goes stale
+    polling.sources["ec2"].poller.poll = lambda: (
+        release.wait(30) and None
+    )  # every further poll hangs: the snapshot goes stale
     try:
         time.sleep(INTERVAL * 2)  # the poll already running finishes
         wall_clock.step(step)
@@ -123,12 +125,12 @@ def test_an_empty_region_is_asked_again_within_its_interval_after_a_step(aws, ma
         logs=LogsConfig(enabled=False),
         tunnel_status=TunnelStatusConfig(enabled=False),
     )
-    exporter._clock = exporter.poller._clock = wall_clock.now
-    exporter.poll_ec2()  # empty: asked again within 5 minutes
+    exporter.sources["ec2"].clock = exporter.sources["ec2"].poller._clock = wall_clock.now
+    exporter.poll("ec2")  # empty: asked again within 5 minutes
     wall_clock.step(step)
     created = vpn("123456789012", "us-east-1", "new-site")
     for _ in range(11):  # 5 minutes of polls, after the step
         wall_clock.step(30)
-        exporter.poll_ec2()
-    region = next(r for r in exporter._ec2.regions if r.region == "us-east-1")
+        exporter.poll("ec2")
+    region = next(r for r in exporter._outputs["ec2"].regions if r.region == "us-east-1")
     assert [c.vpn_connection_id for c in region.connections] == [created]

@@ -331,7 +331,7 @@ def test_regions_still_queued_when_a_poll_times_out_are_not_asked_after_it(aws, 
         logs=LogsConfig(enabled=False),
         tunnel_status=TunnelStatusConfig(enabled=False),
     )
-    exporter.poll_ec2()
+    exporter.poll("ec2")
     exporter._executor.shutdown(wait=True)  # whatever the poll left in the pool runs to its end
     samples = scrape(exporter.url)
     assert all(value(samples, "aws_vpn_exporter_collection_success", region=r, source="ec2") == 0 for r in regions)

@@ -264,10 +264,10 @@ def test_every_finding_is_shown_by_the_demo_connection_its_catalogue_entry_names
     from exporter.cli import DEMO_TRAFFIC
 
     exporter = make_exporter(demo.targets(), traffic=DEMO_TRAFFIC)  # as --demo runs
-    exporter.tunnel_status.max_calls_per_second = 1000
+    exporter.sources["tunnel_status"].poller.max_calls_per_second = 1000
     exporter.poll_once()
-    exporter.poll_tunnel_status()
-    exporter.poll_traffic()
+    exporter.poll("tunnel_status")
+    exporter.poll("traffic")
     snapshot = exporter.current.snapshot
     names = {connection.vpn_connection_id: connection.name for _, connection in snapshot.connections()}
     shown = {(finding.code, names[finding.vpn_connection_id]) for finding in snapshot.findings}

@@ -95,7 +95,7 @@ def test_accounts_are_listed_page_by_page_through_an_empty_page(aws, make_export
     members = [f"{500000000000 + n}" for n in range(45)]
     organization(*members, role=None)
     exporter = make_exporter([], organizations=(org(exclude_accounts=tuple(members)),))
-    exporter.discover()
+    exporter.poll("discovery")
     samples = parse_exposition(exporter.metrics.render().decode())
     assert value(samples, "aws_vpn_exporter_discovered_accounts", state="excluded") == 45
     assert value(samples, "aws_vpn_exporter_discovered_accounts", state="watched") == 1
@@ -105,11 +105,14 @@ def test_accounts_are_listed_page_by_page_through_an_empty_page(aws, make_export
 def test_include_and_exclude_choose_the_accounts(aws, make_exporter):
     organization(A, B)
     included = make_exporter([], organizations=(org(include_accounts=(A,)),))
-    included.discover()
-    assert {a.target.account_id_from_role for a in included.accounts} == {A}
+    included.poll("discovery")
+    assert {a.target.account_id_from_role for a in included.sources["ec2"].accounts} == {A}
     excluded = make_exporter([], organizations=(org(exclude_accounts=(A,)),))
-    excluded.discover()
-    assert {a.target.account_id_from_role for a in excluded.accounts} == {None, B}  # None: the management's own
+    excluded.poll("discovery")
+    assert {a.target.account_id_from_role for a in excluded.sources["ec2"].accounts} == {
+        None,
+        B,
+    }  # None: the management's own
 
 
 def test_only_the_regions_each_account_has_enabled_are_watched(aws, make_exporter):
@@ -118,8 +121,10 @@ def test_only_the_regions_each_account_has_enabled_are_watched(aws, make_exporte
     organization(A, B)
     strict_aws.enable_region(A, "ap-east-1")
     everything = make_exporter([], organizations=(org(regions=None),))
-    everything.discover()
-    regions = {a.target.account_id_from_role or MANAGEMENT: set(a.target.regions) for a in everything.accounts}
+    everything.poll("discovery")
+    regions = {
+        a.target.account_id_from_role or MANAGEMENT: set(a.target.regions) for a in everything.sources["ec2"].accounts
+    }
     assert regions[A] == set(strict_aws.DEFAULT_REGIONS) | {"ap-east-1"}
     assert regions[B] == regions[MANAGEMENT] == set(strict_aws.DEFAULT_REGIONS)
     listed = make_exporter([], organizations=(org(regions=(EAST, "ap-east-1")),))
@@ -146,8 +151,8 @@ def test_an_account_refusing_its_role_hides_no_other_and_is_read_once_it_allows(
     assert len(failures) == 1 and "AccessDenied" in failures[0] and A in failures[0]
 
     strict_aws.create_role(A, ROLE, trusted=MANAGEMENT)  # the StackSet caught up
-    exporter.discover()
-    exporter.poll_ec2()
+    exporter.poll("discovery")
+    exporter.poll("ec2")
     assert (A, EAST) in polled(exporter)
 
 
@@ -156,16 +161,18 @@ def test_a_new_account_is_picked_up_without_a_restart_keeping_the_others_session
     vpn(A, EAST, "a-site")
     exporter = make_exporter([], organizations=(org(),))
     exporter.poll_once()
-    before_poller, sessions = exporter.poller, {a.target: a for a in exporter.accounts}
+    before_poller, sessions = exporter.sources["ec2"].poller, {a.target: a for a in exporter.sources["ec2"].accounts}
     assume_a = calls(exporter, "AssumeRole", account_id=A)
     assert assume_a == 1  # once, by discovery; the poller shares that session
     strict_aws.join_organization(MANAGEMENT, B, "new-member")
     strict_aws.create_role(B, ROLE, trusted=MANAGEMENT)
     new_vpn = vpn(B, WEST, "b-site")
-    exporter.discover()  # what the hourly job runs
-    exporter.poll_ec2()
-    assert exporter.poller is not before_poller  # rebuilt, as a config reload rebuilds it
-    assert all(sessions.get(a.target, a) is a for a in exporter.accounts)  # unchanged targets keep their session
+    exporter.poll("discovery")  # what the hourly job runs
+    exporter.poll("ec2")
+    assert exporter.sources["ec2"].poller is not before_poller  # rebuilt, as a config reload rebuilds it
+    assert all(
+        sessions.get(a.target, a) is a for a in exporter.sources["ec2"].accounts
+    )  # unchanged targets keep their session
     assert value(scrape(exporter.url), "aws_vpn_tunnel_up", vpn_connection_id=new_vpn) == 1
     assert calls(exporter, "AssumeRole", account_id=A) == assume_a  # A's credentials were not fetched again
 
@@ -186,12 +193,12 @@ def test_a_failed_listing_keeps_the_last_good_set_and_says_so(aws, faults, make_
 
     organization(A)
     exporter = make_exporter([], organizations=(org(),))
-    exporter.discover()
-    targets = exporter._watched(exporter.config)
+    exporter.poll("discovery")
+    targets = exporter.sources["ec2"]._watched(exporter.config)
     faults.faults.append(Fault(operation="ListAccounts", status=400, code="AWSOrganizationsNotInUseException"))
     with caplog.at_level(logging.ERROR, logger="exporter.sources.discovery"):
-        exporter.discover()
-    assert exporter._watched(exporter.config) == targets
+        exporter.poll("discovery")
+    assert exporter.sources["ec2"]._watched(exporter.config) == targets
     samples = parse_exposition(exporter.metrics.render().decode())
     assert value(samples, "aws_vpn_exporter_discovery_success", account_id=MANAGEMENT) == 0
     assert value(samples, "aws_vpn_exporter_discovered_targets", account_id=MANAGEMENT) == 4
@@ -207,8 +214,10 @@ def test_shards_partition_the_discovered_pairs_exactly(aws, make_exporter):
         exporter = make_exporter(
             [Target(regions=(EAST,))], organizations=(org(management_account="skip"),), shard=Shard(index, 3)
         )
-        exporter.discover()
-        owned += [(a.target.credentials, region) for a in exporter.accounts for region in a.target.regions]
+        exporter.poll("discovery")
+        owned += [
+            (a.target.credentials, region) for a in exporter.sources["ec2"].accounts for region in a.target.regions
+        ]
     everything = [(f"arn:aws:iam::{m}:role/{ROLE}", r) for m in members for r in (EAST, WEST)] + [("default", EAST)]
     assert sorted(owned) == sorted(everything)  # each pair once, in exactly one shard
 
@@ -219,8 +228,8 @@ def test_an_account_watched_by_an_explicit_target_is_left_to_it(aws, make_export
     exporter = make_exporter(
         [explicit, Target(regions=(WEST,))], organizations=(org(management_account="member_role"),)
     )
-    exporter.discover()
-    assert [a.target for a in exporter.accounts] == [explicit, Target(regions=(WEST,))]
+    exporter.poll("discovery")
+    assert [a.target for a in exporter.sources["ec2"].accounts] == [explicit, Target(regions=(WEST,))]
     samples = parse_exposition(exporter.metrics.render().decode())
     assert value(samples, "aws_vpn_exporter_discovered_accounts", state="elsewhere") == 2  # A and the management
 
@@ -232,20 +241,20 @@ def test_a_delegated_administrator_lists_the_accounts_but_is_not_the_management_
         AccountId=A, ServicePrincipal="ssm.amazonaws.com"
     )
     exporter = make_exporter([], organizations=(org(role_arn=f"arn:aws:iam::{A}:role/org-reader"),))
-    exporter.discover()
+    exporter.poll("discovery")
     samples = parse_exposition(exporter.metrics.render().decode())
     assert value(samples, "aws_vpn_exporter_discovery_success", account_id=A) == 1
     # discovery_credentials names the management account's credentials; a delegated administrator's are not
     assert value(samples, "aws_vpn_exporter_discovery_account_success", account_id=MANAGEMENT) == 0
-    assert {a.account_label for a in exporter.accounts} == {A, B}
+    assert {a.account_label for a in exporter.sources["ec2"].accounts} == {A, B}
 
 
 def test_an_account_leaving_the_organization_leaves_no_series(aws, make_exporter):
     organization(A, B)
     exporter = make_exporter([], organizations=(org(),))
-    exporter.discover()
+    exporter.poll("discovery")
     boto3.client("organizations", region_name=EAST).remove_account_from_organization(AccountId=B)
-    exporter.discover()
+    exporter.poll("discovery")
     samples = parse_exposition(exporter.metrics.render().decode())
     assert {s["account_id"] for s in series(samples, "aws_vpn_exporter_discovery_account_success")} == {MANAGEMENT, A}
 
@@ -260,8 +269,8 @@ def test_a_reload_that_adds_an_organization_discovers_it(aws, make_exporter):
         source="reloaded",
     )
     assert exporter.reload() is None
-    exporter.discover()
-    exporter.poll_ec2()
+    exporter.poll("discovery")
+    exporter.poll("ec2")
     assert polled(exporter) == {(MANAGEMENT, EAST), (A, EAST), (A, WEST)}
 
 

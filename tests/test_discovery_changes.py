@@ -24,7 +24,7 @@ def test_reload_adding_an_explicit_target_for_a_discovered_account_does_not_coll
     explicit = Target(regions=(EAST,), role_arn=f"arn:aws:iam::{A}:role/other-role")
     exporter.reload_source = lambda: replace(exporter.config, targets=(explicit,), source="reloaded")
     assert exporter.reload() is None
-    exporter.poll_ec2()
+    exporter.poll("ec2")
     pairs = [(r.account_id, r.region) for r in exporter.current.snapshot.results if r.source == "ec2"]
     assert pairs.count((A, EAST)) == 1, pairs
     text = requests.get(exporter.url + "/metrics", timeout=10).text  # one series each, a valid exposition
@@ -55,17 +55,17 @@ def test_reload_removing_an_explicit_target_hands_its_account_to_discovery_at_on
 def test_lowering_empty_region_interval_on_reload_applies_at_once(aws, make_exporter):
     clock = [1_000_000.0]
     exporter = make_exporter([Target(regions=(EAST,))], empty_region_interval=3600.0, poll_interval=30.0)
-    exporter._clock = lambda: clock[0]
-    exporter.poller._clock = exporter._clock
-    exporter.poll_ec2()
+    exporter.sources["ec2"].clock = lambda: clock[0]
+    exporter.sources["ec2"].poller._clock = exporter.sources["ec2"].clock
+    exporter.poll("ec2")
     clock[0] += 30
     exporter.reload_source = lambda: replace(exporter.config, empty_region_interval=0.0, source="reloaded")
     assert exporter.reload() is None  # empty_region_interval 0: every region every poll
     created = vpn(MANAGEMENT, EAST, "new")
     for _ in range(3):
         clock[0] += 30
-        exporter.poll_ec2()
-    region = next(r for r in exporter._ec2.regions if r.region == EAST)
+        exporter.poll("ec2")
+    region = next(r for r in exporter._outputs["ec2"].regions if r.region == EAST)
     assert [c.vpn_connection_id for c in region.connections] == [created]
 
 
@@ -76,7 +76,7 @@ def test_each_accounts_calls_are_counted_with_its_own_account_label(aws, make_ex
             vpn(account, region, f"s-{account}-{region}")
     exporter = make_exporter([], organizations=(org(),))
     exporter.poll_once()
-    exporter.poll_ec2()
+    exporter.poll("ec2")
     for account in (MANAGEMENT, A, B):
         assert calls(exporter, "DescribeVpnConnections", account_id=account) == 4, account  # 2 regions x 2 polls
     assert calls(exporter, "DescribeVpnConnections", account_id="unknown") == 0
@@ -89,7 +89,7 @@ def test_pre_shared_keys_are_stripped_for_every_discovered_account(aws, make_exp
     seen = []
     exporter = make_exporter([], organizations=(org(),))
     exporter.poll_once()
-    for account in exporter.accounts:
+    for account in exporter.sources["ec2"].accounts:
         for (service, region), client in account._clients.items():
             if service == "ec2":
                 handlers = list(
@@ -103,12 +103,12 @@ def test_pre_shared_keys_are_stripped_for_every_discovered_account(aws, make_exp
 def test_an_empty_region_interval_of_zero_asks_every_poll(aws, make_exporter):
     clock = [1_000_000.0]
     exporter = make_exporter([Target(regions=(EAST,))], empty_region_interval=0.0, poll_interval=30.0)
-    exporter.poller._clock = lambda: clock[0]
-    exporter.poll_ec2()
+    exporter.sources["ec2"].poller._clock = lambda: clock[0]
+    exporter.poll("ec2")
     created = vpn(MANAGEMENT, EAST, "new")
     clock[0] += 30
-    exporter.poll_ec2()
-    region = next(r for r in exporter._ec2.regions if r.region == EAST)
+    exporter.poll("ec2")
+    region = next(r for r in exporter._outputs["ec2"].regions if r.region == EAST)
     assert [c.vpn_connection_id for c in region.connections] == [created]
 
 
@@ -124,10 +124,10 @@ def test_a_slow_discovery_does_not_time_out_the_polls_of_healthy_regions(aws, fa
     )
     exporter.poll_once()
     faults.faults.append(Fault(region=EAST, operation="DescribeRegions", delay=3.0))
-    runner = threading.Thread(target=exporter.discover)
+    runner = threading.Thread(target=exporter.poll, args=("discovery",))
     runner.start()
     time.sleep(0.5)
-    exporter.poll_ec2()
+    exporter.poll("ec2")
     runner.join()
-    result = next(r for r in exporter._ec2.results if r.region == WEST and r.account_id == MANAGEMENT)
+    result = next(r for r in exporter._outputs["ec2"].results if r.region == WEST and r.account_id == MANAGEMENT)
     assert result.success, result.error

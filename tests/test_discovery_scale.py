@@ -15,7 +15,7 @@ from tests.test_discovery import EAST, MANAGEMENT, ROLE, WEST, A, B, calls, org,
 
 
 def watched_accounts(exporter) -> set[str]:
-    return {t.account_id_from_role or MANAGEMENT for t in exporter._watched(exporter.config)}
+    return {t.account_id_from_role or MANAGEMENT for t in exporter.sources["ec2"]._watched(exporter.config)}
 
 
 def test_a_failed_account_is_read_again_within_minutes(aws, faults, make_exporter, monkeypatch):
@@ -30,7 +30,7 @@ def test_a_failed_account_is_read_again_within_minutes(aws, faults, make_exporte
     exporter = make_exporter([], organizations=(org(management_account="skip"),), discovery_interval=3600.0)
     fault = Fault(operation="AssumeRole", status=403, code="AccessDenied")
     faults.faults.append(fault)
-    exporter.discover()
+    exporter.poll("discovery")
     assert watched_accounts(exporter) == set()
     faults.faults.remove(fault)
     deadline = time.time() + 15
@@ -48,18 +48,18 @@ def test_an_account_not_answered_within_the_budget_keeps_its_regions_and_is_not_
 
     organization(A)
     exporter = make_exporter([], organizations=(org(management_account="skip"),))
-    exporter.discover()
-    before = exporter._watched(exporter.config)
+    exporter.poll("discovery")
+    before = exporter.sources["ec2"]._watched(exporter.config)
     assert watched_accounts(exporter) == {A}
-    exporter.discovery._budget = lambda: 0.5
+    exporter.sources["discovery"].discovery._budget = lambda: 0.5
     faults.faults.append(Fault(operation="DescribeRegions", delay=2.0))
-    exporter.discover()
-    assert exporter._watched(exporter.config) == before
+    exporter.poll("discovery")
+    assert exporter.sources["ec2"]._watched(exporter.config) == before
     samples = parse_exposition(exporter.metrics.render().decode())
     assert value(samples, "aws_vpn_exporter_discovered_accounts", state="pending") == 1
     assert value(samples, "aws_vpn_exporter_discovered_accounts", state="failed") is None
     assert value(samples, "aws_vpn_exporter_discovery_account_success", account_id=A) == 1  # its last answer
-    assert exporter.discovery.organizations[0].next_retry() is not None  # read again soon
+    assert exporter.sources["discovery"].discovery.organizations[0].next_retry() is not None  # read again soon
 
 
 def test_a_shard_does_not_assume_roles_in_accounts_it_cannot_own_when_regions_are_listed(aws, make_exporter):
@@ -70,7 +70,7 @@ def test_a_shard_does_not_assume_roles_in_accounts_it_cannot_own_when_regions_ar
         exporter = make_exporter(
             [], organizations=(org(management_account="skip", regions=(EAST,)),), shard=Shard(index, 3)
         )
-        exporter.discover()
+        exporter.poll("discovery")
         shard_owns = {
             m
             for m in members
@@ -92,13 +92,15 @@ def test_an_account_listed_twice_counts_once(aws, make_exporter):
     strict_aws.join_organization(MANAGEMENT, B, "member-b-again", state="SUSPENDED")  # ListAccounts lists B twice
     strict_aws.join_organization(MANAGEMENT, A, "member-a-again")
     exporter = make_exporter([], organizations=(org(management_account="skip"),))
-    exporter.discover()
+    exporter.poll("discovery")
     samples = parse_exposition(exporter.metrics.render().decode())
     assert value(samples, "aws_vpn_exporter_discovered_accounts", state="inactive") == 1
     assert value(samples, "aws_vpn_exporter_discovered_accounts", state="watched") == 1
     assert value(samples, "aws_vpn_exporter_unrecognized_values_total", field="account_duplicate") == 2
     assert calls(exporter, "DescribeRegions") == 1
-    assert {(t.account_id_from_role, t.regions) for t in exporter._watched(exporter.config)} == {(A, (WEST, EAST))}
+    assert {(t.account_id_from_role, t.regions) for t in exporter.sources["ec2"]._watched(exporter.config)} == {
+        (A, (WEST, EAST))
+    }
 
 
 def test_with_regions_all_a_shard_keeps_the_sessions_only_of_the_accounts_it_polls(aws, make_exporter):
@@ -108,8 +110,8 @@ def test_with_regions_all_a_shard_keeps_the_sessions_only_of_the_accounts_it_pol
     organization(*members)
     shard = Shard(0, 20)  # 17 regions each: about 4 accounts in 10 have none owned by this shard
     exporter = make_exporter([], organizations=(org(management_account="skip", regions=None),), shard=shard)
-    exporter.discover()
-    members_read = exporter.discovery.organizations[0]._accounts
+    exporter.poll("discovery")
+    members_read = exporter.sources["discovery"].discovery.organizations[0]._accounts
     assert set(members_read) == set(members)
     kept = {account for account, member in members_read.items() if member.session is not None}
     polled = {
@@ -121,7 +123,7 @@ def test_with_regions_all_a_shard_keeps_the_sessions_only_of_the_accounts_it_pol
         )
     }
     assert kept == polled and polled != set(members), (kept, polled)
-    assert {a.target.account_id_from_role for a in exporter.accounts} == polled
+    assert {a.target.account_id_from_role for a in exporter.sources["ec2"].accounts} == polled
 
 
 def test_accounts_are_read_while_the_later_pages_are_still_being_listed(aws, faults, make_exporter):
@@ -133,7 +135,7 @@ def test_accounts_are_read_while_the_later_pages_are_still_being_listed(aws, fau
     organization(*members)
     faults.faults.append(Fault(operation="ListAccounts", delay=0.3))
     exporter = make_exporter([], organizations=(org(management_account="skip"),))
-    exporter.discover()
+    exporter.poll("discovery")
     operations = [operation for _, operation in faults.requests]
     last_page = len(operations) - 1 - operations[::-1].index("ListAccounts")
     assert operations.count("ListAccounts") == 4
@@ -146,9 +148,11 @@ def test_a_reload_that_lengthens_discovery_interval_lengthens_the_run_budget(aws
 
     organization(A)
     exporter = make_exporter([], organizations=(org(management_account="skip"),), discovery_interval=300.0)
-    exporter.discover()
-    assert exporter.discovery.organizations[0].budget == discovery.DISCOVERY_TIMEOUT  # at least 2 minutes
+    exporter.poll("discovery")
+    assert (
+        exporter.sources["discovery"].discovery.organizations[0].budget == discovery.DISCOVERY_TIMEOUT
+    )  # at least 2 minutes
     exporter.reload_source = lambda: replace(exporter.config, discovery_interval=7200.0, source="reloaded")
     assert exporter.reload() is None
-    exporter.discover()
-    assert exporter.discovery.organizations[0].budget == 1800.0  # a quarter of the interval
+    exporter.poll("discovery")
+    assert exporter.sources["discovery"].discovery.organizations[0].budget == 1800.0  # a quarter of the interval

@@ -84,8 +84,8 @@ def test_dropped_series_are_counted_and_logged_once(aws, make_exporter, caplog):
     add_vpn_connection(EAST, [tunnel_telemetry("198.51.100.1", "UP", "1 BGP ROUTES", 1)])
     exporter = make_exporter([Target(regions=(EAST,))])
     exporter.poll_once()
-    ec2 = exporter._ec2
-    exporter._ec2 = replace(ec2, regions=ec2.regions * 2)  # as a bug upstream would
+    ec2 = exporter._outputs["ec2"]
+    exporter._outputs["ec2"] = replace(ec2, regions=ec2.regions * 2)  # as a bug upstream would
     with caplog.at_level(logging.ERROR, logger="exporter.app"):
         exporter._publish()
         exporter._publish()
@@ -166,11 +166,11 @@ def test_default_credentials_and_the_organizations_management_account_poll_it_on
     exporter = make_exporter([Target(regions=(EAST,))], organizations=(organization,))
     identity = Fault(operation="GetCallerIdentity", status=403, code="AccessDenied", times=1)
     faults.faults.append(identity)
-    exporter.discover()
+    exporter.poll("discovery")
     assert identity.hits == 1  # so the organization's targets include the management account's EAST
-    assert len(exporter.accounts) == 2
+    assert len(exporter.sources["ec2"].accounts) == 2
     for _ in range(2):
-        exporter.poll_ec2()
+        exporter.poll("ec2")
         samples = scrape(exporter.url)  # fails on a duplicate
         assert value(samples, "aws_vpn_tunnel_up", vpn_connection_id=vpn_id) == 1
         assert {
@@ -178,7 +178,9 @@ def test_default_credentials_and_the_organizations_management_account_poll_it_on
             for s in series(samples, "aws_vpn_exporter_collection_success", account_id=MANAGEMENT)
         } == {(EAST, "ec2"), (WEST, "ec2")}
     assert describe_calls(exporter, MANAGEMENT, EAST) == 3  # both on the first poll, then the owner only
-    assert exporter._ec2.accounts[MANAGEMENT].target == Target(regions=(EAST,))  # its logs are read as its EC2
+    assert exporter._outputs["ec2"].accounts[MANAGEMENT].target == Target(
+        regions=(EAST,)
+    )  # its logs are read as its EC2
 
 
 def test_two_roles_in_one_account_poll_each_region_once(aws, make_exporter):
@@ -203,7 +205,7 @@ def test_two_roles_in_one_account_poll_each_region_once(aws, make_exporter):
     assert value(samples, "aws_vpn_tunnel_up", vpn_connection_id=connection.id) == 1
     assert len(series(samples, "aws_vpn_exporter_collection_success", account_id=MEMBER, source="ec2")) == 2
     assert describe_calls(exporter, MEMBER, EAST) == 1 and describe_calls(exporter, MEMBER, WEST) == 1
-    assert exporter._ec2.accounts[MEMBER].target == first
+    assert exporter._outputs["ec2"].accounts[MEMBER].target == first
 
 
 def test_two_organizations_listed_from_one_account_give_its_discovery_series_once():
@@ -256,12 +258,12 @@ def test_an_account_discovery_could_not_tell_is_asked_again_within_minutes(aws, 
     def discovered_management_regions() -> set[str]:
         return {
             region
-            for target in exporter._discovered
+            for target in exporter.sources["ec2"]._discovered
             if target.account_id_from_role == MANAGEMENT
             for region in target.regions
         }
 
-    exporter.discover()
+    exporter.poll("discovery")
     assert discovered_management_regions() == {EAST, WEST}  # not told: the explicit target's EAST too
     deadline = time.monotonic() + 15
     while discovered_management_regions() and time.monotonic() < deadline:

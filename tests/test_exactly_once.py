@@ -56,18 +56,18 @@ def test_a_read_longer_than_its_interval_is_never_overlapped(aws, faults, make_e
         state_dir=tmp_path / "state",
         logs=LogsConfig(lookback=3600.0, overlap=30.0, poll_interval=0.5),
     )
-    exporter.logs._page_size = 20
-    exporter.poll_ec2()
+    exporter.sources["logs"].ingestor._page_size = 20
+    exporter.poll("ec2")
     seen_busy = False
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        exporter.poll_logs()  # returns after its 0.5 s interval; the read goes on in the background
+        exporter.poll("logs")  # returns after its 0.5 s interval; the read goes on in the background
         samples = scrape(exporter.url)
         seen_busy |= value(samples, "aws_vpn_exporter_collection_success", source="logs") == 0
         if value(samples, "aws_vpn_tunnel_log_events_total", vpn_connection_id=vpn, event="dpd") == 200:
             break
     for _ in range(4):  # more polls re-read the overlap window, now at full speed
-        exporter.poll_logs()
+        exporter.poll("logs")
         time.sleep(page_delay)
     samples = scrape(exporter.url)
     assert value(samples, "aws_vpn_tunnel_log_events_total", vpn_connection_id=vpn, event="dpd") == 200

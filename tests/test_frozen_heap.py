@@ -18,7 +18,9 @@ from tests.test_discovery import EAST, MANAGEMENT, WEST, A, B, org, organization
 
 def _sessions(exporter, account_id: str | None = None) -> list[weakref.ref]:
     """Weak references to the AWS accounts and their botocore sessions the exporter polls with."""
-    accounts = [a for a in exporter.accounts if account_id is None or a.target.account_id_from_role == account_id]
+    accounts = [
+        a for a in exporter.sources["ec2"].accounts if account_id is None or a.target.account_id_from_role == account_id
+    ]
     assert accounts
     return [weakref.ref(o) for a in accounts for o in (a, a._session)]
 
@@ -50,16 +52,16 @@ def test_a_reload_that_changes_an_organization_target_leaves_no_old_session(aws,
         vpn(account, EAST, f"site-{account}")
     exporter = make_exporter([], organizations=(org(),))
     exporter.poll_once()
-    exporter.poll_ec2()  # published (and frozen) twice with these sessions
-    old = _sessions(exporter) + [weakref.ref(exporter.discovery)]
+    exporter.poll("ec2")  # published (and frozen) twice with these sessions
+    old = _sessions(exporter) + [weakref.ref(exporter.sources["discovery"].discovery)]
     for regions in ((EAST,), (EAST, WEST), (EAST,)):  # each reload changes the organization target
         exporter.reload_source = lambda r=regions: replace(
             exporter.config, organizations=(org(regions=r),), source="reloaded"
         )
         assert exporter.reload() is None
-        exporter.discover()
-        exporter.poll_ec2()
-        exporter.poll_ec2()
+        exporter.poll("discovery")
+        exporter.poll("ec2")
+        exporter.poll("ec2")
     assert polled(exporter) == {(MANAGEMENT, EAST), (A, EAST), (B, EAST)}
     assert _alive(old) == 0, f"{_alive(old)} of {len(old)} dropped session objects kept by gc.freeze"
 
@@ -74,14 +76,14 @@ def test_discovered_accounts_suspended_and_reactivated_leave_no_old_session(aws,
     for _ in range(3):
         dropped += _sessions(exporter, A)
         _set_state(A, "SUSPENDED")
-        exporter.discover()
-        exporter.poll_ec2()
+        exporter.poll("discovery")
+        exporter.poll("ec2")
         assert (A, EAST) not in polled(exporter)
         _set_state(A, "ACTIVE")
-        exporter.discover()
-        exporter.poll_ec2()
+        exporter.poll("discovery")
+        exporter.poll("ec2")
         assert (A, EAST) in polled(exporter)
-    exporter.poll_ec2()
+    exporter.poll("ec2")
     assert _alive(dropped) == 0, f"{_alive(dropped)} of {len(dropped)} dropped session objects kept by gc.freeze"
 
 
@@ -91,15 +93,15 @@ def test_polls_and_discovery_runs_that_change_nothing_freeze_without_a_full_coll
     vpn(A, EAST, "site-a")
     exporter = make_exporter([], organizations=(org(regions=(EAST,)),))
     exporter.poll_once()
-    exporter.poll_ec2()
+    exporter.poll("ec2")
     collections = exporter._heap.full_collections
     for _ in range(3):
-        exporter.discover()
-        exporter.poll_ec2()
+        exporter.poll("discovery")
+        exporter.poll("ec2")
     assert exporter._heap.full_collections == collections
     _set_state(B, "SUSPENDED")
-    exporter.discover()
-    exporter.poll_ec2()
+    exporter.poll("discovery")
+    exporter.poll("ec2")
     assert exporter._heap.full_collections == collections + 1
 
 

@@ -247,7 +247,7 @@ def test_a_pass_of_only_re_read_events_still_moves_on(exporter):
     put(vpn, ["noise"] * 12, stream="app/web-1", at_ms=base)
     put(vpn, [phase2()] * 3, ip=IPS[0], at_ms=base + 1000)
     running = exporter()
-    running.logs._page_size, running.logs._max_pages = 3, 1
+    running.sources["logs"].ingestor._page_size, running.sources["logs"].ingestor._max_pages = 3, 1
     for _ in range(8):
         running.poll_once()
     put(

@@ -161,7 +161,7 @@ def test_pages_are_followed_and_a_page_budget_resumes_next_poll(aws, make_export
     for batch in range(5):
         put(vpn, dpd(10), at_ms=base + batch * 1000)
     exporter = make(make_exporter, tmp_path)
-    exporter.logs._page_size, exporter.logs._max_pages = 7, 3
+    exporter.sources["logs"].ingestor._page_size, exporter.sources["logs"].ingestor._max_pages = 7, 3
     exporter.poll_once()
     partial = events(scrape(exporter.url), vpn)
     assert partial == 21

@@ -46,9 +46,9 @@ def connection(ip: str, maintenance: dict | None, name: str) -> str:
 
 def polled(make_exporter):
     exporter = make_exporter([Target(regions=(REGION,))])
-    exporter.tunnel_status.max_calls_per_second = 1000  # the ceiling has its own test
+    exporter.sources["tunnel_status"].poller.max_calls_per_second = 1000  # the ceiling has its own test
     exporter.poll_once()
-    exporter.poll_tunnel_status()
+    exporter.poll("tunnel_status")
     return exporter, scrape(exporter.url)
 
 

@@ -27,9 +27,9 @@ def test_keys_reach_neither_metrics_nor_the_status_page_nor_debug_logs(demo, mak
     logging.getLogger("botocore").setLevel(logging.DEBUG)  # even with library debug forced on
     try:
         exporter = make_exporter(demo.targets())
-        exporter.tunnel_status.max_calls_per_second = 1000
+        exporter.sources["tunnel_status"].poller.max_calls_per_second = 1000
         exporter.poll_once()
-        exporter.poll_tunnel_status()  # the per-tunnel status calls too
+        exporter.poll("tunnel_status")  # the per-tunnel status calls too
         body = requests.get(f"{exporter.url}/metrics", timeout=5).text
         parse_exposition(body)  # no series twice
         page = requests.get(f"{exporter.url}/", timeout=5).text
@@ -163,7 +163,7 @@ def test_the_traffic_path_leaks_no_key(demo, make_exporter):
     try:
         exporter = make_exporter(demo.targets(), traffic=DEMO_TRAFFIC)
         exporter.poll_once()
-        exporter.poll_traffic()
+        exporter.poll("traffic")
         body = requests.get(f"{exporter.url}/metrics", timeout=5).text
         parse_exposition(body)  # no series twice
         page = requests.get(f"{exporter.url}/", timeout=5).text
@@ -196,7 +196,7 @@ def test_an_aws_error_quoting_a_key_shows_it_nowhere(demo, faults, make_exporter
     try:
         exporter = make_exporter(demo.targets(), traffic=DEMO_TRAFFIC)
         exporter.poll_once()
-        exporter.poll_traffic()
+        exporter.poll("traffic")
         page = requests.get(f"{exporter.url}/", timeout=5).text
         body = requests.get(f"{exporter.url}/metrics", timeout=5).text
         report = repr(build_report(exporter.current.snapshot))

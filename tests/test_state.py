@@ -184,7 +184,7 @@ def test_state_of_tunnels_gone_for_a_retention_is_forgotten(aws, make_exporter, 
     exporter.poll_once()
     state = json.loads((tmp_path / "state" / "logs-state.json").read_text())
     assert state["tunnels"] and state["cursors"]
-    compiled = lambda: exporter.logs._addresses._compiled  # noqa: E731  (one entry per live outside IP)
+    compiled = lambda: exporter.sources["logs"].ingestor._addresses._compiled  # noqa: E731  (one entry per live outside IP)
     assert compiled()
     boto3.client("ec2", region_name=REGION).delete_vpn_connection(VpnConnectionId=vpn)
     exporter.poll_once()
@@ -211,7 +211,7 @@ def test_the_customer_gateway_cache_forgets_deleted_connections(aws, make_export
     deleted = add_vpn_connection(REGION, [tunnel_telemetry("198.51.100.8", "UP", "1 BGP ROUTES", 1)])
     exporter = make(make_exporter, tmp_path)
     exporter.poll_once()
-    cached = lambda: sum(len(gateways) for gateways in exporter.poller._customer_gateways.values())  # noqa: E731
+    cached = lambda: sum(len(gateways) for gateways in exporter.sources["ec2"].poller._customer_gateways.values())  # noqa: E731
     assert cached() == 2
     boto3.client("ec2", region_name=REGION).delete_vpn_connection(VpnConnectionId=deleted)
     exporter.poll_once()

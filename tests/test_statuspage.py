@@ -363,7 +363,7 @@ def test_the_organizations_discovery_is_said():
 
 def test_the_demo_page_says_what_discovery_found(demo, make_exporter):
     exporter = make_exporter((), organizations=(demo.organization(),))
-    exporter.discover()
+    exporter.poll("discovery")
     exporter.poll_once()
     text = text_of(requests.get(f"{exporter.url}/", timeout=10).text)
     assert "Accounts listed from 123456789012: 1 inactive, 2 watched; this replica polls" in text

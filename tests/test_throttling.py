@@ -122,9 +122,11 @@ def connections() -> None:
 
 def exporter_for_both_regions(make_exporter):
     exporter = make_exporter([Target(regions=REGIONS)], aws=AwsSettings(max_attempts=1))
-    exporter.tunnel_status.max_calls_per_second = 1000
+    exporter.sources["tunnel_status"].poller.max_calls_per_second = 1000
     exporter.poll_once()
-    account = exporter.poller._accounts[(exporter.accounts[0].target.credentials, REGIONS[0])]
+    account = exporter.sources["ec2"].poller._accounts[
+        (exporter.sources["ec2"].accounts[0].target.credentials, REGIONS[0])
+    ]
     return exporter, account
 
 
@@ -132,10 +134,10 @@ def test_a_throttled_tunnel_status_pass_pauses_the_ec2_polls_of_its_region_only(
     connections()
     exporter, account = exporter_for_both_regions(make_exporter)
     drain("us-east-1")  # the customer's other tools spent the bucket
-    exporter.poll_tunnel_status()  # throttled at its first call in us-east-1
+    exporter.poll("tunnel_status")  # throttled at its first call in us-east-1
     assert account.backoff.remaining("us-east-1") > 0 and account.backoff.remaining("eu-west-1") == 0
     account.backoff.sleep = lambda seconds: None  # the wait is counted, not slept
-    exporter.poll_ec2()
+    exporter.poll("ec2")
     assert set(account.backoff.waited) == {"us-east-1"}  # the EC2 poll waited there, and only there
     samples = scrape(exporter.url)
     assert value(samples, "aws_vpn_exporter_collection_success", region="eu-west-1", source="ec2") == 1
@@ -151,11 +153,11 @@ def test_a_throttled_ec2_poll_pauses_the_tunnel_status_pass_of_its_region_only(s
     connections()
     exporter, account = exporter_for_both_regions(make_exporter)
     drain("us-east-1")
-    exporter.poll_ec2()  # throttled in us-east-1
+    exporter.poll("ec2")  # throttled in us-east-1
     assert account.backoff.remaining("us-east-1") > 0
     slept = []
-    exporter.tunnel_status._sleep = slept.append  # the pass's own (interruptible) sleep, recorded
-    exporter.poll_tunnel_status()
+    exporter.sources["tunnel_status"].poller._sleep = slept.append  # the pass's own (interruptible) sleep, recorded
+    exporter.poll("tunnel_status")
     pauses = [seconds for seconds in slept if seconds > 0.1]  # the rest is the 1 ms spacing of the ceiling
     assert len(pauses) == 1 and pauses[0] <= Ec2Backoff.FIRST  # us-east-1 waited once, eu-west-1 never did
     samples = scrape(exporter.url)
@@ -167,9 +169,9 @@ def test_a_success_ends_the_pause(small_bucket, make_exporter):
     connections()
     exporter, account = exporter_for_both_regions(make_exporter)
     drain("us-east-1")
-    exporter.poll_ec2()
+    exporter.poll("ec2")
     assert account.backoff.remaining("us-east-1") > 0
     small_bucket.reset()  # the bucket refilled
     account.backoff.sleep = lambda seconds: None
-    exporter.poll_ec2()
+    exporter.poll("ec2")
     assert account.backoff.remaining("us-east-1") == 0

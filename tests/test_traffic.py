@@ -91,7 +91,7 @@ def traffic_exporter(make_exporter, targets, **traffic):
 def test_every_demo_tunnel_has_its_bytes_joined_to_its_connection(demo, make_exporter):
     exporter = traffic_exporter(make_exporter, demo.targets())
     exporter.poll_once()
-    exporter.poll_traffic()
+    exporter.poll("traffic")
     samples = scrape(exporter.url)
     tunnels = {
         (s["account_id"], s["region"], s["vpn_connection_id"], s["tunnel"])
@@ -152,16 +152,16 @@ def test_late_data_counts_once_and_exactly(demo, make_exporter):
     exporter = traffic_exporter(make_exporter, demo.targets(), delay=300)
     started = demo._started_at
     clock = {"now": started}
-    exporter.traffic._clock = lambda: clock["now"]
+    exporter.sources["traffic"].poller._clock = lambda: clock["now"]
     exporter.poll_once()
-    exporter.poll_traffic()  # the first pass counts the window before it
+    exporter.poll("traffic")  # the first pass counts the window before it
     hq = next(c for c in demo.connections if c.scenario.name == "hq-core")
     first_end = (int(started) - 300) // PERIOD * PERIOD
     aligned = (int(started) // PERIOD + 1) * PERIOD + 10  # 10 s into a period: the newest one read is partial
     for step in range(12):
         clock["now"] = aligned + step * PERIOD
         demo.apply(clock["now"])
-        exporter.poll_traffic()
+        exporter.poll("traffic")
     last_end = (int(clock["now"]) - 300) // PERIOD * PERIOD
     backfilled = (int(started) - tunnel_traffic.PUBLISHED_AFTER) // PERIOD * PERIOD - PERIOD  # published whole
 
@@ -194,12 +194,12 @@ def test_a_restart_continues_the_counters_without_counting_a_period_twice(demo, 
 
     def run(minutes: int) -> dict:
         exporter = traffic_exporter(make_exporter, demo.targets(), delay=300)  # state_dir: tmp_path / "state"
-        exporter.traffic._clock = lambda: clock["now"]
+        exporter.sources["traffic"].poller._clock = lambda: clock["now"]
         exporter.poll_once()
         for _ in range(minutes // 5):
             clock["now"] += PERIOD
             demo.apply(clock["now"])
-            exporter.poll_traffic()
+            exporter.poll("traffic")
         totals = {
             s["tunnel"]: v
             for (name, labels), v in scrape(exporter.url).items()
@@ -235,13 +235,13 @@ def test_a_corrupt_traffic_state_is_moved_aside_and_counted(demo, make_exporter,
     (tmp_path / "state" / "traffic-state.json").write_text('{"version": 1, "tunnels": {"a|b|c|d": {"in": -1}}}')
     exporter = traffic_exporter(make_exporter, demo.targets())  # state_dir: tmp_path / "state"
     exporter.poll_once()
-    exporter.poll_traffic()
+    exporter.poll("traffic")
     samples = scrape(exporter.url)
     assert value(samples, "aws_vpn_exporter_state_file_errors_total") == 1
     assert series(samples, "aws_vpn_tunnel_received_bytes_total")
     (tmp_path / "state" / "traffic-state.json").write_text('{"version": 1, "tunn')
-    exporter.traffic._counting = None  # as a restart does
-    exporter.poll_traffic()
+    exporter.sources["traffic"].poller._counting = None  # as a restart does
+    exporter.poll("traffic")
     assert list((tmp_path / "state").glob("traffic-state.json.corrupt-*"))
 
 
@@ -249,8 +249,8 @@ def test_a_refused_get_metric_data_turns_traffic_off_there_and_nothing_else(demo
     faults.faults.append(Fault(region="eu-west-1", operation="GetMetricData", code="AccessDeniedException", status=400))
     exporter = traffic_exporter(make_exporter, demo.targets())
     exporter.poll_once()
-    exporter.poll_traffic()
-    exporter.poll_traffic()
+    exporter.poll("traffic")
+    exporter.poll("traffic")
     samples = scrape(exporter.url)
     refused = {"account_id": "123456789012", "region": "eu-west-1"}
     assert value(samples, "aws_vpn_exporter_collection_success", source="traffic", **refused) == 0
@@ -268,10 +268,10 @@ def test_a_refused_get_metric_data_turns_traffic_off_there_and_nothing_else(demo
     assert not series(samples, "aws_vpn_tunnel_received_bytes_total", **refused)
     assert series(samples, "aws_vpn_tunnel_received_bytes_total", region="us-east-1")
     hits = faults.faults[0].hits
-    exporter.poll_traffic()
+    exporter.poll("traffic")
     assert faults.faults[0].hits == hits  # off: not asked again until a reload
-    exporter.traffic.reconfigure(TRAFFIC, 30)
-    exporter.poll_traffic()
+    exporter.sources["traffic"].poller.reconfigure(TRAFFIC, 30)
+    exporter.poll("traffic")
     assert faults.faults[0].hits == hits + 1
 
 
@@ -287,7 +287,7 @@ def test_tunnels_sharing_an_outside_ip_are_counted_not_guessed(aws, make_exporte
     )
     exporter = traffic_exporter(make_exporter, [Target(regions=("us-east-1",))])
     exporter.poll_once()
-    exporter.poll_traffic()
+    exporter.poll("traffic")
     samples = scrape(exporter.url)
     assert value(samples, "aws_vpn_exporter_traffic_unattributable_tunnels", region="us-east-1") == 2
     assert [s["tunnel"] for s in series(samples, "aws_vpn_tunnel_received_bytes_total")] == ["10.0.0.2"]
@@ -416,7 +416,7 @@ class _Run:
 
     def start(self):
         exporter = traffic_exporter(make_exporter=self.make_exporter, targets=[Target(regions=("us-east-1",))])
-        exporter.traffic._clock = lambda: self.now
+        exporter.sources["traffic"].poller._clock = lambda: self.now
         return exporter
 
     def restart(self) -> None:
@@ -432,7 +432,7 @@ class _Run:
         clock = self.now
         self.now += ahead
         self.exporter.poll_once()
-        self.exporter.poll_traffic()
+        self.exporter.poll("traffic")
         self.now = clock + PERIOD
         for key, count in _counters(self.exporter).items():
             assert count >= self.seen.get(key, 0), f"{key} went back from {self.seen[key]} to {count}: a reset"
@@ -565,21 +565,23 @@ def test_state_file_writable_is_every_state_files_last_save(aws, make_exporter, 
     )
     assert value(scrape(exporter.url), "aws_vpn_exporter_state_file_writable") == 1  # nothing saved yet
     exporter.poll_once()
-    exporter.poll_traffic()
+    exporter.poll("traffic")
     assert value(scrape(exporter.url), "aws_vpn_exporter_state_file_writable") == 0
     blocked.unlink()
-    exporter.poll_traffic()
+    exporter.poll("traffic")
     assert value(scrape(exporter.url), "aws_vpn_exporter_state_file_writable") == 1
     assert (blocked / "traffic-state.json").exists()
     both = make_exporter([Target(regions=("us-east-1",))], traffic=TRAFFIC, state_dir=tmp_path / "both")
     both.poll_once()
-    both.poll_logs()
-    both.poll_traffic()
+    both.poll("logs")
+    both.poll("traffic")
     assert value(scrape(both.url), "aws_vpn_exporter_state_file_writable") == 1
-    both.traffic.document.path = blocked / "traffic-state.json"  # the log state saves; the traffic state cannot
+    both.sources["traffic"].poller.document.path = (
+        blocked / "traffic-state.json"
+    )  # the log state saves; the traffic state cannot
     blocked.rename(tmp_path / "moved")
     blocked.write_text("a file again")
-    both.poll_logs()
-    both.poll_traffic()
-    assert both.logs.save() and (tmp_path / "both" / "logs-state.json").exists()
+    both.poll("logs")
+    both.poll("traffic")
+    assert both.sources["logs"].ingestor.save() and (tmp_path / "both" / "logs-state.json").exists()
     assert value(scrape(both.url), "aws_vpn_exporter_state_file_writable") == 0

@@ -70,9 +70,9 @@ def test_the_simulated_aws_answers_as_aws_does(aws):
 def test_status_is_exported_and_diagnosed(aws, make_exporter):
     vpn = connection_with_status()
     exporter = make_exporter([Target(regions=(REGION,))])
-    exporter.tunnel_status.max_calls_per_second = 1000  # the ceiling has its own test
+    exporter.sources["tunnel_status"].poller.max_calls_per_second = 1000  # the ceiling has its own test
     exporter.poll_once()
-    exporter.poll_tunnel_status()
+    exporter.poll("tunnel_status")
     samples = scrape(exporter.url)
     assert value(samples, "aws_vpn_tunnel_maintenance_pending", tunnel=IPS[0]) == 1
     assert value(samples, "aws_vpn_tunnel_maintenance_pending", tunnel=IPS[1]) == 0
@@ -112,22 +112,22 @@ def test_refused_calls_turn_the_source_off_there_and_leave_ec2_alone(aws, faults
     caplog.set_level("WARNING", logger="exporter")
     connection_with_status()
     exporter = make_exporter([Target(regions=(REGION,))])
-    exporter.tunnel_status.max_calls_per_second = 1000
+    exporter.sources["tunnel_status"].poller.max_calls_per_second = 1000
     exporter.poll_once()
-    exporter.poll_tunnel_status()
+    exporter.poll("tunnel_status")
     assert value(scrape(exporter.url), "aws_vpn_tunnel_maintenance_pending", tunnel=IPS[0]) == 1
     faults.faults.append(Fault(operation="GetVpnTunnelReplacementStatus", code="UnauthorizedOperation"))
     for _ in range(2):
-        exporter.poll_tunnel_status()
+        exporter.poll("tunnel_status")
     samples = scrape(exporter.url)
     assert value(samples, "aws_vpn_tunnel_maintenance_pending", tunnel=IPS[0]) is None  # never to be refreshed
     assert value(samples, "aws_vpn_exporter_collection_success", source="ec2") == 1
     assert value(samples, "aws_vpn_exporter_collection_success", source="tunnel_status") == 0
     assert faults.faults[0].hits == 1  # the second pass did not call again
     assert len([r for r in caplog.records if "source turned off" in r.getMessage()]) == 1
-    exporter.tunnel_status.reconfigure(1000)  # a reload tries again
+    exporter.sources["tunnel_status"].poller.reconfigure(1000)  # a reload tries again
     faults.faults.clear()
-    exporter.poll_tunnel_status()
+    exporter.poll("tunnel_status")
     assert value(scrape(exporter.url), "aws_vpn_exporter_collection_success", source="tunnel_status") == 1
 
 
@@ -174,11 +174,11 @@ def test_a_hung_endpoint_cannot_hold_a_pass_past_its_time(aws, faults, make_expo
 
     connection_with_status()
     exporter = make_exporter([Target(regions=(REGION,))])
-    exporter.tunnel_status.max_calls_per_second = 1000
+    exporter.sources["tunnel_status"].poller.max_calls_per_second = 1000
     exporter.poll_once()
     faults.faults.append(Fault(operation="GetVpnTunnelReplacementStatus", delay=8))
     started = clock.monotonic()
-    exporter.poll_tunnel_status(within=1.0)
+    exporter.poll("tunnel_status", within=1.0)
     assert clock.monotonic() - started < 4
     result = next(r for r in exporter.current.snapshot.results if r.source == "tunnel_status")
     assert not result.success and result.error == "timeout: no answer within 1s"
@@ -215,16 +215,18 @@ def test_one_odd_ec2_answer_during_a_pass_keeps_the_status_and_the_pending_clock
     backend = ec2_backends["123456789012"][REGION].vpn_connections[vpn]
     backend.tunnel_status[IPS[1]]["active"] = {"ProvisioningStatus": "pending"}
     exporter = make_exporter([Target(regions=(REGION,))])
-    exporter.tunnel_status.max_calls_per_second = 1000
+    exporter.sources["tunnel_status"].poller.max_calls_per_second = 1000
     exporter.poll_once()
-    exporter.poll_tunnel_status()
-    since = exporter._tunnel_status_data.statuses[
-        next(k for k in exporter._tunnel_status_data.statuses if k.outside_ip == IPS[1])
-    ].pending_since
+    exporter.poll("tunnel_status")
+    since = (
+        exporter._outputs["tunnel_status"]
+        .statuses[next(k for k in exporter._outputs["tunnel_status"].statuses if k.outside_ip == IPS[1])]
+        .pending_since
+    )
     telemetry, options = backend.vgw_telemetry, backend.options
     backend.vgw_telemetry, backend.options = [], {"StaticRoutesOnly": False, "TunnelOptions": []}
     exporter.poll_once()
-    exporter.poll_tunnel_status()  # the pass runs on the odd answer
+    exporter.poll("tunnel_status")  # the pass runs on the odd answer
     assert series(scrape(exporter.url), "aws_vpn_tunnel_maintenance_pending") == []
     backend.vgw_telemetry, backend.options = telemetry, options
     exporter.poll_once()  # EC2 reports the tunnels again; the next status pass is 15 minutes away
@@ -233,11 +235,11 @@ def test_one_odd_ec2_answer_during_a_pass_keeps_the_status_and_the_pending_clock
     assert (IPS[0], "endpoint_maintenance_pending") in {
         (s["tunnel"], s["finding"]) for s in series(samples, "aws_vpn_tunnel_finding", vpn_connection_id=vpn)
     }
-    exporter.poll_tunnel_status()
+    exporter.poll("tunnel_status")
     assert (
-        exporter._tunnel_status_data.statuses[
-            next(k for k in exporter._tunnel_status_data.statuses if k.outside_ip == IPS[1])
-        ].pending_since
+        exporter._outputs["tunnel_status"]
+        .statuses[next(k for k in exporter._outputs["tunnel_status"].statuses if k.outside_ip == IPS[1])]
+        .pending_since
         == since
     )
     backend.state = "deleted"

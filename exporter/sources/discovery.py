@@ -39,9 +39,11 @@ from dataclasses import dataclass, field, replace
 import botocore.session
 from botocore.config import Config as BotoConfig
 
-from exporter.config import Organization, Shard, Target
-from exporter.sources.aws import ApiCallRecorder, AwsAccount, describe_error
+from exporter.config import Config, Organization, Shard, Target
+from exporter.model import SourceResult
+from exporter.sources.aws import ApiCallRecorder, AwsAccount, client_config, describe_error
 from exporter.sources.isolation import Outcome, timed
+from exporter.sources.source import Context, Source
 
 log = logging.getLogger(__name__)
 
@@ -514,3 +516,81 @@ class Discovery:
                 return accounts
         self._identity_failures = 0
         return accounts
+
+
+@dataclass(frozen=True)
+class DiscoveredTargets:
+    """The organizations' targets (unsharded), and the sessions they were read with (EC2 reuses them)."""
+
+    targets: tuple[Target, ...] = ()
+    session_for: Callable[[Target], AwsAccount | None] = lambda target: None
+    results: tuple[SourceResult, ...] = ()  # its own metrics say how discovery went (instrumentation)
+
+    def observed(self) -> dict[str, object]:
+        return {}
+
+
+class DiscoverySource(Source):
+    """Organization discovery as a source: hourly, it lists the accounts and regions EC2 then polls. Always
+    registered: with no organization target it finds nothing and calls nothing."""
+
+    name = "discovery"
+    quick = True
+
+    def __init__(self, config: Config, context: Context):
+        self.config, self._context = config, context
+        self.discovery = self._build(config)
+        self._standing: DiscoveredTargets | None = None
+
+    def _build(self, config: Config) -> Discovery | None:
+        if not config.organizations:
+            return None
+        aws = config.aws
+        return Discovery(
+            config.organizations,
+            self._context.metrics.record_api_call,
+            client_config(aws.max_attempts, aws.connect_timeout, aws.read_timeout),
+            self._context.discovery_executor,
+            lambda field: self._context.metrics.unrecognized.labels(field).inc(),
+            self._context.own_credentials,
+            budget=lambda: run_budget(self.config.discovery_interval),
+            rediscover=lambda: self._context.run_now(self.name),
+        )
+
+    def interval(self, config: Config) -> float:
+        return config.discovery_interval
+
+    def poll(self, upstream, within=None, only=frozenset()) -> DiscoveredTargets | None:
+        """One run; None when a reload replaced this discovery meanwhile (its answer is not applied)."""
+        discovery = self.discovery
+        if discovery is None:
+            return DiscoveredTargets()
+        found = discovery.discover(self.config.targets, self.config.shard)
+        self._context.metrics.discovery.views = discovery.views
+        return DiscoveredTargets(found, discovery.session_for) if discovery is self.discovery else None
+
+    def reconfigure(self, config: Config) -> bool:
+        """New organizations or AWS settings: a new discovery, run at once (the discovered set is kept until it
+        has run); new explicit targets: run at once, so an account they now watch is not discovered too."""
+        old, self.config = self.config, config
+        rediscover = (config.organizations, config.aws) != (old.organizations, old.aws)
+        explicit_changed = {t.credentials for t in config.targets} != {t.credentials for t in old.targets}
+        if rediscover:
+            if self.discovery is not None:
+                self.discovery.close()
+            self.discovery = self._build(config)
+            if self.discovery is None:
+                self._context.metrics.discovery.views = ()
+                self._standing = DiscoveredTargets()
+        return (rediscover or explicit_changed) and self.discovery is not None
+
+    def standing_output(self) -> DiscoveredTargets | None:
+        standing, self._standing = self._standing, None
+        return standing
+
+    def holds(self) -> tuple[object, ...]:
+        return (self.discovery,)
+
+    def close(self) -> None:
+        if self.discovery is not None:
+            self.discovery.close()

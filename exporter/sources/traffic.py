@@ -36,11 +36,13 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from exporter.config import TrafficConfig
+from exporter.config import Config, TrafficConfig
 from exporter.durable import RETENTION, JsonDocument, forget_unseen
-from exporter.model import RegionTelemetry, SourceResult, TrafficCollection, TunnelKey, TunnelTraffic
+from exporter.model import RegionTelemetry, TrafficCollection, TunnelKey, TunnelTraffic
 from exporter.sources.aws import AwsAccount, describe_error
+from exporter.sources.ec2.source import Ec2Source, tunnels_of
 from exporter.sources.isolation import Outcome, run_isolated
+from exporter.sources.source import BusyRegions, Context, Results, Source
 
 log = logging.getLogger(__name__)
 SOURCE = "traffic"
@@ -247,12 +249,12 @@ class TrafficPoller:
         self._requested: dict[tuple[str, str], int] = {}
         self._unattributable: dict[tuple[str, str], int] = {}
         self._refused: dict[tuple[str, str], str] = {}
-        self._last_success: dict[tuple[str, str], float] = {}
+        self._results = Results(SOURCE, clock)
         self._lock = threading.Lock()  # one pass at a time (the schedule and a one-shot diagnose)
         # regions' passes run in parallel threads (one may outlive its poll's timeout): they add tunnels and
         # billing counts under this lock
         self._state_lock = threading.Lock()
-        self._running: dict[tuple[str, str], float] = {}  # a region's pass still going -> its monotonic start
+        self._busy = BusyRegions("pass")
         self._shared: set[TunnelKey] = set()  # tunnels left out: another of their region has the same outside IP
 
     def _load(self) -> dict[TunnelKey, _Counting]:
@@ -312,34 +314,16 @@ class TrafficPoller:
                 where = (r.account_id, r.region)
                 if r.account_id not in accounts or not any(c.tunnels for c in r.connections):
                     continue
-                with self._state_lock:
-                    started = self._running.get(where)
-                    if started is None:
-                        self._running[where] = time.monotonic()
-                if started is not None:  # a pass that outlived its poll: never two at once (as logs/reader.py)
-                    running = time.monotonic() - started
-                    busy[where] = Outcome(False, f"the previous pass is still running ({running:.0f}s)", running)
+                still = self._busy.start(where)
+                if still is not None:  # a pass that outlived its poll: never two at once
+                    busy[where] = Outcome(False, still, self._busy.running_for(where))
                     continue
                 jobs[where] = lambda r=r, w=where: self._run(w, r, accounts[r.account_id], end)
             outcomes = {**busy, **run_isolated(self._executor, jobs, self._timeout if within is None else within)}
-            results = []
-            for where, outcome in sorted(outcomes.items()):
-                if outcome.ok:
-                    self._last_success[where] = self._clock()
-                else:
-                    log.warning(
-                        "collection failed account=%s region=%s source=%s error=%r", *where, SOURCE, outcome.value
-                    )
-                results.append(
-                    SourceResult(
-                        *where,
-                        SOURCE,
-                        outcome.ok,
-                        outcome.duration_seconds,
-                        self._last_success.get(where),
-                        "" if outcome.ok else outcome.value,
-                    )
-                )
+            results = [
+                self._results.result(where, outcome.ok, outcome.duration_seconds, "" if outcome.ok else outcome.value)
+                for where, outcome in sorted(outcomes.items())
+            ]
             live = {TunnelKey.of(r, c, t) for r in regions for c in r.connections for t in c.tunnels}
             with self._state_lock:
                 # a tunnel EC2 did not report (its region's first poll after a restart failed, an answer without
@@ -372,8 +356,7 @@ class TrafficPoller:
         try:
             self._pass(region, account, end)
         finally:
-            with self._state_lock:
-                self._running.pop(where, None)
+            self._busy.finish(where)
 
     def _pass(self, region: RegionTelemetry, account: AwsAccount, end: float) -> None:
         where = (region.account_id, region.region)
@@ -462,3 +445,43 @@ class TrafficPoller:
                     yield target[0], target[1], stamp.timestamp(), float(value)
         if failed:
             raise RuntimeError(f"GetMetricData answered {', '.join(sorted(failed))} for some tunnels")
+
+
+def pass_timeout(config: Config) -> float:
+    """A traffic pass is reported as failed after its interval, at most 2 min (a call per 250 tunnels)."""
+    return min(config.traffic.interval, 120.0)
+
+
+class TrafficSource(Source):
+    """CloudWatch's bytes for the tunnels EC2 last reported, on its own schedule (the metrics' resolution)."""
+
+    name = SOURCE
+    section = "traffic"
+    needs = (Ec2Source.name,)
+
+    def __init__(self, config: Config, context: Context):
+        metrics = context.metrics
+        self.poller = TrafficPoller(
+            config.traffic,
+            context.executor,
+            pass_timeout(config),
+            state_dir=config.state_dir,
+            on_corrupt=metrics.state_file_errors.inc,
+            unrecognized=lambda field: metrics.unrecognized.labels(field).inc(),
+        )
+
+    def interval(self, config: Config) -> float:
+        return config.traffic.interval
+
+    def poll(self, upstream, within=None, only=frozenset()) -> TrafficCollection | None:
+        """``within`` seconds for a one-shot ``diagnose``."""
+        tunnels = tunnels_of(upstream)
+        return None if tunnels is None else self.poller.poll(tunnels.regions, tunnels.accounts, within)
+
+    def reconfigure(self, config: Config) -> bool:
+        """A reload also retries where GetMetricData was refused."""
+        self.poller.reconfigure(config.traffic, pass_timeout(config))
+        return False
+
+    def state_documents(self):
+        return (self.poller.document,) if self.poller.document is not None else ()

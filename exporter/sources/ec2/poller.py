@@ -33,6 +33,9 @@ class Ec2Collection:
     unrecognized: dict[str, int]
     accounts: dict[str, AwsAccount]  # account id -> the credentials that reached it
 
+    def observed(self) -> dict[str, object]:
+        return {"regions": self.regions}
+
 
 Key = tuple[str, str]  # (the target's credentials, region): stable across a reload or a discovery change
 

@@ -24,9 +24,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from exporter.config import Config
 from exporter.durable import RETENTION
-from exporter.model import RegionTelemetry, SourceResult, TunnelKey, TunnelStatus, TunnelStatusCollection
+from exporter.model import RegionTelemetry, TunnelKey, TunnelStatus, TunnelStatusCollection
 from exporter.sources.aws import AwsAccount, describe_error
+from exporter.sources.ec2.source import Ec2Source, tunnels_of
+from exporter.sources.source import Context, Results, Source
 
 log = logging.getLogger(__name__)
 SOURCE = "tunnel_status"
@@ -121,7 +124,7 @@ class TunnelStatusPoller:
         self._statuses: dict[TunnelKey, TunnelStatus] = {}
         self._seen: dict[TunnelKey, float] = {}  # when EC2 last reported each tunnel (kept for RETENTION)
         self._refused: dict[tuple[str, str], str] = {}  # (account, region) -> why this source is off there
-        self._last_success: dict[tuple[str, str], float] = {}
+        self._results = Results(SOURCE, self._clock)
         self._odd: Counter = Counter()  # unrecognised values read, by field, until poll() hands them on
         self._lock = threading.Lock()
         self.calls = 0  # every call made, for the benchmark
@@ -150,19 +153,7 @@ class TunnelStatusPoller:
                 ok, duration, error = False, within or 0.0, f"timeout: no answer within {within:g}s"
             except CancelledError:
                 ok, duration, error = False, 0.0, "stopped: the exporter is shutting down"
-            if ok:
-                self._last_success[(account_id, region_name)] = self._clock()
-            results.append(
-                SourceResult(
-                    account_id,
-                    region_name,
-                    SOURCE,
-                    ok,
-                    duration,
-                    self._last_success.get((account_id, region_name)),
-                    error,
-                )
-            )
+            results.append(self._results.result((account_id, region_name), ok, duration, error))
         live = {TunnelKey.of(r, c, t) for r in regions for c in r.connections for t in c.tunnels}
         with self._lock:  # a refused region's last answers are not kept: they would never be refreshed
             # a tunnel EC2 did not report this time (one odd answer) keeps its status for the retention the log
@@ -232,3 +223,36 @@ class TunnelStatusPoller:
         except Exception as err:  # one region's failure stays with it
             return False, time.monotonic() - started, describe_error(err)
         return True, time.monotonic() - started, ""
+
+
+class TunnelStatusSource(Source):
+    """AWS's maintenance and provisioning status of the tunnels EC2 last reported, on its own slow schedule."""
+
+    name = SOURCE
+    section = "tunnel_status"
+    needs = (Ec2Source.name,)
+
+    def __init__(self, config: Config, context: Context):
+        self.poller = TunnelStatusPoller(config.tunnel_status.max_calls_per_second)
+        self._context = context
+
+    def interval(self, config: Config) -> float:
+        return config.tunnel_status.interval
+
+    def poll(self, upstream, within=None, only=frozenset()) -> TunnelStatusCollection | None:
+        """``only`` these connections (ids or Name tags) and ``within`` seconds for a one-shot ``diagnose``."""
+        tunnels = tunnels_of(upstream, only)
+        if tunnels is None:
+            return None
+        status = self.poller.poll(tunnels.regions, tunnels.accounts, within)
+        for field, count in status.unrecognized.items():
+            self._context.metrics.unrecognized.labels(field).inc(count)
+        return status
+
+    def reconfigure(self, config: Config) -> bool:
+        """A reload also retries the accounts that refused the calls."""
+        self.poller.reconfigure(config.tunnel_status.max_calls_per_second)
+        return False
+
+    def close(self) -> None:
+        self.poller.close()

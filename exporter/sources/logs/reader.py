@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 
 from exporter.config import LogsConfig
 from exporter.durable import forget_unseen
-from exporter.model import LogCollection, LogGroupStatus, RegionTelemetry, SourceResult, TunnelKey
+from exporter.model import LogCollection, LogGroupStatus, RegionTelemetry, TunnelKey
 from exporter.sources.aws import AwsAccount, describe_error
 from exporter.sources.isolation import Outcome, run_isolated
 from exporter.sources.logs.parse import LogParseError, log_kind_of, parse
 from exporter.sources.logs.state import GroupCursor, StateFile, TunnelLogState
+from exporter.sources.source import BusyRegions, Results
 
 log = logging.getLogger(__name__)
 
@@ -211,11 +212,10 @@ class LogIngestor:
         self._page_size = page_size  # None: the API's default (up to 10,000 events or 1 MB)
         self._state_lock = threading.Lock()  # guards self._state between page updates and saving
         self._poll_lock = threading.Lock()
-        self._last_success: dict[tuple[str, str], float] = {}
+        self._results = Results("logs", clock)
         # One reader per account and region, however long it runs: a read that outlives its poll keeps
         # going in the background, and the next polls leave that region alone until it is done.
-        self._reading: dict[tuple[str, str], float] = {}  # -> monotonic start
-        self._reading_lock = threading.Lock()
+        self._busy = BusyRegions("read")
         self._addresses = AddressPatterns()
         self._closed = False  # after close(): the final state is saved; nothing may overwrite it
 
@@ -232,40 +232,17 @@ class LogIngestor:
                 key, account = (region.account_id, region.region), accounts.get(region.account_id)
                 if account is None:
                     continue
-                with self._reading_lock:
-                    started = self._reading.get(key)
-                    if started is None:
-                        self._reading[key] = time.monotonic()
-                if started is not None:
-                    running = time.monotonic() - started
-                    outcomes[key] = Outcome(False, f"the previous read is still running ({running:.0f}s)", running)
+                still = self._busy.start(key)
+                if still is not None:
+                    outcomes[key] = Outcome(False, still, self._busy.running_for(key))
                     continue
                 jobs[key] = lambda k=key, a=account, r=region: self._read_region(k, a, r, int(now * 1000))
             outcomes.update(run_isolated(self._executor, jobs, self._poll_timeout))
             results, groups = [], []
-            for (account_id, region), outcome in sorted(outcomes.items()):
+            for where, outcome in sorted(outcomes.items()):
                 region_groups, errors = outcome.value if outcome.ok else ((), [outcome.value])
                 groups.extend(region_groups)
-                if not errors:
-                    self._last_success[(account_id, region)] = self._clock()
-                else:
-                    log.warning(
-                        "collection failed account=%s region=%s source=logs error=%r",
-                        account_id,
-                        region,
-                        "; ".join(errors),
-                    )
-                results.append(
-                    SourceResult(
-                        account_id,
-                        region,
-                        "logs",
-                        not errors,
-                        outcome.duration_seconds,
-                        self._last_success.get((account_id, region)),
-                        "; ".join(errors),
-                    )
-                )
+                results.append(self._results.result(where, not errors, outcome.duration_seconds, "; ".join(errors)))
             self._forget_gone(regions, now)
             self.save()
             with self._state_lock:
@@ -325,8 +302,7 @@ class LogIngestor:
         try:
             return self._ingest_region(account, region, now_ms)
         finally:
-            with self._reading_lock:
-                self._reading.pop(key, None)
+            self._busy.finish(key)
 
     def _ingest_region(self, account: AwsAccount, region: RegionTelemetry, now_ms: int):
         statuses, errors = [], []
