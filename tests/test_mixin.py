@@ -172,3 +172,10 @@ def test_one_setting_overridden_changes_only_its_rules():
 def test_a_setting_of_the_wrong_type_is_refused_naming_it():
     with pytest.raises(RuntimeError, match=r"_config.flapChanges: expected a number, got \"many\""):
         evaluate({"flapChanges": "many"}, "alerts")
+
+
+def test_the_readme_lists_every_config_key():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Monitoring mixin") :].split("\n## ", 1)[0]
+    for key, setting in generate.config_keys().items():
+        assert f"`{key}`" in section and f"`{setting}`" in section, key
