@@ -22,6 +22,7 @@ from generate.alerting import Settings
 ROOT = output.ROOT
 DEPLOY_DIR = ROOT / "deploy" / "kubernetes"
 SETTINGS_FILE = DEPLOY_DIR / "settings.yml"
+ALERT_SETTINGS = alerting.SETTINGS_FILE.relative_to(ROOT)  # named in errors: the tree generated may be a copy
 COMMAND = "scripts/generate"
 
 # What the image fixes (Dockerfile: USER, ENV, EXPOSE); tests/test_kubernetes.py checks them against it.
@@ -280,7 +281,7 @@ def selects_job(selector: str, job: str) -> bool:
     while position < len(selector):
         found = MATCHER.match(selector, position)
         if not found:
-            raise SystemExit(f"{alerting.SETTINGS_FILE}: exporter_job: cannot read {selector!r} as label matchers")
+            raise SystemExit(f"{ALERT_SETTINGS}: exporter_job: cannot read {selector!r} as label matchers")
         name, operator, value = found.group(1), found.group(2), re.sub(r"\\(.)", r"\1", found.group(3))
         if name == "job":
             hit = job == value if operator in ("=", "!=") else re.fullmatch(value, job) is not None
@@ -294,7 +295,7 @@ def documents(s: dict, alert_settings: Settings, rules: dict, published: dict[st
     ``alert_settings``."""
     if not selects_job(alert_settings["exporter_job"], APP):
         raise SystemExit(
-            f"{alerting.SETTINGS_FILE}: exporter_job: {alert_settings['exporter_job']} does not select "
+            f"{ALERT_SETTINGS}: exporter_job: {alert_settings['exporter_job']} does not select "
             f'job="{APP}", the job of the ServiceMonitor in {DEPLOY_DIR.relative_to(ROOT)}'
         )
     shards = range(s["shards"])
