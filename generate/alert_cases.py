@@ -1,6 +1,7 @@
 """promtool unit tests for every alert, generated into ``alerts/tests/aws-vpn.test.yml``.
 
-``python -m generate.alert_cases`` rewrites the file; ``tests/test_alerts.py`` checks it is current
+``python -m generate.alert_cases`` (or ``python -m generate``, with everything else) rewrites the file from
+the settings it is given; ``tests/test_alerts.py`` checks it is current
 and runs ``promtool test rules`` on it. Each alert gets a case that fires (after its ``for``) and one
 that must stay quiet. Every expected annotation is written out here (EXPECTED, and the ``cause`` text
 from the findings catalogue), never read from the rules' templates: a change of wording, a template
@@ -11,14 +12,24 @@ is changed with it.
 from __future__ import annotations
 
 import re
-import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from exporter.diagnosis.findings import FINDINGS
 from exporter.exposition import contract as m
-from generate.alerting import GENERIC_FINDINGS, HEADLINE_STATE, ROOT, SETTINGS, build_alerts, dump_yaml
+from generate import output
+from generate.alerting import (
+    GENERIC_FINDINGS,
+    HEADLINE_STATE,
+    ROOT,
+    Alert,
+    Settings,
+    build_alerts,
+    dump_yaml,
+    load_settings,
+)
 
 TEST_FILE = ROOT / "alerts" / "tests" / "aws-vpn.test.yml"
-ALERTS = {alert.name: alert for alert in build_alerts()}
 SCRAPE = {"job": "aws-vpn-exporter", "instance": "exporter:9798"}
 CONN = {"account_id": "111122223333", "region": "us-east-1", "vpn_connection_id": "vpn-0a1"}
 OTHER = {"account_id": "111122223333", "region": "us-east-1", "vpn_connection_id": "vpn-0b2"}
@@ -39,15 +50,19 @@ def _selector(name: str, labels: dict) -> str:
     return name + "{" + ",".join(f"{k}={quoted(v)}" for k, v in sorted(labels.items())) + "}"
 
 
-def series(metric: str, values: str, /, scrape: dict = SCRAPE, **labels) -> dict:
+def _scraped_series(scrape: Mapping[str, str], metric: str, values: str, labels: Mapping[str, str]) -> dict:
     return {"series": _selector(metric, {**scrape, **labels}), "values": values}
+
+
+def series(metric: str, values: str, /, **labels: str) -> dict:
+    return _scraped_series(SCRAPE, metric, values, labels)
 
 
 REPLICA = {**SCRAPE, "instance": "exporter-2:9798"}  # a second, identical exporter (high availability)
 
 
-def from_both_replicas(metric: str, values: str, /, **labels) -> list[dict]:
-    return [series(metric, values, **labels), series(metric, values, scrape=REPLICA, **labels)]
+def from_both_replicas(metric: str, values: str, /, **labels: str) -> list[dict]:
+    return [_scraped_series(scrape, metric, values, labels) for scrape in (SCRAPE, REPLICA)]
 
 
 def info(connection: dict, name: str) -> dict:
@@ -292,53 +307,6 @@ def gateway(connection: dict) -> dict:
     )
 
 
-def cause(
-    vpn_connection_id: str,
-    findings: list[tuple[str, str]] = (),
-    scope: str = "tunnel",
-    selectors: tuple[str, str] | None = None,
-    with_gateway: bool = False,
-    maintenance: tuple[str, str] | None = None,
-) -> str:
-    """What the page must say: each finding as a line, sorted by code, naming its tunnels (connection scope;
-    a cause on two tunnels once), with its fix and runbook section; else "no specific cause"; then the
-    customer gateway."""
-    base = SETTINGS["runbook_base"]
-    tunnels: dict[str, list[str]] = {}
-    for tunnel_ip, code in findings:
-        tunnels.setdefault(code, []).append(tunnel_ip)
-    lines = []
-    for code in sorted(tunnels):
-        spec, named = FINDINGS[code], sorted(ip for ip in tunnels[code] if ip)
-        where = (
-            f"Tunnel{'s' if len(named) > 1 else ''} {', '.join(map(shown, named))}: "
-            if scope == "connection" and named
-            else ""
-        )
-        negotiated = (
-            f" Negotiated: AWS side {selectors[0]}, customer gateway side {selectors[1]}."
-            if code == "traffic_selectors_mismatch" and selectors
-            else ""
-        )
-        lines.append(f"{where}{spec.summary}{negotiated} Fix: {spec.remedy} Runbook: {base}#{spec.alert.lower()}")
-    if not lines:
-        lines.append(
-            f"No specific cause diagnosed yet: run `aws-vpn-exporter diagnose --vpn-connection-id "
-            f"{vpn_connection_id}` and follow the checklist: {base}#checklist"
-        )
-    if maintenance:
-        lines.append(
-            f"AWS replaced the endpoint of tunnel {shown(maintenance[0])} at {maintenance[1]} (maintenance): "
-            "it comes back once AWS or the customer gateway initiates IKE."
-        )
-    if with_gateway:
-        lines.append(
-            f"Customer gateway {GATEWAY['customer_gateway_id']}: IP {GATEWAY['ip_address']}, BGP ASN "
-            f"{GATEWAY['bgp_asn']}."
-        )
-    return "\n".join(lines)
-
-
 # What a page shows of a label value: line breaks, escapes and bidirectional overrides as U+FFFD, written here
 # with Python's own pattern so promtool checks the rules' Go pattern against it.
 _UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
@@ -348,33 +316,97 @@ def shown(value: str) -> str:
     return _UNSHOWABLE.sub("\ufffd", value)
 
 
-def expect(
-    alert_name: str, at: str, firing: list[dict], value: float = 1, humanized: str = "", causes: str | None = None
-) -> dict:
-    """An alert_rule_test entry: ``firing`` is the label sets expected (empty: must stay quiet). Every
-    annotation is stated here: the wording from EXPECTED with the labels filled in, the runbook link, a
-    cause alert's fix from the catalogue, and ``causes`` (by default that of a tunnel with no diagnosis)."""
-    alert = ALERTS[alert_name]
-    summary, description = EXPECTED[alert_name]
-    expected = []
-    for labels in firing:
-        labels = {**labels, "severity": alert.severity}
-        annotations = {
-            "summary": summary,
-            "description": description.format(
-                **{k: shown(v) for k, v in labels.items()},
-                value=_format_value(value),
-                humanized=humanized,
-                **{k: v for k, v in SETTINGS.items() if isinstance(v, str)},
-            ),
-            "runbook_url": f"{SETTINGS['runbook_base']}#{alert_name.lower()}",
-        }
-        if alert.cause_scope:
-            annotations["cause"] = causes if causes is not None else cause(labels["vpn_connection_id"])
-        elif alert.finding:
-            annotations["fix"] = FINDINGS[alert.finding].remedy
-        expected.append({"exp_labels": {"alertname": alert_name, **labels}, "exp_annotations": annotations})
-    return {"eval_time": at, "alertname": alert_name, "exp_alerts": expected}
+@dataclass(frozen=True)
+class Pages:
+    """What the pages must say under the operators' settings (the runbook links, the wording's settings)."""
+
+    settings: Settings
+    alerts: Mapping[str, Alert]
+
+    @classmethod
+    def of(cls, settings: Settings) -> Pages:
+        return cls(settings, {alert.name: alert for alert in build_alerts(settings)})
+
+    def cause(
+        self,
+        vpn_connection_id: str,
+        findings: Sequence[tuple[str, str]] = (),
+        scope: str = "tunnel",
+        selectors: tuple[str, str] | None = None,
+        with_gateway: bool = False,
+        maintenance: tuple[str, str] | None = None,
+    ) -> str:
+        """What the page must say: each finding as a line, sorted by code, naming its tunnels (connection scope;
+        a cause on two tunnels once), with its fix and runbook section; else "no specific cause"; then the
+        customer gateway."""
+        base = self.settings["runbook_base"]
+        tunnels: dict[str, list[str]] = {}
+        for tunnel_ip, code in findings:
+            tunnels.setdefault(code, []).append(tunnel_ip)
+        lines = []
+        for code in sorted(tunnels):
+            spec, named = FINDINGS[code], sorted(ip for ip in tunnels[code] if ip)
+            where = (
+                f"Tunnel{'s' if len(named) > 1 else ''} {', '.join(map(shown, named))}: "
+                if scope == "connection" and named
+                else ""
+            )
+            negotiated = (
+                f" Negotiated: AWS side {selectors[0]}, customer gateway side {selectors[1]}."
+                if code == "traffic_selectors_mismatch" and selectors
+                else ""
+            )
+            lines.append(f"{where}{spec.summary}{negotiated} Fix: {spec.remedy} Runbook: {base}#{spec.alert.lower()}")
+        if not lines:
+            lines.append(
+                f"No specific cause diagnosed yet: run `aws-vpn-exporter diagnose --vpn-connection-id "
+                f"{vpn_connection_id}` and follow the checklist: {base}#checklist"
+            )
+        if maintenance:
+            lines.append(
+                f"AWS replaced the endpoint of tunnel {shown(maintenance[0])} at {maintenance[1]} (maintenance): "
+                "it comes back once AWS or the customer gateway initiates IKE."
+            )
+        if with_gateway:
+            lines.append(
+                f"Customer gateway {GATEWAY['customer_gateway_id']}: IP {GATEWAY['ip_address']}, BGP ASN "
+                f"{GATEWAY['bgp_asn']}."
+            )
+        return "\n".join(lines)
+
+    def expect(
+        self,
+        alert_name: str,
+        at: str,
+        firing: list[dict],
+        value: float = 1,
+        humanized: str = "",
+        causes: str | None = None,
+    ) -> dict:
+        """An alert_rule_test entry: ``firing`` is the label sets expected (empty: must stay quiet). Every
+        annotation is stated here: the wording from EXPECTED with the labels filled in, the runbook link, a
+        cause alert's fix from the catalogue, and ``causes`` (by default that of a tunnel with no diagnosis)."""
+        alert = self.alerts[alert_name]
+        summary, description = EXPECTED[alert_name]
+        expected = []
+        for labels in firing:
+            labels = {**labels, "severity": alert.severity}
+            annotations = {
+                "summary": summary,
+                "description": description.format(
+                    **{k: shown(v) for k, v in labels.items()},
+                    value=_format_value(value),
+                    humanized=humanized,
+                    **{k: v for k, v in self.settings.items() if isinstance(v, str)},
+                ),
+                "runbook_url": f"{self.settings['runbook_base']}#{alert_name.lower()}",
+            }
+            if alert.cause_scope:
+                annotations["cause"] = causes if causes is not None else self.cause(labels["vpn_connection_id"])
+            elif alert.finding:
+                annotations["fix"] = FINDINGS[alert.finding].remedy
+            expected.append({"exp_labels": {"alertname": alert_name, **labels}, "exp_annotations": annotations})
+        return {"eval_time": at, "alertname": alert_name, "exp_alerts": expected}
 
 
 def _named(labels: dict, name: str) -> dict:
@@ -385,7 +417,8 @@ def _scraped(labels: dict) -> dict:
     return {**SCRAPE, **labels}
 
 
-def cases() -> list[dict]:
+def cases(pages: Pages) -> list[dict]:
+    expect = pages.expect
     a, b, c = tunnel(CONN, "198.51.100.1"), tunnel(CONN, "198.51.100.2"), tunnel(OTHER, "198.51.100.3")
     headline = _scraped(_named(a, "branch"))
     tests = [
@@ -637,8 +670,8 @@ def cases() -> list[dict]:
             "alert_rule_test": [expect("VpnExporterAbsent", "8m", [])],
         },
     ]
-    tests += cause_cases(a, b)
-    for alert in ALERTS.values():
+    tests += cause_cases(a, b, pages)
+    for alert in pages.alerts.values():
         if alert.finding is None or alert.cause_scope:
             continue
         other_code = "redundancy_lost" if alert.finding != "redundancy_lost" else "connection_down"
@@ -660,9 +693,10 @@ def cases() -> list[dict]:
     return tests
 
 
-def cause_cases(a: dict, b: dict) -> list[dict]:
+def cause_cases(a: dict, b: dict, pages: Pages) -> list[dict]:
     """The page names the cause: the headline alert with each specific cause, and with none; connection down
     with a cause on each tunnel; narrow selectors named."""
+    expect, cause = pages.expect, pages.cause
     vpn, headline = a["vpn_connection_id"], _scraped(_named(a, "branch"))
     headline_inputs = [
         info(CONN, "branch"),
@@ -800,7 +834,7 @@ def cause_cases(a: dict, b: dict) -> list[dict]:
                 )
             ],
         },
-        *(hostile_cause_case(ip) for ip in HOSTILE_IPS),
+        *(hostile_cause_case(ip, pages) for ip in HOSTILE_IPS),
         {
             "name": "Two identical replicas (high availability): every join still evaluates, each replica's page "
             "fires (one notification: Alertmanager groups them), each tunnel counts once for redundancy",
@@ -836,8 +870,9 @@ HOSTILE_IPS = ('"} or vector(1) or x{a="', '198.51.100.1\\"} or vector(1) or x{a
 HOSTILE_NAME = "branch\nRESOLVED: all tunnels up\u202e"  # a Name tag forging a line and reversing the rest
 
 
-def hostile_cause_case(ip: str) -> dict:
+def hostile_cause_case(ip: str, pages: Pages) -> dict:
     """The cause annotation's queries take the tunnel's label as a string literal, whatever it holds."""
+    expect, cause = pages.expect, pages.cause
     hostile = tunnel(CONN, ip)
     page = _scraped(_named(hostile, HOSTILE_NAME))
     return {
@@ -879,16 +914,19 @@ def hostile_cause_case(ip: str) -> dict:
     }
 
 
-def render_tests() -> str:
+def render_tests(settings: Settings) -> str:
     document = {
         "rule_files": ["../aws-vpn.rules.yml"],
         "evaluation_interval": "1m",
-        "tests": [{"interval": "1m", **case} for case in cases()],
+        "tests": [{"interval": "1m", **case} for case in cases(Pages.of(settings))],
     }
     return dump_yaml(document, "python -m generate.alert_cases", "generate/alert_cases.py")
 
 
+def render(settings: Settings) -> dict[str, str]:
+    """The promtool test file, by path in the repository."""
+    return {str(TEST_FILE.relative_to(ROOT)): render_tests(settings)}
+
+
 if __name__ == "__main__":
-    TEST_FILE.parent.mkdir(parents=True, exist_ok=True)
-    TEST_FILE.write_text(render_tests(), encoding="utf-8")
-    print(f"wrote {TEST_FILE.relative_to(ROOT)}", file=sys.stderr)
+    output.report(output.write(ROOT, render(load_settings())))

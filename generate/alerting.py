@@ -1,60 +1,69 @@
 """Prometheus alert rules and their runbooks, generated from the exporter's own metric names and
 findings catalogue (one source of truth). ``python -m generate.alerting`` rewrites
-``alerts/aws-vpn.rules.yml`` and ``docs/runbooks.md``; a test fails when the committed copies are stale.
+``alerts/aws-vpn.rules.yml``, ``docs/runbooks.md`` and ``alerts/alertmanager.yml`` (``python -m generate``
+rewrites them with everything else); a test fails when the committed copies are stale. Every function takes the
+operators' settings (``load_settings()``) as an argument: nothing here holds or changes settings of its own.
 """
 
 from __future__ import annotations
 
+import copy
 import re
-import sys
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 import yaml
 
 from exporter.diagnosis.findings import FINDINGS, RUNBOOK_BASE
 from exporter.exposition import contract as m
 from exporter.untrusted import UNSAFE_RANGES
-from generate import settings
+from generate import output, settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = output.ROOT
 RULES_FILE = ROOT / "alerts" / "aws-vpn.rules.yml"
 RUNBOOKS_FILE = ROOT / "docs" / "runbooks.md"
 ALERTMANAGER_FILE = ROOT / "alerts" / "alertmanager.yml"
 
 SETTINGS_FILE = ROOT / "alerts" / "settings.yml"
 
+# What operators set in alerts/settings.yml, read-only: every generator is handed one of these.
+Settings = Mapping[str, Any]
+
 # Defaults of what operators set in alerts/settings.yml (thresholds, selectors, receivers).
-DEFAULTS = {
-    "exporter_job": 'job="aws-vpn-exporter"',
-    "runbook_base": RUNBOOK_BASE,
-    # BGP's ConnectRetry (about 120 s) can keep a freshly re-keyed tunnel in IPsec-up/BGP-down for ~2
-    # minutes; 3 minutes is the shortest hold that does not page on normal convergence.
-    "bgp_down_for": "3m",
-    "tunnel_down_for": "5m",
-    "connection_down_for": "3m",
-    "redundancy_for": "10m",
-    "finding_for": "10m",
-    "routes_window": "6h",
-    "routes_drop_ratio": 0.5,
-    "routes_for": "10m",
-    "flap_window": "1h",
-    "flap_changes": 4,
-    "collection_failing_for": "10m",
-    "snapshot_stale_seconds": 300,
-    "source_stale_seconds": 900,
-    "log_lag_seconds": 900,
-    "log_lag_for": "15m",
-    "receivers": {
-        "pager": {"webhook_configs": [{"url": "http://alert-sink:9099/pager", "send_resolved": True}]},
-        "ticket": {"webhook_configs": [{"url": "http://alert-sink:9099/ticket", "send_resolved": True}]},
-    },
-}
+DEFAULTS: Settings = MappingProxyType(
+    {
+        "exporter_job": 'job="aws-vpn-exporter"',
+        "runbook_base": RUNBOOK_BASE,
+        # BGP's ConnectRetry (about 120 s) can keep a freshly re-keyed tunnel in IPsec-up/BGP-down for ~2
+        # minutes; 3 minutes is the shortest hold that does not page on normal convergence.
+        "bgp_down_for": "3m",
+        "tunnel_down_for": "5m",
+        "connection_down_for": "3m",
+        "redundancy_for": "10m",
+        "finding_for": "10m",
+        "routes_window": "6h",
+        "routes_drop_ratio": 0.5,
+        "routes_for": "10m",
+        "flap_window": "1h",
+        "flap_changes": 4,
+        "collection_failing_for": "10m",
+        "snapshot_stale_seconds": 300,
+        "source_stale_seconds": 900,
+        "log_lag_seconds": 900,
+        "log_lag_for": "15m",
+        "receivers": {
+            "pager": {"webhook_configs": [{"url": "http://alert-sink:9099/pager", "send_resolved": True}]},
+            "ticket": {"webhook_configs": [{"url": "http://alert-sink:9099/ticket", "send_resolved": True}]},
+        },
+    }
+)
 DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")  # Prometheus' duration syntax
 
 
-def _refusal(key: str, value) -> str | None:
+def _refusal(key: str, value: Any) -> str | None:
     if key.endswith("_for") and not DURATION.match(value):
         return f"{value!r} is not a Prometheus duration (e.g. 5m)"
     if key == "receivers" and set(value) != {"pager", "ticket"}:
@@ -62,12 +71,11 @@ def _refusal(key: str, value) -> str | None:
     return None
 
 
-def load_settings(path: Path = SETTINGS_FILE) -> dict:
+def load_settings(path: Path = SETTINGS_FILE) -> Settings:
     """The defaults, overridden by the operator's settings file; a clear error naming the file and key."""
-    return settings.load(path, {key: type(value) for key, value in DEFAULTS.items()}, _refusal, DEFAULTS)
+    types = {key: type(value) for key, value in DEFAULTS.items()}
+    return MappingProxyType(settings.load(path, types, _refusal, dict(DEFAULTS)))
 
-
-SETTINGS = load_settings()
 
 CONNECTION = "account_id, region, vpn_connection_id"
 TUNNEL = CONNECTION + ", tunnel"
@@ -120,18 +128,18 @@ class Alert:
     def anchor(self) -> str:
         return self.name.lower()
 
-    def rule(self) -> dict:
-        rule = {"alert": self.name, "expr": self.expr}
+    def rule(self, runbook_base: str) -> dict:
+        rule: dict[str, Any] = {"alert": self.name, "expr": self.expr}
         if self.duration != "0m":
             rule["for"] = self.duration
         rule["labels"] = {"severity": self.severity, **self.extra_labels}
         rule["annotations"] = {
             "summary": self.summary,
             "description": self.description,
-            "runbook_url": f"{SETTINGS['runbook_base']}#{self.anchor}",
+            "runbook_url": f"{runbook_base}#{self.anchor}",
         }
         if self.cause_scope:
-            rule["annotations"]["cause"] = causes_template(self.cause_scope)
+            rule["annotations"]["cause"] = causes_template(self.cause_scope, runbook_base)
         elif self.finding:
             rule["annotations"]["fix"] = self.fix
         return rule
@@ -150,7 +158,7 @@ CONNECTION_MATCHERS = "account_id=%q,region=%q,vpn_connection_id=%q"
 CONNECTION_ARGS = "$labels.account_id $labels.region $labels.vpn_connection_id"
 
 
-def causes_template(scope: str) -> str:
+def causes_template(scope: str, runbook_base: str) -> str:
     """The ``cause`` annotation: the diagnosed causes of the alert's tunnel (or connection), one line each
     with its fix and runbook section (a cause found on several tunnels once, naming them), an AWS endpoint
     replacement in the last hour if there was one, then the customer gateway's IP and ASN; "no specific cause" and the checklist when there is none. Prometheus runs these
@@ -203,7 +211,7 @@ def causes_template(scope: str) -> str:
         + "{account_id=%q,region=%q}) * on(customer_gateway_id) group_left() "
         "max by (customer_gateway_id) (" + m.CONNECTION_INFO + "{" + CONNECTION_MATCHERS + "})"
     )
-    base = SETTINGS["runbook_base"]
+    base = runbook_base
     return "".join(
         [
             "{{ range $i, $cause := query (printf `",
@@ -261,7 +269,7 @@ def causes_template(scope: str) -> str:
     )
 
 
-def _finding_alert(code: str) -> Alert:
+def _finding_alert(code: str, s: Settings) -> Alert:
     spec = FINDINGS[code]
     name = spec.alert
     subject = TUNNEL_TEXT if spec.scope == "tunnel" else CONNECTION_TEXT
@@ -269,7 +277,7 @@ def _finding_alert(code: str) -> Alert:
         name=name,
         finding=code,
         severity=spec.severity,
-        duration=SETTINGS["finding_for"],
+        duration=s["finding_for"],
         expr=with_name(f'{m.TUNNEL_FINDING}{{finding="{code}"}} == 1'),
         summary=spec.summary.split(":")[0].rstrip(".") + ".",
         description=f"{subject}: {spec.summary}",
@@ -281,8 +289,7 @@ def _finding_alert(code: str) -> Alert:
     )
 
 
-def build_alerts() -> list[Alert]:
-    s = SETTINGS
+def build_alerts(s: Settings) -> list[Alert]:
     headline = FINDINGS["ipsec_up_bgp_down"]
     stale = f"{s['source_stale_seconds']}s"  # VpnExporterSourceStale's window
     return [
@@ -383,7 +390,7 @@ def build_alerts() -> list[Alert]:
             fix="Look for DPD timeouts (packet loss or an overloaded customer gateway), rekey collisions (mismatched "
             "lifetimes) and hold-timer expiries; tune timeouts to AWS's values and fix the transport.",
         ),
-        *(_finding_alert(code) for code, spec in FINDINGS.items() if not spec.symptom),  # one per cause
+        *(_finding_alert(code, s) for code, spec in FINDINGS.items() if not spec.symptom),  # one per cause
         Alert(
             name="VpnExporterCollectionFailing",
             severity="warning",
@@ -519,11 +526,11 @@ RECORDING_RULES = [
 ]
 
 
-def rules_document() -> dict:
+def rules_document(s: Settings) -> dict:
     return {
         "groups": [
             {"name": "aws-vpn-recording", "rules": RECORDING_RULES},
-            {"name": "aws-vpn", "rules": [alert.rule() for alert in build_alerts()]},
+            {"name": "aws-vpn", "rules": [alert.rule(s["runbook_base"]) for alert in build_alerts(s)]},
         ]
     }
 
@@ -541,7 +548,7 @@ _BlockDumper.add_representer(
 class _ManifestDumper(_BlockDumper):
     """For manifests read by people: a value used twice (a label selector) is written out twice, not aliased."""
 
-    def ignore_aliases(self, data):
+    def ignore_aliases(self, data: Any) -> bool:
         return True
 
 
@@ -561,20 +568,9 @@ def dump_yaml_documents(documents: list[dict], command: str, source: str) -> str
     )
 
 
-@contextmanager
-def settings_replaced(**values):
-    """SETTINGS with some values replaced while rules or dashboards are built (the mixin's placeholders)."""
-    saved = dict(SETTINGS)
-    SETTINGS.update(values)
-    try:
-        yield
-    finally:
-        SETTINGS.clear()
-        SETTINGS.update(saved)
-
-
-def render_rules() -> str:
-    return dump_yaml(rules_document(), "python -m generate.alerting", "generate/alerting.py")
+def render_rules(rules: dict) -> str:
+    """The rules file of ``rules_document()``."""
+    return dump_yaml(rules, "python -m generate.alerting", "generate/alerting.py")
 
 
 def _silenced_by_connection_down(alerts: list[Alert]) -> str:
@@ -582,9 +578,9 @@ def _silenced_by_connection_down(alerts: list[Alert]) -> str:
     return "|".join(a.name for a in alerts if not a.name.startswith("VpnExporter") and a.name != "VpnConnectionDown")
 
 
-def alertmanager_document() -> dict:
+def alertmanager_document(s: Settings) -> dict:
     """An example Alertmanager config: critical pages, the rest is a ticket; one cause pages once."""
-    alerts = build_alerts()
+    alerts = build_alerts(s)
     tunnel_alerts = [
         a.name
         for a in alerts
@@ -609,8 +605,8 @@ def alertmanager_document() -> dict:
                 {"matchers": ['severity="info"'], "receiver": "ticket", "repeat_interval": "7d"},
             ],
         },
-        # From alerts/settings.yml: PagerDuty, Opsgenie, Slack, webhooks...
-        "receivers": [{"name": name, **SETTINGS["receivers"][name]} for name in ("pager", "ticket")],
+        # From alerts/settings.yml: PagerDuty, Opsgenie, Slack, webhooks... (copies: a caller may edit the document)
+        "receivers": [{"name": name, **copy.deepcopy(s["receivers"][name])} for name in ("pager", "ticket")],
         "inhibit_rules": [
             {
                 "source_matchers": ['alertname="VpnConnectionDown"'],
@@ -630,11 +626,11 @@ def alertmanager_document() -> dict:
     }
 
 
-def render_alertmanager() -> str:
-    return dump_yaml(alertmanager_document(), "python -m generate.alerting", "generate/alerting.py")
+def render_alertmanager(s: Settings) -> str:
+    return dump_yaml(alertmanager_document(s), "python -m generate.alerting", "generate/alerting.py")
 
 
-def render_runbooks() -> str:
+def render_runbooks(s: Settings) -> str:
     lines = [
         "# Runbooks",
         "",
@@ -660,7 +656,7 @@ def render_runbooks() -> str:
         "and NAT on the path, and the device up.",
         "",
     ]
-    for alert in build_alerts():
+    for alert in build_alerts(s):
         lines += [
             f"## {alert.name}",
             "",
@@ -682,30 +678,25 @@ def render_runbooks() -> str:
     return "\n".join(lines)
 
 
-def write_all(root: Path = ROOT) -> list[Path]:
-    written = []
-    for path, text in (
-        (RULES_FILE, render_rules()),
-        (RUNBOOKS_FILE, render_runbooks()),
-        (ALERTMANAGER_FILE, render_alertmanager()),
-    ):
-        path = root / path.relative_to(ROOT)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+def render(s: Settings, rules: dict) -> dict[str, str]:
+    """The rules file (of ``rules_document(s)``), the runbooks and the Alertmanager example, by path in the
+    repository."""
+    return {
+        str(RULES_FILE.relative_to(ROOT)): render_rules(rules),
+        str(RUNBOOKS_FILE.relative_to(ROOT)): render_runbooks(s),
+        str(ALERTMANAGER_FILE.relative_to(ROOT)): render_alertmanager(s),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m generate.alerting", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m generate.alerting", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--settings", type=Path, default=SETTINGS_FILE, help="default: alerts/settings.yml")
     parser.add_argument("--output-dir", type=Path, default=ROOT, help="default: the repository")
     args = parser.parse_args(argv)
-    SETTINGS.update(load_settings(args.settings))
-    for path in write_all(args.output_dir):
-        print(f"wrote {path}", file=sys.stderr)
+    s = load_settings(args.settings)
+    output.report(output.write(args.output_dir, render(s, rules_document(s))), args.output_dir)
     return 0
 
 

@@ -1,20 +1,24 @@
 """Builds every ``dashboards/*.dashboard.py`` into ``<name>.json`` next to it: ``python -m generate.dashboards``
-(``scripts/generate`` runs it)."""
+(``python -m generate`` builds them with everything else). A source defines ``dashboard``: a grafanalib
+dashboard, or a function of the alert settings returning one when it shows a setting (the exporter's job)."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from pathlib import Path
+from typing import Any
 
-HERE = Path(__file__).resolve().parent.parent / "dashboards"
+from generate import output
+from generate.alerting import Settings, load_settings
+
+HERE = output.ROOT / "dashboards"
 
 
 class _Encoder(json.JSONEncoder):
     """grafanalib's objects as JSON, through their public ``to_json_data()``."""
 
-    def default(self, o):
+    def default(self, o: Any) -> Any:
         return o.to_json_data() if hasattr(o, "to_json_data") else super().default(o)
 
 
@@ -22,16 +26,23 @@ def sources() -> list[Path]:
     return sorted(HERE.glob("*.dashboard.py"))
 
 
-def build(source: Path) -> dict:
-    """Load a dashboard source and return its JSON model."""
+def build(source: Path, settings: Settings) -> dict:
+    """Load a dashboard source and return its JSON model under ``settings``."""
     spec = importlib.util.spec_from_file_location(source.stem.replace(".", "_"), source)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"{source}: cannot be loaded as a Python module")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return json.loads(json.dumps(module.dashboard.to_json_data(), cls=_Encoder))
+    dashboard = module.dashboard(settings) if callable(module.dashboard) else module.dashboard
+    return json.loads(json.dumps(dashboard.to_json_data(), cls=_Encoder))
 
 
-def render(source: Path) -> str:
-    return json.dumps(build(source), indent=2, sort_keys=True) + "\n"
+def dump(dashboard: dict) -> str:
+    return json.dumps(dashboard, indent=2, sort_keys=True) + "\n"
+
+
+def render(source: Path, settings: Settings) -> str:
+    return dump(build(source, settings))
 
 
 def output_of(source: Path) -> Path:
@@ -43,13 +54,20 @@ def published_name(dashboard: dict) -> str:
     return dashboard["uid"] + ".json"
 
 
-def published_dashboards() -> dict[str, str]:
-    """The committed JSON of every dashboard, by published name: what the Kubernetes ConfigMaps hold."""
-    texts = [output_of(source).read_text(encoding="utf-8") for source in sources()]
-    return {published_name(json.loads(text)): text for text in texts}
+def build_all(settings: Settings) -> dict[Path, dict]:
+    """Every dashboard's JSON model, by source."""
+    return {source: build(source, settings) for source in sources()}
+
+
+def files(built: dict[Path, dict]) -> dict[str, str]:
+    """The JSON files of ``build_all()``, by path in the repository."""
+    return {str(output_of(source).relative_to(output.ROOT)): dump(dashboard) for source, dashboard in built.items()}
+
+
+def published(built: dict[Path, dict]) -> dict[str, str]:
+    """The JSON of every dashboard of ``build_all()``, by published name: what the Kubernetes ConfigMaps hold."""
+    return {published_name(dashboard): dump(dashboard) for dashboard in built.values()}
 
 
 if __name__ == "__main__":
-    for source in sources():
-        output_of(source).write_text(render(source), encoding="utf-8")
-        print(f"wrote dashboards/{output_of(source).name}", file=sys.stderr)
+    output.report(output.write(output.ROOT, files(build_all(load_settings()))))

@@ -1,14 +1,14 @@
-"""Kubernetes manifests for the exporter, a kustomize base: ``python -m generate.kubernetes`` rewrites
-``deploy/kubernetes/*.yaml`` from ``deploy/kubernetes/settings.yml`` (the one place a team changes: image, IAM
-role, namespace, ``release`` label, shards, the exporter's config) and from the same rule groups and dashboards
-as ``alerts/`` and ``dashboards/``. ``tests/test_kubernetes.py`` fails when the committed copies are stale.
+"""Kubernetes manifests for the exporter, a kustomize base: ``python -m generate.kubernetes`` (or ``python -m
+generate``, with everything else) rewrites ``deploy/kubernetes/*.yaml`` from ``deploy/kubernetes/settings.yml``
+(the one place a team changes: image, IAM role, namespace, ``release`` label, shards, the exporter's config) and
+from the rule groups and dashboards built with them, handed over in memory. ``tests/test_kubernetes.py`` fails when
+the committed copies are stale.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +16,13 @@ import yaml
 
 from exporter.config import _ROLE_ARN as ROLE_ARN  # the exporter's own check of a role ARN
 from exporter.config import ConfigError, parse_config
-from generate import alerting, settings
-from generate.dashboards import published_dashboards
+from generate import alerting, dashboards, output, settings
+from generate.alerting import Settings
 
-ROOT = alerting.ROOT
+ROOT = output.ROOT
 DEPLOY_DIR = ROOT / "deploy" / "kubernetes"
 SETTINGS_FILE = DEPLOY_DIR / "settings.yml"
+ALERT_SETTINGS = alerting.SETTINGS_FILE.relative_to(ROOT)  # named in errors: the tree generated may be a copy
 COMMAND = "scripts/generate"
 
 # What the image fixes (Dockerfile: USER, ENV, EXPOSE); tests/test_kubernetes.py checks them against it.
@@ -250,8 +251,9 @@ def prometheus_rule(s: dict, rules: dict) -> dict:
     }
 
 
-def dashboard_config_maps(s: dict) -> list[dict]:
-    """One per dashboard, labelled for kube-prometheus-stack's Grafana sidecar, holding the committed JSON."""
+def dashboard_config_maps(s: dict, published: dict[str, str]) -> list[dict]:
+    """One per dashboard, labelled for kube-prometheus-stack's Grafana sidecar, holding its JSON (as in
+    ``dashboards/``), by published name."""
     return [
         {
             "apiVersion": "v1",
@@ -264,7 +266,7 @@ def dashboard_config_maps(s: dict) -> list[dict]:
             ),
             "data": {name: text},
         }
-        for name, text in published_dashboards().items()
+        for name, text in published.items()
     ]
 
 
@@ -279,7 +281,7 @@ def selects_job(selector: str, job: str) -> bool:
     while position < len(selector):
         found = MATCHER.match(selector, position)
         if not found:
-            raise SystemExit(f"{alerting.SETTINGS_FILE}: exporter_job: cannot read {selector!r} as label matchers")
+            raise SystemExit(f"{ALERT_SETTINGS}: exporter_job: cannot read {selector!r} as label matchers")
         name, operator, value = found.group(1), found.group(2), re.sub(r"\\(.)", r"\1", found.group(3))
         if name == "job":
             hit = job == value if operator in ("=", "!=") else re.fullmatch(value, job) is not None
@@ -288,11 +290,12 @@ def selects_job(selector: str, job: str) -> bool:
     return matched
 
 
-def documents(s: dict, alert_settings: dict, rules: dict) -> dict[str, list[dict]]:
-    """Each file of the base and its objects."""
+def documents(s: dict, alert_settings: Settings, rules: dict, published: dict[str, str]) -> dict[str, list[dict]]:
+    """Each file of the base and its objects, from the rules document and the published dashboards built with
+    ``alert_settings``."""
     if not selects_job(alert_settings["exporter_job"], APP):
         raise SystemExit(
-            f"{alerting.SETTINGS_FILE}: exporter_job: {alert_settings['exporter_job']} does not select "
+            f"{ALERT_SETTINGS}: exporter_job: {alert_settings['exporter_job']} does not select "
             f'job="{APP}", the job of the ServiceMonitor in {DEPLOY_DIR.relative_to(ROOT)}'
         )
     shards = range(s["shards"])
@@ -304,13 +307,13 @@ def documents(s: dict, alert_settings: dict, rules: dict) -> dict[str, list[dict
         "service.yaml": [service(s)],
         "servicemonitor.yaml": [service_monitor(s)],
         "prometheusrule.yaml": [prometheus_rule(s, rules)],
-        "grafana-dashboards.yaml": dashboard_config_maps(s),
+        "grafana-dashboards.yaml": dashboard_config_maps(s, published),
     }
 
 
-def render(s: dict, alert_settings: dict = alerting.SETTINGS) -> dict[str, str]:
-    """File name -> text, kustomization.yaml included."""
-    files = documents(s, alert_settings, alerting.rules_document())
+def render(s: dict, alert_settings: Settings, rules: dict, published: dict[str, str]) -> dict[str, str]:
+    """File name (in ``deploy/kubernetes/``) -> text, kustomization.yaml included."""
+    files = documents(s, alert_settings, rules, published)
     source = f"{SETTINGS_FILE.relative_to(ROOT)} (generate/kubernetes.py)"
     texts = {name: alerting.dump_yaml_documents(objects, COMMAND, source) for name, objects in files.items()}
     texts["kustomization.yaml"] = alerting.dump_yaml(
@@ -321,23 +324,33 @@ def render(s: dict, alert_settings: dict = alerting.SETTINGS) -> dict[str, str]:
     return texts
 
 
-def write_all(output_dir: Path = DEPLOY_DIR, settings_file: Path = SETTINGS_FILE) -> list[Path]:
-    texts = render(load_settings(settings_file))  # every check passes before a file is written
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in texts.items():
-        (output_dir / name).write_text(text, encoding="utf-8")
-    return [output_dir / name for name in texts]
+def files(s: dict, alert_settings: Settings, rules: dict, published: dict[str, str]) -> dict[str, str]:
+    """``render()``'s files by path in the repository."""
+    prefix = DEPLOY_DIR.relative_to(ROOT)
+    return {str(prefix / name): text for name, text in render(s, alert_settings, rules, published).items()}
+
+
+def write_all(
+    output_dir: Path = DEPLOY_DIR,
+    settings_file: Path = SETTINGS_FILE,
+    alert_settings_file: Path = alerting.SETTINGS_FILE,
+) -> list[Path]:
+    """The manifests alone, with the rules and dashboards built from ``alert_settings_file``; every check passes
+    before a file is written."""
+    s, alert_settings = load_settings(settings_file), alerting.load_settings(alert_settings_file)
+    built = dashboards.build_all(alert_settings)
+    texts = render(s, alert_settings, alerting.rules_document(alert_settings), dashboards.published(built))
+    return output.write(output_dir, texts)
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m generate.kubernetes", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m generate.kubernetes", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--settings", type=Path, default=SETTINGS_FILE, help="default: deploy/kubernetes/settings.yml")
     parser.add_argument("--output-dir", type=Path, default=DEPLOY_DIR, help="default: deploy/kubernetes")
     args = parser.parse_args(argv)
-    for path in write_all(args.output_dir, args.settings):
-        print(f"wrote {path}", file=sys.stderr)
+    output.report(write_all(args.output_dir, args.settings))
     return 0
 
 

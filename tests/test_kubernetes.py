@@ -256,7 +256,7 @@ def test_the_prometheus_rule_holds_exactly_the_rules_file(objects):
     rule = only(objects, "PrometheusRule")[0]
     assert rule["spec"]["groups"] == committed  # names, alert and record names, exprs, for, labels, annotations
     names = [r.get("alert") or r["record"] for g in rule["spec"]["groups"] for r in g["rules"]]
-    assert len(names) == len(alerting.build_alerts()) + len(alerting.RECORDING_RULES)
+    assert len(names) == len(alerting.build_alerts(alerting.load_settings())) + len(alerting.RECORDING_RULES)
 
 
 def test_promtool_accepts_the_prometheus_rules_groups(objects, tmp_path):
@@ -295,7 +295,7 @@ def test_objects_select_each_other(objects):
     assert [e["port"] for e in monitor["spec"]["endpoints"]] == [port["name"]] == [generate.PORT_NAME]
     # prometheus-operator's job label is the Service's name; the alerts' exporter_job must select it.
     assert "jobLabel" not in monitor["spec"] and service["metadata"]["name"] == "aws-vpn-exporter"
-    assert generate.selects_job(alerting.SETTINGS["exporter_job"], service["metadata"]["name"])
+    assert generate.selects_job(alerting.load_settings()["exporter_job"], service["metadata"]["name"])
     deployments = only(objects, "Deployment")
     config_maps = {obj["metadata"]["name"]: obj for obj in only(objects, "ConfigMap")}
     budgets = {obj["metadata"]["name"]: obj for obj in only(objects, "PodDisruptionBudget")}
@@ -501,4 +501,5 @@ def test_the_alerts_job_selector_must_select_the_service_monitors_job():
     assert not generate.selects_job('job!~"aws-.*"', "aws-vpn-exporter")
     settings = generate.load_settings()
     with pytest.raises(SystemExit, match='exporter_job: job="vpn" does not select job="aws-vpn-exporter"'):
-        generate.documents(settings, {**alerting.SETTINGS, "exporter_job": 'job="vpn"'}, alerting.rules_document())
+        alert_settings = {**alerting.load_settings(), "exporter_job": 'job="vpn"'}
+        generate.documents(settings, alert_settings, alerting.rules_document(alert_settings), {})

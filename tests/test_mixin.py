@@ -1,5 +1,6 @@
 """mixin/: evaluated with the real jsonnet, it holds exactly the rule groups of alerts/aws-vpn.rules.yml and the
-dashboards of dashboards/*.json, and an override of its _config reaches every rule and dashboard."""
+dashboards of dashboards/*.json; its _config holds every setting of alerts/settings.yml the rules use, and an
+override of any of them changes the rules as the generator does with that setting."""
 
 from __future__ import annotations
 
@@ -14,14 +15,18 @@ from generate import alerting
 from generate import mixin as generate
 
 ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = alerting.load_settings()  # the committed alerts/settings.yml
 
 
-def evaluate(overrides: dict | None = None) -> dict:
+def evaluate(overrides: dict | None = None, fields: str = "alerts, rules, dashboards, config") -> dict:
     """The mixin's hidden fields, as a jsonnet user gets them, with ``_config`` overridden."""
+    names = {"alerts": "prometheusAlerts", "rules": "prometheusRules", "dashboards": "grafanaDashboards"}
+    wanted = [field.strip() for field in fields.split(",")]
     snippet = (
         f"local mixin = (import 'mixin.libsonnet') + {{ _config+:: {json.dumps(overrides or {})} }};\n"
-        "{ alerts: mixin.prometheusAlerts, rules: mixin.prometheusRules, dashboards: mixin.grafanaDashboards,"
-        " config: mixin._config }"
+        + "{ "
+        + ", ".join(f"{field}: mixin.{names.get(field, '_' + field)}" for field in wanted)
+        + " }"
     )
     return json.loads(_jsonnet.evaluate_snippet(str(generate.MIXIN_DIR / "evaluate.jsonnet"), snippet))
 
@@ -40,11 +45,12 @@ def overridden() -> dict:
 
 
 def test_the_generated_data_is_current():
-    for name, text in generate.render().items():
+    rendered = generate.render(SETTINGS)
+    for name, text in rendered.items():
         assert (generate.GENERATED_DIR / name).read_text() == text, (
             f"mixin/generated/{name} is stale: run scripts/generate"
         )
-    assert sorted(p.name for p in generate.GENERATED_DIR.iterdir()) == sorted(generate.render())
+    assert sorted(p.name for p in generate.GENERATED_DIR.iterdir()) == sorted(rendered)
 
 
 def test_alerts_and_recording_rules_are_the_rules_file(default):
@@ -52,10 +58,7 @@ def test_alerts_and_recording_rules_are_the_rules_file(default):
     assert default["rules"]["groups"] + default["alerts"]["groups"] == committed
     assert all("record" in rule for group in default["rules"]["groups"] for rule in group["rules"])
     assert all("alert" in rule for group in default["alerts"]["groups"] for rule in group["rules"])
-    assert default["config"] == {
-        "jobSelector": alerting.SETTINGS["exporter_job"],
-        "runbookBase": alerting.SETTINGS["runbook_base"],
-    }
+    assert default["config"] == {key: SETTINGS[setting] for key, setting in generate.config_keys().items()}
 
 
 def test_dashboards_are_the_dashboards_json(default):
@@ -78,7 +81,7 @@ def _strings(value):
 
 
 def test_an_override_of_the_config_reaches_every_rule_and_dashboard(default, overridden):
-    job, base = alerting.SETTINGS["exporter_job"], alerting.SETTINGS["runbook_base"]
+    job, base = SETTINGS["exporter_job"], SETTINGS["runbook_base"]
     # the overridden mixin is the default one with each setting replaced, everywhere, and nowhere else
     expected = json.loads(
         json.dumps(default["alerts"])
@@ -103,3 +106,76 @@ def test_an_override_of_the_config_reaches_every_rule_and_dashboard(default, ove
     ]
     assert 'process_resident_memory_bytes{job="vpn",cluster="eu"}' in exprs
     assert overridden["rules"] == default["rules"]  # the recording rules name no job
+
+
+# A value for every setting, each unlike any default (a float that jsonnet's own toString writes as
+# 0.29999999999999999): the mixin must give the rules the generator writes with these settings.
+EVERY_SETTING = {
+    "exporter_job": 'job="vpn",cluster="eu"',
+    "runbook_base": "https://wiki.example.com/vpn",
+    "bgp_down_for": "4m",
+    "tunnel_down_for": "6m",
+    "connection_down_for": "2m",
+    "redundancy_for": "11m",
+    "finding_for": "12m",
+    "routes_window": "12h",
+    "routes_drop_ratio": 0.3,
+    "routes_for": "13m",
+    "flap_window": "2h",
+    "flap_changes": 6,
+    "collection_failing_for": "14m",
+    "snapshot_stale_seconds": 600,
+    "source_stale_seconds": 1200,
+    "log_lag_seconds": 1800,
+    "log_lag_for": "16m",
+}
+
+
+def test_the_config_holds_every_setting_of_the_rules():
+    """Every setting of alerts/settings.yml but the Alertmanager receivers, under its camelCase name."""
+    assert set(generate.config_keys().values()) == set(alerting.DEFAULTS) - {"receivers"} == set(EVERY_SETTING)
+    assert generate.config_keys()["bgpDownFor"] == "bgp_down_for"
+    assert generate.config_keys()["jobSelector"] == "exporter_job"
+
+
+@pytest.mark.parametrize("setting", sorted(EVERY_SETTING))
+def test_each_setting_shows_in_the_rules(setting):
+    """So that the comparison below would catch a setting the mixin drops."""
+    changed = alerting.rules_document({**SETTINGS, setting: EVERY_SETTING[setting]})
+    assert changed != alerting.rules_document(SETTINGS)
+
+
+def test_overriding_every_setting_gives_the_rules_the_generator_writes_with_them():
+    keys = {setting: key for key, setting in generate.config_keys().items()}
+    overridden = evaluate({keys[setting]: value for setting, value in EVERY_SETTING.items()}, "alerts, rules")
+    expected = alerting.rules_document({**SETTINGS, **EVERY_SETTING})["groups"]
+    assert overridden["rules"]["groups"] + overridden["alerts"]["groups"] == expected
+    rules = {rule["alert"]: rule for group in overridden["alerts"]["groups"] for rule in group["rules"]}
+    assert rules["VpnTunnelIpsecUpBgpDown"]["for"] == "4m"  # a hold
+    assert rules["VpnTunnelFlapping"]["expr"].startswith(
+        "(changes(aws_vpn_tunnel_last_status_change_timestamp_seconds[2h]) >= 6)"
+    )
+    assert (
+        "aws_vpn_tunnel_accepted_routes < 0.3 * max_over_time(aws_vpn_tunnel_accepted_routes[12h])"
+        in (rules["VpnAcceptedRoutesDropped"]["expr"])
+    )  # a ratio, a window
+    assert rules["VpnExporterSnapshotStale"]["expr"].endswith("> 600")  # a threshold in seconds
+    assert rules["VpnExporterSourceStale"]["expr"].count("[1200s]") == 1
+
+
+def test_one_setting_overridden_changes_only_its_rules():
+    overridden = evaluate({"findingFor": "1h"}, "alerts")
+    expected = alerting.rules_document({**SETTINGS, "finding_for": "1h"})["groups"][1:]
+    assert overridden["alerts"]["groups"] == expected
+
+
+def test_a_setting_of_the_wrong_type_is_refused_naming_it():
+    with pytest.raises(RuntimeError, match=r"_config.flapChanges: expected a number, got \"many\""):
+        evaluate({"flapChanges": "many"}, "alerts")
+
+
+def test_the_readme_lists_every_config_key():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Monitoring mixin") :].split("\n## ", 1)[0]
+    for key, setting in generate.config_keys().items():
+        assert f"`{key}`" in section and f"`{setting}`" in section, key

@@ -113,7 +113,7 @@ def test_every_dashboard_query_returns_data(prometheus):
 def test_every_rule_expression_runs_and_returns_data_where_the_demo_has_it(prometheus):
     url, _ = prometheus
     failures = []
-    for group in alerting.rules_document()["groups"]:
+    for group in alerting.rules_document(alerting.load_settings())["groups"]:
         for rule in group["rules"]:
             name = rule.get("alert") or rule.get("record")
             result = query(url, rule["expr"])

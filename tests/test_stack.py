@@ -19,11 +19,12 @@ import pytest
 import yaml
 
 from exporter.alert_sink import AlertSink
-from generate.alerting import ALERTMANAGER_FILE, RULES_FILE, SETTINGS
+from generate.alerting import ALERTMANAGER_FILE, RULES_FILE, load_settings
 from tests import services
 from tests.conftest import FIGURES
 
 ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = load_settings()  # the committed alerts/settings.yml
 PROMETHEUS_FILE = ROOT / "stack" / "prometheus" / "prometheus.yml"
 COMPOSE_FILE = ROOT / "compose.yaml"
 
