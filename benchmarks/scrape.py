@@ -35,8 +35,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily  # noq
 
 from exporter import memory  # noqa: E402
 from exporter.config import Target  # noqa: E402
+from exporter.contract import TUNNEL_IPSEC_UP  # noqa: E402
 from exporter.diagnosis.rules import diagnosed  # noqa: E402
-from exporter.exposition.contract import TUNNEL_IPSEC_UP  # noqa: E402
 from exporter.exposition.instrumentation import ExporterMetrics  # noqa: E402
 from exporter.exposition.render import RenderedSnapshot, snapshot_families  # noqa: E402
 from exporter.frozen_heap import FrozenHeap  # noqa: E402

@@ -1,6 +1,6 @@
 """Shared pieces of the dashboards: the datasource variable, label filters, and panel helpers.
 
-Metric names come from ``exporter.exposition.contract`` (one source of truth with the exporter and the alerts).
+Metric names come from ``exporter.contract`` (one source of truth with the exporter and the alerts).
 Every dashboard's datasource is the ``$datasource`` variable, so the JSON imports into any Grafana.
 """
 
@@ -19,7 +19,7 @@ from grafanalib.core import (
     TimeSeries,
 )
 
-from exporter.exposition import contract as m  # noqa: F401  (re-exported for the dashboard files)
+from exporter import contract as m  # noqa: F401  (re-exported for the dashboard files)
 
 DATASOURCE = "${datasource}"
 SCOPE = 'account_id=~"$account_id", region=~"$region"'

@@ -15,8 +15,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from exporter import contract as m
 from exporter.diagnosis.findings import FINDINGS
-from exporter.exposition import contract as m
 from generate import output
 from generate.alerting import (
     GENERIC_FINDINGS,

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
+from exporter import contract as m
 from exporter.diagnosis.findings import FINDINGS, RUNBOOK_BASE
-from exporter.exposition import contract as m
 from exporter.untrusted import UNSAFE_RANGES
 from generate import output, settings
 

@@ -1,4 +1,4 @@
-"""The metric contract (``exporter/exposition/contract.py``) is the one definition of every metric: the exposition,
+"""The metric contract (``exporter/contract.py``) is the one definition of every metric: the exposition,
 the live registry, the README's metric table, the alert rules and the dashboards all agree with it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.exposition.contract import METRICS
+from exporter.contract import METRICS
 from exporter.exposition.instrumentation import ExporterMetrics
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,8 @@ import pytest
 
 from exporter.config import Organization, Target
 from exporter.demo import strict_aws
-from exporter.exposition.render import Family, RenderedSnapshot
+from exporter.exposition.render import RenderedSnapshot
+from exporter.family import Family
 from exporter.sources.ec2.telemetry import read_connections
 from tests.conftest import add_vpn_connection, parse_exposition, scrape, series, tunnel_telemetry, value
 from tests.faults import Fault

@@ -77,7 +77,7 @@ def test_the_layers_depend_downwards_only():
     [
         ("exporter/model.py", "from exporter.config import Config"),
         ("exporter/model.py", "if TYPE_CHECKING:\n    from exporter.sources.logs.state import StateFile"),
-        ("exporter/sources/traffic.py", "from exporter.diagnosis.findings import FINDINGS"),
+        ("exporter/sources/traffic/poller.py", "from exporter.diagnosis.findings import FINDINGS"),
         ("exporter/sources/ec2/poller.py", "def late():\n    from ...exposition import render"),
         ("exporter/sources/logs/reader.py", "from ...web import statuspage"),
         ("exporter/cli.py", "import generate.alerting"),

@@ -15,7 +15,7 @@ import yaml
 
 from exporter.config import Target
 from exporter.demo import strict_aws
-from exporter.sources.ec2.tunnel_status import read_status
+from exporter.sources.tunnel_status.poller import read_status
 from generate import alerting
 from generate.alert_cases import SCRAPE, _selector
 from tests.conftest import add_vpn_connection, scrape, series, tunnel_telemetry, value

@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 
 import exporter.diagnosis.rules
-import exporter.exposition.render
+import exporter.sources.ec2.families
 from exporter.config import Target
 from exporter.exposition.render import RenderedSnapshot
 from exporter.model import Connection, Observation, RegionTelemetry, Snapshot, Tunnel
@@ -82,19 +82,19 @@ def test_failures_are_counted_and_the_rest_keeps_publishing(aws, make_exporter, 
             tunnel_telemetry("198.51.100.4", "UP", "1 BGP ROUTES", 1),
         ],
     )
-    real_rows, real_diagnosis = exporter.exposition.render._tunnel_rows, exporter.diagnosis.rules.diagnose_connection
+    real_rows, real_diagnosis = exporter.sources.ec2.families._tunnel_rows, exporter.diagnosis.rules.diagnose_connection
 
-    def rows(labels, *args):
+    def rows(family, labels, *args):
         if labels[3] == "198.51.100.4":
             raise OverflowError("a value no code path expected")
-        return real_rows(labels, *args)
+        return real_rows(family, labels, *args)
 
-    def diagnosis(region, connection, *args):
+    def diagnosis(observation, region, connection, *args):
         if connection.vpn_connection_id == odd:
             raise KeyError("a value no rule expected")
-        return real_diagnosis(region, connection, *args)
+        return real_diagnosis(observation, region, connection, *args)
 
-    monkeypatch.setattr(exporter.exposition.render, "_tunnel_rows", rows)
+    monkeypatch.setattr(exporter.sources.ec2.families, "_tunnel_rows", rows)
     monkeypatch.setattr(exporter.diagnosis.rules, "diagnose_connection", diagnosis)
     app = make_exporter([Target(regions=(REGION,))])
     counted = 0.0

@@ -21,11 +21,11 @@ import pytest
 import requests
 import yaml
 
+from exporter import contract as m
 from exporter.app import Exporter
 from exporter.config import Shard, Target
 from exporter.demo.environment import DEFAULT_ACCOUNT, DemoEnvironment
 from exporter.demo.scenario import Scenarios, load_scenarios
-from exporter.exposition import contract as m
 from generate.alerting import ALERTMANAGER_FILE, DEFAULTS, RULES_FILE, SETTINGS_FILE
 from tests import services
 from tests.conftest import FIGURES

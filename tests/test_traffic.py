@@ -11,9 +11,9 @@ import pytest
 
 from exporter.config import LogsConfig, Target, TrafficConfig
 from exporter.demo import strict_aws, tunnel_traffic
-from exporter.diagnosis import traffic as traffic_rules
 from exporter.model import Connection, Tunnel, TunnelTraffic
-from exporter.sources.traffic import PERIOD, monthly_cost
+from exporter.sources.traffic import rules as traffic_rules
+from exporter.sources.traffic.poller import PERIOD, monthly_cost
 from tests.conftest import add_vpn_connection, scrape, series, tunnel_telemetry, value
 from tests.faults import Fault, alter_metric_data
 

@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 import pytest
 
 from exporter.config import TrafficConfig
-from exporter.diagnosis import traffic as traffic_rules
 from exporter.model import Connection, RegionTelemetry, Tunnel, TunnelKey
-from exporter.sources.traffic import PERIOD, TrafficPoller
+from exporter.sources.traffic import rules as traffic_rules
+from exporter.sources.traffic.poller import PERIOD, TrafficPoller
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 T0 = 1_800_000_000.0 // 86400 * 86400  # a day boundary, so arithmetic below reads easily

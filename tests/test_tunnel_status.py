@@ -8,10 +8,10 @@ import boto3
 import pytest
 
 from exporter.config import Target
-from exporter.diagnosis import aws_side
 from exporter.diagnosis.rules import diagnosed
 from exporter.model import Observation, TunnelStatus
-from exporter.sources.ec2.tunnel_status import TunnelStatusPoller
+from exporter.sources.tunnel_status import rules as aws_side
+from exporter.sources.tunnel_status.poller import TunnelStatusPoller
 from tests.conftest import add_vpn_connection, scrape, series, tunnel_telemetry, value
 from tests.faults import Fault
 

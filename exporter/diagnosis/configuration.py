@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from exporter.model import Connection, Tunnel, TunnelConfig
+from exporter.sources.ec2.telemetry import WEAK_DH_GROUPS
 
-WEAK_DH_GROUPS = ("2", "5")  # below 14; AWS allows 2 in both phases and 5 in phase 2
 COMPARED = (
     ("IKE versions", "ike_versions"),
     ("phase 1 encryption", "phase1_encryption"),

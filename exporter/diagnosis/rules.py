@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
-from exporter.diagnosis import aws_side, configuration
-from exporter.diagnosis import traffic as traffic_rules
+from exporter.diagnosis import configuration
 from exporter.diagnosis.findings import FINDINGS
 from exporter.diagnosis.selectors import ANY, check_snapshot, check_tunnel_selectors
 from exporter.model import (
@@ -27,6 +26,7 @@ from exporter.model import (
 )
 from exporter.sources.logs.parse import BGP_ERRORS
 from exporter.sources.logs.state import CLOCK_SKEW_SECONDS
+from exporter.sources.registry import SOURCES
 from exporter.timefmt import duration, utc
 
 RECENT_SECONDS = 3600.0  # a BGP or IKE error older than this no longer counts as a current finding
@@ -198,49 +198,37 @@ def _customer_gateway_evidence(connection: Connection, gateway: CustomerGateway 
 
 
 def diagnose_connection(
+    observation: Observation,
     region: RegionTelemetry,
     connection: Connection,
-    tunnel_logs,
     now: float,
     gateway: CustomerGateway | None = None,
-    selector_checks=None,
-    tunnel_status=None,
-    traffic=None,
+    checks: Mapping[TunnelKey, SelectorCheck] | None = None,
 ) -> list[Finding]:
+    """A connection's findings and its tunnels': the checklist's rules, then each registered source's."""
     base = (region.account_id, region.region, connection.vpn_connection_id)
-    bytes_of = (
-        {t.outside_ip: traffic.tunnels.get(TunnelKey.of(region, connection, t)) for t in connection.tunnels}
-        if traffic is not None
-        else {}
-    )
-    idle = (
-        traffic_rules.connection_rules(connection, list(bytes_of.values()), traffic.idle_after, now)
-        if traffic is not None
-        else ()
-    )
+    checks = checks or {}
     findings = [
         Finding(*base, "", code, tuple(e for e in evidence if e), FINDINGS[code].severity)
-        for rules in (_connection_rules(connection), configuration.connection_rules(connection), idle)
+        for rules in (
+            _connection_rules(connection),
+            configuration.connection_rules(connection),
+            *(source.connection_rules(observation, region, connection, now) for source in SOURCES),
+        )
         for code, evidence in rules
     ]
     for tunnel in connection.tunnels:
         key = TunnelKey.of(region, connection, tunnel)
-        check = selector_checks.get(key) if selector_checks is not None else None
         found: dict[str, list[str]] = {}  # one finding per code: two rules may reach the same cause
-        for code, evidence in _tunnel_rules(connection, tunnel, tunnel_logs.get(key), now, check):
+        logs = observation.tunnel_logs.get(key)
+        for code, evidence in _tunnel_rules(connection, tunnel, logs, now, checks.get(key)):
             found.setdefault(code, []).extend(e for e in evidence if e)
-        for code, evidence in (
-            *configuration.tunnel_rules(tunnel),
-            *aws_side.tunnel_rules((tunnel_status or {}).get(key), now),
-            *(
-                traffic_rules.tunnel_rules(
-                    connection, tunnel, bytes_of.get(tunnel.outside_ip), traffic.silent_after, now
-                )
-                if traffic is not None
-                else ()
-            ),
+        for rules in (
+            configuration.tunnel_rules(tunnel),
+            *(source.tunnel_rules(observation, connection, tunnel, key, now) for source in SOURCES),
         ):
-            found.setdefault(code, []).extend(evidence)
+            for code, evidence in rules:
+                found.setdefault(code, []).extend(evidence)
         for code in found.keys() & _CUSTOMER_GATEWAY_FINDINGS:
             found[code].append(_customer_gateway_evidence(connection, gateway))
         findings.extend(
@@ -267,14 +255,7 @@ def diagnose(
             try:
                 found.extend(
                     diagnose_connection(
-                        region,
-                        connection,
-                        observation.tunnel_logs,
-                        now,
-                        gateways.get(connection.customer_gateway_id),
-                        checks,
-                        observation.tunnel_status,
-                        observation.traffic,
+                        observation, region, connection, now, gateways.get(connection.customer_gateway_id), checks
                     )
                 )
             except Exception as err:  # isolation: one odd connection never freezes the snapshot

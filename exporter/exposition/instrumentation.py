@@ -17,7 +17,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from exporter import __version__
-from exporter.exposition import contract as names
+from exporter import contract as names
 
 disable_created_metrics()  # *_created series double the counters and help no query here
 

@@ -11,15 +11,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from exporter.config import Config
-from exporter.model import SourceResult
+from exporter.family import Family
+from exporter.model import Connection, Observation, RegionTelemetry, Snapshot, SourceResult, Tunnel, TunnelKey
 
 log = logging.getLogger(__name__)
+
+
+Rule = tuple[str, tuple[str, ...]]  # a finding's code and its evidence
 
 
 class Output(Protocol):
@@ -78,6 +82,27 @@ class Source:
 
     def holds(self) -> tuple[object, ...]:
         """What holds this source's AWS sessions (for exporter.frozen_heap: collected when it changes)."""
+        return ()
+
+    @staticmethod
+    def families(snapshot: Snapshot, failed: list[str]) -> Iterable[Family]:
+        """Its metric families, built from a snapshot (in the renderer, perhaps in a forked child): each a family of
+        the contract; a tunnel whose value cannot be rendered is left out (``Families.isolated``) and named in
+        ``failed``."""
+        return ()
+
+    @staticmethod
+    def connection_rules(
+        observation: Observation, region: RegionTelemetry, connection: Connection, now: float
+    ) -> Iterable[Rule]:
+        """Its diagnosis of a connection: (finding code, evidence) pairs, codes from diagnosis/findings.py."""
+        return ()
+
+    @staticmethod
+    def tunnel_rules(
+        observation: Observation, connection: Connection, tunnel: Tunnel, key: TunnelKey, now: float
+    ) -> Iterable[Rule]:
+        """Its diagnosis of a tunnel (see ``connection_rules``); merged with the core checklist's, code by code."""
         return ()
 
     def state_documents(self) -> tuple[Any, ...]:

@@ -12,6 +12,7 @@ from exporter.config import Config, Target
 from exporter.model import RegionTelemetry
 from exporter.sources.aws import AwsAccount, client_config
 from exporter.sources.discovery import DiscoveredTargets, DiscoverySource
+from exporter.sources.ec2.families import families as ec2_families
 from exporter.sources.ec2.poller import Ec2Collection, Poller
 from exporter.sources.source import Context, Source
 
@@ -50,6 +51,7 @@ class Ec2Source(Source):
     needs = (DiscoverySource.name,)
     required = True
     quick = True
+    families = staticmethod(ec2_families)
 
     def __init__(self, config: Config, context: Context):
         self.config, self._context = config, context

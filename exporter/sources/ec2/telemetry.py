@@ -19,6 +19,7 @@ from typing import Any
 
 from exporter.model import Connection, CustomerGateway, LogDestination, Tunnel, TunnelConfig
 
+WEAK_DH_GROUPS = ("2", "5")  # below 14; AWS allows 2 in both phases and 5 in phase 2
 _BGP_ROUTES = re.compile(r"^\d+ BGP ROUTES?$")
 # EC2's query protocol answers in XML; both elements hold escaped text, so no nested closing tag.
 _SECRET_ELEMENTS = re.compile(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from exporter.config import Config
 from exporter.model import LogCollection
 from exporter.sources.ec2.source import Ec2Source, tunnels_of
+from exporter.sources.logs.families import families as log_families
 from exporter.sources.logs.reader import IngestCounters, LogIngestor
 from exporter.sources.logs.state import StateFile
 from exporter.sources.source import Context, Source
@@ -20,6 +21,7 @@ class LogsSource(Source):
     section = "logs"
     needs = (Ec2Source.name,)
     quick = True
+    families = staticmethod(log_families)
 
     def __init__(self, config: Config, context: Context):
         metrics = context.metrics

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from exporter.diagnosis.configuration import WEAK_DH_GROUPS
 from exporter.model import TunnelStatus
+from exporter.sources.ec2.telemetry import WEAK_DH_GROUPS
 from exporter.timefmt import duration, utc
 
 PENDING_TOO_LONG = 1800.0  # a tunnel options change normally provisions within minutes

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from exporter.model import Connection, Tunnel, TunnelTraffic
-from exporter.sources.traffic import KEEPALIVE_BYTES
+from exporter.sources.traffic.poller import KEEPALIVE_BYTES
 from exporter.timefmt import duration, utc
 
 CONNECTION_HOUR_USD = 0.05  # AWS Site-to-Site VPN's price per connection-hour in most regions (AWS VPN pricing)

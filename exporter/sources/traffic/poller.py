@@ -36,13 +36,12 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from exporter.config import Config, TrafficConfig
+from exporter.config import TrafficConfig
 from exporter.durable import RETENTION, JsonDocument, forget_unseen
 from exporter.model import RegionTelemetry, TrafficCollection, TunnelKey, TunnelTraffic
 from exporter.sources.aws import AwsAccount, describe_error
-from exporter.sources.ec2.source import Ec2Source, tunnels_of
 from exporter.sources.isolation import Outcome, run_isolated
-from exporter.sources.source import BusyRegions, Context, Results, Source
+from exporter.sources.source import BusyRegions, Results
 
 log = logging.getLogger(__name__)
 SOURCE = "traffic"
@@ -445,43 +444,3 @@ class TrafficPoller:
                     yield target[0], target[1], stamp.timestamp(), float(value)
         if failed:
             raise RuntimeError(f"GetMetricData answered {', '.join(sorted(failed))} for some tunnels")
-
-
-def pass_timeout(config: Config) -> float:
-    """A traffic pass is reported as failed after its interval, at most 2 min (a call per 250 tunnels)."""
-    return min(config.traffic.interval, 120.0)
-
-
-class TrafficSource(Source):
-    """CloudWatch's bytes for the tunnels EC2 last reported, on its own schedule (the metrics' resolution)."""
-
-    name = SOURCE
-    section = "traffic"
-    needs = (Ec2Source.name,)
-
-    def __init__(self, config: Config, context: Context):
-        metrics = context.metrics
-        self.poller = TrafficPoller(
-            config.traffic,
-            context.executor,
-            pass_timeout(config),
-            state_dir=config.state_dir,
-            on_corrupt=metrics.state_file_errors.inc,
-            unrecognized=lambda field: metrics.unrecognized.labels(field).inc(),
-        )
-
-    def interval(self, config: Config) -> float:
-        return config.traffic.interval
-
-    def poll(self, upstream, within=None, only=frozenset()) -> TrafficCollection | None:
-        """``within`` seconds for a one-shot ``diagnose``."""
-        tunnels = tunnels_of(upstream)
-        return None if tunnels is None else self.poller.poll(tunnels.regions, tunnels.accounts, within)
-
-    def reconfigure(self, config: Config) -> bool:
-        """A reload also retries where GetMetricData was refused."""
-        self.poller.reconfigure(config.traffic, pass_timeout(config))
-        return False
-
-    def state_documents(self):
-        return (self.poller.document,) if self.poller.document is not None else ()

@@ -24,12 +24,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from exporter.config import Config
 from exporter.durable import RETENTION
 from exporter.model import RegionTelemetry, TunnelKey, TunnelStatus, TunnelStatusCollection
 from exporter.sources.aws import AwsAccount, describe_error
-from exporter.sources.ec2.source import Ec2Source, tunnels_of
-from exporter.sources.source import Context, Results, Source
+from exporter.sources.source import Results
 
 log = logging.getLogger(__name__)
 SOURCE = "tunnel_status"
@@ -223,36 +221,3 @@ class TunnelStatusPoller:
         except Exception as err:  # one region's failure stays with it
             return False, time.monotonic() - started, describe_error(err)
         return True, time.monotonic() - started, ""
-
-
-class TunnelStatusSource(Source):
-    """AWS's maintenance and provisioning status of the tunnels EC2 last reported, on its own slow schedule."""
-
-    name = SOURCE
-    section = "tunnel_status"
-    needs = (Ec2Source.name,)
-
-    def __init__(self, config: Config, context: Context):
-        self.poller = TunnelStatusPoller(config.tunnel_status.max_calls_per_second)
-        self._context = context
-
-    def interval(self, config: Config) -> float:
-        return config.tunnel_status.interval
-
-    def poll(self, upstream, within=None, only=frozenset()) -> TunnelStatusCollection | None:
-        """``only`` these connections (ids or Name tags) and ``within`` seconds for a one-shot ``diagnose``."""
-        tunnels = tunnels_of(upstream, only)
-        if tunnels is None:
-            return None
-        status = self.poller.poll(tunnels.regions, tunnels.accounts, within)
-        for field, count in status.unrecognized.items():
-            self._context.metrics.unrecognized.labels(field).inc(count)
-        return status
-
-    def reconfigure(self, config: Config) -> bool:
-        """A reload also retries the accounts that refused the calls."""
-        self.poller.reconfigure(config.tunnel_status.max_calls_per_second)
-        return False
-
-    def close(self) -> None:
-        self.poller.close()
