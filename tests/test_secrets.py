@@ -14,7 +14,7 @@ import requests
 from exporter import logsetup
 from exporter.logsetup import redact
 from exporter.sources.aws import AwsAccount
-from exporter.sources.ec2.telemetry import strip_secrets
+from exporter.sources.secrets import strip_secrets
 from tests.conftest import parse_exposition
 from tests.services import stop_within
 

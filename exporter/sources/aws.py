@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from exporter import __version__
 from exporter.config import Target
-from exporter.sources.ec2.telemetry import SECRETS_EVENT, strip_secrets_before_parse
+from exporter.sources.secrets import SECRETS_EVENT, strip_secrets_before_parse
 from exporter.untrusted import redact
 
 THROTTLE_CODES = frozenset(

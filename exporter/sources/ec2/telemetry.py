@@ -1,10 +1,8 @@
 """Reads EC2 ``DescribeVpnConnections`` items into the model, defensively.
 
-This is the secrets boundary, in two walls. First, ``strip_secrets_before_parse`` cuts
+This is the secrets boundary, in two walls. First, ``sources.secrets`` cuts
 ``customerGatewayConfiguration`` and ``preSharedKey`` out of the raw response before botocore
-parses it, so the keys never become Python objects (nor debug-logged bodies), and most of the
-response's bytes (the configuration is ~85 % of them) are never parsed. Second, only named,
-non-secret fields are copied into the model. Status strings are free text at AWS; anything
+parses it. Second, only named, non-secret fields are copied into the model. Status strings are free text at AWS; anything
 unrecognised is classified as such and counted, never raised.
 """
 
@@ -22,11 +20,6 @@ from exporter.model import Connection, CustomerGateway, LogDestination, Tunnel, 
 WEAK_DH_GROUPS = ("2", "5")  # below 14; AWS allows 2 in both phases and 5 in phase 2
 _BGP_ROUTES = re.compile(r"^\d+ BGP ROUTES?$")
 # EC2's query protocol answers in XML; both elements hold escaped text, so no nested closing tag.
-_SECRET_ELEMENTS = re.compile(
-    rb"<(customerGatewayConfiguration|preSharedKey)>.*?</\1>|<(?:customerGatewayConfiguration|preSharedKey)\s*/>",
-    re.DOTALL,
-)
-SECRETS_EVENT = "before-parse.ec2.DescribeVpnConnections"  # botocore event the stripper is registered on
 _LOG_FORMATS = {"json", "text"}
 # The values AWS documents for each option (EC2 API reference, VpnTunnelOptionsSpecification and
 # VpnConnectionOptions): anything else is exported as "other" and counted, so label values stay bounded.
@@ -43,18 +36,6 @@ _KNOWN = {
     "gateway_association_state": {"associated", "not-associated", "associating", "disassociating"},
     "static_route_state": {"pending", "available", "deleting", "deleted"},
 }
-
-
-def strip_secrets(body: bytes) -> bytes:
-    """The raw DescribeVpnConnections XML without its secret-bearing elements."""
-    return _SECRET_ELEMENTS.sub(b"", body)
-
-
-def strip_secrets_before_parse(response_dict: dict, **_: Any) -> None:
-    """botocore ``before-parse`` handler: strip the secrets from the body it is about to parse."""
-    body = response_dict.get("body")
-    if isinstance(body, (bytes, bytearray)):
-        response_dict["body"] = strip_secrets(bytes(body))
 
 
 def classify_status_message(message: Any) -> str:
