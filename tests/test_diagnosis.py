@@ -1,6 +1,7 @@
 """Each finding fires with its evidence and stays quiet without it."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from exporter.model import Connection, LogDestination, Observation, RegionTeleme
 from exporter.sources.logs.parse import LogEvent
 from exporter.sources.logs.state import TunnelLogState
 
+ROOT = Path(__file__).resolve().parent.parent
 NOW = 1_800_000_000.0
 LOGGED = LogDestination(True, "arn:aws:logs:us-east-1:1:log-group:g", "json")
 
@@ -248,9 +250,23 @@ def test_the_latest_ike_error_wins():
 
 
 def test_every_catalogued_finding_is_documented_in_the_readme():
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    for code, spec in FINDINGS.items():
-        assert f"| `{code}` | {spec.severity} |" in readme, code
+    """The README's findings table lists exactly the catalogue, with each finding's severity."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Diagnosis") : readme.index("### The `diagnose` command")]
+    rows = dict(re.findall(r"^\| `([a-z0-9_]+)` \| (\w+) \|", table, re.M))
+    assert rows == {code: spec.severity for code, spec in FINDINGS.items()}
+
+
+def test_every_finding_has_a_rule_and_a_case():
+    """Each code is yielded by a rule (the checklist's, the configuration's or a source's ``rules`` module) and
+    named by a test: a catalogue entry alone diagnoses nothing."""
+    rules = [ROOT / "exporter" / "diagnosis" / name for name in ("rules.py", "configuration.py")]
+    rules += sorted((ROOT / "exporter" / "sources").rglob("rules.py"))
+    rule_text = "".join(path.read_text() for path in rules)
+    tests = "".join(path.read_text() for path in (ROOT / "tests").glob("test_*.py") if path.name != "test_golden.py")
+    for code in FINDINGS:
+        assert f'"{code}"' in rule_text, f"{code}: no rule yields it"
+        assert f'"{code}"' in tests, f"{code}: no test names it"
 
 
 def diagnose_cli(*args):
