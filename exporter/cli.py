@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import io
 import logging
 import os
 import signal
@@ -141,8 +142,10 @@ def diagnose_main(argv: list[str]) -> int:
             exporter.stop()
             if demo is not None:
                 demo.stop()
+    assert rendered is not None, "the EC2 poll publishes a snapshot, a failed one included"
     report = build_report(rendered.snapshot, args.ids)
-    sys.stdout.reconfigure(errors="backslashreplace")  # a character the terminal's encoding lacks never fails the run
+    if isinstance(sys.stdout, io.TextIOWrapper):  # a character the terminal's encoding lacks never fails the run
+        sys.stdout.reconfigure(errors="backslashreplace")
     if args.output == "json":
         print(json.dumps(report, indent=2))
     else:

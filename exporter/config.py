@@ -9,14 +9,17 @@ from __future__ import annotations
 import re
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from exporter.durable import RETENTION
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -219,7 +222,7 @@ class _Reader:
         key: str,
         prefix: str,
         default: Any,
-        kind: type,
+        kind: type | tuple[type, ...],
         check: Callable[[Any], str | None] = lambda v: None,
     ) -> Any:
         if key not in data:
@@ -493,7 +496,7 @@ def _connection_tags(reader: _Reader, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _default(cls: type, name: str) -> Any:
+def _default(cls: type[DataclassInstance], name: str) -> Any:
     """A setting's default as its dataclass declares it: the one place defaults live."""
     return cls.__dataclass_fields__[name].default
 
@@ -603,6 +606,8 @@ class _StrictLoader(yaml.SafeLoader):
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                break  # a mapping or a list as a key: SafeLoader's own check below says "found unhashable key"
             if key in seen:
                 raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)

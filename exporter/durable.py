@@ -52,18 +52,22 @@ class JsonDocument:
         """The saved document, or None: none yet, or unreadable (then moved aside, counted, logged once)."""
         try:
             if self.path.stat().st_size > MAX_BYTES:
-                return self._move_aside(f"larger than {MAX_BYTES} bytes")
+                self._move_aside(f"larger than {MAX_BYTES} bytes")
+                return None
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as err:
-            return self._move_aside(getattr(err, "strerror", None) or type(err).__name__)
+            self._move_aside(getattr(err, "strerror", None) or type(err).__name__)
+            return None
         try:
             data = json.loads(text)
         except (ValueError, RecursionError) as err:
-            return self._move_aside(f"not JSON: {str(err)[:100]}")
+            self._move_aside(f"not JSON: {str(err)[:100]}")
+            return None
         if not isinstance(data, dict) or data.get("version") != self.version:
-            return self._move_aside(f"not a version {self.version} state document")
+            self._move_aside(f"not a version {self.version} state document")
+            return None
         return data
 
     def dropped(self, count: int, first_problem: str) -> None:

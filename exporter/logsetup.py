@@ -85,6 +85,5 @@ def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
     if args.exc_type is SystemExit:
         return
     thread = args.thread.name if args.thread else "?"
-    logging.getLogger("exporter").error(
-        "uncaught exception thread=%s", thread, exc_info=(args.exc_type, args.exc_value, args.exc_traceback)
-    )
+    # The exception itself: logging takes its type and traceback from it (the formatter shows nothing without one).
+    logging.getLogger("exporter").error("uncaught exception thread=%s", thread, exc_info=args.exc_value)

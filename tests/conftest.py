@@ -164,7 +164,13 @@ _FIGURES_FILE = "AWS_VPN_TEST_FIGURES"
 
 def pytest_collection_modifyitems(items):
     """Files marked ``long`` (minutes of real waiting, e.g. an alert's ``for``) run first: under pytest-xdist
-    their worker starts them at once while the others share the rest, instead of starting them last."""
+    their worker starts them at once while the others share the rest, instead of starting them last.
+
+    Every test on the simulated AWS is ``slow`` (seeding it, and the exporter's real polls against it, take a
+    second or more), so ``scripts/test --quick`` runs the unit tests without anyone marking each one."""
+    for item in items:
+        if "moto_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
     items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 

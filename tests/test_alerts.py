@@ -35,6 +35,7 @@ def test_promtool_checks_the_rules():
     )
 
 
+@pytest.mark.slow  # promtool runs every rule test: not in `scripts/test --quick`
 def test_promtool_unit_tests_pass():
     result = subprocess.run(
         [tool("promtool"), "test", "rules", alert_cases.TEST_FILE.name],

@@ -4,6 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # runs the benchmark scripts: not in `scripts/test --quick`
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -139,6 +139,12 @@ def test_a_key_given_twice_is_an_error_not_an_overwrite(tmp_path):
         load_config(write(tmp_path, "poll_interval: 30s\ntargets: [{regions: [us-east-1]}]\npoll_interval: 5m\n"))
 
 
+@pytest.mark.parametrize("text", ["{{}}", "{[a]: 1}", "? [a, b]\n: 1\n"])
+def test_a_key_that_is_a_mapping_or_a_list_is_invalid_yaml_not_a_crash(tmp_path, text):
+    with pytest.raises(ConfigError, match=r"invalid YAML: line 1, column \d+: found unhashable key"):
+        load_config(write(tmp_path, text))
+
+
 def test_unreadable_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read file"):
         load_config(tmp_path / "missing.yaml")

@@ -293,6 +293,7 @@ def test_every_finding_is_shown_by_the_demo_connection_its_catalogue_entry_names
             assert (code, spec.demo) in shown, f"{code} is not shown by the demo's {spec.demo}"
 
 
+@pytest.mark.slow  # runs the diagnose command on the demo: not in `scripts/test --quick`
 def test_the_diagnose_command_on_the_demo():
     result = diagnose_cli("--output", "json")
     assert result.returncode == 3, result.stderr  # critical findings are active
@@ -322,6 +323,7 @@ def test_the_diagnose_command_on_the_demo():
     assert "demo-psk-" not in result.stdout + result.stderr
 
 
+@pytest.mark.slow  # runs the diagnose command on the demo: not in `scripts/test --quick`
 def test_the_diagnose_command_text_output_and_filter():
     report = json.loads(diagnose_cli("--output", "json").stdout)
     healthy = next(c["vpn_connection_id"] for c in report["connections"] if c["name"] == "hq-core")

@@ -20,6 +20,8 @@ from exporter.diagnosis.findings import FINDINGS
 from generate import alerting
 from tests import services
 
+pytestmark = pytest.mark.slow  # a real Prometheus scraping the demo: not in `scripts/test --quick`
+
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = sorted((ROOT / "dashboards").glob("*.json"))
 # Alert expressions whose condition the demo does not meet within a test run, and why.

@@ -32,6 +32,8 @@ from tests.conftest import FIGURES
 from tests.test_alerts import generate
 from tests.test_stack import _rewrite as rewrite
 
+pytestmark = pytest.mark.slow  # real Prometheus agents, a central store and Alertmanager: not in `scripts/test --quick`
+
 ROOT = Path(__file__).resolve().parent.parent
 AGENT_FILE = ROOT / "stack" / "scaling" / "agent.yml"
 CENTRAL_FILE = ROOT / "stack" / "scaling" / "central.yml"

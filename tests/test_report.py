@@ -158,6 +158,7 @@ def demo_text_and_json():
     return diagnose_demo(), diagnose_demo("--output", "json")
 
 
+@pytest.mark.slow  # runs the diagnose command on the demo: not in `scripts/test --quick`
 def test_the_demo_triage(demo_text_and_json):
     text, as_json = demo_text_and_json
     assert text.returncode == as_json.returncode == 3, text.stderr
@@ -184,6 +185,7 @@ def test_the_demo_triage(demo_text_and_json):
         assert key not in text.stdout + as_json.stdout
 
 
+@pytest.mark.slow  # runs the diagnose command on the demo: not in `scripts/test --quick`
 def test_the_demo_partner_asn_by_name(demo_text_and_json):
     result = diagnose_demo("--vpn-connection-id", "partner-asn")
     assert result.returncode == 3, result.stderr
@@ -222,6 +224,7 @@ def hung_endpoint():
     server.close()
 
 
+@pytest.mark.slow  # waits for poll_timeout: not in `scripts/test --quick`
 def test_a_hung_endpoint_ends_the_command_within_poll_timeout(hung_endpoint, tmp_path):
     poll_timeout = 3.0
     config = tmp_path / "config.yaml"
@@ -244,6 +247,7 @@ def test_a_hung_endpoint_ends_the_command_within_poll_timeout(hung_endpoint, tmp
     assert f"timeout: no answer within {poll_timeout:g}s" in result.stdout and "stale" not in result.stdout
 
 
+@pytest.mark.slow  # runs the diagnose command on the demo: not in `scripts/test --quick`
 def test_the_readme_diagnose_example_works_as_written():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     section = readme[readme.index("### The `diagnose` command") : readme.index("## Alerts")]

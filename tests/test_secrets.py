@@ -64,6 +64,7 @@ def test_redaction_patterns():
     assert redact("ordinary line with cgw-1") == "ordinary line with cgw-1"
 
 
+@pytest.mark.slow  # runs the demo exporter: not in `scripts/test --quick`
 def test_the_running_demo_leaks_no_key(tmp_path):
     """The real command, at debug level: moto's CGW key never appears in its output or its metrics."""
     # stderr goes to a file: reading a pipe line by line reads ahead, and communicate() would then miss what

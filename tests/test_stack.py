@@ -23,6 +23,8 @@ from generate.alerting import ALERTMANAGER_FILE, RULES_FILE, load_settings
 from tests import services
 from tests.conftest import FIGURES
 
+pytestmark = pytest.mark.slow  # the stack on real Prometheus and Alertmanager: not in `scripts/test --quick`
+
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = load_settings()  # the committed alerts/settings.yml
 PROMETHEUS_FILE = ROOT / "stack" / "prometheus" / "prometheus.yml"

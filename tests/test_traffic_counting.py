@@ -173,6 +173,7 @@ def test_a_six_day_old_idle_connection_is_not_idle_for_seven_days():
     assert not found, found
 
 
+@pytest.mark.slow  # seconds of real waiting: not in `scripts/test --quick`
 def test_the_save_races_with_a_pass_that_outlived_its_timeout(tmp_path):
     """A pass still counting (inserting periods) while poll() saves the state: the save never sees a dict
     change size under it."""

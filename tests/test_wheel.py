@@ -30,6 +30,8 @@ from exporter.demo.scenario import load_scenarios
 from tests.conftest import parse_exposition, series, value
 from tests.services import free_port, stop_within, wait_until
 
+pytestmark = pytest.mark.slow  # builds the wheel and installs it in a fresh venv: not in `scripts/test --quick`
+
 ROOT = Path(__file__).resolve().parents[1]
 DIST = "aws_vpn_exporter"
 # Not part of the source: setuptools' build/ would be reused by the next build (a deleted module would ship).

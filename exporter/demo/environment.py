@@ -58,7 +58,9 @@ def simulated_aws_environment(endpoint_url: str) -> dict[str, str]:
 
 def _aws_status(status: dict[str, str], state: str, now: float) -> dict[str, dict]:
     """What GetVpnTunnelReplacementStatus and GetActiveVpnTunnelStatus answer for a tunnel in this state."""
-    maintenance = {"PendingMaintenance": strict_aws.NO_MAINTENANCE}  # the API's words, not the console's "None"
+    maintenance: dict[str, str | datetime] = {
+        "PendingMaintenance": strict_aws.NO_MAINTENANCE
+    }  # the API's words, not the console's "None"
     if status["maintenance"] == "pending":
         maintenance = {
             "PendingMaintenance": "Available",
@@ -178,7 +180,7 @@ class DemoEnvironment:
             if account == DEFAULT_ACCOUNT:
                 continue
             strict_aws.join_organization(DEFAULT_ACCOUNT, account, f"member-{account}")
-            for name in {SEEDER_ROLE, role} - {None}:
+            for name in {name for name in (SEEDER_ROLE, role) if name is not None}:
                 strict_aws.create_role(account, name, DEFAULT_ACCOUNT)
         strict_aws.join_organization(DEFAULT_ACCOUNT, CLOSED_ACCOUNT, "closed-sandbox", state="SUSPENDED")
 

@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from exporter.demo import moto_patch
+
 CAPACITY, REFILL_PER_SECOND = 100, 20.0  # EC2's non-mutating actions, per account and region
 THROTTLED_ACTIONS = ("Describe", "Get")
 THROTTLED_BODY = (
@@ -72,7 +74,7 @@ def install() -> None:
             return 503, {"Content-Type": "text/xml"}, THROTTLED_BODY.format(request_id=f"throttled-{buckets.throttled}")
         return answer(self)
 
-    EC2Response.call_action = call_action
+    moto_patch.patch(EC2Response, "call_action", call_action)
     from moto.moto_api._internal.models import MotoAPIBackend
 
     reset_moto = MotoAPIBackend.reset
@@ -81,5 +83,5 @@ def install() -> None:
         reset_moto(self)
         buckets.reset()
 
-    MotoAPIBackend.reset = reset
+    moto_patch.patch(MotoAPIBackend, "reset", reset)
     _installed = True

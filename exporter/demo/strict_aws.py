@@ -73,9 +73,11 @@ import os
 import re
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import Any, cast
 
-from exporter.demo import request_bucket
+from exporter.demo import moto_patch, request_bucket
 
 _lock = threading.Lock()
 _installed = False
@@ -154,7 +156,7 @@ def install() -> None:
             )
             return json.dumps({"events": events, "nextToken": next_token, "searchedLogStreams": searched})
 
-        LogsResponse.filter_log_events = filter_log_events
+        moto_patch.patch(LogsResponse, "filter_log_events", filter_log_events)
         _serve_tunnel_status()
         request_bucket.install()  # EC2's Describe*/Get* token bucket per account and region (request_bucket.py)
         _serve_metric_data()
@@ -193,8 +195,8 @@ def _serve_tunnel_status() -> None:
         _, _, status = tunnel(self)
         return ActionResult({"ActiveVpnTunnelStatus": status.get("active", {"ProvisioningStatus": "available"})})
 
-    VPNConnections.get_vpn_tunnel_replacement_status = get_vpn_tunnel_replacement_status
-    VPNConnections.get_active_vpn_tunnel_status = get_active_vpn_tunnel_status
+    moto_patch.patch(VPNConnections, "get_vpn_tunnel_replacement_status", get_vpn_tunnel_replacement_status)
+    moto_patch.patch(VPNConnections, "get_active_vpn_tunnel_status", get_active_vpn_tunnel_status)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -202,10 +204,17 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
+_STATISTICS: dict[str, Callable[[list[float]], float]] = {
+    "Sum": sum,
+    "Maximum": max,
+    "Minimum": min,
+    "SampleCount": len,
+    "Average": lambda v: sum(v) / len(v),
+}
+
+
 def _statistic(stat: str, values: list[float]) -> float:
-    return {"Sum": sum, "Maximum": max, "Minimum": min, "SampleCount": len, "Average": lambda v: sum(v) / len(v)}[stat](
-        values
-    )
+    return _STATISTICS[stat](values)
 
 
 def _serve_metric_data() -> None:
@@ -282,12 +291,12 @@ def _serve_metric_data() -> None:
                     }
                 )
             position += len(points)
-        answer = {"MetricDataResults": results, "Messages": []}
+        answer: dict[str, Any] = {"MetricDataResults": results, "Messages": []}
         if offset + page_size < position:
             answer["NextToken"] = str(offset + page_size)
         return ActionResult(answer)
 
-    CloudWatchResponse.get_metric_data = get_metric_data
+    moto_patch.patch(CloudWatchResponse, "get_metric_data", get_metric_data)
 
 
 # --- Organizations -------------------------------------------------------------------------------------
@@ -304,10 +313,15 @@ def _organization_of(account_id: str, partition: str = "aws"):
     return None
 
 
-def _organizations_error(code: str, message: str, reason: str | None = None):
+def _organizations_error(code: str, message: str, reason: str | None = None) -> Exception:
     from moto.organizations.exceptions import OrganizationsClientError
 
-    error = OrganizationsClientError(code, message)
+    class OrganizationsClientErrorWithReason(OrganizationsClientError):
+        """moto's serializer writes the attributes the error's shape names: ``Reason`` for the input errors."""
+
+        Reason: str
+
+    error = OrganizationsClientErrorWithReason(code, message)
     if reason:
         error.Reason = reason
     return error
@@ -339,7 +353,7 @@ def _strict_organizations() -> None:
             return json.dumps({"Accounts": [], "NextToken": _token(backend.org.id, offset, True)})
         page = accounts[offset : offset + size]
         following = offset + len(page)
-        body = {"Accounts": [_describe_account(account) for account in page]}
+        body: dict[str, Any] = {"Accounts": [_describe_account(account) for account in page]}
         if following < len(accounts):
             body["NextToken"] = _token(backend.org.id, following, empty_served)
         return json.dumps(body)
@@ -349,8 +363,8 @@ def _strict_organizations() -> None:
             raise AccountAlreadyClosedException
         self.status = self.state = "PENDING_CLOSURE"
 
-    OrganizationsResponse.list_accounts = list_accounts
-    FakeAccount.close = close
+    moto_patch.patch(OrganizationsResponse, "list_accounts", list_accounts)
+    moto_patch.patch(FakeAccount, "close", close)
 
 
 def _token(organization_id: str, offset: int, empty_served: bool) -> str:
@@ -384,25 +398,28 @@ def join_organization(
     fewer values: PENDING_ACTIVATION and CLOSED have none); None leaves it out, as AWS will from 9 September 2026."""
     from moto.organizations.models import FakeAccount, organizations_backends
 
-    backend = organizations_backends[management_account]["aws"]
-    account = FakeAccount.__new__(FakeAccount)  # FakeAccount() would create a role in a random account
+    organization = organizations_backends[management_account]["aws"].org
+    if organization is None:
+        raise ValueError(f"account {management_account} has no organization to join")
+    # FakeAccount() would create a role in a random account. moto annotates __new__ as returning its base class.
+    account = cast(FakeAccount, FakeAccount.__new__(FakeAccount))
     account.__dict__.update(
         type="ACCOUNT",
-        region=backend.org.region,
-        organization_id=backend.org.id,
-        master_account_id=backend.org.master_account_id,
+        region=organization.region,
+        organization_id=organization.id,
+        master_account_id=organization.master_account_id,
         id=account_id,
         name=name,
         email=f"{name}@example.com",
         create_time=_now(),
         joined_method="INVITED",
-        parent_id=backend.org.root_id,
+        parent_id=organization.root_id,
         attached_policies=[],
         tags={},
         create_account_status_id=f"car-{account_id}",
     )
     set_account_state(account, state, status)
-    backend.accounts.append(account)
+    organizations_backends[management_account]["aws"].accounts.append(account)
     organizations_backends.master_accounts[account_id] = (management_account, "aws")
 
 
@@ -475,7 +492,7 @@ def _strict_assume_role() -> None:
             )
         return original(self)
 
-    TokenResponse.assume_role = assume_role
+    moto_patch.patch(TokenResponse, "assume_role", assume_role)
 
 
 def _may_assume(role_arn: str, caller_arn: str, caller_account: str, external_id: str | None) -> bool:
@@ -540,13 +557,12 @@ def enable_region(account_id: str, region: str) -> None:
     _opted_in(account_id).add(region)
 
 
-def _opted_in(account_id: str) -> set:
+def _opted_in(account_id: str) -> set[str]:
     from moto.account.models import account_backends
 
-    backend = account_backends[account_id]["aws"]  # reset with moto's other backends
-    if not hasattr(backend, "opted_in_regions"):
-        backend.opted_in_regions = set()
-    return backend.opted_in_regions
+    backend = account_backends[account_id]["aws"]  # kept in the backend's own attributes: reset with it
+    opted_in: set[str] = backend.__dict__.setdefault("opted_in_regions", set())
+    return opted_in
 
 
 @functools.cache
@@ -597,4 +613,4 @@ def _strict_regions() -> None:
             regions = [r for r in regions if r[fields[name]] in values]
         return ActionResult({"Regions": regions})
 
-    AvailabilityZonesAndRegions.describe_regions = describe_regions
+    moto_patch.patch(AvailabilityZonesAndRegions, "describe_regions", describe_regions)

@@ -241,6 +241,7 @@ def transition(tunnel: TunnelScenario, vpn_id: str, before: str, after: str, at:
 
 def _ike_failure(tunnel: TunnelScenario, vpn_id: str, at: float) -> list[LogLine]:
     """One failed attempt to bring IPsec up: a wrong pre-shared key, no common proposal, or no answer."""
+    details: tuple[str, ...]
     if tunnel.ike_cause == "psk_mismatch":
         details = (
             "AWS tunnel detected a pre-shared key mismatch with cgw",

@@ -23,6 +23,8 @@ import time
 import zlib
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
+from typing import cast
 from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -229,7 +231,8 @@ class _Handler(BaseHTTPRequestHandler):
         """Each request's line and headers within HEADER_DEADLINE; then the normal socket timeout."""
         stream = self.rfile
         self.server.waiting_for_headers(self.connection, True)
-        self.rfile = _DeadlineReader(stream, self.connection, time.monotonic() + HEADER_DEADLINE)
+        # The reader stands in for the stream it wraps (every other attribute is the stream's own).
+        self.rfile = cast(BufferedIOBase, _DeadlineReader(stream, self.connection, time.monotonic() + HEADER_DEADLINE))
         try:
             super().handle_one_request()
         except (ConnectionError, TimeoutError, ssl.SSLError, OSError) as err:

@@ -246,8 +246,8 @@ def _failures(snapshot: Snapshot, now: float) -> str:
 
 def _stale(failed: list[SourceResult], now: float) -> str:
     """What the failing sources' data is worth: each keeps showing what it last collected."""
-    times = [r.last_success_timestamp for r in failed]
-    if None in times:
+    times = [r.last_success_timestamp for r in failed if r.last_success_timestamp is not None]
+    if len(times) < len(failed):
         return "some of them have never succeeded, so their accounts and regions are missing"
     return f"what they last collected is still shown, the oldest from {ago(now - min(times))}"
 
