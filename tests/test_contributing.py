@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a copy of the tree, regenerated and tested five times over
+
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "contributing.md"
 
