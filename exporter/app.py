@@ -40,18 +40,18 @@ class Exporter:
         web_config: WebConfig | None = None,
         clock: Callable[[], float] = time.time,
     ):
-        """``clock`` dates the EC2 collections (a benchmark runs an hour of 30 s polls in a minute with its own)."""
+        """``clock`` dates the collections (a benchmark runs an hour of 30 s polls in a minute with its own)."""
         self.config = config
         self.metrics = ExporterMetrics(snapshot_monotonic=self._snapshot_monotonic)
         self._executor = ThreadPoolExecutor(max_workers=config.max_concurrency, thread_name_prefix="collect")
-        # discovery's own pool: a slow account or home region never holds a worker an EC2 poll needs
-        self._discovery_executor = ThreadPoolExecutor(
-            max_workers=min(8, config.max_concurrency), thread_name_prefix="discover"
+        # a pool for the sources' slow side work (listing accounts): it never holds a worker a poll needs
+        self._background_executor = ThreadPoolExecutor(
+            max_workers=min(8, config.max_concurrency), thread_name_prefix="background"
         )
         self.scheduler = Scheduler()  # on the monotonic clock: a step of the wall clock stops no poll
         context = Context(
             executor=self._executor,
-            discovery_executor=self._discovery_executor,
+            background_executor=self._background_executor,
             clock=clock,
             own_credentials=own_credentials(),  # every role is assumed from it
             metrics=self.metrics,
@@ -138,7 +138,7 @@ class Exporter:
             self.scheduler.run_now(_job(name))
 
     def poll_once(self, every: bool = False, within: float | None = None, only: frozenset[str] = frozenset()):
-        """Poll the quick sources (EC2, after what it needs, then logs), or ``every`` source, once each in the
+        """Poll the quick sources (each after what it needs), or ``every`` source, once each in the
         calling thread (tests; the diagnose command, with ``within`` and ``only``); return what is published."""
         for name, source in self.sources.items():
             if every or source.quick:
@@ -147,7 +147,7 @@ class Exporter:
 
     def _publish(self) -> None:
         """Combine every source's latest output into one observation, diagnose it, render it, and swap it in
-        (nothing before each required source, EC2, has an output)."""
+        (nothing before each required source has an output)."""
         with self._publish_lock:
             outputs = [self._outputs.get(name) for name in self.sources]
             if any(source.required and name not in self._outputs for name, source in self.sources.items()):
@@ -177,8 +177,8 @@ class Exporter:
                 )
         # The snapshot is long-lived and acyclic (freed by reference counting when replaced): keep the
         # cyclic GC from walking its millions of objects on every full collection, which stalls scrapes.
-        # AWS sessions are cycles: when what holds them changes (a reload, a changed discovered set), the heap is
-        # collected first, so the sessions dropped are freed; an ordinary poll or discovery run costs nothing.
+        # AWS sessions are cycles: when what holds them changes (a reload, a changed set of targets), the heap is
+        # collected first, so the sessions dropped are freed; an ordinary poll costs nothing.
         self._heap.freeze(tuple(held for source in self.sources.values() for held in source.holds()))
         memory.release_free_memory()  # what the poll parsed and the old snapshot held
 
@@ -240,7 +240,7 @@ class Exporter:
             self.config = new
             for name, source in self.sources.items():
                 standing = source.standing_output()
-                if standing is not None:  # e.g. the organizations removed: nothing discovered any more
+                if standing is not None:  # e.g. a source turned off by the reload: its output is empty now
                     self._outputs[name] = standing
                     for dependent in self._dependents(name):
                         dependent.follow(self._outputs)
@@ -297,7 +297,7 @@ class Exporter:
             self._web_config,
             self.reload if self.lifecycle else None,
             demo=self.demo,
-            discovery=lambda: self.metrics.discovery.views,
+            organizations=self.metrics.organization_views,
         )
         threading.Thread(target=self.server.serve_forever, name="http", daemon=True).start()
         host, port = self.address
@@ -311,7 +311,7 @@ class Exporter:
             self.server.shutdown()
             self.server.server_close()
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self._discovery_executor.shutdown(wait=False, cancel_futures=True)
+        self._background_executor.shutdown(wait=False, cancel_futures=True)
         for source in self.sources.values():
             source.close()
 

@@ -101,3 +101,56 @@ def test_a_forbidden_import_is_caught(tmp_path, module, statement):
     target.write_text(target.read_text() + "\n" + statement + "\n")
     assert violations(tmp_path) != []
     assert all(module.replace("/", ".").removesuffix(".py") in line for line in violations(tmp_path))
+
+
+# What the rest of the exporter may import from exporter/sources/: the registry and the Source shape, the AWS
+# plumbing, and the vocabulary of EC2's and the logs' data that the article's checklist (diagnosis/) is written in.
+REACHABLE_SOURCES = (
+    "exporter.sources.registry",
+    "exporter.sources.source",
+    "exporter.sources.aws",
+    "exporter.sources.ec2.telemetry",
+    "exporter.sources.logs.parse",
+    "exporter.sources.logs.state",
+)
+
+
+def reached_around_the_registry(root: Path) -> list[str]:
+    found = []
+    for path in sorted((root / "exporter").rglob("*.py")):
+        module = module_name(path, root)
+        if _within(module, "exporter.sources"):
+            continue
+        for name in sorted(imports_of(path, module)):
+            if _within(name, "exporter.sources") and name != "exporter.sources":
+                if not any(_within(name, allowed) for allowed in REACHABLE_SOURCES):
+                    found.append(f"{module} imports {name}")
+    return found
+
+
+def test_a_source_is_reached_only_through_the_registry():
+    """Adding a source is its package and a registry line: nothing else in the exporter names it."""
+    assert reached_around_the_registry(ROOT) == []
+
+
+def test_the_exporter_names_no_source(tmp_path):
+    """app.py wires the registered sources without naming one (no source's name in its code or strings)."""
+    from exporter.sources.registry import SOURCES
+
+    names = {source.name for source in SOURCES}
+    tree = ast.parse((ROOT / "exporter" / "app.py").read_text())
+    used = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+    used |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    used |= {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    assert not names & used, names & used
+
+
+def test_a_source_imported_around_the_registry_is_caught(tmp_path):
+    for path in (ROOT / "exporter").rglob("*.py"):
+        copy = tmp_path / path.relative_to(ROOT)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(path.read_text())
+    web = tmp_path / "exporter" / "web" / "statuspage.py"
+    web.write_text(web.read_text() + "\nfrom exporter.sources.traffic.poller import PERIOD\n")
+    found = reached_around_the_registry(tmp_path)
+    assert found and all(line.startswith("exporter.web.statuspage imports exporter.sources.traffic") for line in found)

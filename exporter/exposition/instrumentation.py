@@ -49,7 +49,7 @@ class ExporterMetrics:
         self.render_errors = _live(Counter, names.RENDER_ERRORS, self.registry)
         self.duplicate_series_dropped = _live(Counter, names.DUPLICATE_SERIES_DROPPED, self.registry)
         self.state_file_writable = _live(Gauge, names.STATE_FILE_WRITABLE, self.registry)
-        self.discovery = DiscoveryCollector()
+        self.discovery = DiscoveryCollector()  # the organizations' views, set by their source after each run
         self.registry.register(self.discovery)
         age = _live(Gauge, names.SNAPSHOT_AGE, self.registry)
 
@@ -65,6 +65,10 @@ class ExporterMetrics:
 
     def record_api_call(self, account_id: str, region: str, operation: str, outcome: str) -> None:
         self.api_calls.labels(account_id, region, operation, outcome).inc()
+
+    def organization_views(self) -> tuple:
+        """The organizations' latest discovery views (for the status page)."""
+        return self.discovery.views
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -550,7 +550,7 @@ class DiscoverySource(Source):
             config.organizations,
             self._context.metrics.record_api_call,
             client_config(aws.max_attempts, aws.connect_timeout, aws.read_timeout),
-            self._context.discovery_executor,
+            self._context.background_executor,
             lambda field: self._context.metrics.unrecognized.labels(field).inc(),
             self._context.own_credentials,
             budget=lambda: run_budget(self.config.discovery_interval),

@@ -39,7 +39,7 @@ class Context:
     """What the exporter lends its sources."""
 
     executor: Executor  # the collection pool (max_concurrency workers), shared by the sources
-    discovery_executor: Executor  # a pool of its own, so a slow account never holds a worker a poll needs
+    background_executor: Executor  # slow side work (listing accounts): it never holds a worker a poll needs
     clock: Callable[[], float]  # dates the collections (a benchmark runs an hour of polls in a minute)
     own_credentials: Any  # the botocore session every role is assumed from
     # the exporter's own counters (exposition.instrumentation.ExporterMetrics; a source may not import the

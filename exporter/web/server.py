@@ -63,10 +63,10 @@ class ExporterServer(ThreadingHTTPServer):
         web_config: WebConfig | None = None,
         reload: Callable[[], str | None] | None = None,
         demo: bool = False,
-        discovery: Callable[[], tuple] = tuple,
+        organizations: Callable[[], tuple] = tuple,
     ):
         self.current = current
-        self.discovery = discovery  # the organizations' latest discovery, for the status page
+        self.organizations = organizations  # the organizations' latest discovery, for the status page
         self.demo = demo  # the status page says it shows the simulated AWS
         self.live_metrics = live_metrics
         self.reload = reload  # POST /-/reload; None unless --web.enable-lifecycle
@@ -324,7 +324,7 @@ class _Handler(BaseHTTPRequestHandler):
                 rendered.snapshot if rendered else None,
                 demo=self.server.demo,
                 page=_page_number(self.path),
-                discovery=self.server.discovery(),
+                discovery=self.server.organizations(),
             ).encode()
         except Exception:  # isolation: a value the page cannot show never costs /metrics or the server
             log.exception("status page failed")
