@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from exporter import memory
@@ -84,7 +85,10 @@ class Exporter:
 
     @property
     def address(self) -> tuple[str, int]:
-        return self.server.server_address[:2]
+        assert self.server is not None, "bound by start_server()"
+        host, port = self.server.server_address[:2]
+        assert isinstance(host, str)  # an IPv4 or IPv6 socket's address
+        return host, port
 
     def _snapshot_monotonic(self) -> float | None:
         current = self.current
@@ -275,7 +279,7 @@ class Exporter:
         """A job per source on its interval; a source that needs another waits, paused, until that one has run."""
         for name, source in self.sources.items():
             waits = any(need in self.sources for need in source.needs)
-            self.add_job(lambda name=name: self.poll(name), source.interval(self.config), _job(name), start=not waits)
+            self.add_job(partial(self.poll, name), source.interval(self.config), _job(name), start=not waits)
         self.scheduler.start()
         log.info(
             "polling targets=%d organizations=%d poll_interval=%gs sources=%s",
@@ -290,6 +294,7 @@ class Exporter:
         # A poll renders for about a second at 10,000 tunnels; a 1 ms GIL switch interval (5 ms by
         # default) keeps scrapes served meanwhile (benchmarks/scrape.py: p99 at 1 ms vs 5 ms).
         sys.setswitchinterval(0.001)
+        assert self._listen is not None, "an exporter that serves is given an address (a one-shot diagnose is not)"
         self.server = ExporterServer(
             self._listen,
             lambda: self.current,

@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections.abc import Callable, Collection, Hashable, Iterable, MutableMapping
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,11 @@ class Seen(Protocol):
     seen_at: float  # when EC2 last reported what this state belongs to
 
 
-def forget_unseen(
-    entries: MutableMapping[Hashable, Seen], present: Collection[Hashable], now: float, retention: float
-) -> None:
+Key = TypeVar("Key", bound=Hashable)
+Entry = TypeVar("Entry", bound=Seen)
+
+
+def forget_unseen(entries: MutableMapping[Key, Entry], present: Collection[Key], now: float, retention: float) -> None:
     """Entries EC2 reports now are seen now; those it has not reported for ``retention`` are dropped (deleted
     connections, removed targets). So one odd answer or a failing poll resets nothing, and the state stays
     bounded under churn."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from exporter.diagnosis.findings import CRITICAL, FINDINGS, INFO, WARNING, triage_order
@@ -178,11 +178,14 @@ def _grouped(connection: Connection, findings: list[Finding]) -> list[dict[str, 
             _OUTSIDE: " / ".join(dict.fromkeys(t.outside_ip for t in own)),
             _INSIDE: " / ".join(dict.fromkeys(t.inside_cidr for t in own)),
         }
-        evidence = [
-            re.sub("|".join(map(re.escape, fill)), lambda m, fill=fill: fill[m.group(0)], line) for line in template
-        ]
+        evidence = [re.sub("|".join(map(re.escape, fill)), _replacing(fill), line) for line in template]
         result.append({**_described(code), "tunnels": ips, "where": _where(ips, connection), "evidence": evidence})
     return result
+
+
+def _replacing(fill: dict[str, str]) -> Callable[[re.Match[str]], str]:
+    """``re.sub``'s replacement of each token by its value."""
+    return lambda match: fill[match.group(0)]
 
 
 def _where(ips: list[str], connection: Connection) -> str:

@@ -17,8 +17,11 @@ ANY = "0.0.0.0/0"
 
 def _networks(text: str) -> list | None:
     try:
+        # typeshed wants networks of one IP version; a mix raises TypeError, caught below
         return list(
-            ipaddress.collapse_addresses(ipaddress.ip_network(part, strict=False) for part in text.split(",") if part)
+            ipaddress.collapse_addresses(  # type: ignore[type-var]
+                ipaddress.ip_network(part, strict=False) for part in text.split(",") if part
+            )
         )
     except (ValueError, TypeError):
         return None

@@ -377,7 +377,7 @@ class OrganizationDiscovery:
         if arn is None:
             self._unrecognized("account_arn")  # the management account cannot be told; it is read as a member
         partition = arn.group(1) if arn else partition_of(org.home_region)
-        management = bool(arn) and arn.group(2) == account_id
+        management = arn is not None and arn.group(2) == account_id
         lifecycle = entry.get("State") or entry.get("Status")  # State is the field that stays
         if lifecycle not in LIFECYCLE_STATES:
             self._unrecognized("account_state")
@@ -484,7 +484,7 @@ class Discovery:
             self._timer.start()
 
     def _retry(self) -> None:
-        if self._closed:
+        if self._closed or self._rediscover is None:  # (scheduled only with a rediscover)
             return
         self._retry_due = not self._identity_failures  # else a whole run, which asks for the account again
         try:
@@ -497,7 +497,7 @@ class Discovery:
 
     def _explicit_accounts(self, explicit: tuple[Target, ...]) -> set[str]:
         """The accounts explicit targets watch: from their role ARNs, and (asked once) the default credentials'."""
-        accounts = {t.account_id_from_role for t in explicit if t.role_arn}
+        accounts = {account for t in explicit if (account := t.account_id_from_role) is not None}
         if any(not t.role_arn for t in explicit):
             region = self.organizations[0].organization.home_region if self.organizations else "us-east-1"
             if self._own is None:

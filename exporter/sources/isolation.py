@@ -6,9 +6,11 @@ import time
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import Executor, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from exporter.sources.aws import describe_error
+
+Key = TypeVar("Key", bound=Hashable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +30,8 @@ def timed(job: Callable[[], Any]) -> Outcome:
 
 
 def run_isolated(
-    executor: Executor, jobs: Mapping[Hashable, Callable[[], Any]], timeout: float, cancel_queued: bool = False
-) -> dict:
+    executor: Executor, jobs: Mapping[Key, Callable[[], Any]], timeout: float, cancel_queued: bool = False
+) -> dict[Key, Outcome]:
     """Run every job concurrently; an exception or a timeout becomes that job's failed Outcome. With
     ``cancel_queued``, jobs not yet started at the timeout are cancelled: else they still run after it, their answers
     thrown away, ahead of the next poll's jobs in the shared pool. (Sources that mark a job running when they submit

@@ -57,6 +57,9 @@ class Source:
     required: ClassVar[bool] = False  # nothing is published before its first output
     quick: ClassVar[bool] = False  # polled by Exporter.poll_once (no rate limit, no long pass)
 
+    def __init__(self, config: Config, context: Context) -> None:
+        """Every source is built so, by the exporter, from the registry (its own ``__init__`` keeps this shape)."""
+
     @classmethod
     def enabled(cls, config: Config) -> bool:
         return cls.section is None or bool(getattr(config, cls.section).enabled)

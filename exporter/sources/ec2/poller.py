@@ -12,8 +12,9 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from functools import partial
 
 from exporter.config import Config
 from exporter.model import CustomerGateway, RegionTelemetry, SourceResult
@@ -53,7 +54,7 @@ class Poller:
         self,
         config: Config,
         accounts: Sequence[AwsAccount],
-        executor: ThreadPoolExecutor,
+        executor: Executor,
         clock: Callable[[], float] = time.time,
         inherit: Poller | None = None,
     ):
@@ -90,10 +91,13 @@ class Poller:
             now = self._clock()
             owners = self._owners()
             due = {key for key in owners if not self._waiting(key, now)}
-            jobs = {key: (lambda a=self._accounts[key], k=key: self._collect_region(k, a)) for key in due}
+            jobs = {key: partial(self._collect_region, key, self._accounts[key]) for key in due}
             outcomes = run_isolated(self._executor, jobs, self._config.poll_timeout, cancel_queued=True)
-            regions, results, odd = [], [], Counter()
+            regions: list[RegionTelemetry] = []
+            results: list[SourceResult] = []
+            odd: Counter[str] = Counter()
             served: dict[tuple[str, str], Key] = {}  # (account id, region) -> the pair whose data is served
+            telemetry: RegionTelemetry | None
             for key, account in self._accounts.items():
                 if key not in owners:
                     continue
@@ -152,7 +156,8 @@ class Poller:
         """One owner per account and region: the first pair (explicit targets come before discovered ones)
         of each account known so far, from a role ARN or STS. A pair whose account is not known yet is
         polled, and its data dropped if the account turns out to be owned (``poll``)."""
-        owners, taken = {}, {}  # a dict: ordered, and a set for the poll's lookups
+        owners: dict[Key, None] = {}  # a dict: ordered, and a set for the poll's lookups
+        taken: dict[tuple[str, str], Key] = {}
         for key, account in self._accounts.items():
             label = account.account_label
             owner = taken.setdefault((label, key[1]), key) if label != "unknown" else key
@@ -226,4 +231,4 @@ class Poller:
             }
             for gateway_id in chunk:
                 cache[gateway_id] = found.get(gateway_id)
-        return tuple(cache[g] for g in sorted(wanted) if cache.get(g) is not None)
+        return tuple(gateway for g in sorted(wanted) if (gateway := cache.get(g)) is not None)

@@ -68,6 +68,7 @@ class Ec2Source(Source):
         return config.poll_interval
 
     def poll(self, upstream, within=None, only=frozenset()) -> Ec2Collection:
+        assert self.poller is not None  # built by __init__ (_apply), only ever replaced
         ec2 = self.poller.poll()
         self._reached = tuple(ec2.accounts.values())
         for field, count in ec2.unrecognized.items():

@@ -72,8 +72,9 @@ def _tunnel_log_rows(family: Families, labels: list[str], view: TunnelLogView, c
             current_state(family[TUNNEL_IKE_PHASE_STATE], labels + [phase], IKE_STATES, view.fact(f"phase{phase}"))
     if view.fact("bgp_state") is not None:
         current_state(family[TUNNEL_BGP_SESSION_STATE], labels, BGP_STATES, view.fact("bgp_state"))
-    if view.fact("bgp_error") is not None:
-        family[TUNNEL_BGP_LAST_ERROR].add_metric(labels + [view.fact("bgp_error")], view.fact_time("bgp_error"))
+    error, error_at = view.fact("bgp_error"), view.fact_time("bgp_error")
+    if error is not None and error_at is not None:  # a fact has its time: the second test is the type checker's
+        family[TUNNEL_BGP_LAST_ERROR].add_metric(labels + [error], error_at)
 
 
 def _lag(snapshot: Snapshot) -> Family:

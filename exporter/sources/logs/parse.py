@@ -415,7 +415,7 @@ def _bgp_event(kind: str, status: str, details: str, timestamp: float | None, ro
     event, state = classify_bgp(kind, status, details)
     error = BGP_ERRORS.get(event)
     detail = bgp_detail(event, details, route) if error else None
-    if event == "bgp_notification_sent" and detail.startswith(f"Cease {CEASE_MAX_PREFIXES} "):
+    if event == "bgp_notification_sent" and detail is not None and detail.startswith(f"Cease {CEASE_MAX_PREFIXES} "):
         error = "max_prefix_exceeded"  # AWS reset the session: the gateway advertised too many prefixes
     return LogEvent(event=event, timestamp=timestamp, bgp_state=state, bgp_error=error, bgp_error_detail=detail)
 

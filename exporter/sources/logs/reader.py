@@ -25,10 +25,11 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from functools import partial
 
 from exporter.config import LogsConfig
 from exporter.durable import forget_unseen
-from exporter.model import LogCollection, LogGroupStatus, RegionTelemetry, TunnelKey
+from exporter.model import LogCollection, LogGroupStatus, RegionTelemetry, SourceResult, TunnelKey
 from exporter.sources.aws import AwsAccount, describe_error
 from exporter.sources.isolation import Outcome, run_isolated
 from exporter.sources.logs.parse import LogParseError, log_kind_of, parse
@@ -236,9 +237,10 @@ class LogIngestor:
                 if still is not None:
                     outcomes[key] = Outcome(False, still, self._busy.running_for(key))
                     continue
-                jobs[key] = lambda k=key, a=account, r=region: self._read_region(k, a, r, int(now * 1000))
+                jobs[key] = partial(self._read_region, key, account, region, int(now * 1000))
             outcomes.update(run_isolated(self._executor, jobs, self._poll_timeout))
-            results, groups = [], []
+            results: list[SourceResult] = []
+            groups: list[LogGroupStatus] = []
             for where, outcome in sorted(outcomes.items()):
                 region_groups, errors = outcome.value if outcome.ok else ((), [outcome.value])
                 groups.extend(region_groups)
@@ -308,7 +310,7 @@ class LogIngestor:
         statuses, errors = [], []
         for (group_region, group_name), plan in sorted(discover(region, self._addresses).items()):
             try:
-                read_until_ms = self._read_group(
+                read_until_ms: int | None = self._read_group(
                     account.client("logs", group_region), region.account_id, group_region, group_name, plan, now_ms
                 )
             except Exception as err:  # one group's failure (e.g. deleted) must not stop the others
@@ -376,8 +378,9 @@ class LogIngestor:
                     tunnel, kind = plan.by_resource_id(message), "bgp"
                 if tunnel is not None and kind is None:
                     kind = log_kind_of(message)
-                output_format = tunnel.output_format(kind) if tunnel is not None else None
-                if output_format is None:  # no tunnel watched here claims it (another shard's, a deleted one's)
+                output_format = tunnel.output_format(kind) if tunnel is not None and kind is not None else None
+                if tunnel is None or kind is None or output_format is None:  # no tunnel watched here claims it
+                    # (another shard's, a deleted one's)
                     # Not remembered (a shared, busy group would fill the state file); counted once by
                     # counting only what lies beyond the last complete read, so the overlap is not recounted.
                     if timestamp > cursor.read_until_ms:

@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor
+from functools import partial
 from pathlib import Path
 
 from botocore.exceptions import ClientError
@@ -161,22 +162,23 @@ class _Counting:
         Times ahead of now (saved while the wall clock was fast) are clamped to the grid's now; the counters and
         the periods still open are kept as they are, so the next pass goes on from them exactly."""
 
-        def number(value, optional: bool = False) -> float | None:
-            if value is None and optional:
-                return None
+        def number(value: object) -> float:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"not a count or time: {value!r}")
             return float(value)
 
+        def optional(value: object) -> float | None:
+            return None if value is None else number(value)
+
         counting = cls(number(data["observed_since"]))
         counting.totals = {"in": number(data["in"]), "out": number(data["out"])}
         counting.last = {
-            "in": number(data["last_in"], True),
-            "out": number(data["last_out"], True),
-            "used": number(data.get("last_used"), True),
+            "in": optional(data["last_in"]),
+            "out": optional(data["last_out"]),
+            "used": optional(data.get("last_used")),
         }
         counting.counted_until, counting.floor = number(data["counted_until"]), number(data["floor"])
-        counting.data_until = number(data.get("data_until"), True)
+        counting.data_until = optional(data.get("data_until"))
         counting.seen_at = number(data.get("seen_at", now))
         for direction, start, value in data["periods"]:
             if direction not in ("in", "out"):
@@ -258,8 +260,11 @@ class TrafficPoller:
 
     def _load(self) -> dict[TunnelKey, _Counting]:
         """The counters of the last run, so a restart neither resets them nor counts a period twice."""
-        data = self.document.load() if self.document is not None else None
-        tunnels, dropped, first, future, now = {}, 0, "", 0, self._clock()
+        if self.document is None:  # no state_dir: nothing was saved
+            return {}
+        data = self.document.load()
+        tunnels: dict[TunnelKey, _Counting] = {}
+        dropped, first, future, now = 0, "", 0, self._clock()
         for key, entry in ((data or {}).get("tunnels") or {}).items():
             try:
                 tunnels[TunnelKey.decode(key)], ahead = _Counting.decode(entry, now)
@@ -277,12 +282,19 @@ class TrafficPoller:
             )
         return tunnels
 
+    @property
+    def _counts(self) -> dict[TunnelKey, _Counting]:
+        """The counters: a pass loads them before it saves or runs a region."""
+        if self._counting is None:
+            raise RuntimeError("traffic counters used before a pass loaded them")
+        return self._counting
+
     def _save(self) -> None:
         if self.document is None:
             return
         failing = not self.document.saved
         try:
-            self.document.save({"tunnels": {key.encode(): c.encode() for key, c in self._counting.items()}})
+            self.document.save({"tunnels": {key.encode(): c.encode() for key, c in self._counts.items()}})
         except OSError as err:
             if not failing:  # said once per outage: the counts go on in memory
                 log.error(
@@ -317,7 +329,7 @@ class TrafficPoller:
                 if still is not None:  # a pass that outlived its poll: never two at once
                     busy[where] = Outcome(False, still, self._busy.running_for(where))
                     continue
-                jobs[where] = lambda r=r, w=where: self._run(w, r, accounts[r.account_id], end)
+                jobs[where] = partial(self._run, where, r, accounts[r.account_id], end)
             outcomes = {**busy, **run_isolated(self._executor, jobs, self._timeout if within is None else within)}
             results = [
                 self._results.result(where, outcome.ok, outcome.duration_seconds, "" if outcome.ok else outcome.value)
@@ -374,7 +386,7 @@ class TrafficPoller:
         tunnels = {keys[0].outside_ip: keys[0] for ip, keys in by_ip.items() if len(keys) == 1}
         client = account.client("cloudwatch", region.region)
         try:
-            new = sorted(ip for ip, key in tunnels.items() if key not in self._counting)
+            new = sorted(ip for ip, key in tunnels.items() if key not in self._counts)
             # whole days, one more than idle_after: "no bytes" is claimed from the end of the oldest day
             history_start = end - (math.ceil(self.config.idle_after / HISTORY_PERIOD) + 1) * HISTORY_PERIOD
             window = math.ceil(self.config.window / PERIOD) * PERIOD  # GetMetricData buckets from StartTime
@@ -388,18 +400,18 @@ class TrafficPoller:
                     counting.saw_bytes(direction, start, HISTORY_PERIOD, value, end)
             for ip in new:
                 with self._state_lock:
-                    self._counting[tunnels[ip]] = looked_back[ip]
+                    self._counts[tunnels[ip]] = looked_back[ip]
             # the window, or back to the oldest period still open (a restart, a failed pass), at most a day
-            known = [self._counting[key].floor for ip, key in tunnels.items() if ip not in looked_back]
+            known = [self._counts[key].floor for ip, key in tunnels.items() if ip not in looked_back]
             read_from = max(end - MAX_CATCH_UP, min([window_start, *known]))
             for counting in looked_back.values():  # the window's 5-minute data replace the day resolution there
                 counting.last = {kind: None if at is None else min(at, read_from) for kind, at in counting.last.items()}
             for batch in _batches(sorted(tunnels), MAX_QUERIES // METRICS_PER_TUNNEL):
                 for ip, direction, start, value in self._read(client, where, batch, read_from, end, PERIOD):
                     with self._state_lock:
-                        self._counting[tunnels[ip]].count(direction, start, value)
+                        self._counts[tunnels[ip]].count(direction, start, value)
             for ip in tunnels:
-                counting = self._counting[tunnels[ip]]
+                counting = self._counts[tunnels[ip]]
                 counting.counted_until = end
                 counting.close_before(window_start, window, first=ip in looked_back)
         except ClientError as err:

@@ -43,11 +43,12 @@ def connection_rules(
     """``connection_idle``: nothing beyond keepalives (``KEEPALIVE_BYTES`` a period) either way on any tunnel for
     ``idle_after``, judged only when every tunnel's traffic is known: BGP's keepalives alone never make a
     connection used."""
-    if not traffic or any(t is None for t in traffic):
+    known = [t for t in traffic if t is not None]
+    if not known or len(known) < len(traffic):
         return
-    until = min(t.counted_until for t in traffic)
-    last = max((t.last_traffic for t in traffic if t.last_traffic is not None), default=None)
-    since = last if last is not None else min(t.observed_since for t in traffic)
+    until = min(t.counted_until for t in known)
+    last = max((t.last_traffic for t in known if t.last_traffic is not None), default=None)
+    since = last if last is not None else min(t.observed_since for t in known)
     idle = until - since
     if idle < idle_after:
         return
