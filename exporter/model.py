@@ -265,6 +265,21 @@ class Finding:
     severity: str
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryDay:
+    """One UTC day of a connection's history, as the exporter itself counted it (sources/history): what the
+    status page's 30-day strip and ``diagnose`` show, without Prometheus."""
+
+    day: str  # "2026-12-04" (UTC)
+    observed_seconds: float  # how much of the day the exporter covered (0: no data that day)
+    unavailable_seconds: float  # no tunnel up (the SLA's unavailability)
+    unredundant_seconds: float  # some tunnel down while another was up (no redundancy)
+    flaps: int  # state changes of its tunnels that day
+
+
+ConnectionRef = tuple[str, str, str]  # (account id, region, VPN connection id)
+
+
 @dataclass(frozen=True)
 class Observation:
     """Everything the sources saw, as of one publish: EC2's telemetry and each other source's latest output."""
@@ -276,6 +291,7 @@ class Observation:
     log_groups: tuple[LogGroupStatus, ...] = ()
     tunnel_status: Mapping[TunnelKey, TunnelStatus] = field(default_factory=dict)  # maintenance, provisioning
     traffic: TrafficCollection | None = None  # CloudWatch TunnelDataIn/Out, when traffic collection is on
+    history: Mapping[ConnectionRef, tuple[HistoryDay, ...]] = field(default_factory=dict)  # oldest first, 30 days
     tag_labels: tuple[str, ...] = ()  # label names of the connections' ``tags`` (config connection_tags)
     completed_monotonic: float | None = None  # time.monotonic() at completed_at: the age, whatever the wall clock does
 
