@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from exporter import contract as m
 from exporter.diagnosis.findings import FINDINGS
+from exporter.report import series as history
 from generate import output
 from generate.alerting import (
     GENERIC_FINDINGS,
@@ -503,15 +504,27 @@ def cases(pages: Pages) -> list[dict]:
             ],
         },
         {
-            "name": "A tunnel whose status changes every minute flaps; a steady one does not",
+            "name": "A tunnel whose status changes every minute flaps (the exact counter); a steady one does not",
             "input_series": [
                 info(CONN, "partner"),
-                series(m.TUNNEL_LAST_STATUS_CHANGE, "1000+60x60", **a),
-                series(m.TUNNEL_LAST_STATUS_CHANGE, "1000x60", **b),
+                series(history.STATE_CHANGES, "0+1x60", **a),
+                series(history.STATE_CHANGES, "5x60", **b),
             ],
             "alert_rule_test": [
                 expect("VpnTunnelFlapping", "3m", []),
-                expect("VpnTunnelFlapping", "30m", [_scraped(_named(a, "partner"))], value=30),
+                expect("VpnTunnelFlapping", "30m", [_named(a, "partner")], value=30),
+            ],
+        },
+        {
+            "name": "Two state changes between two scrapes count twice: four changes in two scrapes flap",
+            "input_series": [
+                info(CONN, "partner"),
+                # LastStatusChange's timestamp changed twice here; the counter says four changes
+                *from_both_replicas(history.STATE_CHANGES, "0 2 4x60", **a),
+            ],
+            "alert_rule_test": [
+                expect("VpnTunnelFlapping", "1m", []),
+                expect("VpnTunnelFlapping", "5m", [_named(a, "partner")], value=4),
             ],
         },
         {
@@ -671,6 +684,7 @@ def cases(pages: Pages) -> list[dict]:
         },
     ]
     tests += cause_cases(a, b, pages)
+    tests += history_cases(a, b)
     for alert in pages.alerts.values():
         if alert.finding is None or alert.cause_scope:
             continue
@@ -862,6 +876,109 @@ def cause_cases(a: dict, b: dict, pages: Pages) -> list[dict]:
         },
     ]
     return tests
+
+
+def _sample(name: str, labels: dict, value: float) -> dict:
+    return {"labels": _selector(name, labels), "value": value}
+
+
+def history_cases(a: dict, b: dict) -> list[dict]:
+    """The recording rules against hand-counted figures: exact increases (a step right after a window's first
+    sample, a young series, a reset, two replicas), by cause, per connection, the daily availability and the SLA
+    month to date. promtool's clock starts at 1970-01-01 00:00 UTC, so 1440m and 2880m are midnights."""
+    maintenance, other = {"cause": "maintenance"}, {"cause": "other"}
+    flaps_1h, down_1h = history.recorded(history.STATE_CHANGES, "1h"), history.recorded(history.DOWN_SECONDS, "1h")
+    unavailable_1d = history.recorded(history.UNAVAILABLE_SECONDS, "1d")
+    observed_1d = history.recorded(history.OBSERVED_SECONDS, "1d")
+    return [
+        {
+            "name": "Hourly increases are exact: per tunnel, by cause, per connection; young and reset series count",
+            "input_series": [
+                # 2 changes at 30m, 3 more at 90m: 3 in the hour before 100m (increase() would extrapolate)
+                *from_both_replicas(history.STATE_CHANGES, "0x29 2x59 5x20", **a),
+                series(history.STATE_CHANGES, "_x69 0 1 2 3x30", **b),  # appears at 70m: 3 changes since
+                # down 10 minutes (maintenance) from 45m, and 2 minutes for another cause from 95m
+                series(history.DOWN_SECONDS, "0x45 60+60x9 600x55", **a, **maintenance),
+                series(history.DOWN_SECONDS, "0x95 60 120x15", **a, **other),
+                # a restarted exporter that lost its counter: 4 before the reset, 2 after (above the value an hour ago)
+                series(history.STATE_CHANGES, "1x50 5x20 0x20 2x20", **tunnel(OTHER, "198.51.100.3")),
+            ],
+            "promql_expr_test": [
+                {
+                    "expr": flaps_1h,
+                    "eval_time": "100m",
+                    "exp_samples": [
+                        _sample(flaps_1h, a, 3),
+                        _sample(flaps_1h, b, 3),
+                        _sample(flaps_1h, tunnel(OTHER, "198.51.100.3"), 6),
+                    ],
+                },
+                {
+                    "expr": down_1h,
+                    "eval_time": "100m",
+                    "exp_samples": [_sample(down_1h, {**a, **maintenance}, 600), _sample(down_1h, {**a, **other}, 120)],
+                },
+                {
+                    "expr": history.CONNECTION_FLAPS["1h"],
+                    "eval_time": "100m",
+                    "exp_samples": [
+                        _sample(history.CONNECTION_FLAPS["1h"], CONN, 6),
+                        _sample(history.CONNECTION_FLAPS["1h"], OTHER, 6),
+                    ],
+                },
+            ],
+        },
+        {
+            "name": "Daily availability and the SLA month to date: 90 minutes unavailable on the second day",
+            "input_series": [
+                series(history.OBSERVED_SECONDS, "0+60x2900", **CONN),
+                series(history.UNAVAILABLE_SECONDS, "0x1499 60+60x89 5400x1310", **CONN, **other),
+                series(history.UNAVAILABLE_SECONDS, "0x2900", **CONN, **maintenance),
+            ],
+            "promql_expr_test": [
+                {
+                    "expr": unavailable_1d,
+                    "eval_time": "2880m",
+                    "exp_samples": [
+                        _sample(unavailable_1d, {**CONN, **maintenance}, 0),
+                        _sample(unavailable_1d, {**CONN, **other}, 5400),
+                    ],
+                },
+                {
+                    "expr": observed_1d,
+                    "eval_time": "2880m",
+                    "exp_samples": [_sample(observed_1d, CONN, 86400)],
+                },
+                {
+                    "expr": history.AVAILABILITY_1D,
+                    "eval_time": "1440m",
+                    "exp_samples": [_sample(history.AVAILABILITY_1D, CONN, 1)],
+                },
+                {
+                    "expr": history.AVAILABILITY_1D,
+                    "eval_time": "2880m",
+                    "exp_samples": [_sample(history.AVAILABILITY_1D, CONN, 1 - 5400 / 86400)],
+                },
+                # on 3 January: the 1st and the 2nd (172,800 s observed, 5,400 unavailable)
+                {
+                    "expr": history.SLA_UPTIME_MONTH_TO_DATE,
+                    "eval_time": "2880m",
+                    "exp_samples": [_sample(history.SLA_UPTIME_MONTH_TO_DATE, CONN, 1 - 5400 / 172800)],
+                },
+                {
+                    "expr": history.UNAVAILABLE_MONTH_TO_DATE,
+                    "eval_time": "2890m",
+                    "exp_samples": [_sample(history.UNAVAILABLE_MONTH_TO_DATE, CONN, 5400)],
+                },
+                # on 2 January: the 1st only
+                {
+                    "expr": history.SLA_UPTIME_MONTH_TO_DATE,
+                    "eval_time": "2000m",
+                    "exp_samples": [_sample(history.SLA_UPTIME_MONTH_TO_DATE, CONN, 1)],
+                },
+            ],
+        },
+    ]
 
 
 # An outside IP is AWS's text: one that closes the matcher's string and adds "or vector(1)" (it forged a

@@ -19,6 +19,7 @@ import yaml
 
 from exporter import contract as m
 from exporter.diagnosis.findings import FINDINGS, RUNBOOK_BASE
+from exporter.report import series as history
 from exporter.untrusted import UNSAFE_RANGES
 from generate import output, settings
 
@@ -381,11 +382,18 @@ def build_alerts(s: Settings) -> list[Alert]:
             name="VpnTunnelFlapping",
             severity="warning",
             cause_scope="tunnel",
-            expr=with_name(f"changes({m.TUNNEL_LAST_STATUS_CHANGE}[{s['flap_window']}]) >= {s['flap_changes']}"),
+            # The exact counter: changes of LastStatusChange's timestamp miss two changes between two scrapes and
+            # every change while the exporter is stopped; the counter has them (exporter/sources/history).
+            expr=with_name(
+                f"max by ({TUNNEL}) (increase({history.STATE_CHANGES}[{s['flap_window']}])) >= {s['flap_changes']}"
+            ),
             summary="VPN tunnel is flapping.",
-            description=TUNNEL_TEXT + " changed state {{ $value }} times in the last " + s["flap_window"] + ".",
+            description=TUNNEL_TEXT
+            + ' changed state {{ $value | printf "%.0f" }} times in the last '
+            + s["flap_window"]
+            + ".",
             meaning="AWS recorded repeated IKE, IPsec or BGP state changes on the tunnel: it keeps going down and up.",
-            confirm=f"`changes({m.TUNNEL_LAST_STATUS_CHANGE}[1h])`; the flap dashboard; IKE log events "
+            confirm=f"`increase({history.STATE_CHANGES}[1h])`; the Flaps and trends dashboard; IKE log events "
             "`dpd_timeout`, `peer_dead`, `rekey_collision` and BGP `bgp_hold_timer_expired`.",
             fix="Look for DPD timeouts (packet loss or an overloaded customer gateway), rekey collisions (mismatched "
             "lifetimes) and hold-timer expiries; tune timeouts to AWS's values and fix the transport.",
@@ -517,19 +525,55 @@ def build_alerts(s: Settings) -> list[Alert]:
 
 # Recorded series that dashboards read over long ranges (cheaper than subqueries over 30-90 days).
 HEADLINE_STATE = "aws_vpn_tunnel:ipsec_up_bgp_down"
-RECORDING_RULES = [
+HEADLINE_RULES = [
     {
         "record": HEADLINE_STATE,
         # 1 in the headline state, else 0; matched on every label, so each replica's series with its own
         "expr": f"{m.TUNNEL_IPSEC_UP} - {m.TUNNEL_BGP_UP}",
     },
 ]
+# The series to keep for 13 months (README): hourly and daily increases of every history counter, from the
+# raw counters only (so `promtool tsdb create-blocks-from rules` backfills them in one pass) ...
+HISTORY_RULES = [
+    {"record": counter.record(window), "expr": counter.increase(window)}
+    for counter in history.COUNTERS
+    for window in history.WINDOWS
+]
+_UNAVAILABLE_1D = f"sum without (cause) ({history.recorded(history.UNAVAILABLE_SECONDS, '1d')})"
+_OBSERVED_1D = history.recorded(history.OBSERVED_SECONDS, "1d")
+# ... and what is derived from those (a second backfill pass): a connection's flaps, its daily availability,
+# and AWS's SLA month to date (through the last midnight UTC; see history.month_to_date).
+DERIVED_RULES = [
+    *(
+        {
+            "record": history.CONNECTION_FLAPS[window],
+            "expr": f"sum by ({CONNECTION}) ({history.recorded(history.STATE_CHANGES, window)})",
+        }
+        for window in history.WINDOWS
+    ),
+    {
+        "record": history.AVAILABILITY_1D,
+        "expr": f"1 - {_UNAVAILABLE_1D}\n  / on({CONNECTION}) ({_OBSERVED_1D} > 0)",
+    },
+    {"record": history.UNAVAILABLE_MONTH_TO_DATE, "expr": history.month_to_date(_UNAVAILABLE_1D)},
+    {"record": history.OBSERVED_MONTH_TO_DATE, "expr": history.month_to_date(_OBSERVED_1D)},
+    {
+        "record": history.SLA_UPTIME_MONTH_TO_DATE,
+        "expr": f"1 - {history.UNAVAILABLE_MONTH_TO_DATE}\n  / on({CONNECTION}) ({history.OBSERVED_MONTH_TO_DATE} > 0)",
+    },
+]
+RECORDING_RULES = HEADLINE_RULES + HISTORY_RULES + DERIVED_RULES
+RECORDING_GROUPS = {
+    "aws-vpn-recording": HEADLINE_RULES,
+    "aws-vpn-history": HISTORY_RULES,
+    "aws-vpn-history-derived": DERIVED_RULES,
+}
 
 
 def rules_document(s: Settings) -> dict:
     return {
         "groups": [
-            {"name": "aws-vpn-recording", "rules": RECORDING_RULES},
+            *({"name": name, "rules": rules} for name, rules in RECORDING_GROUPS.items()),
             {"name": "aws-vpn", "rules": [alert.rule(s["runbook_base"]) for alert in build_alerts(s)]},
         ]
     }

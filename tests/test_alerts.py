@@ -11,6 +11,7 @@ import requests
 import yaml
 
 from exporter.diagnosis.findings import FINDINGS
+from exporter.report import series as history
 from generate import alert_cases, alerting
 from tests import services
 from tests.services import tool
@@ -49,11 +50,29 @@ def test_promtool_unit_tests_pass():
 
 def test_every_alert_has_a_firing_and_a_quiet_case():
     tests = yaml.safe_load(alert_cases.TEST_FILE.read_text())["tests"]
-    checks = [check for case in tests for check in case["alert_rule_test"]]
+    checks = [check for case in tests for check in case.get("alert_rule_test", [])]
     for alert in alerting.build_alerts(SETTINGS):
         mine = [check for check in checks if check["alertname"] == alert.name]
         assert any(check["exp_alerts"] for check in mine), f"{alert.name} never shown firing"
         assert any(not check["exp_alerts"] for check in mine), f"{alert.name} never shown quiet"
+
+
+def test_every_history_rule_has_a_promtool_case_and_follows_the_naming_practice():
+    """level:metric:operations (prometheus.io "Recording rules"), and each kind is checked against hand-counted
+    figures (every counter's increases are one expression, exporter/report/series.py)."""
+    tests = yaml.safe_load(alert_cases.TEST_FILE.read_text())["tests"]
+    checked = {check["expr"] for case in tests for check in case.get("promql_expr_test", [])}
+    for rule in alerting.HISTORY_RULES + alerting.DERIVED_RULES:
+        level, metric, operations = rule["record"].split(":")
+        assert level in ("vpn_tunnel", "vpn_connection") and metric.startswith("aws_vpn_") and operations, rule
+        assert not metric.endswith("_total"), rule
+    records = {rule["record"] for rule in alerting.HISTORY_RULES + alerting.DERIVED_RULES}
+
+    def operations(names: set) -> set:
+        return {name.split(":")[2] for name in names}
+
+    assert operations(records & checked) == operations(records)  # the counters' rules share one expression each
+    assert {history.AVAILABILITY_1D, history.SLA_UPTIME_MONTH_TO_DATE, history.UNAVAILABLE_MONTH_TO_DATE} <= checked
 
 
 def test_alert_conventions_and_runbooks():

@@ -153,7 +153,7 @@ def test_overriding_every_setting_gives_the_rules_the_generator_writes_with_them
     rules = {rule["alert"]: rule for group in overridden["alerts"]["groups"] for rule in group["rules"]}
     assert rules["VpnTunnelIpsecUpBgpDown"]["for"] == "4m"  # a hold
     assert rules["VpnTunnelFlapping"]["expr"].startswith(
-        "(changes(aws_vpn_tunnel_last_status_change_timestamp_seconds[2h]) >= 6)"
+        "(max by (account_id, region, vpn_connection_id, tunnel) (increase(aws_vpn_tunnel_state_changes_total[2h])) >= 6)"
     )
     assert (
         "aws_vpn_tunnel_accepted_routes < 0.3 * max_over_time(aws_vpn_tunnel_accepted_routes[12h])"
@@ -165,7 +165,7 @@ def test_overriding_every_setting_gives_the_rules_the_generator_writes_with_them
 
 def test_one_setting_overridden_changes_only_its_rules():
     overridden = evaluate({"findingFor": "1h"}, "alerts")
-    expected = alerting.rules_document({**SETTINGS, "finding_for": "1h"})["groups"][1:]
+    expected = alerting.rules_document({**SETTINGS, "finding_for": "1h"})["groups"][len(alerting.RECORDING_GROUPS) :]
     assert overridden["alerts"]["groups"] == expected
 
 
