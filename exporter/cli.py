@@ -19,6 +19,7 @@ from typing import NoReturn
 from exporter import __version__, logsetup, memory
 from exporter.config import Config, ConfigError, LogsConfig, TrafficConfig, TunnelStatusConfig, load_config
 from exporter.healthcheck import SUMMARY as HEALTHCHECK_SUMMARY
+from exporter.report.command import SUMMARY as REPORT_SUMMARY
 from exporter.web.config import load_web_config
 from exporter.web.server import parse_listen_address
 
@@ -42,10 +43,10 @@ EXIT_STATUS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    commands = {"diagnose": DIAGNOSE_SUMMARY, "healthcheck": HEALTHCHECK_SUMMARY}
+    commands = {"diagnose": DIAGNOSE_SUMMARY, "healthcheck": HEALTHCHECK_SUMMARY, "report": REPORT_SUMMARY}
     parser = argparse.ArgumentParser(
         prog="aws-vpn-exporter",
-        usage="%(prog)s [options]\n       %(prog)s {diagnose,healthcheck} [options]",
+        usage="%(prog)s [options]\n       %(prog)s {diagnose,healthcheck,report} [options]",
         description="Prometheus exporter for AWS Site-to-Site VPN tunnels.",
         epilog="commands (each with its own --help):\n"
         + "\n".join(f"  {name:<13}{summary}" for name, summary in commands.items()),
@@ -194,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["diagnose"]:
         # Its output is printed: calls still blocked on a hung endpoint past poll_timeout are not waited for.
         _leave_now(diagnose_main(argv[1:]))
+    if argv[:1] == ["report"]:
+        from exporter.report.command import main as report_main
+
+        return report_main(argv[1:])
     if argv[:1] == ["healthcheck"]:
         from exporter.healthcheck import main as healthcheck_main
 
