@@ -73,9 +73,12 @@ def target(expr: str, legend: str = "", instant: bool = False, ref: str = "A") -
     )
 
 
-def _targets(queries) -> list[Target]:
+def _targets(queries, interval: str = "") -> list[Target]:
     refs = "ABCDEFGH"
-    return [target(expr, legend, ref=refs[i]) for i, (expr, legend) in enumerate(queries)]
+    found = [target(expr, legend, ref=refs[i]) for i, (expr, legend) in enumerate(queries)]
+    for each in found:
+        each.interval = interval  # a minimum step: a daily series is shown once a day
+    return found
 
 
 def timeseries(
@@ -85,11 +88,12 @@ def timeseries(
     unit: str = "short",
     description: str = "",
     stacking: bool = False,
+    interval: str = "",
 ) -> TimeSeries:
     return TimeSeries(
         title=title,
         dataSource=DATASOURCE,
-        targets=_targets(queries),
+        targets=_targets(queries, interval),
         gridPos=GridPos(*grid),
         unit=unit,
         description=description,

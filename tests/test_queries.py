@@ -26,6 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = sorted((ROOT / "dashboards").glob("*.json"))
 # Alert expressions whose condition the demo does not meet within a test run, and why.
 EMPTY_IN_THE_DEMO = {
+    **{
+        rule["record"]: "the history counters (issue 24's `history` source) and, month to date, a past midnight"
+        for rule in alerting.HISTORY_RULES + alerting.DERIVED_RULES
+    },
     "VpnAcceptedRoutesDropped": "no demo tunnel loses routes while BGP stays up",
     "VpnTunnelFlapping": "needs 4 status changes within an hour; the test runs for seconds",
     "VpnExporterCollectionFailing": "the demo's collection succeeds",
@@ -36,7 +40,22 @@ EMPTY_IN_THE_DEMO = {
     "VpnExporterAbsent": "the exporter is up",
     "VpnExporterShardMissing": "the demo runs one shard",
 } | {spec.alert: spec.demo.removeprefix("no: ") for spec in FINDINGS.values() if spec.demo.startswith("no: ")}
-METRIC = re.compile(r"\b((?:aws_vpn_[a-z_]*(?::[a-z_]+)?)|up|process_resident_memory_bytes)\b(?!\s*\()")
+# Dashboard panels that read the history recording rules: empty in the demo until its exporter exports the history
+# counters (issue 24's `history` source), and the month-to-date and whole-day sums need a midnight the demo's series
+# outlived. Each must still parse and run; tests/test_history_engines.py checks their figures on 90 days of history.
+HISTORY_PANELS = {
+    "SLA month to date (AWS: 99.95 % per connection and billing month)": "needs a midnight inside the history",
+    "Downtime by cause in the range (connection unavailable, whole days)": "needs a midnight inside the history",
+    "Flaps per day": "the history counters",
+    "Downtime per day by cause": "the history counters",
+    "Time per day with IPsec up, BGP down": "the history counters",
+    "Daily availability per connection": "the history counters",
+    "Worst offenders: most flaps in the range": "needs a midnight inside the history",
+    "Worst offenders: lowest uptime in the range": "needs a midnight inside the history",
+}
+METRIC = re.compile(
+    r"\b((?:(?:vpn_(?:tunnel|connection):)?aws_vpn_[a-z_]*(?::[a-z0-9_]+)?)|up|process_resident_memory_bytes)\b(?!\s*\()"
+)
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +125,10 @@ def test_every_dashboard_query_returns_data(prometheus):
     url, demo = prometheus
     connections = [demo.connection_id(name) for name in ("branch-tokyo", "partner-asn", "hq-core")]
     failures = []
-    for where, expr, _ in dashboard_queries():
+    for where, expr, title in dashboard_queries():
         if not any(query(url, substitute(expr, connection)) for connection in connections):
-            failures.append(f"{where}: {expr}")
+            if title not in HISTORY_PANELS:  # query() has checked that it runs
+                failures.append(f"{where}: {expr}")
     assert not failures, "queries returning nothing:\n" + "\n".join(failures)
 
 
