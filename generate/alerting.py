@@ -557,16 +557,20 @@ DERIVED_RULES = [
     },
     {"record": history.UNAVAILABLE_MONTH_TO_DATE, "expr": history.month_to_date(_UNAVAILABLE_1D)},
     {"record": history.OBSERVED_MONTH_TO_DATE, "expr": history.month_to_date(_OBSERVED_1D)},
+]
+# ... and the SLA month to date from those sums (a third pass).
+SLA_RULES = [
     {
         "record": history.SLA_UPTIME_MONTH_TO_DATE,
         "expr": f"1 - {history.UNAVAILABLE_MONTH_TO_DATE}\n  / on({CONNECTION}) ({history.OBSERVED_MONTH_TO_DATE} > 0)",
     },
 ]
-RECORDING_RULES = HEADLINE_RULES + HISTORY_RULES + DERIVED_RULES
+RECORDING_RULES = HEADLINE_RULES + HISTORY_RULES + DERIVED_RULES + SLA_RULES
 RECORDING_GROUPS = {
     "aws-vpn-recording": HEADLINE_RULES,
     "aws-vpn-history": HISTORY_RULES,
     "aws-vpn-history-derived": DERIVED_RULES,
+    "aws-vpn-history-sla": SLA_RULES,
 }
 
 

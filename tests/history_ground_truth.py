@@ -1,7 +1,7 @@
 """90 days of tunnel history with known flaps and outages, as the history counters the exporter exports
-(issue 24's interface), sampled every hour (exact for counters: the figures are differences of counter
-values at sample instants, and every midnight is one; promtool 2.42 reads the whole file once per 2-hour block, so
-finer samples cost minutes). The ground truth is computed from the events themselves."""
+(issue 24's interface), sampled every 5 minutes (exact for counters: the figures are differences of counter
+values at sample instants, and every midnight is one; a flap inside one sample interval is counted all the same,
+as the exporter's counter counts it). The ground truth is computed from the events themselves."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 from exporter.report import series
 
 START = int(datetime(2026, 9, 1, tzinfo=timezone.utc).timestamp())
-END = int(datetime(2026, 12, 1, tzinfo=timezone.utc).timestamp())
-STEP = 3600
+END = int(datetime(2026, 12, 2, tzinfo=timezone.utc).timestamp())  # a day past November: its 1st evaluations
+STEP = 300
 SCRAPE = {"job": "aws-vpn-exporter", "instance": "exporter:9798"}
 HOSTILE_ID = 'vpn-0d4\u202e|=HYPERLINK("x")'  # a bidi override, a table bar, a spreadsheet formula
 
@@ -27,6 +27,7 @@ class Outage:
     start: int
     end: int
     cause: str = "other"
+    bgp_only: bool = False  # IPsec up, BGP down: counted as BGP-down time and changes, never as down or unavailable
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ CONNECTIONS = (
             Outage((0, 1), at("2026-11-10T20:00:00"), at("2026-11-11T04:00:00")),  # across midnight
             Outage((0, 1), at("2026-11-20T12:00:00"), at("2026-11-20T14:00:00"), "maintenance"),
             Outage((0,), at("2026-11-25T00:00:00"), at("2026-11-26T00:00:00"), "maintenance"),  # redundancy only
+            Outage((1,), at("2026-11-05T09:00:00"), at("2026-11-05T09:15:30"), bgp_only=True),
         ),
     ),
     Connection(
@@ -96,6 +98,7 @@ def counters(connection: Connection, t: int) -> dict[tuple[str, tuple], float]:
         add(series.STATE_CHANGES, tunnel, 0)
         for cause in ("maintenance", "other"):
             add(series.DOWN_SECONDS, (*tunnel, ("cause", cause)), 0)
+            add(series.BGP_DOWN_SECONDS, (*tunnel, ("cause", cause)), 0)
     for cause in ("maintenance", "other"):
         add(series.UNAVAILABLE_SECONDS, (("cause", cause),), 0)
     add(series.UNREDUNDANT_SECONDS, (), 0)
@@ -106,7 +109,13 @@ def counters(connection: Connection, t: int) -> dict[tuple[str, tuple], float]:
         for index in outage.tunnels:
             tunnel = (("tunnel", connection.tunnel(index)),)
             add(series.STATE_CHANGES, tunnel, edges)
-            add(series.DOWN_SECONDS, (*tunnel, ("cause", outage.cause)), seconds)
+            add(
+                series.BGP_DOWN_SECONDS if outage.bgp_only else series.DOWN_SECONDS,
+                (*tunnel, ("cause", outage.cause)),
+                seconds,
+            )
+        if outage.bgp_only:
+            continue
         if len(outage.tunnels) == 2:
             add(series.UNAVAILABLE_SECONDS, (("cause", outage.cause),), seconds)
         else:

@@ -62,11 +62,11 @@ def test_every_history_rule_has_a_promtool_case_and_follows_the_naming_practice(
     figures (every counter's increases are one expression, exporter/report/series.py)."""
     tests = yaml.safe_load(alert_cases.TEST_FILE.read_text())["tests"]
     checked = {check["expr"] for case in tests for check in case.get("promql_expr_test", [])}
-    for rule in alerting.HISTORY_RULES + alerting.DERIVED_RULES:
+    for rule in alerting.HISTORY_RULES + alerting.DERIVED_RULES + alerting.SLA_RULES:
         level, metric, operations = rule["record"].split(":")
         assert level in ("vpn_tunnel", "vpn_connection") and metric.startswith("aws_vpn_") and operations, rule
         assert not metric.endswith("_total"), rule
-    records = {rule["record"] for rule in alerting.HISTORY_RULES + alerting.DERIVED_RULES}
+    records = {rule["record"] for rule in alerting.HISTORY_RULES + alerting.DERIVED_RULES + alerting.SLA_RULES}
 
     def operations(names: set) -> set:
         return {name.split(":")[2] for name in names}

@@ -28,7 +28,7 @@ DASHBOARDS = sorted((ROOT / "dashboards").glob("*.json"))
 EMPTY_IN_THE_DEMO = {
     **{
         rule["record"]: "the history counters (issue 24's `history` source) and, month to date, a past midnight"
-        for rule in alerting.HISTORY_RULES + alerting.DERIVED_RULES
+        for rule in alerting.HISTORY_RULES + alerting.DERIVED_RULES + alerting.SLA_RULES
     },
     "VpnAcceptedRoutesDropped": "no demo tunnel loses routes while BGP stays up",
     "VpnTunnelFlapping": "needs 4 status changes within an hour; the test runs for seconds",
