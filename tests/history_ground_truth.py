@@ -5,6 +5,7 @@ as the exporter's counter counts it). The ground truth is computed from the even
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -149,23 +150,31 @@ def _labels(connection: Connection, extra: tuple) -> str:
     return ",".join(f'{key}="{_escaped(value)}"' for key, value in sorted(labels.items()))
 
 
+@functools.cache
+def _series() -> dict[str, list[tuple[str, list[int]]]]:
+    """Family -> (labels, a value at each sample time), computed once for both formats."""
+    families: dict[str, list[tuple[str, list[int]]]] = {}
+    for connection in CONNECTIONS:
+        rows = [counters(connection, t) for t in TIMES]
+        for key in rows[0]:
+            name, extra = key
+            families.setdefault(name, []).append((_labels(connection, extra), [int(row[key]) for row in rows]))
+    return families
+
+
+TIMES = range(START, END + 1, STEP)
+
+
 def exposition(openmetrics: bool) -> str:
     """Every sample, grouped by family: OpenMetrics (seconds, for promtool) or the Prometheus text format with
     millisecond timestamps (VictoriaMetrics' /api/v1/import/prometheus)."""
-    times = range(START, END + 1, STEP)
-    samples: dict[str, list[str]] = {}
-    for connection in CONNECTIONS:
-        rows = {t: counters(connection, t) for t in times}
-        for key in rows[START]:
-            name, extra = key
-            selector = f"{name}{{{_labels(connection, extra)}}}"
-            stamp = (lambda t: str(t)) if openmetrics else (lambda t: str(t * 1000))
-            samples.setdefault(name, []).extend(f"{selector} {int(rows[t][key])} {stamp(t)}" for t in times)
+    scale = 1 if openmetrics else 1000
     lines = []
-    for name, family in samples.items():
+    for name, family in _series().items():
         if openmetrics:
             lines.append(f"# TYPE {name.removesuffix('_total')} counter")
-        lines.extend(family)
+        for labels, values in family:
+            lines.extend(f"{name}{{{labels}}} {value} {t * scale}" for t, value in zip(TIMES, values, strict=True))
     if openmetrics:
         lines.append("# EOF")
     return "\n".join(lines) + "\n"
