@@ -4,7 +4,6 @@ same thing about it, with or without Prometheus."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -17,21 +16,36 @@ UP, DEGRADED, DOWN, NO_DATA = "up", "degraded", "down", "no_data"
 STATES = (UP, DEGRADED, DOWN, NO_DATA)
 
 
-def _amount(value: float) -> float:
-    """A count from the history as a non-negative number (a NaN or a negative one reads as nothing)."""
-    return value if isinstance(value, (int, float)) and not math.isnan(value) and value > 0 else 0
-
-
 def state(day: HistoryDay) -> str:
     """No data when the exporter covered none of the day; down when no tunnel was up for a while (the SLA's
-    unavailability); degraded when it ran without redundancy or a tunnel changed state; else up."""
-    if not _amount(day.observed_seconds):
+    unavailability); degraded when it ran without redundancy or a tunnel changed state; else up. (A NaN or a
+    negative count is no count: it compares as not above 0.)"""
+    if not day.observed_seconds > 0:
         return NO_DATA
-    if _amount(day.unavailable_seconds):
+    if day.unavailable_seconds > 0:
         return DOWN
-    if _amount(day.unredundant_seconds) or _amount(day.flaps):
+    if day.unredundant_seconds > 0 or day.flaps > 0:
         return DEGRADED
     return UP
+
+
+def _seconds(value: float) -> float:
+    return min(float(value), 86400.0) if value > 0 else 0.0  # a day holds no more (nor an infinity)
+
+
+def _checked(day: HistoryDay) -> HistoryDay | None:
+    """The day with its counts as numbers a day can hold (a NaN or a negative one as 0); None when they are not
+    numbers at all."""
+    try:
+        return HistoryDay(
+            day.day,
+            _seconds(day.observed_seconds),
+            _seconds(day.unavailable_seconds),
+            _seconds(day.unredundant_seconds),
+            int(min(day.flaps, 10**9)) if day.flaps > 0 else 0,
+        )
+    except (TypeError, ValueError):
+        return None
 
 
 def _date(text: str) -> date | None:
@@ -43,15 +57,15 @@ def _date(text: str) -> date | None:
 
 def window(history: Iterable[HistoryDay], completed_at: float) -> tuple[HistoryDay, ...]:
     """The DAYS calendar days (UTC) ending on the snapshot's day, oldest first: each the history's own when it
-    has that day (the latest entry for it), else an empty day, so every strip spans the same dates. Days outside
-    the window, or whose date does not parse, are left out."""
+    has that day (the latest entry for it, its counts checked), else an empty day, so every strip spans the same
+    dates. Days outside the window, or whose date or counts do not parse, are left out."""
     last = datetime.fromtimestamp(completed_at, tz=timezone.utc).date()
     first = last - timedelta(days=DAYS - 1)
     known: dict[date, HistoryDay] = {}
     for day in history:
         when = _date(day.day)
-        if when is not None and first <= when <= last:
-            known[when] = day
+        if when is not None and first <= when <= last and (checked := _checked(day)) is not None:
+            known[when] = checked
     dates = (first + timedelta(days=offset) for offset in range(DAYS))
     return tuple(known.get(when) or HistoryDay(when.isoformat(), 0.0, 0.0, 0.0, 0) for when in dates)
 
@@ -63,11 +77,11 @@ def describe(day: HistoryDay) -> str:
     if kind in (UP, NO_DATA):  # up: no downtime and no flap, by definition
         return kind.replace("_", " ")
     parts = [kind]
-    if _amount(day.unavailable_seconds):
+    if day.unavailable_seconds > 0:
         parts.append(f"{duration(day.unavailable_seconds)} unavailable")
-    if _amount(day.unredundant_seconds):
+    if day.unredundant_seconds > 0:
         parts.append(f"{duration(day.unredundant_seconds)} without redundancy")
-    parts.append(_flaps(int(_amount(day.flaps))))
+    parts.append(_flaps(day.flaps))
     return ", ".join(parts)
 
 
@@ -130,6 +144,6 @@ def summarise(days: Iterable[HistoryDay]) -> Summary:
     return Summary(
         len(days),
         counts,
-        sum(_amount(day.unavailable_seconds) for day in days),
-        sum(int(_amount(day.flaps)) for day in days),
+        sum(day.unavailable_seconds for day in days),
+        sum(day.flaps for day in days),
     )

@@ -92,7 +92,7 @@ class _Row:
     region: RegionTelemetry
     connection: Connection
     findings: list[Finding] = field(default_factory=list)
-    history: tuple[HistoryDay, ...] = ()  # the strip's days (strip.window); none without a history
+    history: tuple[HistoryDay, ...] = ()  # the connection's days as the history holds them; none without one
 
     @property
     def worst(self) -> int:
@@ -196,15 +196,7 @@ def _body(snapshot: Snapshot, now: float, page: int) -> list[str]:
     rows = []
     for region, connection in snapshot.connections():
         ref = (region.account_id, region.region, connection.vpn_connection_id)
-        days = snapshot.history.get(ref)
-        rows.append(
-            _Row(
-                region,
-                connection,
-                by_connection.get(ref, []),
-                strip.window(days, snapshot.completed_at) if days else (),
-            )
-        )
+        rows.append(_Row(region, connection, by_connection.get(ref, []), snapshot.history.get(ref, ())))
     rows.sort(key=_Row.sort_key)
     attention = sum(1 for row in rows if row.needs_attention)
     tunnels = [t for row in rows for t in row.connection.tunnels]
@@ -231,7 +223,7 @@ def _body(snapshot: Snapshot, now: float, page: int) -> list[str]:
         f"<p>{up:,} of {len(tunnels):,} tunnels UP (AWS status). Snapshot taken "
         f"{_when(now, snapshot.completed_at)} ({_e(_utc(snapshot.completed_at))}).</p>\n"
     )
-    parts.append(_connections(rows, attention, now, page))
+    parts.append(_connections(rows, attention, now, page, snapshot.completed_at))
     parts.append(_findings_summary(snapshot.findings, rows))
     busy = {(region.account_id, region.region) for region in snapshot.regions if region.connections}
     parts.append(_sources(snapshot.results, now, busy))
@@ -305,7 +297,7 @@ def _findings_summary(findings: tuple[Finding, ...], rows: list[_Row]) -> str:
     return "".join(out)
 
 
-def _connections(rows: list[_Row], attention: int, now: float, page: int) -> str:
+def _connections(rows: list[_Row], attention: int, now: float, page: int, taken: float) -> str:
     pages = max(1, -(-len(rows) // PAGE_SIZE))
     page = min(max(1, page), pages)
     start = (page - 1) * PAGE_SIZE
@@ -318,7 +310,7 @@ def _connections(rows: list[_Row], attention: int, now: float, page: int) -> str
         )
         out.append(_pager(page, pages))
     for row in shown:
-        out.append(_connection(row, now))
+        out.append(_connection(row, now, taken))
     if pages > 1:
         out.append(_pager(page, pages))
     return "".join(out)
@@ -335,7 +327,7 @@ def _pager(page: int, pages: int) -> str:
     return f'<nav aria-label="pages">{" ".join(links)}</nav>\n'
 
 
-def _connection(row: _Row, now: float) -> str:
+def _connection(row: _Row, now: float, taken: float) -> str:
     c, region = row.connection, row.region
     title = _e(c.name) if c.name else "<em>(no Name tag)</em>"
     status = (
@@ -348,7 +340,7 @@ def _connection(row: _Row, now: float) -> str:
         f'<p class="meta">{_e(region.account_id)} / {_e(region.region)}; {_e(c.routing)} routing; '
         f"{_e(c.gateway_type)} {_e(c.gateway_id)}; {'accelerated; ' if c.accelerated else ''}"
         f"state {_e(c.state)}</p>\n",
-        _days(row.history),
+        _days(strip.window(row.history, taken) if row.history else ()),
     ]
     by_tunnel: dict[str, list[Finding]] = {}
     for f in row.findings:
