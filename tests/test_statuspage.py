@@ -420,6 +420,7 @@ FULL = 86400.0
         ((FULL, 2520.0, 3900.0, 4), "d", "down, 42m00s unavailable, 1h05m without redundancy, 4 flaps"),
         ((FULL, 1.0, 0.0, 0), "d", "down, 0m01s unavailable, no flap"),
         ((FULL, float("nan"), -5.0, -1), "u", "up"),  # nonsense counts read as nothing
+        ((FULL, float("inf"), 0.0, 0), "d", "down, 24h00m unavailable, no flap"),  # no more than a day holds
     ],
 )
 def test_a_days_cell_says_its_state_by_colour_and_its_downtime_and_flaps_in_its_title(day, css, title):
@@ -478,12 +479,21 @@ def test_the_strip_escapes_the_connection_it_belongs_to_and_drops_a_day_that_is_
 
     hostile = joined()
     ref = ("123456789012", "us-east-1", hostile)
-    days = (HistoryDay(f'2027-01-15"><script>{hostile}', FULL, 0.0, 0.0, 1),) + history((FULL, 0.0, 0.0, 1))
+    days = (
+        HistoryDay(f'2027-01-14"><script>{hostile}', FULL, 0.0, 0.0, 1),  # not a date: left out
+        *history((FULL, 0.0, 0.0, 1)),
+        HistoryDay("2027-W02-5", FULL, FULL, 0.0, 0),  # 2027-01-15 as an ISO week date: the latest entry wins
+        HistoryDay("2027-01-15", None, 0.0, 0.0, 0),  # type: ignore[arg-type]  # not a count: left out
+    )
     page = statuspage.render(
         with_history(snapshot([connection(hostile, hostile, tunnel("192.0.2.1"))]), {ref: days}), now=NOW
     )
     assert "<script>" not in page and not RAW.search(page.replace("\n", ""))
-    assert cells(page)[-1] == ("g", "2027-01-15: degraded, 1 flap") and len(cells(page)) == 30
+    assert len(cells(page)) == 30 and cells(page)[-2:] == [
+        ("n", "2027-01-14: no data"),
+        ("d", "2027-01-15: down, 24h00m unavailable, no flap"),
+    ]
+    assert "2027-W02-5" not in page
 
 
 def test_the_strips_stay_small_at_a_page_of_connections():

@@ -33,12 +33,12 @@ def _seconds(value: float) -> float:
     return min(float(value), 86400.0) if value > 0 else 0.0  # a day holds no more (nor an infinity)
 
 
-def _checked(day: HistoryDay) -> HistoryDay | None:
-    """The day with its counts as numbers a day can hold (a NaN or a negative one as 0); None when they are not
-    numbers at all."""
+def _checked(day: HistoryDay, when: date) -> HistoryDay | None:
+    """The day with its date written one way and its counts as numbers a day can hold (a NaN or a negative one
+    as 0); None when they are not numbers at all."""
     try:
         return HistoryDay(
-            day.day,
+            when.isoformat(),
             _seconds(day.observed_seconds),
             _seconds(day.unavailable_seconds),
             _seconds(day.unredundant_seconds),
@@ -64,7 +64,7 @@ def window(history: Iterable[HistoryDay], completed_at: float) -> tuple[HistoryD
     known: dict[date, HistoryDay] = {}
     for day in history:
         when = _date(day.day)
-        if when is not None and first <= when <= last and (checked := _checked(day)) is not None:
+        if when is not None and first <= when <= last and (checked := _checked(day, when)) is not None:
             known[when] = checked
     dates = (first + timedelta(days=offset) for offset in range(DAYS))
     return tuple(known.get(when) or HistoryDay(when.isoformat(), 0.0, 0.0, 0.0, 0) for when in dates)
