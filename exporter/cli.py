@@ -150,7 +150,7 @@ def diagnose_main(argv: list[str]) -> int:
         print(json.dumps(report, indent=2))
     else:
         colour = sys.stdout.isatty() and not args.no_color and "NO_COLOR" not in os.environ
-        sys.stdout.write(render_text(report, colour=colour))
+        sys.stdout.write(render_text(report, colour=colour, encoding=sys.stdout.encoding or "ascii"))
     return exit_code(report)
 
 
