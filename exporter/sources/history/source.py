@@ -1,0 +1,50 @@
+"""The tunnels' history as a source: derived from what EC2 (and, when on, the status pass and the logs) last
+reported, on EC2's interval; it calls no AWS API."""
+
+from __future__ import annotations
+
+from exporter.config import Config
+from exporter.model import HistoryCollection
+from exporter.sources.ec2.source import Ec2Source
+from exporter.sources.history.counter import HistoryCounter
+from exporter.sources.history.families import families
+from exporter.sources.logs.source import LogsSource
+from exporter.sources.source import Context, Source
+from exporter.sources.tunnel_status.source import TunnelStatusSource
+
+
+class HistorySource(Source):
+    """Exact counters from EC2's LastStatusChange edges, saved in ``state_dir`` after every poll.
+
+    It needs EC2 only. The status pass (maintenance) and the logs (the BGP session's exact transitions) are read
+    when they are on and have run, never waited for: the status pass runs every 15 minutes and is rate-limited,
+    and a one-shot ``poll_once`` would otherwise call it. Without them, downtime is ``other`` and changes are
+    EC2's count. Quick: it only counts in memory and writes its state file."""
+
+    name = "history"
+    needs = (Ec2Source.name,)
+    quick = True
+    families = staticmethod(families)
+
+    def __init__(self, config: Config, context: Context):
+        metrics = context.metrics
+        self.counter = HistoryCounter(
+            config.state_dir,
+            clock=context.clock,
+            on_corrupt=metrics.state_file_errors.inc,
+            unrecognized=lambda field: metrics.unrecognized.labels(field).inc(),
+        )
+
+    def interval(self, config: Config) -> float:
+        return config.poll_interval
+
+    def poll(self, upstream, within=None, only=frozenset()) -> HistoryCollection | None:
+        ec2 = upstream.get(Ec2Source.name)
+        if ec2 is None:
+            return None
+        return self.counter.poll(
+            ec2.regions, ec2.results, upstream.get(TunnelStatusSource.name), upstream.get(LogsSource.name)
+        )
+
+    def state_documents(self):
+        return (self.counter.document,) if self.counter.document is not None else ()
