@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from exporter.durable import RETENTION, JsonDocument, forget_unseen
 from exporter.model import (
@@ -383,16 +383,8 @@ class HistoryCounter:
         if data is None or self.document is None:
             return
         problems: list[str] = []
-        for kind, target, reader in (
-            ("tunnels", self._tunnels, _read_tunnel),
-            ("connections", self._connections, _read_connection),
-        ):
-            entries = data.get(kind)
-            for text, entry in (entries if isinstance(entries, dict) else {}).items():
-                try:
-                    target[reader[0](text)] = reader[1](entry)  # type: ignore[index]
-                except (TypeError, ValueError, KeyError, AttributeError) as err:
-                    problems.append(f"{kind} {text[:80]!r}: {type(err).__name__}")
+        _read_entries(data, "tunnels", TunnelKey.decode, _tunnel_entry, self._tunnels, problems)
+        _read_entries(data, "connections", _connection_ref, _connection_entry, self._connections, problems)
         if problems:
             self.document.dropped(len(problems), problems[0])
 
@@ -483,5 +475,17 @@ def _connection_ref(text: str) -> ConnectionRef:
     return account_id, region, vpn_connection_id
 
 
-_read_tunnel = (TunnelKey.decode, _tunnel_entry)
-_read_connection = (_connection_ref, _connection_entry)
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _read_entries(
+    data: dict, kind: str, key: Callable[[str], K], entry: Callable[[Any], V], into: dict[K, V], problems: list[str]
+) -> None:
+    """The document's entries of one kind that pass their checks; each that does not is named in ``problems``."""
+    entries = data.get(kind)
+    for text, value in (entries if isinstance(entries, dict) else {}).items():
+        try:
+            into[key(text)] = entry(value)
+        except (TypeError, ValueError, KeyError, AttributeError) as err:
+            problems.append(f"{kind} {str(text)[:80]!r}: {type(err).__name__}")
