@@ -34,17 +34,20 @@ class HistorySource(Source):
             on_corrupt=metrics.state_file_errors.inc,
             unrecognized=lambda field: metrics.unrecognized.labels(field).inc(),
         )
+        self._counted: tuple = (None, None, None)  # the outputs the latest count read
 
     def interval(self, config: Config) -> float:
         return config.poll_interval
 
     def poll(self, upstream, within=None, only=frozenset()) -> HistoryCollection | None:
+        """Count what EC2 (and the status pass and logs) reported since the last poll; nothing new, no output: a
+        republished snapshot would hide that EC2 stalled (the snapshot's age is the data's)."""
         ec2 = upstream.get(Ec2Source.name)
-        if ec2 is None:
+        inputs = (ec2, upstream.get(TunnelStatusSource.name), upstream.get(LogsSource.name))
+        if ec2 is None or all(a is b for a, b in zip(inputs, self._counted, strict=True)):
             return None
-        return self.counter.poll(
-            ec2.regions, ec2.results, upstream.get(TunnelStatusSource.name), upstream.get(LogsSource.name)
-        )
+        self._counted = inputs
+        return self.counter.poll(ec2.regions, ec2.results, inputs[1], inputs[2])
 
     def state_documents(self):
         return (self.counter.document,) if self.counter.document is not None else ()
