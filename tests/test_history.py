@@ -12,7 +12,16 @@ import pytest
 from moto.ec2.models import ec2_backends
 
 from exporter.config import LogsConfig, Target, TunnelStatusConfig
-from exporter.model import TunnelStatus, TunnelStatusCollection
+from exporter.model import (
+    Connection,
+    RegionTelemetry,
+    SourceResult,
+    Tunnel,
+    TunnelKey,
+    TunnelStatus,
+    TunnelStatusCollection,
+)
+from exporter.sources.history.counter import HistoryCounter
 from tests.conftest import add_vpn_connection, parse_exposition, scrape, tunnel_telemetry, value
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -327,3 +336,65 @@ def test_the_running_command_keeps_its_counters_through_sigterm_and_kill_9(aws, 
         wait_until(lambda: changes() == 3, 60, "the restarted exporter to count 3 changes")
     finally:
         stop_within(second, 30)
+
+
+# --- the counter alone, on hand-built EC2 output (no simulated AWS) --------------------------------------
+
+
+def region_of(statuses: tuple[tuple[str, float], ...], vpn_id: str = "vpn-1") -> RegionTelemetry:
+    tunnels = tuple(
+        Tunnel(ip, status, "bgp_routes" if status == "UP" else "ipsec_down", 1, changed, status == "UP", status == "UP")
+        for ip, (status, changed) in zip(IPS, statuses, strict=True)
+    )
+    connection = Connection(vpn_id, "", "available", "dynamic", "vgw", "vgw-1", "cgw-1", False, tunnels=tunnels)
+    return RegionTelemetry(ACCOUNT, REGION, (connection,))
+
+
+def ec2_ok(at: float) -> tuple[SourceResult, ...]:
+    return (SourceResult(ACCOUNT, REGION, "ec2", True, 0.1, at),)
+
+
+def test_days_are_split_at_utc_midnight_and_the_last_30_kept(tmp_path):
+    clock = Clock(1_790_035_200.0 - 60)  # a minute before 2026-09-22 00:00 UTC
+    counter = HistoryCounter(tmp_path, clock=clock)
+    both_down = region_of((("DOWN", clock.now - 600), ("DOWN", clock.now - 600)))
+    counter.poll((both_down,), ec2_ok(clock.now), None, None)
+    clock.now += 120
+    days = counter.poll((both_down,), ec2_ok(clock.now), None, None).days[(ACCOUNT, REGION, "vpn-1")]
+    assert [(d.day, d.observed_seconds, d.unavailable_seconds) for d in days] == [
+        ("2026-09-21", 60, 60),
+        ("2026-09-22", 60, 60),
+    ]
+    clock.now += 40 * 86400  # 40 days on: the gap is filled (nothing changed), and only 30 days are kept
+    days = counter.poll((both_down,), ec2_ok(clock.now), None, None).days[(ACCOUNT, REGION, "vpn-1")]
+    assert len(days) == 30 and days[-1].day == "2026-11-01" and days[0].day == "2026-10-03"
+    assert all(d.unavailable_seconds == 86400 for d in days[:-1])
+
+
+def test_a_region_whose_ec2_poll_fails_counts_no_guessed_time(tmp_path):
+    clock = Clock()
+    counter = HistoryCounter(tmp_path, clock=clock)
+    region = region_of((("UP", T0 - 600), ("UP", T0 - 600)))
+    counter.poll((region,), ec2_ok(T0), None, None)
+    clock.now = T0 + 300  # EC2 failed since T0: its data is as of T0
+    observed = counter.poll((region,), ec2_ok(T0), None, None).connections[(ACCOUNT, REGION, "vpn-1")]
+    assert observed.observed_seconds == 0
+    recovered = region_of((("DOWN", T0 + 100), ("UP", T0 - 600)))  # EC2 answers again: the gap from its timestamps
+    clock.now = T0 + 330
+    history = counter.poll((recovered,), ec2_ok(T0 + 330), None, None)
+    assert history.connections[(ACCOUNT, REGION, "vpn-1")].observed_seconds == 330
+    assert dict(history.tunnels[TunnelKey(ACCOUNT, REGION, "vpn-1", IPS[0])].down_seconds)["other"] == 230
+
+
+def test_tunnels_ec2_stopped_reporting_are_forgotten_after_the_retention(tmp_path):
+    clock = Clock()
+    counter = HistoryCounter(tmp_path, clock=clock, retention=3600)
+    gone, kept = region_of((("UP", T0 - 60),) * 2, "vpn-gone"), region_of((("UP", T0 - 60),) * 2, "vpn-kept")
+    counter.poll((gone, kept), ec2_ok(T0), None, None)
+    clock.now = T0 + 1800
+    counter.poll((kept,), ec2_ok(clock.now), None, None)
+    assert "vpn-gone" in (tmp_path / "history-state.json").read_text()  # a passing gap resets nothing
+    clock.now = T0 + 3700
+    counter.poll((kept,), ec2_ok(clock.now), None, None)
+    saved = json.loads((tmp_path / "history-state.json").read_text())
+    assert "vpn-gone" not in json.dumps(saved) and len(saved["tunnels"]) == 2 and len(saved["connections"]) == 1
