@@ -316,7 +316,7 @@ METRICS: dict[str, Metric] = {
             "counter",
             "Seconds the tunnel was DOWN, integrated from AWS's LastStatusChange edges (not poll times), by cause: "
             "maintenance from an endpoint replacement (LastMaintenanceApplied) until the tunnel is next UP, "
-            "other otherwise.",
+            "other otherwise. With tunnel_status on, counted once the status pass has checked the tunnel after them.",
             TUNNEL_LABELS + ("cause",),
         ),
         Metric(
@@ -330,7 +330,8 @@ METRICS: dict[str, Metric] = {
             CONNECTION_UNAVAILABLE_SECONDS,
             "counter",
             "Seconds no tunnel of the connection was UP (the SLA's unavailability), by cause: maintenance when a "
-            "tunnel of it was in an endpoint replacement, other otherwise.",
+            "tunnel of it was in an endpoint replacement, other otherwise; counted like "
+            "aws_vpn_tunnel_down_seconds_total.",
             CONNECTION_LABELS + ("cause",),
         ),
         Metric(

@@ -71,11 +71,12 @@ def history(aws, make_exporter, tmp_path):
     class History:
         exporter = None
 
-        def start(self):
+        def start(self, status_pass: bool = False):
+            """``status_pass``: on (its output set by the test), so DOWN seconds wait for it to check the tunnel."""
             exporter = make_exporter(
                 [Target(regions=(REGION,))],
                 logs=LogsConfig(enabled=False),
-                tunnel_status=TunnelStatusConfig(enabled=False),
+                tunnel_status=TunnelStatusConfig(enabled=status_pass),
             )
             exporter.sources["ec2"].clock = exporter.sources["ec2"].poller._clock = clock
             exporter.sources["history"].counter.clock = clock
@@ -226,6 +227,41 @@ def test_downtime_in_an_endpoint_replacement_is_maintenance(history):
     assert tunnel(samples, "aws_vpn_tunnel_down_seconds_total", vpn_id, 0, cause="maintenance") == 90
     assert tunnel(samples, "aws_vpn_tunnel_down_seconds_total", vpn_id, 0, cause="other") == 55
     assert connection(samples, "aws_vpn_connection_unavailable_seconds_total", vpn_id, cause="other") == 20
+
+
+def test_a_replacement_the_status_pass_reports_after_the_outage_is_still_its_cause(history):
+    """The status pass runs every 15 minutes: AWS's replacement at 100 is reported at 300, after the tunnel was
+    back UP at 190. The DOWN seconds wait for its check, then count as maintenance; a pass that stops checking
+    holds them at most two intervals (then: other)."""
+    vpn_id = vpn()
+    history.start(status_pass=True)
+    history.poll(T0)
+    first = next(k for k in history.exporter.current.snapshot.history_counters.tunnels if k.outside_ip == IPS[0])
+
+    def status_pass(checked_at, applied=None):
+        status = TunnelStatus(checked_at=checked_at, last_maintenance_applied=applied)
+        history.exporter._outputs["tunnel_status"] = TunnelStatusCollection({first: status})
+
+    status_pass(T0)
+    down(vpn_id, 0, T0 + 100)
+    history.poll(T0 + 120)
+    up(vpn_id, 0, T0 + 190)
+    samples = history.poll(T0 + 210)
+    assert tunnel(samples, "aws_vpn_tunnel_state_changes_total", vpn_id, 0) == 2  # at once
+    assert tunnel(samples, "aws_vpn_tunnel_down_seconds_total", vpn_id, 0, cause="other") == 0  # waiting
+    assert tunnel(samples, "aws_vpn_tunnel_down_seconds_total", vpn_id, 0, cause="maintenance") == 0
+    status_pass(T0 + 300, applied=T0 + 100)
+    samples = history.poll(T0 + 330)
+    assert tunnel(samples, "aws_vpn_tunnel_down_seconds_total", vpn_id, 0, cause="maintenance") == 90
+    assert tunnel(samples, "aws_vpn_tunnel_down_seconds_total", vpn_id, 0, cause="other") == 0
+
+    down(vpn_id, 1, T0 + 400)  # the status pass fails from now on: held two intervals (1800 s), no longer
+    history.poll(T0 + 420)
+    samples = history.poll(T0 + 2000)
+    assert tunnel(samples, "aws_vpn_tunnel_down_seconds_total", vpn_id, 1, cause="other") == 0
+    assert connection(samples, "aws_vpn_connection_unredundant_seconds_total", vpn_id) == 90 + 1600  # not held
+    samples = history.poll(T0 + 2800)  # counted up to 1800 s ago
+    assert tunnel(samples, "aws_vpn_tunnel_down_seconds_total", vpn_id, 1, cause="other") == 600  # 400 to 1000
 
 
 def test_bgp_down_with_ipsec_up_is_counted_apart(history):

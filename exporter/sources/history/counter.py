@@ -16,8 +16,9 @@ difference. What no edge says is counted as the lower bound:
 A change while the exporter was stopped is counted on restart: the state file holds each tunnel's state and
 timestamp, and the gap is filled from ``LastStatusChange`` (and counted as observed). A first sight counts from
 then on. Downtime is ``maintenance`` from an endpoint replacement (the status pass's ``LastMaintenanceApplied``)
-until the tunnel is next UP; downtime counted before the status pass reported the replacement stays ``other``
-(counters never go back).
+until the tunnel is next UP, else ``other``. The status pass runs every 15 minutes, usually after the outage: while
+it is on, DOWN and unavailable seconds wait (``pending``) until it has checked the tunnel after them, at most
+``status_wait``, and only then get their cause, since a counter never goes back.
 
 Bad values are counted (``aws_vpn_exporter_unrecognized_values_total``) and skipped, never a crash, and never
 freeze the other tunnels: a missing timestamp or one in the future keeps that tunnel in its last known state. A
@@ -91,6 +92,7 @@ class TunnelCount:
     down: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CAUSES, 0.0))
     bgp: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CAUSES, 0.0))
     maintenance: list[float | None] | None = None  # [LastMaintenanceApplied, next UP or None while open]
+    pending: list[list] = field(default_factory=list)  # [begin, end, bgp_down]: DOWN not yet given its cause
 
     @property
     def changes(self) -> int:
@@ -113,6 +115,7 @@ class ConnectionCount:
     unredundant: float = 0.0
     observed: float = 0.0
     days: dict[str, list[float]] = field(default_factory=dict)  # day -> [observed, unavailable, unredundant, flaps]
+    pending: list[list[float]] = field(default_factory=list)  # [begin, end]: unavailable, not yet given its cause
 
     def day(self, stamp: float) -> list[float]:
         return self.days.setdefault(day_of(stamp), [0.0, 0.0, 0.0, 0.0])
@@ -131,8 +134,12 @@ class HistoryCounter:
         on_corrupt: Callable[[], object] = lambda: None,
         unrecognized: Callable[[str], object] = lambda field: None,
         retention: float = RETENTION,
+        status_wait: float = 0.0,
     ):
+        """``status_wait``: with the status pass on, how long DOWN seconds may wait for it to check the tunnel
+        after them, so that a replacement it reports later is their cause (0: the cause is decided at once)."""
         self.clock = clock
+        self.status_wait = status_wait
         self.document = (
             None if state_dir is None else JsonDocument(Path(state_dir) / STATE_FILE, STATE_VERSION, on_corrupt)
         )
@@ -195,12 +202,28 @@ class HistoryCounter:
             timelines.append(
                 self._tunnel(key, tunnel, connection.routing, start, horizon, now, maintenance, log_views, flaps)
             )
-        self._sweep(count, timelines, [self._tunnels.get(key) for key in keys], start, horizon)
+        states = [self._tunnels.get(key) for key in keys]
+        self._sweep(count, timelines, start, horizon)
+        settled = [self._settled(maintenance.get(key), now) for key in keys]
+        for state, until in zip(states, settled, strict=True):
+            if state is not None:
+                _settle_tunnel(state, until)
+        _settle_connection(count, [state for state in states if state is not None], min(settled, default=math.inf))
         for at, n in flaps:
             count.day(at)[3] += n
         count.counted_until = horizon
         oldest = day_of(_day_start(horizon) - (DAYS - 1) * 86400)
         count.days = {day: values for day, values in count.days.items() if day >= oldest}
+
+    def _settled(self, status, now: float) -> float:
+        """Until when a tunnel's DOWN seconds may be given their cause: the status pass's latest check of it (it knew
+        of every replacement before), or at most ``status_wait`` ago (a failing pass holds nothing for ever)."""
+        if self.status_wait <= 0:
+            return math.inf
+        checked = getattr(status, "checked_at", None)
+        if not isinstance(checked, (int, float)) or isinstance(checked, bool):
+            checked = -math.inf
+        return max(float(checked), now - self.status_wait)
 
     def _tunnel(self, key, tunnel: Tunnel, routing, start, horizon, now, maintenance, log_views, flaps):
         """The tunnel's segments over [start, horizon), its state and counters brought up to the horizon."""
@@ -246,15 +269,11 @@ class HistoryCounter:
 
     @staticmethod
     def _count_down(state: TunnelCount, segments: list[Segment]) -> list[Segment]:
-        """Add the segments' DOWN (and IPsec-up-BGP-down) seconds to the tunnel's counters, by cause."""
+        """The segments' DOWN (and IPsec-up-BGP-down) seconds wait in ``pending`` for their cause."""
         segments = [segment for segment in segments if segment[1] > segment[0]]
         for begin, end, status, bgp in segments:
-            if status != DOWN:
-                continue
-            during = state.in_maintenance(begin, end)
-            for counter in (state.down, state.bgp) if bgp else (state.down,):
-                counter["maintenance"] += during
-                counter["other"] += end - begin - during
+            if status == DOWN:
+                _extend(state.pending, [begin, end, bgp])
         return segments
 
     @staticmethod
@@ -280,17 +299,15 @@ class HistoryCounter:
             state.log_changes += total - state.log_seen if total >= state.log_seen else total
         state.log_seen = total
 
-    def _sweep(self, count: ConnectionCount, timelines, states, start: float, horizon: float) -> None:
-        """The connection's seconds over [start, horizon): every tunnel's segments (and replacement windows) cut
-        into pieces in which each tunnel's state is fixed, and each piece split at UTC midnight."""
+    @staticmethod
+    def _sweep(count: ConnectionCount, timelines, start: float, horizon: float) -> None:
+        """The connection's seconds over [start, horizon): every tunnel's segments cut into pieces in which each
+        tunnel's state is fixed, and each piece split at UTC midnight. Unavailable pieces wait for their cause."""
         if horizon <= start:
             return
         cuts = {start, horizon}
         for segments in timelines:
             cuts.update(point for segment in segments for point in segment[:2])
-        for state in states:
-            if state is not None and state.maintenance is not None:
-                cuts.update(p for p in state.maintenance if p is not None and start < p < horizon)
         day = _day_start(start) + 86400
         while day < horizon:
             cuts.add(day)
@@ -312,8 +329,7 @@ class HistoryCounter:
             count.observed += seconds
             bucket[0] += seconds
             if unavailable:
-                replaced = any(s is not None and s.in_maintenance(begin, end) > 0 for s in states)
-                count.unavailable["maintenance" if replaced else "other"] += seconds
+                _extend(count.pending, [begin, end])
                 bucket[1] += seconds
             elif DOWN in statuses:
                 count.unredundant += seconds
@@ -389,6 +405,55 @@ class HistoryCounter:
             self.document.dropped(len(problems), problems[0])
 
 
+def _extend(pending: list, piece: list) -> None:
+    """Add a piece to a pending list, joined to the last one when it continues it (a long outage is one item)."""
+    if pending and pending[-1][1] == piece[0] and pending[-1][2:] == piece[2:]:
+        pending[-1][1] = piece[1]
+    else:
+        pending.append(piece)
+
+
+def _due(pending: list, until: float) -> list:
+    """The pending pieces (or parts) before ``until``, taken out of ``pending``."""
+    due, kept = [], []
+    for piece in pending:
+        if piece[1] <= until:
+            due.append(piece)
+        elif piece[0] < until:
+            due.append([piece[0], until, *piece[2:]])
+            kept.append([until, *piece[1:]])
+        else:
+            kept.append(piece)
+    pending[:] = kept
+    return due
+
+
+def _settle_tunnel(state: TunnelCount, until: float) -> None:
+    """DOWN seconds the status pass has seen past are counted: maintenance within the replacement window."""
+    for begin, end, bgp in _due(state.pending, until):
+        during = state.in_maintenance(begin, end)
+        for counter in (state.down, state.bgp) if bgp else (state.down,):
+            counter["maintenance"] += during
+            counter["other"] += end - begin - during
+
+
+def _settle_connection(count: ConnectionCount, states: list[TunnelCount], until: float) -> None:
+    """Unavailable seconds are maintenance where a tunnel of the connection was in a replacement."""
+    for begin, end in _due(count.pending, until):
+        windows = sorted(
+            (max(begin, w[0]), min(end, math.inf if w[1] is None else w[1]))
+            for w in (state.maintenance for state in states)
+            if w is not None and w[0] is not None
+        )
+        during, reached = 0.0, begin
+        for low, high in windows:
+            low = max(low, reached)
+            if high > low:
+                during, reached = during + high - low, high
+        count.unavailable["maintenance"] += during
+        count.unavailable["other"] += end - begin - during
+
+
 def _tunnel_data(state: TunnelCount) -> dict[str, Any]:
     return {
         "status": state.status,
@@ -402,6 +467,7 @@ def _tunnel_data(state: TunnelCount) -> dict[str, Any]:
         "down": state.down,
         "bgp": state.bgp,
         "maintenance": state.maintenance,
+        "pending": state.pending,
     }
 
 
@@ -413,6 +479,7 @@ def _connection_data(count: ConnectionCount) -> dict[str, Any]:
         "unredundant": count.unredundant,
         "observed": count.observed,
         "days": count.days,
+        "pending": count.pending,
     }
 
 
@@ -450,6 +517,7 @@ def _tunnel_entry(entry: Any) -> TunnelCount:
         down=_by_cause(entry["down"]),
         bgp=_by_cause(entry["bgp"]),
         maintenance=window,
+        pending=[[_number(b, -math.inf), _number(e, -math.inf), bool(d)] for b, e, d in entry["pending"]],
     )
 
 
@@ -467,6 +535,7 @@ def _connection_entry(entry: Any) -> ConnectionCount:
         unredundant=_number(entry["unredundant"]),
         observed=_number(entry["observed"]),
         days=days,
+        pending=[[_number(b, -math.inf), _number(e, -math.inf)] for b, e in entry["pending"]],
     )
 
 

@@ -13,6 +13,12 @@ from exporter.sources.source import Context, Source
 from exporter.sources.tunnel_status.source import TunnelStatusSource
 
 
+def status_wait(config: Config) -> float:
+    """With the status pass on, DOWN seconds wait for its next check of the tunnel (two intervals at most), so a
+    replacement it reports after the outage is still their cause; without it, the cause is decided at once."""
+    return 2 * config.tunnel_status.interval if config.tunnel_status.enabled else 0.0
+
+
 class HistorySource(Source):
     """Exact counters from EC2's LastStatusChange edges, saved in ``state_dir`` after every poll.
 
@@ -33,6 +39,7 @@ class HistorySource(Source):
             clock=context.clock,
             on_corrupt=metrics.state_file_errors.inc,
             unrecognized=lambda field: metrics.unrecognized.labels(field).inc(),
+            status_wait=status_wait(config),
         )
         self._counted: tuple = (None, None, None)  # the outputs the latest count read
 
@@ -48,6 +55,11 @@ class HistorySource(Source):
             return None
         self._counted = inputs
         return self.counter.poll(ec2.regions, ec2.results, inputs[1], inputs[2])
+
+    def reconfigure(self, config: Config) -> bool:
+        """A reload may change the status pass's interval (whether it runs takes a restart)."""
+        self.counter.status_wait = status_wait(config)
+        return False
 
     def state_documents(self):
         return (self.counter.document,) if self.counter.document is not None else ()
