@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,7 +71,13 @@ UP, DOWN, UNKNOWN = "UP", "DOWN", "UNKNOWN"
 
 
 def day_of(stamp: float) -> str:
-    return datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%Y-%m-%d")
+    """The UTC day of a time, "2026-12-04" (named once per day: every connection asks each poll)."""
+    return _day_name(int(stamp // 86400))
+
+
+@lru_cache(maxsize=64)
+def _day_name(index: int) -> str:
+    return datetime.fromtimestamp(index * 86400, tz=timezone.utc).strftime("%Y-%m-%d")
 
 
 def _day_start(stamp: float) -> float:
@@ -213,7 +220,8 @@ class HistoryCounter:
             count.day(at)[3] += n
         count.counted_until = horizon
         oldest = day_of(_day_start(horizon) - (DAYS - 1) * 86400)
-        count.days = {day: values for day, values in count.days.items() if day >= oldest}
+        if min(count.days, default=oldest) < oldest:
+            count.days = {day: values for day, values in count.days.items() if day >= oldest}
 
     def _settled(self, status, now: float) -> float:
         """Until when a tunnel's DOWN seconds may be given their cause: the status pass's latest check of it (it knew
