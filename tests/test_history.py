@@ -434,3 +434,21 @@ def test_tunnels_ec2_stopped_reporting_are_forgotten_after_the_retention(tmp_pat
     counter.poll((kept,), ec2_ok(clock.now), None, None)
     saved = json.loads((tmp_path / "history-state.json").read_text())
     assert "vpn-gone" not in json.dumps(saved) and len(saved["tunnels"]) == 2 and len(saved["connections"]) == 1
+
+
+def test_diagnose_starts_from_a_copy_of_the_running_exporters_history_and_writes_none(tmp_path):
+    """The one-shot command shows the 30-day strips the running exporter counted, without touching its files (and
+    still reads the logs afresh: their state is not copied)."""
+    from exporter.cli import _copy_state_diagnose_reads
+
+    running, scratch = tmp_path / "running", tmp_path / "scratch"
+    running.mkdir()
+    scratch.mkdir()
+    (running / "history-state.json").write_text('{"version": 1}')
+    (running / "logs-state.json").write_text("{}")
+    before = {path.name: path.stat().st_mtime_ns for path in running.iterdir()}
+    _copy_state_diagnose_reads(running, scratch)
+    assert (scratch / "history-state.json").read_text() == '{"version": 1}'
+    assert not (scratch / "logs-state.json").exists()
+    assert {path.name: path.stat().st_mtime_ns for path in running.iterdir()} == before
+    _copy_state_diagnose_reads(tmp_path / "missing", scratch)  # no running exporter: nothing, no error

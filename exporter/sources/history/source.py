@@ -1,12 +1,12 @@
 """The tunnels' history as a source: derived from what EC2 (and, when on, the status pass and the logs) last
-reported, on EC2's interval; it calls no AWS API."""
+reported, counted in the publish of each of their new outputs; it calls no AWS API."""
 
 from __future__ import annotations
 
 from exporter.config import Config
 from exporter.model import HistoryCollection
 from exporter.sources.ec2.source import Ec2Source
-from exporter.sources.history.counter import HistoryCounter
+from exporter.sources.history.counter import STATE_FILE, HistoryCounter
 from exporter.sources.history.families import families
 from exporter.sources.logs.source import LogsSource
 from exporter.sources.source import Context, Source
@@ -30,6 +30,8 @@ class HistorySource(Source):
     name = "history"
     needs = (Ec2Source.name,)
     quick = True
+    derived = True
+    diagnose_reads = (STATE_FILE,)  # the 30 days of its strip
     families = staticmethod(families)
 
     def __init__(self, config: Config, context: Context):
