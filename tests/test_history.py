@@ -452,3 +452,24 @@ def test_diagnose_starts_from_a_copy_of_the_running_exporters_history_and_writes
     assert not (scratch / "logs-state.json").exists()
     assert {path.name: path.stat().st_mtime_ns for path in running.iterdir()} == before
     _copy_state_diagnose_reads(tmp_path / "missing", scratch)  # no running exporter: nothing, no error
+
+
+def test_the_history_is_counted_in_the_publish_of_each_ec2_poll_not_in_one_of_its_own(history, monkeypatch):
+    """A derived source has no job: one EC2 poll renders once, with its history already counted."""
+    vpn_id = vpn()
+    exporter = history.start()
+    history.poll(T0)
+    published = []
+    real = exporter._publish
+    monkeypatch.setattr(exporter, "_publish", lambda: (published.append(1), real())[1])
+    down(vpn_id, 0, T0 + 5)
+    history.poll(T0 + 30)  # discovery (nothing new), EC2, and the quick history (nothing new since EC2's)
+    assert len(published) == 1
+    samples = scrape(exporter.url)
+    assert tunnel(samples, "aws_vpn_tunnel_state_changes_total", vpn_id, 0) == 1  # counted before that one render
+    exporter.start_polling()
+    try:
+        assert exporter.scheduler.get_job("poll-ec2") is not None
+        assert exporter.scheduler.get_job("poll-history") is None
+    finally:
+        exporter.scheduler.shutdown()
