@@ -42,7 +42,7 @@ def test_telemetry_follows_the_state_and_last_status_change_moves(demo):
     start = demo._started_at
     demo.apply(start + 10)
     steady_before, before = telemetry(demo, "partner-flapping")
-    assert (before["Status"], before["StatusMessage"], before["AcceptedRouteCount"]) == ("UP", "4 BGP ROUTES", 4)
+    assert (before["Status"], before["StatusMessage"], before["AcceptedRouteCount"]) == ("UP", "84 BGP ROUTES", 84)
     demo.apply(start + 160)
     steady_after, after = telemetry(demo, "partner-flapping")
     assert (after["Status"], after["StatusMessage"], after["AcceptedRouteCount"]) == ("DOWN", "IPSEC IS DOWN", 0)
