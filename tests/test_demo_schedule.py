@@ -6,7 +6,7 @@ import boto3
 import pytest
 
 from exporter.config import ConfigError
-from exporter.demo.scenario import load_scenarios
+from exporter.demo.scenario import TunnelScenario, load_scenarios
 from exporter.demo.tunnel_logs import stream_name
 
 FLAPPING, REPLACED = "198.51.100.62", "198.51.100.61"  # partner-flapping's tunnels
@@ -108,3 +108,28 @@ def test_a_replacement_step_must_be_a_down_one(tmp_path):
     path.write_text(bad)
     with pytest.raises(ConfigError, match=r"connections\[5\]\.tunnels\[0\]\.cycle\[1\]\.maintenance"):
         load_scenarios(path)
+
+
+def _scenario(*cycle, replacements=()):
+    return TunnelScenario("198.51.100.1", "169.254.1.0/30", cycle, 0, "off", "off", replacements=replacements)
+
+
+def test_the_schedule_lists_every_change_in_a_window_each_at_its_own_time():
+    blips = _scenario(("healthy", 10.0), ("down", 1.0), ("healthy", 1.0), ("down", 1.0), replacements=(1,))
+    assert blips.changes(0, 13) == [
+        (10.0, "healthy", "down"),
+        (11.0, "down", "healthy"),
+        (12.0, "healthy", "down"),
+        (13.0, "down", "healthy"),
+    ]
+    assert blips.changes(10, 12) == [(11.0, "down", "healthy"), (12.0, "healthy", "down")]  # (after, until]
+    assert blips.changes(5, 5) == [] and blips.changes(8, 5) == []
+    assert [at for at, _, _ in blips.changes(13, 26)] == [23.0, 24.0, 25.0, 26.0]
+    assert (blips.last_replacement(9.9), blips.last_replacement(10), blips.last_replacement(25)) == (None, 10.0, 23.0)
+    assert (blips.next_replacement(0), blips.next_replacement(10), blips.next_replacement(14)) == (10.0, None, 23.0)
+    steady = _scenario(("healthy", 0.0))
+    assert (
+        steady.changes(0, 86400) == [] and steady.last_replacement(60) is None and steady.next_replacement(60) is None
+    )
+    same = _scenario(("healthy", 5.0), ("healthy", 5.0))  # two steps of one state: no change between them
+    assert same.changes(0, 20) == []
