@@ -78,9 +78,10 @@ def _ipsec_up_bgp_down(connection: Connection, tunnel: Tunnel, now: float) -> li
 
 def _route_quota_near(connection: Connection, tunnel: Tunnel) -> tuple[str, ...] | None:
     """Predictive: past ROUTE_QUOTA_NEAR of the gateway's route quota, the customer gateway's next prefixes reset
-    the session (AWS answers the one past the quota with a maximum-prefix Cease)."""
+    the session (AWS answers the one past the quota with a maximum-prefix Cease). More routes than the quota means
+    AWS applies another one than the page's: nothing is said rather than a guess."""
     ratio = route_quota_ratio(connection, tunnel)
-    if ratio is None or ratio <= ROUTE_QUOTA_NEAR:
+    if ratio is None or not ROUTE_QUOTA_NEAR < ratio <= 1:
         return None
     quota = ROUTE_QUOTAS[connection.gateway_type]
     gateway = {"vgw": "virtual private gateway", "tgw": "transit gateway"}[connection.gateway_type]
@@ -88,7 +89,7 @@ def _route_quota_near(connection: Connection, tunnel: Tunnel) -> tuple[str, ...]
     return (
         f"accepted routes {tunnel.accepted_routes} of the {gateway}'s quota of {quota} ({ratio:.0%})",
         f"{room} more prefixes reach the quota; the one after resets the BGP session"
-        if room > 0
+        if room
         else "at the quota: the next prefix resets the BGP session",
     )
 

@@ -19,11 +19,12 @@ from exporter.model import Connection, CustomerGateway, LogDestination, Tunnel, 
 
 WEAK_DH_GROUPS = ("2", "5")  # below 14; AWS allows 2 in both phases and 5 in phase 2
 # Dynamic routes a customer gateway may advertise to one VPN connection, by the connection's gateway type (AWS
-# Site-to-Site VPN User Guide, "Site-to-Site VPN quotas", vpn-limits, Routes): 100 on a virtual private gateway,
-# 1,000 on a transit gateway, neither adjustable (older editions of the page said 100 for both). One prefix past
-# it and AWS sends a BGP Cease (6/1, maximum number of prefixes reached) and drops the session. The page gives no
-# figure for Cloud WAN (nor for a Site-to-Site VPN Concentrator, nor a connection without a gateway): no quota is
-# known there, so no ratio is exported and nothing alerts, rather than a guess.
+# Site-to-Site VPN User Guide, "Site-to-Site VPN quotas", docs.aws.amazon.com/vpn/latest/s2svpn/vpn-limits.html,
+# Routes): 100 on a virtual private gateway, 1,000 on a transit gateway, neither adjustable (older editions of the
+# page said 100 for both). One prefix past it and AWS sends a BGP Cease (6/1, maximum number of prefixes reached)
+# and drops the session. The page gives no figure for Cloud WAN (nor for a Site-to-Site VPN Concentrator, nor a
+# connection without a gateway): no quota is known there, so no ratio is exported and nothing alerts, rather than
+# a guess.
 ROUTE_QUOTAS = {"vgw": 100, "tgw": 1000}
 ROUTE_QUOTA_NEAR = 0.8  # the share of the quota past which route_quota_near warns
 _BGP_ROUTES = re.compile(r"^\d+ BGP ROUTES?$")
