@@ -85,7 +85,17 @@ def timeseries(
     unit: str = "short",
     description: str = "",
     stacking: bool = False,
+    line_at: float | None = None,
 ) -> TimeSeries:
+    """``line_at``: a red threshold line across the panel (a finding's threshold, say)."""
+    red_line = (
+        {}
+        if line_at is None
+        else {
+            "thresholdsStyleMode": "line",
+            "thresholds": [{"color": "green", "value": None}, {"color": "red", "value": line_at}],
+        }
+    )
     return TimeSeries(
         title=title,
         dataSource=DATASOURCE,
@@ -96,6 +106,7 @@ def timeseries(
         stacking={"mode": "normal"} if stacking else {},
         legendDisplayMode="table",
         legendPlacement="right",
+        **red_line,
     )
 
 

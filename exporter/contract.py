@@ -32,6 +32,7 @@ TUNNEL_UP = "aws_vpn_tunnel_up"
 TUNNEL_IPSEC_UP = "aws_vpn_tunnel_ipsec_up"
 TUNNEL_BGP_UP = "aws_vpn_tunnel_bgp_up"
 TUNNEL_ACCEPTED_ROUTES = "aws_vpn_tunnel_accepted_routes"
+TUNNEL_ACCEPTED_ROUTES_QUOTA_RATIO = "aws_vpn_tunnel_accepted_routes_quota_ratio"
 TUNNEL_LAST_STATUS_CHANGE = "aws_vpn_tunnel_last_status_change_timestamp_seconds"
 TUNNEL_LOG_ENABLED = "aws_vpn_tunnel_log_enabled"
 CUSTOMER_GATEWAY_INFO = "aws_vpn_customer_gateway_info"
@@ -143,6 +144,14 @@ METRICS: dict[str, Metric] = {
             TUNNEL_ACCEPTED_ROUTES,
             "gauge",
             "Routes AWS accepted from the customer gateway (AcceptedRouteCount).",
+            TUNNEL_LABELS,
+        ),
+        Metric(
+            TUNNEL_ACCEPTED_ROUTES_QUOTA_RATIO,
+            "gauge",
+            "Accepted routes over AWS's quota of dynamic routes from the customer gateway for the connection's "
+            "gateway type (100 on a virtual private gateway, 1,000 on a transit gateway); past 1 AWS resets the BGP "
+            "session. Dynamic connections on a gateway of documented quota only.",
             TUNNEL_LABELS,
         ),
         Metric(

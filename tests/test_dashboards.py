@@ -54,3 +54,19 @@ def test_uids_are_unique_and_stable():
         "aws-vpn-flaps",
         "aws-vpn-overview",
     ]
+
+
+def test_the_connection_dashboard_trends_route_headroom_with_the_findings_line():
+    """Accepted routes and the share of AWS's route quota over time, with route_quota_near's threshold drawn."""
+    from exporter.contract import TUNNEL_ACCEPTED_ROUTES, TUNNEL_ACCEPTED_ROUTES_QUOTA_RATIO
+    from exporter.sources.ec2.telemetry import ROUTE_QUOTA_NEAR
+
+    source = next(s for s in SOURCES if s.name == "connection.dashboard.py")
+    panels = {panel["title"]: panel for panel in generate.build(source, SETTINGS)["panels"]}
+    assert any(TUNNEL_ACCEPTED_ROUTES + "{" in t["expr"] for t in panels["Accepted routes"]["targets"])
+    headroom = panels["Route quota used"]
+    assert headroom["type"] == "timeseries"
+    assert all(TUNNEL_ACCEPTED_ROUTES_QUOTA_RATIO in t["expr"] for t in headroom["targets"])
+    defaults = headroom["fieldConfig"]["defaults"]
+    assert defaults["unit"] == "percentunit" and defaults["custom"]["thresholdsStyle"]["mode"] == "line"
+    assert {"color": "red", "value": ROUTE_QUOTA_NEAR} in defaults["thresholds"]["steps"]
