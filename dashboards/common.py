@@ -78,6 +78,13 @@ def _targets(queries) -> list[Target]:
     return [target(expr, legend, ref=refs[i]) for i, (expr, legend) in enumerate(queries)]
 
 
+def grid_pos(grid: tuple[int, int, int, int]) -> GridPos:
+    """A panel's place, given as (x, y, width, height) in Grafana's 24-column grid. grafanalib's GridPos takes
+    (h, w, x, y) positionally: passed by name, so a panel is never 0 high or off the grid."""
+    x, y, w, h = grid
+    return GridPos(h=h, w=w, x=x, y=y)
+
+
 def timeseries(
     title: str,
     queries,
@@ -100,7 +107,7 @@ def timeseries(
         title=title,
         dataSource=DATASOURCE,
         targets=_targets(queries),
-        gridPos=GridPos(*grid),
+        gridPos=grid_pos(grid),
         unit=unit,
         description=description,
         stacking={"mode": "normal"} if stacking else {},
@@ -125,7 +132,7 @@ def stat(
         title=title,
         dataSource=DATASOURCE,
         targets=[target(expr)],
-        gridPos=GridPos(*grid),
+        gridPos=grid_pos(grid),
         description=description,
         thresholds=thresholds,
         format=unit,
@@ -148,7 +155,7 @@ def table(
     return Table(
         title=title,
         dataSource=DATASOURCE,
-        gridPos=GridPos(*grid),
+        gridPos=grid_pos(grid),
         description=description,
         targets=[target(expr, legend, instant=True, ref=refs[i]) for i, (expr, legend) in enumerate(queries)],
         transformations=transformations,
@@ -173,7 +180,7 @@ def timeline(
         title=title,
         dataSource=DATASOURCE,
         targets=_targets(queries),
-        gridPos=GridPos(*grid),
+        gridPos=grid_pos(grid),
         description=description,
         mappings=mappings,
         showValue="never",
