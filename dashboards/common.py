@@ -81,6 +81,13 @@ def _targets(queries, interval: str = "") -> list[Target]:
     return found
 
 
+def grid_pos(grid: tuple[int, int, int, int]) -> GridPos:
+    """A panel's place, given as (x, y, width, height) in Grafana's 24-column grid. grafanalib's GridPos takes
+    (h, w, x, y) positionally: passed by name, so a panel is never 0 high or off the grid."""
+    x, y, w, h = grid
+    return GridPos(h=h, w=w, x=x, y=y)
+
+
 def timeseries(
     title: str,
     queries,
@@ -88,18 +95,29 @@ def timeseries(
     unit: str = "short",
     description: str = "",
     stacking: bool = False,
+    line_at: float | None = None,
     interval: str = "",
 ) -> TimeSeries:
+    """``line_at``: a red threshold line across the panel (a finding's threshold, say)."""
+    red_line = (
+        {}
+        if line_at is None
+        else {
+            "thresholdsStyleMode": "line",
+            "thresholds": [{"color": "green", "value": None}, {"color": "red", "value": line_at}],
+        }
+    )
     return TimeSeries(
         title=title,
         dataSource=DATASOURCE,
         targets=_targets(queries, interval),
-        gridPos=GridPos(*grid),
+        gridPos=grid_pos(grid),
         unit=unit,
         description=description,
         stacking={"mode": "normal"} if stacking else {},
         legendDisplayMode="table",
         legendPlacement="right",
+        **red_line,
     )
 
 
@@ -118,7 +136,7 @@ def stat(
         title=title,
         dataSource=DATASOURCE,
         targets=[target(expr)],
-        gridPos=GridPos(*grid),
+        gridPos=grid_pos(grid),
         description=description,
         thresholds=thresholds,
         format=unit,
@@ -141,7 +159,7 @@ def table(
     return Table(
         title=title,
         dataSource=DATASOURCE,
-        gridPos=GridPos(*grid),
+        gridPos=grid_pos(grid),
         description=description,
         targets=[target(expr, legend, instant=True, ref=refs[i]) for i, (expr, legend) in enumerate(queries)],
         transformations=transformations,
@@ -166,7 +184,7 @@ def timeline(
         title=title,
         dataSource=DATASOURCE,
         targets=_targets(queries),
-        gridPos=GridPos(*grid),
+        gridPos=grid_pos(grid),
         description=description,
         mappings=mappings,
         showValue="never",

@@ -1,6 +1,7 @@
 """Connection detail: both tunnels over time, IKE and BGP from the logs, selectors, NAT-T, findings."""
 
 from dashboards.common import CONNECTION_SCOPE, m, table, timeline, timeseries, value_map, vpn_dashboard
+from exporter.sources.ec2.telemetry import ROUTE_QUOTA_NEAR
 
 S = CONNECTION_SCOPE
 STATE_MAP = value_map(("no", "transparent"), ("yes", "blue"))
@@ -94,6 +95,19 @@ dashboard = vpn_dashboard(
             [(f"time() - {m.TUNNEL_LAST_TRAFFIC}{{{S}}}", "{{tunnel}}")],
             (16, 43, 8, 8),
             unit="s",
+        ),
+        timeseries(
+            "Route quota used",
+            [
+                (f"{m.TUNNEL_ACCEPTED_ROUTES_QUOTA_RATIO}{{{S}}}", "{{tunnel}}"),
+                (f"max_over_time({m.TUNNEL_ACCEPTED_ROUTES_QUOTA_RATIO}{{{S}}}[1d])", "{{tunnel}} highest in a day"),
+            ],
+            (0, 51, 24, 8),
+            unit="percentunit",
+            description="Accepted routes over AWS's quota of dynamic routes from the customer gateway (100 on a "
+            "virtual private gateway, 1,000 on a transit gateway): past the red line route_quota_near warns; at 100 % "
+            "the next prefix makes AWS reset the BGP session. The routes themselves are in Accepted routes above.",
+            line_at=ROUTE_QUOTA_NEAR,
         ),
     ],
 )

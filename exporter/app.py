@@ -68,6 +68,7 @@ class Exporter:
         documents = [document for source in self.sources.values() for document in source.state_documents()]
         self.metrics.state_file_writable.set_function(lambda: 1.0 if all_saved(documents) else 0.0)
         self._publish_lock = threading.Lock()
+        self._derive_lock = threading.Lock()  # two sources' jobs may end at once: one derivation at a time
         self._heap = FrozenHeap()
         self._reported_failures: set[tuple[str, str]] = set()
         self._every_source_failing = False
@@ -115,7 +116,8 @@ class Exporter:
                     self._outputs[name] = output
                     for dependent in self._dependents(name):
                         dependent.follow(self._outputs)
-                if output.results or output.observed():
+                derived = self._derive(name)
+                if derived or output.results or output.observed():
                     self._publish()
         finally:
             fresh = name not in self._attempted or (output is not None and name not in self._produced)
@@ -125,6 +127,30 @@ class Exporter:
             if fresh:
                 for dependent in self._dependents(name):
                     self._run_now(dependent.name)
+
+    def _derive(self, changed: str) -> bool:
+        """Recompute the derived sources that need ``changed`` (no job, no AWS call) from the outputs as they are now,
+        so their counts go out in the same publish as its new output; True when one has a new output. A derived
+        source that fails is logged, and the other sources' data publish all the same."""
+        produced = False
+        with self._derive_lock:
+            for name, source in self.sources.items():
+                if not source.derived or changed not in source.needs:
+                    continue
+                if any(need in self.sources and need not in self._outputs for need in source.needs):
+                    continue
+                try:
+                    output = source.poll(self._outputs)
+                except Exception:
+                    log.exception("derived source failed source=%s; the others publish", name)
+                    continue
+                self._attempted.add(name)
+                if output is not None:
+                    with self._reload_lock:
+                        self._outputs[name] = output
+                    self._produced.add(name)
+                    produced = True
+        return produced
 
     def _dependents(self, name: str) -> list[Source]:
         return [source for source in self.sources.values() if name in source.needs]
@@ -250,7 +276,8 @@ class Exporter:
                         dependent.follow(self._outputs)
             if self.scheduler.running:
                 for name, source in self.sources.items():
-                    self.scheduler.reschedule(_job(name), source.interval(new))
+                    if self.scheduler.get_job(_job(name)) is not None:
+                        self.scheduler.reschedule(_job(name), source.interval(new))
                 for name in run_now:
                     self._run_now(name)
             self.metrics.config_reload_successful.set(1)
@@ -276,8 +303,11 @@ class Exporter:
         self.start_polling()
 
     def start_polling(self) -> None:
-        """A job per source on its interval; a source that needs another waits, paused, until that one has run."""
+        """A job per source on its interval (a derived one has none); a source that needs another waits, paused,
+        until that one has run."""
         for name, source in self.sources.items():
+            if source.derived:
+                continue  # recomputed with the outputs it reads (see _derive)
             waits = any(need in self.sources for need in source.needs)
             self.add_job(partial(self.poll, name), source.interval(self.config), _job(name), start=not waits)
         self.scheduler.start()

@@ -8,6 +8,7 @@ import faulthandler
 import io
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -135,6 +136,7 @@ def diagnose_main(argv: list[str]) -> int:
         # A one-shot run reads logs.lookback afresh and never touches a running exporter's state; its log
         # read, like its EC2 poll, gives up after poll_timeout (a hung CloudWatch Logs endpoint included).
         logs = replace(config.logs, poll_interval=min(config.logs.poll_interval, config.poll_timeout))
+        _copy_state_diagnose_reads(config.state_dir, Path(state_dir))
         exporter = Exporter(replace(config, state_dir=Path(state_dir), logs=logs))
         try:
             # every source once: AWS's own status of the tunnels asked about and a first traffic pass, as time allows
@@ -151,8 +153,21 @@ def diagnose_main(argv: list[str]) -> int:
         print(json.dumps(report, indent=2))
     else:
         colour = sys.stdout.isatty() and not args.no_color and "NO_COLOR" not in os.environ
-        sys.stdout.write(render_text(report, colour=colour))
+        sys.stdout.write(render_text(report, colour=colour, encoding=sys.stdout.encoding or "ascii"))
     return exit_code(report)
+
+
+def _copy_state_diagnose_reads(running: Path, scratch: Path) -> None:
+    """The running exporter's state a one-shot run starts from (its 30-day history): copied, so the running
+    exporter's files are never written; missing or unreadable, the run starts without it."""
+    from exporter.sources.registry import SOURCES
+
+    for source in SOURCES:
+        for name in source.diagnose_reads:
+            try:
+                shutil.copyfile(running / name, scratch / name)
+            except OSError:
+                pass
 
 
 def _with_demo(config: Config | None, demo_requested: bool):

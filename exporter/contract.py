@@ -32,6 +32,7 @@ TUNNEL_UP = "aws_vpn_tunnel_up"
 TUNNEL_IPSEC_UP = "aws_vpn_tunnel_ipsec_up"
 TUNNEL_BGP_UP = "aws_vpn_tunnel_bgp_up"
 TUNNEL_ACCEPTED_ROUTES = "aws_vpn_tunnel_accepted_routes"
+TUNNEL_ACCEPTED_ROUTES_QUOTA_RATIO = "aws_vpn_tunnel_accepted_routes_quota_ratio"
 TUNNEL_LAST_STATUS_CHANGE = "aws_vpn_tunnel_last_status_change_timestamp_seconds"
 TUNNEL_LOG_ENABLED = "aws_vpn_tunnel_log_enabled"
 CUSTOMER_GATEWAY_INFO = "aws_vpn_customer_gateway_info"
@@ -64,6 +65,13 @@ TUNNEL_LAST_TRAFFIC = "aws_vpn_tunnel_last_traffic_timestamp_seconds"
 TRAFFIC_METRICS_REQUESTED = "aws_vpn_exporter_cloudwatch_metrics_requested_total"
 TRAFFIC_MONTHLY_COST = "aws_vpn_exporter_traffic_estimated_monthly_cost_usd"
 TRAFFIC_UNATTRIBUTABLE = "aws_vpn_exporter_traffic_unattributable_tunnels"
+CONNECTION_LABELS = ("account_id", "region", "vpn_connection_id")
+TUNNEL_STATE_CHANGES = "aws_vpn_tunnel_state_changes_total"
+TUNNEL_DOWN_SECONDS = "aws_vpn_tunnel_down_seconds_total"
+TUNNEL_BGP_DOWN_SECONDS = "aws_vpn_tunnel_bgp_down_seconds_total"
+CONNECTION_UNAVAILABLE_SECONDS = "aws_vpn_connection_unavailable_seconds_total"
+CONNECTION_UNREDUNDANT_SECONDS = "aws_vpn_connection_unredundant_seconds_total"
+CONNECTION_OBSERVED_SECONDS = "aws_vpn_connection_observed_seconds_total"
 COLLECTION_SUCCESS = "aws_vpn_exporter_collection_success"
 COLLECTION_DURATION = "aws_vpn_exporter_collection_duration_seconds"
 COLLECTION_LAST_SUCCESS = "aws_vpn_exporter_last_success_timestamp_seconds"
@@ -136,6 +144,14 @@ METRICS: dict[str, Metric] = {
             TUNNEL_ACCEPTED_ROUTES,
             "gauge",
             "Routes AWS accepted from the customer gateway (AcceptedRouteCount).",
+            TUNNEL_LABELS,
+        ),
+        Metric(
+            TUNNEL_ACCEPTED_ROUTES_QUOTA_RATIO,
+            "gauge",
+            "Accepted routes over AWS's quota of dynamic routes from the customer gateway for the connection's "
+            "gateway type (100 on a virtual private gateway, 1,000 on a transit gateway); past 1 AWS resets the BGP "
+            "session. Dynamic connections on a gateway of documented quota only.",
             TUNNEL_LABELS,
         ),
         Metric(
@@ -294,6 +310,52 @@ METRICS: dict[str, Metric] = {
             "Tunnels whose traffic is not collected because another tunnel of the account and region has the "
             "same outside IP (CloudWatch's TunnelIpAddress cannot tell them apart).",
             ("account_id", "region"),
+        ),
+        Metric(
+            TUNNEL_STATE_CHANGES,
+            "counter",
+            "State changes of the tunnel, counted exactly and kept across restarts in state_dir: each advance of "
+            "EC2's LastStatusChange counts at least 1 (2 when status and status message are unchanged: away and "
+            "back within one poll), a change made while the exporter was stopped is counted on restart, and the "
+            "BGP log's session transitions count instead when there are more of them.",
+            TUNNEL_LABELS,
+        ),
+        Metric(
+            TUNNEL_DOWN_SECONDS,
+            "counter",
+            "Seconds the tunnel was DOWN, integrated from AWS's LastStatusChange edges (not poll times), by cause: "
+            "maintenance from an endpoint replacement (LastMaintenanceApplied) until the tunnel is next UP, "
+            "other otherwise. With tunnel_status on, counted once the status pass has checked the tunnel after them.",
+            TUNNEL_LABELS + ("cause",),
+        ),
+        Metric(
+            TUNNEL_BGP_DOWN_SECONDS,
+            "counter",
+            "Seconds the tunnel had IPsec up and BGP down (dynamic routing only; part of its DOWN seconds), by cause "
+            "as for aws_vpn_tunnel_down_seconds_total.",
+            TUNNEL_LABELS + ("cause",),
+        ),
+        Metric(
+            CONNECTION_UNAVAILABLE_SECONDS,
+            "counter",
+            "Seconds no tunnel of the connection was UP (the SLA's unavailability), by cause: maintenance when a "
+            "tunnel of it was in an endpoint replacement, other otherwise; counted like "
+            "aws_vpn_tunnel_down_seconds_total.",
+            CONNECTION_LABELS + ("cause",),
+        ),
+        Metric(
+            CONNECTION_UNREDUNDANT_SECONDS,
+            "counter",
+            "Seconds some tunnel of the connection was DOWN while another was UP (no redundancy).",
+            CONNECTION_LABELS,
+        ),
+        Metric(
+            CONNECTION_OBSERVED_SECONDS,
+            "counter",
+            "Seconds the connection's history covers, the SLA's denominator: a gap while the exporter was stopped "
+            "is filled from LastStatusChange on restart; time a tunnel's status was unknown and none was UP is left "
+            "out.",
+            CONNECTION_LABELS,
         ),
         Metric(
             TUNNEL_LOG_EVENTS,

@@ -280,6 +280,39 @@ class HistoryDay:
 ConnectionRef = tuple[str, str, str]  # (account id, region, VPN connection id)
 
 
+@dataclass(frozen=True, slots=True)
+class TunnelHistory:
+    """One tunnel's exact counters (sources/history), kept across restarts: state changes, and seconds DOWN and
+    IPsec-up-BGP-down by cause, integrated from AWS's LastStatusChange edges."""
+
+    state_changes: int
+    down_seconds: tuple[tuple[str, float], ...]  # (cause, seconds): maintenance, other
+    bgp_down_seconds: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionHistory:
+    """One connection's exact counters (sources/history): the SLA's numerator and denominator, and redundancy."""
+
+    unavailable_seconds: tuple[tuple[str, float], ...]  # (cause, seconds): no tunnel UP
+    unredundant_seconds: float  # some tunnel DOWN while another was UP
+    observed_seconds: float  # what the counters cover (a restart's gap is filled from LastStatusChange)
+
+
+@dataclass(frozen=True)
+class HistoryCollection:
+    """What the history source counted, as of its latest poll (derived from EC2's and the status pass's output:
+    it calls no AWS API, so it has no results of its own)."""
+
+    tunnels: Mapping[TunnelKey, TunnelHistory] = field(default_factory=dict)
+    connections: Mapping[ConnectionRef, ConnectionHistory] = field(default_factory=dict)
+    days: Mapping[ConnectionRef, tuple[HistoryDay, ...]] = field(default_factory=dict)  # oldest first, 30 days
+    results: tuple[SourceResult, ...] = ()
+
+    def observed(self) -> dict[str, Any]:
+        return {"history": self.days, "history_counters": self}
+
+
 @dataclass(frozen=True)
 class Observation:
     """Everything the sources saw, as of one publish: EC2's telemetry and each other source's latest output."""
@@ -292,6 +325,7 @@ class Observation:
     tunnel_status: Mapping[TunnelKey, TunnelStatus] = field(default_factory=dict)  # maintenance, provisioning
     traffic: TrafficCollection | None = None  # CloudWatch TunnelDataIn/Out, when traffic collection is on
     history: Mapping[ConnectionRef, tuple[HistoryDay, ...]] = field(default_factory=dict)  # oldest first, 30 days
+    history_counters: HistoryCollection | None = None  # the exact counters behind it (sources/history)
     tag_labels: tuple[str, ...] = ()  # label names of the connections' ``tags`` (config connection_tags)
     completed_monotonic: float | None = None  # time.monotonic() at completed_at: the age, whatever the wall clock does
 

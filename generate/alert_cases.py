@@ -180,6 +180,12 @@ EXPECTED = {  # alert -> (summary, description): the pages' wording written out,
         "Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: The customer "
         "gateway advertised more routes than AWS accepts; the session was reset.",
     ),
+    "VpnRouteQuotaNear": (
+        "The customer gateway advertises over 80 % of the dynamic routes AWS accepts on this gateway.",
+        "Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: The customer "
+        "gateway advertises over 80 % of the dynamic routes AWS accepts on this gateway: a few more prefixes and "
+        "AWS sends a BGP maximum-prefix Cease and drops the session.",
+    ),
     "VpnBgpRoutesDenied": (
         "AWS denied routes advertised by the customer gateway.",
         "Tunnel {tunnel} of VPN connection {vpn_connection_id} ({name}) in {account_id}/{region}: AWS denied "

@@ -28,7 +28,7 @@ class Outage:
     start: int
     end: int
     cause: str = "other"
-    bgp_only: bool = False  # IPsec up, BGP down: counted as BGP-down time and changes, never as down or unavailable
+    bgp_only: bool = False  # IPsec up, BGP down: AWS reports the tunnel DOWN; counted as BGP-down time as well
 
 
 @dataclass(frozen=True)
@@ -110,13 +110,9 @@ def counters(connection: Connection, t: int) -> dict[tuple[str, tuple], float]:
         for index in outage.tunnels:
             tunnel = (("tunnel", connection.tunnel(index)),)
             add(series.STATE_CHANGES, tunnel, edges)
-            add(
-                series.BGP_DOWN_SECONDS if outage.bgp_only else series.DOWN_SECONDS,
-                (*tunnel, ("cause", outage.cause)),
-                seconds,
-            )
-        if outage.bgp_only:
-            continue
+            add(series.DOWN_SECONDS, (*tunnel, ("cause", outage.cause)), seconds)
+            if outage.bgp_only:
+                add(series.BGP_DOWN_SECONDS, (*tunnel, ("cause", outage.cause)), seconds)
         if len(outage.tunnels) == 2:
             add(series.UNAVAILABLE_SECONDS, (("cause", outage.cause),), seconds)
         else:

@@ -54,3 +54,33 @@ def test_uids_are_unique_and_stable():
         "aws-vpn-flaps",
         "aws-vpn-overview",
     ]
+
+
+def test_the_connection_dashboard_trends_route_headroom_with_the_findings_line():
+    """Accepted routes and the share of AWS's route quota over time, with route_quota_near's threshold drawn."""
+    from exporter.contract import TUNNEL_ACCEPTED_ROUTES, TUNNEL_ACCEPTED_ROUTES_QUOTA_RATIO
+    from exporter.sources.ec2.telemetry import ROUTE_QUOTA_NEAR
+
+    source = next(s for s in SOURCES if s.name == "connection.dashboard.py")
+    panels = {panel["title"]: panel for panel in generate.build(source, SETTINGS)["panels"]}
+    assert any(TUNNEL_ACCEPTED_ROUTES + "{" in t["expr"] for t in panels["Accepted routes"]["targets"])
+    headroom = panels["Route quota used"]
+    assert headroom["type"] == "timeseries"
+    assert all(TUNNEL_ACCEPTED_ROUTES_QUOTA_RATIO in t["expr"] for t in headroom["targets"])
+    defaults = headroom["fieldConfig"]["defaults"]
+    assert defaults["unit"] == "percentunit" and defaults["custom"]["thresholdsStyle"]["mode"] == "line"
+    assert {"color": "red", "value": ROUTE_QUOTA_NEAR} in defaults["thresholds"]["steps"]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda s: s.name)
+def test_every_panel_has_a_size_and_a_place_of_its_own_on_the_grid(source):
+    """Grafana's grid is 24 columns wide; a panel 0 high, off the grid or over another is drawn wrong (grafanalib's
+    GridPos takes (h, w, x, y) by position: every committed panel was once 0 high or 0 wide)."""
+    taken: set[tuple[int, int]] = set()
+    for panel in generate.build(source, SETTINGS)["panels"]:
+        place = panel["gridPos"]
+        x, y, w, h = place["x"], place["y"], place["w"], place["h"]
+        assert w > 0 and h > 0 and 0 <= x and x + w <= 24 and y >= 0, (panel["title"], place)
+        cells = {(column, row) for column in range(x, x + w) for row in range(y, y + h)}
+        assert not cells & taken, f"{panel['title']} overlaps another panel at {place}"
+        taken |= cells

@@ -381,3 +381,24 @@ def test_findings_are_exported_while_active(demo, make_exporter):
         is None
     )
     assert value(after, "aws_vpn_tunnel_finding", vpn_connection_id=headline, tunnel="", finding="redundancy_lost") == 1
+
+
+def test_route_quota_near_warns_past_80_percent_of_the_gateways_route_quota():
+    """route_quota_near: 100 dynamic routes on a virtual private gateway, 1,000 on a transit gateway; quiet at 80 %,
+    on a static connection, and where the quotas page gives no figure (Cloud WAN, no gateway)."""
+    from dataclasses import replace
+
+    def routes(count, gateway="vgw", routing="dynamic"):
+        up = tunnel(status="UP", message="bgp_routes", routing=routing, accepted_routes=count)
+        return run(replace(connection(up, HEALTHY, routing=routing), gateway_type=gateway))
+
+    evidence = routes(84)[("198.51.100.1", "route_quota_near")]
+    assert "accepted routes 84 of the virtual private gateway's quota of 100 (84%)" in evidence
+    assert "16 more prefixes reach the quota" in evidence
+    assert "transit gateway's quota of 1000 (90%)" in routes(900, "tgw")[("198.51.100.1", "route_quota_near")]
+    assert "at the quota" in routes(100)[("198.51.100.1", "route_quota_near")]
+    quiet_cases = (routes(80), routes(84, "tgw"), routes(84, "cloudwan"), routes(84, "none"), routes(84, "unknown"))
+    for quiet in (*quiet_cases, routes(101)):  # more than the quota: AWS applies another one, so no guess
+        assert ("198.51.100.1", "route_quota_near") not in quiet
+    assert ("198.51.100.1", "route_quota_near") not in routes(84, routing="static")
+    assert not FINDINGS["route_quota_near"].demo.startswith("no: ")

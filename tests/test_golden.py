@@ -23,8 +23,11 @@ from exporter.diagnosis.selectors import check_snapshot
 from exporter.exposition.render import RenderedSnapshot
 from exporter.model import (
     Connection,
+    ConnectionHistory,
     CustomerGateway,
     Finding,
+    HistoryCollection,
+    HistoryDay,
     LogDestination,
     LogGroupStatus,
     Observation,
@@ -34,6 +37,7 @@ from exporter.model import (
     TrafficCollection,
     Tunnel,
     TunnelConfig,
+    TunnelHistory,
     TunnelKey,
     TunnelLogView,
     TunnelStatus,
@@ -193,6 +197,22 @@ def full_observation() -> tuple[Observation, tuple[Finding, ...]]:
         monthly_cost={(ACCOUNT, REGION): 0.6912},
         unattributable={(ACCOUNT, REGION): 0},
     )
+    history = HistoryCollection(
+        tunnels={
+            TunnelKey(ACCOUNT, REGION, "vpn-0aaa", "198.51.100.1"): TunnelHistory(
+                7, (("maintenance", 540.0), ("other", 1234.5)), (("maintenance", 0.0), ("other", 61.0))
+            ),
+            TunnelKey(ACCOUNT, REGION, "vpn-0aaa", "198.51.100.2"): TunnelHistory(
+                0, (("maintenance", 0.0), ("other", 0.0)), (("maintenance", 0.0), ("other", 0.0))
+            ),
+        },
+        connections={
+            (ACCOUNT, REGION, "vpn-0aaa"): ConnectionHistory(
+                (("maintenance", 30.0), ("other", 12.5)), 1732.0, 2_592_000.0
+            )
+        },
+        days={(ACCOUNT, REGION, "vpn-0aaa"): (HistoryDay("2027-01-14", 86_400.0, 42.5, 1732.0, 7),)},
+    )
     observation = Observation(
         NOW,
         (region,),
@@ -201,6 +221,8 @@ def full_observation() -> tuple[Observation, tuple[Finding, ...]]:
         (LogGroupStatus(ACCOUNT, REGION, "/aws/vpn/tunnels", NOW - 42.5),),
         tunnel_status=status,
         traffic=traffic,
+        history=history.days,
+        history_counters=history,
     )
     return observation, findings
 

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,10 @@ from exporter.demo.environment import simulated_aws_environment
 from exporter.diagnosis.findings import CRITICAL
 from exporter.diagnosis.report import HEALTHY, RANKS, build_report, exit_code, render_text, summary_line
 from exporter.diagnosis.rules import diagnosed
-from exporter.model import CustomerGateway, Observation, RegionTelemetry, SourceResult, TunnelKey
+from exporter.model import CustomerGateway, HistoryDay, Observation, RegionTelemetry, SourceResult, TunnelKey
 from exporter.sources.logs.parse import LogEvent
+from exporter.untrusted import printable
+from tests.hostile_strings import CORPUS, RAW
 from tests.test_diagnosis import HEALTHY as HEALTHY_TUNNEL
 from tests.test_diagnosis import NOW, connection, log_state, tunnel
 from tests.test_secrets import MOTO_CGW_KEY
@@ -142,6 +145,94 @@ def test_a_run_without_any_data_says_no_data_and_why():
     assert text.startswith("no data") and "ec2 unknown/us-east-1: timeout: no answer within 3s" in text
     assert "stale" not in text
     assert report["no_data"] and exit_code(report) == 4
+
+
+FULL = 86400.0
+STRIP_DAYS = (
+    *[(FULL, 0.0, 0.0, 0)] * 24,
+    (FULL, 0.0, 600.0, 2),
+    (FULL, 2520.0, 3900.0, 3),
+    (0.0, 0.0, 0.0, 0),
+    (FULL, 0.0, 0.0, 1),
+    (FULL, 0.0, 0.0, 0),
+    (3600.0, 0.0, 0.0, 0),
+)
+
+
+def with_history(snapshot, **days_by_id):
+    """The snapshot with a history for the named connections (by id): (observed, unavailable, unredundant, flaps)
+    per day, the last one the snapshot's own day."""
+    today = datetime.fromtimestamp(snapshot.completed_at, tz=timezone.utc).date()
+    history = {
+        ("1", "us-east-1", vpn_id): tuple(
+            HistoryDay((today - timedelta(days=len(days) - 1 - i)).isoformat(), *values)
+            for i, values in enumerate(days)
+        )
+        for vpn_id, days in days_by_id.items()
+    }
+    return replace(snapshot, history=history)
+
+
+def test_each_connections_last_30_days_on_one_line_worst_first():
+    report = build_report(
+        with_history(snapshot_of(FINE, PARTNER, logs=REFUSED_BOTH), **{"vpn-1": STRIP_DAYS, "vpn-2": STRIP_DAYS[-3:]})
+    )
+    lines = render_text(report).splitlines()
+    start = lines.index("Last 30 days, oldest first (\u2581 up, \u2585 degraded, \u2588 down, \u00b7 no data):")
+    assert lines[start + 1 :] == [
+        "  partner  vpn-2  " + "\u00b7" * 27 + "\u2585\u2581\u2581  1 day degraded, 1 flap; no data on 27 days",
+        "  fine     vpn-1  "
+        + "\u2581" * 24
+        + "\u2585\u2588\u00b7\u2585\u2581\u2581  2 days degraded, 1 down (42m00s), 6 flaps; no data on 1 day",
+    ]  # the report's order: worst first
+    ascii_text = render_text(report, encoding="ascii")
+    ascii_text.encode("ascii")  # a terminal without the block characters gets letters
+    assert "  fine     vpn-1  " + "_" * 24 + "=#.=__  2 days degraded" in ascii_text
+    painted = render_text(report, colour=True)
+    assert "\033[31m\u2588\033[0m" in painted and "\033[32m" + "\u2581" * 24 + "\033[0m" in painted  # a colour per run
+
+
+def test_diagnose_json_carries_the_days():
+    report = build_report(with_history(snapshot_of(FINE, PARTNER), **{"vpn-1": STRIP_DAYS}))
+    fine = next(c for c in report["connections"] if c["name"] == "fine")
+    history = json.loads(json.dumps(report))["connections"][report["connections"].index(fine)]["history"]
+    assert len(history["days"]) == 30 and history["days"][-1]["day"] == "2027-01-15"
+    assert [d["state"] for d in history["days"]][-6:] == ["degraded", "down", "no_data", "degraded", "up", "up"]
+    assert history["days"][25] == {
+        "day": "2027-01-11",
+        "state": "down",
+        "observed_seconds": FULL,
+        "unavailable_seconds": 2520.0,
+        "unredundant_seconds": 3900.0,
+        "flaps": 3,
+    }
+    assert (history["up_days"], history["degraded_days"], history["down_days"], history["no_data_days"]) == (
+        26,
+        2,
+        1,
+        1,
+    )
+    assert history["unavailable_seconds"] == 2520.0 and history["flaps"] == 6
+    assert history["summary"] == "2 days degraded, 1 down (42m00s), 6 flaps; no data on 1 day"
+
+
+def test_without_a_history_no_strip_and_no_error():
+    for days in ({}, {"vpn-1": ()}, {"vpn-gone": STRIP_DAYS}):
+        report = build_report(with_history(snapshot_of(FINE, PARTNER), **days))
+        assert all(c["history"] is None for c in report["connections"])
+        assert "Last 30 days" not in render_text(report)
+
+
+def test_the_history_line_shows_a_hostile_name_escaped_on_its_own_line():
+    honest = build_report(with_history(snapshot_of(named("site", "vpn-9", *BGP_DOWN)), **{"vpn-9": STRIP_DAYS}))
+    expected = render_text(honest, width=100_000)
+    for key, hostile in CORPUS.items():
+        report = build_report(with_history(snapshot_of(named(hostile, "vpn-9", *BGP_DOWN)), **{"vpn-9": STRIP_DAYS}))
+        text = render_text(report, width=100_000)
+        text.encode("utf-8")
+        assert text.count("\n") == expected.count("\n"), key
+        assert not RAW.search(text.replace("\n", "")), key
+        assert f"  {printable(hostile)}  vpn-9  " in text and text.rstrip().endswith("no data on 1 day"), key
 
 
 def diagnose_demo(*args):

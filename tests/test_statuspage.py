@@ -8,15 +8,17 @@ import struct
 import subprocess
 import zlib
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
 import requests
 
 from exporter.config import Target
 from exporter.diagnosis.findings import FINDINGS, runbook_url
 from exporter.diagnosis.rules import diagnosed
-from exporter.model import Connection, Observation, RegionTelemetry, Snapshot, SourceResult, Tunnel
+from exporter.model import Connection, HistoryDay, Observation, RegionTelemetry, Snapshot, SourceResult, Tunnel
 from exporter.web import statuspage
 from tests.conftest import add_vpn_connection, tunnel_telemetry
 
@@ -379,3 +381,165 @@ def test_ages_after_a_wall_clock_step_are_measured_on_the_monotonic_clock(monkey
         text = text_of(statuspage.render(taken, now=NOW + 600 + step))
         assert "Snapshot taken 10m ago" in text, step
         assert "The data below is stale: it is from the last successful collection, 1h ago" in text, step
+
+
+# --- the 30-day strip ------------------------------------------------------------------------------------
+
+REF = ("123456789012", "us-east-1", "vpn-0a")
+TODAY = datetime.fromtimestamp(NOW, tz=timezone.utc).date()  # 2027-01-15
+
+
+def history(*days: tuple[float, float, float, int]) -> tuple[HistoryDay, ...]:
+    """HistoryDays from (observed, unavailable, unredundant seconds, flaps), the last one today (oldest first)."""
+    return tuple(
+        HistoryDay((TODAY - timedelta(days=len(days) - 1 - i)).isoformat(), *values) for i, values in enumerate(days)
+    )
+
+
+def with_history(shot: Snapshot, days: dict) -> Snapshot:
+    return replace(shot, history=days)
+
+
+def cells(page: str) -> list[tuple[str, str]]:
+    """(class, title) of each strip cell, in order ("u" for an up day's, which has no class)."""
+    return [(css or "u", title) for css, title in re.findall(r'<i(?: class="(\w)")? title="([^"]*)"></i>', page)]
+
+
+FULL = 86400.0
+
+
+@pytest.mark.parametrize(
+    ("day", "css", "title"),
+    [
+        ((0.0, 0.0, 0.0, 0), "n", "no data"),
+        ((0.0, 600.0, 0.0, 3), "n", "no data"),  # nothing observed: whatever else it says
+        ((FULL, 0.0, 0.0, 0), "u", "up"),
+        ((3600.0, 0.0, 0.0, 0), "u", "up"),  # today, so far
+        ((FULL, 0.0, 0.0, 1), "g", "degraded, 1 flap"),
+        ((FULL, 0.0, 65.0, 0), "g", "degraded, 1m05s without redundancy, no flap"),
+        ((FULL, 2520.0, 3900.0, 4), "d", "down, 42m00s unavailable, 1h05m without redundancy, 4 flaps"),
+        ((FULL, 1.0, 0.0, 0), "d", "down, 0m01s unavailable, no flap"),
+        ((FULL, float("nan"), -5.0, -1), "u", "up"),  # nonsense counts read as nothing
+        ((FULL, float("inf"), 0.0, 0), "d", "down, 24h00m unavailable, no flap"),  # no more than a day holds
+    ],
+)
+def test_a_days_cell_says_its_state_by_colour_and_its_downtime_and_flaps_in_its_title(day, css, title):
+    page = statuspage.render(
+        with_history(snapshot([connection("vpn-0a", "alpha", tunnel("192.0.2.1"))]), {REF: history(day)}), now=NOW
+    )
+    shown = cells(page)
+    assert len(shown) == 30 and shown[-1] == (css, f"2027-01-15: {title}")
+    assert shown[:-1] == [("n", f"{(TODAY - timedelta(days=29 - i)).isoformat()}: no data") for i in range(29)]
+    assert f"2027-01-15: {title}</li>" in page  # the same day as text, for a screen reader or without CSS
+    assert "<script" not in page
+
+
+def test_the_strip_spans_the_last_30_days_and_says_them_as_text():
+    days = history(
+        *([(FULL, 0.0, 0.0, 0)] * 31),
+        (FULL, 0.0, 600.0, 2),
+        (FULL, 2520.0, 3900.0, 3),
+        (0.0, 0.0, 0.0, 0),
+        (3600.0, 0.0, 0.0, 0),
+    )
+    days = (HistoryDay("2027-01-16", FULL, FULL, 0.0, 9), HistoryDay("not a day", 1.0, 1.0, 0.0, 0)) + days  # ignored
+    shot = with_history(
+        snapshot([connection("vpn-0a", "alpha", tunnel("192.0.2.1"), tunnel("192.0.2.2"))]), {REF: days}
+    )
+    page = statuspage.render(shot, now=NOW)
+    shown = cells(page)
+    assert [css for css, _ in shown] == ["u"] * 26 + ["g", "d", "n", "u"]
+    assert shown[0][1] == "2026-12-17: up" and shown[-1][1] == "2027-01-15: up"
+    text = text_of(page)
+    assert "Last 30 days: 1 day degraded, 1 down (42m00s), 5 flaps; no data on 1 day" in text
+    assert (
+        "2026-12-17 to 2027-01-11: up"
+        "2027-01-12: degraded, 10m00s without redundancy, 2 flaps"
+        "2027-01-13: down, 42m00s unavailable, 1h05m without redundancy, 3 flaps"
+        "2027-01-14: no data"
+        "2027-01-15: up"
+    ) in text
+    assert '<details class="days"><summary><span class="strip" aria-hidden="true">' in page  # the text is read once
+    assert text.index("Last 30 days") < text.index("Tunnel")  # under the connection's heading, before its tunnels
+
+
+def test_without_a_history_there_is_no_strip_and_no_error():
+    plain = snapshot(
+        [connection("vpn-0a", "alpha", tunnel("192.0.2.1")), connection("vpn-0b", "bravo", tunnel("192.0.2.3"))]
+    )
+    for days in ({}, {REF: ()}, {("123456789012", "us-east-1", "vpn-gone"): history((FULL, 0.0, 0.0, 0))}):
+        page = statuspage.render(with_history(plain, days), now=NOW)
+        assert "Last 30 days" not in page and 'class="strip"' not in page and "alpha" in page
+    one = text_of(statuspage.render(with_history(plain, {REF: history((FULL, 0.0, 0.0, 0))}), now=NOW))
+    assert one.count("Last 30 days") == 1 and "up every observed day, no flap; no data on 29 days" in one
+
+
+def test_the_strip_escapes_the_connection_it_belongs_to_and_drops_a_day_that_is_not_a_date():
+    from tests.hostile_strings import RAW, joined
+
+    hostile = joined()
+    ref = ("123456789012", "us-east-1", hostile)
+    days = (
+        HistoryDay(f'2027-01-14"><script>{hostile}', FULL, 0.0, 0.0, 1),  # not a date: left out
+        *history((FULL, 0.0, 0.0, 1)),
+        HistoryDay("2027-W02-5", FULL, FULL, 0.0, 0),  # 2027-01-15 as an ISO week date: the latest entry wins
+        HistoryDay("2027-01-15", None, 0.0, 0.0, 0),  # type: ignore[arg-type]  # not a count: left out
+    )
+    page = statuspage.render(
+        with_history(snapshot([connection(hostile, hostile, tunnel("192.0.2.1"))]), {ref: days}), now=NOW
+    )
+    assert "<script>" not in page and not RAW.search(page.replace("\n", ""))
+    assert len(cells(page)) == 30 and cells(page)[-2:] == [
+        ("n", "2027-01-14: no data"),
+        ("d", "2027-01-15: down, 24h00m unavailable, no flap"),
+    ]
+    assert "2027-W02-5" not in page
+
+
+def test_the_strips_stay_small_at_a_page_of_connections():
+    """At a full page (PAGE_SIZE connections, each with 30 days of history), the strips add a bounded amount per
+    connection: about 1.3 KiB when most days were up, under 3 KiB when every day was degraded alike, under 5.5 KiB
+    when every day was bad in its own way (the tooltips and the text both say each bad day). benchmarks/status_page.py prints the page's sizes at 9 and 400 connections."""
+    rows = [connection(f"vpn-{i:05d}", f"site-{i:05d}", tunnel(f"10.0.0.{i}")) for i in range(statuspage.PAGE_SIZE)]
+    plain = snapshot(rows)
+    bad = [(FULL, 0.0, 600.0, 2), (FULL, 2520.0, 3900.0, 3)]
+    cases = (
+        (history(*([(FULL, 0.0, 0.0, 0)] * 28), *bad), 1536),  # mostly up
+        (history(*([(FULL, 0.0, FULL, 0)] * 30)), 3072),  # one tunnel configured: 30 degraded tooltips, one line
+        (history(*((FULL, 60.0 * i, 3900.0, i % 7) for i in range(30))), 5632),  # every day bad, each its own
+    )
+    for days, budget in cases:
+        full = with_history(plain, {("123456789012", "us-east-1", c.vpn_connection_id): days for c in rows})
+        added = len(statuspage.render(full, now=NOW)) - len(statuspage.render(plain, now=NOW))
+        assert 0 < added < budget * statuspage.PAGE_SIZE, (added / statuspage.PAGE_SIZE, budget)
+
+
+@pytest.mark.slow  # starts Chromium
+def test_a_real_browser_draws_the_strip(tmp_path):
+    days = history(*([(FULL, 0.0, 0.0, 0)] * 27), (FULL, 0.0, 600.0, 2), (FULL, 2520.0, 0.0, 3), (0.0, 0.0, 0.0, 0))
+    shot = with_history(
+        snapshot([connection("vpn-0a", "alpha", tunnel("192.0.2.1"), tunnel("192.0.2.2"))]), {REF: days}
+    )
+    html = tmp_path / "page.html"
+    html.write_text(statuspage.render(shot, now=NOW))
+    dom = chromium(tmp_path, "--dump-dom", html.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert 'title="2027-01-14: down, 42m00s unavailable, 3 flaps"' in dom.stdout
+    screenshot = tmp_path / "strip.png"
+    taken = chromium(
+        tmp_path, f"--screenshot={screenshot}", "--window-size=900,500", "--hide-scrollbars", html.as_uri()
+    )
+    assert taken.returncode == 0 and screenshot.exists(), taken.stderr[-2000:]
+    bpp, rows = png_rows(screenshot.read_bytes(), 500)
+    pixels: dict[bytes, int] = {}
+    for row in rows:
+        for x in range(0, len(row), bpp):
+            pixels[row[x : x + 3]] = pixels.get(row[x : x + 3], 0) + 1
+
+    def area(colour: str) -> int:  # pixels of this colour, give or take a little colour management
+        want = bytes.fromhex(colour)
+        return sum(n for rgb, n in pixels.items() if all(abs(a - b) <= 6 for a, b in zip(rgb, want, strict=True)))
+
+    up, degraded, down = area("2da44e"), area("d4a72c"), area("cf222e")
+    assert degraded > 20 and down > 20, (degraded, down)  # a cell is about 9 x 18 px
+    assert up > 8 * degraded  # 27 short green cells (a third of the height) against one amber one

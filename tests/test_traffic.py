@@ -556,7 +556,7 @@ def test_a_tunnel_first_seen_while_the_wall_clock_is_ahead_counts_the_window_bef
 
 
 def test_state_file_writable_is_every_state_files_last_save(aws, make_exporter, tmp_path):
-    """One truth for every state file in use: with logs off it follows the traffic state's saves."""
+    """One truth for every state file in use: with logs off, the traffic state's and the history's saves."""
     _two_tunnels()
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the state directory should be: every save fails")
@@ -569,6 +569,8 @@ def test_state_file_writable_is_every_state_files_last_save(aws, make_exporter, 
     assert value(scrape(exporter.url), "aws_vpn_exporter_state_file_writable") == 0
     blocked.unlink()
     exporter.poll("traffic")
+    assert value(scrape(exporter.url), "aws_vpn_exporter_state_file_writable") == 0  # the history's last save failed
+    exporter.poll("ec2")  # the history saves with each EC2 poll
     assert value(scrape(exporter.url), "aws_vpn_exporter_state_file_writable") == 1
     assert (blocked / "traffic-state.json").exists()
     both = make_exporter([Target(regions=("us-east-1",))], traffic=TRAFFIC, state_dir=tmp_path / "both")

@@ -30,6 +30,8 @@ CLOSED_ACCOUNT = "345678901234"  # a suspended member: discovery skips it
 IKE_LOG_GROUP = "/aws/vpn/tunnel-activity"
 BGP_LOG_GROUP = "/aws/vpn/bgp"
 HEARTBEAT_SECONDS = 60
+LOGGED_CHANGES = 32  # the changes one apply logs at most: a clock jumped by days (a test's) logs its latest ones
+APPLIED_BEFORE_START = 600  # aws_status maintenance: applied, without a schedule: this long before the demo started
 
 
 # What AWS reports for each demo state: (Status, StatusMessage) by routing.
@@ -56,18 +58,34 @@ def simulated_aws_environment(endpoint_url: str) -> dict[str, str]:
     }
 
 
-def _aws_status(status: dict[str, str], state: str, now: float) -> dict[str, dict]:
-    """What GetVpnTunnelReplacementStatus and GetActiveVpnTunnelStatus answer for a tunnel in this state."""
+def _maintenance(scenario: TunnelScenario, now: float, started_at: float) -> dict[str, str | datetime]:
+    """GetVpnTunnelReplacementStatus's MaintenanceDetails. A tunnel replaced on its schedule (a ``maintenance`` step
+    of its cycle) shows the replacement pending until it starts, auto-applied at its start, and applied since (the
+    time it went down for it); ``aws_status`` says what holds without a schedule."""
+    configured, elapsed = dict(scenario.aws_status)["maintenance"], now - started_at
     maintenance: dict[str, str | datetime] = {
         "PendingMaintenance": strict_aws.NO_MAINTENANCE
     }  # the API's words, not the console's "None"
-    if status["maintenance"] == "pending":
+    scheduled, applied = scenario.next_replacement(elapsed), scenario.last_replacement(elapsed)
+    if configured == "pending" and (scheduled is not None or not scenario.replacements):
+        due = started_at + scheduled if scheduled is not None else int(now) // 3600 * 3600 + 3 * 86400
         maintenance = {
             "PendingMaintenance": "Available",
-            "MaintenanceAutoAppliedAfter": datetime.fromtimestamp(int(now) // 3600 * 3600 + 3 * 86400, tz=timezone.utc),
+            "MaintenanceAutoAppliedAfter": datetime.fromtimestamp(int(due), tz=timezone.utc),
         }
-    elif status["maintenance"] == "applied":
-        maintenance["LastMaintenanceApplied"] = datetime.fromtimestamp(int(now) - 600, tz=timezone.utc)
+    if applied is not None:
+        maintenance["LastMaintenanceApplied"] = datetime.fromtimestamp(int(started_at + applied), tz=timezone.utc)
+    elif configured == "applied":
+        maintenance["LastMaintenanceApplied"] = datetime.fromtimestamp(
+            int(started_at) - APPLIED_BEFORE_START, tz=timezone.utc
+        )
+    return maintenance
+
+
+def _aws_status(scenario: TunnelScenario, state: str, now: float, started_at: float) -> dict[str, dict]:
+    """What GetVpnTunnelReplacementStatus and GetActiveVpnTunnelStatus answer for a tunnel in this state."""
+    status = dict(scenario.aws_status)
+    maintenance = _maintenance(scenario, now, started_at)
     active: dict = {"ProvisioningStatus": status["provisioning"]}
     if status["provisioning"] == "failed":
         active["ProvisioningStatusReason"] = "The tunnel inside CIDR conflicts with another tunnel of the gateway"
@@ -100,6 +118,7 @@ class _LiveTunnel:
     changed_at: float = 0.0
     heartbeat_at: float = 0.0
     override: str | None = None  # a state forced by a test or an operator, until cleared
+    applied_until: float = 0.0  # seconds after the start the telemetry was last written for
     streams: set = field(default_factory=set)  # (group, stream) created so far: AWS creates one on first event
 
 
@@ -322,14 +341,16 @@ class DemoEnvironment:
             for live in self.connections:
                 telemetry = []
                 for tunnel in live.tunnels:
-                    state = tunnel.override or tunnel.scenario.state_at(now - self._started_at)
-                    if state != tunnel.state:
-                        lines = transition(tunnel.scenario, live.vpn_connection_id, tunnel.state, state, now)
+                    changes = self._changes(tunnel, now)
+                    for index, (at, before, state) in enumerate(changes):
+                        if index >= len(changes) - LOGGED_CHANGES:
+                            lines = transition(tunnel.scenario, live.vpn_connection_id, before, state, at)
+                            self._write_logs(live, tunnel, lines)
                         # the first state has held a while when the demo starts, as on a real account
-                        changed_at = now - tunnel_traffic.SETTLED_FOR if not tunnel.state else now
-                        tunnel.state, tunnel.changed_at, tunnel.heartbeat_at = state, changed_at, now
-                        self._write_logs(live, tunnel, lines)
-                    elif now - tunnel.heartbeat_at >= HEARTBEAT_SECONDS:
+                        tunnel.changed_at = at - tunnel_traffic.SETTLED_FOR if not before else at
+                        tunnel.state, tunnel.heartbeat_at = state, now
+                    state = tunnel.state
+                    if not changes and now - tunnel.heartbeat_at >= HEARTBEAT_SECONDS:
                         tunnel.heartbeat_at = now
                         self._write_logs(live, tunnel, heartbeat(tunnel.scenario, live.vpn_connection_id, state, now))
                     status, message = _TELEMETRY[(state, live.scenario.routing)]
@@ -346,9 +367,24 @@ class DemoEnvironment:
                 backend = self._backend_connection(live)
                 backend.vgw_telemetry = telemetry
                 backend.tunnel_status = {
-                    t.scenario.outside_ip: _aws_status(dict(t.scenario.aws_status), t.state, now) for t in live.tunnels
+                    t.scenario.outside_ip: _aws_status(t.scenario, t.state, now, self._started_at) for t in live.tunnels
                 }
             self._publish_traffic(now)
+
+    def _changes(self, tunnel: _LiveTunnel, now: float) -> list[tuple[float, str, str]]:
+        """The tunnel's state changes since the telemetry was last written, each at its own time: every change its
+        schedule made in between, two within one poll included. A forced state (``set_state``), the first write,
+        or a clock that went back changes the state at ``now``."""
+        elapsed = now - self._started_at
+        on_schedule = tunnel.state and tunnel.state == tunnel.scenario.state_at(tunnel.applied_until)
+        if tunnel.override is None and on_schedule and elapsed >= tunnel.applied_until:
+            scheduled = tunnel.scenario.changes(tunnel.applied_until, elapsed)
+            changes = [(self._started_at + at, before, after) for at, before, after in scheduled]
+        else:
+            state = tunnel.override or tunnel.scenario.state_at(elapsed)
+            changes = [] if state == tunnel.state else [(now, tunnel.state, state)]
+        tunnel.applied_until = elapsed
+        return changes
 
     # --- CloudWatch tunnel traffic (AWS/VPN), published as AWS does: per period, some minutes late -----------
 

@@ -1,11 +1,15 @@
 """The demo's scenarios, as data: which connections exist and how each tunnel behaves over time.
 
-A tunnel either holds one ``state`` or runs through a ``cycle`` of states (a flapping tunnel).
-States are the cases of AWS's knowledge-center article, expressed as the telemetry AWS would report.
+A tunnel either holds one ``state`` or runs through a ``cycle`` of states (a flapping tunnel); a step of the cycle
+may be an AWS endpoint replacement (``maintenance: true``). States are the cases of AWS's knowledge-center article,
+expressed as the telemetry AWS would report. The schedule is a function of the time since the demo started, so the
+simulated AWS knows every change, however close together, and when it happened (``changes``).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,10 +87,15 @@ class TunnelScenario:
     quiet: bool = False  # logging on, nothing logged yet: AWS has created no stream for this tunnel
     options: tuple[tuple[str, Any], ...] = ()  # TunnelOptions as AWS names them (see PRESETS)
     aws_status: tuple[tuple[str, str], ...] = ()  # maintenance, provisioning, negotiated (see AWS_STATUS)
+    replacements: tuple[int, ...] = ()  # the cycle's steps that are AWS endpoint replacements (maintenance: true)
+
+    @property
+    def period(self) -> float:
+        return sum(seconds for _, seconds in self.cycle)
 
     def state_at(self, elapsed: float) -> str:
         """The state this tunnel is in ``elapsed`` seconds after the demo started."""
-        period = sum(seconds for _, seconds in self.cycle)
+        period = self.period
         if period <= 0:
             return self.cycle[0][0]
         position = elapsed % period
@@ -95,6 +104,46 @@ class TunnelScenario:
                 return state
             position -= seconds
         return self.cycle[-1][0]
+
+    def _steps(self, after: float, until: float) -> Iterator[tuple[float, int]]:
+        """(start, index) of every step of the cycle that starts in (after, until], in order."""
+        period = self.period
+        if period <= 0 or until <= after:
+            return
+        offsets = [sum(seconds for _, seconds in self.cycle[:index]) for index in range(len(self.cycle))]
+        for turn in range(math.floor(after / period), math.floor(until / period) + 1):
+            for index, offset in enumerate(offsets):
+                start = turn * period + offset
+                if after < start <= until:
+                    yield start, index
+
+    def changes(self, after: float, until: float) -> list[tuple[float, str, str]]:
+        """The state changes in (after, until] seconds after the start, as (elapsed, before, after): each moves AWS's
+        LastStatusChange, so a tunnel down and up again between two polls shows as a later LastStatusChange with
+        the same status."""
+        found = []
+        for start, index in self._steps(after, until):
+            before, state = self.cycle[index - 1][0], self.cycle[index][0]
+            if before != state:
+                found.append((start, before, state))
+        return found
+
+    def last_replacement(self, elapsed: float) -> float | None:
+        """When (seconds after the start) AWS last replaced this tunnel's endpoint on its schedule, if it has."""
+        since = max(elapsed - self.period, -1.0)  # the latest turn holds the latest one; none before the start
+        starts = [start for start, index in self._steps(since, elapsed) if index in self.replacements and start >= 0]
+        return starts[-1] if starts else None
+
+    def next_replacement(self, elapsed: float) -> float | None:
+        """When the next scheduled replacement starts, if it starts within the current turn of the cycle (AWS
+        announces it as pending maintenance until then)."""
+        position = elapsed % self.period if self.period > 0 else 0.0
+        ahead = [
+            start
+            for start, index in self._steps(elapsed, elapsed - position + self.period)
+            if index in self.replacements
+        ]
+        return ahead[0] if ahead else None
 
 
 @dataclass(frozen=True)
@@ -136,6 +185,7 @@ def _require(data: dict, key: str, where: str, source: str) -> Any:
 def _tunnel(data: Any, where: str, source: str) -> TunnelScenario:
     if not isinstance(data, dict):
         raise ConfigError(source, where, "expected a mapping")
+    replacements = []
     if "cycle" in data:
         cycle = []
         for index, step in enumerate(data["cycle"]):
@@ -146,6 +196,12 @@ def _tunnel(data: Any, where: str, source: str) -> TunnelScenario:
                 cycle.append((state, parse_duration(duration)))
             except ValueError as err:
                 raise ConfigError(source, f"{where}.cycle[{index}].for", str(err)) from None
+            if step.get("maintenance", False) is not False:
+                if step["maintenance"] is not True or state != "down":
+                    raise ConfigError(
+                        source, f"{where}.cycle[{index}].maintenance", "true only on a down step (a replacement)"
+                    )
+                replacements.append(index)
     else:
         state = data.get("state", "healthy")
         if state not in STATES:
@@ -172,6 +228,7 @@ def _tunnel(data: Any, where: str, source: str) -> TunnelScenario:
         quiet=bool(data.get("quiet", False)),
         options=_tunnel_options(data, where, source),
         aws_status=_aws_status(data, where, source),
+        replacements=tuple(replacements),
     )
 
 

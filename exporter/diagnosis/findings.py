@@ -321,6 +321,20 @@ _SPECS = (
         needs_ipsec=True,
     ),
     FindingSpec(
+        "route_quota_near",
+        WARNING,
+        "tunnel",
+        "The customer gateway advertises over 80 % of the dynamic routes AWS accepts on this gateway: a few more "
+        "prefixes and AWS sends a BGP maximum-prefix Cease and drops the session.",
+        "Summarise the prefixes the customer gateway advertises (aggregate them, or advertise a default route) "
+        "before adding any; AWS's quota cannot be raised (100 routes on a virtual private gateway, 1,000 on a "
+        "transit gateway: move a connection that needs more to a transit gateway).",
+        alert="VpnRouteQuotaNear",
+        demo="partner-flapping",
+        needs_ipsec=True,
+        risk=True,
+    ),
+    FindingSpec(
         "bgp_routes_denied",
         WARNING,
         "tunnel",

@@ -1,16 +1,19 @@
 """The ``diagnose`` command's output, triage first: a summary line, then connections worst first, each
 with its cause before its symptoms and with the evidence that decides the fix; healthy ones last, one
-line each. Aligned (and coloured on a terminal) text, or JSON for scripts."""
+line each; then each connection's last 30 days on one line (diagnosis/strip.py). Aligned (and coloured on a
+terminal) text, or JSON for scripts."""
 
 from __future__ import annotations
 
 import re
 import textwrap
 from collections.abc import Callable, Iterable
+from itertools import groupby
 from typing import Any
 
+from exporter.diagnosis import strip
 from exporter.diagnosis.findings import CRITICAL, FINDINGS, INFO, WARNING, triage_order
-from exporter.model import Connection, CustomerGateway, Finding, Snapshot, Tunnel
+from exporter.model import Connection, CustomerGateway, Finding, HistoryDay, Snapshot, Tunnel
 from exporter.timefmt import duration, utc
 from exporter.untrusted import printable_tree
 
@@ -27,6 +30,11 @@ _COLOURS = {
     "dim": "2",
     "bold": "1",
 }
+# A strip's day cells: low to high as the day was worse (ASCII for a terminal that cannot show the blocks).
+GLYPHS = {strip.UP: "\u2581", strip.DEGRADED: "\u2585", strip.DOWN: "\u2588", strip.NO_DATA: "\u00b7"}
+ASCII_GLYPHS = {strip.UP: "_", strip.DEGRADED: "=", strip.DOWN: "#", strip.NO_DATA: "."}
+_DAY_STYLES = {strip.UP: "good", strip.DEGRADED: WARNING, strip.DOWN: "bad", strip.NO_DATA: "dim"}
+NAME_COLUMN = 30  # the strips line up under names up to this long (a longer one is kept whole)
 # A tunnel's own addresses in its evidence: set aside so that the same finding on two tunnels is seen
 # as one. Bounded so that 198.51.100.1 never matches inside 198.51.100.12.
 _OUTSIDE, _INSIDE = "\0outside\0", "\0inside\0"
@@ -68,6 +76,10 @@ def build_report(snapshot: Snapshot, wanted: Iterable[str] = ()) -> dict[str, An
                     connection,
                     gateways.get(connection.customer_gateway_id),
                     by_connection.get(connection.vpn_connection_id, ()),
+                    _history(
+                        snapshot.history.get((region.account_id, region.region, connection.vpn_connection_id), ()),
+                        snapshot.completed_at,
+                    ),
                 )
             )
     connections.sort(
@@ -95,7 +107,12 @@ def build_report(snapshot: Snapshot, wanted: Iterable[str] = ()) -> dict[str, An
 
 
 def _connection(
-    account_id: str, region: str, connection: Connection, gateway: CustomerGateway | None, found: Iterable[Finding]
+    account_id: str,
+    region: str,
+    connection: Connection,
+    gateway: CustomerGateway | None,
+    found: Iterable[Finding],
+    history: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     findings = sorted(found, key=_finding_order)
     return {
@@ -113,6 +130,32 @@ def _connection(
         "tunnels": [_tunnel(t) for t in connection.tunnels],
         "findings": [{"tunnel": f.tunnel, **_described(f.code), "evidence": list(f.evidence)} for f in findings],
         "grouped_findings": _grouped(connection, findings),
+        "history": history,
+    }
+
+
+def _history(days: tuple[HistoryDay, ...], completed_at: float) -> dict[str, Any] | None:
+    """The connection's last 30 days (strip.window), oldest first, with their counts; None without a history."""
+    if not days:
+        return None
+    shown = strip.window(days, completed_at)
+    summary = strip.summarise(shown)
+    return {
+        "summary": summary.text(),
+        **{f"{state}_days": summary.counts[state] for state in strip.STATES},
+        "unavailable_seconds": summary.unavailable_seconds,
+        "flaps": summary.flaps,
+        "days": [
+            {
+                "day": day.day,
+                "state": strip.state(day),
+                "observed_seconds": day.observed_seconds,
+                "unavailable_seconds": day.unavailable_seconds,
+                "unredundant_seconds": day.unredundant_seconds,
+                "flaps": day.flaps,
+            }
+            for day in shown
+        ],
     }
 
 
@@ -220,9 +263,10 @@ def summary_line(report: dict[str, Any]) -> str:
     return f"{total} connection{'' if total == 1 else 's'}" + (f": {counts}" if counts else "")
 
 
-def render_text(report: dict[str, Any], colour: bool = False, width: int = 100) -> str:
+def render_text(report: dict[str, Any], colour: bool = False, width: int = 100, encoding: str = "utf-8") -> str:
     """The report for a terminal. Every string in it is escaped first (Name tags, log details and errors
-    come from AWS): none can move the cursor, ring a bell, forge a line or fail to encode."""
+    come from AWS): none can move the cursor, ring a bell, forge a line or fail to encode. The 30-day strips are
+    drawn in ASCII when the terminal's ``encoding`` lacks the block characters."""
     report = printable_tree(report)
 
     def paint(text: str, style: str) -> str:
@@ -253,7 +297,36 @@ def render_text(report: dict[str, Any], colour: bool = False, width: int = 100) 
     if healthy:
         lines.append("")
         lines.extend(_healthy_line(connection, paint) for connection in healthy)
+    lines.extend(_history_lines(report["connections"], paint, GLYPHS if _encodes(GLYPHS, encoding) else ASCII_GLYPHS))
     return "\n".join(lines) + "\n"
+
+
+def _encodes(glyphs: dict[str, str], encoding: str) -> bool:
+    try:
+        "".join(glyphs.values()).encode(encoding)
+    except (UnicodeError, LookupError):
+        return False
+    return True
+
+
+def _history_lines(connections: list[dict[str, Any]], paint, glyphs: dict[str, str]) -> list[str]:
+    """One line per connection with a history, in the report's order: its name and id, the strip, what it adds
+    up to."""
+    kept = [c for c in connections if c["history"]]
+    if not kept:
+        return []
+    legend = ", ".join(f"{glyphs[state]} {state.replace('_', ' ')}" for state in strip.STATES)
+    size = min(NAME_COLUMN, max(len(c["name"] or "(no Name tag)") for c in kept))
+    ids = max(len(c["vpn_connection_id"]) for c in kept)
+    lines = ["", paint(f"Last {strip.DAYS} days, oldest first ({legend}):", "bold")]
+    for connection in kept:
+        states = [day["state"] for day in connection["history"]["days"]]
+        cells = "".join(paint(glyphs[state] * len(list(run)), _DAY_STYLES[state]) for state, run in groupby(states))
+        lines.append(
+            f"  {(connection['name'] or '(no Name tag)').ljust(size)}  {connection['vpn_connection_id'].ljust(ids)}"
+            f"  {cells}  {connection['history']['summary']}"
+        )
+    return lines
 
 
 def _heading(connection: dict[str, Any], paint) -> str:

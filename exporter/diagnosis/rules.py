@@ -24,6 +24,7 @@ from exporter.model import (
     TunnelKey,
     TunnelLogView,
 )
+from exporter.sources.ec2.telemetry import ROUTE_QUOTA_NEAR, ROUTE_QUOTAS, route_quota_ratio
 from exporter.sources.logs.parse import BGP_ERRORS
 from exporter.sources.logs.state import CLOCK_SKEW_SECONDS
 from exporter.sources.registry import SOURCES
@@ -75,6 +76,24 @@ def _ipsec_up_bgp_down(connection: Connection, tunnel: Tunnel, now: float) -> li
     return evidence
 
 
+def _route_quota_near(connection: Connection, tunnel: Tunnel) -> tuple[str, ...] | None:
+    """Predictive: past ROUTE_QUOTA_NEAR of the gateway's route quota, the customer gateway's next prefixes reset
+    the session (AWS answers the one past the quota with a maximum-prefix Cease). More routes than the quota means
+    AWS applies another one than the page's: nothing is said rather than a guess."""
+    ratio = route_quota_ratio(connection, tunnel)
+    if ratio is None or not ROUTE_QUOTA_NEAR < ratio <= 1:
+        return None
+    quota = ROUTE_QUOTAS[connection.gateway_type]
+    gateway = {"vgw": "virtual private gateway", "tgw": "transit gateway"}[connection.gateway_type]
+    room = quota - (tunnel.accepted_routes or 0)
+    return (
+        f"accepted routes {tunnel.accepted_routes} of the {gateway}'s quota of {quota} ({ratio:.0%})",
+        f"{room} more prefixes reach the quota; the one after resets the BGP session"
+        if room
+        else "at the quota: the next prefix resets the BGP session",
+    )
+
+
 def _tunnel_rules(
     connection: Connection, tunnel: Tunnel, logs: TunnelLogView | None, now: float, check: SelectorCheck | None = None
 ) -> Iterator[tuple]:
@@ -89,6 +108,8 @@ def _tunnel_rules(
     ]
     if missing:
         yield "tunnel_logging_disabled", tuple(f"{kind} log delivery is off" for kind in missing)
+    if near := _route_quota_near(connection, tunnel):
+        yield "route_quota_near", near
     if logs is None:
         return
 

@@ -1,4 +1,4 @@
-"""The history counters (issue 24's interface) and the recording rules over them, defined once: the rule
+"""The history counters (exporter/contract.py) and the recording rules over them, defined once: the rule
 generator (generate/alerting.py) writes these rules, the dashboards read them, and the ``report`` command
 queries them (or, without them, the same expressions over the raw counters).
 
@@ -14,15 +14,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CONNECTION = ("account_id", "region", "vpn_connection_id")
-TUNNEL = (*CONNECTION, "tunnel")
+from exporter import contract
 
-STATE_CHANGES = "aws_vpn_tunnel_state_changes_total"
-DOWN_SECONDS = "aws_vpn_tunnel_down_seconds_total"
-BGP_DOWN_SECONDS = "aws_vpn_tunnel_bgp_down_seconds_total"
-UNAVAILABLE_SECONDS = "aws_vpn_connection_unavailable_seconds_total"
-UNREDUNDANT_SECONDS = "aws_vpn_connection_unredundant_seconds_total"
-OBSERVED_SECONDS = "aws_vpn_connection_observed_seconds_total"
+CONNECTION = contract.CONNECTION_LABELS
+TUNNEL = contract.TUNNEL_LABELS
+
+STATE_CHANGES = contract.TUNNEL_STATE_CHANGES
+DOWN_SECONDS = contract.TUNNEL_DOWN_SECONDS
+BGP_DOWN_SECONDS = contract.TUNNEL_BGP_DOWN_SECONDS
+UNAVAILABLE_SECONDS = contract.CONNECTION_UNAVAILABLE_SECONDS
+UNREDUNDANT_SECONDS = contract.CONNECTION_UNREDUNDANT_SECONDS
+OBSERVED_SECONDS = contract.CONNECTION_OBSERVED_SECONDS
 
 WINDOWS = {"1h": 3600, "1d": 86400}
 DAY = 86400

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from exporter.sources.discovery import DiscoverySource
 from exporter.sources.ec2.source import Ec2Source
+from exporter.sources.history.source import HistorySource
 from exporter.sources.logs.source import LogsSource
 from exporter.sources.source import Source
 from exporter.sources.traffic.source import TrafficSource
@@ -20,4 +21,5 @@ SOURCES: tuple[type[Source], ...] = (
     TunnelStatusSource,
     LogsSource,
     TrafficSource,
+    HistorySource,
 )

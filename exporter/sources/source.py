@@ -56,6 +56,11 @@ class Source:
     needs: ClassVar[tuple[str, ...]] = ()  # sources whose first output it waits for, and reads in ``poll``
     required: ClassVar[bool] = False  # nothing is published before its first output
     quick: ClassVar[bool] = False  # polled by Exporter.poll_once (no rate limit, no long pass)
+    # derived from the others' outputs, with no AWS call: no job of its own; polled whenever a source it needs has a
+    # new output, and published with it (its poll returns None when nothing it reads changed)
+    derived: ClassVar[bool] = False
+    # its state files a one-shot ``diagnose`` starts from: copied from the running exporter's state_dir, never written
+    diagnose_reads: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Config, context: Context) -> None:
         """Every source is built so, by the exporter, from the registry (its own ``__init__`` keeps this shape)."""

@@ -6,7 +6,10 @@ exporter already serves, so it never calls AWS. Every value that came from AWS (
 HTML-escaped; the model holds no secret to leak (pre-shared keys are dropped at the boundary).
 
 The work is bounded at any scale: the connections are sorted worst first and shown PAGE_SIZE at a
-time (``/?page=N``); findings are summarised per code, a table bounded by the catalogue.
+time (``/?page=N``); findings are summarised per code, a table bounded by the catalogue. Each connection's
+last 30 days (``snapshot.history``) are a strip of day cells, each with its day in a tooltip; a ``<details>``
+under it says the same as text (a screen reader's and a page without CSS's), collapsed, runs of alike days
+merged, so the page stays small.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 from exporter import __version__
+from exporter.diagnosis import strip
 from exporter.diagnosis.findings import (
     CRITICAL,
     FINDINGS,
@@ -26,7 +30,7 @@ from exporter.diagnosis.findings import (
 )
 from exporter.diagnosis.report import up_down
 from exporter.diagnosis.rules import STATUS_MESSAGES
-from exporter.model import Connection, Finding, RegionTelemetry, Snapshot, SourceResult, Tunnel
+from exporter.model import Connection, Finding, HistoryDay, RegionTelemetry, Snapshot, SourceResult, Tunnel
 from exporter.timefmt import ago
 from exporter.untrusted import html_text
 
@@ -49,10 +53,16 @@ th{background:#f0f2f4}td.n{text-align:right}.meta{color:#555}
 .demo{padding:.4rem .8rem;background:#ddf4ff;border:1px solid #54aeff;border-radius:4px}
 .critical{color:#b42318;font-weight:600}.warning{color:#9a6700;font-weight:600}.info{color:#0969da}
 .name{overflow-wrap:anywhere}nav a{margin-right:1rem}td.summary{width:28%}td.where{width:18%}
+.days{margin:.3rem 0}.days summary{cursor:pointer}.days ul{margin:.2rem 0;font-size:.9rem}
+.strip{display:inline-flex;align-items:flex-end;gap:1px;height:1.1rem;vertical-align:middle;margin-right:.4rem}
+.strip i{width:.55rem;height:35%;background:#2da44e}.strip .g{height:70%;background:#d4a72c}
+.strip .d{height:100%;background:#cf222e}.strip .n{height:100%;background:none;box-shadow:inset 0 0 0 1px #afb8c1}
 """
 
 
 _e = html_text  # every value shown: AWS's text, escaped for HTML and written printable
+# a strip cell's class attribute: none for an up day (most days; the page stays small), else one letter
+_CELL = {strip.UP: "", strip.DEGRADED: ' class="g"', strip.DOWN: ' class="d"', strip.NO_DATA: ' class="n"'}
 
 
 def _age(now: float, then: float | None) -> str:
@@ -82,6 +92,7 @@ class _Row:
     region: RegionTelemetry
     connection: Connection
     findings: list[Finding] = field(default_factory=list)
+    history: tuple[HistoryDay, ...] = ()  # the connection's days as the history holds them; none without one
 
     @property
     def worst(self) -> int:
@@ -182,12 +193,10 @@ def _body(snapshot: Snapshot, now: float, page: int) -> list[str]:
     by_connection: dict[tuple[str, str, str], list[Finding]] = {}
     for finding in snapshot.findings:
         by_connection.setdefault((finding.account_id, finding.region, finding.vpn_connection_id), []).append(finding)
-    rows = [
-        _Row(
-            region, connection, by_connection.get((region.account_id, region.region, connection.vpn_connection_id), [])
-        )
-        for region, connection in snapshot.connections()
-    ]
+    rows = []
+    for region, connection in snapshot.connections():
+        ref = (region.account_id, region.region, connection.vpn_connection_id)
+        rows.append(_Row(region, connection, by_connection.get(ref, []), snapshot.history.get(ref, ())))
     rows.sort(key=_Row.sort_key)
     attention = sum(1 for row in rows if row.needs_attention)
     tunnels = [t for row in rows for t in row.connection.tunnels]
@@ -214,7 +223,7 @@ def _body(snapshot: Snapshot, now: float, page: int) -> list[str]:
         f"<p>{up:,} of {len(tunnels):,} tunnels UP (AWS status). Snapshot taken "
         f"{_when(now, snapshot.completed_at)} ({_e(_utc(snapshot.completed_at))}).</p>\n"
     )
-    parts.append(_connections(rows, attention, now, page))
+    parts.append(_connections(rows, attention, now, page, snapshot.completed_at))
     parts.append(_findings_summary(snapshot.findings, rows))
     busy = {(region.account_id, region.region) for region in snapshot.regions if region.connections}
     parts.append(_sources(snapshot.results, now, busy))
@@ -288,7 +297,7 @@ def _findings_summary(findings: tuple[Finding, ...], rows: list[_Row]) -> str:
     return "".join(out)
 
 
-def _connections(rows: list[_Row], attention: int, now: float, page: int) -> str:
+def _connections(rows: list[_Row], attention: int, now: float, page: int, taken: float) -> str:
     pages = max(1, -(-len(rows) // PAGE_SIZE))
     page = min(max(1, page), pages)
     start = (page - 1) * PAGE_SIZE
@@ -301,7 +310,7 @@ def _connections(rows: list[_Row], attention: int, now: float, page: int) -> str
         )
         out.append(_pager(page, pages))
     for row in shown:
-        out.append(_connection(row, now))
+        out.append(_connection(row, now, taken))
     if pages > 1:
         out.append(_pager(page, pages))
     return "".join(out)
@@ -318,7 +327,7 @@ def _pager(page: int, pages: int) -> str:
     return f'<nav aria-label="pages">{" ".join(links)}</nav>\n'
 
 
-def _connection(row: _Row, now: float) -> str:
+def _connection(row: _Row, now: float, taken: float) -> str:
     c, region = row.connection, row.region
     title = _e(c.name) if c.name else "<em>(no Name tag)</em>"
     status = (
@@ -330,7 +339,8 @@ def _connection(row: _Row, now: float) -> str:
         f'<section><h3 class="name">{title} <code>{_e(c.vpn_connection_id)}</code>: {status}</h3>\n'
         f'<p class="meta">{_e(region.account_id)} / {_e(region.region)}; {_e(c.routing)} routing; '
         f"{_e(c.gateway_type)} {_e(c.gateway_id)}; {'accelerated; ' if c.accelerated else ''}"
-        f"state {_e(c.state)}</p>\n"
+        f"state {_e(c.state)}</p>\n",
+        _days(strip.window(row.history, taken) if row.history else ()),
     ]
     by_tunnel: dict[str, list[Finding]] = {}
     for f in row.findings:
@@ -346,6 +356,20 @@ def _connection(row: _Row, now: float) -> str:
         out.append(f"<p>Connection: {_finding_links(by_tunnel[''])}</p>\n")
     out.append("</section>\n")
     return "".join(out)
+
+
+def _days(days: tuple[HistoryDay, ...]) -> str:
+    """The strip of day cells (each day in its tooltip), then, collapsed, the same days as text."""
+    if not days:
+        return ""
+    cells = "".join(
+        f'<i{_CELL[strip.state(day)]} title="{_e(day.day)}: {_e(strip.describe(day))}"></i>' for day in days
+    )
+    listed = "".join(f"<li>{_e(line)}</li>" for line in strip.runs(days))
+    return (
+        f'<details class="days"><summary><span class="strip" aria-hidden="true">{cells}</span>'
+        f"Last {len(days)} days: {_e(strip.summarise(days).text())}</summary><ul>{listed}</ul></details>\n"
+    )
 
 
 def _tunnel_row(tunnel: Tunnel, findings, now: float) -> str:

@@ -12,6 +12,7 @@ from exporter.contract import (
     CONNECTION_STATIC_ROUTES,
     CUSTOMER_GATEWAY_INFO,
     TUNNEL_ACCEPTED_ROUTES,
+    TUNNEL_ACCEPTED_ROUTES_QUOTA_RATIO,
     TUNNEL_BGP_UP,
     TUNNEL_DPD_TIMEOUT,
     TUNNEL_IKE_LIFETIME,
@@ -24,6 +25,7 @@ from exporter.contract import (
 )
 from exporter.family import Families, Family, flag, yielding
 from exporter.model import Connection, Snapshot, Tunnel
+from exporter.sources.ec2.telemetry import route_quota_ratio
 
 
 def families(snapshot: Snapshot, failed: list[str]) -> Iterator[Family]:
@@ -40,6 +42,7 @@ def _state_families(snapshot: Snapshot, failed: list[str]) -> Iterator[Family]:
         TUNNEL_IPSEC_UP,
         TUNNEL_BGP_UP,
         TUNNEL_ACCEPTED_ROUTES,
+        TUNNEL_ACCEPTED_ROUTES_QUOTA_RATIO,
         TUNNEL_LAST_STATUS_CHANGE,
         TUNNEL_LOG_ENABLED,
         CUSTOMER_GATEWAY_INFO,
@@ -70,7 +73,10 @@ def _state_families(snapshot: Snapshot, failed: list[str]) -> Iterator[Family]:
             )  # tags read before a reload changed the list
         for tunnel in connection.tunnels:
             with isolated(f"{connection.vpn_connection_id} {tunnel.outside_ip}"):
-                _tunnel_rows(family, [account, where, connection.vpn_connection_id, tunnel.outside_ip], tunnel)
+                labels = [account, where, connection.vpn_connection_id, tunnel.outside_ip]
+                _tunnel_rows(family, labels, tunnel)
+                if (ratio := route_quota_ratio(connection, tunnel)) is not None:
+                    family[TUNNEL_ACCEPTED_ROUTES_QUOTA_RATIO].add_metric(labels, ratio)
     for region in snapshot.regions:
         for gateway in region.customer_gateways:
             with isolated(gateway.customer_gateway_id):

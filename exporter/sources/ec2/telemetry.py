@@ -18,6 +18,15 @@ from typing import Any
 from exporter.model import Connection, CustomerGateway, LogDestination, Tunnel, TunnelConfig
 
 WEAK_DH_GROUPS = ("2", "5")  # below 14; AWS allows 2 in both phases and 5 in phase 2
+# Dynamic routes a customer gateway may advertise to one VPN connection, by the connection's gateway type (AWS
+# Site-to-Site VPN User Guide, "Site-to-Site VPN quotas", docs.aws.amazon.com/vpn/latest/s2svpn/vpn-limits.html,
+# Routes): 100 on a virtual private gateway, 1,000 on a transit gateway, neither adjustable (older editions of the
+# page said 100 for both). One prefix past it and AWS sends a BGP Cease (6/1, maximum number of prefixes reached)
+# and drops the session. The page gives no figure for Cloud WAN (nor for a Site-to-Site VPN Concentrator, nor a
+# connection without a gateway): no quota is known there, so no ratio is exported and nothing alerts, rather than
+# a guess.
+ROUTE_QUOTAS = {"vgw": 100, "tgw": 1000}
+ROUTE_QUOTA_NEAR = 0.8  # the share of the quota past which route_quota_near warns
 _BGP_ROUTES = re.compile(r"^\d+ BGP ROUTES?$")
 # EC2's query protocol answers in XML; both elements hold escaped text, so no nested closing tag.
 _LOG_FORMATS = {"json", "text"}
@@ -36,6 +45,16 @@ _KNOWN = {
     "gateway_association_state": {"associated", "not-associated", "associating", "disassociating"},
     "static_route_state": {"pending", "available", "deleting", "deleted"},
 }
+
+
+def route_quota_ratio(connection: Connection, tunnel: Tunnel) -> float | None:
+    """Accepted routes over the route quota of the connection's gateway type: how close the customer gateway is to
+    the prefix that resets the session. None where it means nothing: a static connection (no BGP), a gateway type
+    of no documented quota, an unknown route count."""
+    quota = ROUTE_QUOTAS.get(connection.gateway_type)
+    if quota is None or connection.routing != "dynamic" or tunnel.accepted_routes is None:
+        return None
+    return tunnel.accepted_routes / quota
 
 
 def classify_status_message(message: Any) -> str:
