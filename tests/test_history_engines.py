@@ -102,7 +102,14 @@ def victoria(tmp_path_factory):
             f"{url}/api/v1/import/prometheus", data=truth.exposition(openmetrics=False).encode(), timeout=300
         )
         assert response.status_code in (200, 204), response.text
-        requests.get(f"{url}/internal/force_flush", timeout=60)
+        expected = sum(len(family) for family in truth._series().values()) * len(truth.TIMES)
+
+        def every_sample_searchable() -> bool:  # an import is searchable only once VictoriaMetrics has flushed it
+            requests.get(f"{url}/internal/force_flush", timeout=60)
+            found = sla.PrometheusAPI(url).query('sum(count_over_time({__name__=~"aws_vpn_.+"}[100d]))', truth.END)
+            return bool(found) and int(float(found[0]["value"][1])) == expected
+
+        services.wait_until(every_sample_searchable, 60, "every imported sample to be searchable", step=1)
         yield url
     finally:
         process.terminate()
