@@ -37,9 +37,10 @@ log = logging.getLogger("exporter")
 
 DIAGNOSE_SUMMARY = "collect once and print each connection's cause, evidence and next step, worst first"
 EXIT_STATUS = (
-    "exit status: 0 nothing critical; 3 a critical finding is active; 4 no critical finding, but a "
-    "source failed (or gave no data) or an --vpn-connection-id matched nothing; 1 a configuration "
-    "error; 2 a usage error."
+    "exit status: 0 nothing critical; 3 a critical finding is active; 4 partly read: no critical finding, but "
+    "a source failed or an --vpn-connection-id matched nothing; 5 nothing could be read: every source of "
+    "every account and region failed (credentials, network, permissions: the message says what to do); "
+    "1 a configuration error; 2 a usage error."
 )
 
 

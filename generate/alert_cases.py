@@ -534,17 +534,22 @@ def cases(pages: Pages) -> list[dict]:
             ],
         },
         {
-            "name": "Collection failing for one source only",
+            # an account whose role cannot be assumed (or without credentials) is the sts source, in place of ec2
+            "name": "Collection failing for one source only, and for an account whose role cannot be assumed",
             "input_series": [
                 series(m.COLLECTION_SUCCESS, "0x20", account_id="111122223333", region="eu-west-1", source="logs"),
                 series(m.COLLECTION_SUCCESS, "1x20", account_id="111122223333", region="us-east-1", source="ec2"),
+                series(m.COLLECTION_SUCCESS, "0x20", account_id="444455556666", region="us-east-1", source="sts"),
             ],
             "alert_rule_test": [
                 expect("VpnExporterCollectionFailing", "9m", []),
                 expect(
                     "VpnExporterCollectionFailing",
                     "11m",
-                    [_scraped({"account_id": "111122223333", "region": "eu-west-1", "source": "logs"})],
+                    [
+                        _scraped({"account_id": "111122223333", "region": "eu-west-1", "source": "logs"}),
+                        _scraped({"account_id": "444455556666", "region": "us-east-1", "source": "sts"}),
+                    ],
                     value=0,
                 ),
             ],

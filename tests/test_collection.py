@@ -227,7 +227,8 @@ def test_an_account_whose_role_fails_never_hides_another(aws, faults, make_expor
     )
     exporter.poll_once()
     samples = scrape(exporter.url)
-    assert value(samples, "aws_vpn_exporter_collection_success", account_id="111111111111", source="ec2") == 0
+    # the role's failure is the account's sts source (its credentials), in place of its EC2 poll
+    assert value(samples, "aws_vpn_exporter_collection_success", account_id="111111111111", source="sts") == 0
     assert value(samples, "aws_vpn_exporter_collection_success", account_id=ACCOUNT, source="ec2") == 1
     assert value(samples, "aws_vpn_tunnel_up", account_id=ACCOUNT) == 1
 

@@ -144,7 +144,50 @@ def test_a_run_without_any_data_says_no_data_and_why():
     text = render_text(report)
     assert text.startswith("no data") and "ec2 unknown/us-east-1: timeout: no answer within 3s" in text
     assert "stale" not in text
-    assert report["no_data"] and exit_code(report) == 4
+    assert report["no_data"] and exit_code(report) == 5  # nothing could be read
+
+
+def test_the_exit_status_tells_nothing_read_from_partly_read_from_a_finding():
+    """Both failure kinds were 4: a run that read nothing (no credentials) could not be told from one where a log
+    group was refused."""
+    ok = SourceResult("1", "us-east-1", "ec2", True, 1.0, NOW, "")
+    logs_failed = SourceResult("1", "us-east-1", "logs", False, 1.0, None, "AccessDeniedException: FilterLogEvents")
+    sts_failed = SourceResult(
+        "unknown", "eu-west-1", "sts", False, 1.0, None, "no AWS credentials (NoCredentialsError)"
+    )
+
+    def status(*results, critical=False):
+        snapshot = snapshot_of(FINE, PARTNER, logs=REFUSED_BOTH) if critical else snapshot_of(FINE)
+        return exit_code(build_report(replace(snapshot, results=results)))
+
+    assert (status(ok), status(ok, logs_failed), status(ok, sts_failed)) == (0, 4, 4)  # all read; partly read
+    assert status(ok, logs_failed, critical=True) == 3  # a critical finding, whatever else failed
+    nothing = build_report(diagnosed(Observation(NOW, (), (sts_failed,))))
+    assert exit_code(nothing) == 5 and render_text(nothing).startswith("no data: every source failed: sts unknown/")
+
+
+@pytest.mark.slow  # runs the diagnose command: not in `scripts/test --quick`
+def test_diagnose_without_credentials_says_what_to_set_and_exits_5(aws, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"poll_timeout: 10s\ntargets:\n  - regions: [us-east-1]\nstate_dir: {tmp_path / 'state'}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ENDPOINT_URL=aws,  # never a real AWS, were credentials found after all
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+        AWS_CONFIG_FILE="/nonexistent",
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "diagnose", "--config", str(config), "--no-color"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 5, (result.stdout, result.stderr)
+    assert result.stdout.startswith("no data: every source failed: sts unknown/us-east-1: no AWS credentials")
+    assert "AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in result.stdout
+    assert "AWS_PROFILE" in result.stderr  # the log line says it too
 
 
 FULL = 86400.0
@@ -333,7 +376,7 @@ def test_a_hung_endpoint_ends_the_command_within_poll_timeout(hung_endpoint, tmp
     )
     elapsed = time.monotonic() - started
     assert elapsed < poll_timeout + 10, (elapsed, result.stdout, result.stderr)  # start-up on a busy machine
-    assert result.returncode == 4
+    assert result.returncode == 5  # nothing could be read
     assert result.stdout.startswith("no data: every source failed: ec2 ")
     assert f"timeout: no answer within {poll_timeout:g}s" in result.stdout and "stale" not in result.stdout
 

@@ -245,14 +245,20 @@ def _source_name(source: dict[str, Any]) -> str:
     return f"{source['source']} {source['account_id']}/{source['region']}"
 
 
+# diagnose's exit statuses (1 a configuration error and 2 a usage error are argparse's and cli.py's)
+EXIT_OK, EXIT_CRITICAL, EXIT_PARTLY_READ, EXIT_NOTHING_READ = 0, 3, 4, 5
+
+
 def exit_code(report: dict[str, Any]) -> int:
-    """3: a critical finding is active; 4: no critical finding, but a source failed (or gave no data) or
-    an id or Name matched nothing; 0 otherwise."""
+    """5: nothing could be read (every source of every account and region failed); 3: a critical finding is active;
+    4: no critical finding, but some source failed or an id or Name matched nothing (partly read); 0 otherwise."""
+    if report["no_data"]:
+        return EXIT_NOTHING_READ
     if report["summary"][CRITICAL]:
-        return 3
+        return EXIT_CRITICAL
     if report["not_found"] or not all(s["success"] for s in report["sources"]):
-        return 4
-    return 0
+        return EXIT_PARTLY_READ
+    return EXIT_OK
 
 
 def summary_line(report: dict[str, Any]) -> str:

@@ -17,26 +17,12 @@ import botocore.client
 import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import NoCredentialsError
 
 from exporter import __version__
 from exporter.config import Target
+from exporter.sources.failures import ENDPOINT_KEY, SERVICE_KEY, THROTTLE_CODES, describe, sts_step
 from exporter.sources.secrets import SECRETS_EVENT, strip_secrets_before_parse
-from exporter.untrusted import redact
-
-THROTTLE_CODES = frozenset(
-    {
-        "RequestLimitExceeded",
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "TooManyRequestsException",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "SlowDown",
-        "LimitExceededException",
-    }
-)
 
 # One attempt's outcome: (account_id, region, operation, outcome) -> recorded by the caller.
 ApiCallRecorder = Callable[[str, str, str, str], None]
@@ -105,37 +91,22 @@ def attempt_outcome(response: Any, caught_exception: Any) -> str:
     return "error" if http_response.status_code >= 400 else "ok"
 
 
-MAX_ERROR_MESSAGE = 240  # characters of AWS's own message kept in a description
-MAX_ERROR_CODE = 100  # AWS's codes are identifiers of a few dozen characters; a longer one is cut here
-
-
 def describe_error(err: BaseException) -> str:
-    """A short, secret-free description of an AWS failure for logs, the status page and ``diagnose``: AWS's
-    error code, the operation, the endpoint it was sent to, and AWS's message (``AccessDenied:
-    DescribeVpnConnections at https://ec2.eu-west-1.amazonaws.com: User ... is not authorized ...``)."""
-    if isinstance(err, ClientError):
-        error = err.response.get("Error", {})
-        endpoint = err.response.get(ENDPOINT_KEY)
-        where = f" at {endpoint}" if endpoint else ""
-        message = " ".join(redact(str(error.get("Message") or "")).split())[:MAX_ERROR_MESSAGE]
-        code = " ".join(str(error.get("Code") or "Unknown").split())[:MAX_ERROR_CODE]
-        return f"{code}: {err.operation_name}{where}" + (f": {message}" if message else "")
-    endpoint = getattr(err, "kwargs", {}).get("endpoint_url") if isinstance(err, BotoCoreError) else None
-    if endpoint:  # botocore's own errors (timeouts, resets, refused connections) know where they went
-        return f"{type(err).__name__} at {endpoint}"
-    return type(err).__name__
-
-
-ENDPOINT_KEY = "EndpointUrl"  # added to an error response, so describe_error can say where it came from
+    """A short, secret-free description of an AWS failure for logs, the status page and ``diagnose``: what failed
+    (AWS's error code, the operation, the endpoint, AWS's message) and, where someone can act on it, what to do
+    (``exporter/sources/failures.py``)."""
+    return describe(err)
 
 
 def _noting_endpoint(client: Any) -> Any:
-    """The client, with its endpoint written into every error response it raises from."""
+    """The client, with its endpoint and service written into every error response it raises from."""
     endpoint_url = client.meta.endpoint_url
+    service = client.meta.service_model.signing_name
 
     def note(http_response=None, parsed=None, **_) -> None:
         if http_response is not None and http_response.status_code >= 300 and isinstance(parsed, dict):
             parsed[ENDPOINT_KEY] = endpoint_url
+            parsed[SERVICE_KEY] = service
 
     client.meta.events.register("after-call", note)
     return client
@@ -302,15 +273,23 @@ class AwsAccount:
             client.meta.events.register("needs-retry", self._count_attempt)  # this client only: counted as ours
             return client
 
+        source_credentials = base.get_credentials()
         fetcher = AssumeRoleCredentialFetcher(
             client_creator=create_sts_client,
-            source_credentials=base.get_credentials(),
+            source_credentials=source_credentials,
             role_arn=self.target.role_arn,
             extra_args=extra,
         )
         assumed = self._botocore_session()
+
+        def assume_role() -> dict[str, Any]:
+            with sts_step():
+                if source_credentials is None:  # botocore would fail on None with an AttributeError
+                    raise NoCredentialsError()
+                return fetcher.fetch_credentials()
+
         assumed._credentials = DeferredRefreshableCredentials(  # botocore's documented refresh pattern
-            method="assume-role", refresh_using=fetcher.fetch_credentials
+            method="assume-role", refresh_using=assume_role
         )
         return assumed
 
@@ -337,6 +316,7 @@ class AwsAccount:
         """The account id, asking STS once when the credentials do not name it."""
         with self._identity_lock:  # regions poll concurrently; ask once
             if self._account_id is None:
-                identity = self.client("sts", self._sts_region).get_caller_identity()
+                with sts_step():
+                    identity = self.client("sts", self._sts_region).get_caller_identity()
                 self._account_id = identity["Account"]
             return self._account_id

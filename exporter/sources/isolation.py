@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from exporter.sources.aws import describe_error
+from exporter.sources.failures import failed_source
 
 Key = TypeVar("Key", bound=Hashable)
 
@@ -18,6 +19,8 @@ class Outcome:
     ok: bool
     value: Any  # the job's result, or a short secret-free error description
     duration_seconds: float
+    # a failure that is not the job's own source's: "sts" when the account's credentials or identity failed
+    failed_at: str | None = None
 
 
 def timed(job: Callable[[], Any]) -> Outcome:
@@ -26,7 +29,7 @@ def timed(job: Callable[[], Any]) -> Outcome:
     try:
         return Outcome(True, job(), time.monotonic() - started)
     except Exception as err:  # isolation is the point: recorded against this job only
-        return Outcome(False, describe_error(err), time.monotonic() - started)
+        return Outcome(False, describe_error(err), time.monotonic() - started, failed_source(err))
 
 
 def run_isolated(

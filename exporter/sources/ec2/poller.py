@@ -133,9 +133,10 @@ class Poller:
             self._last_success[key] = self._clock()
         else:
             log.warning(
-                "collection failed account=%s region=%s source=ec2 error=%r",
+                "collection failed account=%s region=%s source=%s error=%r",
                 account.account_label,
                 region,
+                outcome.failed_at or "ec2",
                 outcome.value,
             )
             telemetry = self._previous.get(key)
@@ -143,7 +144,9 @@ class Poller:
         result = SourceResult(
             telemetry.account_id if telemetry else account.account_label,
             region,
-            "ec2",
+            # the account's credentials or identity failed (AssumeRole, GetCallerIdentity, none at all): said as the
+            # sts source, in place of the EC2 poll that could not start
+            outcome.failed_at or "ec2",
             outcome.ok,
             outcome.duration_seconds,
             self._last_success.get(key),

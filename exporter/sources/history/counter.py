@@ -54,6 +54,7 @@ from exporter.model import (
     TunnelKey,
     TunnelStatusCollection,
 )
+from exporter.sources.failures import STS
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,10 @@ class HistoryCounter:
                 self._tunnels = {}
                 self._load()
             now = self.clock()
-            succeeded = {(r.account_id, r.region): r.last_success_timestamp for r in ec2_results if r.source == "ec2"}
+            # a region whose credentials failed reports as the sts source, with its EC2 poll's last success
+            succeeded = {
+                (r.account_id, r.region): r.last_success_timestamp for r in ec2_results if r.source in ("ec2", STS)
+            }
             maintenance = {} if status is None else status.statuses
             log_views = {} if logs is None else logs.tunnels
             live_tunnels, live_connections = set(), set()

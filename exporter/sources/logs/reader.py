@@ -307,19 +307,20 @@ class LogIngestor:
             self._busy.finish(key)
 
     def _ingest_region(self, account: AwsAccount, region: RegionTelemetry, now_ms: int):
-        statuses, errors = [], []
+        statuses: list[LogGroupStatus] = []
+        failed: dict[str, list[str]] = {}  # a description -> the groups that failed so (said once, with what to do)
         for (group_region, group_name), plan in sorted(discover(region, self._addresses).items()):
             try:
                 read_until_ms: int | None = self._read_group(
                     account.client("logs", group_region), region.account_id, group_region, group_name, plan, now_ms
                 )
             except Exception as err:  # one group's failure (e.g. deleted) must not stop the others
-                errors.append(f"{group_name}: {describe_error(err)}")
+                failed.setdefault(describe_error(err), []).append(group_name)
                 cursor = self._state.cursors.get(f"{region.account_id}|{group_region}|{group_name}")
                 read_until_ms = cursor.read_until_ms if cursor else None
             if read_until_ms is not None:
                 statuses.append(LogGroupStatus(region.account_id, group_region, group_name, read_until_ms / 1000))
-        return tuple(statuses), errors
+        return tuple(statuses), [f"{', '.join(groups)}: {error}" for error, groups in failed.items()]
 
     def _read_group(self, client, account_id: str, region: str, group: str, plan: GroupPlan, now_ms: int) -> int:
         """One paginated pass over a whole group; returns how far it has now been read."""

@@ -41,6 +41,7 @@ from exporter.config import TrafficConfig
 from exporter.durable import RETENTION, JsonDocument, forget_unseen
 from exporter.model import RegionTelemetry, TrafficCollection, TunnelKey, TunnelTraffic
 from exporter.sources.aws import AwsAccount, describe_error
+from exporter.sources.failures import Described
 from exporter.sources.isolation import Outcome, run_isolated
 from exporter.sources.source import BusyRegions, Results
 
@@ -372,7 +373,7 @@ class TrafficPoller:
     def _pass(self, region: RegionTelemetry, account: AwsAccount, end: float) -> None:
         where = (region.account_id, region.region)
         if where in self._refused:
-            raise RuntimeError(f"off: {self._refused[where]}")
+            raise Described(f"off: {self._refused[where]}")
         by_ip: dict[str, list[TunnelKey]] = {}
         for connection in region.connections:
             for tunnel in connection.tunnels:
@@ -455,4 +456,4 @@ class TrafficPoller:
                         continue
                     yield target[0], target[1], stamp.timestamp(), float(value)
         if failed:
-            raise RuntimeError(f"GetMetricData answered {', '.join(sorted(failed))} for some tunnels")
+            raise Described(f"GetMetricData answered {', '.join(sorted(failed))} for some tunnels")
