@@ -2,7 +2,8 @@
 # a mounted ~/.aws, or an instance/task role). Without a config it runs the demo (see CMD).
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# Every file pyproject.toml names (readme, license-files): tests/test_install.py builds from exactly these.
+COPY pyproject.toml README.md LICENSE ./
 COPY exporter ./exporter
 RUN pip install --no-cache-dir --prefix=/install ".[demo]"
 
