@@ -185,3 +185,26 @@ def lay_out(context: Path, stage: Stage, root: Path) -> Path:
                 shutil.copy2(context / relative, destination)
     assert stage.install_directory is not None
     return root / stage.install_directory.lstrip("/")
+
+
+@dataclass
+class Image:
+    """What the Dockerfile's final stage gives a container that does not override it (exec form only)."""
+
+    entrypoint: list[str]
+    command: list[str]
+    healthcheck: list[str] | None
+
+
+def image_defaults(dockerfile: str) -> Image:
+    final: dict[str, list[str] | None] = {"ENTRYPOINT": [], "CMD": [], "HEALTHCHECK": None}
+    for keyword, arguments in instructions(dockerfile):
+        if keyword == "FROM":
+            final = {"ENTRYPOINT": [], "CMD": [], "HEALTHCHECK": None}
+        elif keyword in ("ENTRYPOINT", "CMD"):
+            assert arguments.startswith("["), f"{keyword} in shell form: its arguments are not known here"
+            final[keyword] = json.loads(arguments)
+        elif keyword == "HEALTHCHECK":
+            _, found, probe = arguments.partition("CMD ")
+            final[keyword] = json.loads(probe) if found else None  # HEALTHCHECK NONE
+    return Image(final["ENTRYPOINT"] or [], final["CMD"] or [], final["HEALTHCHECK"])
