@@ -123,43 +123,35 @@ def _pattern(pattern: str) -> re.Pattern:
     return re.compile(out + "(?:/.*)?")  # a directory's pattern takes what is under it
 
 
-def ignored(context: Path) -> set[str]:
-    """Context-relative paths (files) that .dockerignore keeps out of the context."""
+def ignore_rules(context: Path) -> list[tuple[bool, re.Pattern]]:
+    """(is an exception ``!``, pattern) per line of the context's .dockerignore, in order."""
     ignore_file = context / ".dockerignore"
-    if not ignore_file.exists():
-        return set()
-    rules = [
-        (line.startswith("!"), _pattern(line.removeprefix("!")))
-        for line in (raw.strip() for raw in ignore_file.read_text().splitlines())
-        if line and not line.startswith("#")
-    ]
-    result = set()
-    for path in context.rglob("*"):
-        relative = path.relative_to(context).as_posix()
-        excluded = False
-        for negated, rule in rules:
-            if rule.fullmatch(relative):
-                excluded = not negated
-        if excluded:
-            result.add(relative)
-    return result
+    lines = (raw.strip() for raw in ignore_file.read_text().splitlines()) if ignore_file.exists() else ()
+    return [(line.startswith("!"), _pattern(line.removeprefix("!"))) for line in lines if line and line[0] != "#"]
 
 
-def _files_under(context: Path, source: str, left_out: set[str]) -> list[str]:
+def ignored(relative: str, rules: list[tuple[bool, re.Pattern]]) -> bool:
+    """Whether .dockerignore keeps a context-relative path out of the context (the last matching line wins)."""
+    excluded = False
+    for negated, rule in rules:
+        if rule.fullmatch(relative):
+            excluded = not negated
+    return excluded
+
+
+def _files_under(context: Path, source: str, rules: list[tuple[bool, re.Pattern]]) -> list[str]:
     """The context's files a COPY source names (globs allowed), relative to the context."""
     matched = sorted(context.glob(source.lstrip("/"))) if any(c in source for c in "*?[") else [context / source]
     files = []
     for path in matched:
-        if not path.exists() or path.relative_to(context).as_posix() in left_out:
+        if not path.exists():
             continue
-        if path.is_dir():
-            files += [
-                p.relative_to(context).as_posix()
-                for p in sorted(path.rglob("*"))
-                if p.is_file() and p.relative_to(context).as_posix() not in left_out
-            ]
-        else:
-            files.append(path.relative_to(context).as_posix())
+        candidates = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files += [
+            relative
+            for relative in (candidate.relative_to(context).as_posix() for candidate in candidates)
+            if not ignored(relative, rules)
+        ]
     if not files:
         raise BuildFails(f"COPY {source}: not in the build context (missing, or left out by .dockerignore)")
     return files
@@ -168,11 +160,11 @@ def _files_under(context: Path, source: str, left_out: set[str]) -> list[str]:
 def lay_out(context: Path, stage: Stage, root: Path) -> Path:
     """Copy what the stage's COPY lines take from ``context`` into ``root`` (the stage's /); returns where
     its ``pip install`` runs."""
-    left_out = ignored(context)
+    rules = ignore_rules(context)
     for copy in stage.copies:
         for source in copy.sources:
             base = context / source
-            for relative in _files_under(context, source, left_out):
+            for relative in _files_under(context, source, rules):
                 if base.is_dir():  # a directory's contents go into the destination
                     inside = (context / relative).relative_to(base).as_posix()
                     target = posixpath.join(copy.destination, inside)
