@@ -90,6 +90,13 @@ def _load(args: argparse.Namespace) -> Config | None:
     return None
 
 
+def _print_problems(*errors: ConfigError) -> None:
+    """Every problem of the configuration files, one ``error: FILE: KEY: REASON`` line each."""
+    for err in errors:
+        for problem in err.problems:
+            print(f"error: {problem}", file=sys.stderr)
+
+
 def build_diagnose_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aws-vpn-exporter diagnose",
@@ -126,7 +133,7 @@ def diagnose_main(argv: list[str]) -> int:
     try:
         config = _load(args)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        _print_problems(err)
         return 1
     if config is None and not args.demo:
         print("error: pass --config FILE, or --demo", file=sys.stderr)
@@ -225,11 +232,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: --web.listen-address: {err}", file=sys.stderr)
         return 2
+    config, web_config, failed = None, None, []
     try:
         config = _load(args)
+    except ConfigError as err:
+        failed.append(err)
+    try:  # checked even when the config failed: every problem of both files at once
         web_config = load_web_config(args.web_config) if args.web_config else None
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        failed.append(err)
+    if failed:
+        _print_problems(*failed)
         return 1
     if args.check:
         if config is None:
