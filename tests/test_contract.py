@@ -1,5 +1,5 @@
 """The metric contract (``exporter/contract.py``) is the one definition of every metric: the exposition,
-the live registry, the README's metric table, the alert rules and the dashboards all agree with it."""
+the live registry, docs/metrics.md's table, the alert rules and the dashboards all agree with it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.contract import METRICS
 from exporter.exposition.instrumentation import ExporterMetrics
+from tests.docs import doc
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = re.compile(r"\baws_vpn_[a-z_:]+")
@@ -55,10 +56,8 @@ def test_names_follow_prometheus_conventions(name):
     assert len(set(metric.labels)) == len(metric.labels)
 
 
-def test_the_readme_metric_table_lists_each_metric_with_its_type():
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Metrics") : readme.index("## How it works")]
-    rows = dict(re.findall(r"^\| `(aws_vpn_[a-z_]+)` \| (\w+) \|", section, re.M))
+def test_the_metric_table_lists_each_metric_with_its_type():
+    rows = dict(re.findall(r"^\| `(aws_vpn_[a-z_]+)` \| (\w+) \|", doc("metrics.md"), re.M))
     assert rows == {name: metric.kind for name, metric in METRICS.items()}
 
 
