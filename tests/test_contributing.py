@@ -70,10 +70,10 @@ METRIC_EDITS: list[Edit] = [
         ),
     ),
     (
-        "docs/metrics.md",
+        "exporter/contract.py",
         before(
-            "| `aws_vpn_tunnel_last_traffic_timestamp_seconds` |",
-            f"| `{METRIC}` | gauge | tunnels whose traffic is counted |\n",
+            '    "aws_vpn_tunnel_last_traffic_timestamp_seconds": (',
+            f'    "{METRIC}": ("traffic", "tunnels whose traffic is counted"),\n',
         ),
     ),
 ]
