@@ -18,6 +18,7 @@ import pytest
 
 from exporter import cli
 from exporter.report import command as report_command
+from exporter.web.server import parse_listen_address
 from tests.docs import FENCE, ROOT, pages
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
@@ -141,9 +142,14 @@ def parse_error(arguments: list[str]) -> str | None:
     errors = io.StringIO()
     try:
         with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
-            parser.parse_args(arguments[1:] if subcommand else arguments)
+            parsed = parser.parse_args(arguments[1:] if subcommand else arguments)
     except SystemExit as exit:
         return errors.getvalue().strip() or None if exit.code else None
+    if subcommand is None:  # the listen address is checked after parsing, as the exporter does at start-up
+        try:
+            parse_listen_address(parsed.listen)
+        except ValueError as err:
+            return f"--web.listen-address: {err}"
     return None
 
 
@@ -166,6 +172,7 @@ def test_every_exporter_command_shown_parses(page, arguments):
 def test_a_command_that_no_longer_parses_is_found():
     assert parse_error(["diagnose", "--demo", "--no-such-flag"]) is not None
     assert parse_error(["--log.level", "loud"]) is not None
+    assert parse_error(["--web.listen-address", "0.0.0.0"]) is not None  # no port
     assert parse_error(["diagnoze", "--demo"]) == "no such command: diagnoze"
     assert parse_error(["diagnose", "--demo", "--output", "json"]) is None
 
