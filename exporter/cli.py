@@ -54,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--config", "--config.file", dest="config", metavar="FILE", help="YAML configuration file (see README)"
+        "--config",
+        "--config.file",
+        dest="config",
+        metavar="FILE",
+        help="YAML configuration file (see docs/configuration.md)",
     )
     parser.add_argument("--config.check", dest="check", action="store_true", help="validate the configuration and exit")
     parser.add_argument(
@@ -71,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--web.config.file",
         dest="web_config",
         metavar="FILE",
-        help="TLS and basic auth, in the exporter-toolkit web config format (see README)",
+        help="TLS and basic auth, in the exporter-toolkit web config format (see docs/security.md)",
     )
     parser.add_argument(
         "--web.enable-lifecycle",

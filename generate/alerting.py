@@ -416,8 +416,8 @@ def build_alerts(s: Settings) -> list[Alert]:
             "region and source; the others are unaffected.",
             confirm="The exporter's log (`collection failed ... error=`) and "
             f'`{m.API_CALLS}{{outcome!="ok"}}` by operation.',
-            fix="Fix the credentials or IAM policy (see the README's least-privilege policy), or wait out the AWS "
-            "incident; the exporter retries every poll and recovers by itself.",
+            fix="Fix the credentials or IAM policy (see the least-privilege policy in docs/configuration.md), or wait "
+            "out the AWS incident; the exporter retries every poll and recovers by itself.",
         ),
         Alert(
             name="VpnExporterDiscoveryFailing",
@@ -532,7 +532,7 @@ HEADLINE_RULES = [
         "expr": f"{m.TUNNEL_IPSEC_UP} - {m.TUNNEL_BGP_UP}",
     },
 ]
-# The series to keep for 13 months (README): hourly and daily increases of every history counter, from the
+# The series to keep for 13 months (docs/history.md): hourly and daily increases of every history counter, from the
 # raw counters only (so `promtool tsdb create-blocks-from rules` backfills them in one pass) ...
 HISTORY_RULES = [
     {"record": counter.record(window), "expr": counter.increase(window)}

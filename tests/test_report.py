@@ -10,7 +10,6 @@ import threading
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -21,6 +20,7 @@ from exporter.diagnosis.rules import diagnosed
 from exporter.model import CustomerGateway, HistoryDay, Observation, RegionTelemetry, SourceResult, TunnelKey
 from exporter.sources.logs.parse import LogEvent
 from exporter.untrusted import printable
+from tests import docs
 from tests.hostile_strings import CORPUS, RAW
 from tests.test_diagnosis import HEALTHY as HEALTHY_TUNNEL
 from tests.test_diagnosis import NOW, connection, log_state, tunnel
@@ -339,9 +339,8 @@ def test_a_hung_endpoint_ends_the_command_within_poll_timeout(hung_endpoint, tmp
 
 
 @pytest.mark.slow  # runs the diagnose command on the demo: not in `scripts/test --quick`
-def test_the_readme_diagnose_example_works_as_written():
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme[readme.index("### The `diagnose` command") : readme.index("## Alerts")]
+def test_the_documented_diagnose_example_works_as_written():
+    section = docs.section(docs.doc("diagnosis.md"), "### The `diagnose` command")
     commands = [
         line.split() for line in section.splitlines() if line.startswith(".venv/bin/aws-vpn-exporter diagnose --demo")
     ]

@@ -2,7 +2,7 @@
 terms of AWS's knowledge-center article "Why is my Site-to-Site VPN connection DOWN with IPSEC UP?".
 
 The one place this text lives: the diagnose command, the status page, the exported catalogue
-(``aws_vpn_finding_info``, which the pages' cause annotation reads), the README table, the alert rules,
+(``aws_vpn_finding_info``, which the pages' cause annotation reads), docs/diagnosis.md's table, the alert rules,
 runbooks and their tests all read it.
 """
 
