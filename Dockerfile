@@ -8,7 +8,7 @@ COPY exporter ./exporter
 RUN pip install --no-cache-dir --prefix=/install ".[demo]"
 
 FROM python:3.11-slim
-# glibc malloc instead of pymalloc: under connection churn RSS levels off (README, Performance).
+# glibc malloc instead of pymalloc: under connection churn RSS levels off (docs/performance.md).
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PYTHONMALLOC=malloc
 COPY --from=build /install /usr/local
 RUN useradd --system --uid 10001 --home-dir /var/lib/aws-vpn-exporter --create-home exporter

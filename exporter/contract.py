@@ -422,7 +422,7 @@ METRICS: dict[str, Metric] = {
         Metric(
             TUNNEL_FINDING,
             "gauge",
-            "1 while a diagnosis finding is active; codes and remedies in the README (tunnel is empty "
+            "1 while a diagnosis finding is active; codes and remedies in docs/diagnosis.md (tunnel is empty "
             "for connection-level findings).",
             TUNNEL_LABELS + ("finding", "severity"),
         ),
