@@ -127,7 +127,8 @@ def test_every_source_failing_is_said_with_the_errors_and_the_data_marked_stale(
     never = (SourceResult("123456789012", "us-east-1", "ec2", False, 5.0, None, "no credentials"),)
     text = text_of(statuspage.render(snapshot([], never), now=NOW))
     assert "No source has ever succeeded: there is no data to show." in text and "no credentials" in text
-    assert "No VPN connections found" in text
+    assert "No VPN connections found" not in text and "No active findings" not in text  # nothing was read
+    assert "No AWS call has succeeded (1 sources failed)" in text
 
     some = results[:1] + (SourceResult("123456789012", "eu-west-1", "ec2", True, 0.3, NOW),)
     text = text_of(statuspage.render(snapshot([], some), now=NOW))
@@ -308,7 +309,8 @@ def test_every_source_failing_on_the_real_path_is_ready_and_said(aws, faults, ma
     assert "Stale data: all 1 VPN connections are fine." in text and "east-site" in text
 
 
-def test_a_tunnels_cause_is_listed_before_the_symptom_it_explains():
+def test_a_tunnels_cause_is_the_action_and_the_lists_are_critical_first():
+    """The cause (a warning) is what to do now; the lists under it read critical, warning, info."""
     from dataclasses import replace
 
     from exporter.model import Finding
@@ -316,11 +318,18 @@ def test_a_tunnels_cause_is_listed_before_the_symptom_it_explains():
     stuck = replace(tunnel("192.0.2.9", up=False), ipsec_up=True, status_message="ipsec_up")
     taken = snapshot([connection("vpn-0c", "charlie", stuck)])
     causes = (Finding("123456789012", "us-east-1", "vpn-0c", "192.0.2.9", "bgp_stuck_connecting", (), "warning"),)
-    page = text_of(statuspage.render(replace(taken, findings=taken.findings + causes), now=NOW))
-    assert "ipsec_up_bgp_down" in page
-    assert page.index("bgp_stuck_connecting") < page.index("ipsec_up_bgp_down")  # in the tunnel's row
-    findings_table = page[page.index("Active findings") :]
-    assert findings_table.index("bgp_stuck_connecting") < findings_table.index("ipsec_up_bgp_down")
+    page = statuspage.render(replace(taken, findings=taken.findings + causes), now=NOW)
+    action = text_of(re.search(r'<p class="action[^>]*>.*?</p>', page, re.S).group(0))
+    stuck_spec = FINDINGS["bgp_stuck_connecting"]
+    assert action.startswith(f"Do now: {stuck_spec.title} (tunnel 192.0.2.9). Fix: {stuck_spec.remedy}")
+    assert "check in this order" not in action  # one cause: nothing to tell apart
+    connection_list = text_of(re.search(r'<ul class="found">.*?</ul>', page, re.S).group(0))
+    table = text_of(page[page.index('<h2 id="findings"') : page.index('<h2 id="sources"')])
+    for listed in (connection_list, table):
+        severities = re.findall(r"\b(critical|warning|info)\b", listed)
+        assert severities == sorted(severities, key=("critical", "warning", "info").index), severities
+        assert listed.index(FINDINGS["ipsec_up_bgp_down"].title) < listed.index(stuck_spec.title)
+        assert listed.index(stuck_spec.title) < listed.index(FINDINGS["tunnel_logging_disabled"].title)
 
 
 def test_regions_with_no_connection_are_counted_not_listed_unless_they_fail():
