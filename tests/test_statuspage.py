@@ -319,7 +319,7 @@ def test_a_tunnels_cause_is_the_action_and_the_lists_are_critical_first():
     taken = snapshot([connection("vpn-0c", "charlie", stuck)])
     causes = (Finding("123456789012", "us-east-1", "vpn-0c", "192.0.2.9", "bgp_stuck_connecting", (), "warning"),)
     page = statuspage.render(replace(taken, findings=taken.findings + causes), now=NOW)
-    action = text_of(re.search(r'<p class="action[^>]*>.*?</p>', page, re.S).group(0))
+    action = text_of(re.search(r"<div class=\"action[^>]*>.*?</div>", page, re.S).group(0))
     stuck_spec = FINDINGS["bgp_stuck_connecting"]
     assert action.startswith(f"Do now: {stuck_spec.title} (tunnel 192.0.2.9). Fix: {stuck_spec.remedy}")
     assert "check in this order" not in action  # one cause: nothing to tell apart

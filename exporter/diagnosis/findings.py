@@ -408,11 +408,13 @@ def is_cause(code: str) -> bool:
 
 @dataclass(frozen=True)
 class NextStep:
-    """What to do now about one connection: its most likely cause, and the other causes found with it in the
-    order to check them (they share the evidence: the same tunnel down with IPsec up, say)."""
+    """What to do now about one connection: its most likely cause; the other causes found on the same tunnels
+    (they share its evidence: the same tunnel down with IPsec up, say), in the order to check them; and the
+    causes found elsewhere on the connection (another tunnel's), to fix after it."""
 
     first: str
     then: tuple[str, ...] = ()
+    also: tuple[str, ...] = ()
 
     @property
     def competing(self) -> tuple[str, ...]:
@@ -420,17 +422,26 @@ class NextStep:
         return (self.first, *self.then) if self.then else ()
 
 
-def next_step(codes: Iterable[str]) -> NextStep | None:
-    """The connection's next step from its findings' codes, None without one: the causes that need attention
-    (critical or warning, neither symptom nor risk) in ``ranked`` order; without such a cause, the worst
-    finding alone (a symptom's remedy says where to look)."""
-    order = ranked(codes)
+def next_step(found: Iterable[tuple[str, str]]) -> NextStep | None:
+    """The connection's next step from its findings as (code, tunnel) pairs (tunnel "" for the connection's
+    own), None without one: the causes that need attention (critical or warning, neither symptom nor risk)
+    in ``ranked`` order; without such a cause, the worst finding alone (a symptom's remedy says where to look).
+    """
+    where: dict[str, set[str]] = {}
+    for code, tunnel in found:
+        where.setdefault(code, set()).add(tunnel)
+    order = ranked(where)
     if not order:
         return None
     causes = [code for code in order if is_cause(code) and FINDINGS[code].severity != INFO]
-    if causes:
-        return NextStep(causes[0], tuple(causes[1:]))
-    return NextStep(min(order, key=severity_order))
+    if not causes:
+        return NextStep(min(order, key=severity_order))
+    first = causes[0]
+
+    def shares(code: str) -> bool:  # the same tunnel, or one of them the connection's own
+        return bool(where[code] & where[first]) or "" in where[code] | where[first]
+
+    return NextStep(first, tuple(c for c in causes[1:] if shares(c)), tuple(c for c in causes[1:] if not shares(c)))
 
 
 RUNBOOK_BASE = "https://github.com/aws-vpn-exporter/aws-vpn-exporter/blob/main/docs/runbooks.md"

@@ -35,7 +35,6 @@ from exporter.diagnosis.findings import (
     SEVERITIES,
     SEVERITY_RANK,
     WARNING,
-    NextStep,
     next_step,
     runbook_url,
     severity_order,
@@ -72,7 +71,8 @@ th{background:#f0f2f4}td.n{text-align:right}.meta{color:#555}
 .strip{display:inline-flex;align-items:flex-end;gap:1px;height:1.1rem;vertical-align:middle;margin-right:.4rem}
 .strip i{width:.55rem;height:35%;background:#2da44e}.strip .g{height:70%;background:#d4a72c}
 .strip .d{height:100%;background:#cf222e}.strip .n{height:100%;background:none;box-shadow:inset 0 0 0 1px #afb8c1}
-.action{margin:.3rem 0;padding:.4rem .6rem;border-left:4px solid #b42318;background:#fff8f7}
+div.action{margin:.3rem 0;padding:.4rem .6rem;border-left:4px solid #b42318;background:#fff8f7;color:#1b1f24;
+font-weight:400}.action ol{margin:.2rem 0;padding-left:1.5rem}
 .action.warning{border-color:#d4a72c;background:#fffbea}.action.info{border-color:#54aeff;background:#f6fbff}
 .code{font-size:.8rem;color:#555}ul.found{margin:.2rem 0}ul.folded{list-style:none;padding:0}
 ul.folded li{padding:.1rem 0;border-bottom:1px solid #eee}ul.folded details{display:inline-block;margin:0}form.filters{margin:.5rem 0}
@@ -531,30 +531,32 @@ def _folded(row: _Row, taken: float) -> str:
 
 
 def _next_step(row: _Row) -> str:
-    """The one line that says what to do now: the most likely finding in words, where, and its fix; with
-    competing causes, which to check first and what tells each apart."""
-    step: NextStep | None = next_step(f.code for f in row.findings)
+    """What to do now, first: the most likely finding in words, where, and its fix; with competing causes, the
+    order to check them and what tells each apart; then the other tunnels' causes."""
+    step = next_step((f.code, f.tunnel) for f in row.findings)
     if step is None:
         return ""
     spec = FINDINGS[step.first]
-    where = sorted({f.tunnel for f in row.findings if f.code == step.first and f.tunnel})
-    on = f" (tunnel{'s' if len(where) > 1 else ''} {_e(', '.join(where))})" if where else ""
-    line = (
-        f"<strong>Do now:</strong> {_e(spec.title)}{on}. <strong>Fix:</strong> {_e(spec.remedy)} "
+    line = [
+        f"<strong>Do now: {_e(spec.title)}{_on(row, step.first)}.</strong> Fix: {_e(spec.remedy)} "
         f'<a class="code" href="#finding-{_e(step.first)}">{_e(step.first)}</a>'
-    )
+    ]
     if step.competing:
-        order = ", then ".join(_e(FINDINGS[code].title) for code in step.competing)
-        apart = " ".join(
-            f"<em>{_e(FINDINGS[code].title)}</em>: {_e(FINDINGS[code].tell_apart)}"
+        checks = "".join(
+            f"<li><strong>{_e(FINDINGS[code].title)}</strong>"
+            + (f": {_e(FINDINGS[code].tell_apart)}" if FINDINGS[code].tell_apart else "")
+            + "</li>"
             for code in step.competing
-            if FINDINGS[code].tell_apart
         )
-        line += (
-            f"<br><strong>{len(step.competing)} causes fit the same evidence; check in this order:</strong> "
-            f"{order}." + (f" {apart}" if apart else "")
-        )
-    return f'<p class="action {_e(spec.severity)}" role="note">{line}</p>\n'
+        line.append(f"<br>{len(step.competing)} causes fit the same evidence; check in this order:<ol>{checks}</ol>")
+    for code in step.also:
+        line.append(f"<br>Then: {_e(FINDINGS[code].title)}{_on(row, code)}.")
+    return f'<div class="action {_e(spec.severity)}" role="note">{"".join(line)}</div>\n'
+
+
+def _on(row: _Row, code: str) -> str:
+    tunnels = sorted({f.tunnel for f in row.findings if f.code == code and f.tunnel})
+    return f" (tunnel{'s' if len(tunnels) > 1 else ''} {_e(', '.join(tunnels))})" if tunnels else ""
 
 
 def _connection(row: _Row, now: float, taken: float) -> str:
