@@ -75,7 +75,7 @@ div.action{margin:.3rem 0;padding:.4rem .6rem;border-left:4px solid #b42318;back
 font-weight:400}.action ol{margin:.2rem 0;padding-left:1.5rem}
 .action.warning{border-color:#d4a72c;background:#fffbea}.action.info{border-color:#54aeff;background:#f6fbff}
 .code{font-size:.8rem;color:#555}ul.found{margin:.2rem 0}ul.folded{list-style:none;padding:0}
-ul.folded li{padding:.1rem 0;border-bottom:1px solid #eee}ul.folded details{display:inline-block;margin:0}form.filters{margin:.5rem 0}
+ul.folded li{padding:.1rem 0;border-bottom:1px solid #eee}ul.folded details,ul.folded summary{display:inline;margin:0}form.filters{margin:.5rem 0}
 form.filters label{margin-right:.6rem}section.conn{border-top:1px solid #c8ccd1;margin-top:1rem}
 """
 
@@ -486,9 +486,10 @@ def _connections(
             f"{start + 1:,}–{start + len(shown):,} of {len(kept):,} (page {page} of {pages}).</p>\n"
         )
         out.append(_pager(page, pages, filters))
-    for row in shown:
+    out.append(_at_a_glance(shown, start))
+    for number, row in enumerate(shown, start + 1):
         if row.needs_attention:
-            out.append(_connection(row, now, snapshot.completed_at))
+            out.append(_connection(row, now, snapshot.completed_at, number))
     folded = [row for row in shown if not row.needs_attention]
     if folded:
         out.append(
@@ -559,12 +560,35 @@ def _on(row: _Row, code: str) -> str:
     return f" (tunnel{'s' if len(tunnels) > 1 else ''} {_e(', '.join(tunnels))})" if tunnels else ""
 
 
-def _connection(row: _Row, now: float, taken: float) -> str:
+def _at_a_glance(shown: list[_Row], start: int) -> str:
+    """One row per connection that needs attention on this page: what to do first, linked to its section."""
+    rows = []
+    for number, row in enumerate(shown, start + 1):
+        step = next_step((f.code, f.tunnel) for f in row.findings) if row.needs_attention else None
+        if step is None:
+            continue
+        c = row.connection
+        rows.append(
+            f'<tr><td class="{row.severity}">{_e(row.severity)}</td><td class="name"><a href="#conn-{number}">'
+            f"{_e(c.name) if c.name else _e(c.vpn_connection_id)}</a></td><td>{_e(row.region.account_id)} / "
+            f"{_e(row.region.region)}</td><td>{_e(FINDINGS[step.first].title)}{_on(row, step.first)}"
+            + (f" <em>(or {len(step.then)} other cause{'s' if len(step.then) > 1 else ''})</em>" if step.then else "")
+            + "</td></tr>\n"
+        )
+    if not rows:
+        return ""
+    return (
+        '<table class="glance"><thead><tr><th>Severity</th><th>Connection</th><th>Where</th><th>Do first</th></tr>'
+        f"</thead><tbody>\n{''.join(rows)}</tbody></table>\n"
+    )
+
+
+def _connection(row: _Row, now: float, taken: float, number: int) -> str:
     c, region = row.connection, row.region
     title = _e(c.name) if c.name else "<em>(no Name tag)</em>"
     status = f'<span class="{row.severity}">{_e(row.severity)}</span>'
     out = [
-        f'<section class="conn"><h3 class="name">{title} <code class="code">{_e(c.vpn_connection_id)}</code>: '
+        f'<section class="conn" id="conn-{number}"><h3 class="name">{title} <code class="code">{_e(c.vpn_connection_id)}</code>: '
         f"{status}</h3>\n",
         _next_step(row),
         f'<p class="meta">{_e(region.account_id)} / {_e(region.region)}; {_e(c.routing)} routing; '
