@@ -55,7 +55,7 @@ QUERY_MAX = 2048  # characters of a query string read; the rest is ignored
 SEARCH_MAX = 64  # characters of the name search kept
 
 _STYLE = """
-body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1b1f24;background:#fff;max-width:80rem}
+body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1b1f24;background:#fff;max-width:90rem}
 h1{font-size:1.5rem;margin:0 0 .5rem}h2{font-size:1.2rem;margin:1.8rem 0 .5rem}
 h3{font-size:1rem;margin:1.2rem 0 .3rem}table{border-collapse:collapse;margin:.3rem 0}
 th,td{border:1px solid #c8ccd1;padding:.25rem .5rem;text-align:left;vertical-align:top}
@@ -74,9 +74,9 @@ th{background:#f0f2f4}td.n{text-align:right}.meta{color:#555}
 div.action{margin:.3rem 0;padding:.4rem .6rem;border-left:4px solid #b42318;background:#fff8f7;color:#1b1f24;
 font-weight:400}.action ol{margin:.2rem 0;padding-left:1.5rem}
 .action.warning{border-color:#d4a72c;background:#fffbea}.action.info{border-color:#54aeff;background:#f6fbff}
-.code{font-size:.8rem;color:#555}ul.found{margin:.2rem 0}ul.folded{list-style:none;padding:0}
+.code{font-size:.8rem;color:#555}ul.found{margin:.2rem 0}ul.folded{list-style:none;padding:0;font-size:.9rem}
 ul.folded li{padding:.1rem 0;border-bottom:1px solid #eee}ul.folded details,ul.folded summary{display:inline;margin:0}form.filters{margin:.5rem 0}
-form.filters label{margin-right:.6rem}section.conn{border-top:1px solid #c8ccd1;margin-top:1rem}
+form.filters label{margin-right:.6rem}table.glance td:nth-child(3){white-space:nowrap}section.conn{border-top:1px solid #c8ccd1;margin-top:1rem}
 """
 
 
@@ -524,8 +524,8 @@ def _folded(row: _Row, taken: float) -> str:
     return (
         f'<li><span class="{"info" if row.findings else "ok"}">{"info" if row.findings else FINE}</span> '
         f'<strong class="name">{title}</strong> <code class="code">{_e(c.vpn_connection_id)}</code> '
-        f"{_e(row.region.account_id)} / {_e(row.region.region)}: {up} of {len(c.tunnels)} tunnels UP"
-        + (f"; {days}" if days else "")
+        f"{_e(row.region.account_id)} {_e(row.region.region)} · {up}/{len(c.tunnels)} tunnels UP"
+        + (f" · {days}" if days else "")
         + (f'; <span class="info">{info}</span>' if info else "")
         + "</li>\n"
     )
