@@ -743,6 +743,7 @@ def test_when_no_source_has_succeeded_the_page_says_what_failed_and_what_to_do(e
     headline = text_of(re.search(r'<p class="headline[^>]*>.*?</p>', page, re.S).group(0))
     assert headline.startswith("No AWS call has succeeded (4 sources failed): " + fix) and error in headline
     assert '<p class="headline bad"' in page and "<script>" not in page
+    assert "Nothing could be read, so nothing could be diagnosed." in text
     for reassuring in ("No VPN connections found", "No active findings", "are fine"):
         assert reassuring not in text
     assert 'class="ok"' not in page.replace('<td class="ok">ok</td>', "")  # nothing green

@@ -325,7 +325,8 @@ def _body(snapshot: Snapshot, now: float, page: int, filters: Filters) -> list[s
         filters = filters.known({r.region.account_id for r in rows}, {r.region.region for r in rows})
         parts.append(_filter_form(rows, filters))
         parts.append(_connections(rows, [row for row in rows if filters.keeps(row)], filters, now, page, snapshot))
-    parts.append(_findings_summary(snapshot.findings, rows, not failed))
+    read = "all" if not failed else "none" if nothing_read and not rows else "some"
+    parts.append(_findings_summary(snapshot.findings, rows, read))
     busy = {(region.account_id, region.region) for region in snapshot.regions if region.connections}
     parts.append(_sources(snapshot.results, now, busy))
     return parts
@@ -400,12 +401,18 @@ def _stale(failed: list[SourceResult], now: float) -> str:
     return f"what they last collected is still shown, the oldest from {ago(now - min(times))}"
 
 
-def _findings_summary(findings: tuple[Finding, ...], rows: list[_Row], complete: bool) -> str:
+def _findings_summary(findings: tuple[Finding, ...], rows: list[_Row], read: str) -> str:
     """Every active finding once, critical first: in words, where, the fix and the runbook. With no finding,
-    "none" is said in green only when every source succeeded (otherwise nothing vouches for it)."""
+    "none" is said in green only when every source succeeded (``read`` "all"; "some", "none": nothing vouches
+    for it)."""
     if not findings:
-        if complete:
+        if read == "all":
             return '<h2 id="findings">Active findings</h2>\n<p class="ok">No active findings.</p>\n'
+        if read == "none":
+            return (
+                '<h2 id="findings">Active findings</h2>\n<p class="bad">Nothing could be read, so nothing could be '
+                "diagnosed.</p>\n"
+            )
         return (
             '<h2 id="findings">Active findings</h2>\n<p class="warn">None in what could be read: the sources that '
             'failed (see <a href="#sources">Collection</a>) may hide some.</p>\n'
