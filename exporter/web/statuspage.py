@@ -76,7 +76,7 @@ font-weight:400}.action ol{margin:.2rem 0;padding-left:1.5rem}
 .action.warning{border-color:#d4a72c;background:#fffbea}.action.info{border-color:#54aeff;background:#f6fbff}
 .code{font-size:.8rem;color:#555}ul.found{margin:.2rem 0}ul.folded{list-style:none;padding:0;font-size:.9rem}
 ul.folded li{padding:.1rem 0;border-bottom:1px solid #eee}ul.folded details,ul.folded summary{display:inline;margin:0}form.filters{margin:.5rem 0}
-form.filters label{margin-right:.6rem}table.glance td:nth-child(3){white-space:nowrap}section.conn{border-top:1px solid #c8ccd1;margin-top:1rem}
+form.filters label{margin-right:.6rem}table.glance td:nth-child(2),table.glance td:nth-child(3){white-space:nowrap}section.conn{border-top:1px solid #c8ccd1;margin-top:1rem}
 """
 
 
@@ -427,9 +427,11 @@ def _findings_summary(findings: tuple[Finding, ...], rows: list[_Row], read: str
     for f in findings:
         tunnels[f.code] = tunnels.get(f.code, 0) + (1 if f.tunnel else 0)
         connections.setdefault(f.code, set()).add((f.account_id, f.region, f.vpn_connection_id))
+    count = f"{len(connections):,} finding{'s' if len(connections) != 1 else ''}"
     out = [
-        '<h2 id="findings">Active findings, critical first</h2>\n<table><thead><tr><th>Severity</th><th>Finding</th>'
-        "<th>Where</th><th>Fix</th></tr></thead><tbody>\n"
+        '<h2 id="findings">Active findings, critical first</h2>\n<details class="all-findings"><summary>'
+        f"{count} with their fixes and runbooks (each connection above says its own)</summary>"
+        "<table><thead><tr><th>Severity</th><th>Finding</th><th>Where</th><th>Fix</th></tr></thead><tbody>\n"
     ]
     for code in sorted(connections, key=severity_order):
         spec = FINDINGS[code]
@@ -446,7 +448,7 @@ def _findings_summary(findings: tuple[Finding, ...], rows: list[_Row], read: str
             f'<td class="where">{where}: {shown}</td><td>{_e(spec.remedy)}<br>'
             f'Runbook: <a class="name" href="{_e(runbook_url(code))}">{_e(spec.alert)}</a></td></tr>\n'
         )
-    out.append("</tbody></table>\n")
+    out.append("</tbody></table></details>\n")
     return "".join(out)
 
 
