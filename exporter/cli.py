@@ -55,7 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--config", "--config.file", dest="config", metavar="FILE", help="YAML configuration file (see README)"
+        "--config",
+        "--config.file",
+        dest="config",
+        metavar="FILE",
+        help="YAML configuration file (see docs/configuration.md)",
     )
     parser.add_argument("--config.check", dest="check", action="store_true", help="validate the configuration and exit")
     parser.add_argument(
@@ -72,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--web.config.file",
         dest="web_config",
         metavar="FILE",
-        help="TLS and basic auth, in the exporter-toolkit web config format (see README)",
+        help="TLS and basic auth, in the exporter-toolkit web config format (see docs/security.md)",
     )
     parser.add_argument(
         "--web.enable-lifecycle",
@@ -89,6 +93,13 @@ def _load(args: argparse.Namespace) -> Config | None:
     if args.config:
         return load_config(args.config)
     return None
+
+
+def _print_problems(*errors: ConfigError) -> None:
+    """Every problem of the configuration files, one ``error: FILE: KEY: REASON`` line each."""
+    for err in errors:
+        for problem in err.problems:
+            print(f"error: {problem}", file=sys.stderr)
 
 
 def build_diagnose_parser() -> argparse.ArgumentParser:
@@ -127,7 +138,7 @@ def diagnose_main(argv: list[str]) -> int:
     try:
         config = _load(args)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        _print_problems(err)
         return 1
     if config is None and not args.demo:
         print("error: pass --config FILE, or --demo", file=sys.stderr)
@@ -226,11 +237,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: --web.listen-address: {err}", file=sys.stderr)
         return 2
+    config, web_config, failed = None, None, []
     try:
         config = _load(args)
+    except ConfigError as err:
+        failed.append(err)
+    try:  # checked even when the config failed: every problem of both files at once
         web_config = load_web_config(args.web_config) if args.web_config else None
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        failed.append(err)
+    if failed:
+        _print_problems(*failed)
         return 1
     if args.check:
         if config is None:

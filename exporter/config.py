@@ -6,6 +6,8 @@ silently unmonitored account.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import re
 import zlib
 from collections import Counter
@@ -16,26 +18,58 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from exporter import regions as aws_regions
 from exporter.durable import RETENTION
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
+log = logging.getLogger(__name__)
+
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
 _ROLE_NAME = re.compile(r"^(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}$")  # IAM: a name, optionally after a path
 
 
-class ConfigError(Exception):
-    """A configuration problem, phrased as ``source: key: reason``."""
+@dataclass(frozen=True)
+class Problem:
+    """One mistake in a configuration file: ``source: key: reason``."""
 
-    def __init__(self, source: str, key: str, reason: str):
+    source: str
+    key: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}: {self.key}" if self.key else self.source
+        return f"{where}: {self.reason}"
+
+
+class ConfigError(Exception):
+    """Every problem of a configuration file, one per line (``source: key: reason``); ``source``, ``key`` and
+    ``reason`` are the first problem's."""
+
+    def __init__(self, source: str, key: str, reason: str, *more: Problem):
+        self.problems = (Problem(source, key, reason), *more)
         self.source, self.key, self.reason = source, key, reason
-        where = f"{source}: {key}" if key else source
-        super().__init__(f"{where}: {reason}")
+        super().__init__("\n".join(str(problem) for problem in self.problems))
+
+    @classmethod
+    def of(cls, problems: list[Problem] | tuple[Problem, ...]) -> ConfigError:
+        first, *more = problems
+        return cls(first.source, first.key, first.reason, *more)
+
+    def in_file_order(self, lines: dict[str, int]) -> ConfigError:
+        """The same problems sorted by where their key is in the file (``lines``: key -> line, from
+        ``read_yaml_lines``); a key the file lacks sorts with its closest parent, ties keep their order."""
+        return ConfigError.of(sorted(self.problems, key=lambda problem: _line_of(problem.key, lines)))
+
+
+def _line_of(key: str, lines: dict[str, int]) -> int:
+    while key and key not in lines:
+        key = key[: max(key.rfind("."), key.rfind("["), 0)]
+    return lines.get(key, 0)
 
 
 @dataclass(frozen=True)
@@ -184,25 +218,38 @@ def parse_duration(text: Any) -> float:
     return total
 
 
-class _Reader:
-    """Walks a decoded YAML mapping, naming the dotted key of each error."""
+class Reader:
+    """Walks a decoded YAML mapping, collecting every problem with the dotted key it is at: a value that is wrong
+    is reported and left out (its default used), so the rest of the file is still checked."""
 
     def __init__(self, source: str):
         self.source = source
+        self.problems: list[Problem] = []
 
-    def fail(self, key: str, reason: str) -> ConfigError:
-        return ConfigError(self.source, key, reason)
+    def report(self, key: str, reason: str) -> None:
+        self.problems.append(Problem(self.source, key, reason))
+
+    def ok(self, *keys: str) -> bool:
+        """None of ``keys`` (nor anything under them) has a problem: a check across keys is worth making."""
+        return not any(_within(problem.key, key) for problem in self.problems for key in keys)
+
+    def check(self, lines: dict[str, int] | None = None) -> None:
+        """Raise every problem found, if any, as one ConfigError (in file order, given ``read_yaml_lines``' lines)."""
+        if self.problems:
+            error = ConfigError.of(self.problems)
+            raise error.in_file_order(lines) if lines is not None else error
 
     def mapping(self, value: Any, key: str, allowed: set[str]) -> dict[str, Any]:
+        """The known keys of a mapping; each unknown one reported (with the closest known key as a suggestion)."""
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise self.fail(key or "(top level)", f"expected a mapping, got {_kind(value)}")
+            self.report(key or "(top level)", f"expected a mapping, got {_kind(value)}")
+            return {}
         for name in value:
             if name not in allowed:
-                known = ", ".join(sorted(allowed))
-                raise self.fail(_join(key, str(name)), f"unknown key (known keys: {known})")
-        return value
+                self.report(_join(key, str(name)), unknown_key(str(name), allowed))
+        return {name: item for name, item in value.items() if name in allowed}
 
     def duration(self, data: dict, key: str, prefix: str, default: float, minimum: float) -> float:
         if key not in data:
@@ -211,9 +258,11 @@ class _Reader:
         try:
             seconds = parse_duration(data[key])
         except ValueError as err:
-            raise self.fail(full, str(err)) from None
+            self.report(full, str(err))
+            return default
         if seconds < minimum:
-            raise self.fail(full, f"must be at least {minimum:g}s, got {data[key]!r}")
+            self.report(full, f"must be at least {minimum:g}s, got {data[key]!r}")
+            return default
         return seconds
 
     def typed(
@@ -230,11 +279,24 @@ class _Reader:
         value = data[key]
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
             name = kind.__name__ if isinstance(kind, type) else "number"
-            raise self.fail(_join(prefix, key), f"expected {name}, got {_kind(value)}")
+            self.report(_join(prefix, key), f"expected {name}, got {_kind(value)}")
+            return default
         problem = check(value)
         if problem:
-            raise self.fail(_join(prefix, key), problem)
+            self.report(_join(prefix, key), problem)
+            return default
         return value
+
+
+def unknown_key(name: str, known: set[str] | list[str]) -> str:
+    """Why a key is refused: unknown, with the closest known key when one is close (``poll_intervall``)."""
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    suggestion = f", did you mean {close[0]}?" if close else ""
+    return f"unknown key{suggestion} (known keys: {', '.join(sorted(known))})"
+
+
+def _within(key: str, parent: str) -> bool:
+    return key == parent or key.startswith((parent + ".", parent + "["))
 
 
 def _join(prefix: str, key: str) -> str:
@@ -247,10 +309,11 @@ def _kind(value: Any) -> str:
     )
 
 
-def _targets(reader: _Reader, value: Any) -> tuple[tuple[Target, ...], tuple[Organization, ...]]:
+def _targets(reader: Reader, value: Any) -> tuple[tuple[Target, ...], tuple[Organization, ...]]:
     """The explicit targets and the organizations to discover, from one list."""
     if not isinstance(value, list) or not value:
-        raise reader.fail("targets", "expected a non-empty list of targets")
+        reader.report("targets", "expected a non-empty list of targets")
+        return (), ()
     targets, organizations, positions = [], [], []  # positions: each explicit target's index in the list
     for index, item in enumerate(value):
         prefix = f"targets[{index}]"
@@ -260,10 +323,12 @@ def _targets(reader: _Reader, value: Any) -> tuple[tuple[Target, ...], tuple[Org
         positions.append(index)
         data = reader.mapping(item, prefix, {"regions", "role_arn", "external_id", "organization"})
         if data.get("regions") == "all":
-            raise reader.fail(
+            reader.report(
                 f"{prefix}.regions", "'all' needs an organization target (explicit targets list their regions)"
             )
-        regions = _regions(reader, data.get("regions"), f"{prefix}.regions")
+            regions: tuple[str, ...] = ()
+        else:
+            regions = _regions(reader, data.get("regions"), f"{prefix}.regions")
         role_arn = reader.typed(
             data, "role_arn", prefix, None, str, lambda v: None if _ROLE_ARN.match(v) else f"not an IAM role ARN: {v!r}"
         )
@@ -271,24 +336,28 @@ def _targets(reader: _Reader, value: Any) -> tuple[tuple[Target, ...], tuple[Org
         targets.append(Target(regions, role_arn, external_id))
     owner: dict[tuple[str, str], int] = {}  # (account, or the credentials where unknown; region) -> its target
     for index, target in zip(positions, targets, strict=False):
+        if not reader.ok(f"targets[{index}].role_arn"):
+            continue  # whose account it is is unknown
         for region in target.regions:
             first = owner.setdefault((_account_of(target.role_arn), region), index)
             if first == index:
                 continue
             other = targets[positions.index(first)].role_arn
             if other == target.role_arn:
-                raise reader.fail(f"targets[{index}]", f"region {region} is already watched with the same credentials")
-            raise reader.fail(
-                f"targets[{index}].role_arn",
-                f"account {_account_of(other)} in region {region} is "
-                f"already watched by targets[{first}] ({other}): one role "
-                "per account and region, or every series is exported twice",
-            )
+                reader.report(f"targets[{index}]", f"region {region} is already watched with the same credentials")
+            else:
+                reader.report(
+                    f"targets[{index}].role_arn",
+                    f"account {_account_of(other)} in region {region} is "
+                    f"already watched by targets[{first}] ({other}): one role "
+                    "per account and region, or every series is exported twice",
+                )
+            break  # one problem per target
     lister = Counter(_account_of(organization.role_arn) for organization in organizations)
     twice = next((account for account, count in lister.items() if count > 1), None)
     if twice is not None:
         reason = "the same credentials" if twice == "default" else f"roles in the same account ({twice})"
-        raise reader.fail(
+        reader.report(
             "targets",
             f"two organization targets list accounts with {reason}: make them one "
             "(include_accounts or exclude_accounts choose the accounts)",
@@ -302,40 +371,55 @@ def _account_of(role_arn: str | None) -> str:
     return match.group(1) if match else role_arn or "default"
 
 
-def _regions(reader: _Reader, regions: Any, key: str, all_allowed: bool = False) -> tuple[str, ...]:
+def _region_refusal(reader: Reader, key: str, region: Any) -> str | None:
+    """Why ``region`` is refused (botocore's partitions), or None; a region newer than botocore is logged."""
+    refusal = aws_regions.refusal(region)
+    if refusal is None and not aws_regions.is_listed(region):
+        log.warning("%s: %s: %s", reader.source, key, aws_regions.unlisted_warning(region))
+    return refusal
+
+
+def _regions(reader: Reader, regions: Any, key: str, all_allowed: bool = False) -> tuple[str, ...]:
+    """The valid regions of a list; each invalid one reported."""
     if not isinstance(regions, list) or not regions:
-        raise reader.fail(
+        reader.report(
             key,
             "expected "
             + ("all (every region each account has enabled), or " if all_allowed else "")
             + f"a non-empty list of region names, got {regions!r}",
         )
+        return ()
+    valid = []
     for position, region in enumerate(regions):
-        if not isinstance(region, str) or not _REGION.match(region):
-            raise reader.fail(f"{key}[{position}]", f"not an AWS region name: {region!r}")
-    if len(set(regions)) != len(regions):
-        raise reader.fail(key, "lists a region twice")
-    return tuple(regions)
+        refusal = _region_refusal(reader, f"{key}[{position}]", region)
+        if refusal:
+            reader.report(f"{key}[{position}]", refusal)
+        else:
+            valid.append(region)
+    if len(set(valid)) != len(valid):
+        reader.report(key, "lists a region twice")
+        valid = list(dict.fromkeys(valid))
+    return tuple(valid)
 
 
-def _organization(reader: _Reader, item: dict, prefix: str) -> Organization:
+def _organization(reader: Reader, item: dict, prefix: str) -> Organization:
     data = reader.mapping(item, prefix, {"organization", "regions", "role_arn", "external_id"})
     for key in ("role_arn", "external_id"):
         if key in data:
-            raise reader.fail(
+            reader.report(
                 f"{prefix}.{key}",
                 "an organization target's credentials go inside organization "
                 "(organization.role_arn lists the accounts, organization.role_name "
                 "reaches each)",
             )
+    regions: tuple[str, ...] | None = None
     if "regions" not in data:
-        raise reader.fail(f"{prefix}.regions", "missing: all (every region each account has enabled) or a list")
-    regions = (
-        None if data["regions"] == "all" else _regions(reader, data["regions"], f"{prefix}.regions", all_allowed=True)
-    )
+        reader.report(f"{prefix}.regions", "missing: all (every region each account has enabled) or a list")
+    elif data["regions"] != "all":
+        regions = _regions(reader, data["regions"], f"{prefix}.regions", all_allowed=True)
     where = f"{prefix}.organization"
     org = reader.mapping(
-        data["organization"],
+        data.get("organization"),
         where,
         {
             "role_name",
@@ -348,12 +432,12 @@ def _organization(reader: _Reader, item: dict, prefix: str) -> Organization:
         },
     )
     if "role_name" not in org:
-        raise reader.fail(f"{where}.role_name", "missing: the role to assume in each account (e.g. vpn-exporter)")
+        reader.report(f"{where}.role_name", "missing: the role to assume in each account (e.g. vpn-exporter)")
     role_name = reader.typed(
-        org, "role_name", where, None, str, lambda v: None if _ROLE_NAME.match(v) else f"not an IAM role name: {v!r}"
+        org, "role_name", where, "", str, lambda v: None if _ROLE_NAME.match(v) else f"not an IAM role name: {v!r}"
     )
     if "include_accounts" in org and "exclude_accounts" in org:
-        raise reader.fail(
+        reader.report(
             where,
             "include_accounts and exclude_accounts exclude each other: list the accounts to "
             "watch, or those to leave out",
@@ -384,32 +468,37 @@ def _organization(reader: _Reader, item: dict, prefix: str) -> Organization:
             where,
             default.home_region,
             str,
-            lambda v: None if _REGION.match(v) else f"not an AWS region name: {v!r}",
+            lambda v: _region_refusal(reader, f"{where}.home_region", v),
         ),
     )
 
 
-def _account_ids(reader: _Reader, data: dict, key: str, prefix: str) -> tuple[str, ...]:
+def _account_ids(reader: Reader, data: dict, key: str, prefix: str) -> tuple[str, ...]:
+    """The valid account ids of a list; each invalid one reported."""
     if key not in data:
         return ()
     ids = data[key]
     if not isinstance(ids, list) or not ids:
-        raise reader.fail(f"{prefix}.{key}", "expected a non-empty list of 12-digit account ids")
+        reader.report(f"{prefix}.{key}", "expected a non-empty list of 12-digit account ids")
+        return ()
+    valid = []
     for position, account in enumerate(ids):
         if isinstance(account, int) and not isinstance(account, bool):
-            raise reader.fail(
+            reader.report(
                 f"{prefix}.{key}[{position}]",
                 f"quote the account id: {account} is read as a number "
                 "(YAML drops leading zeros or reads them as octal)",
             )
-        if not isinstance(account, str) or not _ACCOUNT_ID.match(account):
-            raise reader.fail(f"{prefix}.{key}[{position}]", f"not a 12-digit account id: {account!r}")
-    if len(set(ids)) != len(ids):
-        raise reader.fail(f"{prefix}.{key}", "lists an account twice")
-    return tuple(ids)
+        elif not isinstance(account, str) or not _ACCOUNT_ID.match(account):
+            reader.report(f"{prefix}.{key}[{position}]", f"not a 12-digit account id: {account!r}")
+        else:
+            valid.append(account)
+    if len(set(valid)) != len(valid):
+        reader.report(f"{prefix}.{key}", "lists an account twice")
+    return tuple(dict.fromkeys(valid))
 
 
-def _logs(reader: _Reader, value: Any) -> LogsConfig:
+def _logs(reader: Reader, value: Any) -> LogsConfig:
     data = reader.mapping(value, "logs", {"enabled", "lookback", "poll_interval", "overlap", "retention"})
     default = LogsConfig()
     return LogsConfig(
@@ -421,7 +510,7 @@ def _logs(reader: _Reader, value: Any) -> LogsConfig:
     )
 
 
-def _tunnel_status(reader: _Reader, value: Any) -> TunnelStatusConfig:
+def _tunnel_status(reader: Reader, value: Any) -> TunnelStatusConfig:
     data = reader.mapping(value, "tunnel_status", {"enabled", "interval", "max_calls_per_second"})
     default = TunnelStatusConfig()
     return TunnelStatusConfig(
@@ -440,7 +529,7 @@ def _tunnel_status(reader: _Reader, value: Any) -> TunnelStatusConfig:
     )
 
 
-def _traffic(reader: _Reader, value: Any) -> TrafficConfig:
+def _traffic(reader: Reader, value: Any) -> TrafficConfig:
     data = reader.mapping(
         value,
         "traffic",
@@ -466,9 +555,11 @@ def _traffic(reader: _Reader, value: Any) -> TrafficConfig:
         ),
     )
     if traffic.window > 86400:
-        raise reader.fail("traffic.window", "at most 1d (a pass catches up at most a day)")
+        reader.report("traffic.window", "at most 1d (a pass catches up at most a day)")
+        traffic = replace(traffic, window=default.window)
     if traffic.idle_after > 60 * 86400:
-        raise reader.fail("traffic.idle_after", "at most 60d (CloudWatch keeps 5-minute data 63 days)")
+        reader.report("traffic.idle_after", "at most 60d (CloudWatch keeps 5-minute data 63 days)")
+        traffic = replace(traffic, idle_after=default.idle_after)
     return traffic
 
 
@@ -480,19 +571,20 @@ def tag_label(key: str) -> str:
     return "tag_" + re.sub(r"[^a-z0-9_]", "_", key.lower())
 
 
-def _connection_tags(reader: _Reader, value: Any) -> tuple[str, ...]:
+def _connection_tags(reader: Reader, value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(key, str) and 0 < len(key) <= 128 for key in value):
-        raise reader.fail("connection_tags", "expected a list of tag keys (1 to 128 characters each)")
+        reader.report("connection_tags", "expected a list of tag keys (1 to 128 characters each)")
+        return ()
     if len(value) > MAX_CONNECTION_TAGS:
-        raise reader.fail(
-            "connection_tags", f"at most {MAX_CONNECTION_TAGS} tags (each is a label on every connection)"
-        )
+        reader.report("connection_tags", f"at most {MAX_CONNECTION_TAGS} tags (each is a label on every connection)")
+        return ()
     labels = [tag_label(key) for key in value]
     clash = next((key for key, label in zip(value, labels, strict=False) if labels.count(label) > 1), None)
     if clash is not None:
-        raise reader.fail("connection_tags", f"{clash!r} and another key become the same label {tag_label(clash)}")
+        reader.report("connection_tags", f"{clash!r} and another key become the same label {tag_label(clash)}")
+        return ()
     return tuple(value)
 
 
@@ -502,8 +594,8 @@ def _default(cls: type[DataclassInstance], name: str) -> Any:
 
 
 def parse_config(data: Any, source: str) -> Config:
-    """Build a Config from decoded YAML, or raise ConfigError naming the key."""
-    reader = _Reader(source)
+    """Build a Config from decoded YAML, or raise one ConfigError naming every problem's key."""
+    reader = Reader(source)
     allowed = {
         "poll_interval",
         "poll_timeout",
@@ -520,16 +612,19 @@ def parse_config(data: Any, source: str) -> Config:
         "empty_region_interval",
     }
     data = reader.mapping(data, "", allowed)
-    if "targets" not in data:
-        raise reader.fail("targets", "missing: list the accounts (credentials) and regions to watch")
+    if "targets" in data:
+        targets, organizations = _targets(reader, data["targets"])
+    else:
+        reader.report("targets", "missing: list the accounts (credentials) and regions to watch")
+        targets, organizations = (), ()
     poll_interval = reader.duration(data, "poll_interval", "", _default(Config, "poll_interval"), 1)
     poll_timeout = reader.duration(data, "poll_timeout", "", min(_default(Config, "poll_timeout"), poll_interval), 1)
-    if poll_timeout > poll_interval:
-        raise reader.fail("poll_timeout", "must not exceed poll_interval")
-    targets, organizations = _targets(reader, data["targets"])
-    if "discovery_interval" in data and not organizations:
-        raise reader.fail("discovery_interval", "no organization target to discover")
-    return Config(
+    if poll_timeout > poll_interval and reader.ok("poll_interval", "poll_timeout"):
+        reader.report("poll_timeout", "must not exceed poll_interval")
+        poll_timeout = poll_interval
+    if "discovery_interval" in data and not organizations and reader.ok("targets"):
+        reader.report("discovery_interval", "no organization target to discover")
+    config = Config(
         targets=targets,
         organizations=organizations,
         discovery_interval=reader.duration(data, "discovery_interval", "", _default(Config, "discovery_interval"), 60),
@@ -564,9 +659,11 @@ def parse_config(data: Any, source: str) -> Config:
         aws=_aws(reader, data.get("aws")),
         source=source,
     )
+    reader.check()
+    return config
 
 
-def _aws(reader: _Reader, value: Any) -> AwsSettings:
+def _aws(reader: Reader, value: Any) -> AwsSettings:
     data = reader.mapping(value, "aws", {"max_attempts", "connect_timeout", "read_timeout"})
     default = AwsSettings()
     return AwsSettings(
@@ -583,7 +680,7 @@ def _aws(reader: _Reader, value: Any) -> AwsSettings:
     )
 
 
-def _shard(reader: _Reader, value: Any) -> Shard:
+def _shard(reader: Reader, value: Any) -> Shard:
     data = reader.mapping(value, "shard", {"index", "count"})
     count = reader.typed(
         data, "count", "shard", _default(Shard, "count"), int, lambda v: None if v >= 1 else "must be at least 1"
@@ -594,7 +691,11 @@ def _shard(reader: _Reader, value: Any) -> Shard:
         "shard",
         _default(Shard, "index"),
         int,
-        lambda v: None if 0 <= v < count else f"must be between 0 and count - 1 ({count - 1})",
+        lambda v: (
+            None
+            if 0 <= v < count or (v >= 0 and not reader.ok("shard.count"))
+            else f"must be between 0 and count - 1 ({count - 1})"
+        ),
     )
     return Shard(index, count)
 
@@ -617,19 +718,50 @@ class _StrictLoader(yaml.SafeLoader):
 def read_yaml(path: str | Path) -> Any:
     """A YAML file read strictly (the config, the web config, the alert settings); every failure is a
     ConfigError naming the file, and the line and column when YAML knows them."""
+    return read_yaml_lines(path)[0]
+
+
+def read_yaml_lines(path: str | Path) -> tuple[Any, dict[str, int]]:
+    """``read_yaml``, and the line of each dotted key (``targets[0].regions[1]``), to list problems in file order."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(source, "", f"cannot read file: {getattr(err, 'strerror', None) or err}") from None
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+        loader = _StrictLoader(text)  # reading starts here: a character YAML forbids fails already
+        try:
+            node = loader.get_single_node()
+            data = None if node is None else loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise ConfigError(source, "", f"invalid YAML: {where}{getattr(err, 'problem', None) or err}") from None
+    lines: dict[str, int] = {}
+    _note_lines(node, "", lines)
+    return data, lines
+
+
+def _note_lines(node: yaml.Node | None, key: str, lines: dict[str, int]) -> None:
+    if node is None:
+        return
+    lines.setdefault(key, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            name = _join(key, str(key_node.value))
+            lines.setdefault(name, key_node.start_mark.line + 1)
+            _note_lines(value_node, name, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _note_lines(item, f"{key}[{index}]", lines)
 
 
 def load_config(path: str | Path) -> Config:
-    """Read and validate a config file; every failure names the file."""
-    return parse_config(read_yaml(path), str(path))
+    """Read and validate a config file; every problem names the file, in the order of the file."""
+    data, lines = read_yaml_lines(path)
+    try:
+        return parse_config(data, str(path))
+    except ConfigError as err:
+        raise err.in_file_order(lines) from None

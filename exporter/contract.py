@@ -1,6 +1,6 @@
 """The metric contract: every metric the exporter exposes, defined once: name, type, help, label names
 (and the unit its name carries). The snapshot renderer and the live registry build their families from it;
-the README's metric tables, the golden exposition and the alert and dashboard generators are checked
+docs/metrics.md (generated from METRIC_DOCS), the golden exposition and the alert and dashboard generators are checked
 against it (tests/test_contract.py). Adding a metric: a definition here, the line that fills it from the
 model, and a golden update.
 """
@@ -422,7 +422,7 @@ METRICS: dict[str, Metric] = {
         Metric(
             TUNNEL_FINDING,
             "gauge",
-            "1 while a diagnosis finding is active; codes and remedies in the README (tunnel is empty "
+            "1 while a diagnosis finding is active; codes and remedies in docs/diagnosis.md (tunnel is empty "
             "for connection-level findings).",
             TUNNEL_LABELS + ("finding", "severity"),
         ),
@@ -596,4 +596,353 @@ METRICS: dict[str, Metric] = {
             live=True,
         ),
     )
+}
+
+
+# What each metric means, for a person, and the table of docs/metrics.md that lists it: "ec2" (EC2's
+# telemetry and the exporter's own), "logs", "traffic" or "history". scripts/generate writes that page from here.
+METRIC_DOCS: dict[str, tuple[str, str]] = {
+    "aws_vpn_connection_info": (
+        "ec2",
+        "1; labels `account_id, region, vpn_connection_id, name` (Name tag), `state`, `routing` "
+        "(`dynamic`|`static`|`unknown`), `gateway_type` (`vgw`|`tgw`|`cloudwan`|`none`), `gateway_id`, "
+        "`customer_gateway_id`, `accelerated` (`true`|`false`), plus `tag_<key>` for each key of "
+        "`connection_tags`",
+    ),
+    "aws_vpn_tunnel_info": (
+        "ec2",
+        "1; tunnel labels plus `inside_cidr`, `status` (`up`|`down`|`unknown`), `status_message` "
+        "(`ipsec_up`|`ipsec_down`|`bgp_routes`|`empty`|`other`|`missing`)",
+    ),
+    "aws_vpn_tunnel_up": (
+        "ec2",
+        "AWS's Status: 1 UP, 0 DOWN; absent when the status is unknown",
+    ),
+    "aws_vpn_tunnel_ipsec_up": (
+        "ec2",
+        "1 when IPsec is established: UP, or DOWN with StatusMessage `IPSEC IS UP`",
+    ),
+    "aws_vpn_tunnel_bgp_up": (
+        "ec2",
+        "dynamic connections only: 1 when AWS reports the tunnel UP",
+    ),
+    "aws_vpn_tunnel_accepted_routes": (
+        "ec2",
+        "AcceptedRouteCount",
+    ),
+    "aws_vpn_tunnel_accepted_routes_quota_ratio": (
+        "ec2",
+        "AcceptedRouteCount over AWS's quota of dynamic routes from the customer gateway for the connection's "
+        "gateway type: 100 on a virtual private gateway, 1,000 on a transit gateway (Site-to-Site VPN User "
+        'Guide, "Site-to-Site VPN quotas"); past 1 AWS resets the BGP session. No series for a static '
+        "connection, nor for Cloud WAN or a connection without a gateway, for which the quotas page gives no "
+        "figure",
+    ),
+    "aws_vpn_tunnel_last_status_change_timestamp_seconds": (
+        "ec2",
+        "LastStatusChange",
+    ),
+    "aws_vpn_tunnel_log_enabled": (
+        "ec2",
+        "1 when the tunnel's `log` (`ike`|`bgp`) goes to CloudWatch Logs",
+    ),
+    "aws_vpn_customer_gateway_info": (
+        "ec2",
+        "1; `customer_gateway_id, name, bgp_asn, ip_address`",
+    ),
+    "aws_vpn_tunnel_options_info": (
+        "ec2",
+        "1; tunnel labels plus the options `DescribeVpnConnections` already returns (no extra call): "
+        "`startup_action` (`add`|`start`), `dpd_timeout_action` (`clear`|`none`|`restart`), "
+        "`lifecycle_control`, `ike_versions`, `phase1_encryption`, `phase1_integrity`, `phase1_dh_groups`, "
+        "`phase2_encryption`, `phase2_integrity`, `phase2_dh_groups` (lists comma-joined, sorted; values "
+        "outside AWS's documented set read `other` and are counted), `authentication` (`psk`|`certificate`)",
+    ),
+    "aws_vpn_tunnel_dpd_timeout_seconds": (
+        "ec2",
+        "the tunnel's `DpdTimeoutSeconds`",
+    ),
+    "aws_vpn_tunnel_ike_lifetime_seconds": (
+        "ec2",
+        "`Phase1LifetimeSeconds` and `Phase2LifetimeSeconds`, by `phase`",
+    ),
+    "aws_vpn_connection_options_info": (
+        "ec2",
+        "1; `tunnel_bandwidth`, `outside_ip_address_type`, `tunnel_inside_ip_version`, `gateway_association_state`",
+    ),
+    "aws_vpn_connection_static_routes": (
+        "ec2",
+        "the connection's static routes by `state` (`pending`, `available`, `deleting`, `deleted`)",
+    ),
+    "aws_vpn_tunnel_maintenance_pending": (
+        "ec2",
+        "1 while AWS has an endpoint replacement pending for the tunnel (`GetVpnTunnelReplacementStatus`)",
+    ),
+    "aws_vpn_tunnel_maintenance_auto_apply_timestamp_seconds": (
+        "ec2",
+        "when AWS applies it by itself (`MaintenanceAutoAppliedAfter`)",
+    ),
+    "aws_vpn_tunnel_last_maintenance_timestamp_seconds": (
+        "ec2",
+        "when AWS last replaced the tunnel's endpoint",
+    ),
+    "aws_vpn_tunnel_provisioning_status": (
+        "ec2",
+        "one series, for the current `status` (`available`, `pending`, `failed`, `other`), = 1 "
+        "(`GetActiveVpnTunnelStatus`)",
+    ),
+    "aws_vpn_tunnel_negotiated_info": (
+        "ec2",
+        "1; the negotiated `ike_version`, `phase1_encryption`, `phase1_integrity`, `phase1_dh_group` and "
+        "phase 2 likewise",
+    ),
+    "aws_vpn_exporter_collection_success": (
+        "ec2",
+        "per `account_id, region, source` (`ec2`, `logs`, `tunnel_status`, `traffic`): 1 when the latest "
+        "collection succeeded",
+    ),
+    "aws_vpn_exporter_collection_duration_seconds": (
+        "ec2",
+        "how long that collection took",
+    ),
+    "aws_vpn_exporter_last_success_timestamp_seconds": (
+        "ec2",
+        "when that source last succeeded; a failing region keeps serving its last data, and this says how old it is",
+    ),
+    "aws_vpn_exporter_poll_timestamp_seconds": (
+        "ec2",
+        "when the served snapshot was completed",
+    ),
+    "aws_vpn_exporter_snapshot_age_seconds": (
+        "ec2",
+        "seconds since then, computed at scrape time on the monotonic clock (a step of the wall clock neither "
+        "hides a stall nor fakes one)",
+    ),
+    "aws_vpn_exporter_aws_api_calls_total": (
+        "ec2",
+        "AWS API attempts (retries count) by `account_id, region, operation, outcome` (`ok`|`throttled`|`error`)",
+    ),
+    "aws_vpn_exporter_unrecognized_values_total": (
+        "ec2",
+        "values AWS sent that the exporter did not recognise, by `field` (`status`, `status_message`, `routing`, ...)",
+    ),
+    "aws_vpn_exporter_build_info": (
+        "ec2",
+        "1; `version`, `python_version`",
+    ),
+    "aws_vpn_exporter_log_ingestion_lag_seconds": (
+        "ec2",
+        "per `account_id, region, log_group`: snapshot time minus how far the group has been read",
+    ),
+    "aws_vpn_exporter_log_events_ingested_total": (
+        "ec2",
+        "log events read and parsed, by `account_id, region, log` (`ike`|`bgp`)",
+    ),
+    "aws_vpn_exporter_log_events_duplicate_total": (
+        "ec2",
+        "events seen again in the overlap window and dropped",
+    ),
+    "aws_vpn_exporter_log_parse_errors_total": (
+        "ec2",
+        "malformed events, counted and skipped, by `log, reason` (`invalid_json`, `wrong_type`, `too_large`, "
+        "`binary`, `empty`, `unmatched_event`)",
+    ),
+    "aws_vpn_exporter_log_events_unattributed_total": (
+        "ec2",
+        "events in a tunnel log group that no watched tunnel claims by stream name or `resource_id` (another "
+        "shard's, a deleted connection's, another writer's), by `account_id, region`; counted and skipped",
+    ),
+    "aws_vpn_exporter_state_file_errors_total": (
+        "ec2",
+        "unreadable state files (moved aside) and loads that dropped invalid entries",
+    ),
+    "aws_vpn_exporter_state_file_writable": (
+        "ec2",
+        "1 when the latest save of every state file in use (log state, traffic counters) succeeded or none is "
+        "in use, 0 when the disk refused any",
+    ),
+    "aws_vpn_exporter_log_events_future_dated_total": (
+        "ec2",
+        "events whose own time is more than 5 min after CloudWatch's; dated by CloudWatch's time instead",
+    ),
+    "aws_vpn_exporter_shards": (
+        "ec2",
+        "this replica's `shard.count`, labelled with its `shard_index`: `VpnExporterShardMissing` counts the "
+        "indexes that report",
+    ),
+    "aws_vpn_exporter_config_last_reload_successful": (
+        "ec2",
+        "1 when the latest config reload (SIGHUP, `POST /-/reload`) succeeded",
+    ),
+    "aws_vpn_exporter_config_last_reload_success_timestamp_seconds": (
+        "ec2",
+        "when the config was last loaded successfully",
+    ),
+    "aws_vpn_exporter_diagnosis_errors_total": (
+        "ec2",
+        "connections whose diagnosis failed on a snapshot (their findings left out, the rest published)",
+    ),
+    "aws_vpn_exporter_render_errors_total": (
+        "ec2",
+        "tunnels, connections or findings left out of a snapshot's exposition because a value could not be "
+        "rendered (the rest published)",
+    ),
+    "aws_vpn_exporter_duplicate_series_dropped_total": (
+        "ec2",
+        "series a snapshot's exposition had twice, by `metric`: the first is kept, the rest dropped "
+        "(Prometheus would reject the scrape's samples); any is a bug, logged once",
+    ),
+    "aws_vpn_exporter_discovery_success": (
+        "ec2",
+        "per organization target, `account_id` where `ListAccounts` is called: 1 when the latest discovery "
+        "listed the accounts; 0 keeps the last good set (see [Organisation "
+        "discovery](configuration.md#organisation-discovery))",
+    ),
+    "aws_vpn_exporter_discovery_last_success_timestamp_seconds": (
+        "ec2",
+        "when that organization was last discovered",
+    ),
+    "aws_vpn_exporter_discovered_targets": (
+        "ec2",
+        "the account × region pairs it found that this replica polls (its shard)",
+    ),
+    "aws_vpn_exporter_discovered_accounts": (
+        "ec2",
+        "its accounts by `state`: `watched`, `failed` (its role or `DescribeRegions` refused; its last "
+        "regions kept, read again within minutes), `pending` (no answer within the run's budget; its last "
+        "regions kept, read again a minute later), `inactive` (not ACTIVE), `excluded`, `management_skipped`, "
+        "`elsewhere` (another target watches it), `other_shard` (regions listed, and another replica owns "
+        "every pair)",
+    ),
+    "aws_vpn_exporter_discovery_account_success": (
+        "ec2",
+        "per discovered `account_id`: 1 when its role was assumed and its enabled regions read on the latest discovery",
+    ),
+    "aws_vpn_tunnel_log_events_total": (
+        "logs",
+        "events by `event`: IKE `phase1_established`, `phase2_established`, `phase1_deleted`, "
+        "`phase2_deleted`, `phase1_timeout`, `phase2_failed`, `dpd`, `dpd_timeout`, `peer_dead`, "
+        "`psk_mismatch`, `authentication_failed`, `no_proposal_chosen`, `traffic_selector_unacceptable`, "
+        "`rekey_collision`, `child_sa_exchange`, `other`; BGP `bgp_established`, `bgp_session_down`, "
+        "`bgp_state_change`, `bgp_hold_timer_expired`, `bgp_open_error`, `bgp_open_sent`, "
+        "`bgp_open_received`, `bgp_notification_sent`, `bgp_notification_received`, `bgp_max_prefix_warning`, "
+        "`bgp_max_prefix_exceeded`, `bgp_end_of_rib`, `bgp_route_advertised`, `bgp_route_updated`, "
+        "`bgp_route_withdrawn`, `bgp_route_denied`, `bgp_connect_attempt`, `bgp_update_received`, "
+        "`bgp_other`. Each event is counted once, and counts survive restarts (`state_dir`)",
+    ),
+    "aws_vpn_tunnel_traffic_selector_info": (
+        "logs",
+        "1; `aws_side`, `cgw_side`: the selectors of the latest Phase 2 SA",
+    ),
+    "aws_vpn_tunnel_selector_mismatch": (
+        "logs",
+        "1 when those selectors do not fit: AWS side must equal `RemoteIpv4NetworkCidr`, CGW side "
+        "`LocalIpv4NetworkCidr` (both default 0.0.0.0/0), and on a dynamic connection both must cover the "
+        "tunnel inside CIDR that BGP uses",
+    ),
+    "aws_vpn_tunnel_nat_t_detected": (
+        "logs",
+        "`nat_t_detected` of the latest IKE event",
+    ),
+    "aws_vpn_tunnel_dpd_enabled": (
+        "logs",
+        "`dpd_enabled` of the latest IKE event",
+    ),
+    "aws_vpn_tunnel_ike_phase_state": (
+        "logs",
+        "per `phase` (`1`|`2`), one series for the current `state` (`established`, `rekeying`, `negotiating`, "
+        "`down`, `unknown`) = 1",
+    ),
+    "aws_vpn_tunnel_bgp_session_state": (
+        "logs",
+        "one series for the current `state` (`idle`, `connect`, `active`, `opensent`, `openconfirm`, "
+        "`established`, `unknown`) = 1 (not a full stateset: 7 series per tunnel would dominate the "
+        "exposition at 10,000 tunnels)",
+    ),
+    "aws_vpn_tunnel_bgp_last_error_timestamp_seconds": (
+        "logs",
+        "time of the latest BGP error, labelled `error` (`hold_timer_expired`, `open_message_error`, "
+        "`notification_sent`, `notification_received`, `max_prefix_exceeded`, `route_denied`, `session_down`)",
+    ),
+    "aws_vpn_tunnel_log_last_event_timestamp_seconds": (
+        "logs",
+        "time of the newest event, by `log`",
+    ),
+    "aws_vpn_tunnel_log_has_events": (
+        "logs",
+        "for each `log` with delivery on: 1 once an event of it has been read, 0 while none has (normal for a "
+        "tunnel that has not logged yet: AWS creates its stream with the first event); absent while its "
+        "region's log read fails",
+    ),
+    "aws_vpn_tunnel_finding": (
+        "logs",
+        "1 while a diagnosis finding is active; labels `finding` (code) and `severity` (see "
+        "[Diagnosis](diagnosis.md#diagnosis))",
+    ),
+    "aws_vpn_finding_info": (
+        "logs",
+        "the findings catalogue, one series per `finding` code with its `severity`, `alert`, `summary` and "
+        "`remedy`; always 1 (alert templates join it to put the cause and fix in the page)",
+    ),
+    "aws_vpn_tunnel_received_bytes_total": (
+        "traffic",
+        "`TunnelDataIn`: bytes AWS received from the customer gateway (after decryption), from a "
+        "`traffic.window` before the tunnel was first seen; kept across restarts (`state_dir`)",
+    ),
+    "aws_vpn_tunnel_sent_bytes_total": (
+        "traffic",
+        "`TunnelDataOut`: bytes AWS sent to the customer gateway (before encryption)",
+    ),
+    "aws_vpn_tunnel_traffic_counted_until_timestamp_seconds": (
+        "traffic",
+        "the end of the newest 5-minute period counted (CloudWatch publishes late: this lags by `traffic.delay`)",
+    ),
+    "aws_vpn_tunnel_last_traffic_timestamp_seconds": (
+        "traffic",
+        "the end of the newest period with more than keepalives (10 kB in 5 minutes) either way; absent when "
+        "none as far back as CloudWatch has data points (`traffic.idle_after`; at day resolution before the "
+        "tunnel was first seen)",
+    ),
+    "aws_vpn_exporter_cloudwatch_metrics_requested_total": (
+        "traffic",
+        "metrics requested with `GetMetricData`, by `account_id, region`: the unit AWS bills",
+    ),
+    "aws_vpn_exporter_traffic_estimated_monthly_cost_usd": (
+        "traffic",
+        "what 30 days of passes cost at the current tunnel count, `traffic.interval` and "
+        "`traffic.price_per_1000_metrics`",
+    ),
+    "aws_vpn_exporter_traffic_unattributable_tunnels": (
+        "traffic",
+        "tunnels left out because another tunnel of their account and region has the same outside IP",
+    ),
+    "aws_vpn_tunnel_state_changes_total": (
+        "history",
+        "state changes: each advance of `LastStatusChange` counts 1, or 2 when status and status message are "
+        "unchanged (away and back within one poll); a change while the exporter was stopped is counted on "
+        "restart; the BGP log's session transitions count instead when there are more",
+    ),
+    "aws_vpn_tunnel_down_seconds_total": (
+        "history",
+        "seconds DOWN, integrated from AWS's `LastStatusChange` edges (not poll times), by `cause`: "
+        "`maintenance` (from an endpoint replacement's `LastMaintenanceApplied` until the tunnel is next UP) "
+        "or `other`",
+    ),
+    "aws_vpn_tunnel_bgp_down_seconds_total": (
+        "history",
+        "seconds with IPsec up and BGP down (dynamic routing; part of the DOWN seconds), by `cause`",
+    ),
+    "aws_vpn_connection_unavailable_seconds_total": (
+        "history",
+        "seconds no tunnel of the connection was UP, by `cause` (`maintenance` while a tunnel of it was in a "
+        "replacement)",
+    ),
+    "aws_vpn_connection_unredundant_seconds_total": (
+        "history",
+        "seconds some tunnel was DOWN while another was UP",
+    ),
+    "aws_vpn_connection_observed_seconds_total": (
+        "history",
+        "seconds the history covers: the SLA's denominator (a stop's gap is filled from `LastStatusChange` on restart)",
+    ),
 }

@@ -23,8 +23,24 @@ def _flags_of_pid1() -> list[str]:
         arguments = Path("/proc/1/cmdline").read_bytes().split(b"\0")
     except OSError:
         return []
-    words = [word.decode("utf-8", "replace") for word in arguments if word]
+    return exporter_flags([word.decode("utf-8", "replace") for word in arguments if word])
+
+
+def exporter_flags(words: list[str]) -> list[str]:
+    """The arguments of a command line that runs the exporter, else none (another program's are not ours)."""
     return words[1:] if words and any("aws-vpn-exporter" in word or word == "exporter" for word in words[:3]) else []
+
+
+def target(argv: list[str], pid1: list[str]) -> tuple[str, str | None]:
+    """(listen address, web config file) the probe reads: its own flags, else the exporter's as PID 1."""
+    inherited = exporter_flags(pid1)
+    parser = argparse.ArgumentParser(prog="aws-vpn-exporter healthcheck", description=SUMMARY[0].upper() + SUMMARY[1:])
+    parser.add_argument(
+        "--web.listen-address", dest="listen", default=_option(inherited, "--web.listen-address") or "127.0.0.1:9798"
+    )
+    parser.add_argument("--web.config.file", dest="web_config", default=_option(inherited, "--web.config.file"))
+    args = parser.parse_args(argv)
+    return args.listen, args.web_config
 
 
 def _option(words: list[str], name: str) -> str | None:
@@ -67,15 +83,9 @@ def probe(listen: str, web_config_path: str | None, timeout: float = 3.0) -> tup
 
 
 def main(argv: list[str]) -> int:
-    inherited = _flags_of_pid1()
-    parser = argparse.ArgumentParser(prog="aws-vpn-exporter healthcheck", description=SUMMARY[0].upper() + SUMMARY[1:])
-    parser.add_argument(
-        "--web.listen-address", dest="listen", default=_option(inherited, "--web.listen-address") or "127.0.0.1:9798"
-    )
-    parser.add_argument("--web.config.file", dest="web_config", default=_option(inherited, "--web.config.file"))
-    args = parser.parse_args(argv)
+    listen, web_config = target(argv, _flags_of_pid1())
     try:
-        alive, seen = probe(args.listen, args.web_config)
+        alive, seen = probe(listen, web_config)
     except Exception as err:  # a bad flag or web config: unhealthy, with the reason
         alive, seen = False, f"{type(err).__name__}: {err}"
     print(f"{'healthy' if alive else 'unhealthy'}: {seen}")

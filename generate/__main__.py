@@ -1,6 +1,6 @@
 """Every generated artifact at once, all or nothing: ``python -m generate`` (what ``scripts/generate`` runs)
-builds the alert rules, runbooks and Alertmanager example, the promtool cases, the dashboards, the mixin's data
-and the Kubernetes manifests in memory, from the two settings files, the manifests from the rules and dashboards
+builds the alert rules, runbooks and Alertmanager example, the promtool cases, the dashboards, the mixin's data,
+docs/metrics.md and the Kubernetes manifests in memory, from the two settings files, the manifests from the rules and dashboards
 just built; only when every one built does it write them (each staged, then renamed over its target). A failure
 half-way (a bad setting, a promtool case without its wording) writes nothing."""
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from generate import alert_cases, alerting, dashboards, kubernetes, mixin, output
+from generate import alert_cases, alerting, dashboards, kubernetes, metrics_doc, mixin, output
 
 
 def build(root: Path = output.ROOT) -> dict[str, str]:
@@ -23,6 +23,7 @@ def build(root: Path = output.ROOT) -> dict[str, str]:
         **alert_cases.render(alert_settings),
         **dashboards.files(built),
         **mixin.files(alert_settings),
+        **metrics_doc.files(),
         **kubernetes.files(deploy_settings, alert_settings, rules, dashboards.published(built)),
     }
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from exporter import contract as m
-from exporter.diagnosis.findings import FINDINGS
+from exporter.diagnosis.findings import FINDINGS, ranked
 from exporter.report import series as history
 from generate import output
 from generate.alerting import (
@@ -343,7 +343,7 @@ class Pages:
         with_gateway: bool = False,
         maintenance: tuple[str, str] | None = None,
     ) -> str:
-        """What the page must say: each finding as a line, sorted by code, naming its tunnels (connection scope;
+        """What the page must say: each finding as a line, most likely first (``ranked``), naming its tunnels (connection scope;
         a cause on two tunnels once), with its fix and runbook section; else "no specific cause"; then the
         customer gateway."""
         base = self.settings["runbook_base"]
@@ -351,7 +351,7 @@ class Pages:
         for tunnel_ip, code in findings:
             tunnels.setdefault(code, []).append(tunnel_ip)
         lines = []
-        for code in sorted(tunnels):
+        for code in ranked(tunnels):
             spec, named = FINDINGS[code], sorted(ip for ip in tunnels[code] if ip)
             where = (
                 f"Tunnel{'s' if len(named) > 1 else ''} {', '.join(map(shown, named))}: "
@@ -795,6 +795,42 @@ def cause_cases(a: dict, b: dict, pages: Pages) -> list[dict]:
                     causes=cause(
                         vpn,
                         [(a["tunnel"], "traffic_selectors_mismatch")],
+                        selectors=("10.0.0.0/16", "192.168.1.0/24"),
+                        with_gateway=True,
+                    ),
+                )
+            ],
+        },
+        {
+            "name": "Three causes share the evidence (branch-tokyo): the page lists them most likely first, in the "
+            "status page's and diagnose's order (findings.ranked), not by code",
+            "input_series": [
+                *headline_inputs,
+                *(
+                    series(m.TUNNEL_FINDING, "1x20", **a, finding=code, severity="warning")
+                    for code in (
+                        "bgp_stuck_connecting",
+                        "traffic_selectors_mismatch",
+                        "static_cgw_on_dynamic_connection",
+                    )
+                ),
+                series(m.TUNNEL_SELECTOR_INFO, "1x20", **a, aws_side="10.0.0.0/16", cgw_side="192.168.1.0/24"),
+            ],
+            "alert_rule_test": [
+                expect(
+                    "VpnTunnelIpsecUpBgpDown",
+                    "4m",
+                    [headline],
+                    causes=cause(
+                        vpn,
+                        [
+                            (a["tunnel"], code)
+                            for code in (
+                                "bgp_stuck_connecting",
+                                "traffic_selectors_mismatch",
+                                "static_cgw_on_dynamic_connection",
+                            )
+                        ],
                         selectors=("10.0.0.0/16", "192.168.1.0/24"),
                         with_gateway=True,
                     ),

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from exporter import contract as m
-from exporter.diagnosis.findings import FINDINGS, RUNBOOK_BASE
+from exporter.diagnosis.findings import FINDINGS, RUNBOOK_BASE, ranked
 from exporter.report import series as history
 from exporter.untrusted import UNSAFE_RANGES
 from generate import output, settings
@@ -160,7 +160,8 @@ CONNECTION_ARGS = "$labels.account_id $labels.region $labels.vpn_connection_id"
 
 
 def causes_template(scope: str, runbook_base: str) -> str:
-    """The ``cause`` annotation: the diagnosed causes of the alert's tunnel (or connection), one line each
+    """The ``cause`` annotation: the diagnosed causes of the alert's tunnel (or connection), most likely first
+    (``findings.ranked``, the status page's and ``diagnose``'s order), one line each
     with its fix and runbook section (a cause found on several tunnels once, naming them), an AWS endpoint
     replacement in the last hour if there was one, then the customer gateway's IP and ASN; "no specific cause" and the checklist when there is none. Prometheus runs these
     queries when the alert fires, so the page carries the cause at once, even while the cause's own alert
@@ -200,6 +201,9 @@ def causes_template(scope: str, runbook_base: str) -> str:
         f"max by (finding) ({findings}) * on(finding) group_left(alert, summary, remedy) "
         f"topk by (finding) (1, {m.FINDING_INFO})"
     )
+    # each cause labelled with its rank (findings.ranked: the status page's and diagnose's order), sorted on it
+    for rank, code in enumerate(ranked(CHECKLIST)):
+        query = f'label_replace({query}, "rank", "{rank:02d}", "finding", "{code}")'
     recent = (
         f"max by (tunnel) ({m.TUNNEL_LAST_MAINTENANCE}{{{CONNECTION_MATCHERS}"
         + (",tunnel=%q}" if scope == "tunnel" else "}")
@@ -219,7 +223,7 @@ def causes_template(scope: str, runbook_base: str) -> str:
             query,
             "` ",
             args,
-            ') | sortByLabel "finding" }}',
+            ') | sortByLabel "rank" }}',
             "{{ if $i }}\n{{ end }}",
             where,
             "{{ .Labels.summary }}",
@@ -416,8 +420,8 @@ def build_alerts(s: Settings) -> list[Alert]:
             "region and source; the others are unaffected.",
             confirm="The exporter's log (`collection failed ... error=`) and "
             f'`{m.API_CALLS}{{outcome!="ok"}}` by operation.',
-            fix="Fix the credentials or IAM policy (see the README's least-privilege policy), or wait out the AWS "
-            "incident; the exporter retries every poll and recovers by itself.",
+            fix="Fix the credentials or IAM policy (see the least-privilege policy in docs/configuration.md), or wait "
+            "out the AWS incident; the exporter retries every poll and recovers by itself.",
         ),
         Alert(
             name="VpnExporterDiscoveryFailing",
@@ -532,7 +536,7 @@ HEADLINE_RULES = [
         "expr": f"{m.TUNNEL_IPSEC_UP} - {m.TUNNEL_BGP_UP}",
     },
 ]
-# The series to keep for 13 months (README): hourly and daily increases of every history counter, from the
+# The series to keep for 13 months (docs/history.md): hourly and daily increases of every history counter, from the
 # raw counters only (so `promtool tsdb create-blocks-from rules` backfills them in one pass) ...
 HISTORY_RULES = [
     {"record": counter.record(window), "expr": counter.increase(window)}

@@ -27,7 +27,7 @@ COMMAND = "scripts/generate"
 
 # What the image fixes (Dockerfile: USER, ENV, EXPOSE); tests/test_kubernetes.py checks them against it.
 IMAGE_UID = 10001
-IMAGE_ENV = {"PYTHONMALLOC": "malloc"}  # glibc malloc: RSS levels off under connection churn (README, Performance)
+IMAGE_ENV = {"PYTHONMALLOC": "malloc"}  # glibc malloc: RSS levels off under connection churn (docs/performance.md)
 PORT = 9798
 PORT_NAME = "http-metrics"
 APP = "aws-vpn-exporter"
@@ -36,7 +36,7 @@ CONFIG_DIR = "/etc/aws-vpn-exporter"
 CONFIG_KEY = "config.yml"
 SHARD_LABEL = "aws-vpn-exporter/shard"
 CONFIG_HASH = "aws-vpn-exporter/config-sha256"  # a changed config rolls the pods, which read it at start-up
-STATE_LIMIT = "64Mi"  # the log state file: 271 KiB after a million events on 50 tunnels (README, Performance)
+STATE_LIMIT = "64Mi"  # the log state file: 271 KiB after a million events on 50 tunnels (docs/performance.md)
 LIVENESS_PATH, READINESS_PATH = "/-/healthy", "/-/ready"  # exporter/web/server.py
 
 TYPES = {

@@ -207,7 +207,7 @@ receivers:
 @pytest.mark.parametrize(
     "settings,error",
     [
-        ("bgp_down_fr: 3m", "unknown key 'bgp_down_fr'"),
+        ("bgp_down_fr: 3m", "bgp_down_fr: unknown key, did you mean bgp_down_for?"),
         ("bgp_down_for: soon", "bgp_down_for: 'soon' is not a Prometheus duration"),
         ("receivers: {pager: {}}", "receivers: expected exactly 'pager' and 'ticket'"),
         ("[1, 2", "invalid YAML"),
@@ -218,3 +218,17 @@ def test_a_bad_settings_file_fails_naming_the_file_and_key(tmp_path, settings, e
     result = generate(tmp_path, settings)
     assert result.returncode != 0 and str(tmp_path / "settings.yml") in result.stderr and error in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_every_settings_mistake_is_reported_at_once(tmp_path):
+    """Three mistakes in alerts/settings.yml, three ``FILE: KEY: REASON`` lines in the file's order."""
+    path = tmp_path / "settings.yml"
+    path.write_text("bgp_down_for: soon\nflap_changes: many\nrunbok_base: https://wiki.example.com/\n")
+    with pytest.raises(SystemExit) as failure:
+        alerting.load_settings(path)
+    lines = str(failure.value).splitlines()
+    assert [line.partition(" (known keys")[0] for line in lines] == [
+        f"{path}: bgp_down_for: 'soon' is not a Prometheus duration (e.g. 5m)",
+        f"{path}: flap_changes: expected int, got 'many'",
+        f"{path}: runbok_base: unknown key, did you mean runbook_base?",
+    ]

@@ -89,7 +89,7 @@ def test_churn_benchmark_shows_state_returning_to_its_bound():
 
 
 def test_churn_benchmark_shows_rss_flat_across_reloads_and_discovery_churn():
-    """Small here (the README's figures are 100 accounts x 2 regions, 25 reloads, 30 discovery runs): every
+    """Small here (docs/performance.md's figures are 100 accounts x 2 regions, 25 reloads, 30 discovery runs): every
     reload and discovery run polls the pairs expected (asserted inside), and across the reloads the RSS is flat
     (it grew 19 MiB over the second half here before dropped sessions were collected)."""
     result = subprocess.run(
@@ -158,7 +158,7 @@ def test_poll_benchmark_keeps_the_per_tunnel_calls_under_their_ceiling():
 
 
 def test_organisation_benchmark_discovers_every_active_account_and_spreads_the_empty_regions():
-    """Small here (the README's figures are 200 accounts x 4 regions): every active account and region is found
+    """Small here (docs/performance.md's figures are 200 accounts x 4 regions): every active account and region is found
     and polled, suspended ones are not, and over one empty_region_interval the busy regions are asked every
     cycle and each empty one once (asserted inside). The ratios leave room for a machine several times slower."""
     result = subprocess.run(

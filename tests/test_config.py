@@ -361,3 +361,142 @@ def test_cli_config_check_counts_the_organizations(tmp_path):
     result = run_cli("--config.check", "--config", str(write(tmp_path, ORGANIZATION)))
     assert result.returncode == 0, result.stderr
     assert "OK (1 explicit target, 1 organization to discover)" in result.stdout
+
+
+FOUR_MISTAKES = """
+poll_intervall: 30s
+targets:
+  - regions: [us-east-1, eu-wset-1]
+  - regions: [ap-northeast-1]
+    role_arn: arn:aws:iam::111111111111:user/bob
+logs:
+  lookback: forever
+"""
+
+
+def test_four_mistakes_are_four_errors_in_file_order(tmp_path):
+    """Every mistake at once, each with file, key and reason: a key whose value is wrong is skipped, not fatal."""
+    path = write(tmp_path, FOUR_MISTAKES)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    problems = [(p.source, p.key, p.reason) for p in caught.value.problems]
+    assert [key for _, key, _ in problems] == [
+        "poll_intervall",
+        "targets[0].regions[1]",
+        "targets[1].role_arn",
+        "logs.lookback",
+    ]
+    assert {source for source, _, _ in problems} == {str(path)}
+    reasons = [reason for _, _, reason in problems]
+    assert reasons[0].startswith("unknown key, did you mean poll_interval?")
+    assert "did you mean eu-west-1?" in reasons[1]
+    assert "not an IAM role ARN" in reasons[2] and "expected a duration" in reasons[3]
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 4 and all(line.startswith(f"{path}: ") for line in lines)
+    assert (caught.value.key, caught.value.source) == ("poll_intervall", str(path))  # the first, as before
+
+
+def test_a_mistake_inside_a_section_does_not_hide_the_next_section(tmp_path):
+    text = (
+        VALID + "tunnel_status: {interval: 1s}\ntraffic: {window: 2d, idle_after: 90d}\nshard: {count: 0, index: 0}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    assert [p.key for p in caught.value.problems] == [
+        "tunnel_status.interval",
+        "traffic.window",
+        "traffic.idle_after",
+        "shard.count",
+    ]
+
+
+def test_a_wrong_value_is_not_reported_again_by_a_check_across_keys(tmp_path):
+    """poll_interval wrong: poll_timeout is not also said to exceed it (the default it fell back to)."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, "poll_interval: often\npoll_timeout: 1m\ntargets: [{regions: [us-east-1]}]\n"))
+    assert [p.key for p in caught.value.problems] == ["poll_interval"]
+
+
+@pytest.mark.parametrize(
+    "region,suggestion",
+    [("eu-wset-1", "eu-west-1"), ("us-esat-2", "us-east-2"), ("cn-nrth-1", "cn-north-1"), ("moon-central-1", None)],
+)
+def test_a_region_botocore_does_not_know_is_refused_with_the_closest(tmp_path, region, suggestion):
+    path = write(tmp_path, f"targets:\n  - regions: [us-east-1, {region}]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.key == "targets[0].regions[1]"
+    assert caught.value.reason.startswith(f"not an AWS region name: {region!r}")
+    if suggestion:
+        assert f"did you mean {suggestion}?" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    "regions",
+    [
+        ["cn-north-1", "cn-northwest-1"],  # China
+        ["us-gov-west-1", "us-gov-east-1"],  # GovCloud
+        ["us-iso-east-1", "us-isob-east-1", "us-isof-south-1", "eu-isoe-west-1"],  # the isolated partitions
+        ["eusc-de-east-1"],  # the European Sovereign Cloud: no two-letter prefix
+        ["mx-central-1", "ap-southeast-7"],
+    ],
+)
+def test_every_partitions_regions_are_accepted(tmp_path, regions, caplog):
+    config = load_config(write(tmp_path, f"targets:\n  - regions: [{', '.join(regions)}]\n"))
+    assert config.targets[0].regions == tuple(regions)
+    assert "not listed by botocore" not in caplog.text
+
+
+def test_a_region_newer_than_botocore_is_accepted_with_a_warning(tmp_path, caplog):
+    """AWS adds regions; refusing one botocore does not list yet would lock its users out until botocore catches
+    up. A name a partition's pattern matches, made of words known regions use, passes with a warning."""
+    path = write(tmp_path, "targets:\n  - regions: [eu-south-9]\n")
+    with caplog.at_level("WARNING", logger="exporter.config"):
+        config = load_config(path)
+    assert config.targets[0].regions == ("eu-south-9",)
+    assert f"{path}: targets[0].regions[0]: region eu-south-9 is not listed by botocore" in caplog.text
+
+
+def test_the_regions_come_from_botocores_partition_data():
+    from botocore.loaders import create_loader
+
+    from exporter import regions
+
+    endpoints = create_loader().load_data("endpoints")
+    listed = {region for partition in endpoints["partitions"] for region in partition["regions"]}
+    assert set(regions.partitions().listed) == listed
+    assert {regions.partition_of(r) for r in ("us-east-1", "cn-north-1", "us-gov-west-1")} == {
+        "aws",
+        "aws-cn",
+        "aws-us-gov",
+    }
+
+
+def test_an_organizations_home_region_and_regions_are_checked_too(tmp_path):
+    text = "targets:\n  - organization: {role_name: r, home_region: us-east1}\n    regions: [eu-wset-1]\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    assert [(p.key, p.reason.rpartition("(")[2]) for p in caught.value.problems] == [
+        ("targets[0].organization.home_region", "did you mean us-east-1?)"),
+        ("targets[0].regions[0]", "did you mean eu-west-1?)"),
+    ]
+    china = load_config(write(tmp_path, text.replace("us-east1", "cn-north-1").replace("eu-wset-1", "cn-north-1")))
+    assert china.organizations[0].home_region == "cn-north-1"
+
+
+def test_cli_config_check_reports_every_mistake_of_both_files(tmp_path):
+    path = write(tmp_path, FOUR_MISTAKES)
+    web = tmp_path / "web.yml"
+    web.write_text("basic_auth_users: {prometheus: secret}\n")
+    result = run_cli("--config.check", "--config", str(path), "--web.config.file", str(web))
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        f"error: {path}: poll_intervall: unknown key, did you mean poll_interval? (known keys: "
+        + errors[0].partition("(known keys: ")[2],
+        f"error: {path}: targets[0].regions[1]: not an AWS region name: 'eu-wset-1' (did you mean eu-west-1?)",
+        f"error: {path}: targets[1].role_arn: not an IAM role ARN: 'arn:aws:iam::111111111111:user/bob'",
+        f"error: {path}: logs.lookback: expected a duration such as 30s, 5m or 1h, got 'forever'",
+        f"error: {web}: basic_auth_users.prometheus: expected a bcrypt hash (htpasswd -nBC 10 USER)",
+    ]
+    assert "OK" not in result.stdout

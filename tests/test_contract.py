@@ -1,5 +1,5 @@
 """The metric contract (``exporter/contract.py``) is the one definition of every metric: the exposition,
-the live registry, the README's metric table, the alert rules and the dashboards all agree with it."""
+the live registry, docs/metrics.md's table, the alert rules and the dashboards all agree with it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.contract import METRICS
+from exporter.contract import METRIC_DOCS, METRICS
 from exporter.exposition.instrumentation import ExporterMetrics
+from generate import metrics_doc
+from tests.docs import doc
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = re.compile(r"\baws_vpn_[a-z_:]+")
@@ -55,11 +57,23 @@ def test_names_follow_prometheus_conventions(name):
     assert len(set(metric.labels)) == len(metric.labels)
 
 
-def test_the_readme_metric_table_lists_each_metric_with_its_type():
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Metrics") : readme.index("## How it works")]
-    rows = dict(re.findall(r"^\| `(aws_vpn_[a-z_]+)` \| (\w+) \|", section, re.M))
+def test_the_metric_table_lists_each_metric_with_its_type():
+    rows = dict(re.findall(r"^\| `(aws_vpn_[a-z_]+)` \| (\w+) \|", doc("metrics.md"), re.M))
     assert rows == {name: metric.kind for name, metric in METRICS.items()}
+
+
+def test_every_metric_has_a_meaning_for_the_generated_page():
+    assert list(METRIC_DOCS) == [name for name in METRIC_DOCS if name in METRICS]
+    assert set(METRIC_DOCS) == set(METRICS)
+
+
+def test_the_page_is_not_built_with_a_metric_missing_or_left_over(monkeypatch):
+    meanings = dict(METRIC_DOCS)
+    gone = meanings.pop("aws_vpn_tunnel_up")
+    monkeypatch.setattr(metrics_doc, "METRIC_DOCS", {**meanings, "aws_vpn_tunnel_gone": gone})
+    with pytest.raises(ValueError, match="aws_vpn_tunnel_up: defined in METRICS, no meaning") as refused:
+        metrics_doc.render()
+    assert "aws_vpn_tunnel_gone: in METRIC_DOCS, not defined in METRICS" in str(refused.value)
 
 
 def test_the_rules_and_dashboards_name_only_defined_metrics():

@@ -70,10 +70,10 @@ METRIC_EDITS: list[Edit] = [
         ),
     ),
     (
-        "README.md",
+        "exporter/contract.py",
         before(
-            "| `aws_vpn_tunnel_last_traffic_timestamp_seconds` |",
-            f"| `{METRIC}` | gauge | tunnels whose traffic is counted |\n",
+            '    "aws_vpn_tunnel_last_traffic_timestamp_seconds": (',
+            f'    "{METRIC}": ("traffic", "tunnels whose traffic is counted"),\n',
         ),
     ),
 ]
@@ -120,7 +120,7 @@ FINDING_EDITS: list[Edit] = [
         append(f'\n\ndef test_{FINDING}():\n    assert "{FINDING}"\n'),
     ),
     (
-        "README.md",
+        "docs/diagnosis.md",
         before(
             "| `ipsec_up_bgp_down` | critical |",
             f"| `{FINDING}` | warning | tunnel | CloudWatch reported fewer bytes. | Nothing to do. |\n",

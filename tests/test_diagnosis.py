@@ -13,6 +13,7 @@ from exporter.diagnosis.rules import diagnose
 from exporter.model import Connection, LogDestination, Observation, RegionTelemetry, Tunnel, TunnelKey
 from exporter.sources.logs.parse import LogEvent
 from exporter.sources.logs.state import TunnelLogState
+from tests.docs import doc
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = 1_800_000_000.0
@@ -250,9 +251,9 @@ def test_the_latest_ike_error_wins():
 
 
 def test_every_catalogued_finding_is_documented_in_the_readme():
-    """The README's findings table lists exactly the catalogue, with each finding's severity."""
-    readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("## Diagnosis") : readme.index("### The `diagnose` command")]
+    """docs/diagnosis.md's findings table lists exactly the catalogue, with each finding's severity."""
+    text = doc("diagnosis.md")
+    table = text[text.index("## Diagnosis\n") : text.index("### The `diagnose` command")]
     rows = dict(re.findall(r"^\| `([a-z0-9_]+)` \| (\w+) \|", table, re.M))
     assert rows == {code: spec.severity for code, spec in FINDINGS.items()}
 

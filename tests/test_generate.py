@@ -52,6 +52,7 @@ def test_it_builds_every_generated_file_and_they_are_the_committed_ones(generate
         "alerts/alertmanager.yml",
         "alerts/tests/aws-vpn.test.yml",
         "docs/runbooks.md",
+        "docs/metrics.md",
         "dashboards/exporter.json",
         "mixin/generated/rules.json",
         "deploy/kubernetes/prometheusrule.yaml",

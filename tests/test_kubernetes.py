@@ -464,8 +464,8 @@ VALID = SHARDED.replace("shards: 3", "shards: 1")
     "change,error",
     [
         (("namespace: vpn", "namespace: VPN"), "namespace: 'VPN' is not a namespace name"),
-        (("namespace: vpn\n", "namespace: vpn\nnamespaces: x\n"), "unknown key 'namespaces'"),
-        (("namespace: vpn\n", ""), "missing namespace"),
+        (("namespace: vpn\n", "namespace: vpn\nnamespaces: x\n"), "namespaces: unknown key, did you mean namespace?"),
+        (("namespace: vpn\n", ""), "namespace: missing"),
         (
             ("image: registry.example.com/aws-vpn-exporter@sha256:" + "a" * 64, "image: aws-vpn-exporter"),
             "image: 'aws-vpn-exporter': name a pinned tag or digest",

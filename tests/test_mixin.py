@@ -13,6 +13,7 @@ import yaml
 
 from generate import alerting
 from generate import mixin as generate
+from tests import docs
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = alerting.load_settings()  # the committed alerts/settings.yml
@@ -174,8 +175,7 @@ def test_a_setting_of_the_wrong_type_is_refused_naming_it():
         evaluate({"flapChanges": "many"}, "alerts")
 
 
-def test_the_readme_lists_every_config_key():
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### Monitoring mixin") :].split("\n## ", 1)[0]
+def test_the_docs_list_every_config_key():
+    section = docs.section(docs.doc("deployment.md"), "### Monitoring mixin")
     for key, setting in generate.config_keys().items():
         assert f"`{key}`" in section and f"`{setting}`" in section, key

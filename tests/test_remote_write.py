@@ -29,6 +29,7 @@ from exporter.demo.scenario import Scenarios, load_scenarios
 from generate.alerting import ALERTMANAGER_FILE, DEFAULTS, RULES_FILE, SETTINGS_FILE
 from tests import services
 from tests.conftest import FIGURES
+from tests.docs import doc
 from tests.test_alerts import generate
 from tests.test_stack import _rewrite as rewrite
 
@@ -283,9 +284,11 @@ def test_the_shipped_scaling_configs_pass_promtool():
         )
         assert checked.returncode == 0, checked.stdout + checked.stderr
     assert (CENTRAL_FILE.parent / "rules" / RULES_FILE.name).resolve() == RULES_FILE.resolve()
-    readme = (ROOT / "README.md").read_text()
-    for path in (AGENT_FILE, CENTRAL_FILE):  # the README shows these very files
-        assert path.read_text() in readme, f"README's Scaling out does not show {path.relative_to(ROOT)} as it is"
+    shown = doc("deployment.md")
+    for path in (AGENT_FILE, CENTRAL_FILE):  # docs/deployment.md shows these very files
+        assert path.read_text() in shown, (
+            f"docs/deployment.md's Scaling out does not show {path.relative_to(ROOT)} as it is"
+        )
 
 
 def test_the_simulated_aws_spreads_over_both_shards(topology):

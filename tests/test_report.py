@@ -10,7 +10,6 @@ import threading
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -21,6 +20,7 @@ from exporter.diagnosis.rules import diagnosed
 from exporter.model import CustomerGateway, HistoryDay, Observation, RegionTelemetry, SourceResult, TunnelKey
 from exporter.sources.logs.parse import LogEvent
 from exporter.untrusted import printable
+from tests import docs
 from tests.hostile_strings import CORPUS, RAW
 from tests.test_diagnosis import HEALTHY as HEALTHY_TUNNEL
 from tests.test_diagnosis import NOW, connection, log_state, tunnel
@@ -382,9 +382,8 @@ def test_a_hung_endpoint_ends_the_command_within_poll_timeout(hung_endpoint, tmp
 
 
 @pytest.mark.slow  # runs the diagnose command on the demo: not in `scripts/test --quick`
-def test_the_readme_diagnose_example_works_as_written():
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme[readme.index("### The `diagnose` command") : readme.index("## Alerts")]
+def test_the_documented_diagnose_example_works_as_written():
+    section = docs.section(docs.doc("diagnosis.md"), "### The `diagnose` command")
     commands = [
         line.split() for line in section.splitlines() if line.startswith(".venv/bin/aws-vpn-exporter diagnose --demo")
     ]
@@ -423,3 +422,33 @@ def test_a_hung_logs_endpoint_ends_the_command_within_poll_timeout_too(aws, hung
     elapsed = time.monotonic() - started
     assert elapsed < 2 * poll_timeout + 10, (elapsed, result.stdout, result.stderr)  # the EC2 poll, then the logs
     assert "logs" in result.stdout and f"timeout: no answer within {poll_timeout:g}s" in result.stdout
+
+
+def test_diagnose_opens_each_connection_with_what_to_do_now_in_the_catalogues_ranking():
+    """branch-tokyo's three causes share the evidence: DO NOW names the first (findings.ranked, as the status page
+    and the alerts' cause), then the order to check them and what tells each apart."""
+    from exporter.diagnosis.findings import FINDINGS, ranked
+    from exporter.model import Finding
+
+    causes = ("bgp_stuck_connecting", "traffic_selectors_mismatch", "static_cgw_on_dynamic_connection")
+    shot = snapshot_of(PARTNER)
+    found = tuple(
+        Finding("1", "us-east-1", "vpn-2", t.outside_ip, code, ("e",), "warning") for code in causes for t in BGP_DOWN
+    )
+    report = build_report(replace(shot, findings=shot.findings + found))
+    step = report["connections"][0]["next_step"]
+    assert step["code"] == ranked(causes)[0] == "static_cgw_on_dynamic_connection"
+    assert step["check_in_order"] == ranked(causes) == list(reversed(causes))
+    assert step["tunnels"] == ["198.51.100.1", "198.51.100.2"] and step["then_fix"] == []
+    text = render_text(report, width=2000)
+    lines = text.splitlines()
+    do_now = next(i for i, line in enumerate(lines) if line.startswith("  DO NOW: "))
+    assert lines[do_now] == (
+        f"  DO NOW: {FINDINGS[causes[2]].title} (tunnels 198.51.100.1, 198.51.100.2). Fix: {FINDINGS[causes[2]].remedy}"
+    )
+    assert lines[do_now - 2].startswith("CRITICAL partner") and lines[do_now + 1].startswith("  3 causes fit")
+    for n, code in enumerate(reversed(causes), 1):
+        assert lines[do_now + 1 + n] == f"    {n}. {FINDINGS[code].title}: {FINDINGS[code].tell_apart}"
+    assert do_now < next(i for i, line in enumerate(lines) if line.lstrip().startswith("tunnel "))  # before the table
+    healthy = build_report(snapshot_of(FINE))["connections"][0]
+    assert healthy["next_step"] is None and "DO NOW" not in render_text(build_report(snapshot_of(FINE)))

@@ -127,7 +127,8 @@ def test_every_source_failing_is_said_with_the_errors_and_the_data_marked_stale(
     never = (SourceResult("123456789012", "us-east-1", "ec2", False, 5.0, None, "no credentials"),)
     text = text_of(statuspage.render(snapshot([], never), now=NOW))
     assert "No source has ever succeeded: there is no data to show." in text and "no credentials" in text
-    assert "No VPN connections found" in text
+    assert "No VPN connections found" not in text and "No active findings" not in text  # nothing was read
+    assert "No AWS call has succeeded (1 sources failed)" in text
 
     some = results[:1] + (SourceResult("123456789012", "eu-west-1", "ec2", True, 0.3, NOW),)
     text = text_of(statuspage.render(snapshot([], some), now=NOW))
@@ -153,8 +154,9 @@ def test_large_snapshots_are_paged_worst_first():
     assert "5 of 250 VPN connections need attention." in first
     assert "Showing 1–100 of 250 (page 1 of 3)" in first
     assert "site-00000" in first and "site-00200" in first  # the 5 that need attention come first
-    # each shown connection once; the findings table names 5 per code (redundancy lost, logging off)
-    assert first.count("site-0") == 100 + 5 + 5
+    # each shown connection once, those that need attention in the "do first" table too; the findings table
+    # names 5 per code (redundancy lost, logging off)
+    assert first.count("site-0") == 100 + 5 + 5 + 5
     last = statuspage.render(shot, now=NOW, page=3)
     assert "Showing 201–250 of 250 (page 3 of 3)" in text_of(last) and 'href="/?page=2#connections"' in last
     assert text_of(statuspage.render(shot, now=NOW, page=99)) == text_of(last)
@@ -308,7 +310,8 @@ def test_every_source_failing_on_the_real_path_is_ready_and_said(aws, faults, ma
     assert "Stale data: all 1 VPN connections are fine." in text and "east-site" in text
 
 
-def test_a_tunnels_cause_is_listed_before_the_symptom_it_explains():
+def test_a_tunnels_cause_is_the_action_and_the_lists_are_critical_first():
+    """The cause (a warning) is what to do now; the lists under it read critical, warning, info."""
     from dataclasses import replace
 
     from exporter.model import Finding
@@ -316,11 +319,18 @@ def test_a_tunnels_cause_is_listed_before_the_symptom_it_explains():
     stuck = replace(tunnel("192.0.2.9", up=False), ipsec_up=True, status_message="ipsec_up")
     taken = snapshot([connection("vpn-0c", "charlie", stuck)])
     causes = (Finding("123456789012", "us-east-1", "vpn-0c", "192.0.2.9", "bgp_stuck_connecting", (), "warning"),)
-    page = text_of(statuspage.render(replace(taken, findings=taken.findings + causes), now=NOW))
-    assert "ipsec_up_bgp_down" in page
-    assert page.index("bgp_stuck_connecting") < page.index("ipsec_up_bgp_down")  # in the tunnel's row
-    findings_table = page[page.index("Active findings") :]
-    assert findings_table.index("bgp_stuck_connecting") < findings_table.index("ipsec_up_bgp_down")
+    page = statuspage.render(replace(taken, findings=taken.findings + causes), now=NOW)
+    action = text_of(re.search(r"<div class=\"action[^>]*>.*?</div>", page, re.S).group(0))
+    stuck_spec = FINDINGS["bgp_stuck_connecting"]
+    assert action.startswith(f"Do now: {stuck_spec.title} (tunnel 192.0.2.9). Fix: {stuck_spec.remedy}")
+    assert "check in this order" not in action  # one cause: nothing to tell apart
+    connection_list = text_of(re.search(r'<ul class="found">.*?</ul>', page, re.S).group(0))
+    table = text_of(page[page.index('<h2 id="findings"') : page.index('<h2 id="sources"')])
+    for listed in (connection_list, table):
+        severities = re.findall(r"\b(critical|warning|info)\b", listed)
+        assert severities == sorted(severities, key=("critical", "warning", "info").index), severities
+        assert listed.index(FINDINGS["ipsec_up_bgp_down"].title) < listed.index(stuck_spec.title)
+        assert listed.index(stuck_spec.title) < listed.index(FINDINGS["tunnel_logging_disabled"].title)
 
 
 def test_regions_with_no_connection_are_counted_not_listed_unless_they_fail():
@@ -543,3 +553,247 @@ def test_a_real_browser_draws_the_strip(tmp_path):
     up, degraded, down = area("2da44e"), area("d4a72c"), area("cf222e")
     assert degraded > 20 and down > 20, (degraded, down)  # a cell is about 9 x 18 px
     assert up > 8 * degraded  # 27 short green cells (a third of the height) against one amber one
+
+
+# --- the on-call reading: what to do now, folding, filters, nothing read ------------------------------------
+
+BRANCH_TOKYO_CAUSES = ("bgp_stuck_connecting", "traffic_selectors_mismatch", "static_cgw_on_dynamic_connection")
+
+
+def branch_tokyo_like(*others: Connection) -> Snapshot:
+    """Both tunnels down with IPsec up and three causes on each, given in the wrong order; then ``others``."""
+    from exporter.model import Finding
+
+    stuck = [
+        replace(tunnel(ip, up=False), ipsec_up=True, status_message="ipsec_up") for ip in ("192.0.2.21", "192.0.2.22")
+    ]
+    shot = snapshot([connection("vpn-0t", "branch-tokyo", *stuck), *others])
+    causes = tuple(
+        Finding("123456789012", "us-east-1", "vpn-0t", t.outside_ip, code, ("evidence",), FINDINGS[code].severity)
+        for code in BRANCH_TOKYO_CAUSES
+        for t in stuck
+    )
+    return replace(shot, findings=shot.findings + causes)
+
+
+def action_of(page: str) -> str:
+    return text_of(re.search(r'<div class="action[^>]*>.*?</div>', page, re.S).group(0))
+
+
+def test_the_action_line_says_what_to_do_first_and_how_to_tell_the_causes_apart():
+    page = statuspage.render(branch_tokyo_like(), now=NOW)
+    action = action_of(page)
+    first, second, third = (FINDINGS[c] for c in reversed(BRANCH_TOKYO_CAUSES))  # the catalogue's ranking
+    assert action.startswith(f"Do now: {first.title} (tunnels 192.0.2.21, 192.0.2.22). Fix: {first.remedy}")
+    assert "3 causes fit the same evidence; check in this order:" in action
+    assert action.index(first.tell_apart) < action.index(second.tell_apart) < action.index(third.tell_apart)
+    assert all(spec.tell_apart for spec in (first, second, third))
+    # named in words; the code is only a small link
+    assert '<a class="code" href="#finding-static_cgw_on_dynamic_connection">' in page
+    assert "Do now: static_cgw" not in action
+    # the same ranking in diagnose
+    from exporter.diagnosis.report import build_report
+
+    step = build_report(branch_tokyo_like())["connections"][0]["next_step"]
+    assert step["code"] == "static_cgw_on_dynamic_connection"
+    assert step["check_in_order"] == list(reversed(BRANCH_TOKYO_CAUSES))
+    # and the "do first" table at the top names it, linked to the section
+    glance = text_of(page[page.index('<table class="glance"') : page.index('<section class="conn"')])
+    assert "branch-tokyo" in glance and f"{first.title} (tunnels 192.0.2.21, 192.0.2.22) (or 2 other causes)" in glance
+    assert 'href="#conn-1"' in page and '<section class="conn" id="conn-1">' in page
+
+
+def test_a_cause_on_another_tunnel_is_a_next_step_not_a_rival():
+    from exporter.model import Finding
+
+    both = snapshot([connection("vpn-0a", "alpha", tunnel("192.0.2.1", up=False), tunnel("192.0.2.2", up=False))])
+    found = (
+        Finding("123456789012", "us-east-1", "vpn-0a", "192.0.2.1", "ike_authentication_failed", (), "warning"),
+        Finding("123456789012", "us-east-1", "vpn-0a", "192.0.2.2", "ike_proposal_mismatch", (), "warning"),
+    )
+    action = action_of(statuspage.render(replace(both, findings=both.findings + found), now=NOW))
+    assert action.startswith(f"Do now: {FINDINGS['ike_authentication_failed'].title} (tunnel 192.0.2.1).")
+    assert "check in this order" not in action
+    assert f"Then: {FINDINGS['ike_proposal_mismatch'].title} (tunnel 192.0.2.2)." in action
+
+
+def test_without_a_cause_the_worst_symptom_is_what_to_do():
+    down = snapshot([connection("vpn-0a", "alpha", tunnel("192.0.2.1", up=False), tunnel("192.0.2.2", up=False))])
+    action = action_of(statuspage.render(down, now=NOW))  # connection down; tunnel logging off (info) too
+    assert action.startswith(f"Do now: {FINDINGS['connection_down'].title}. Fix: {FINDINGS['connection_down'].remedy}")
+
+
+def test_connections_needing_no_attention_are_folded_to_one_line_after_the_problems():
+    fine = [
+        connection(f"vpn-1{i}", f"fine-{i}", tunnel(f"192.0.2.{i + 30}"), tunnel(f"192.0.2.{i + 40}")) for i in range(3)
+    ]
+    page = statuspage.render(branch_tokyo_like(*fine), now=NOW)
+    assert page.count('<section class="conn"') == 1  # the problem, in full
+    folded = re.search(r'<ul class="folded">(.*?)</ul>', page, re.S).group(1)
+    lines = re.findall(r"<li>.*?</li>\n", folded, re.S)
+    assert len(lines) == 3 and all(line.count("\n") == 1 for line in lines)
+    assert "fine-0" in folded and "2/2 tunnels UP" in text_of(folded) and "<table" not in folded
+    assert page.index("branch-tokyo") < page.index('<ul class="folded">')
+    assert "3 connections needing no attention (one line each)" in text_of(page)
+
+
+def many_connections(count: int) -> Snapshot:
+    accounts = ("111111111111", "222222222222")
+    regions = []
+    for a, account in enumerate(accounts):
+        for region in ("us-east-1", "eu-west-1"):
+            conns = tuple(
+                connection(
+                    f"vpn-{account[0]}{region[:2]}{i:04d}",
+                    f"{region[:2]}-site-{account[0]}-{i:04d}",
+                    tunnel(f"10.{a}.{i // 200}.{i % 200}"),
+                    tunnel(f"10.9.{i // 200}.{i % 200}", up=i % 10 != 0),
+                )
+                for i in range(count // 4)
+            )
+            regions.append(RegionTelemetry(account, region, conns))
+    results = tuple(SourceResult(r.account_id, r.region, "ec2", True, 0.2, NOW) for r in regions)
+    return diagnosed(Observation(NOW, tuple(regions), results))
+
+
+def shown_ids(page: str) -> set[str]:
+    return set(re.findall(r'<code class="code">(vpn-[^<]*)</code>', page))
+
+
+def test_each_filter_narrows_the_connections_and_the_pager_keeps_them():
+    shot = many_connections(400)
+    every = set().union(*(shown_ids(statuspage.render(shot, now=NOW, page=p)) for p in range(1, 5)))
+    assert len(every) == 400
+
+    def only(query: str, page: int = 1) -> str:
+        return statuspage.render(shot, now=NOW, page=page, filters=statuspage.Filters.from_query(query))
+
+    ids = shown_ids(only("account=222222222222"))
+    assert ids and all(i.startswith("vpn-2") for i in ids)
+    assert 'value="222222222222" selected' in only("account=222222222222")
+    ids = shown_ids(only("region=eu-west-1"))
+    assert ids and all(i[5:7] == "eu" for i in ids)
+    warned = only("severity=warning")
+    assert "40 of 400 connections match the filters" in text_of(warned)
+    assert len(shown_ids(warned)) == 40 and warned.count('<section class="conn"') == 40
+    assert "connections needing no attention" not in text_of(only("severity=warning"))
+    assert '<section class="conn"' not in only("severity=info") and "0 of 400" in text_of(only("severity=fine"))
+    searched = only("q=SITE-1-0007")  # a substring, case-insensitive
+    assert shown_ids(searched) == {"vpn-1us0007", "vpn-1eu0007"}
+    combined = only("account=111111111111&region=us-east-1&severity=info&q=site")
+    assert "90 of 400 connections match the filters" in text_of(combined)
+    # 200 of an account: two pages, the pager's links keep the filters
+    first = only("account=111111111111")
+    assert "page 1 of 2" in text_of(first) and 'href="/?account=111111111111&amp;page=2#connections"' in first
+    second = only("account=111111111111", page=2)
+    assert shown_ids(second) and all(i.startswith("vpn-1") for i in shown_ids(second))
+    assert not shown_ids(first) & shown_ids(second)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "account=999999999999",  # well-formed, not watched
+        "account=12&region=mars-north-9&severity=catastrophic",
+        "region=" + HOSTILE,
+        "severity=" + HOSTILE,
+        "account=" + "1" * 5000,
+        "page=2&page=3&account=<b>",
+    ],
+)
+def test_unknown_filter_values_are_ignored(query):
+    shot = many_connections(40)
+    page = statuspage.render(shot, now=NOW, filters=statuspage.Filters.from_query(query))
+    assert shown_ids(page) == shown_ids(statuspage.render(shot, now=NOW))
+    assert "match the filters" not in text_of(page) and "<b>" not in page and "<script>" not in page
+
+
+def test_a_hostile_or_oversized_search_is_escaped_and_bounded():
+    from urllib.parse import quote
+
+    shot = many_connections(40)
+    filters = statuspage.Filters.from_query("q=" + quote(HOSTILE + "\x1b[31m\x00" + "x" * 10_000))
+    assert len(filters.q) == statuspage.SEARCH_MAX and "\x1b" not in filters.q and "\x00" not in filters.q
+    page = statuspage.render(shot, now=NOW, filters=filters)
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&amp;&#x27;" in page
+    assert "0 of 40 connections match the filters" in text_of(page)
+    assert len(page) < len(statuspage.render(shot, now=NOW)) + 2 * statuspage.SEARCH_MAX * 6
+    assert statuspage.Filters.from_query("q=" + "y" * 100_000).q == "y" * statuspage.SEARCH_MAX  # read QUERY_MAX
+    assert statuspage.Filters.from_query("q=" + "y" * 100).q == "y" * statuspage.SEARCH_MAX
+
+
+@pytest.mark.parametrize(
+    ("error", "fix"),
+    [
+        ("NoCredentialsError: Unable to locate credentials", "set AWS credentials (AWS_PROFILE"),
+        ("AccessDenied (UnauthorizedOperation)", "check the IAM policy"),
+        ("ExpiredToken: the security token included in the request is expired", "renew the exporter's AWS credentials"),
+        ("EndpointConnectionError: could not connect", "check the exporter can reach AWS's endpoints"),
+        (HOSTILE, "read the errors below"),
+    ],
+)
+def test_when_no_source_has_succeeded_the_page_says_what_failed_and_what_to_do(error, fix):
+    results = tuple(
+        SourceResult("123456789012", region, source, False, 0.1, None, error)
+        for region in ("us-east-1", "eu-west-1")
+        for source in ("ec2", "logs")
+    )
+    page = statuspage.render(snapshot([], results), now=NOW)
+    text = text_of(page)
+    headline = text_of(re.search(r'<p class="headline[^>]*>.*?</p>', page, re.S).group(0))
+    assert headline.startswith("No AWS call has succeeded (4 sources failed): " + fix) and error in headline
+    assert '<p class="headline bad"' in page and "<script>" not in page
+    assert "Nothing could be read, so nothing could be diagnosed." in text
+    for reassuring in ("No VPN connections found", "No active findings", "are fine"):
+        assert reassuring not in text
+    assert 'class="ok"' not in page.replace('<td class="ok">ok</td>', "")  # nothing green
+
+
+def test_no_active_findings_is_not_said_in_green_when_a_source_failed():
+    results = (
+        SourceResult("123456789012", "us-east-1", "ec2", True, 0.2, NOW),
+        SourceResult("123456789012", "us-east-1", "logs", False, 0.2, None, "AccessDeniedException"),
+    )
+    plain = replace(tunnel("192.0.2.1"), ike_log=replace(tunnel("192.0.2.1").ike_log, enabled=True))
+    shot = snapshot([connection("vpn-0a", "alpha", plain)], results)
+    text = text_of(statuspage.render(replace(shot, findings=()), now=NOW))
+    assert "No active findings" not in text and "None in what could be read" in text
+
+
+def test_the_page_at_400_connections_stays_bounded():
+    """A page holds PAGE_SIZE connections whatever the total; every one needing attention (the worst case)
+    costs a bounded amount each (benchmarks/status_page.py --connections 9 400 prints the figures)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from status_page import exactly, with_history, worst_case
+
+    mostly_fine = statuspage.render(exactly(400))  # 24 need attention: the rest of the page's 100 are one line each
+    worst = statuspage.render(with_history(worst_case(exactly(400))))
+    assert "need attention" in worst and "Showing 1–100 of 400 (page 1 of 4)" in text_of(worst)
+    assert len(mostly_fine) < 80_000 and len(worst) < 450_000, (len(mostly_fine), len(worst))  # about 70 and 390 KB
+    assert worst.count('<section class="conn"') == statuspage.PAGE_SIZE
+
+
+def test_the_server_applies_the_forms_query_to_the_page():
+    import threading
+    from urllib.parse import quote
+
+    from exporter.exposition.render import RenderedSnapshot
+    from exporter.web.server import ExporterServer
+
+    shot = many_connections(40)
+    rendered = RenderedSnapshot(shot, b"")
+    server = ExporterServer(("127.0.0.1", 0), lambda: rendered, lambda: b"")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        page = requests.get(url + "?region=eu-west-1&severity=warning&q=site", timeout=10).text
+        assert shown_ids(page) == {"vpn-1eu0000", "vpn-2eu0000"}
+        assert "2 of 40 connections match the filters" in text_of(page)
+        hostile = requests.get(url + "?q=" + quote(HOSTILE) + "&account=" + quote(HOSTILE), timeout=10)
+        assert hostile.status_code == 200 and "<script>" not in hostile.text
+        assert 'value="&lt;script&gt;alert(1)&lt;/script&gt;&quot;&amp;&#x27;"' in hostile.text
+    finally:
+        server.shutdown()
+        server.server_close()

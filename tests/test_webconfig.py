@@ -199,3 +199,43 @@ def test_a_web_config_that_would_be_ignored_is_refused(tmp_path, text, key, reas
     with pytest.raises(ConfigError) as raised:
         load_web_config(path)
     assert raised.value.source == str(path) and raised.value.key == key and reason in raised.value.reason
+
+
+def test_every_web_config_mistake_is_reported_at_once(tmp_path):
+    """Four mistakes, four problems in the order of the file, each with file, key and reason."""
+    path = tmp_path / "web.yml"
+    path.write_text(
+        "tls_server_confg: {}\n"
+        "basic_auth_users:\n"
+        "  prometheus: plaintext\n"
+        "  grafana: $2y$10$" + "a" * 53 + "\n"
+        "  alice: also-plaintext\n"
+        "http_server_config: {http2: true}\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_web_config(path)
+    problems = [(p.source, p.key, p.reason.partition(" (")[0]) for p in raised.value.problems]
+    assert problems == [
+        (str(path), "tls_server_confg", "unknown key, did you mean tls_server_config?"),
+        (str(path), "basic_auth_users.prometheus", "expected a bcrypt hash"),
+        (str(path), "basic_auth_users.alice", "expected a bcrypt hash"),
+        (str(path), "http_server_config", "not supported by this exporter"),
+    ]
+    assert len(str(raised.value).splitlines()) == 4
+
+
+def test_a_tls_mistake_does_not_hide_the_next(certificate):
+    document = {
+        "tls_server_config": {
+            "cert_file": "server.crt",
+            "key_file": "server.key",
+            "min_version": "TLS11",
+            "client_auth_type": "Always",
+        }
+    }
+    with pytest.raises(ConfigError) as raised:
+        load_web_config(write(certificate, document))
+    assert [p.key for p in raised.value.problems] == [  # in the file's order (safe_dump sorts the keys)
+        "tls_server_config.client_auth_type",
+        "tls_server_config.min_version",
+    ]

@@ -28,6 +28,7 @@ from exporter.cli import DEMO_EXTRA_INSTALL
 from exporter.demo.environment import simulated_aws_environment
 from exporter.demo.scenario import load_scenarios
 from tests.conftest import parse_exposition, series, value
+from tests.docs import doc, section
 from tests.services import free_port, stop_within, wait_until
 
 pytestmark = pytest.mark.slow  # builds the wheel and installs it in a fresh venv: not in `scripts/test --quick`
@@ -291,11 +292,9 @@ def test_the_changelog_top_release_is_the_version():
     assert changelog.find("## [Unreleased]") in (-1, heading), "Unreleased, if there, comes first"
 
 
-def test_every_iam_action_the_readme_grants_has_an_upgrade_note():
+def test_every_iam_action_the_docs_grant_has_an_upgrade_note():
     """An operator must grant a new action before upgrading: the CHANGELOG has to say which."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    policy = readme[readme.index("### Least-privilege IAM policy") :]
-    policy = re.split(r"\n#{2,3} ", policy)[0]
+    policy = section(doc("configuration.md"), "### Least-privilege IAM policy")
     actions = set(re.findall(r'"((?:ec2|logs|sts):[A-Za-z]+)"', policy))
     assert len(actions) >= 4
     changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")

@@ -2,12 +2,13 @@
 terms of AWS's knowledge-center article "Why is my Site-to-Site VPN connection DOWN with IPSEC UP?".
 
 The one place this text lives: the diagnose command, the status page, the exported catalogue
-(``aws_vpn_finding_info``, which the pages' cause annotation reads), the README table, the alert rules,
+(``aws_vpn_finding_info``, which the pages' cause annotation reads), docs/diagnosis.md's table, the alert rules,
 runbooks and their tests all read it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 CRITICAL, WARNING, INFO = "critical", "warning", "info"
@@ -25,10 +26,18 @@ class FindingSpec:
     demo: str = ""  # the demo connection that shows it, or "no: <why the demo cannot>"
     needs_ipsec: bool = False  # a BGP-layer cause: while the tunnel's IPsec is down its alert is silenced
     risk: bool = False  # what may go wrong (a configuration), not why something is down: never a page's cause
+    # For a cause that shares its evidence with others (the same "IPSEC IS UP, BGP down"): what tells it apart,
+    # said where the competing causes are listed in the order to check them (triage_order).
+    tell_apart: str = ""
 
     @property
     def runbook_anchor(self) -> str:
         return self.alert.lower()
+
+    @property
+    def title(self) -> str:
+        """The finding in a few words: its summary up to the first colon (the alert's summary says the same)."""
+        return self.summary.split(":")[0].rstrip(".")
 
 
 _SPECS = (
@@ -55,6 +64,8 @@ _SPECS = (
         "connection.",
         alert="VpnStaticCustomerGatewayOnDynamicConnection",
         demo="branch-tokyo",
+        tell_apart="Look at the device's configuration first: with no BGP neighbor configured at all, it is this "
+        "(only a new static connection helps); a device that has a BGP neighbor is not a static one.",
     ),
     FindingSpec(
         "traffic_selectors_mismatch",
@@ -67,6 +78,8 @@ _SPECS = (
         "addresses BGP uses.",
         alert="VpnTrafficSelectorsMismatch",
         demo="branch-tokyo",
+        tell_apart="The device runs BGP but proposes selectors narrower than 0.0.0.0/0 (see the negotiated "
+        "selectors in the evidence): widening them on the device fixes it, no new connection needed.",
     ),
     FindingSpec(
         "accelerated_without_nat_t",
@@ -286,6 +299,8 @@ _SPECS = (
         alert="VpnBgpStuckConnecting",
         demo="branch-tokyo",
         needs_ipsec=True,
+        tell_apart="BGP is configured and trying (Connect/Active) with 0.0.0.0/0 selectors, yet TCP 179 never "
+        "opens: a firewall on the path or a wrong neighbor address.",
     ),
     FindingSpec(
         "bgp_hold_timer_expired",
@@ -372,6 +387,61 @@ def triage_order(code: str) -> tuple:
     page list findings so."""
     spec = FINDINGS[code]
     return spec.risk, spec.symptom, spec.scope == "connection", SEVERITY_RANK[spec.severity], _CHECKLIST_RANK[code]
+
+
+def ranked(codes: Iterable[str]) -> list[str]:
+    """The codes, each once, the most likely cause first (``triage_order``: the one ranking of causes, used by
+    the status page's action line, ``diagnose`` and the alerts' ``cause`` annotation)."""
+    return sorted(set(codes), key=triage_order)
+
+
+def severity_order(code: str) -> tuple:
+    """Sort key for a list of findings read by severity: critical, warning, info; within one, ``triage_order``."""
+    return (SEVERITY_RANK[FINDINGS[code].severity], *triage_order(code))
+
+
+def is_cause(code: str) -> bool:
+    """A finding that says why something is down (neither a symptom nor a configuration risk)."""
+    spec = FINDINGS[code]
+    return not (spec.symptom or spec.risk)
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """What to do now about one connection: its most likely cause; the other causes found on the same tunnels
+    (they share its evidence: the same tunnel down with IPsec up, say), in the order to check them; and the
+    causes found elsewhere on the connection (another tunnel's), to fix after it."""
+
+    first: str
+    then: tuple[str, ...] = ()
+    also: tuple[str, ...] = ()
+
+    @property
+    def competing(self) -> tuple[str, ...]:
+        """The causes to tell apart, in the order to check them; empty when there is one."""
+        return (self.first, *self.then) if self.then else ()
+
+
+def next_step(found: Iterable[tuple[str, str]]) -> NextStep | None:
+    """The connection's next step from its findings as (code, tunnel) pairs (tunnel "" for the connection's
+    own), None without one: the causes that need attention (critical or warning, neither symptom nor risk)
+    in ``ranked`` order; without such a cause, the worst finding alone (a symptom's remedy says where to look).
+    """
+    where: dict[str, set[str]] = {}
+    for code, tunnel in found:
+        where.setdefault(code, set()).add(tunnel)
+    order = ranked(where)
+    if not order:
+        return None
+    causes = [code for code in order if is_cause(code) and FINDINGS[code].severity != INFO]
+    if not causes:
+        return NextStep(min(order, key=severity_order))
+    first = causes[0]
+
+    def shares(code: str) -> bool:  # the same tunnel, or one of them the connection's own
+        return bool(where[code] & where[first]) or "" in where[code] | where[first]
+
+    return NextStep(first, tuple(c for c in causes[1:] if shares(c)), tuple(c for c in causes[1:] if not shares(c)))
 
 
 RUNBOOK_BASE = "https://github.com/aws-vpn-exporter/aws-vpn-exporter/blob/main/docs/runbooks.md"

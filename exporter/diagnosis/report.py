@@ -12,7 +12,7 @@ from itertools import groupby
 from typing import Any
 
 from exporter.diagnosis import strip
-from exporter.diagnosis.findings import CRITICAL, FINDINGS, INFO, WARNING, triage_order
+from exporter.diagnosis.findings import CRITICAL, FINDINGS, INFO, WARNING, next_step, triage_order
 from exporter.model import Connection, CustomerGateway, Finding, HistoryDay, Snapshot, Tunnel
 from exporter.timefmt import duration, utc
 from exporter.untrusted import printable_tree
@@ -130,8 +130,33 @@ def _connection(
         "tunnels": [_tunnel(t) for t in connection.tunnels],
         "findings": [{"tunnel": f.tunnel, **_described(f.code), "evidence": list(f.evidence)} for f in findings],
         "grouped_findings": _grouped(connection, findings),
+        "next_step": _next_step(findings),
         "history": history,
     }
+
+
+def _next_step(findings: list[Finding]) -> dict[str, Any] | None:
+    """What to do now (``findings.next_step``, as the status page says it): the most likely cause, where, its
+    fix; with competing causes, the order to check them and what tells each apart."""
+    step = next_step((f.code, f.tunnel) for f in findings)
+    if step is None:
+        return None
+    spec = FINDINGS[step.first]
+    return {
+        "code": step.first,
+        "title": spec.title,
+        "tunnels": _tunnels_of(findings, step.first),
+        "remedy": spec.remedy,
+        "check_in_order": list(step.competing),
+        "tell_apart": {code: FINDINGS[code].tell_apart for code in step.competing if FINDINGS[code].tell_apart},
+        "then_fix": [
+            {"code": code, "title": FINDINGS[code].title, "tunnels": _tunnels_of(findings, code)} for code in step.also
+        ],
+    }
+
+
+def _tunnels_of(findings: list[Finding], code: str) -> list[str]:
+    return sorted({f.tunnel for f in findings if f.code == code and f.tunnel})
 
 
 def _history(days: tuple[HistoryDay, ...], completed_at: float) -> dict[str, Any] | None:
@@ -363,6 +388,7 @@ def _connection_block(connection: dict[str, Any], now: float, paint, width: int)
         f"{connection['state']}; customer gateway {gateway['customer_gateway_id'] or '-'}"
         + (f" {gateway['ip_address']}, BGP ASN {gateway['bgp_asn']}" if gateway["ip_address"] else ""),
     ]
+    lines.extend(_next_step_lines(connection["next_step"], paint, width))
     rows = [("tunnel", "AWS", "IPsec", "BGP", "routes", "status since")]
     for tunnel in connection["tunnels"]:
         changed = tunnel["last_status_change"]
@@ -404,3 +430,30 @@ def _connection_block(connection: dict[str, Any], now: float, paint, width: int)
                 )
             )
     return lines
+
+
+def _next_step_lines(step: dict[str, Any] | None, paint, width: int) -> list[str]:
+    """``DO NOW`` and, with competing causes, the order to check them and what tells each apart, then the
+    other tunnels' causes; wrapped."""
+    if step is None:
+        return []
+    texts = [(f"{paint('DO NOW:', 'bold')} {step['title']}{_on(step['tunnels'])}. Fix: {step['remedy']}", "  ")]
+    if step["check_in_order"]:
+        texts.append((f"{len(step['check_in_order'])} causes fit the same evidence; check in this order:", "  "))
+        texts.extend(
+            (f"{n}. {FINDINGS[code].title}: {step['tell_apart'].get(code, '')}".rstrip(": "), "    ")
+            for n, code in enumerate(step["check_in_order"], 1)
+        )
+    texts.extend((f"then: {also['title']}{_on(also['tunnels'])}", "  ") for also in step["then_fix"])
+    wrapped = []
+    for text, indent in texts:
+        wrapped.extend(
+            textwrap.wrap(
+                text, width=width, initial_indent=indent, subsequent_indent=indent + "    ", break_on_hyphens=False
+            )
+        )
+    return wrapped
+
+
+def _on(tunnels: list[str]) -> str:
+    return f" (tunnel{'s' if len(tunnels) > 1 else ''} {', '.join(tunnels)})" if tunnels else ""

@@ -10,7 +10,8 @@ the Prometheus exporter-toolkit format (``--web.config.file``):
     basic_auth_users:
       prometheus: $2y$10$...                          # bcrypt hashes, as htpasswd -B makes them
 
-Relative paths are read from the file's directory. Off unless given; every mistake is a ConfigError.
+Relative paths are read from the file's directory. Off unless given; every mistake of the file is reported at
+once, in one ConfigError.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.config import ConfigError, read_yaml
+from exporter.config import Reader, read_yaml_lines
 
 _CLIENT_AUTH = {
     "NoClientCert": ssl.CERT_NONE,
@@ -81,68 +82,70 @@ class WebConfig:
 
 
 def load_web_config(path: str | Path) -> WebConfig:
+    """The web config, or one ConfigError naming every problem of the file (file, key and reason each)."""
     source = str(path)
-    data = read_yaml(path) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(source, "(top level)", "expected a mapping")
-    for key in data:
-        if key == "http_server_config":  # refused rather than accepted and ignored
-            raise ConfigError(
-                source,
-                key,
-                "not supported by this exporter (it serves HTTP/1.1 without custom headers); remove the key",
-            )
-        if key not in ("tls_server_config", "basic_auth_users"):
-            raise ConfigError(source, str(key), "unknown key (known: basic_auth_users, tls_server_config)")
+    data, lines = read_yaml_lines(path)
+    reader = Reader(source)
+    data = reader.mapping(data, "", {"tls_server_config", "basic_auth_users", "http_server_config"})
+    if "http_server_config" in data:  # refused rather than accepted and ignored
+        reader.report(
+            "http_server_config",
+            "not supported by this exporter (it serves HTTP/1.1 without custom headers); remove the key",
+        )
     base = Path(path).resolve().parent
-    return WebConfig(
-        tls=_tls(source, base, data.get("tls_server_config")), users=_users(source, data.get("basic_auth_users"))
+    web = WebConfig(
+        tls=_tls(reader, base, data.get("tls_server_config")), users=_users(reader, data.get("basic_auth_users"))
     )
+    reader.check(lines)
+    return web
 
 
-def _tls(source: str, base: Path, data) -> ssl.SSLContext | None:
-    if data is None:
+def _tls(reader: Reader, base: Path, value) -> ssl.SSLContext | None:
+    if value is None:
         return None
-    if not isinstance(data, dict):
-        raise ConfigError(source, "tls_server_config", "expected a mapping")
-    known = {"cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version"}
-    for key in data:
-        if key not in known:
-            raise ConfigError(source, f"tls_server_config.{key}", f"unknown key (known: {', '.join(sorted(known))})")
+    where = "tls_server_config"
+    data = reader.mapping(value, where, {"cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version"})
+    if not isinstance(value, dict):
+        return None
     for key in ("cert_file", "key_file"):
         if not isinstance(data.get(key), str):
-            raise ConfigError(source, f"tls_server_config.{key}", "missing: a path to a PEM file")
+            reader.report(f"{where}.{key}", "missing: a path to a PEM file")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     version = data.get("min_version", "TLS12")
-    if version not in _VERSIONS:
-        raise ConfigError(source, "tls_server_config.min_version", f"expected one of {', '.join(_VERSIONS)}")
-    context.minimum_version = _VERSIONS[version]
-    try:
-        context.load_cert_chain(base / data["cert_file"], base / data["key_file"])
-    except (OSError, ssl.SSLError) as err:
-        raise ConfigError(source, "tls_server_config.cert_file", f"cannot load certificate and key: {err}") from None
+    if version in _VERSIONS:
+        context.minimum_version = _VERSIONS[version]
+    else:
+        reader.report(f"{where}.min_version", f"expected one of {', '.join(_VERSIONS)}")
+    if reader.ok(f"{where}.cert_file", f"{where}.key_file"):
+        try:
+            context.load_cert_chain(base / data["cert_file"], base / data["key_file"])
+        except (OSError, ssl.SSLError) as err:
+            reader.report(f"{where}.cert_file", f"cannot load certificate and key: {err}")
     auth = data.get("client_auth_type", "NoClientCert")
-    if auth not in _CLIENT_AUTH:
-        raise ConfigError(source, "tls_server_config.client_auth_type", f"expected one of {', '.join(_CLIENT_AUTH)}")
-    context.verify_mode = _CLIENT_AUTH[auth]
+    if auth in _CLIENT_AUTH:
+        context.verify_mode = _CLIENT_AUTH[auth]
+    else:
+        reader.report(f"{where}.client_auth_type", f"expected one of {', '.join(_CLIENT_AUTH)}")
     if "client_ca_file" in data:
         try:
             context.load_verify_locations(base / data["client_ca_file"])
-        except (OSError, ssl.SSLError) as err:
-            raise ConfigError(source, "tls_server_config.client_ca_file", f"cannot load: {err}") from None
+        except (OSError, ssl.SSLError, TypeError) as err:
+            reader.report(f"{where}.client_ca_file", f"cannot load: {err}")
     elif auth in ("RequireAndVerifyClientCert", "VerifyClientCertIfGiven"):
-        raise ConfigError(source, "tls_server_config.client_ca_file", f"required with client_auth_type {auth}")
+        reader.report(f"{where}.client_ca_file", f"required with client_auth_type {auth}")
     return context
 
 
-def _users(source: str, data) -> dict[str, bytes]:
+def _users(reader: Reader, data) -> dict[str, bytes]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(source, "basic_auth_users", "expected a mapping of user names to bcrypt hashes")
+        reader.report("basic_auth_users", "expected a mapping of user names to bcrypt hashes")
+        return {}
     users = {}
     for user, hashed in data.items():
         if not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")) or len(hashed) != 60:
-            raise ConfigError(source, f"basic_auth_users.{user}", "expected a bcrypt hash (htpasswd -nBC 10 USER)")
-        users[str(user)] = hashed.encode()
+            reader.report(f"basic_auth_users.{user}", "expected a bcrypt hash (htpasswd -nBC 10 USER)")
+        else:
+            users[str(user)] = hashed.encode()
     return users

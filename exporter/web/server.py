@@ -325,6 +325,7 @@ class _Handler(BaseHTTPRequestHandler):
                 demo=self.server.demo,
                 page=_page_number(self.path),
                 discovery=self.server.organizations(),
+                filters=statuspage.Filters.from_query(self.path.partition("?")[2]),
             ).encode()
         except Exception:  # isolation: a value the page cannot show never costs /metrics or the server
             log.exception("status page failed")

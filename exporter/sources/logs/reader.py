@@ -10,7 +10,7 @@ stream exists only after a tunnel's first event; AWS also does not document the 
 its ``logStreamName`` names a tunnel when it holds both the connection id and the outside IP, and a BGP
 event's ``resource_id`` (``vpn-id_outside-ip``) names its tunnel whatever the stream is called. Whether an
 event is IKE or BGP follows from the tunnel's log options, then the stream name, then the event's shape.
-One call per group and page costs the same at 10 or 10,000 tunnels (the README has the table). Events no
+One call per group and page costs the same at 10 or 10,000 tunnels (docs/logs.md has the table). Events no
 tunnel claims are counted, not failed. Cursors, dedup ids and per-tunnel counts are saved together.
 """
 
