@@ -698,8 +698,9 @@ METRIC_DOCS: dict[str, tuple[str, str]] = {
     ),
     "aws_vpn_exporter_collection_success": (
         "ec2",
-        "per `account_id, region, source` (`ec2`, `logs`, `tunnel_status`, `traffic`): 1 when the latest "
-        "collection succeeded",
+        "per `account_id, region, source` (`ec2`, `logs`, `tunnel_status`, `traffic`, and `sts` for each region of "
+        "an account whose credentials fail: AssumeRole, GetCallerIdentity or none at all, in place of `ec2`): 1 when "
+        "the latest collection succeeded",
     ),
     "aws_vpn_exporter_collection_duration_seconds": (
         "ec2",

@@ -142,7 +142,7 @@ def test_an_aws_error_names_its_code_operation_endpoint_and_message(aws, faults,
     assert error == (
         f"UnauthorizedOperation: DescribeVpnConnections at {faults.url}: injected fault; to fix: allow "
         "ec2:DescribeVpnConnections to the identity the exporter uses in this account; see the least-privilege IAM "
-        "policy in the README"
+        "policy in docs/configuration.md"
     )
     assert any(error in record.getMessage() for record in caplog.records)
 

@@ -47,8 +47,8 @@ INVALID_CREDENTIAL_CODES = frozenset(
     {"AuthFailure", "InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch"}
 )
 
-# Where the IAM policy is written out (the README's section of that name).
-POLICY = "the least-privilege IAM policy in the README"
+# Where the IAM policy is written out (its section "Least-privilege IAM policy").
+POLICY = "the least-privilege IAM policy in docs/configuration.md"
 SET_CREDENTIALS = (
     "give the exporter credentials: AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or an instance or "
     "pod role (EC2 instance profile, EKS Pod Identity or IRSA); an account reached through a role also needs its "
