@@ -797,3 +797,15 @@ def test_the_server_applies_the_forms_query_to_the_page():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_an_error_that_says_its_own_fix_is_the_headlines_first_step_said_once():
+    from exporter.model import SourceResult
+
+    error = "no AWS credentials (NoCredentialsError); to fix: give the exporter credentials: AWS_PROFILE"
+    headline = statuspage._nothing_read([SourceResult("unknown", "us-east-1", "sts", False, 0.1, None, error)])
+    assert headline == (
+        "No AWS call has succeeded (1 sources failed): give the exporter credentials: AWS_PROFILE. "
+        "Last error: no AWS credentials (NoCredentialsError)"
+    )
+    assert headline.count("AWS_PROFILE") == 1

@@ -346,7 +346,7 @@ _FIRST_FIXES = (
     ),
     (
         ("accessdenied", "access denied", "unauthorizedoperation", "not authorized"),
-        "check the IAM policy of the exporter's role: it needs the read-only actions the README's policy lists",
+        "check the IAM policy of the exporter's role: it needs the read-only actions the policy in docs/configuration.md lists",
     ),
     (
         ("throttl", "requestlimitexceeded", "rate exceeded"),
@@ -362,6 +362,9 @@ _FIRST_FIXES = (
 def _nothing_read(failed: list[SourceResult]) -> str:
     """The headline when every source failed and there is no connection to show: what failed, what to do."""
     error = next((r.error for r in reversed(failed) if r.error), "") or "no error was given"
+    reason, said, fix = error.partition("; to fix: ")
+    if said:  # the error says what to do itself (sources/failures.py): said once, first
+        return f"No AWS call has succeeded ({len(failed):,} sources failed): {fix}. Last error: {reason}"
     folded = error.casefold()
     fix = next(
         (fix for words, fix in _FIRST_FIXES if any(word in folded for word in words)),
