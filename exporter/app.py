@@ -333,6 +333,7 @@ class Exporter:
             self.reload if self.lifecycle else None,
             demo=self.demo,
             organizations=self.metrics.organization_views,
+            runbook_base=lambda: self.config.runbook_base,
         )
         threading.Thread(target=self.server.serve_forever, name="http", daemon=True).start()
         host, port = self.address

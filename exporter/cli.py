@@ -158,7 +158,7 @@ def diagnose_main(argv: list[str]) -> int:
             if demo is not None:
                 demo.stop()
     assert rendered is not None, "the EC2 poll publishes a snapshot, a failed one included"
-    report = build_report(rendered.snapshot, args.ids)
+    report = build_report(rendered.snapshot, args.ids, config.runbook_base)
     if isinstance(sys.stdout, io.TextIOWrapper):  # a character the terminal's encoding lacks never fails the run
         sys.stdout.reconfigure(errors="backslashreplace")
     if args.output == "json":

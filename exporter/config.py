@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 log = logging.getLogger(__name__)
+# Where the runbooks live: the status page's, diagnose's and (alerts/settings.yml) the alerts' links. Point all of
+# them at your own wiki with the config's runbook_base and the settings' runbook_base.
+RUNBOOK_BASE = "https://github.com/aws-vpn-exporter/aws-vpn-exporter/blob/main/docs/runbooks.md"
 
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -196,6 +199,7 @@ class Config:
     organizations: tuple[Organization, ...] = ()  # targets found by discovery, besides the explicit ones
     discovery_interval: float = 3600.0  # how often the organizations' accounts and regions are listed again
     empty_region_interval: float = 300.0  # a region whose last poll found no connection is polled this often
+    runbook_base: str = RUNBOOK_BASE  # the runbooks the status page and diagnose link to (anchor: the alert's name)
     source: str = "<built-in>"
 
     def sharded_targets(self) -> tuple[Target, ...]:
@@ -610,6 +614,7 @@ def parse_config(data: Any, source: str) -> Config:
         "connection_tags",
         "discovery_interval",
         "empty_region_interval",
+        "runbook_base",
     }
     data = reader.mapping(data, "", allowed)
     if "targets" in data:
@@ -657,6 +662,18 @@ def parse_config(data: Any, source: str) -> Config:
         ),
         shard=_shard(reader, data.get("shard")),
         aws=_aws(reader, data.get("aws")),
+        runbook_base=reader.typed(
+            data,
+            "runbook_base",
+            "",
+            RUNBOOK_BASE,
+            str,
+            lambda v: (
+                None
+                if re.fullmatch(r"https?://[^\s\x00-\x1f\x7f<>\"'`]+", v) and len(v) <= 512
+                else "must be an http(s) URL (no spaces or quotes, at most 512 characters)"
+            ),
+        ),
         source=source,
     )
     reader.check()

@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 from exporter import contract as m
-from exporter.diagnosis.findings import FINDINGS, RUNBOOK_BASE, ranked
+from exporter.config import RUNBOOK_BASE
+from exporter.diagnosis.findings import FINDINGS, ranked
 from exporter.report import series as history
 from exporter.untrusted import UNSAFE_RANGES
 from generate import output, settings

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from exporter.config import RUNBOOK_BASE
+
 CRITICAL, WARNING, INFO = "critical", "warning", "info"
 
 
@@ -442,9 +444,6 @@ def next_step(found: Iterable[tuple[str, str]]) -> NextStep | None:
         return bool(where[code] & where[first]) or "" in where[code] | where[first]
 
     return NextStep(first, tuple(c for c in causes[1:] if shares(c)), tuple(c for c in causes[1:] if not shares(c)))
-
-
-RUNBOOK_BASE = "https://github.com/aws-vpn-exporter/aws-vpn-exporter/blob/main/docs/runbooks.md"
 
 
 def runbook_url(code: str, base: str = RUNBOOK_BASE) -> str:

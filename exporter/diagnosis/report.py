@@ -12,7 +12,16 @@ from itertools import groupby
 from typing import Any
 
 from exporter.diagnosis import strip
-from exporter.diagnosis.findings import CRITICAL, FINDINGS, INFO, WARNING, next_step, triage_order
+from exporter.diagnosis.findings import (
+    CRITICAL,
+    FINDINGS,
+    INFO,
+    RUNBOOK_BASE,
+    WARNING,
+    next_step,
+    runbook_url,
+    triage_order,
+)
 from exporter.model import Connection, CustomerGateway, Finding, HistoryDay, Snapshot, Tunnel
 from exporter.timefmt import duration, utc
 from exporter.untrusted import printable_tree
@@ -54,7 +63,7 @@ def _matches(connection: Connection, wanted: str) -> bool:
     return wanted in (connection.vpn_connection_id, connection.name)
 
 
-def build_report(snapshot: Snapshot, wanted: Iterable[str] = ()) -> dict[str, Any]:
+def build_report(snapshot: Snapshot, wanted: Iterable[str] = (), runbook_base: str = RUNBOOK_BASE) -> dict[str, Any]:
     """A plain-data report of the snapshot, worst connection first; limited to the connections whose id
     or Name tag is in ``wanted`` when given (a Name may match several: all are kept)."""
     wanted = list(dict.fromkeys(wanted))
@@ -102,8 +111,19 @@ def build_report(snapshot: Snapshot, wanted: Iterable[str] = ()) -> dict[str, An
         },
         "sources": sources,
         "not_found": [w for w in wanted if w not in matched],
-        "connections": connections,
+        "connections": _with_runbooks(connections, runbook_base),
     }
+
+
+def _with_runbooks(connections: list[dict[str, Any]], runbook_base: str) -> list[dict[str, Any]]:
+    """Each finding with the link to its runbook section, at the config's ``runbook_base`` (as the alerts')."""
+    for connection in connections:
+        for finding in connection.get("findings", ()):
+            finding["runbook"] = runbook_url(finding["code"], runbook_base)
+        step = connection.get("next_step")
+        if step:
+            step["runbook"] = runbook_url(step["code"], runbook_base)
+    return connections
 
 
 def _connection(
@@ -445,6 +465,8 @@ def _next_step_lines(step: dict[str, Any] | None, paint, width: int) -> list[str
             for n, code in enumerate(step["check_in_order"], 1)
         )
     texts.extend((f"then: {also['title']}{_on(also['tunnels'])}", "  ") for also in step["then_fix"])
+    if step.get("runbook"):
+        texts.append((f"runbook: {step['runbook']}", "  "))
     wrapped = []
     for text, indent in texts:
         wrapped.extend(

@@ -64,9 +64,11 @@ class ExporterServer(ThreadingHTTPServer):
         reload: Callable[[], str | None] | None = None,
         demo: bool = False,
         organizations: Callable[[], tuple] = tuple,
+        runbook_base: Callable[[], str] | None = None,
     ):
         self.current = current
         self.organizations = organizations  # the organizations' latest discovery, for the status page
+        self.runbook_base = runbook_base  # where the status page's runbook links point (the config's, after a reload)
         self.demo = demo  # the status page says it shows the simulated AWS
         self.live_metrics = live_metrics
         self.reload = reload  # POST /-/reload; None unless --web.enable-lifecycle
@@ -326,6 +328,7 @@ class _Handler(BaseHTTPRequestHandler):
                 page=_page_number(self.path),
                 discovery=self.server.organizations(),
                 filters=statuspage.Filters.from_query(self.path.partition("?")[2]),
+                runbook_base=self.server.runbook_base() if self.server.runbook_base else statuspage.RUNBOOK_BASE,
             ).encode()
         except Exception:  # isolation: a value the page cannot show never costs /metrics or the server
             log.exception("status page failed")

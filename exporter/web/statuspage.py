@@ -32,6 +32,7 @@ from exporter.diagnosis import strip
 from exporter.diagnosis.findings import (
     CRITICAL,
     FINDINGS,
+    RUNBOOK_BASE,
     SEVERITIES,
     SEVERITY_RANK,
     WARNING,
@@ -201,10 +202,12 @@ def render(
     page: int = 1,
     discovery: tuple = (),
     filters: Filters | None = None,
+    runbook_base: str = RUNBOOK_BASE,
 ) -> str:
     """The whole page, as text; ``page`` (from 1) selects which PAGE_SIZE connections are shown;
     ``discovery`` holds each organization target's latest discovery (``sources.discovery.OrganizationView``);
-    ``filters`` (``Filters.from_query``) narrows the connections listed."""
+    ``filters`` (``Filters.from_query``) narrows the connections listed; ``runbook_base`` is where the runbook
+    links point (the config's ``runbook_base``)."""
     now = time.time() if now is None else now
     parts = [_head(snapshot), "<body>\n<h1>AWS Site-to-Site VPN status</h1>\n"]
     if demo:
@@ -218,7 +221,7 @@ def render(
             f"collected yet. This page reloads every {WAITING_REFRESH_SECONDS} s.</p>\n"
         )
     else:
-        parts.extend(_body(snapshot, _snapshot_now(snapshot, now), page, filters or Filters()))
+        parts.extend(_body(snapshot, _snapshot_now(snapshot, now), page, filters or Filters(), runbook_base))
     parts.append(_discovery(discovery, now))
     parts.append(_footer(WAITING_REFRESH_SECONDS if snapshot is None else REFRESH_SECONDS))
     parts.append("</body></html>\n")
@@ -282,7 +285,7 @@ def _footer(refresh: int) -> str:
     )
 
 
-def _body(snapshot: Snapshot, now: float, page: int, filters: Filters) -> list[str]:
+def _body(snapshot: Snapshot, now: float, page: int, filters: Filters, runbook_base: str) -> list[str]:
     by_connection: dict[tuple[str, str, str], list[Finding]] = {}
     for finding in snapshot.findings:
         by_connection.setdefault((finding.account_id, finding.region, finding.vpn_connection_id), []).append(finding)
@@ -326,7 +329,7 @@ def _body(snapshot: Snapshot, now: float, page: int, filters: Filters) -> list[s
         parts.append(_filter_form(rows, filters))
         parts.append(_connections(rows, [row for row in rows if filters.keeps(row)], filters, now, page, snapshot))
     read = "all" if not failed else "none" if nothing_read and not rows else "some"
-    parts.append(_findings_summary(snapshot.findings, rows, read))
+    parts.append(_findings_summary(snapshot.findings, rows, read, runbook_base))
     busy = {(region.account_id, region.region) for region in snapshot.regions if region.connections}
     parts.append(_sources(snapshot.results, now, busy))
     return parts
@@ -404,7 +407,7 @@ def _stale(failed: list[SourceResult], now: float) -> str:
     return f"what they last collected is still shown, the oldest from {ago(now - min(times))}"
 
 
-def _findings_summary(findings: tuple[Finding, ...], rows: list[_Row], read: str) -> str:
+def _findings_summary(findings: tuple[Finding, ...], rows: list[_Row], read: str, runbook_base: str) -> str:
     """Every active finding once, critical first: in words, where, the fix and the runbook. With no finding,
     "none" is said in green only when every source succeeded (``read`` "all"; "some", "none": nothing vouches
     for it)."""
@@ -449,7 +452,7 @@ def _findings_summary(findings: tuple[Finding, ...], rows: list[_Row], read: str
             f'<tr id="finding-{_e(code)}"><td class="{spec.severity}">{_e(spec.severity)}</td>'
             f'<td class="summary"><strong>{_e(spec.summary)}</strong><br><code class="code">{_e(code)}</code></td>'
             f'<td class="where">{where}: {shown}</td><td>{_e(spec.remedy)}<br>'
-            f'Runbook: <a class="name" href="{_e(runbook_url(code))}">{_e(spec.alert)}</a></td></tr>\n'
+            f'Runbook: <a class="name" href="{_e(runbook_url(code, runbook_base))}">{_e(spec.alert)}</a></td></tr>\n'
         )
     out.append("</tbody></table></details>\n")
     return "".join(out)
