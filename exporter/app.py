@@ -157,15 +157,15 @@ class Exporter:
 
     def _poll_soon(self, name: str) -> None:
         """A source asks to be polled again now (a retry that is due): through its job, or here and now."""
-        if self.scheduler.running and self.scheduler.get_job(_job(name)) is not None:
-            self.scheduler.run_now(_job(name))
-        elif not self.scheduler.stopped:
+        if not self._run_now(name) and not self.scheduler.stopped:
             self.poll(name)
 
-    def _run_now(self, name: str) -> None:
-        """Run a source's job at once (when the scheduler runs it)."""
+    def _run_now(self, name: str) -> bool:
+        """Run a source's job at once, when the scheduler runs it; False when there is no such job running."""
         if self.scheduler.running and self.scheduler.get_job(_job(name)) is not None:
             self.scheduler.run_now(_job(name))
+            return True
+        return False
 
     def poll_once(self, every: bool = False, within: float | None = None, only: frozenset[str] = frozenset()):
         """Poll the quick sources (each after what it needs), or ``every`` source, once each in the
